@@ -1,0 +1,1 @@
+"""api layer of nbkube; see DESIGN.md for what it may import."""

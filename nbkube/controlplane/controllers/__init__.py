@@ -1,0 +1,1 @@
+"""controllers layer of nbkube; see DESIGN.md for what it may import."""

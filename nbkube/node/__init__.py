@@ -1,0 +1,1 @@
+"""node layer of nbkube; see DESIGN.md for what it may import."""

@@ -1,0 +1,1 @@
+"""proxy layer of nbkube; see DESIGN.md for what it may import."""

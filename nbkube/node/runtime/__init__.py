@@ -1,0 +1,1 @@
+"""runtime layer of nbkube; see DESIGN.md for what it may import."""

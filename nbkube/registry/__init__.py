@@ -1,0 +1,1 @@
+"""registry layer of nbkube; see DESIGN.md for what it may import."""

@@ -1,0 +1,1 @@
+"""store layer of nbkube; see DESIGN.md for what it may import."""
