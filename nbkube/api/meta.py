@@ -6,7 +6,6 @@ nbkube keeps every object as the plain JSON-shaped dict that Kubernetes puts on 
 layers above.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
