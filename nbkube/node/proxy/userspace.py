@@ -1,0 +1,236 @@
+"""The userspace service proxy: the article's kube-proxy, which "listens on a certain port" and forwards.
+
+Used by the embedded (rootless) mode, where no iptables can be written: for every service port it
+listens on the ClusterIP (mapped to a loopback address the user can reach without root) and on each
+node's NodePort, and forwards every TCP connection to one ready backend, round robin, or sticky per
+client address when `sessionAffinity: ClientIP` asks for it. A backend that refuses the connection is
+skipped for the next one, as kube-proxy's userspace mode did.
+
+All sockets live on one asyncio loop in one background thread, so a sync (open/close listeners,
+swap backend lists) is a cheap message to that loop and the proxy adds one thread to the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from nbkube.node.proxy.rules import Backend, ServicePortRule
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 64 * 1024
+_T = TypeVar("_T")
+
+
+@dataclass
+class _Listener:
+    """One listening socket and the backends it spreads connections over."""
+
+    rule: ServicePortRule
+    server: asyncio.AbstractServer | None = None
+    next_index: int = 0
+    affinity: dict[str, tuple[Backend, float]] = field(default_factory=dict)
+    connections: int = 0
+    failures: int = 0
+
+    def candidates(self, client_ip: str, now: float) -> list[Backend]:
+        """Backends in the order to try them for this client."""
+        backends = list(self.rule.backends)
+        if not backends:
+            return []
+        if self.rule.session_affinity:
+            sticky = self.affinity.get(client_ip)
+            if sticky and sticky[1] > now and sticky[0] in backends:
+                backends.remove(sticky[0])
+                return [sticky[0], *backends]
+        start = self.next_index % len(backends)
+        self.next_index = start + 1
+        return backends[start:] + backends[:start]
+
+
+class UserspaceProxy:
+    """Forward ClusterIP and NodePort connections to service backends from one asyncio thread."""
+
+    def __init__(
+        self,
+        *,
+        address_map: Callable[[str], str] | None = None,
+        connect_timeout: float = 2.0,
+        name: str = "nbkube-userspace-proxy",
+    ):
+        self._address_map = address_map or (lambda ip: ip)
+        self._connect_timeout = connect_timeout
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._listeners: dict[tuple[str, int], _Listener] = {}
+        self._errors: dict[tuple[str, int], str] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+            # Cancel connection handlers still running so the loop closes without warnings.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self) -> None:
+        """Close every listener and connection; leaves no socket behind."""
+        if self._loop is None or self._thread is None:
+            return
+        with contextlib.suppress(Exception):
+            self._call(self._apply({}), timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = None
+        self._thread = None
+
+    def __enter__(self) -> UserspaceProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- programming -------------------------------------------------------------------------------
+
+    def sync(self, rules: Iterable[ServicePortRule], node_ips: Iterable[str]) -> dict[tuple[str, int], str]:
+        """Make the listeners match `rules`; returns the addresses that could not be opened, with why.
+
+        Each rule listens on its (mapped) ClusterIP:port, and on every node IP at its NodePort.
+        """
+        wanted: dict[tuple[str, int], ServicePortRule] = {}
+        nodes = list(node_ips)
+        for rule in rules:
+            if rule.protocol != "TCP":
+                continue  # the userspace proxy forwards TCP only; UDP services need the iptables proxy
+            wanted[(self._address_map(rule.cluster_ip), rule.port)] = rule
+            if rule.node_port:
+                for ip in nodes:
+                    wanted[(ip, rule.node_port)] = rule
+        if self._loop is None:
+            self.start()
+        return self._call(self._apply(wanted), timeout=30)
+
+    def listening(self) -> dict[tuple[str, int], str]:
+        """Every open listener and the rule id it serves."""
+        return {addr: lst.rule.id for addr, lst in list(self._listeners.items()) if lst.server}
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Connections forwarded and failed per rule id."""
+        out: dict[str, dict[str, int]] = {}
+        for lst in list(self._listeners.values()):
+            entry = out.setdefault(lst.rule.id, {"connections": 0, "failures": 0})
+            entry["connections"] += lst.connections
+            entry["failures"] += lst.failures
+        return out
+
+    def _call(self, coro: Coroutine[Any, Any, _T], timeout: float) -> _T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _apply(self, wanted: dict[tuple[str, int], ServicePortRule]) -> dict[tuple[str, int], str]:
+        for addr in [a for a in self._listeners if a not in wanted]:
+            listener = self._listeners.pop(addr)
+            if listener.server is not None:
+                listener.server.close()
+                await listener.server.wait_closed()
+        errors: dict[tuple[str, int], str] = {}
+        for addr, rule in wanted.items():
+            existing = self._listeners.get(addr)
+            if existing is not None and existing.server is not None:
+                existing.rule = rule  # new backends take effect for the next connection
+                continue
+            listener = _Listener(rule)
+            try:
+                listener.server = await asyncio.start_server(
+                    functools.partial(self._forward, listener),
+                    host=addr[0],
+                    port=addr[1],
+                    reuse_address=True,
+                )
+            except OSError as exc:
+                errors[addr] = f"cannot listen on {addr[0]}:{addr[1]} for {rule.id}: {exc.strerror or exc}"
+                log.warning("%s", errors[addr])
+                continue
+            self._listeners[addr] = listener
+        self._errors = errors
+        return errors
+
+    # -- forwarding --------------------------------------------------------------------------------
+
+    async def _forward(
+        self, listener: _Listener, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        peer = client_writer.get_extra_info("peername") or ("", 0)
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for backend in listener.candidates(peer[0], loop.time()):
+            try:
+                upstream = await asyncio.wait_for(
+                    asyncio.open_connection(backend.ip, backend.port), self._connect_timeout
+                )
+            except (OSError, TimeoutError):
+                listener.failures += 1
+                continue
+            if listener.rule.session_affinity:
+                listener.affinity[peer[0]] = (backend, loop.time() + listener.rule.affinity_timeout)
+            break
+        if upstream is None:
+            client_writer.close()
+            return
+        listener.connections += 1
+        backend_reader, backend_writer = upstream
+        writers = (client_writer, backend_writer)
+        await asyncio.gather(
+            _pipe(client_reader, backend_writer, writers),
+            _pipe(backend_reader, client_writer, writers),
+            return_exceptions=True,
+        )
+        for writer in writers:
+            writer.close()
+
+
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, both: tuple[asyncio.StreamWriter, ...]
+) -> None:
+    """Copy one direction until EOF, then half-close so the other side sees the end of the request.
+
+    A reset on either side closes both connections, so the opposite direction cannot wait forever.
+    """
+    try:
+        while True:
+            data = await reader.read(_CHUNK)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError):
+        for w in both:
+            w.close()

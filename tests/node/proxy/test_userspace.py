@@ -1,0 +1,123 @@
+"""The userspace proxy forwards real TCP connections on loopback, round robin, and cleans up."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from nbkube.node.proxy.rules import Backend, ServicePortRule
+from nbkube.node.proxy.userspace import UserspaceProxy
+
+
+class _NameServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+def _backend(ip: str, reply: bytes) -> _NameServer:
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(1024)
+            self.request.sendall(reply)
+
+    server = _NameServer((ip, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def backends() -> Iterator[list[_NameServer]]:
+    servers = [_backend(f"127.0.42.{i}", f"pod-{i}".encode()) for i in (1, 2, 3)]
+    yield servers
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def _rule(
+    servers: list[_NameServer], affinity: bool = False, node_port: int | None = None
+) -> ServicePortRule:
+    return ServicePortRule(
+        service="default/web",
+        port_name="",
+        protocol="TCP",
+        cluster_ip="10.96.0.10",
+        port=_free_port(),
+        node_port=node_port,
+        session_affinity=affinity,
+        affinity_timeout=60,
+        backends=tuple(Backend(*s.server_address[:2]) for s in servers),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _ask(ip: str, port: int) -> bytes:
+    with socket.create_connection((ip, port), timeout=5) as conn:
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        return conn.recv(1024)
+
+
+def _to_loopback(ip: str) -> str:
+    return "127.96." + ".".join(ip.split(".")[2:])
+
+
+def test_round_robin_over_ready_backends_on_cluster_ip_and_node_port(backends):
+    rule = _rule(backends, node_port=_free_port())
+    with UserspaceProxy(address_map=_to_loopback) as proxy:
+        assert proxy.sync([rule], node_ips=["127.0.43.1"]) == {}
+        assert set(proxy.listening()) == {("127.96.0.10", rule.port), ("127.0.43.1", rule.node_port)}
+        seen = Counter(_ask("127.96.0.10", rule.port) for _ in range(30))
+        assert seen == {b"pod-1": 10, b"pod-2": 10, b"pod-3": 10}
+        assert _ask("127.0.43.1", rule.node_port or 0).startswith(b"pod-")
+        assert proxy.stats()["default/web"]["connections"] == 31
+
+
+def test_client_ip_affinity_sticks_to_one_backend(backends):
+    rule = _rule(backends, affinity=True)
+    with UserspaceProxy(address_map=_to_loopback) as proxy:
+        proxy.sync([rule], node_ips=[])
+        assert len({_ask("127.96.0.10", rule.port) for _ in range(10)}) == 1
+
+
+def test_a_dead_backend_is_skipped_and_endpoint_changes_apply_without_reopening(backends):
+    rule = _rule(backends)
+    backends[0].shutdown()
+    backends[0].server_close()
+    with UserspaceProxy(address_map=_to_loopback) as proxy:
+        proxy.sync([rule], node_ips=[])
+        replies = {_ask("127.96.0.10", rule.port) for _ in range(6)}
+        assert replies == {b"pod-2", b"pod-3"}
+        assert proxy.stats()["default/web"]["failures"] >= 1
+        narrowed = ServicePortRule(**{**rule.__dict__, "backends": rule.backends[2:]})
+        proxy.sync([narrowed], node_ips=[])
+        assert {_ask("127.96.0.10", rule.port) for _ in range(4)} == {b"pod-3"}
+
+
+def test_stop_closes_every_listener(backends):
+    rule = _rule(backends)
+    proxy = UserspaceProxy(address_map=_to_loopback)
+    proxy.sync([rule], node_ips=[])
+    proxy.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.96.0.10", rule.port), timeout=1)
+
+
+def test_a_port_in_use_is_reported_not_raised(backends):
+    rule = _rule(backends)
+    with socket.socket() as squatter:
+        squatter.bind(("127.96.0.10", rule.port))
+        squatter.listen()
+        with UserspaceProxy(address_map=_to_loopback) as proxy:
+            errors = proxy.sync([rule], node_ips=[])
+            assert list(errors) == [("127.96.0.10", rule.port)]
+            assert "default/web" in errors[("127.96.0.10", rule.port)]
