@@ -6,7 +6,6 @@ nbkube keeps every object as the plain JSON-shaped dict that Kubernetes puts on 
 layers above.
 """
 
-
 from typing import Any
 
 Obj = dict[str, Any]

@@ -1,0 +1,217 @@
+"""A collector of FieldErrors with typed field accessors, shared by the per-kind validators.
+
+Manifests come from users, so any field may be missing, null or of the wrong type. Each accessor
+here reads one field, records `required` / `must be an integer, got ...` under the field's full
+path when it is wrong, and returns the value only when it has the expected type, so the validators
+can go on checking what they can without ever raising on a malformed object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from nbkube.errors import FieldError
+
+
+def join(path: str, key: str | int) -> str:
+    """`join("spec", "ports")` -> `spec.ports`; `join("spec.ports", 0)` -> `spec.ports[0]`."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def show(value: Any) -> str:
+    """A value as it appears in an error message (JSON, truncated when long)."""
+    text = json.dumps(value, default=str, separators=(",", ":"))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return type(value).__name__
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class Errors(list[FieldError]):
+    """The FieldErrors found so far, plus typed getters that add to them."""
+
+    def add(self, path: str, message: str) -> None:
+        self.append(FieldError(path, message))
+
+    def extend_messages(self, path: str, value: Any, messages: Iterable[str]) -> bool:
+        """Add `Invalid value: <value>: <msg>` for each message; True when there was none."""
+        before = len(self)
+        for msg in messages:
+            self.add(path, f"Invalid value: {show(value)}: {msg}")
+        return len(self) == before
+
+    def required(self, path: str) -> None:
+        self.add(path, "required")
+
+    def invalid(self, path: str, value: Any, detail: str) -> None:
+        self.add(path, f"Invalid value: {show(value)}: {detail}")
+
+    def unsupported(self, path: str, value: Any, supported: Iterable[str]) -> None:
+        choices = ", ".join(f'"{s}"' for s in supported)
+        self.add(path, f"Unsupported value: {show(value)}: supported values: {choices}")
+
+    def duplicate(self, path: str, value: Any) -> None:
+        self.add(path, f"Duplicate value: {show(value)}")
+
+    def forbidden(self, path: str, detail: str) -> None:
+        self.add(path, f"Forbidden: {detail}")
+
+    def wrong_type(self, path: str, expected: str, value: Any) -> None:
+        self.add(path, f"must be {expected}, got {type_name(value)} {show(value)}")
+
+    # --- typed getters: return the value when present and well-typed, else None -----------------
+
+    def _get(
+        self,
+        parent: dict[str, Any],
+        key: str,
+        path: str,
+        ok: Callable[[Any], bool],
+        expected: str,
+        required: bool,
+    ) -> Any:
+        value = parent.get(key)
+        full = join(path, key)
+        if value is None:
+            if required:
+                self.required(full)
+            return None
+        if not ok(value):
+            self.wrong_type(full, expected, value)
+            return None
+        return value
+
+    def mapping(
+        self, parent: dict[str, Any], key: str, path: str, required: bool = False
+    ) -> dict[str, Any] | None:
+        result: dict[str, Any] | None = self._get(
+            parent, key, path, lambda v: isinstance(v, dict), "a mapping", required
+        )
+        return result
+
+    def sequence(
+        self, parent: dict[str, Any], key: str, path: str, required: bool = False
+    ) -> list[Any] | None:
+        result: list[Any] | None = self._get(
+            parent, key, path, lambda v: isinstance(v, list), "a list", required
+        )
+        return result
+
+    def string(
+        self, parent: dict[str, Any], key: str, path: str, required: bool = False, allow_empty: bool = True
+    ) -> str | None:
+        result: str | None = self._get(parent, key, path, lambda v: isinstance(v, str), "a string", required)
+        if result == "" and (required or not allow_empty):
+            self.required(join(path, key))
+            return None
+        return result
+
+    def boolean(self, parent: dict[str, Any], key: str, path: str, required: bool = False) -> bool | None:
+        result: bool | None = self._get(
+            parent, key, path, lambda v: isinstance(v, bool), "a boolean", required
+        )
+        return result
+
+    def integer(
+        self,
+        parent: dict[str, Any],
+        key: str,
+        path: str,
+        required: bool = False,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
+        result: int | None = self._get(parent, key, path, is_int, "an integer", required)
+        if result is None:
+            return None
+        full = join(path, key)
+        if minimum is not None and result < minimum:
+            msg = (
+                "must be greater than or equal to 0"
+                if minimum == 0
+                else f"must be greater than or equal to {minimum}"
+            )
+            self.invalid(full, result, msg)
+            return None
+        if maximum is not None and result > maximum:
+            self.invalid(full, result, f"must be less than or equal to {maximum}")
+            return None
+        return result
+
+    def maps(
+        self, parent: dict[str, Any], key: str, path: str, required: bool = False
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The items of a list of mappings, each with its path; non-mapping items are reported."""
+        items = self.sequence(parent, key, path, required)
+        if items is None:
+            return []
+        full = join(path, key)
+        if required and not items:
+            self.required(full)
+        out = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                out.append((join(full, i), item))
+            else:
+                self.wrong_type(join(full, i), "a mapping", item)
+        return out
+
+    def strings(self, parent: dict[str, Any], key: str, path: str) -> list[str]:
+        """A list of strings (command, args, finalizers...); wrong items are reported and skipped."""
+        items = self.sequence(parent, key, path)
+        out = []
+        for i, item in enumerate(items or []):
+            if isinstance(item, str):
+                out.append(item)
+            else:
+                self.wrong_type(join(join(path, key), i), "a string", item)
+        return out
+
+    def string_map(self, parent: dict[str, Any], key: str, path: str) -> dict[str, str]:
+        """A map of string to string (labels, annotations, data); wrong entries are reported."""
+        d = self.mapping(parent, key, path)
+        full = join(path, key)
+        out: dict[str, str] = {}
+        for k, v in (d or {}).items():
+            if not isinstance(k, str):
+                self.wrong_type(full, "a mapping with string keys", k)
+            elif not isinstance(v, str):
+                self.wrong_type(f"{full}[{k}]", "a string", v)
+            else:
+                out[k] = v
+        return out
+
+    def one_of(
+        self, parent: dict[str, Any], key: str, path: str, allowed: Iterable[str], required: bool = False
+    ) -> str | None:
+        value = self.string(parent, key, path, required)
+        allowed = tuple(allowed)
+        if value is not None and value not in allowed:
+            if value == "" and not required:
+                return value
+            self.unsupported(join(path, key), value, allowed)
+            return None
+        return value

@@ -1,0 +1,266 @@
+"""Manifests in and out: multi-document YAML or JSON to validated, defaulted objects, and back.
+
+`load_manifests` is what `nbkube apply -f`, the notebook magics and the tests use to read user files;
+it checks every document before returning any, so a caller that writes only after it returns never
+half-applies a file. Errors name the file, the document (1-based, counting every `---` document)
+and the field: `rc.yaml doc 1: spec.template.spec.containers[0].image: required`.
+`dump_yaml`/`dump_json` print objects or lists the way kubectl does (`-o yaml`, `-o json`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from nbkube.api import kinds
+from nbkube.api.defaults import apply_defaults
+from nbkube.api.meta import Obj
+from nbkube.api.validation import validate
+from nbkube.errors import BadRequest, Invalid, ManifestError, TooLarge
+
+__all__ = ["API_MAX_OBJECT_BYTES", "load_manifests", "load_file", "dump_yaml", "dump_json", "object_size"]
+
+# etcd's default request limit (1.5 MiB); the store enforces the same number as MAX_VALUE_BYTES,
+# but api/ sits below store/ and may not import it, so the value is repeated here (a test pins both).
+API_MAX_OBJECT_BYTES = 3 * 512 * 1024
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):
+    """Safe loading with two Kubernetes-compatible changes: timestamps stay strings (objects must be
+    JSON), and a key given twice in one mapping is an error instead of silently keeping the last."""
+
+
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    result: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in result
+        except TypeError as exc:  # e.g. a list used as a key
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                "found an unhashable key",
+                key_node.start_mark,
+            ) from exc
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
+
+
+def object_size(obj: Any) -> int:
+    """Bytes the object takes as compact JSON, the form the store keeps."""
+    return len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def _yaml_error(source: str, doc: int, exc: yaml.YAMLError) -> ManifestError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    detail = f"{problem} ({context})" if context else problem
+    return ManifestError(f"{source} doc {doc}: malformed YAML{where}: {detail}")
+
+
+def _json_documents(text: str) -> list[Any] | None:
+    """A stream of JSON values (kubectl accepts concatenated objects), or None if not pure JSON."""
+    decoder = json.JSONDecoder()
+    docs: list[Any] = []
+    pos = 0
+    try:
+        while True:
+            while pos < len(text) and text[pos].isspace():
+                pos += 1
+            if pos >= len(text):
+                return docs
+            value, pos = decoder.raw_decode(text, pos)
+            docs.append(value)
+    except json.JSONDecodeError:
+        return None
+
+
+def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
+    """(1-based document index, parsed document) for every document in the stream."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        docs = _json_documents(text)
+        if docs is not None:
+            yield from enumerate(docs, start=1)
+            return
+    index = 0
+    try:
+        for index, doc in enumerate(yaml.load_all(text, Loader=_Loader), start=1):  # noqa: S506 - safe loader
+            yield index, doc
+    except yaml.YAMLError as exc:
+        raise _yaml_error(source, index + 1, exc) from None
+
+
+def _is_list(doc: dict[str, Any]) -> bool:
+    kind = doc.get("kind")
+    return isinstance(kind, str) and kind.endswith("List") and kind not in {k.kind for k in kinds.KINDS}
+
+
+def _flatten(source: str, index: int, doc: Any) -> Iterator[tuple[str, Any]]:
+    """(label, object) pairs: `doc 2` for a plain document, `doc 2 items[0]` for List members."""
+    label = f"doc {index}"
+    if isinstance(doc, dict) and _is_list(doc):
+        items = doc.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            raise ManifestError(f"{source} {label}: items: must be a list, got {type(items).__name__}")
+        for j, item in enumerate(items):
+            yield f"{label} items[{j}]", item
+        return
+    yield label, doc
+
+
+def _check_shape(source: str, label: str, doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        what = (
+            "a list"
+            if isinstance(doc, list)
+            else f"a {type(doc).__name__} ({json.dumps(doc, default=str)[:40]})"
+        )
+        raise ManifestError(
+            f"{source} {label}: not a mapping: expected an object with apiVersion and kind, got {what}"
+        )
+    for key in ("apiVersion", "kind"):
+        value = doc.get(key)
+        if value is None or value == "":
+            raise ManifestError(f"{source} {label}: {key}: required")
+        if not isinstance(value, str):
+            raise ManifestError(
+                f"{source} {label}: {key}: must be a string, got {json.dumps(value, default=str)}"
+            )
+    try:
+        kinds.for_manifest(doc["apiVersion"], doc["kind"])
+    except BadRequest as exc:
+        raise ManifestError(f"{source} {label}: {exc}") from None
+    return doc
+
+
+def _identity(obj: Obj) -> tuple[str, str, str] | None:
+    meta = obj.get("metadata") or {}
+    name = meta.get("name")
+    if not name:
+        return None  # generateName objects get distinct names at create time
+    return obj["kind"], meta.get("namespace") or "", name
+
+
+def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
+    """Every object in `text`, defaulted and validated, in file order.
+
+    Raises ManifestError (unreadable YAML, not a mapping, unknown kind, duplicates), Invalid (field
+    errors) or TooLarge, each message starting with "{source} doc {i}"; nothing is returned unless
+    every document is good.
+    """
+    objects: list[Obj] = []
+    seen: dict[tuple[str, str, str], str] = {}
+    for index, doc in _documents(text, source):
+        if doc is None:
+            continue
+        for label, item in _flatten(source, index, doc):
+            obj = _check_shape(source, label, item)
+            size = object_size(obj)
+            if size > API_MAX_OBJECT_BYTES:
+                raise TooLarge(
+                    f"{source} {label}: object is too large: {size} bytes serialized, "
+                    f"over the limit of {API_MAX_OBJECT_BYTES} bytes (1.5 MiB)"
+                )
+            apply_defaults(obj)
+            errors = validate(obj)
+            if errors:
+                raise Invalid(
+                    errors,
+                    source=f"{source} {label}",
+                    kind=obj["kind"],
+                    name=str((obj.get("metadata") or {}).get("name", "")),
+                )
+            ident = _identity(obj)
+            if ident is not None:
+                if ident in seen:
+                    ns = f"{ident[1]}/" if ident[1] else ""
+                    raise ManifestError(
+                        f"{source} {label}: duplicate object {ident[0]} {ns}{ident[2]} (already defined in {seen[ident]})"
+                    )
+                seen[ident] = label
+            objects.append(obj)
+    return objects
+
+
+def load_file(path: str) -> list[Obj]:
+    """`load_manifests` on a file's text; "-" reads standard input."""
+    if path == "-":
+        try:
+            text = sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"cannot read <stdin>: {exc}") from None
+        return load_manifests(text, "<stdin>")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except IsADirectoryError:
+        raise ManifestError(f"cannot read {path}: is a directory") from None
+    except FileNotFoundError:
+        raise ManifestError(f"cannot read {path}: no such file") from None
+    except PermissionError:
+        raise ManifestError(f"cannot read {path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"cannot read {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return load_manifests(text, path)
+
+
+def _as_document(obj_or_list: Obj | list[Obj]) -> Any:
+    if isinstance(obj_or_list, list):
+        return {"apiVersion": "v1", "kind": "List", "items": obj_or_list}
+    return obj_or_list
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; strings that YAML 1.1 would read back as something else get quoted."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def dump_yaml(obj_or_list: Obj | list[Obj]) -> str:
+    """YAML as kubectl prints it: block style, keys in the object's own order."""
+    return yaml.dump(
+        _as_document(obj_or_list),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+    )
+
+
+def dump_json(obj_or_list: Obj | list[Obj]) -> str:
+    """Indented JSON; a list becomes `{"apiVersion": "v1", "kind": "List", "items": [...]}`."""
+    return json.dumps(_as_document(obj_or_list), indent=4, ensure_ascii=False) + "\n"
