@@ -1,0 +1,868 @@
+"""The registry: typed CRUD, watch and apply for every kind, over a revisioned `Store`.
+
+This is nbkube's API server core (and the "ApiClient" every controller, node agent, CLI command and
+widget talks to). It turns plain wire-shaped objects into store keys and values, and adds what the
+Kubernetes API server adds: defaults, validation, admission, uid / creationTimestamp / generation,
+resourceVersion (= the store's modification revision), optimistic concurrency, the status
+subresource split, watch translation (ADDED / MODIFIED / DELETED, filtered by label selector) and
+`apply` (create-or-update from manifests, idempotent, all documents checked before any write).
+
+Key layout follows the Kubernetes etcd layout: `/registry/{plural}/{namespace}/{name}` for
+namespaced kinds and `/registry/{plural}/{name}` for cluster-scoped ones. Values are compact JSON
+without `metadata.resourceVersion`, which is always taken from the store's KeyValue on read.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import copy
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from nbkube.api import kinds
+from nbkube.api.kinds import KindInfo
+from nbkube.api.meta import Obj
+from nbkube.clock import REAL_CLOCK, Clock, rfc3339
+from nbkube.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    Expired,
+    FieldError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    TooLarge,
+)
+from nbkube.store.base import (
+    MAX_VALUE_BYTES,
+    Compacted,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    RevisionMismatch,
+    Store,
+    WatchEvent,
+)
+
+if TYPE_CHECKING:
+    from nbkube.registry.admission import AdmissionPlugin, Operation
+
+__all__ = [
+    "Registry",
+    "RegistryEvent",
+    "RegistryWatch",
+    "LAST_APPLIED",
+    "AUTO_NAMESPACES",
+    "PRESERVE_ON_UPDATE",
+    "register_preserve",
+]
+
+log = logging.getLogger(__name__)
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+# Kubernetes creates these at startup; we create them on first use instead, so a fresh store works.
+AUTO_NAMESPACES = frozenset({"default", "kube-system", "kube-node-lease", "kube-public"})
+
+_NAME_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet apiserver's generateName uses
+_PATCH_RETRIES = 10
+
+
+class _Matcher(Protocol):
+    def matches(self, labels: dict[str, str]) -> bool: ...
+
+
+# --- lazy imports of the api layer (written in parallel; keep this module importable) -----------
+
+
+def _apply_defaults(obj: Obj) -> Obj:
+    from nbkube.api.defaults import apply_defaults
+
+    return apply_defaults(obj)
+
+
+def _validate(obj: Obj) -> list[FieldError]:
+    from nbkube.api.validation import validate
+
+    return list(validate(obj))
+
+
+def _validate_update(new: Obj, old: Obj) -> list[FieldError]:
+    from nbkube.api.validation import validate_update
+
+    return list(validate_update(new, old))
+
+
+def _selector(label_selector: Any) -> _Matcher | None:
+    """A str is parsed; a Selector (anything with `matches`) is used as is; empty means none."""
+    if label_selector is None:
+        return None
+    if isinstance(label_selector, str):
+        if not label_selector.strip():
+            return None
+        from nbkube.api.selectors import parse_selector
+
+        label_selector = parse_selector(label_selector)
+    empty = getattr(label_selector, "empty", None)
+    if callable(empty) and empty():
+        return None
+    return label_selector
+
+
+# --- "preserve on apply/update" hooks ------------------------------------------------------------
+# Fields the server assigns (by admission or by controllers) that a user's manifest usually leaves
+# out. Without these, re-applying the same manifest would wipe them (and churn the object).
+
+PreserveHook = Callable[[Obj, Obj], None]
+
+
+def _preserve_service(new: Obj, old: Obj) -> None:
+    nspec, ospec = new.get("spec"), old.get("spec")
+    if not isinstance(nspec, dict) or not isinstance(ospec, dict):
+        return
+    for field in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
+        if not nspec.get(field) and ospec.get(field):
+            nspec[field] = copy.deepcopy(ospec[field])
+    old_ports = ospec.get("ports") or []
+    for i, port in enumerate(nspec.get("ports") or []):
+        if not isinstance(port, dict) or port.get("nodePort"):
+            continue
+        for j, op in enumerate(old_ports):
+            if not isinstance(op, dict) or not op.get("nodePort"):
+                continue
+            same = (port.get("name") and port.get("name") == op.get("name")) or (
+                port.get("port") == op.get("port")
+                and port.get("protocol", "TCP") == op.get("protocol", "TCP")
+            )
+            if same or (
+                i == j and not port.get("name") and not op.get("name") and port.get("port") == op.get("port")
+            ):
+                port["nodePort"] = op["nodePort"]
+                break
+
+
+def _preserve_pod(new: Obj, old: Obj) -> None:
+    nspec, ospec = new.get("spec"), old.get("spec")
+    if (
+        isinstance(nspec, dict)
+        and isinstance(ospec, dict)
+        and not nspec.get("nodeName")
+        and ospec.get("nodeName")
+    ):
+        nspec["nodeName"] = ospec["nodeName"]
+
+
+PRESERVE_ON_UPDATE: dict[str, list[PreserveHook]] = {
+    "Service": [_preserve_service],
+    "Pod": [_preserve_pod],
+}
+
+
+def register_preserve(kind: str, hook: PreserveHook) -> None:
+    """Let another layer (e.g. an allocation admission plugin) keep its fields across apply/update."""
+    PRESERVE_ON_UPDATE.setdefault(kind, []).append(hook)
+
+
+# --- encoding --------------------------------------------------------------------------------------
+
+
+def _encode(obj: Obj) -> bytes:
+    meta = obj.get("metadata") or {}
+    if "resourceVersion" in meta:
+        obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(data) > MAX_VALUE_BYTES:
+        kind = obj.get("kind", "object")
+        raise TooLarge(
+            f'{kind} "{meta.get("name", "")}" is too large: {len(data)} bytes serialized, limit is {MAX_VALUE_BYTES}'
+        )
+    return data
+
+
+def _decode(kv: KeyValue) -> Obj:
+    obj: Obj = json.loads(kv.value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def _without_rv(obj: Obj) -> Obj:
+    meta = obj.get("metadata") or {}
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
+
+
+def _field_value(obj: Obj, path: str) -> str:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict):
+            return ""
+        cur = cur.get(part)
+    if cur is None:
+        return ""
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    return str(cur)
+
+
+def _parse_rv(rv: str | int | None, what: str = "resourceVersion") -> int | None:
+    if rv is None or rv == "":
+        return None
+    try:
+        return int(rv)
+    except (TypeError, ValueError):
+        raise BadRequest(f'invalid {what} "{rv}": must be an integer') from None
+
+
+# --- watch -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryEvent:
+    type: Literal["ADDED", "MODIFIED", "DELETED"]
+    object: Obj
+
+
+class RegistryWatch:
+    """Store events under one kind (and namespace), as API watch events, filtered by labels.
+
+    With a label selector, an object that stops matching is reported DELETED and one that starts
+    matching ADDED, as the Kubernetes watch cache does. Whether the object matched before comes from
+    the store event's `prev` when the backend provides it, else from what this watch has seen, else
+    from a snapshot of matching keys taken when the watch began.
+    """
+
+    def __init__(
+        self,
+        store_watch: Any,
+        selector: _Matcher | None,
+        matching: set[str] | None = None,
+        on_cancel: Callable[[RegistryWatch], None] | None = None,
+    ):
+        self._w = store_watch
+        self._selector = selector
+        self._matching: set[str] = set(matching or ())
+        self._on_cancel = on_cancel
+        # the revision of the last event delivered (or the start revision): resume from here
+        self.resource_version = ""
+
+    def _matches(self, obj: Obj) -> bool:
+        assert self._selector is not None
+        return self._selector.matches((obj.get("metadata") or {}).get("labels") or {})
+
+    def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
+        obj = _decode(ev.kv)
+        self.resource_version = str(ev.kv.mod_revision)
+        if ev.type == "DELETE":
+            if self._selector is not None:
+                self._matching.discard(ev.kv.key)
+                if not self._matches(obj):
+                    return None
+            return RegistryEvent("DELETED", obj)
+        created = ev.kv.create_revision == ev.kv.mod_revision
+        if self._selector is None:
+            return RegistryEvent("ADDED" if created else "MODIFIED", obj)
+        key = ev.kv.key
+        if created:
+            was = False
+        elif ev.prev is not None:
+            was = self._matches(json.loads(ev.prev.value))
+        else:
+            was = key in self._matching
+        now = self._matches(obj)
+        if now:
+            self._matching.add(key)
+        else:
+            self._matching.discard(key)
+        if now and was:
+            return RegistryEvent("MODIFIED", obj)
+        if now:
+            return RegistryEvent("ADDED", obj)
+        if was:
+            return RegistryEvent("DELETED", obj)
+        return None
+
+    def next(self, timeout: float | None = None) -> RegistryEvent | None:
+        """The next event, or None after `timeout` seconds without one or once cancelled."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                ev = self._w.next(remaining)
+            except Compacted as e:
+                raise Expired(str(e)) from e
+            if ev is None:
+                return None
+            out = self._translate(ev)
+            if out is not None:
+                return out
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def __iter__(self) -> Iterator[RegistryEvent]:
+        try:
+            for ev in self._w:
+                out = self._translate(ev)
+                if out is not None:
+                    yield out
+        except Compacted as e:
+            raise Expired(str(e)) from e
+
+    def cancel(self) -> None:
+        self._w.cancel()
+        if self._on_cancel is not None:
+            self._on_cancel(self)
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+
+def _not_found(info: KindInfo, name: str) -> NotFound:
+    return NotFound(f'{info.plural} "{name}" not found')
+
+
+def _conflict(info: KindInfo, name: str) -> Conflict:
+    return Conflict(
+        f'Operation cannot be fulfilled on {info.plural} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again"
+    )
+
+
+class Registry:
+    """CRUD + watch + apply for every kind in `nbkube.api.kinds`; safe to share between threads.
+
+    Holds no per-request state: concurrency control lives in the store's compare-and-swap, so
+    several registries (threads, processes, machines against one etcd) may write at once.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        admission: Sequence[AdmissionPlugin] = (),
+        clock: Clock = REAL_CLOCK,
+    ):
+        self.store = store
+        self.admission: list[AdmissionPlugin] = list(admission)
+        self.clock = clock
+        self._watches: set[RegistryWatch] = set()  # open watches, cancelled by close()
+        self._watches_lock = threading.Lock()
+
+    # -- keys --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(kind: str) -> KindInfo:
+        return kinds.lookup(kind)
+
+    @staticmethod
+    def _key(info: KindInfo, name: str, namespace: str) -> str:
+        if info.namespaced:
+            return f"/registry/{info.plural}/{namespace or 'default'}/{name}"
+        return f"/registry/{info.plural}/{name}"
+
+    @staticmethod
+    def _prefix(info: KindInfo, namespace: str) -> str:
+        if info.namespaced and namespace:
+            return f"/registry/{info.plural}/{namespace}/"
+        return f"/registry/{info.plural}/"
+
+    def _info_for_obj(self, obj: Obj) -> KindInfo:
+        if not isinstance(obj, dict):
+            raise BadRequest(f"object must be a mapping, got {type(obj).__name__}")
+        kind = obj.get("kind")
+        if not kind or not isinstance(kind, str):
+            raise Invalid([FieldError("kind", "required")])
+        api_version = obj.get("apiVersion")
+        if api_version:
+            return kinds.for_manifest(str(api_version), kind)
+        info = kinds.lookup(kind)
+        obj["apiVersion"] = info.api_version
+        return info
+
+    def _admit(self, op: Operation, obj: Obj, old: Obj | None) -> None:
+        for plugin in self.admission:
+            plugin.admit(op, obj, old, self)
+
+    @staticmethod
+    def _meta(obj: Obj) -> dict[str, Any]:
+        meta = obj.get("metadata")
+        if not isinstance(meta, dict):
+            meta = obj["metadata"] = {}
+        return meta
+
+    # -- namespaces --------------------------------------------------------------------------------
+
+    def _ensure_namespace(self, namespace: str) -> None:
+        kv = self.store.get(f"/registry/namespaces/{namespace}")
+        if kv is None:
+            if namespace not in AUTO_NAMESPACES:
+                raise NotFound(f'namespaces "{namespace}" not found')
+            # AlreadyExists: another writer created it first, which is all we wanted
+            with contextlib.suppress(AlreadyExists):
+                self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            return
+        ns = json.loads(kv.value)
+        if (ns.get("status") or {}).get("phase") == "Terminating" or (ns.get("metadata") or {}).get(
+            "deletionTimestamp"
+        ):
+            raise Forbidden(
+                f"unable to create new content in namespace {namespace} because it is being terminated"
+            )
+
+    # -- create / get / list -----------------------------------------------------------------------
+
+    def _prepare_create(self, obj: Obj) -> tuple[Obj, KindInfo]:
+        obj = copy.deepcopy(obj)
+        info = self._info_for_obj(obj)
+        meta = self._meta(obj)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = str(meta["generateName"]) + "".join(random.choices(_NAME_SUFFIX_CHARS, k=5))
+        _apply_defaults(obj)
+        if not info.namespaced:
+            meta.pop("namespace", None)
+        errors = _validate(obj)
+        if errors:
+            raise Invalid(errors, kind=info.kind, name=str(meta.get("name", "")))
+        return obj, info
+
+    def create(self, obj: Obj) -> Obj:
+        """Create `obj` (a copy is stored and returned with uid, creationTimestamp, resourceVersion)."""
+        obj, info = self._prepare_create(obj)
+        meta = self._meta(obj)
+        if info.namespaced:
+            self._ensure_namespace(str(meta.get("namespace") or "default"))
+        self._admit("CREATE", obj, None)
+        meta = self._meta(obj)  # a plugin may have replaced it
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = rfc3339(self.clock.now())
+        meta["generation"] = 1
+        meta.pop("resourceVersion", None)
+        meta.pop("deletionTimestamp", None)
+        for _attempt in range(5):
+            name = str(meta.get("name", ""))
+            try:
+                rev = self.store.create(self._key(info, name, str(meta.get("namespace", ""))), _encode(obj))
+            except KeyExists:
+                if meta.get("generateName") and _attempt < 4:
+                    # a random-suffix collision: pick another name, as the apiserver's retry does
+                    meta["name"] = str(meta["generateName"]) + "".join(
+                        random.choices(_NAME_SUFFIX_CHARS, k=5)
+                    )
+                    continue
+                raise AlreadyExists(f'{info.plural} "{name}" already exists') from None
+            meta["resourceVersion"] = str(rev)
+            return obj
+        raise AssertionError("unreachable")
+
+    def get(self, kind: str, name: str, namespace: str = "") -> Obj:
+        info = self._info(kind)
+        kv = self.store.get(self._key(info, name, namespace))
+        if kv is None:
+            raise _not_found(info, name)
+        return _decode(kv)
+
+    def list(
+        self,
+        kind: str,
+        namespace: str = "",
+        *,
+        label_selector: Any = None,
+        field_selector: dict[str, str] | None = None,
+    ) -> tuple[builtins.list[Obj], str]:
+        """Objects of `kind` (all namespaces when `namespace` is ""), filtered; and the list's RV."""
+        info = self._info(kind)
+        selector = _selector(label_selector)
+        kvs, rev = self.store.list(self._prefix(info, namespace))
+        items: builtins.list[Obj] = []
+        for kv in kvs:
+            obj = _decode(kv)
+            if selector is not None and not selector.matches((obj["metadata"].get("labels")) or {}):
+                continue
+            if field_selector and any(_field_value(obj, p) != str(v) for p, v in field_selector.items()):
+                continue
+            items.append(obj)
+        return items, str(rev)
+
+    # -- update ------------------------------------------------------------------------------------
+
+    def _load_for_write(self, info: KindInfo, obj: Obj) -> tuple[KeyValue, Obj, str, str]:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        if not name:
+            raise Invalid([FieldError("metadata.name", "required")], kind=info.kind)
+        namespace = str(meta.get("namespace") or ("default" if info.namespaced else ""))
+        kv = self.store.get(self._key(info, name, namespace))
+        if kv is None:
+            raise _not_found(info, name)
+        expected = _parse_rv(meta.get("resourceVersion"))
+        if expected is not None and expected != kv.mod_revision:
+            raise _conflict(info, name)
+        return kv, _decode(kv), name, namespace
+
+    def _write(self, info: KindInfo, kv: KeyValue, obj: Obj, name: str) -> Obj:
+        try:
+            rev = self.store.update(kv.key, _encode(obj), kv.mod_revision)
+        except RevisionMismatch:
+            raise _conflict(info, name) from None
+        except KeyNotFound:
+            raise _not_found(info, name) from None
+        self._meta(obj)["resourceVersion"] = str(rev)
+        return obj
+
+    def update(self, obj: Obj) -> Obj:
+        """Replace an object's spec/metadata (CAS on its resourceVersion; status is kept as stored).
+
+        An empty resourceVersion means an unconditional update (as Kubernetes allows)."""
+        new = copy.deepcopy(obj)
+        info = self._info_for_obj(new)
+        kv, old, name, namespace = self._load_for_write(info, new)
+        meta = self._meta(new)
+        if info.namespaced:
+            meta["namespace"] = namespace
+        _apply_defaults(new)
+        old_meta = old["metadata"]
+        for field in ("uid", "creationTimestamp", "deletionTimestamp"):
+            if field in old_meta:
+                meta[field] = old_meta[field]
+            else:
+                meta.pop(field, None)
+        if info.has_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        for hook in PRESERVE_ON_UPDATE.get(info.kind, ()):
+            hook(new, old)
+        errors = _validate(new) + _validate_update(new, old)
+        if errors:
+            raise Invalid(errors, kind=info.kind, name=name)
+        self._admit("UPDATE", new, old)
+        meta = self._meta(new)
+        generation = int(old_meta.get("generation") or 1)
+        meta["generation"] = generation + 1 if new.get("spec") != old.get("spec") else generation
+        if _without_rv(new) == _without_rv(old):
+            return old
+        return self._write(info, kv, new, name)
+
+    def update_status(self, obj: Obj) -> Obj:
+        """Replace only `.status` of the stored object (CAS on the given resourceVersion)."""
+        info = self._info_for_obj(copy.copy(obj))
+        if not info.has_status:
+            raise BadRequest(f"{info.kind} has no status subresource")
+        kv, old, name, _ns = self._load_for_write(info, obj)
+        new = copy.deepcopy(old)
+        if obj.get("status") is None:
+            new.pop("status", None)
+        else:
+            new["status"] = copy.deepcopy(obj["status"])
+        if new == old:
+            return old
+        errors = _validate(new)
+        if errors:
+            raise Invalid(errors, kind=info.kind, name=name)
+        return self._write(info, kv, new, name)
+
+    def patch(
+        self, kind: str, name: str, namespace: str, patch: dict[str, Any], *, status: bool = False
+    ) -> Obj:
+        """JSON merge patch (RFC 7386). Retries on conflict unless the patch pins a resourceVersion."""
+        pinned = bool((patch.get("metadata") or {}).get("resourceVersion"))
+        for attempt in range(_PATCH_RETRIES):
+            cur = self.get(kind, name, namespace)
+            merged = _merge_patch(copy.deepcopy(cur), patch)
+            if not pinned:
+                merged.setdefault("metadata", {})["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            try:
+                return self.update_status(merged) if status else self.update(merged)
+            except Conflict:
+                if pinned or attempt == _PATCH_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- delete ------------------------------------------------------------------------------------
+
+    def delete(
+        self,
+        kind: str,
+        name: str,
+        namespace: str = "",
+        *,
+        resource_version: str | None = None,
+        propagation: Literal["Background", "Orphan"] = "Background",
+    ) -> Obj:
+        """Delete and return the object (its resourceVersion is the deletion's revision).
+
+        "Orphan" first removes ownerReferences to it from its dependents; "Background" leaves the
+        dependents for the garbage collector, which sees the owner gone."""
+        info = self._info(kind)
+        if info.namespaced and not namespace:
+            namespace = "default"
+        kv = self.store.get(self._key(info, name, namespace))
+        if kv is None:
+            raise _not_found(info, name)
+        expected = _parse_rv(resource_version)
+        if expected is not None and expected != kv.mod_revision:
+            raise _conflict(info, name)
+        old = _decode(kv)
+        self._admit("DELETE", old, old)
+        if propagation == "Orphan":
+            self._orphan_dependents(str(old["metadata"].get("uid", "")), namespace if info.namespaced else "")
+        try:
+            rev = self.store.delete(kv.key, kv.mod_revision)
+        except RevisionMismatch:
+            raise _conflict(info, name) from None
+        except KeyNotFound:
+            raise _not_found(info, name) from None
+        old["metadata"]["resourceVersion"] = str(rev)
+        return old
+
+    def _orphan_dependents(self, owner_uid: str, namespace: str) -> None:
+        if not owner_uid:
+            return
+        for info in kinds.KINDS:
+            if namespace and not info.namespaced:
+                continue
+            items, _rv = self.list(info.kind, namespace)
+            for item in items:
+                refs = item["metadata"].get("ownerReferences") or []
+                if not any(r.get("uid") == owner_uid for r in refs):
+                    continue
+                for _attempt in range(_PATCH_RETRIES):
+                    kept = [r for r in refs if r.get("uid") != owner_uid]
+                    if kept:
+                        item["metadata"]["ownerReferences"] = kept
+                    else:
+                        item["metadata"].pop("ownerReferences", None)
+                    try:
+                        self.update(item)
+                        break
+                    except Conflict:
+                        item = self.get(
+                            info.kind, item["metadata"]["name"], item["metadata"].get("namespace", "")
+                        )
+                        refs = item["metadata"].get("ownerReferences") or []
+                    except NotFound:
+                        break
+
+    # -- watch -------------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        kind: str,
+        namespace: str = "",
+        *,
+        resource_version: str = "",
+        label_selector: Any = None,
+    ) -> RegistryWatch:
+        """Events after `resource_version` ("" or "0": from now). Expired if it was compacted."""
+        info = self._info(kind)
+        prefix = self._prefix(info, namespace)
+        selector = _selector(label_selector)
+        after = _parse_rv(resource_version)
+        matching: set[str] | None = None
+        if selector is not None:
+            # Fallback knowledge of "matched before" for backends that do not send `prev`.
+            kvs, _ = self.store.list(prefix)
+            matching = {
+                kv.key
+                for kv in kvs
+                if selector.matches((json.loads(kv.value).get("metadata") or {}).get("labels") or {})
+            }
+        if not after:
+            after = self.store.current_revision()
+        try:
+            store_watch = self.store.watch(prefix, after)
+        except Compacted as e:
+            raise Expired(
+                f"too old resource version: {after} ({e.compacted}): the {info.plural} watch must relist"
+            ) from e
+        w = RegistryWatch(store_watch, selector, matching, on_cancel=self._forget_watch)
+        w.resource_version = str(after)
+        with self._watches_lock:
+            self._watches.add(w)
+        return w
+
+    def _forget_watch(self, w: RegistryWatch) -> None:
+        with self._watches_lock:
+            self._watches.discard(w)
+
+    # -- apply -------------------------------------------------------------------------------------
+
+    def apply(self, objs: builtins.list[Obj]) -> builtins.list[tuple[Obj, str]]:
+        """Create or update each object, as `kubectl apply` does; returns (object, action) pairs.
+
+        Every document is defaulted and validated (and its namespace checked) before anything is
+        written; re-applying the same manifests writes nothing ("unchanged", same resourceVersion).
+        """
+        prepared: builtins.list[tuple[int, Obj, Obj, KindInfo]] = []
+        errors: builtins.list[FieldError] = []
+        seen: dict[tuple[str, str, str], int] = {}
+        new_namespaces: set[str] = set()
+        for i, raw in enumerate(objs, start=1):
+            try:
+                original = copy.deepcopy(raw)
+                if not isinstance(original, dict):
+                    raise BadRequest(f"object must be a mapping, got {type(raw).__name__}")
+                annotations = (original.get("metadata") or {}).get("annotations")
+                if isinstance(annotations, dict):
+                    annotations.pop(LAST_APPLIED, None)
+                obj, info = self._prepare_create(original)
+            except Invalid as e:
+                errors.extend(
+                    FieldError(f"doc {i}: {fe.path}" if fe.path else f"doc {i}", fe.message)
+                    for fe in e.errors
+                )
+                continue
+            except BadRequest as e:
+                errors.append(FieldError(f"doc {i}", str(e)))
+                continue
+            meta = obj["metadata"]
+            ident = (info.kind, str(meta.get("namespace", "")), str(meta.get("name", "")))
+            if ident in seen:
+                errors.append(
+                    FieldError(
+                        f"doc {i}", f'duplicate {info.kind} "{ident[2]}" (already in doc {seen[ident]})'
+                    )
+                )
+                continue
+            seen[ident] = i
+            if info.kind == "Namespace":
+                new_namespaces.add(ident[2])
+            prepared.append((i, original, obj, info))
+        for i, _orig, obj, info in prepared:
+            ns = str(obj["metadata"].get("namespace", ""))
+            if info.namespaced and ns not in new_namespaces:
+                try:
+                    self._ensure_namespace_exists_readonly(ns)
+                except (NotFound, Forbidden) as e:
+                    errors.append(FieldError(f"doc {i}", str(e)))
+        if errors:
+            raise Invalid(errors)
+        results: builtins.list[tuple[Obj, str]] = []
+        for _i, original, obj, info in prepared:
+            results.append(self._apply_one(original, obj, info))
+        return results
+
+    def _ensure_namespace_exists_readonly(self, namespace: str) -> None:
+        kv = self.store.get(f"/registry/namespaces/{namespace}")
+        if kv is None:
+            if namespace not in AUTO_NAMESPACES:
+                raise NotFound(f'namespaces "{namespace}" not found')
+            return
+        ns = json.loads(kv.value)
+        if (ns.get("status") or {}).get("phase") == "Terminating":
+            raise Forbidden(
+                f"unable to create new content in namespace {namespace} because it is being terminated"
+            )
+
+    def _apply_one(self, original: Obj, obj: Obj, info: KindInfo) -> tuple[Obj, str]:
+        last_applied = json.dumps(_without_rv(original), separators=(",", ":"), sort_keys=True)
+        annotations = obj["metadata"].setdefault("annotations", {})
+        annotations[LAST_APPLIED] = last_applied
+        name = str(obj["metadata"]["name"])
+        namespace = str(obj["metadata"].get("namespace", ""))
+        for attempt in range(_PATCH_RETRIES):
+            kv = self.store.get(self._key(info, name, namespace))
+            if kv is None:
+                try:
+                    return self.create(obj), "created"
+                except AlreadyExists:
+                    continue  # raced with another writer: merge into theirs
+            stored = _decode(kv)
+            merged = self._merge_applied(stored, obj, info)
+            if _without_rv(merged) == _without_rv(stored):
+                return stored, "unchanged"
+            try:
+                result = self.update(merged)
+            except Conflict:
+                if attempt == _PATCH_RETRIES - 1:
+                    raise
+                continue
+            if result["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]:
+                return result, "unchanged"
+            return result, "configured"
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _merge_applied(stored: Obj, applied: Obj, info: KindInfo) -> Obj:
+        """The stored object with the manifest's intent laid over it.
+
+        labels/annotations: a three-way merge (keys dropped from the previous manifest are removed,
+        keys others added stay); top-level fields the manifest names replace the stored ones;
+        server-assigned fields the manifest omits survive through the preserve hooks."""
+        merged = copy.deepcopy(stored)
+        smeta = merged["metadata"]
+        ameta = applied["metadata"]
+        prev_applied: Obj = {}
+        prev_text = (smeta.get("annotations") or {}).get(LAST_APPLIED)
+        if prev_text:
+            try:
+                prev_applied = json.loads(prev_text)
+            except ValueError:
+                prev_applied = {}
+        prev_meta = prev_applied.get("metadata") or {}
+        for field in ("labels", "annotations"):
+            current = dict(smeta.get(field) or {})
+            for k in prev_meta.get(field) or {}:
+                current.pop(k, None)
+            if field == "annotations":
+                current.pop(LAST_APPLIED, None)
+            current.update(ameta.get(field) or {})
+            if current:
+                smeta[field] = current
+            else:
+                smeta.pop(field, None)
+        for k, v in ameta.items():
+            if k not in (
+                "labels",
+                "annotations",
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "generation",
+            ):
+                smeta[k] = copy.deepcopy(v)
+        for k, v in applied.items():
+            if k in ("metadata", "status"):
+                continue
+            merged[k] = copy.deepcopy(v)
+        for k in prev_applied:
+            if k not in applied and k not in ("metadata", "status", "apiVersion", "kind"):
+                merged.pop(k, None)
+        for hook in PRESERVE_ON_UPDATE.get(info.kind, ()):
+            hook(merged, stored)
+        return merged
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Cancel open watches and close the store."""
+        with self._watches_lock:
+            watches, self._watches = builtins.list(self._watches), set()
+        for w in watches:
+            try:
+                w.cancel()
+            except Exception:  # closing must not fail because one watch is already gone
+                log.debug("cancelling watch failed", exc_info=True)
+        self.store.close()
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: mappings merge recursively, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if not isinstance(target, dict):
+        target = {}
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        else:
+            target[k] = _merge_patch(target.get(k), v)
+    return target
