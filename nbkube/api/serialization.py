@@ -104,12 +104,14 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
         if docs is not None:
             yield from enumerate(docs, start=1)
             return
-    index = 0
+    # parse the whole stream first: a syntax error anywhere is reported before any field error
+    parsed: list[Any] = []
     try:
-        for index, doc in enumerate(yaml.load_all(text, Loader=_Loader), start=1):  # noqa: S506 - safe loader
-            yield index, doc
+        for doc in yaml.load_all(text, Loader=_Loader):  # _Loader derives from SafeLoader
+            parsed.append(doc)
     except yaml.YAMLError as exc:
-        raise _yaml_error(source, index + 1, exc) from None
+        raise _yaml_error(source, len(parsed) + 1, exc) from None
+    yield from enumerate(parsed, start=1)
 
 
 def _is_list(doc: dict[str, Any]) -> bool:
