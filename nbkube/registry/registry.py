@@ -125,45 +125,16 @@ def _selector(label_selector: Any) -> _Matcher | None:
 PreserveHook = Callable[[Obj, Obj], None]
 
 
-def _preserve_service(new: Obj, old: Obj) -> None:
-    nspec, ospec = new.get("spec"), old.get("spec")
-    if not isinstance(nspec, dict) or not isinstance(ospec, dict):
-        return
-    for field in ("clusterIP", "clusterIPs", "healthCheckNodePort"):
-        if not nspec.get(field) and ospec.get(field):
-            nspec[field] = copy.deepcopy(ospec[field])
-    old_ports = ospec.get("ports") or []
-    for i, port in enumerate(nspec.get("ports") or []):
-        if not isinstance(port, dict) or port.get("nodePort"):
-            continue
-        for j, op in enumerate(old_ports):
-            if not isinstance(op, dict) or not op.get("nodePort"):
-                continue
-            same = (port.get("name") and port.get("name") == op.get("name")) or (
-                port.get("port") == op.get("port")
-                and port.get("protocol", "TCP") == op.get("protocol", "TCP")
-            )
-            if same or (
-                i == j and not port.get("name") and not op.get("name") and port.get("port") == op.get("port")
-            ):
-                port["nodePort"] = op["nodePort"]
-                break
+def _preserve_allocated(new: Obj, old: Obj) -> None:
+    # the api layer owns the list of server-set fields (Service clusterIP/nodePorts, Pod nodeName)
+    from nbkube.api.defaults import preserve_allocated
 
-
-def _preserve_pod(new: Obj, old: Obj) -> None:
-    nspec, ospec = new.get("spec"), old.get("spec")
-    if (
-        isinstance(nspec, dict)
-        and isinstance(ospec, dict)
-        and not nspec.get("nodeName")
-        and ospec.get("nodeName")
-    ):
-        nspec["nodeName"] = ospec["nodeName"]
+    preserve_allocated(new, old)
 
 
 PRESERVE_ON_UPDATE: dict[str, list[PreserveHook]] = {
-    "Service": [_preserve_service],
-    "Pod": [_preserve_pod],
+    "Service": [_preserve_allocated],
+    "Pod": [_preserve_allocated],
 }
 
 

@@ -1,0 +1,122 @@
+"""The event log: `record_event` writes Kubernetes Event objects; `events_dataframe` reads them back.
+
+Controllers, the scheduler and node agents record what happened to an object (Scheduled, Started,
+Killing, NodeNotReady, ScalingReplicaSet, ...). The notebook's timelines and the failover and
+rolling-update tests are built from this log, so timestamps carry microseconds. Recording is
+best-effort, as in Kubernetes: a failure to write an event is logged and never breaks the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj
+from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
+
+if TYPE_CHECKING:
+    import pandas
+
+    from nbkube.registry.registry import Registry
+
+__all__ = ["record_event", "events_dataframe", "EVENT_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = ["time", "namespace", "kind", "name", "reason", "message", "type", "component"]
+
+
+def _event_namespace(obj: Obj) -> str:
+    # Kubernetes files events about cluster-scoped objects (nodes, namespaces) under "default"
+    return str((obj.get("metadata") or {}).get("namespace") or "default")
+
+
+def record_event(
+    api: Registry,
+    obj: Obj,
+    reason: str,
+    message: str,
+    *,
+    type: str = "Normal",
+    component: str = "",
+    clock: Clock = REAL_CLOCK,
+) -> None:
+    """Create an Event about `obj` in its namespace ("default" for cluster-scoped objects)."""
+    try:
+        meta = obj.get("metadata") or {}
+        now = rfc3339(clock.now(), micro=True)
+        involved: dict[str, Any] = {
+            "kind": obj.get("kind", ""),
+            "name": meta.get("name", ""),
+            "namespace": meta.get("namespace", ""),
+            "uid": meta.get("uid", ""),
+        }
+        if obj.get("apiVersion"):
+            involved["apiVersion"] = obj["apiVersion"]
+        if meta.get("resourceVersion"):
+            involved["resourceVersion"] = str(meta["resourceVersion"])
+        event: Obj = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta.get('name', 'unknown')}.{uuid.uuid4().hex[:16]}",
+                "namespace": _event_namespace(obj),
+            },
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "type": type,
+            "source": {"component": component} if component else {},
+            "reportingComponent": component,
+            "eventTime": now,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        api.create(event)
+    except Exception:
+        log.warning(
+            "could not record event %s for %s %s",
+            reason,
+            obj.get("kind"),
+            (obj.get("metadata") or {}).get("name"),
+            exc_info=True,
+        )
+
+
+def _event_time(ev: Obj) -> float:
+    for field in ("eventTime", "lastTimestamp", "firstTimestamp"):
+        text = ev.get(field)
+        if text:
+            try:
+                return parse_rfc3339(str(text))
+            except ValueError:
+                continue
+    return parse_rfc3339(str((ev.get("metadata") or {}).get("creationTimestamp") or "1970-01-01T00:00:00Z"))
+
+
+def events_dataframe(api: Registry, namespace: str = "") -> pandas.DataFrame:
+    """All events (of one namespace, or all with ""), one row each, sorted by time (UTC)."""
+    import pandas as pd
+
+    items, _rv = api.list("Event", namespace)
+    rows = []
+    for ev in items:
+        inv = ev.get("involvedObject") or {}
+        rows.append(
+            {
+                "time": _event_time(ev),
+                "namespace": (ev.get("metadata") or {}).get("namespace", ""),
+                "kind": inv.get("kind", ""),
+                "name": inv.get("name", ""),
+                "reason": ev.get("reason", ""),
+                "message": ev.get("message", ""),
+                "type": ev.get("type", ""),
+                "component": (ev.get("source") or {}).get("component", "")
+                or ev.get("reportingComponent", ""),
+            }
+        )
+    df = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    df["time"] = pd.to_datetime(df["time"], unit="s", utc=True)
+    return df.sort_values("time", kind="stable").reset_index(drop=True)

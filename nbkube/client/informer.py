@@ -1,0 +1,326 @@
+"""Informers: a list + watch of one kind kept in a local, indexed, thread-safe cache.
+
+Controllers, the scheduler, node agents and notebook widgets read objects from an informer's cache
+instead of the registry, and react to its add/update/delete callbacks (which, by convention, only
+enqueue keys into a WorkQueue). One background thread per informer lists, then watches from the
+list's resourceVersion, resumes the watch after transient errors (with backoff), and relists when
+the watch's revision was compacted (Expired), turning the difference into add/update/delete calls.
+`InformerFactory` shares one informer per (kind, namespace) between all users in a process.
+
+Cached objects are shared between all readers: never mutate them (`copy.deepcopy` first).
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api import kinds
+from nbkube.api.meta import Obj, key_of
+from nbkube.errors import Expired
+
+if TYPE_CHECKING:
+    from nbkube.registry.registry import Registry
+
+__all__ = ["Informer", "InformerFactory", "IndexFunc"]
+
+log = logging.getLogger(__name__)
+
+IndexFunc = Callable[[Obj], list[str]]
+
+_WATCH_POLL = 0.25  # how often the watch loop looks at the stop flag when no event arrives
+_BACKOFF_START = 0.1
+_BACKOFF_MAX = 5.0
+
+
+def _index_namespace(obj: Obj) -> list[str]:
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return [ns] if ns else []
+
+
+def _index_node_name(obj: Obj) -> list[str]:
+    node = (obj.get("spec") or {}).get("nodeName")
+    return [node] if node else []
+
+
+def _index_label(obj: Obj) -> list[str]:
+    return [f"{k}={v}" for k, v in ((obj.get("metadata") or {}).get("labels") or {}).items()]
+
+
+BUILTIN_INDEXERS: dict[str, IndexFunc] = {
+    "namespace": _index_namespace,
+    "nodeName": _index_node_name,
+    "label": _index_label,
+}
+
+
+@dataclass(frozen=True)
+class _Handler:
+    on_add: Callable[[Obj], Any] | None
+    on_update: Callable[[Obj, Obj], Any] | None
+    on_delete: Callable[[Obj], Any] | None
+
+
+class Informer:
+    def __init__(
+        self,
+        api: Registry,
+        kind: str,
+        *,
+        namespace: str = "",
+        label_selector: str | None = None,
+        indexers: dict[str, IndexFunc] | None = None,
+    ):
+        self.api = api
+        self.info = kinds.lookup(kind)
+        self.kind = self.info.kind
+        self.namespace = namespace if self.info.namespaced else ""
+        self.label_selector = label_selector
+        self._indexers: dict[str, IndexFunc] = {**BUILTIN_INDEXERS, **(indexers or {})}
+        self._lock = threading.RLock()  # guards the cache and indexes (cheap, for readers)
+        self._dispatch = threading.RLock()  # held while one change is applied and handed to handlers
+        self._items: dict[str, Obj] = {}
+        self._index: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+        self._handlers: builtins.list[_Handler] = []
+        self._synced = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watch: Any = None
+        self.resource_version = ""
+
+    # -- handlers ----------------------------------------------------------------------------------
+
+    def add_handler(
+        self,
+        on_add: Callable[[Obj], Any] | None = None,
+        on_update: Callable[[Obj, Obj], Any] | None = None,
+        on_delete: Callable[[Obj], Any] | None = None,
+    ) -> None:
+        """Register callbacks. Objects already cached are replayed to `on_add` (on the caller's
+        thread, before any later change reaches the new handler); later changes arrive on the
+        informer's thread, in order."""
+        handler = _Handler(on_add, on_update, on_delete)
+        with self._dispatch:
+            with self._lock:
+                self._handlers.append(handler)
+                existing = builtins.list(self._items.values())
+            for obj in existing:
+                self._call(handler.on_add, obj)
+
+    def _call(self, fn: Callable[..., Any] | None, *args: Obj) -> None:
+        if fn is None:
+            return
+        try:
+            fn(*args)
+        except Exception:  # one faulty handler must not stop the informer or the others
+            log.exception("%s informer: handler %r failed", self.kind, fn)
+
+    # -- cache -------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Obj | None:
+        """The cached object for "namespace/name" (or "name" for cluster-scoped kinds)."""
+        with self._lock:
+            return self._items.get(key)
+
+    def list(self) -> builtins.list[Obj]:
+        with self._lock:
+            return builtins.list(self._items.values())
+
+    def keys(self) -> builtins.list[str]:
+        with self._lock:
+            return builtins.list(self._items)
+
+    def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
+        with self._lock:
+            if index_name not in self._index:
+                raise KeyError(
+                    f"{self.kind} informer has no index {index_name!r} (have: {', '.join(self._index)})"
+                )
+            return [self._items[k] for k in self._index[index_name].get(value, ()) if k in self._items]
+
+    def _index_values(self, obj: Obj) -> dict[str, builtins.list[str]]:
+        out: dict[str, builtins.list[str]] = {}
+        for name, fn in self._indexers.items():
+            try:
+                out[name] = builtins.list(fn(obj))
+            except Exception:
+                log.exception("%s informer: indexer %r failed", self.kind, name)
+                out[name] = []
+        return out
+
+    def _store(self, key: str, obj: Obj | None) -> Obj | None:
+        """Put (or with None remove) one object; returns the previous one."""
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                for name, values in self._index_values(old).items():
+                    for v in values:
+                        keys = self._index[name].get(v)
+                        if keys is not None:
+                            keys.discard(key)
+                            if not keys:
+                                del self._index[name][v]
+            if obj is not None:
+                self._items[key] = obj
+                for name, values in self._index_values(obj).items():
+                    for v in values:
+                        self._index[name].setdefault(v, set()).add(key)
+            return old
+
+    def _handlers_snapshot(self) -> builtins.list[_Handler]:
+        with self._lock:
+            return builtins.list(self._handlers)
+
+    def _apply(self, type_: str, obj: Obj) -> None:
+        key = key_of(obj)
+        with self._dispatch:
+            if type_ == "DELETED":
+                old = self._store(key, None)
+                if old is not None:
+                    for h in self._handlers_snapshot():
+                        self._call(h.on_delete, obj)
+                return
+            old = self._store(key, obj)
+            for h in self._handlers_snapshot():
+                if old is None:
+                    self._call(h.on_add, obj)
+                else:
+                    if h.on_update is not None:
+                        self._call(h.on_update, old, obj)
+
+    def _replace(self, items: builtins.list[Obj]) -> None:
+        """Make the cache equal to a fresh list, telling handlers what changed."""
+        fresh = {key_of(o): o for o in items}
+        with self._dispatch:
+            for key in self.keys():
+                if key not in fresh:
+                    old = self.get(key)
+                    if old is not None:
+                        self._apply("DELETED", old)
+            for key, obj in fresh.items():
+                old = self.get(key)
+                if old is None or (old.get("metadata") or {}).get("resourceVersion") != (
+                    obj.get("metadata") or {}
+                ).get("resourceVersion"):
+                    self._apply("MODIFIED", obj)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def has_synced(self) -> bool:
+        return self._synced.is_set()
+
+    def wait_synced(self, timeout: float = 10.0) -> bool:
+        return self._synced.wait(timeout)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"informer-{self.info.plural}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        w = self._watch
+        if w is not None:
+            try:
+                w.cancel()
+            except Exception:
+                log.debug("cancelling watch failed", exc_info=True)
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=2.0)
+        self._thread = None
+
+    def _run(self) -> None:
+        backoff = _BACKOFF_START
+        # After stop() + start() resume the watch where it left off; Expired falls back to a relist.
+        need_list = not self.resource_version
+        while not self._stop.is_set():
+            try:
+                if need_list:
+                    items, rv = self.api.list(self.kind, self.namespace, label_selector=self.label_selector)
+                    self._replace(items)
+                    self.resource_version = rv
+                    need_list = False
+                    self._synced.set()
+                self._watch = self.api.watch(
+                    self.kind,
+                    self.namespace,
+                    resource_version=self.resource_version,
+                    label_selector=self.label_selector,
+                )
+                if self._stop.is_set():
+                    break
+                backoff = _BACKOFF_START
+                while not self._stop.is_set():
+                    ev = self._watch.next(_WATCH_POLL)
+                    if ev is None:
+                        continue
+                    self._apply(ev.type, ev.object)
+                    self.resource_version = str(ev.object["metadata"]["resourceVersion"])
+            except Expired:
+                log.info("%s informer: watch expired at %s, relisting", self.kind, self.resource_version)
+                need_list = True
+            except Exception:
+                if self._stop.is_set():
+                    break
+                log.warning(
+                    "%s informer: list/watch failed, retrying in %.1fs", self.kind, backoff, exc_info=True
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+            finally:
+                w, self._watch = self._watch, None
+                if w is not None:
+                    try:
+                        w.cancel()
+                    except Exception:
+                        log.debug("cancelling watch failed", exc_info=True)
+
+
+class InformerFactory:
+    """One shared informer per (kind, namespace) for everything running in this process."""
+
+    def __init__(self, api: Registry):
+        self.api = api
+        self._lock = threading.Lock()
+        self._informers: dict[tuple[str, str], Informer] = {}
+        self._started = False
+
+    def informer(self, kind: str, namespace: str = "") -> Informer:
+        info = kinds.lookup(kind)
+        key = (info.kind, namespace if info.namespaced else "")
+        with self._lock:
+            inf = self._informers.get(key)
+            if inf is None:
+                inf = self._informers[key] = Informer(self.api, info.kind, namespace=key[1])
+                if self._started:
+                    inf.start()
+            return inf
+
+    def start_all(self) -> None:
+        with self._lock:
+            self._started = True
+            informers = list(self._informers.values())
+        for inf in informers:
+            inf.start()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self._started = False
+            informers = list(self._informers.values())
+        for inf in informers:
+            inf.stop()
+
+    def wait_all_synced(self, timeout: float = 10.0) -> bool:
+        with self._lock:
+            informers = list(self._informers.values())
+        deadline = time.monotonic() + timeout
+        return all(inf.wait_synced(max(0.0, deadline - time.monotonic())) for inf in informers)

@@ -1,0 +1,28 @@
+"""Fixtures for the client tests: a Registry over an in-memory store (see tests/registry)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "registry"))
+
+from nbk_memstore import make_store  # noqa: E402
+
+from nbkube.clock import FakeClock  # noqa: E402
+from nbkube.registry.registry import Registry  # noqa: E402
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def api() -> Iterator[Registry]:
+    reg = Registry(make_store())  # type: ignore[arg-type]
+    yield reg
+    reg.close()

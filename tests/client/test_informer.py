@@ -1,0 +1,231 @@
+"""Informer: initial sync, ordered handlers, synthetic adds, indexes, relist after compaction,
+the shared factory, and a prompt stop."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from nbkube.api.meta import Obj
+from nbkube.client.informer import Informer, InformerFactory
+from nbkube.registry.registry import Registry
+
+
+def pod(name: str, ns: str = "default", labels: dict[str, str] | None = None, node: str = "") -> Obj:
+    spec: dict[str, Any] = {"containers": [{"name": "c", "image": "busybox"}]}
+    if node:
+        spec["nodeName"] = node
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "spec": spec,
+    }
+
+
+class Recorder:
+    """Collects handler calls; `expect(n)` waits (on a queue, not a sleep) for n more calls."""
+
+    def __init__(self) -> None:
+        self.q: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.threads: set[str] = set()
+
+    def _put(self, what: str, obj: Obj) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.q.put((what, obj["metadata"]["name"]))
+
+    def handlers(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_add": lambda o: self._put("add", o),
+            "on_update": lambda old, new: self._put("update", new),
+            "on_delete": lambda o: self._put("delete", o),
+        }
+
+    def expect(self, n: int) -> list[tuple[str, str]]:
+        return [self.q.get(timeout=5) for _ in range(n)]
+
+    def quiet(self) -> bool:
+        return self.q.empty()
+
+
+@pytest.fixture
+def make_informer(api: Registry) -> Iterator[Callable[..., Informer]]:
+    made: list[Informer] = []
+
+    def make(kind: str = "Pod", **kw: Any) -> Informer:
+        inf = Informer(api, kind, **kw)
+        made.append(inf)
+        return inf
+
+    yield make
+    for inf in made:
+        inf.stop()
+
+
+def test_sync_handlers_and_cache(api: Registry, make_informer: Callable[..., Informer]) -> None:
+    api.create(pod("a", labels={"app": "web"}))
+    inf = make_informer()
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    assert inf.has_synced
+    assert rec.expect(1) == [("add", "a")]
+    assert inf.get("default/a") is not None
+    api.create(pod("b"))
+    api.patch("Pod", "a", "default", {"metadata": {"labels": {"app": "api"}}})
+    api.delete("Pod", "b", "default")
+    assert rec.expect(3) == [("add", "b"), ("update", "a"), ("delete", "b")]
+    assert rec.threads == {"informer-pods"}
+    assert sorted(inf.keys()) == ["default/a"]
+    assert inf.get("default/a")["metadata"]["labels"] == {"app": "api"}  # type: ignore[index]
+    assert [o["metadata"]["name"] for o in inf.list()] == ["a"]
+
+
+def test_late_handler_gets_synthetic_adds(api: Registry, make_informer: Callable[..., Informer]) -> None:
+    api.create(pod("a"))
+    api.create(pod("b"))
+    inf = make_informer()
+    inf.start()
+    assert inf.wait_synced(5)
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    assert sorted(rec.expect(2)) == [("add", "a"), ("add", "b")]
+    api.create(pod("c"))
+    assert rec.expect(1) == [("add", "c")]
+
+
+def test_indexes(api: Registry, make_informer: Callable[..., Informer]) -> None:
+    api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    api.create(pod("a", labels={"app": "web"}, node="n1"))
+    api.create(pod("b", labels={"app": "web"}, node="n2"))
+    api.create(pod("c", ns="team", labels={"app": "db"}, node="n1"))
+    inf = make_informer(indexers={"image": lambda o: [c["image"] for c in o["spec"]["containers"]]})
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    rec.expect(3)
+    names = lambda objs: sorted(o["metadata"]["name"] for o in objs)  # noqa: E731
+    assert names(inf.by_index("nodeName", "n1")) == ["a", "c"]
+    assert names(inf.by_index("namespace", "team")) == ["c"]
+    assert names(inf.by_index("label", "app=web")) == ["a", "b"]
+    assert names(inf.by_index("image", "busybox")) == ["a", "b", "c"]
+    api.patch("Pod", "a", "default", {"metadata": {"labels": {"app": "db"}}})
+    api.delete("Pod", "c", "team")
+    rec.expect(2)
+    assert names(inf.by_index("label", "app=web")) == ["b"]
+    assert names(inf.by_index("label", "app=db")) == ["a"]
+    assert names(inf.by_index("nodeName", "n1")) == ["a"]
+    assert inf.by_index("namespace", "team") == []
+    with pytest.raises(KeyError, match="no index"):
+        inf.by_index("nope", "x")
+
+
+def test_namespace_and_selector_scoped_informer(
+    api: Registry, make_informer: Callable[..., Informer]
+) -> None:
+    api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    inf = make_informer(namespace="team", label_selector="app=web")
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    api.create(pod("x", labels={"app": "web"}))  # other namespace
+    api.create(pod("y", ns="team", labels={"app": "db"}))  # no match
+    api.create(pod("z", ns="team", labels={"app": "web"}))
+    assert rec.expect(1) == [("add", "z")]
+    api.patch("Pod", "z", "team", {"metadata": {"labels": {"app": "db"}}})
+    assert rec.expect(1) == [("delete", "z")]
+    assert inf.keys() == []
+
+
+def test_relist_after_compaction_emits_the_diff(
+    api: Registry, make_informer: Callable[..., Informer], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="nbkube.client.informer")
+    api.create(pod("keep"))
+    api.create(pod("change"))
+    api.create(pod("remove"))
+    inf = make_informer()
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    rec.expect(3)
+    # Stop the informer, change things behind its back and compact the history away: restarted, it
+    # resumes its watch from the old resourceVersion, gets Expired and must relist.
+    rv_before = inf.resource_version
+    inf.stop()
+    api.patch("Pod", "change", "default", {"metadata": {"labels": {"v": "2"}}})
+    api.delete("Pod", "remove", "default")
+    api.create(pod("new"))
+    api.store.compact(api.store.current_revision())
+    assert inf.resource_version == rv_before
+    inf.start()
+    got = sorted(rec.expect(3))
+    assert got == [("add", "new"), ("delete", "remove"), ("update", "change")]
+    assert sorted(inf.keys()) == ["default/change", "default/keep", "default/new"]
+    assert "watch expired" in caplog.text
+    api.create(pod("after"))
+    assert rec.expect(1) == [("add", "after")]
+    assert rec.quiet()
+
+
+class _FlakyRegistry(Registry):
+    """Fails the first `failures` list calls, as an unreachable store would."""
+
+    def __init__(self, inner: Registry, failures: int) -> None:
+        super().__init__(inner.store, clock=inner.clock)
+        self.failures = failures
+
+    def list(self, *a: Any, **kw: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            from nbkube.errors import StoreUnavailable
+
+            raise StoreUnavailable("store down (test)")
+        return super().list(*a, **kw)
+
+
+def test_retries_after_errors(api: Registry) -> None:
+    api.create(pod("a"))
+    inf = Informer(_FlakyRegistry(api, failures=2), "Pod")
+    try:
+        inf.start()
+        assert inf.wait_synced(5)
+        assert inf.keys() == ["default/a"]
+    finally:
+        inf.stop()
+
+
+def test_stop_joins_thread_promptly(api: Registry) -> None:
+    inf = Informer(api, "Pod")
+    inf.start()
+    assert inf.wait_synced(5)
+    t = inf._thread
+    assert t is not None
+    inf.stop()
+    assert not t.is_alive()
+
+
+def test_factory_shares_informers(api: Registry) -> None:
+    factory = InformerFactory(api)
+    try:
+        a = factory.informer("pods")
+        assert factory.informer("Pod") is a
+        assert factory.informer("po", "default") is not a
+        assert factory.informer("Node", "ignored") is factory.informer("no")
+        api.create(pod("p"))
+        factory.start_all()
+        assert factory.wait_all_synced(5)
+        late = factory.informer("ConfigMap")  # started because the factory already runs
+        assert late.wait_synced(5)
+        assert a.keys() == ["default/p"]
+    finally:
+        factory.stop_all()
