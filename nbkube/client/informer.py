@@ -59,6 +59,10 @@ BUILTIN_INDEXERS: dict[str, IndexFunc] = {
 }
 
 
+def _rv(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
 @dataclass(frozen=True)
 class _Handler:
     on_add: Callable[[Obj], Any] | None
@@ -185,6 +189,9 @@ class Informer:
                     for h in self._handlers_snapshot():
                         self._call(h.on_delete, obj)
                 return
+            current = self.get(key)
+            if current is not None and _rv(current) == _rv(obj):
+                return  # already seen (a relist and a watch may both deliver it)
             old = self._store(key, obj)
             for h in self._handlers_snapshot():
                 if old is None:
@@ -204,9 +211,7 @@ class Informer:
                         self._apply("DELETED", old)
             for key, obj in fresh.items():
                 old = self.get(key)
-                if old is None or (old.get("metadata") or {}).get("resourceVersion") != (
-                    obj.get("metadata") or {}
-                ).get("resourceVersion"):
+                if old is None or _rv(old) != _rv(obj):
                     self._apply("MODIFIED", obj)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -262,6 +267,9 @@ class Informer:
                 while not self._stop.is_set():
                     ev = self._watch.next(_WATCH_POLL)
                     if ev is None:
+                        if getattr(self._watch, "cancelled", False) and not self._stop.is_set():
+                            # closed under us (e.g. Registry.close()): reconnect, with backoff
+                            raise ConnectionError(f"{self.kind} watch was cancelled")
                         continue
                     self._apply(ev.type, ev.object)
                     self.resource_version = str(ev.object["metadata"]["resourceVersion"])

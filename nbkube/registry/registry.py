@@ -221,6 +221,7 @@ class RegistryWatch:
         self._selector = selector
         self._matching: set[str] = set(matching or ())
         self._on_cancel = on_cancel
+        self.cancelled = False
         # the revision of the last event delivered (or the start revision): resume from here
         self.resource_version = ""
 
@@ -269,7 +270,7 @@ class RegistryWatch:
                 ev = self._w.next(remaining)
             except Compacted as e:
                 raise Expired(str(e)) from e
-            if ev is None:
+            if ev is None or self.cancelled:
                 return None
             out = self._translate(ev)
             if out is not None:
@@ -287,6 +288,7 @@ class RegistryWatch:
             raise Expired(str(e)) from e
 
     def cancel(self) -> None:
+        self.cancelled = True
         self._w.cancel()
         if self._on_cancel is not None:
             self._on_cancel(self)

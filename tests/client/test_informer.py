@@ -229,3 +229,24 @@ def test_factory_shares_informers(api: Registry) -> None:
         assert a.keys() == ["default/p"]
     finally:
         factory.stop_all()
+
+
+def test_reconnects_when_its_watch_is_cancelled(
+    api: Registry, make_informer: Callable[..., Informer]
+) -> None:
+    inf = make_informer()
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    pause = threading.Event()
+    for _ in range(500):  # the watch is opened just after the initial list
+        if inf._watch is not None:
+            break
+        pause.wait(0.01)
+    w = inf._watch
+    assert w is not None
+    w.cancel()  # what Registry.close() or a dropped connection does to it
+    api.create(pod("after-cancel"))
+    assert rec.expect(1) == [("add", "after-cancel")]
+    assert inf._watch is not w
