@@ -93,7 +93,12 @@ def test_dump_yaml_quotes_strings_that_look_like_other_types() -> None:
 
 
 def test_multi_document_skips_empty_documents_and_counts_them() -> None:
-    text = "---\n" + POD + "---\n---\n# only a comment\n---\n" + POD.replace("name: web\nspec", "name: web2\nspec")
+    text = (
+        "---\n"
+        + POD
+        + "---\n---\n# only a comment\n---\n"
+        + POD.replace("name: web\nspec", "name: web2\nspec")
+    )
     objs = load_manifests(text)
     assert [o["metadata"]["name"] for o in objs] == ["web", "web2"]
     bad = POD + "---\n---\n" + POD.replace("image: busybox:1.36", "image: ''")
@@ -104,7 +109,11 @@ def test_multi_document_skips_empty_documents_and_counts_them() -> None:
 def test_kind_list_is_flattened_and_errors_name_the_item() -> None:
     text = dump_yaml(load_manifests(RC_YAML + "---\n" + SVC_YAML))
     assert [o["kind"] for o in load_manifests(text)] == ["ReplicationController", "Service"]
-    pod_list = {"apiVersion": "v1", "kind": "PodList", "items": [yaml.safe_load(POD), {"apiVersion": "v1", "kind": "Pod"}]}
+    pod_list = {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "items": [yaml.safe_load(POD), {"apiVersion": "v1", "kind": "Pod"}],
+    }
     with pytest.raises(Invalid) as info:
         load_manifests(json.dumps(pod_list), "pods.json")
     assert str(info.value) == (
@@ -141,10 +150,14 @@ def _error(text: str, source: str = "bad.yaml") -> str:
 def test_malformed_yaml_names_file_document_and_line() -> None:
     text = POD + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n   oops: [\n"
     msg = _error(text)
-    assert msg.startswith("bad.yaml doc 2: malformed YAML at line 14, column 8: mapping values are not allowed")
+    assert msg.startswith(
+        "bad.yaml doc 2: malformed YAML at line 14, column 8: mapping values are not allowed"
+    )
     # a syntax error is reported even when an earlier document is also invalid
     msg = _error("kind: Pod\n---\na: [\n")
-    assert msg.startswith("bad.yaml doc 2: malformed YAML at line 4, column 1: did not find expected node content")
+    assert msg.startswith(
+        "bad.yaml doc 2: malformed YAML at line 4, column 1: did not find expected node content"
+    )
 
 
 def test_duplicate_key_in_a_mapping_is_an_error() -> None:
@@ -189,7 +202,11 @@ def test_article_rc_without_image_names_the_field() -> None:
     [
         ("replicas: 5", "replicas: five", 'spec.replicas: must be an integer, got string "five"'),
         ("replicas: 5", "replicas: true", "spec.replicas: must be an integer, got boolean true"),
-        ("replicas: 5", "replicas: -1", "spec.replicas: Invalid value: -1: must be greater than or equal to 0"),
+        (
+            "replicas: 5",
+            "replicas: -1",
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+        ),
         (
             "containers:\n      - name: nginx\n        image: nginx\n        ports:\n        - containerPort: 80\n",
             "containers: nginx\n",
@@ -205,7 +222,11 @@ def test_article_rc_without_image_names_the_field() -> None:
             "containerPort: 70000",
             "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
         ),
-        ("  selector:\n    app: nginx\n", "  selector: nginx\n", 'spec.selector: must be a mapping, got string "nginx"'),
+        (
+            "  selector:\n    app: nginx\n",
+            "  selector: nginx\n",
+            'spec.selector: must be a mapping, got string "nginx"',
+        ),
     ],
 )
 def test_wrongly_typed_fields_in_the_article_rc(old: str, new: str, expected: str) -> None:
@@ -223,14 +244,20 @@ def test_rc_selector_not_matching_template_labels_is_rejected() -> None:
 
 def test_invalid_names_and_labels() -> None:
     msg = _error(RC_YAML.replace("name: nginx-test-controller", "name: Nginx_Controller"))
-    assert msg.startswith('bad.yaml doc 1: metadata.name: Invalid value: "Nginx_Controller": a lowercase RFC 1123 subdomain')
+    assert msg.startswith(
+        'bad.yaml doc 1: metadata.name: Invalid value: "Nginx_Controller": a lowercase RFC 1123 subdomain'
+    )
     msg = _error(SVC_YAML.replace("name: nginx-http-service", "name: 8000-service"))
     assert msg.startswith('bad.yaml doc 1: metadata.name: Invalid value: "8000-service": a DNS-1035 label')
     msg = _error(RC_YAML.replace("name: nginx-test-controller", "name: " + "a" * 254))
     assert "must be no more than 253 characters" in msg
     msg = _error("apiVersion: v1\nkind: Namespace\nmetadata: {name: team.a}\n")
-    assert msg.startswith('bad.yaml doc 1: metadata.name: Invalid value: "team.a": a lowercase RFC 1123 label')
-    msg = _error(RC_YAML.replace("      labels:\n        app: nginx\n", "      labels:\n        app: nginx!\n"))
+    assert msg.startswith(
+        'bad.yaml doc 1: metadata.name: Invalid value: "team.a": a lowercase RFC 1123 label'
+    )
+    msg = _error(
+        RC_YAML.replace("      labels:\n        app: nginx\n", "      labels:\n        app: nginx!\n")
+    )
     assert 'spec.template.metadata.labels[app]: Invalid value: "nginx!": a valid label must be' in msg
     msg = _error(POD.replace("name: web\n", "name: web\n  labels: {'bad key': x}\n", 1))
     assert msg.startswith('bad.yaml doc 1: metadata.labels: Invalid value: "bad key": name part must consist')
@@ -239,7 +266,9 @@ def test_invalid_names_and_labels() -> None:
 
 
 def test_several_field_errors_are_reported_together() -> None:
-    text = POD.replace("name: web\n    image: busybox:1.36", "name: Web\n    image: ''\n    ports: [{containerPort: 0}]")
+    text = POD.replace(
+        "name: web\n    image: busybox:1.36", "name: Web\n    image: ''\n    ports: [{containerPort: 0}]"
+    )
     with pytest.raises(Invalid) as info:
         load_manifests(text, "p.yaml")
     paths = [e.path for e in info.value.errors]
@@ -259,7 +288,9 @@ def test_duplicate_objects_name_both_documents() -> None:
     other_ns = POD.replace("name: web\n", "name: web\n  namespace: team-a\n", 1)
     assert len(load_manifests(POD + "---\n" + other_ns)) == 2
     explicit_default = POD.replace("name: web\n", "name: web\n  namespace: default\n", 1)
-    assert _error(POD + "---\n" + explicit_default).startswith("bad.yaml doc 2: duplicate object Pod default/web")
+    assert _error(POD + "---\n" + explicit_default).startswith(
+        "bad.yaml doc 2: duplicate object Pod default/web"
+    )
 
 
 def test_generate_name_objects_are_not_duplicates() -> None:
@@ -270,7 +301,12 @@ def test_generate_name_objects_are_not_duplicates() -> None:
 
 def test_object_over_one_and_a_half_mebibytes_is_too_large() -> None:
     assert API_MAX_OBJECT_BYTES == MAX_VALUE_BYTES == 3 * 512 * 1024
-    big = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"blob": "x" * API_MAX_OBJECT_BYTES}}
+    big = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "big"},
+        "data": {"blob": "x" * API_MAX_OBJECT_BYTES},
+    }
     with pytest.raises(TooLarge) as info:
         load_manifests(POD + "---\n" + json.dumps(big), "big.yaml")
     assert str(info.value).startswith("big.yaml doc 2: object is too large:")
@@ -289,7 +325,9 @@ def test_load_file_errors_name_the_file(tmp_path: Path) -> None:
         load_file(str(binary))
     bad = tmp_path / "rc.yaml"
     bad.write_text(RC_YAML.replace("        image: nginx\n", ""))
-    with pytest.raises(Invalid, match=rf"^{bad} doc 1: spec\.template\.spec\.containers\[0\]\.image: required$"):
+    with pytest.raises(
+        Invalid, match=rf"^{bad} doc 1: spec\.template\.spec\.containers\[0\]\.image: required$"
+    ):
         load_file(str(bad))
 
 

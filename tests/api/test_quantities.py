@@ -18,7 +18,17 @@ from nbkube.errors import BadRequest
 
 @pytest.mark.parametrize(
     ("q", "millis"),
-    [("100m", 100), ("0.5", 500), (1, 1000), (0.25, 250), ("2", 2000), ("1.5", 1500), ("0.1", 100), ("1u", 1), ("1e-3", 1)],
+    [
+        ("100m", 100),
+        ("0.5", 500),
+        (1, 1000),
+        (0.25, 250),
+        ("2", 2000),
+        ("1.5", 1500),
+        ("0.1", 100),
+        ("1u", 1),
+        ("1e-3", 1),
+    ],
 )
 def test_parse_cpu(q: object, millis: int) -> None:
     assert parse_cpu(q) == millis
@@ -49,7 +59,9 @@ def test_parse_quantity_float() -> None:
     assert parse_quantity("-2k") == -2000.0
 
 
-@pytest.mark.parametrize("q", ["", "abc", "1x", "1.2.3", "Mi", " 1", "1 Mi", "1KB", True, None, [1], float("nan")])
+@pytest.mark.parametrize(
+    "q", ["", "abc", "1x", "1.2.3", "Mi", " 1", "1 Mi", "1KB", True, None, [1], float("nan")]
+)
 def test_invalid_quantities(q: object) -> None:
     with pytest.raises(QuantityError) as info:
         parse_memory(q)
