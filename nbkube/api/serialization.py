@@ -10,6 +10,7 @@ and the field: `rc.yaml doc 1: spec.template.spec.containers[0].image: required`
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -65,9 +66,21 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)
 
 
-def object_size(obj: Any) -> int:
-    """Bytes the object takes as compact JSON, the form the store keeps."""
-    return len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def object_size(obj: Any, limit: int | None = None) -> int:
+    """Bytes the object takes as compact JSON, the form the store keeps.
+
+    With `limit`, counting stops as soon as the size exceeds it: YAML aliases can make a small file
+    expand into an enormous object ("billion laughs"), which must be refused, not serialized.
+    """
+    total = 0
+    for chunk in _SIZE_ENCODER.iterencode(obj):
+        total += len(chunk.encode())
+        if limit is not None and total > limit:
+            break
+    return total
 
 
 def _yaml_error(source: str, doc: int, exc: yaml.YAMLError) -> ManifestError:
@@ -176,17 +189,21 @@ def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
     """
     objects: list[Obj] = []
     seen: dict[tuple[str, str, str], str] = {}
+    may_alias = "*" in text
     for index, doc in _documents(text, source):
         if doc is None:
             continue
         for label, item in _flatten(source, index, doc):
             obj = _check_shape(source, label, item)
-            size = object_size(obj)
+            size = object_size(obj, API_MAX_OBJECT_BYTES)
             if size > API_MAX_OBJECT_BYTES:
                 raise TooLarge(
-                    f"{source} {label}: object is too large: {size} bytes serialized, "
-                    f"over the limit of {API_MAX_OBJECT_BYTES} bytes (1.5 MiB)"
+                    f"{source} {label}: object is too large: more than {API_MAX_OBJECT_BYTES} bytes "
+                    "(1.5 MiB) serialized"
                 )
+            if may_alias:
+                # YAML anchors share one dict between places; defaulting must not edit both at once
+                obj = json.loads(json.dumps(obj))
             apply_defaults(obj)
             errors = validate(obj)
             if errors:
@@ -244,8 +261,19 @@ class _Dumper(yaml.SafeDumper):
     """Block style; strings that YAML 1.1 would read back as something else get quoted."""
 
 
+# strings that YAML 1.2 readers (kubectl, Go) take for numbers although PyYAML's YAML 1.1 does not
+_NUMBER_LIKE = re.compile(
+    r"^([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))$"
+)
+
+
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    if "\n" in value:
+        style: str | None = "|"
+    elif _NUMBER_LIKE.match(value):
+        style = "'"
+    else:
+        style = None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

@@ -119,10 +119,8 @@ def check_int_or_name_port(
     elif is_int(value):
         e.extend_messages(full, value, naming.check_port_number(value))
     elif isinstance(value, str):
-        if value.isdigit():
-            e.extend_messages(full, value, naming.check_port_number(int(value)))
-        else:
-            e.extend_messages(full, value, naming.check_iana_svc_name(value))
+        # as Kubernetes: a quoted "8080" is a port *name*, and names need a letter
+        e.extend_messages(full, value, naming.check_iana_svc_name(value))
     else:
         e.wrong_type(full, "an integer or a port name", value)
 

@@ -83,7 +83,7 @@ def validate_config_map(e: Errors, obj: dict[str, Any]) -> None:
         len(k) + len(v) * 3 // 4 for k, v in binary.items()
     )
     if size > MAX_DATA_BYTES:
-        e.add("", f"Too long: a ConfigMap may hold at most {MAX_DATA_BYTES} bytes of data")
+        e.add("data", f"Too long: a ConfigMap may hold at most {MAX_DATA_BYTES} bytes of data")
 
 
 def _check_base64(e: Errors, path: str, value: str) -> int:

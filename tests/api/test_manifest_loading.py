@@ -310,7 +310,45 @@ def test_object_over_one_and_a_half_mebibytes_is_too_large() -> None:
     with pytest.raises(TooLarge) as info:
         load_manifests(POD + "---\n" + json.dumps(big), "big.yaml")
     assert str(info.value).startswith("big.yaml doc 2: object is too large:")
-    assert f"over the limit of {API_MAX_OBJECT_BYTES} bytes (1.5 MiB)" in str(info.value)
+    assert str(info.value) == (
+        f"big.yaml doc 2: object is too large: more than {API_MAX_OBJECT_BYTES} bytes (1.5 MiB) serialized"
+    )
+    # just under the limit is fine (a pod: ConfigMap data has its own 1 MiB limit)
+    pod = yaml.safe_load(POD)
+    pod["spec"]["containers"][0]["env"] = [{"name": "BLOB", "value": "x" * (API_MAX_OBJECT_BYTES - 600)}]
+    [loaded] = load_manifests(json.dumps(pod))
+    assert serialization.object_size(loaded) <= API_MAX_OBJECT_BYTES
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: bomb}", 'a0: &a0 ["xxxxxxxxxx"]']
+    for i in range(1, 30):  # 2**29 leaves once expanded
+        lines.append(f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]")
+    lines.append("data: {k: v}")
+    lines.append("extra: *a29")
+    with pytest.raises(TooLarge, match=r"^bomb\.yaml doc 1: object is too large"):
+        load_manifests("\n".join(lines) + "\n", "bomb.yaml")
+
+
+def test_yaml_anchors_do_not_share_dicts_between_objects() -> None:
+    text = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n"
+        "  - {name: c1, image: x, ports: &ports [{containerPort: 80}]}\n"
+        "  - {name: c2, image: x, ports: *ports}\n"
+    )
+    [pod] = load_manifests(text)
+    c1, c2 = pod["spec"]["containers"]
+    assert c1["ports"] == c2["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    assert c1["ports"] is not c2["ports"]
+
+
+def test_dump_yaml_quotes_number_like_strings_for_yaml_1_2_readers() -> None:
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+    obj["data"] = {"a": "1e3", "b": "0o17", "c": "0x1F", "d": "1_000", "e": ".5", "f": "v1.2"}
+    text = dump_yaml(obj)
+    for line in ("a: '1e3'", "b: '0o17'", "c: '0x1F'", "d: '1_000'", "e: '.5'", "f: v1.2"):
+        assert f"  {line}\n" in text
+    assert load_manifests(text) == [obj]
 
 
 def test_load_file_errors_name_the_file(tmp_path: Path) -> None:

@@ -413,6 +413,9 @@ def test_service_rules() -> None:
         'spec.ports[1].name: Duplicate value: "a"',
         'spec.ports[1]: Duplicate value: {"port":80,"protocol":"TCP"}',
     ]
+    assert errors(service(ports=[{"port": 80, "targetPort": "8080"}])) == [
+        'spec.ports[0].targetPort: Invalid value: "8080": must contain at least one letter (a-z)'
+    ]
     assert errors(service(ports=[{"port": "80"}])) == [
         'spec.ports[0].port: must be an integer, got string "80"'
     ]
