@@ -299,9 +299,14 @@ def preserve_allocated(new: Obj, old: Obj) -> Obj:
             if old_spec.get("clusterIPs") is not None and new_spec.get("clusterIPs") is None:
                 new_spec["clusterIPs"] = copy.deepcopy(old_spec["clusterIPs"])
         if new_spec.get("type", "ClusterIP") in ("NodePort", "LoadBalancer"):
-            old_ports = {(p.get("port"), p.get("protocol") or "TCP"): p for p in _dicts(old_spec, "ports")}
+            old_ports = {_port_key(p): p for p in _dicts(old_spec, "ports")}
             for p in _dicts(new_spec, "ports"):
-                match = old_ports.get((p.get("port"), p.get("protocol") or "TCP"))
+                match = old_ports.get(_port_key(p))
                 if match is not None and match.get("nodePort") and not p.get("nodePort"):
                     p["nodePort"] = match["nodePort"]
     return new
+
+
+def _port_key(port: dict[str, Any]) -> tuple[str, str]:
+    # str() keeps malformed (unhashable) values from crashing; validation reports them
+    return str(port.get("port")), str(port.get("protocol") or "TCP")

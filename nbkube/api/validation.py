@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nbkube.api import kinds, naming
-from nbkube.api.fieldcheck import Errors, join, show
+from nbkube.api.fieldcheck import Errors, is_int, join, show
 from nbkube.api.validate_common import check_object_meta
 from nbkube.api.validate_network import validate_endpoints, validate_network_policy, validate_service
 from nbkube.api.validate_other import (
@@ -177,7 +177,7 @@ def _pod_update(e: Errors, new: dict[str, Any], old: dict[str, Any]) -> None:
                 if isinstance(nc, dict) and isinstance(oc, dict) and "image" in oc:
                     nc["image"] = oc["image"]
     old_deadline, new_deadline = b.pop("activeDeadlineSeconds", None), a.pop("activeDeadlineSeconds", None)
-    if old_deadline is not None and (new_deadline is None or new_deadline > old_deadline):
+    if is_int(old_deadline) and (not is_int(new_deadline) or new_deadline > old_deadline):
         e.invalid(
             "spec.activeDeadlineSeconds", new_deadline, "must be less than or equal to the previous value"
         )

@@ -207,48 +207,7 @@ def test_other_kinds() -> None:
     assert apply_defaults(unknown) == {"apiVersion": "v1", "kind": "Gadget"}
 
 
-ALL_KINDS_YAML = """\
-apiVersion: v1
-kind: Pod
-metadata: {name: p}
-spec:
-  containers: [{name: a, image: busybox, ports: [{containerPort: 80}], livenessProbe: {tcpSocket: {port: 80}}}]
-  volumes: [{name: v}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: d}
-spec:
-  selector: {matchLabels: {app: d}}
-  template: {metadata: {labels: {app: d}}, spec: {containers: [{name: a, image: x}]}}
----
-apiVersion: apps/v1
-kind: ReplicaSet
-metadata: {name: r}
-spec:
-  selector: {matchLabels: {app: r}}
-  template: {metadata: {labels: {app: r}}, spec: {containers: [{name: a, image: x}]}}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: s}
-stringData: {a: b}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: n}
-spec: {podSelector: {}, ingress: [{ports: [{port: 80}]}]}
----
-apiVersion: v1
-kind: LimitRange
-metadata: {name: l}
-spec: {limits: [{type: Container, max: {memory: 1Gi}}]}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: e}
-subsets: [{addresses: [{ip: 10.0.0.1}], ports: [{port: 80}]}]
-"""
+ALL_KINDS_YAML = (DATA / "all_kinds.yaml").read_text()
 
 
 def test_defaults_are_idempotent() -> None:
