@@ -44,7 +44,9 @@ def _dicts(parent: Any, key: str) -> list[dict[str, Any]]:
 
 
 def _set(d: dict[str, Any], key: str, value: Any) -> None:
-    if d.get(key) is None:
+    # "" counts as unset, as in Kubernetes' Go defaulting (`if spec.RestartPolicy == ""`)
+    current = d.get(key)
+    if current is None or (isinstance(current, str) and current == ""):
         d[key] = value
 
 

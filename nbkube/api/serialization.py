@@ -83,18 +83,32 @@ def object_size(obj: Any, limit: int | None = None) -> int:
     return total
 
 
-def _yaml_error(source: str, doc: int, exc: yaml.YAMLError) -> ManifestError:
+def _yaml_error(source: str, doc: int, exc: yaml.YAMLError, fmt: str) -> ManifestError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     detail = f"{problem} ({context})" if context else problem
-    return ManifestError(f"{source} doc {doc}: malformed YAML{where}: {detail}")
+    return ManifestError(f"{source} doc {doc}: malformed {fmt}{where}: {detail}")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey()
+    return result
 
 
 def _json_documents(text: str) -> list[Any] | None:
-    """A stream of JSON values (kubectl accepts concatenated objects), or None if not pure JSON."""
-    decoder = json.JSONDecoder()
+    """A stream of JSON values (kubectl accepts concatenated objects), or None if not pure JSON.
+
+    None also for JSON with a key given twice: the YAML parser then reports it with its line.
+    """
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
     docs: list[Any] = []
     pos = 0
     try:
@@ -105,7 +119,7 @@ def _json_documents(text: str) -> list[Any] | None:
                 return docs
             value, pos = decoder.raw_decode(text, pos)
             docs.append(value)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, _DuplicateKey):
         return None
 
 
@@ -123,7 +137,8 @@ def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
         for doc in yaml.load_all(text, Loader=_Loader):  # _Loader derives from SafeLoader
             parsed.append(doc)
     except yaml.YAMLError as exc:
-        raise _yaml_error(source, len(parsed) + 1, exc) from None
+        fmt = "JSON" if stripped.startswith(("{", "[")) else "YAML"
+        raise _yaml_error(source, len(parsed) + 1, exc, fmt) from None
     yield from enumerate(parsed, start=1)
 
 

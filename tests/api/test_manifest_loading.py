@@ -131,6 +131,20 @@ def test_json_input_single_and_concatenated() -> None:
     assert [o["metadata"]["name"] for o in objs] == ["web", "other"]
 
 
+def test_duplicate_key_in_json_is_an_error_with_its_line() -> None:
+    text = (
+        '{\n  "apiVersion": "v1",\n  "kind": "Namespace",\n  "kind": "Pod",\n  "metadata": {"name": "a"}\n}\n'
+    )
+    msg = _error(text, "ns.json")
+    assert msg.startswith("ns.json doc 1: malformed JSON at line 4")
+    assert "duplicate key 'kind'" in msg
+
+
+def test_malformed_json_names_the_line() -> None:
+    msg = _error('{"apiVersion": "v1",\n "kind": "Pod"\n "metadata": {}}\n', "p.json")
+    assert msg.startswith("p.json doc 1: malformed JSON at line 3")
+
+
 def test_timestamps_stay_strings() -> None:
     text = POD.replace("name: web\n", "name: web\n  creationTimestamp: 2024-01-02T03:04:05Z\n", 1)
     [pod] = load_manifests(text)

@@ -74,6 +74,20 @@ def test_image_pull_policy(image: str, policy: str) -> None:
     assert image_pull_policy(image) == policy
 
 
+def test_empty_strings_count_as_unset() -> None:
+    svc = apply_defaults(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s", "namespace": ""},
+            "spec": {"type": "", "ports": [{"port": 80, "protocol": ""}]},
+        }
+    )
+    assert svc["metadata"]["namespace"] == "default"
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["ports"][0]["protocol"] == "TCP"
+
+
 def test_existing_values_are_kept() -> None:
     pod: dict[str, Any] = {
         "apiVersion": "v1",
