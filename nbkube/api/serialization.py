@@ -19,6 +19,7 @@ import yaml
 
 from nbkube.api import kinds
 from nbkube.api.defaults import apply_defaults
+from nbkube.api.fieldcheck import join, show, type_name
 from nbkube.api.meta import Obj
 from nbkube.api.validation import validate
 from nbkube.errors import BadRequest, Invalid, ManifestError, TooLarge
@@ -155,7 +156,9 @@ def _flatten(source: str, index: int, doc: Any) -> Iterator[tuple[str, Any]]:
         if items is None:
             return
         if not isinstance(items, list):
-            raise ManifestError(f"{source} {label}: items: must be a list, got {type(items).__name__}")
+            raise ManifestError(
+                f"{source} {label}: items: must be a list, got {type_name(items)} {show(items)}"
+            )
         for j, item in enumerate(items):
             yield f"{label} items[{j}]", item
         return
@@ -164,13 +167,9 @@ def _flatten(source: str, index: int, doc: Any) -> Iterator[tuple[str, Any]]:
 
 def _check_shape(source: str, label: str, doc: Any) -> dict[str, Any]:
     if not isinstance(doc, dict):
-        what = (
-            "a list"
-            if isinstance(doc, list)
-            else f"a {type(doc).__name__} ({json.dumps(doc, default=str)[:40]})"
-        )
         raise ManifestError(
-            f"{source} {label}: not a mapping: expected an object with apiVersion and kind, got {what}"
+            f"{source} {label}: not a mapping: expected an object with apiVersion and kind, "
+            f"got {type_name(doc)} {show(doc)}"
         )
     for key in ("apiVersion", "kind"):
         value = doc.get(key)
@@ -185,6 +184,40 @@ def _check_shape(source: str, label: str, doc: Any) -> dict[str, Any]:
     except BadRequest as exc:
         raise ManifestError(f"{source} {label}: {exc}") from None
     return doc
+
+
+def _json_key(key: Any, where: str) -> str:
+    if isinstance(key, str):
+        return key
+    # as Kubernetes' YAML-to-JSON step: scalar keys become their text (`80: x` -> "80")
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int | float):
+        return str(key)
+    raise ManifestError(f"{where}: keys must be strings, got {type_name(key)}")
+
+
+def _json_tree(value: Any, source: str, label: str, path: str) -> Any:
+    """A deep copy of `value` as plain JSON types, or ManifestError naming the offending field."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            where = f"{source} {label}: {path or '(top level)'}"
+            key = _json_key(k, where)
+            if key in out:
+                raise ManifestError(f"{where}: duplicate key {key!r}")
+            out[key] = _json_tree(v, source, label, join(path, key))
+        return out
+    if isinstance(value, list):
+        return [_json_tree(v, source, label, join(path, i)) for i, v in enumerate(value)]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ManifestError(
+        f"{source} {label}: {path}: unsupported value of type {type(value).__name__} "
+        "(YAML tags such as !!binary or !!set have no JSON form)"
+    )
 
 
 def _identity(obj: Obj) -> tuple[str, str, str] | None:
@@ -204,7 +237,6 @@ def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
     """
     objects: list[Obj] = []
     seen: dict[tuple[str, str, str], str] = {}
-    may_alias = "*" in text
     for index, doc in _documents(text, source):
         if doc is None:
             continue
@@ -216,9 +248,9 @@ def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
                     f"{source} {label}: object is too large: more than {API_MAX_OBJECT_BYTES} bytes "
                     "(1.5 MiB) serialized"
                 )
-            if may_alias:
-                # YAML anchors share one dict between places; defaulting must not edit both at once
-                obj = json.loads(json.dumps(obj))
+            # a fresh JSON-shaped copy: YAML anchors would otherwise share one dict between places
+            # (and defaulting edit both at once), and YAML-only values must not reach the store
+            obj = _json_tree(obj, source, label, "")
             apply_defaults(obj)
             errors = validate(obj)
             if errors:

@@ -72,11 +72,11 @@ def check_object_meta(e: Errors, obj: dict[str, Any], name_check: NameCheck, nam
     check_meta_fields(e, meta, path)
 
 
-def check_meta_fields(e: Errors, meta: dict[str, Any], path: str) -> None:
-    """The parts of metadata that top-level objects and pod templates share."""
-    check_labels(e, meta, "labels", path)
+def check_meta_fields(e: Errors, meta: dict[str, Any], path: str) -> dict[str, str]:
+    """The parts of metadata that top-level objects and pod templates share; returns the labels."""
+    labels = check_labels(e, meta, "labels", path)
     check_annotations(e, meta, path)
-    for key in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generateName"):
+    for key in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
         e.string(meta, key, path)
     e.integer(meta, "generation", path, minimum=0)
     e.integer(meta, "deletionGracePeriodSeconds", path, minimum=0)
@@ -87,6 +87,7 @@ def check_meta_fields(e: Errors, meta: dict[str, Any], path: str) -> None:
             e.string(ref, key, p, required=True)
         e.boolean(ref, "controller", p)
         e.boolean(ref, "blockOwnerDeletion", p)
+    return labels
 
 
 def check_template_meta(e: Errors, template: dict[str, Any], path: str) -> dict[str, str]:
@@ -94,10 +95,7 @@ def check_template_meta(e: Errors, template: dict[str, Any], path: str) -> dict[
     meta = e.mapping(template, "metadata", path)
     if meta is None:
         return {}
-    mp = join(path, "metadata")
-    check_meta_fields(e, meta, mp)
-    labels = e.string_map(meta, "labels", mp)
-    return labels
+    return check_meta_fields(e, meta, join(path, "metadata"))
 
 
 def check_port(e: Errors, parent: dict[str, Any], key: str, path: str, required: bool = False) -> int | None:

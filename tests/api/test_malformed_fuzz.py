@@ -51,6 +51,7 @@ def test_every_field_with_every_junk_value() -> None:
                 apply_defaults(obj)
                 errors = validate(obj)
                 assert all(isinstance(e, FieldError) for e in errors)
+                assert len(set(errors)) == len(errors), errors  # each problem reported once
                 preserve_allocated(copy.deepcopy(obj), good)
                 assert all(isinstance(e, FieldError) for e in validate_update(obj, good))
                 assert all(isinstance(e, FieldError) for e in validate_update(good, obj))

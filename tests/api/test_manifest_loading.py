@@ -145,6 +145,20 @@ def test_malformed_json_names_the_line() -> None:
     assert msg.startswith("p.json doc 1: malformed JSON at line 3")
 
 
+def test_yaml_only_values_and_keys() -> None:
+    # scalar keys become strings as in Kubernetes' YAML-to-JSON step; label values stay typed
+    [cm] = load_manifests("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {80: x, true: y}\n")
+    assert cm["data"] == {"80": "x", "true": "y"}
+    msg = _error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nbinaryData: {b: !!binary aGVsbG8=}\n")
+    assert msg.startswith("bad.yaml doc 1: binaryData.b: unsupported value of type bytes")
+    msg = _error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {1: x, '1': y}\n")
+    assert msg == "bad.yaml doc 1: data: duplicate key '1'"
+    msg = _error("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {[a, b]: x}\n")
+    assert msg.startswith("bad.yaml doc 1: malformed YAML at line 4")
+    msg = _error("apiVersion: v1\nkind: PodList\nitems: {a: 1}\n")
+    assert msg == 'bad.yaml doc 1: items: must be a list, got mapping {"a":1}'
+
+
 def test_timestamps_stay_strings() -> None:
     text = POD.replace("name: web\n", "name: web\n  creationTimestamp: 2024-01-02T03:04:05Z\n", 1)
     [pod] = load_manifests(text)
@@ -182,7 +196,11 @@ def test_duplicate_key_in_a_mapping_is_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("text", "what"),
-    [("- a\n- b\n", "got a list"), ("just words\n", 'got a str ("just words")'), ("42\n", "got a int (42)")],
+    [
+        ("- a\n- b\n", 'got list ["a","b"]'),
+        ("just words\n", 'got string "just words"'),
+        ("42\n", "got integer 42"),
+    ],
 )
 def test_document_that_is_not_a_mapping(text: str, what: str) -> None:
     msg = _error(POD + "---\n" + text)
