@@ -82,6 +82,16 @@ def test_dump_list_shape_and_key_order() -> None:
     assert yaml.safe_load(text) == objs[0]
 
 
+def test_dump_yaml_never_emits_anchors_for_shared_parts() -> None:
+    [rc] = load_manifests(RC_YAML)
+    twin = dict(
+        rc, metadata={"name": "twin", "namespace": "default", "labels": {"app": "nginx"}}
+    )  # shares spec
+    text = dump_yaml([rc, twin])
+    assert "&" not in text and "*" not in text
+    assert load_manifests(text) == [rc, twin]
+
+
 def test_dump_yaml_quotes_strings_that_look_like_other_types() -> None:
     obj = {
         "apiVersion": "v1",
