@@ -1,0 +1,500 @@
+"""The embedded store: a kine-style append-only revision log in one SQLite file (or in memory).
+
+Why: a notebook or a laptop should run nbkube without an etcd server, yet the registry must see the
+same semantics either way (revisions, compare-and-swap, watch from a revision, compaction). Like
+k3s's kine, every write appends one row to `log`; the row id *is* the revision, so revisions are
+strictly increasing across every thread and every process that shares the file. `open_store()`
+builds this for `sqlite:///abs/path.db` and `sqlite://:memory:`.
+
+Concurrency: one connection per store, guarded by a lock (SQLite serialises writers anyway), so a
+store may be used from any thread. Writes run in `BEGIN IMMEDIATE` transactions, which take the
+database write lock up front: the next revision is read, the compare-and-swap is checked and the
+row is inserted under that lock, so two processes can never interleave inside one write.
+
+Watch: one poller thread per store reads rows newer than the last one it saw and fans them out to
+the watchers. A local commit wakes it at once; otherwise it polls every `poll_interval` seconds, so
+that writes from other processes arrive too. It only runs while somebody watches.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from nbkube.errors import BadRequest, StoreUnavailable
+from nbkube.store._common import check_key, check_value, prefix_end
+from nbkube.store._watch import QueueWatch
+from nbkube.store.base import (
+    Compacted,
+    KeyExists,
+    KeyNotFound,
+    KeyValue,
+    RevisionMismatch,
+    Watch,
+    WatchEvent,
+)
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the revision
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL,               -- 1 when this row brought the key into existence
+    deleted INTEGER NOT NULL,               -- 1 for a tombstone (value = last value before delete)
+    create_revision INTEGER NOT NULL,
+    prev_revision INTEGER NOT NULL,         -- id of the key's previous row, 0 if none
+    value BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS log_name_id ON log (name, id);
+CREATE INDEX IF NOT EXISTS log_prev_revision ON log (prev_revision);
+CREATE TABLE IF NOT EXISTS compaction (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    revision INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO compaction (id, revision) VALUES (1, 0);
+"""
+
+# Columns of an event row: the log row plus its predecessor's value (for `prev` of a PUT).
+_EVENT_COLUMNS = (
+    "l.id, l.name, l.created, l.deleted, l.create_revision, l.prev_revision, l.value, "
+    "p.value, p.create_revision"
+)
+
+_Row = tuple[Any, ...]
+
+
+def _name_range(prefix: str, column: str = "name") -> tuple[str, tuple[str, ...]]:
+    """SQL condition (and parameters) selecting names under `prefix`, usable with the name index."""
+    if not prefix:
+        return "1", ()
+    end = prefix_end(prefix)
+    if end is None:
+        return f"{column} >= ?", (prefix,)
+    return f"{column} >= ? AND {column} < ?", (prefix, end)
+
+
+def _event(row: _Row) -> WatchEvent:
+    rev, name, created, deleted, create_rev, prev_rev, value, prev_value, prev_create_rev = row
+    if deleted:
+        # A tombstone carries the last value, so the DELETE event needs no join.
+        last = KeyValue(name, bytes(value), create_rev, prev_rev)
+        return WatchEvent("DELETE", KeyValue(name, bytes(value), create_rev, rev), last)
+    prev = None
+    if not created and prev_value is not None:
+        prev = KeyValue(name, bytes(prev_value), prev_create_rev, prev_rev)
+    return WatchEvent("PUT", KeyValue(name, bytes(value), create_rev, rev), prev)
+
+
+class SqliteStore:
+    """`Store` over a SQLite revision log. `path` is an absolute file path or ":memory:"."""
+
+    def __init__(self, path: str, *, busy_timeout: float = 2.0, poll_interval: float = 0.01):
+        self.path = path
+        self.memory = path == ":memory:"
+        self.url = "sqlite://:memory:" if self.memory else f"sqlite://{path}"
+        self._busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._closed = False
+        if not self.memory:
+            self._check_writable()
+        try:
+            self._conn = self._connect()
+        except sqlite3.Error as err:
+            raise self._unavailable(err) from err
+        self._poller = _Poller(self, poll_interval)
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        """Refuse a file we could not write, before SQLite creates or changes anything."""
+        if not os.path.isabs(self.path):
+            raise BadRequest(f"{self.url}: the SQLite path must be absolute (sqlite:///abs/path.db)")
+        directory = os.path.dirname(self.path) or "/"
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as err:
+            raise StoreUnavailable(
+                f"{self.url}: cannot create directory {directory}: {err.strerror}"
+            ) from err
+        if os.path.isdir(self.path):
+            raise StoreUnavailable(f"{self.url} is a directory, not a SQLite file")
+        exists = os.path.exists(self.path)
+        # WAL mode needs to create `-wal`/`-shm` files beside the database, hence the directory check.
+        if (exists and not os.access(self.path, os.W_OK)) or not os.access(directory, os.W_OK):
+            raise StoreUnavailable(f"{self.url} is read-only")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            check_same_thread=False,  # guarded by self._lock
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            if not self.memory:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreUnavailable(f"{self.url}: cannot switch to WAL mode (journal mode is {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            has_log = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log'"
+            ).fetchone()
+            if not has_log:
+                # Only take the write lock when the schema is missing, so opening an existing store
+                # never blocks behind (or is refused by) another process's writer.
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _unavailable(self, err: sqlite3.Error) -> StoreUnavailable:
+        text = str(err).lower()
+        if "locked" in text or "busy" in text:
+            msg = f"{self.url} is locked by another process (waited {self._busy_timeout:g}s)"
+        elif "readonly" in text or "read-only" in text:
+            msg = f"{self.url} is read-only"
+        elif "not a database" in text:
+            msg = f"{self.url} is not a SQLite database"
+        else:
+            msg = f"{self.url}: {err}"
+        return StoreUnavailable(msg)
+
+    # --- transactions --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"{self.url}: store is closed")
+
+    def _txn(self, begin: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `body` in one transaction; roll back on any error (nothing half-written)."""
+        with self._lock:
+            self._check_open()
+            conn = self._conn
+            try:
+                conn.execute(begin)
+            except sqlite3.Error as err:
+                raise self._unavailable(err) from err
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException as err:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(err, sqlite3.Error):
+                    raise self._unavailable(err) from err
+                raise
+            return result
+
+    def _write(self, body: Callable[[sqlite3.Connection, int], int]) -> int:
+        """A write transaction; `body` gets the revision to write at and returns it."""
+        rev = self._txn("BEGIN IMMEDIATE", lambda conn: body(conn, _current(conn) + 1))
+        self._poller.kick()
+        return rev
+
+    # --- Store protocol ------------------------------------------------------------------------
+
+    def get(self, key: str) -> KeyValue | None:
+        check_key(key)
+        row = self._txn("BEGIN", lambda conn: _latest(conn, key))
+        if row is None or row[2]:
+            return None
+        rev, _created, _deleted, create_rev, _prev, value = row
+        return KeyValue(key, bytes(value), create_rev, rev)
+
+    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+        cond, params = _name_range(prefix)
+
+        def read(conn: sqlite3.Connection) -> tuple[list[KeyValue], int]:
+            # Both statements run in one read transaction: WAL gives them the same snapshot.
+            rev = _current(conn)
+            rows = conn.execute(
+                "SELECT l.name, l.value, l.create_revision, l.id FROM log l WHERE l.id IN "
+                f"(SELECT MAX(id) FROM log WHERE {cond} GROUP BY name) AND l.deleted = 0 ORDER BY l.name",
+                params,
+            ).fetchall()
+            return [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows], rev
+
+        return self._txn("BEGIN", read)
+
+    def create(self, key: str, value: bytes) -> int:
+        check_key(key)
+        check_value(key, value)
+
+        def body(conn: sqlite3.Connection, rev: int) -> int:
+            latest = _latest(conn, key)
+            if latest is not None and not latest[2]:
+                raise KeyExists(f"{key}: already exists")
+            prev = latest[0] if latest is not None else 0
+            _insert(conn, rev, key, created=1, deleted=0, create_rev=rev, prev=prev, value=value)
+            return rev
+
+        return self._write(body)
+
+    def update(self, key: str, value: bytes, expected_mod_revision: int) -> int:
+        check_key(key)
+        check_value(key, value)
+
+        def body(conn: sqlite3.Connection, rev: int) -> int:
+            latest = _live(conn, key, expected_mod_revision)
+            _insert(conn, rev, key, created=0, deleted=0, create_rev=latest[3], prev=latest[0], value=value)
+            return rev
+
+        return self._write(body)
+
+    def delete(self, key: str, expected_mod_revision: int | None = None) -> int:
+        check_key(key)
+
+        def body(conn: sqlite3.Connection, rev: int) -> int:
+            latest = _live(conn, key, expected_mod_revision)
+            _insert(
+                conn, rev, key, created=0, deleted=1, create_rev=latest[3], prev=latest[0], value=latest[5]
+            )
+            return rev
+
+        return self._write(body)
+
+    def watch(self, prefix: str, after_revision: int) -> Watch:
+        return self._poller.add(prefix, after_revision)
+
+    def current_revision(self) -> int:
+        return self._txn("BEGIN", _current)
+
+    def compact(self, revision: int) -> None:
+        self._poller.compact(revision)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._poller.close()
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.url!r})"
+
+    # --- used by the poller --------------------------------------------------------------------
+
+    def _compaction_revision(self, conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT revision FROM compaction WHERE id = 1").fetchone()[0])
+
+    def _rows_since(
+        self, conn: sqlite3.Connection, after: int, upto: int | None = None, prefix: str = ""
+    ) -> list[_Row]:
+        cond, params = _name_range(prefix, "l.name")
+        sql = f"SELECT {_EVENT_COLUMNS} FROM log l LEFT JOIN log p ON p.id = l.prev_revision WHERE l.id > ?"
+        args: list[object] = [after]
+        if upto is not None:
+            sql += " AND l.id <= ?"
+            args.append(upto)
+        return conn.execute(f"{sql} AND {cond} ORDER BY l.id", (*args, *params)).fetchall()
+
+
+def _current(conn: sqlite3.Connection) -> int:
+    # sqlite_sequence never goes back, even when compaction deletes the newest rows.
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _latest(conn: sqlite3.Connection, key: str) -> _Row | None:
+    """(id, created, deleted, create_revision, prev_revision, value) of the key's newest row."""
+    return conn.execute(
+        "SELECT id, created, deleted, create_revision, prev_revision, value FROM log "
+        "WHERE name = ? ORDER BY id DESC LIMIT 1",
+        (key,),
+    ).fetchone()
+
+
+def _live(conn: sqlite3.Connection, key: str, expected: int | None) -> _Row:
+    """The key's newest row, checked to be live and (when `expected` is given) unchanged."""
+    latest = _latest(conn, key)
+    if latest is None or latest[2]:
+        raise KeyNotFound(f"{key}: not found")
+    if expected is not None and latest[0] != expected:
+        raise RevisionMismatch(key, expected, latest[0])
+    return latest
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    rev: int,
+    key: str,
+    *,
+    created: int,
+    deleted: int,
+    create_rev: int,
+    prev: int,
+    value: bytes,
+) -> None:
+    conn.execute(
+        "INSERT INTO log (id, name, created, deleted, create_revision, prev_revision, value) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (rev, key, created, deleted, create_rev, prev, bytes(value)),
+    )
+
+
+class _Poller:
+    """Reads new log rows and fans them out to this store's watchers (one thread per store)."""
+
+    def __init__(self, store: SqliteStore, interval: float):
+        self._store = store
+        self._interval = interval
+        self._cond = threading.Condition()
+        self._watchers: list[QueueWatch] = []
+        self._last_seen = 0  # every row up to here has been fanned out
+        self._kicked = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        # Serialises reading-and-fanning-out, so rows reach every watcher exactly once and in order.
+        self._poll_lock = threading.Lock()
+
+    def add(self, prefix: str, after_revision: int) -> QueueWatch:
+        store = self._store
+        watch = QueueWatch(prefix, after_revision, on_cancel=self._remove)
+        with self._cond:
+            if self._closed:
+                raise StoreUnavailable(f"{store.url}: store is closed")
+
+            def replay(conn: sqlite3.Connection) -> list[_Row]:
+                compacted = store._compaction_revision(conn)
+                if after_revision + 1 < compacted:
+                    raise Compacted(after_revision + 1, compacted)
+                if not self._watchers:
+                    # Nobody was watching, so the poller was idle: start tracking from now.
+                    self._last_seen = max(self._last_seen, _current(conn))
+                if after_revision >= self._last_seen:
+                    return []
+                return store._rows_since(conn, after_revision, self._last_seen, prefix)
+
+            # Holding the condition while replaying means the poller cannot fan out rows past
+            # `_last_seen` until this watcher is registered: no gap and no duplicate.
+            rows = store._txn("BEGIN", replay)
+            for row in rows:
+                watch.push(_event(row))
+            self._watchers.append(watch)
+            self._ensure_thread()
+        return watch
+
+    def _remove(self, watch: QueueWatch) -> None:
+        with self._cond:
+            if watch in self._watchers:
+                self._watchers.remove(watch)
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"nbkube-sqlite-watch {self._store.url}", daemon=True
+            )
+            self._thread.start()
+        self._cond.notify_all()
+
+    def kick(self) -> None:
+        # Unlocked read: a watcher registering concurrently replays up to `_last_seen` and the
+        # periodic poll picks up the rest, so a missed kick costs one interval at most.
+        if self._watchers:
+            with self._cond:
+                self._kicked = True
+                self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and not self._watchers:
+                    self._cond.wait()
+                if not self._closed and not self._kicked:
+                    self._cond.wait(self._interval)
+                if self._closed:
+                    return
+                self._kicked = False
+            try:
+                self.poll()
+            except StoreUnavailable as err:
+                self._fail_all(err)
+
+    def poll(self) -> None:
+        store = self._store
+        with self._poll_lock:
+            with self._cond:
+                since = self._last_seen
+                if not self._watchers:
+                    return
+
+            def read(conn: sqlite3.Connection) -> tuple[list[_Row], int]:
+                return store._rows_since(conn, since), store._compaction_revision(conn)
+
+            rows, compacted = store._txn("BEGIN", read)
+            if compacted > since + 1:
+                # Another process compacted past rows we had not read yet: some may be gone.
+                self._fail_all(Compacted(since + 1, compacted))
+            self._fan_out(rows)
+
+    def _fan_out(self, rows: list[_Row]) -> None:
+        if not rows:
+            return
+        events = [_event(row) for row in rows]
+        with self._cond:
+            for event in events:
+                key = event.kv.key
+                for watch in self._watchers:
+                    if key.startswith(watch.prefix):
+                        watch.push(event)
+            self._last_seen = max(self._last_seen, events[-1].revision)
+
+    def _fail_all(self, err: Exception) -> None:
+        with self._cond:
+            watchers, self._watchers = self._watchers, []
+        for watch in watchers:
+            watch.fail(err)
+
+    def compact(self, revision: int) -> None:
+        store = self._store
+
+        def body(conn: sqlite3.Connection) -> list[_Row]:
+            current = _current(conn)
+            if revision > current:
+                raise BadRequest(
+                    f"cannot compact {store.url} to revision {revision}: current revision is {current}"
+                )
+            if revision <= store._compaction_revision(conn):
+                return []
+            # Read unseen rows in the same transaction as the delete, so watchers get them first.
+            unseen = store._rows_since(conn, self._last_seen) if self._watchers else []
+            # Keep every row at or after `revision` (and each one's predecessor, for prev values):
+            # drop rows superseded before it, and tombstones before it.
+            conn.execute(
+                "DELETE FROM log WHERE id IN (SELECT prev_revision FROM log WHERE id < ? AND prev_revision > 0)",
+                (revision,),
+            )
+            conn.execute("DELETE FROM log WHERE deleted = 1 AND id < ?", (revision,))
+            conn.execute("UPDATE compaction SET revision = ? WHERE id = 1", (revision,))
+            return unseen
+
+        with self._poll_lock:
+            self._fan_out(store._txn("BEGIN IMMEDIATE", body))
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        with self._cond:
+            watchers, self._watchers = self._watchers, []
+        for watch in watchers:
+            watch.close_stream()
