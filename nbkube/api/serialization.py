@@ -20,6 +20,7 @@ import yaml
 from nbkube.api import kinds
 from nbkube.api.defaults import apply_defaults
 from nbkube.api.fieldcheck import join, show, type_name
+from nbkube.api.fieldnames import unknown_fields
 from nbkube.api.meta import Obj
 from nbkube.api.validation import validate
 from nbkube.errors import BadRequest, Invalid, ManifestError, TooLarge
@@ -255,8 +256,11 @@ def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
             # a fresh JSON-shaped copy: YAML anchors would otherwise share one dict between places
             # (and defaulting edit both at once), and YAML-only values must not reach the store
             obj = _json_tree(obj, source, label, "")
-            apply_defaults(obj)
-            errors = validate(obj)
+            # unknown fields first: a typo (`replica: 5`) must not be hidden by defaulting
+            errors = unknown_fields(obj)
+            if not errors:
+                apply_defaults(obj)
+                errors = validate(obj)
             if errors:
                 raise Invalid(
                     errors,

@@ -423,3 +423,42 @@ def test_load_file_dash_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_uses_the_c_loader_when_available() -> None:
     if hasattr(yaml, "CSafeLoader"):
         assert issubclass(serialization._Loader, yaml.CSafeLoader)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  replicas: 5", "  replica: 5", 'spec.replica: unknown field (did you mean "replicas"?)'),
+        (
+            "        image: nginx",
+            "        imgae: nginx",
+            'spec.template.spec.containers[0].imgae: unknown field (did you mean "image"?)',
+        ),
+        (
+            "        - containerPort: 80",
+            "        - containerport: 80",
+            'spec.template.spec.containers[0].ports[0].containerport: unknown field (did you mean "containerPort"?)',
+        ),
+        (
+            "metadata:\n  name:",
+            "metadata:\n  nmae: x\n  name:",
+            'metadata.nmae: unknown field (did you mean "name"?)',
+        ),
+        ("spec:\n  replicas", "specs: {}\nspec:\n  replicas", 'specs: unknown field (did you mean "spec"?)'),
+        ("  template:", "  foo: 1\n  template:", "spec.foo: unknown field"),
+    ],
+)
+def test_unknown_fields_are_rejected_with_a_hint(old: str, new: str, expected: str) -> None:
+    assert old in RC_YAML
+    assert _error(RC_YAML.replace(old, new, 1), "rc.yaml") == f"rc.yaml doc 1: {expected}"
+
+
+def test_unknown_fields_in_service_and_open_shapes() -> None:
+    msg = _error(SVC_YAML.replace("targetPort: 80", "targetport: 80"), "svc.yaml")
+    assert msg == 'svc.yaml doc 1: spec.ports[0].targetport: unknown field (did you mean "targetPort"?)'
+    # shapes the table leaves open (securityContext, affinity, status) accept anything
+    pod = yaml.safe_load(POD)
+    pod["spec"]["securityContext"] = {"runAsUser": 1000, "anything": True}
+    pod["spec"]["affinity"] = {"nodeAffinity": {}}
+    pod["status"] = {"phase": "Pending", "whatever": 1}
+    assert len(load_manifests(json.dumps(pod))) == 1
