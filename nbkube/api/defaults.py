@@ -15,6 +15,7 @@ from typing import Any
 
 from nbkube.api import kinds
 from nbkube.api.meta import Obj
+from nbkube.errors import BadRequest
 
 __all__ = ["apply_defaults", "default_pod_spec", "image_pull_policy", "preserve_allocated"]
 
@@ -54,9 +55,12 @@ def apply_defaults(obj: Obj) -> Obj:
     """Default `obj` in place and return it. Objects of unknown kind are returned untouched."""
     if not isinstance(obj, dict):
         return obj
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        return obj
     try:
-        info = kinds.for_manifest(obj.get("apiVersion"), obj.get("kind"))  # type: ignore[arg-type]
-    except Exception:  # unknown kind: validation will say so
+        info = kinds.for_manifest(api_version, kind)
+    except BadRequest:  # unknown kind: validation will say so
         return obj
     meta = _dict(obj, "metadata")
     if meta is not None and info.namespaced and not meta.get("namespace"):
