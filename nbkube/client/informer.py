@@ -243,24 +243,32 @@ class Informer:
             t.join(timeout=2.0)
         self._thread = None
 
+    def _open_watch(self, resource_version: str) -> Any:
+        return self.api.watch(
+            self.kind, self.namespace, resource_version=resource_version, label_selector=self.label_selector
+        )
+
     def _run(self) -> None:
         backoff = _BACKOFF_START
         # After stop() + start() resume the watch where it left off; Expired falls back to a relist.
-        need_list = not self.resource_version
+        # "0" (a list of a store that had never been written) cannot be resumed from: the registry
+        # reads "0" as "from now", so relist instead.
+        need_list = self.resource_version in ("", "0")
         while not self._stop.is_set():
             try:
+                skip_upto = 0
                 if need_list:
+                    # Watch first, then list: nothing written in between is missed, and the watch's
+                    # events the list already reflects (revision <= the list's) are skipped.
+                    self._watch = self._open_watch("")
                     items, rv = self.api.list(self.kind, self.namespace, label_selector=self.label_selector)
                     self._replace(items)
                     self.resource_version = rv
+                    skip_upto = int(rv)
                     need_list = False
                     self._synced.set()
-                self._watch = self.api.watch(
-                    self.kind,
-                    self.namespace,
-                    resource_version=self.resource_version,
-                    label_selector=self.label_selector,
-                )
+                else:
+                    self._watch = self._open_watch(self.resource_version)
                 if self._stop.is_set():
                     break
                 backoff = _BACKOFF_START
@@ -271,14 +279,19 @@ class Informer:
                             # closed under us (e.g. Registry.close()): reconnect, with backoff
                             raise ConnectionError(f"{self.kind} watch was cancelled")
                         continue
+                    rv = str(ev.object["metadata"]["resourceVersion"])
+                    if int(rv) <= skip_upto:
+                        continue
                     self._apply(ev.type, ev.object)
-                    self.resource_version = str(ev.object["metadata"]["resourceVersion"])
+                    self.resource_version = rv
             except Expired:
                 log.info("%s informer: watch expired at %s, relisting", self.kind, self.resource_version)
                 need_list = True
             except Exception:
                 if self._stop.is_set():
                     break
+                if self.resource_version == "0":
+                    need_list = True
                 log.warning(
                     "%s informer: list/watch failed, retrying in %.1fs", self.kind, backoff, exc_info=True
                 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "registry"))
 
-from nbk_memstore import make_store  # noqa: E402
+from nbk_teststore import leftover_threads, make_store  # noqa: E402
 
 from nbkube.clock import FakeClock  # noqa: E402
 from nbkube.registry.registry import Registry  # noqa: E402
@@ -23,6 +24,13 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def api() -> Iterator[Registry]:
-    reg = Registry(make_store())  # type: ignore[arg-type]
+    reg = Registry(make_store())
     yield reg
     reg.close()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    assert leftover_threads(before) == []
