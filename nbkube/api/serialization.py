@@ -289,7 +289,7 @@ def load_file(path: str) -> list[Obj]:
             raise ManifestError(f"cannot read <stdin>: {exc}") from None
         return load_manifests(text, "<stdin>")
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a BOM from Windows editors
             text = f.read()
     except IsADirectoryError:
         raise ManifestError(f"cannot read {path}: is a directory") from None
