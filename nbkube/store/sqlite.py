@@ -67,6 +67,7 @@ _EVENT_COLUMNS = (
 )
 
 _Row = tuple[Any, ...]
+_Rows = list[_Row]  # an alias: inside SqliteStore, `list` names the method
 
 
 def _name_range(prefix: str, column: str = "name") -> tuple[str, tuple[str, ...]]:
@@ -295,7 +296,7 @@ class SqliteStore:
 
     def _rows_since(
         self, conn: sqlite3.Connection, after: int, upto: int | None = None, prefix: str = ""
-    ) -> list[_Row]:
+    ) -> _Rows:
         cond, params = _name_range(prefix, "l.name")
         sql = f"SELECT {_EVENT_COLUMNS} FROM log l LEFT JOIN log p ON p.id = l.prev_revision WHERE l.id > ?"
         args: list[object] = [after]
