@@ -109,7 +109,7 @@ class EtcdStore:
         self._endpoints = [_Endpoint(h, p) for h, p in parse_etcd_url(url)]
         self._current = 0
         self._lock = threading.Lock()
-        self._watches: set[_EtcdWatch] = set()
+        self._watches: set[QueueWatch] = set()
         self._closed = False
         try:
             self._probe(connect_timeout)
@@ -275,7 +275,7 @@ class EtcdStore:
 
     def _forget(self, watch: QueueWatch) -> None:
         with self._lock:
-            self._watches.discard(watch)  # type: ignore[arg-type]
+            self._watches.discard(watch)
 
     def __enter__(self) -> EtcdStore:
         return self
