@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from nbkube.api import kinds
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
+from nbkube.api.meta import name as name_of
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import (
     AlreadyExists,
@@ -411,7 +412,11 @@ class Registry:
         meta = self._meta(obj)
         if info.namespaced:
             self._ensure_namespace(str(meta.get("namespace") or "default"))
-        self._admit("CREATE", obj, None)
+        if self.admission:
+            self._admit("CREATE", obj, None)
+            errors = _validate(obj)  # what mutating plugins added must be valid too
+            if errors:
+                raise Invalid(errors, kind=info.kind, name=name_of(obj))
         meta = self._meta(obj)  # a plugin may have replaced it
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.clock.now())
@@ -513,10 +518,18 @@ class Registry:
                 new.pop("status", None)
         for hook in PRESERVE_ON_UPDATE.get(info.kind, ()):
             hook(new, old)
-        errors = _validate(new) + _validate_update(new, old)
+        errors = _validate(new)
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
-        self._admit("UPDATE", new, old)
+        if self.admission:
+            # Plugins see a valid object; what they add (LimitRange defaults, allocated ports) is
+            # validated too, and the immutability check runs on the admitted result, so a
+            # re-applied manifest that admission completes the same way again is no change.
+            self._admit("UPDATE", new, old)
+            errors = _validate(new)
+        errors += _validate_update(new, old)
+        if errors:
+            raise Invalid(errors, kind=info.kind, name=name)
         meta = self._meta(new)
         generation = int(old_meta.get("generation") or 1)
         meta["generation"] = generation + 1 if new.get("spec") != old.get("spec") else generation
@@ -788,7 +801,7 @@ class Registry:
             if field == "annotations":
                 current.pop(LAST_APPLIED, None)
             current.update(ameta.get(field) or {})
-            if current:
+            if current or field in ameta:  # keep an explicit empty map as the manifest wrote it
                 smeta[field] = current
             else:
                 smeta.pop(field, None)

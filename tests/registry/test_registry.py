@@ -506,3 +506,22 @@ def test_admission_plugins_run_in_order_and_may_refuse(api: Registry) -> None:
         reg.create(cm("forbidden"))
     with pytest.raises(NotFound):
         reg.get("ConfigMap", "forbidden", "default")
+
+
+class _DefaultRequests:
+    """Mutating admission like LimitRange: fills in container resource requests."""
+
+    def admit(self, op: str, obj: Obj, old: Obj | None, registry: Registry) -> None:
+        if op in ("CREATE", "UPDATE") and obj.get("kind") == "Pod":
+            for c in obj["spec"]["containers"]:
+                c.setdefault("resources", {}).setdefault("requests", {"cpu": "100m"})
+
+
+def test_reapplying_a_pod_completed_by_mutating_admission_is_unchanged(api: Registry) -> None:
+    reg = Registry(api.store, admission=[_DefaultRequests()], clock=api.clock)
+    [(created, action)] = reg.apply([pod("p1")])
+    assert action == "created"
+    assert created["spec"]["containers"][0]["resources"] == {"requests": {"cpu": "100m"}}
+    [(again, action)] = reg.apply([pod("p1")])
+    assert action == "unchanged"
+    assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
