@@ -5,6 +5,7 @@ now the real embedded backend is used, so these tests also exercise it.)"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -13,7 +14,16 @@ from nbkube.store.base import Store
 
 
 def make_store() -> Store:
-    return open_store("sqlite://:memory:")
+    """SQLite in memory; or, with NBKUBE_REGISTRY_TEST_ETCD=etcd://host:port, that (scratch!)
+    etcd with everything under /registry/ wiped first, to run these suites over a real etcd."""
+    url = os.environ.get("NBKUBE_REGISTRY_TEST_ETCD")
+    if not url:
+        return open_store("sqlite://:memory:")
+    store = open_store(url)
+    kvs, _rev = store.list("/registry/")
+    for kv in kvs:
+        store.delete(kv.key)
+    return store
 
 
 def leftover_threads(before: set[threading.Thread], grace: float = 2.0) -> list[str]:
