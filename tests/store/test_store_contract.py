@@ -1,0 +1,263 @@
+"""The Store contract: every backend (SQLite in memory, SQLite file, real etcd) must pass all of it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from nbk_storetest import Backend
+
+from nbkube.errors import BadRequest, TooLarge
+from nbkube.store.base import (
+    MAX_VALUE_BYTES,
+    Compacted,
+    KeyExists,
+    KeyNotFound,
+    RevisionMismatch,
+    WatchEvent,
+)
+
+WAIT = 5.0  # upper bound for an event to arrive; next() returns as soon as it does
+
+
+def next_event(watch, timeout: float = WAIT) -> WatchEvent:  # type: ignore[no-untyped-def]
+    event = watch.next(timeout)
+    assert event is not None, "no watch event arrived"
+    return event
+
+
+def test_create_then_get_returns_value_and_revisions(backend: Backend) -> None:
+    key = backend.key("a")
+    rev = backend.store.create(key, b"one")
+    kv = backend.store.get(key)
+    assert kv is not None
+    assert (kv.key, kv.value, kv.create_revision, kv.mod_revision) == (key, b"one", rev, rev)
+    assert backend.store.get(backend.key("missing")) is None
+
+
+def test_create_existing_key_raises_key_exists_and_keeps_value(backend: Backend) -> None:
+    key = backend.key("a")
+    rev = backend.store.create(key, b"one")
+    with pytest.raises(KeyExists, match="already exists"):
+        backend.store.create(key, b"two")
+    kv = backend.store.get(key)
+    assert kv is not None and (kv.value, kv.mod_revision) == (b"one", rev)
+
+
+def test_update_is_compare_and_swap_on_mod_revision(backend: Backend) -> None:
+    store, key = backend.store, backend.key("a")
+    created = store.create(key, b"one")
+    updated = store.update(key, b"two", created)
+    assert updated > created
+    kv = store.get(key)
+    assert kv is not None and (kv.value, kv.create_revision, kv.mod_revision) == (b"two", created, updated)
+
+    with pytest.raises(RevisionMismatch) as info:
+        store.update(key, b"stale", created)
+    assert (info.value.key, info.value.expected, info.value.actual) == (key, created, updated)
+    assert store.get(key).value == b"two"  # type: ignore[union-attr]
+
+    with pytest.raises(KeyNotFound):
+        store.update(backend.key("missing"), b"x", created)
+
+
+def test_delete_guarded_and_unguarded(backend: Backend) -> None:
+    store, key = backend.store, backend.key("a")
+    rev = store.create(key, b"one")
+    with pytest.raises(RevisionMismatch):
+        store.delete(key, rev + 1000)
+    assert store.get(key) is not None
+
+    deleted = store.delete(key, rev)
+    assert deleted > rev
+    assert store.get(key) is None
+    with pytest.raises(KeyNotFound):
+        store.delete(key)
+    with pytest.raises(KeyNotFound):
+        store.update(key, b"x", deleted)
+
+    again = store.create(key, b"two")  # a deleted key can be created afresh
+    assert store.get(key).create_revision == again  # type: ignore[union-attr]
+    assert store.delete(key) > again
+
+
+def test_revisions_strictly_increase_and_current_revision_follows(backend: Backend) -> None:
+    store = backend.store
+    revs = [store.create(backend.key(f"k{i}"), b"v") for i in range(5)]
+    revs.append(store.update(backend.key("k0"), b"w", revs[0]))
+    revs.append(store.delete(backend.key("k1")))
+    assert all(a < b for a, b in zip(revs, revs[1:], strict=False))
+    assert store.current_revision() == revs[-1]
+
+
+def test_list_returns_live_keys_under_prefix_sorted_with_read_revision(backend: Backend) -> None:
+    store = backend.store
+    for name in ["b/2", "a/1", "b/1", "c/1"]:
+        store.create(backend.key(name), name.encode())
+    store.create(backend.key("b"), b"not under b/")
+    store.create(backend.key("bb/1"), b"not under b/ either")
+    store.delete(backend.key("c/1"))
+
+    items, rev = store.list(backend.key("b/"))
+    assert [kv.key for kv in items] == [backend.key("b/1"), backend.key("b/2")]
+    assert [kv.value for kv in items] == [b"b/1", b"b/2"]
+    assert rev == store.current_revision()
+
+    everything, _ = store.list(backend.prefix)
+    assert [kv.key[len(backend.prefix) :] for kv in everything] == ["a/1", "b", "b/1", "b/2", "bb/1"]
+    assert store.list(backend.key("none/")) == ([], rev)
+
+
+def test_watch_from_past_revision_replays_then_streams_live(backend: Backend) -> None:
+    store, prefix = backend.store, backend.key("w/")
+    start = store.current_revision()
+    r1 = store.create(prefix + "a", b"1")
+    r2 = store.update(prefix + "a", b"2", r1)
+    store.create(backend.key("elsewhere"), b"x")  # outside the prefix: never delivered
+
+    watch = store.watch(prefix, start)
+    try:
+        first, second = next_event(watch), next_event(watch)
+        assert (first.type, first.kv.value, first.revision, first.prev) == ("PUT", b"1", r1, None)
+        assert (second.type, second.kv.value, second.revision) == ("PUT", b"2", r2)
+        assert second.prev is not None and second.prev.value == b"1" and second.prev.mod_revision == r1
+
+        r3 = store.create(prefix + "b", b"3")
+        live = next_event(watch)
+        assert (live.kv.key, live.kv.value, live.revision, live.kv.create_revision) == (
+            prefix + "b",
+            b"3",
+            r3,
+            r3,
+        )
+        assert watch.next(0.05) is None
+    finally:
+        watch.cancel()
+
+
+def test_watch_from_now_sees_only_new_events(backend: Backend) -> None:
+    store, prefix = backend.store, backend.key("w/")
+    store.create(prefix + "old", b"1")
+    watch = store.watch(prefix, store.current_revision())
+    try:
+        rev = store.create(prefix + "new", b"2")
+        event = next_event(watch)
+        assert (event.kv.key, event.revision) == (prefix + "new", rev)
+    finally:
+        watch.cancel()
+
+
+def test_watch_delete_carries_the_last_value(backend: Backend) -> None:
+    store, key = backend.store, backend.key("w/a")
+    created = store.create(key, b"one")
+    updated = store.update(key, b"two", created)
+    watch = store.watch(backend.key("w/"), updated)
+    try:
+        deleted = store.delete(key)
+        event = next_event(watch)
+        assert event.type == "DELETE"
+        assert (event.kv.key, event.kv.value, event.kv.mod_revision, event.revision) == (
+            key,
+            b"two",
+            deleted,
+            deleted,
+        )
+        assert event.kv.create_revision == created
+        assert event.prev is not None and (event.prev.value, event.prev.mod_revision) == (b"two", updated)
+    finally:
+        watch.cancel()
+
+
+def test_watch_after_compaction_raises_compacted(backend: Backend) -> None:
+    store, key = backend.store, backend.key("c/a")
+    r1 = store.create(key, b"1")
+    r2 = store.update(key, b"2", r1)
+    r3 = store.update(key, b"3", r2)
+    store.compact(r3)
+
+    with pytest.raises(Compacted) as info:
+        store.watch(backend.key("c/"), r1)
+    assert info.value.requested == r1 + 1 and info.value.compacted >= r3
+
+    # Everything from the compaction revision on is still there, and the state is intact.
+    watch = store.watch(backend.key("c/"), r3 - 1)
+    try:
+        event = next_event(watch)
+        assert (event.revision, event.kv.value) == (r3, b"3")
+    finally:
+        watch.cancel()
+    assert store.get(key).value == b"3"  # type: ignore[union-attr]
+    store.compact(r1)  # compacting to an older revision again is a no-op
+    with pytest.raises(BadRequest, match="current revision"):
+        store.compact(store.current_revision() + 100)
+
+
+def test_cancel_ends_iteration(backend: Backend) -> None:
+    store = backend.store
+    watch = store.watch(backend.prefix, store.current_revision())
+    seen: list[WatchEvent] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        seen.extend(watch)
+        done.set()
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    store.create(backend.key("x"), b"1")
+    # The iterator ends once cancelled; the event before may or may not have arrived yet.
+    watch.cancel()
+    thread.join(WAIT)
+    assert done.is_set()
+    assert watch.next(0.01) is None
+    assert all(e.kv.key == backend.key("x") for e in seen)
+
+
+def test_concurrent_cas_increments_are_never_lost(backend: Backend) -> None:
+    store, key = backend.store, backend.key("counter")
+    store.create(key, b"0")
+    threads, per_thread = 4, 15
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(per_thread):
+                for _attempt in range(1000):
+                    kv = store.get(key)
+                    assert kv is not None
+                    try:
+                        store.update(key, str(int(kv.value) + 1).encode(), kv.mod_revision)
+                        break
+                    except RevisionMismatch:
+                        continue
+        except BaseException as err:  # surfaced in the main thread below
+            errors.append(err)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(60)
+    assert not errors
+    assert store.get(key).value == str(threads * per_thread).encode()  # type: ignore[union-attr]
+
+
+def test_value_over_the_limit_is_refused_and_nothing_written(backend: Backend) -> None:
+    store, key = backend.store, backend.key("big")
+    before = store.current_revision()
+    with pytest.raises(TooLarge, match="exceeds"):
+        store.create(key, b"x" * (MAX_VALUE_BYTES + 1))
+    assert store.get(key) is None
+    assert store.current_revision() == before
+
+    rev = store.create(key, b"y" * (1024 * 1024))  # a 1 MiB object is fine
+    with pytest.raises(TooLarge):
+        store.update(key, b"x" * (MAX_VALUE_BYTES + 1), rev)
+    assert store.get(key).mod_revision == rev  # type: ignore[union-attr]
+
+
+def test_bad_key_or_value_is_a_bad_request(backend: Backend) -> None:
+    with pytest.raises(BadRequest, match="key"):
+        backend.store.create("", b"x")
+    with pytest.raises(BadRequest, match="bytes"):
+        backend.store.create(backend.key("a"), "not bytes")  # type: ignore[arg-type]
