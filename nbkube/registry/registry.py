@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import copy
 import json
 import logging
 import random
@@ -142,6 +141,16 @@ PRESERVE_ON_UPDATE: dict[str, list[PreserveHook]] = {
 def register_preserve(kind: str, hook: PreserveHook) -> None:
     """Let another layer (e.g. an allocation admission plugin) keep its fields across apply/update."""
     PRESERVE_ON_UPDATE.setdefault(kind, []).append(hook)
+
+
+def _clone(value: Any) -> Any:
+    """Deep copy of a JSON-shaped value; several times faster than copy.deepcopy on the create path.
+    Anything that is not a dict or list is treated as immutable (objects hold only JSON scalars)."""
+    if isinstance(value, dict):
+        return {k: _clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clone(v) for v in value]
+    return value
 
 
 # --- encoding --------------------------------------------------------------------------------------
@@ -393,7 +402,7 @@ class Registry:
     # -- create / get / list -----------------------------------------------------------------------
 
     def _prepare_create(self, obj: Obj) -> tuple[Obj, KindInfo]:
-        obj = copy.deepcopy(obj)
+        obj = _clone(obj)
         info = self._info_for_obj(obj)
         meta = self._meta(obj)
         if not meta.get("name") and meta.get("generateName"):
@@ -498,7 +507,7 @@ class Registry:
         """Replace an object's spec/metadata (CAS on its resourceVersion; status is kept as stored).
 
         An empty resourceVersion means an unconditional update (as Kubernetes allows)."""
-        new = copy.deepcopy(obj)
+        new = _clone(obj)
         info = self._info_for_obj(new)
         kv, old, name, namespace = self._load_for_write(info, new)
         meta = self._meta(new)
@@ -513,7 +522,7 @@ class Registry:
                 meta.pop(field, None)
         if info.has_status:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = _clone(old["status"])
             else:
                 new.pop("status", None)
         for hook in PRESERVE_ON_UPDATE.get(info.kind, ()):
@@ -539,15 +548,15 @@ class Registry:
 
     def update_status(self, obj: Obj) -> Obj:
         """Replace only `.status` of the stored object (CAS on the given resourceVersion)."""
-        info = self._info_for_obj(copy.copy(obj))
+        info = self._info_for_obj(dict(obj))
         if not info.has_status:
             raise BadRequest(f"{info.kind} has no status subresource")
         kv, old, name, _ns = self._load_for_write(info, obj)
-        new = copy.deepcopy(old)
+        new = _clone(old)
         if obj.get("status") is None:
             new.pop("status", None)
         else:
-            new["status"] = copy.deepcopy(obj["status"])
+            new["status"] = _clone(obj["status"])
         if new == old:
             return old
         errors = _validate(new)
@@ -562,7 +571,7 @@ class Registry:
         pinned = bool((patch.get("metadata") or {}).get("resourceVersion"))
         for attempt in range(_PATCH_RETRIES):
             cur = self.get(kind, name, namespace)
-            merged = _merge_patch(copy.deepcopy(cur), patch)
+            merged = _merge_patch(_clone(cur), patch)
             if not pinned:
                 merged.setdefault("metadata", {})["resourceVersion"] = cur["metadata"]["resourceVersion"]
             try:
@@ -693,7 +702,7 @@ class Registry:
         new_namespaces: set[str] = set()
         for i, raw in enumerate(objs, start=1):
             try:
-                original = copy.deepcopy(raw)
+                original = _clone(raw)
                 if not isinstance(original, dict):
                     raise BadRequest(f"object must be a mapping, got {type(raw).__name__}")
                 annotations = (original.get("metadata") or {}).get("annotations")
@@ -783,7 +792,7 @@ class Registry:
         labels/annotations: a three-way merge (keys dropped from the previous manifest are removed,
         keys others added stay); top-level fields the manifest names replace the stored ones;
         server-assigned fields the manifest omits survive through the preserve hooks."""
-        merged = copy.deepcopy(stored)
+        merged = _clone(stored)
         smeta = merged["metadata"]
         ameta = applied["metadata"]
         prev_applied: Obj = {}
@@ -814,11 +823,11 @@ class Registry:
                 "creationTimestamp",
                 "generation",
             ):
-                smeta[k] = copy.deepcopy(v)
+                smeta[k] = _clone(v)
         for k, v in applied.items():
             if k in ("metadata", "status"):
                 continue
-            merged[k] = copy.deepcopy(v)
+            merged[k] = _clone(v)
         for k in prev_applied:
             if k not in applied and k not in ("metadata", "status", "apiVersion", "kind"):
                 merged.pop(k, None)
@@ -843,7 +852,7 @@ class Registry:
 def _merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: mappings merge recursively, null deletes, anything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return _clone(patch)
     if not isinstance(target, dict):
         target = {}
     for k, v in patch.items():
