@@ -129,19 +129,22 @@ def launch_etcd(data_dir: str | None = None, *, timeout: float = 15.0) -> EtcdSe
 
 
 def _wait_ready(server: EtcdServer, timeout: float) -> None:
-    import etcd3
     import grpc
+    from etcd3 import etcdrpc
 
     deadline = time.monotonic() + timeout
-    client = etcd3.client("127.0.0.1", server.port, timeout=1.0)
+    # The bare stub, not etcd3.client(): that one marks an endpoint "failed" for minutes after the
+    # first refused connection, which is exactly what a server that is still starting gives.
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     try:
+        kv = etcdrpc.KVStub(channel)
         while True:
             if server.proc.poll() is not None:
                 raise StoreUnavailable(
                     f"etcd exited with status {server.proc.returncode} before answering: {_tail(server.log_path)}"
                 )
-            with contextlib.suppress(grpc.RpcError, etcd3.exceptions.Etcd3Exception):
-                client.get_response(b"nbkube-probe", count_only=True)
+            with contextlib.suppress(grpc.RpcError):
+                kv.Range(etcdrpc.RangeRequest(key=b"\0", count_only=True), timeout=1.0)
                 return
             if time.monotonic() > deadline:
                 raise StoreUnavailable(
@@ -149,4 +152,4 @@ def _wait_ready(server: EtcdServer, timeout: float) -> None:
                 )
             time.sleep(0.05)
     finally:
-        client.close()
+        channel.close()

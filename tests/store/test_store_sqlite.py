@@ -1,0 +1,213 @@
+"""SQLite-only behaviour: several processes sharing one file, and a file we may not write."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nbkube.errors import BadRequest, StoreUnavailable
+from nbkube.store import open_store
+from nbkube.store.base import KeyValue, RevisionMismatch
+from nbkube.store.sqlite import SqliteStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_child(code: str) -> str:
+    """Run `code` in a fresh Python process (imports nbkube from this checkout); return stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite://{tmp_path / 'shared.db'}"
+
+
+def test_open_store_rejects_unknown_schemes_and_relative_paths() -> None:
+    with pytest.raises(BadRequest, match="mysql://x"):
+        open_store("mysql://x")
+    with pytest.raises(BadRequest, match="sqlite://relative.db"):
+        open_store("sqlite://relative.db")
+
+
+def test_memory_stores_are_separate_and_usable_from_any_thread() -> None:
+    with SqliteStore(":memory:") as one, SqliteStore(":memory:") as two:
+        rev = one.create("/k", b"v")
+        result: list[KeyValue | None] = []
+        thread = threading.Thread(target=lambda: result.append(one.get("/k")))
+        thread.start()
+        thread.join(5)
+        assert result == [KeyValue("/k", b"v", rev, rev)]
+        assert two.get("/k") is None
+
+
+def test_file_store_keeps_data_and_revision_across_reopen(url: str) -> None:
+    with contextlib.closing(open_store(url)) as store:
+        rev = store.create("/k", b"v")
+        store.delete("/k")
+    with contextlib.closing(open_store(url)) as store:
+        assert store.get("/k") is None
+        assert store.current_revision() == rev + 1
+        assert store.create("/k", b"w") == rev + 2
+
+
+def test_watch_sees_writes_of_another_store_on_the_same_file(url: str) -> None:
+    with contextlib.closing(open_store(url)) as writer, contextlib.closing(open_store(url)) as reader:
+        watch = reader.watch("/", reader.current_revision())
+        try:
+            rev = writer.create("/from-writer", b"hello")
+            event = watch.next(5.0)  # arrives through the reader's poller, not a local wake-up
+            assert event is not None and (event.kv.key, event.revision) == ("/from-writer", rev)
+        finally:
+            watch.cancel()
+
+
+def test_watch_sees_writes_of_another_process(url: str) -> None:
+    with contextlib.closing(open_store(url)) as store:
+        watch = store.watch("/pods/", store.current_revision())
+        try:
+            child_rev = run_child(f"""
+                from nbkube.store import open_store
+                s = open_store({url!r})
+                print(s.create("/pods/p1", b"from child"))
+                s.close()
+            """)
+            event = watch.next(10.0)
+            assert event is not None
+            assert (event.kv.key, event.kv.value, event.revision) == (
+                "/pods/p1",
+                b"from child",
+                int(child_rev),
+            )
+        finally:
+            watch.cancel()
+
+
+def test_compare_and_swap_holds_across_processes(url: str) -> None:
+    with contextlib.closing(open_store(url)) as store:
+        rev = store.create("/k", b"0")
+        # The child updates with the revision we read; afterwards our update with it must fail...
+        child = run_child(f"""
+            from nbkube.store import open_store
+            from nbkube.store.base import RevisionMismatch
+            s = open_store({url!r})
+            new = s.update("/k", b"child", {rev})
+            try:
+                s.update("/k", b"child-stale", {rev})
+                print(new, "no-conflict")
+            except RevisionMismatch:
+                print(new, "conflict")
+            s.close()
+        """)
+        child_rev, verdict = child.split()
+        assert verdict == "conflict"
+        with pytest.raises(RevisionMismatch) as info:
+            store.update("/k", b"parent", rev)
+        assert info.value.actual == int(child_rev)
+        assert store.get("/k").value == b"child"  # type: ignore[union-attr]
+        # ...and a revision allocated afterwards is above the child's.
+        assert store.update("/k", b"parent", int(child_rev)) == int(child_rev) + 1
+
+
+@contextlib.contextmanager
+def read_only(*paths: Path) -> Iterator[None]:
+    """Make `paths` unwritable even for root (chattr +i), else by mode bits; restore afterwards."""
+    if os.geteuid() == 0:
+        done = []
+        try:
+            chattr = shutil.which("chattr")
+            if chattr is None:
+                pytest.skip("running as root without chattr: cannot make a file read-only")
+            for path in paths:
+                if subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode != 0:
+                    pytest.skip(
+                        "running as root on a filesystem without chattr +i: cannot make a file read-only"
+                    )
+                done.append(path)
+            yield
+        finally:
+            for path in done:
+                subprocess.run([chattr, "-i", str(path)], check=True)
+    else:
+        modes = {p: p.stat().st_mode for p in paths}
+        try:
+            for path in paths:
+                path.chmod(0o555 if path.is_dir() else 0o444)
+            yield
+        finally:
+            for path, mode in modes.items():
+                path.chmod(mode)
+
+
+def test_read_only_file_is_refused_clearly_and_nothing_is_written(tmp_path: Path) -> None:
+    db = tmp_path / "ro" / "store.db"
+    url = f"sqlite://{db}"
+    with contextlib.closing(open_store(url)) as store:
+        rev = store.create("/k", b"v")
+    before = {p.name: p.read_bytes() for p in db.parent.iterdir()}
+    with read_only(db, db.parent):
+        with pytest.raises(StoreUnavailable, match=f"^{url} is read-only"):
+            open_store(url)
+        assert {p.name: p.read_bytes() for p in db.parent.iterdir()} == before
+    with contextlib.closing(open_store(url)) as store:
+        assert store.current_revision() == rev
+
+
+def test_read_only_directory_refuses_a_new_store(tmp_path: Path) -> None:
+    directory = tmp_path / "ro-dir"
+    directory.mkdir()
+    with read_only(directory), pytest.raises(StoreUnavailable, match="is read-only"):
+        open_store(f"sqlite://{directory / 'new.db'}")
+    assert list(directory.iterdir()) == []
+
+
+def test_locked_database_fails_within_the_busy_timeout_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    url = f"sqlite://{db}"
+    store = SqliteStore(str(db), busy_timeout=0.5)
+    try:
+        store.create("/before", b"v")
+        rev = store.current_revision()
+        other = sqlite3.connect(db, isolation_level=None)  # stands in for another process
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match=f"^{url} is locked by another process"):
+                store.create("/during", b"v")
+            assert time.monotonic() - started < 5
+            assert store.get("/before") is not None  # WAL readers are not blocked by the writer
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert store.get("/during") is None
+        assert store.current_revision() == rev
+        assert store.create("/after", b"v") == rev + 1  # and the store works again
+    finally:
+        store.close()
+
+
+def test_closed_store_refuses_calls(url: str) -> None:
+    store = open_store(url)
+    store.close()
+    with pytest.raises(StoreUnavailable, match="closed"):
+        store.get("/k")
