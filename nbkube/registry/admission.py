@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 
 Operation = Literal["CREATE", "UPDATE", "DELETE"]
 
+# Optional hooks a plugin may also define (looked up with getattr, so plain `admit`-only plugins
+# still fit): `rollback(op, obj, old, registry)` runs when a later plugin refused or the write
+# itself failed after this plugin admitted `obj` (release what admit allocated or charged);
+# `committed(op, obj, old, registry)` runs after the write succeeded (e.g. release a deleted
+# Service's ClusterIP only once the delete has really happened). Hook errors are logged, not raised.
+
 
 class AdmissionPlugin(Protocol):
     def admit(self, op: Operation, obj: Obj, old: Obj | None, registry: Registry) -> None:

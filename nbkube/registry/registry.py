@@ -370,8 +370,30 @@ class Registry:
         return info
 
     def _admit(self, op: Operation, obj: Obj, old: Obj | None) -> None:
-        for plugin in self.admission:
-            plugin.admit(op, obj, old, self)
+        done: builtins.list[AdmissionPlugin] = []
+        try:
+            for plugin in self.admission:
+                plugin.admit(op, obj, old, self)
+                done.append(plugin)
+        except BaseException:
+            # plugins before the one that refused may hold allocations or quota charges: undo them
+            self._after_write(done, "rollback", op, obj, old)
+            raise
+
+    def _after_write(
+        self, plugins: Sequence[AdmissionPlugin], hook: str, op: Operation, obj: Obj, old: Obj | None
+    ) -> None:
+        """Call the optional `rollback`/`committed` hook of admitted plugins (see admission.py).
+
+        A failing hook is logged, never raised: the write's own outcome is what the caller sees."""
+        for plugin in reversed(plugins):
+            fn = getattr(plugin, hook, None)
+            if fn is None:
+                continue
+            try:
+                fn(op, obj, old, self)
+            except Exception:
+                log.exception("admission %s hook of %s failed", hook, type(plugin).__name__)
 
     @staticmethod
     def _meta(obj: Obj) -> dict[str, Any]:
@@ -421,11 +443,21 @@ class Registry:
         meta = self._meta(obj)
         if info.namespaced:
             self._ensure_namespace(str(meta.get("namespace") or "default"))
-        if self.admission:
-            self._admit("CREATE", obj, None)
+        if not self.admission:
+            return self._create_admitted(obj, info)
+        self._admit("CREATE", obj, None)
+        try:
             errors = _validate(obj)  # what mutating plugins added must be valid too
             if errors:
                 raise Invalid(errors, kind=info.kind, name=name_of(obj))
+            created = self._create_admitted(obj, info)
+        except BaseException:
+            self._after_write(self.admission, "rollback", "CREATE", obj, None)
+            raise
+        self._after_write(self.admission, "committed", "CREATE", created, None)
+        return created
+
+    def _create_admitted(self, obj: Obj, info: KindInfo) -> Obj:
         meta = self._meta(obj)  # a plugin may have replaced it
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = rfc3339(self.clock.now())
@@ -530,13 +562,26 @@ class Registry:
         errors = _validate(new)
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
-        if self.admission:
-            # Plugins see a valid object; what they add (LimitRange defaults, allocated ports) is
-            # validated too, and the immutability check runs on the admitted result, so a
-            # re-applied manifest that admission completes the same way again is no change.
-            self._admit("UPDATE", new, old)
+        if not self.admission:
+            return self._update_admitted(info, kv, new, old, name)
+        # Plugins see a valid object; what they add (LimitRange defaults, allocated ports) is
+        # validated too, and the immutability check runs on the admitted result, so a
+        # re-applied manifest that admission completes the same way again is no change.
+        self._admit("UPDATE", new, old)
+        try:
             errors = _validate(new)
-        errors += _validate_update(new, old)
+            if errors:
+                raise Invalid(errors, kind=info.kind, name=name)
+            result = self._update_admitted(info, kv, new, old, name)
+        except BaseException:
+            self._after_write(self.admission, "rollback", "UPDATE", new, old)
+            raise
+        self._after_write(self.admission, "committed", "UPDATE", result, old)
+        return result
+
+    def _update_admitted(self, info: KindInfo, kv: KeyValue, new: Obj, old: Obj, name: str) -> Obj:
+        old_meta = old["metadata"]
+        errors = _validate_update(new, old)
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
         meta = self._meta(new)
@@ -607,15 +652,23 @@ class Registry:
             raise _conflict(info, name)
         old = _decode(kv)
         self._admit("DELETE", old, old)
-        if propagation == "Orphan":
-            self._orphan_dependents(str(old["metadata"].get("uid", "")), namespace if info.namespaced else "")
         try:
-            rev = self.store.delete(kv.key, kv.mod_revision)
-        except RevisionMismatch:
-            raise _conflict(info, name) from None
-        except KeyNotFound:
-            raise _not_found(info, name) from None
+            if propagation == "Orphan":
+                self._orphan_dependents(
+                    str(old["metadata"].get("uid", "")), namespace if info.namespaced else ""
+                )
+            try:
+                rev = self.store.delete(kv.key, kv.mod_revision)
+            except RevisionMismatch:
+                raise _conflict(info, name) from None
+            except KeyNotFound:
+                raise _not_found(info, name) from None
+        except BaseException:
+            self._after_write(self.admission, "rollback", "DELETE", old, old)
+            raise
         old["metadata"]["resourceVersion"] = str(rev)
+        # e.g. the service allocator releases the ClusterIP and NodePorts only once the delete stuck
+        self._after_write(self.admission, "committed", "DELETE", old, old)
         return old
 
     def _orphan_dependents(self, owner_uid: str, namespace: str) -> None:
