@@ -51,8 +51,9 @@ CREATE TABLE IF NOT EXISTS log (
     prev_revision INTEGER NOT NULL,         -- id of the key's previous row, 0 if none
     value BLOB NOT NULL
 );
+-- The one secondary index: latest row per name, and prefix ranges. (Compaction walks the
+-- primary key, so prev_revision needs none; each extra index costs every write a page.)
 CREATE UNIQUE INDEX IF NOT EXISTS log_name_id ON log (name, id);
-CREATE INDEX IF NOT EXISTS log_prev_revision ON log (prev_revision);
 CREATE TABLE IF NOT EXISTS compaction (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     revision INTEGER NOT NULL
@@ -194,6 +195,15 @@ class SqliteStore:
                 raise
             return result
 
+    def _read(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """A single-statement read: atomic on its own, so it skips BEGIN/COMMIT (twice as fast)."""
+        with self._lock:
+            self._check_open()
+            try:
+                return body(self._conn)
+            except sqlite3.Error as err:
+                raise self._unavailable(err) from err
+
     def _write(self, body: Callable[[sqlite3.Connection, int], int]) -> int:
         """A write transaction; `body` gets the revision to write at and returns it."""
         rev = self._txn("BEGIN IMMEDIATE", lambda conn: body(conn, _current(conn) + 1))
@@ -204,7 +214,7 @@ class SqliteStore:
 
     def get(self, key: str) -> KeyValue | None:
         check_key(key)
-        row = self._txn("BEGIN", lambda conn: _latest(conn, key))
+        row = self._read(lambda conn: _latest(conn, key))
         if row is None or row[2]:
             return None
         rev, _created, _deleted, create_rev, _prev, value = row
@@ -266,7 +276,7 @@ class SqliteStore:
         return self._poller.add(prefix, after_revision)
 
     def current_revision(self) -> int:
-        return self._txn("BEGIN", _current)
+        return self._read(_current)
 
     def compact(self, revision: int) -> None:
         self._poller.compact(revision)
