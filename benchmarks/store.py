@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from nbkube.store import open_store
-from nbkube.store.base import Store, WatchEvent
+from nbkube.store.base import Store
 from nbkube.store.etcd import parse_etcd_url
 from nbkube.store.etcd_server import etcd_available, launch_etcd
 
