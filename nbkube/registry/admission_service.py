@@ -1,0 +1,327 @@
+"""ClusterIP and NodePort allocation for Services, as an admission plugin.
+
+The Kubernetes API server hands each Service a virtual IP from the service CIDR (10.96.0.0/12 by
+default) and each port of a NodePort/LoadBalancer Service a node port (30000-32767), either the one
+asked for or a free one. `default_admission_plugins()` puts `ServiceAllocator` in every Registry.
+
+Why one store key per allocation (`/registry/ranges/serviceips/<ip>`,
+`/registry/ranges/servicenodeports/<port>`): `store.create` fails with KeyExists when the key is
+already there, so claiming an address is one atomic write that several threads, processes or
+machines sharing the store can race on safely; nothing is ever handed out twice. A per-process
+cursor scans forward from a random start, so an allocation costs O(1) creates while the range is
+mostly free; after a bounded number of collisions it lists the range once and picks from the gaps.
+
+Allocations are claimed in `admit` and given back in `rollback` when the write then fails; a
+Service's addresses are released in `committed` after its DELETE (or an UPDATE that dropped them),
+so a failed delete never frees an address still in use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import random
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj
+from nbkube.errors import FieldError, Forbidden, Invalid
+from nbkube.store.base import KeyExists, KeyNotFound, RevisionMismatch
+
+if TYPE_CHECKING:
+    from nbkube.registry.admission import Operation
+    from nbkube.registry.registry import Registry
+    from nbkube.store.base import Store
+
+__all__ = [
+    "ServiceAllocator",
+    "SERVICE_CIDR",
+    "NODE_PORT_RANGE",
+    "IP_PREFIX",
+    "NODE_PORT_PREFIX",
+    "allocated_ips",
+    "allocated_node_ports",
+]
+
+SERVICE_CIDR = "10.96.0.0/12"
+NODE_PORT_RANGE = (30000, 32767)
+IP_PREFIX = "/registry/ranges/serviceips/"
+NODE_PORT_PREFIX = "/registry/ranges/servicenodeports/"
+
+# Collisions tolerated on the cursor before one list of the whole range picks from its gaps.
+_SCAN_LIMIT = 32
+_NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
+
+
+def _spec(obj: Obj | None) -> dict[str, Any]:
+    spec = (obj or {}).get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _owner(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
+
+
+def _wants_ip(spec: dict[str, Any]) -> bool:
+    return spec.get("type", "ClusterIP") != "ExternalName" and spec.get("clusterIP") != "None"
+
+
+def _ip_of(spec: dict[str, Any]) -> str:
+    """The IP this spec holds (or asks for); "" for none, headless or ExternalName."""
+    if not _wants_ip(spec):
+        return ""
+    ip = spec.get("clusterIP") or ""
+    if not ip:
+        ips = spec.get("clusterIPs")
+        if isinstance(ips, list) and ips and isinstance(ips[0], str) and ips[0] != "None":
+            ip = ips[0]
+    return str(ip)
+
+
+def _node_ports_of(spec: dict[str, Any]) -> set[int]:
+    if spec.get("type", "ClusterIP") not in _NODE_PORT_TYPES:
+        return set()
+    ports = spec.get("ports")
+    return {
+        int(p["nodePort"])
+        for p in (ports if isinstance(ports, list) else [])
+        if isinstance(p, dict) and isinstance(p.get("nodePort"), int) and p["nodePort"]
+    }
+
+
+class _Range:
+    """One allocation range over the store: offsets 0..size-1 map to keys under `prefix`."""
+
+    def __init__(self, prefix: str, size: int, to_text: Any, rng: random.Random):
+        self.prefix = prefix
+        self.size = size
+        self._to_text = to_text
+        self._cursor = rng.randrange(size)
+        self._lock = threading.Lock()
+
+    def _next_offsets(self, n: int) -> list[int]:
+        with self._lock:
+            start = self._cursor
+            self._cursor = (start + n) % self.size
+        return [(start + i) % self.size for i in range(n)]
+
+    def claim(self, store: Store, text: str, owner: str) -> bool:
+        """Take exactly `text`; False when it is already held."""
+        try:
+            store.create(self.prefix + text, json.dumps({"owner": owner}).encode())
+        except KeyExists:
+            return False
+        return True
+
+    def allocate(self, store: Store, owner: str) -> str | None:
+        """Any free value, or None when the range is full."""
+        for offset in self._next_offsets(min(_SCAN_LIMIT, self.size)):
+            text = self._to_text(offset)
+            if self.claim(store, text, owner):
+                return text
+        # Crowded near the cursor: one list shows every gap; retry a few gaps (others race too).
+        taken = {kv.key[len(self.prefix) :] for kv in store.list(self.prefix)[0]}
+        free = [o for o in range(self.size) if self._to_text(o) not in taken]
+        random.shuffle(free)
+        for offset in free[:_SCAN_LIMIT]:
+            text = self._to_text(offset)
+            if self.claim(store, text, owner):
+                with self._lock:
+                    self._cursor = (offset + 1) % self.size
+                return text
+        return None
+
+    def release(self, store: Store, text: str, owner: str) -> None:
+        """Give `text` back, but only if `owner` holds it (never free another Service's address)."""
+        kv = store.get(self.prefix + text)
+        if kv is None:
+            return
+        try:
+            held_by = json.loads(kv.value).get("owner")
+        except ValueError:
+            held_by = None
+        if held_by != owner:
+            return
+        # someone else released or re-took it meanwhile: theirs now
+        with contextlib.suppress(KeyNotFound, RevisionMismatch):
+            store.delete(kv.key, kv.mod_revision)
+
+
+class ServiceAllocator:
+    """Admission plugin: allocate on Service CREATE/UPDATE, release on DELETE (see module doc)."""
+
+    def __init__(
+        self,
+        service_cidr: str = SERVICE_CIDR,
+        node_port_range: tuple[int, int] = NODE_PORT_RANGE,
+        *,
+        seed: int | None = None,
+    ):
+        self.network = ipaddress.ip_network(service_cidr)
+        lo, hi = node_port_range
+        if lo > hi:
+            raise ValueError(f"node port range {lo}-{hi} is empty")
+        self.node_port_range = (lo, hi)
+        rng = random.Random(seed)
+        # the network and broadcast addresses are never handed out
+        first = int(self.network.network_address) + 1
+        n_ips = max(1, self.network.num_addresses - 2)
+        self._ips = _Range(IP_PREFIX, n_ips, lambda o: str(ipaddress.ip_address(first + o)), rng)
+        self._ports = _Range(NODE_PORT_PREFIX, hi - lo + 1, lambda o: str(lo + o), rng)
+
+    # -- the plugin -----------------------------------------------------------------------------
+
+    def admit(self, op: Operation, obj: Obj, old: Obj | None, registry: Registry) -> None:
+        if obj.get("kind") != "Service" or op == "DELETE":
+            return
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        store = registry.store
+        owner = _owner(obj)
+        old_spec = _spec(old)
+        claimed_ip = ""
+        claimed_ports: list[int] = []
+        try:
+            if _wants_ip(spec):
+                claimed_ip = self._admit_ip(store, spec, _ip_of(old_spec), owner, obj)
+            claimed_ports = self._admit_node_ports(store, spec, _node_ports_of(old_spec), owner, obj)
+        except BaseException:
+            # nothing half-claimed: give back what this request took before the refusal
+            if claimed_ip:
+                self._ips.release(store, claimed_ip, owner)
+            for port in claimed_ports:
+                self._ports.release(store, str(port), owner)
+            raise
+
+    def rollback(self, op: Operation, obj: Obj, old: Obj | None, registry: Registry) -> None:
+        """The write failed: give back what this request added over the stored object."""
+        if obj.get("kind") != "Service" or op == "DELETE":
+            return
+        self._release(registry.store, _owner(obj), _spec(obj), _spec(old))
+
+    def committed(self, op: Operation, obj: Obj, old: Obj | None, registry: Registry) -> None:
+        """The write stuck: free what the stored object held and the new one no longer does."""
+        if obj.get("kind") != "Service" or old is None:
+            return
+        new_spec = {} if op == "DELETE" else _spec(obj)
+        self._release(registry.store, _owner(old), _spec(old), new_spec)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _release(self, store: Store, owner: str, spec: dict[str, Any], keep: dict[str, Any]) -> None:
+        ip = _ip_of(spec)
+        if ip and ip != _ip_of(keep):
+            self._ips.release(store, ip, owner)
+        for port in _node_ports_of(spec) - _node_ports_of(keep):
+            self._ports.release(store, str(port), owner)
+
+    def _admit_ip(self, store: Store, spec: dict[str, Any], old_ip: str, owner: str, obj: Obj) -> str:
+        """Fill spec.clusterIP(s); returns the IP newly claimed by this request ("" if none)."""
+        requested = _ip_of(spec)
+        if requested and requested == old_ip:
+            return ""  # kept from the stored object
+        if requested:
+            path = "spec.clusterIP" if spec.get("clusterIP") else "spec.clusterIPs[0]"
+            try:
+                addr = ipaddress.ip_address(requested)
+            except ValueError:
+                return ""  # validation reports malformed IPs
+            if addr not in self.network or addr in (
+                self.network.network_address,
+                self.network.broadcast_address,
+            ):
+                raise _invalid(
+                    obj,
+                    path,
+                    f'"{requested}"',
+                    f"provided IP is not in the valid range. The range of valid IPs is {self.network}",
+                )
+            if not self._ips.claim(store, requested, owner):
+                raise _invalid(obj, path, f'"{requested}"', "provided IP is already allocated")
+            ip = requested
+        else:
+            got = self._ips.allocate(store, owner)
+            if got is None:
+                raise Forbidden(
+                    f'services "{_name(obj)}" is forbidden: failed to allocate a serviceIP: '
+                    f"range is full ({self.network})"
+                )
+            ip = got
+        spec["clusterIP"] = ip
+        spec["clusterIPs"] = [ip]
+        return ip
+
+    def _admit_node_ports(
+        self, store: Store, spec: dict[str, Any], old_ports: set[int], owner: str, obj: Obj
+    ) -> list[int]:
+        """Fill ports[].nodePort for NodePort/LoadBalancer; returns the ports newly claimed."""
+        if spec.get("type", "ClusterIP") not in _NODE_PORT_TYPES:
+            return []
+        ports = spec.get("ports")
+        items = [
+            (i, p) for i, p in enumerate(ports if isinstance(ports, list) else []) if isinstance(p, dict)
+        ]
+        lo, hi = self.node_port_range
+        claimed: list[int] = []
+        mine = set(old_ports)  # ports this Service already holds, or has claimed in this request
+        try:
+            # requested ports first, so an auto-allocated one never takes a port asked for later
+            for i, p in items:
+                port = p.get("nodePort")
+                if not isinstance(port, int) or not port or port in mine:
+                    continue
+                path = f"spec.ports[{i}].nodePort"
+                if not lo <= port <= hi:
+                    raise _invalid(
+                        obj,
+                        path,
+                        str(port),
+                        f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
+                    )
+                if not self._ports.claim(store, str(port), owner):
+                    raise _invalid(obj, path, str(port), "provided port is already allocated")
+                claimed.append(port)
+                mine.add(port)
+            for _i, p in items:
+                if isinstance(p.get("nodePort"), int) and p["nodePort"]:
+                    continue
+                got = self._ports.allocate(store, owner)
+                if got is None:
+                    raise Forbidden(
+                        f'services "{_name(obj)}" is forbidden: failed to allocate a nodePort: '
+                        f"range {lo}-{hi} is full"
+                    )
+                p["nodePort"] = int(got)
+                claimed.append(int(got))
+                mine.add(int(got))
+        except BaseException:
+            for port in claimed:
+                self._ports.release(store, str(port), owner)
+            raise
+        return claimed
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _invalid(obj: Obj, path: str, shown: str, detail: str) -> Invalid:
+    return Invalid([FieldError(path, f"Invalid value: {shown}: {detail}")], kind="Service", name=_name(obj))
+
+
+def _texts(kvs: Iterable[Any], prefix: str) -> list[str]:
+    return [kv.key[len(prefix) :] for kv in kvs]
+
+
+def allocated_ips(store: Store) -> list[str]:
+    """Every ClusterIP currently held (for tests, `describe` and repair tooling)."""
+    return _texts(store.list(IP_PREFIX)[0], IP_PREFIX)
+
+
+def allocated_node_ports(store: Store) -> list[int]:
+    """Every NodePort currently held."""
+    return sorted(int(t) for t in _texts(store.list(NODE_PORT_PREFIX)[0], NODE_PORT_PREFIX))
