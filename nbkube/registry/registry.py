@@ -75,6 +75,7 @@ AUTO_NAMESPACES = frozenset({"default", "kube-system", "kube-node-lease", "kube-
 
 _NAME_SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet apiserver's generateName uses
 _PATCH_RETRIES = 10
+NAMESPACE_CACHE_SECONDS = 1.0
 
 
 class _Matcher(Protocol):
@@ -337,6 +338,11 @@ class Registry:
         self.clock = clock
         self._watches: set[RegistryWatch] = set()  # open watches, cancelled by close()
         self._watches_lock = threading.Lock()
+        # namespace -> monotonic time until which it is known to exist and not be terminating. Every
+        # namespaced create used to read the Namespace first: on etcd that doubled the round trips.
+        # A namespace deleted or terminated through this registry is forgotten at once; one changed by
+        # another process is noticed within NAMESPACE_CACHE_SECONDS.
+        self._live_namespaces: dict[str, float] = {}
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -405,6 +411,17 @@ class Registry:
     # -- namespaces --------------------------------------------------------------------------------
 
     def _ensure_namespace(self, namespace: str) -> None:
+        now = time.monotonic()
+        if self._live_namespaces.get(namespace, 0.0) > now:
+            return
+        self._check_namespace(namespace)
+        self._live_namespaces[namespace] = now + NAMESPACE_CACHE_SECONDS
+
+    def _forget_namespace(self, obj: Obj) -> None:
+        if obj.get("kind") == "Namespace":
+            self._live_namespaces.pop(name_of(obj), None)
+
+    def _check_namespace(self, namespace: str) -> None:
         kv = self.store.get(f"/registry/namespaces/{namespace}")
         if kv is None:
             if namespace not in AUTO_NAMESPACES:
@@ -526,6 +543,7 @@ class Registry:
         return kv, _decode(kv), name, namespace
 
     def _write(self, info: KindInfo, kv: KeyValue, obj: Obj, name: str) -> Obj:
+        self._forget_namespace(obj)  # e.g. now Terminating: the next create must look again
         try:
             rev = self.store.update(kv.key, _encode(obj), kv.mod_revision)
         except RevisionMismatch:
@@ -651,6 +669,7 @@ class Registry:
         if expected is not None and expected != kv.mod_revision:
             raise _conflict(info, name)
         old = _decode(kv)
+        self._forget_namespace(old)
         self._admit("DELETE", old, old)
         try:
             if propagation == "Orphan":
