@@ -1,0 +1,176 @@
+"""The `nbkube` command: a kubectl-like front end over the registry (`nbkube = "nbkube.cli:main"`).
+
+Who calls it: the console script, `python -m nbkube.cli`, the tests (in-process, `main([...])`) and
+later the notebook's `%nbkube` magic, which is why `main` takes `argv` and returns an exit code
+instead of calling `sys.exit`.
+
+How verbs are added (without editing this file)
+-----------------------------------------------
+`COMMAND_MODULES` names the modules that contribute verbs. Each must define::
+
+    def register(subparsers: argparse._SubParsersAction) -> None:
+        p = subparsers.add_parser("scale", help="set the replica count of a controller")
+        p.add_argument(...)
+        add_namespace_args(p)            # optional helpers from nbkube.cli.context
+        p.set_defaults(handler=_scale)
+
+    def _scale(args: argparse.Namespace, ctx: Context) -> int | None: ...
+
+A handler gets the parsed arguments and a `Context`: `ctx.api` opens the registry on first use
+(so `nbkube version` or `--help` never touch the store), `ctx.out("line")` / `ctx.err("line")`
+print, `ctx.store_url` is the chosen store. Returning None means exit 0. Raise `NbkubeError` (or
+`OSError`) for user errors: `main` prints exactly one line `error: <message>` on stderr and returns 1.
+A module that does not exist yet (its own ModuleNotFoundError) is skipped silently, so helpers can
+land their verbs in any order; a module that exists but fails to import gets one warning line.
+
+Global options: `--store URL` may come before or after the verb (it is taken out of argv before
+argparse sees it); otherwise `$NBKUBE_STORE`; otherwise `sqlite:///~/.nbkube/store.db`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from nbkube import __version__
+from nbkube.cli.context import Context, Output, add_namespace_args, add_output_arg, default_store_url
+from nbkube.errors import NbkubeError
+
+__all__ = [
+    "COMMAND_MODULES",
+    "Context",
+    "Output",
+    "add_namespace_args",
+    "add_output_arg",
+    "build_parser",
+    "default_store_url",
+    "main",
+]
+
+COMMAND_MODULES: list[str] = [
+    "nbkube.cli.cmd_basic",
+    "nbkube.cli.cmd_cluster",
+    "nbkube.cli.cmd_workloads",
+    "nbkube.cli.cmd_nodes",
+]
+
+
+class _UsageError(Exception):
+    """A problem with the global options found before argparse runs (exit 2, like argparse)."""
+
+
+def _extract_store(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Take `--store URL` / `--store=URL` out of argv wherever it is (up to a bare `--`)."""
+    store: str | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == "--store":
+            if i + 1 >= len(argv) or not argv[i + 1] or argv[i + 1].startswith("-"):
+                raise _UsageError("argument --store: expected one argument (a store URL)")
+            store = argv[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--store="):
+            store = arg[len("--store=") :]
+            if not store:
+                raise _UsageError("argument --store: expected a store URL")
+            i += 1
+            continue
+        rest.append(arg)
+        i += 1
+    return store, rest
+
+
+def _load_modules(err: Output) -> list[ModuleType]:
+    modules = []
+    for name in COMMAND_MODULES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # not written yet: its verbs simply do not exist
+            err(f"warning: {name} not loaded: {exc}")
+        except ImportError as exc:
+            err(f"warning: {name} not loaded: {exc}")
+    return modules
+
+
+def build_parser(err: Output | None = None) -> argparse.ArgumentParser:
+    """The full parser, with every available command module's verbs registered."""
+    parser = argparse.ArgumentParser(
+        prog="nbkube",
+        description="nbkube: a small container orchestrator after Kubernetes (kubectl-like CLI).",
+    )
+    # Documented here for --help; the value itself is extracted before parsing (see _extract_store).
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="store URL: sqlite:///abs/path.db, sqlite://:memory: or etcd://host:port "
+        "(default $NBKUBE_STORE, else sqlite:///~/.nbkube/store.db); allowed before or after the verb",
+    )
+    parser.add_argument("--version", action="version", version=f"nbkube {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in _load_modules(err or Output(sys.stderr)):
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `nbkube` command; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
+    out = Output(sys.stdout)
+    err = Output(sys.stderr)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        store, args_list = _extract_store(args_list)
+    except _UsageError as exc:
+        err(f"usage: nbkube [--store URL] COMMAND ...\nnbkube: error: {exc}")
+        return 2
+    parser = build_parser(err)
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    ctx = Context(store or os.environ.get("NBKUBE_STORE") or default_store_url(), out=out, err=err)
+    try:
+        code = args.handler(args, ctx)
+        return int(code or 0)
+    except KeyboardInterrupt:
+        err("interrupted")
+        return 130
+    except BrokenPipeError:
+        # `nbkube get po | head`: the reader went away; stop quietly, as kubectl does
+        _silence_stdout()
+        return 1
+    except (NbkubeError, OSError) as exc:
+        err(f"error: {_one_line(exc)}")
+        return 1
+    finally:
+        # a failure to close must not hide the command's own outcome
+        with contextlib.suppress(NbkubeError, OSError):
+            ctx.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split("\n")) if "\n" in text else text
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
