@@ -1,0 +1,531 @@
+"""The ReplicationController and ReplicaSet controllers: keep exactly N pods per controller.
+
+Both kinds share one reconcile loop (they differ only in how the selector is written: a label map
+for an RC, a `{matchLabels, matchExpressions}` object for a ReplicaSet). The control-plane manager
+starts a `ReplicationManager` and a `ReplicaSetController`; the Deployment controller drives
+ReplicaSets only through their `spec.replicas`, and reuses the pod helpers defined here.
+
+What reconcile does, as upstream's ReplicaSet controller:
+- claim pods: adopt matching orphans (CAS write of an ownerReference), release owned pods whose
+  labels no longer match (remove the reference);
+- create pods from the template or delete surplus ones (least valuable first), guarded by
+  *expectations* so that a second reconcile that runs before the informer has seen this one's
+  creates/deletes does not act again;
+- write status (replicas, fullyLabeledReplicas, readyReplicas, availableReplicas,
+  observedGeneration) only when it changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj, controller_of, key_of, split_key
+from nbkube.api.selectors import Selector, selector_from_label_selector, selector_from_map
+from nbkube.client.controller import Controller
+from nbkube.client.events import record_event
+from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
+from nbkube.errors import Conflict, NbkubeError, NotFound
+
+if TYPE_CHECKING:
+    from nbkube.client.informer import Informer, InformerFactory
+    from nbkube.registry.registry import Registry
+
+__all__ = [
+    "ReplicationManager",
+    "ReplicaSetController",
+    "Expectations",
+    "is_active",
+    "is_ready",
+    "is_available",
+    "deletion_order",
+    "pods_to_delete",
+    "owner_selector",
+    "pod_from_template",
+    "owner_ref",
+    "claim_pods",
+    "compute_status",
+]
+
+# More pods than this in one reconcile would hold the worker for long; the rest follow next time.
+BURST = 500
+# Expectations older than this are ignored (a lost watch event must not block a controller forever).
+EXPECTATIONS_TIMEOUT = 300.0
+
+
+# --- pure pod helpers (also used by the deployment controller and the rolling updater) -----------
+
+
+def is_active(pod: Obj) -> bool:
+    """Counts towards replicas: not finished (Succeeded/Failed) and not being deleted."""
+    phase = (pod.get("status") or {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and not (pod.get("metadata") or {}).get("deletionTimestamp")
+
+
+def _ready_condition(pod: Obj) -> dict[str, Any] | None:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return dict(cond)
+    return None
+
+
+def is_ready(pod: Obj) -> bool:
+    cond = _ready_condition(pod)
+    return cond is not None and cond.get("status") == "True"
+
+
+def ready_since(pod: Obj) -> float | None:
+    """When the pod last became Ready (None if not ready or the time is unknown)."""
+    cond = _ready_condition(pod)
+    if cond is None or cond.get("status") != "True":
+        return None
+    ts = cond.get("lastTransitionTime")
+    if not ts:
+        return None
+    try:
+        return parse_rfc3339(str(ts))
+    except ValueError:
+        return None
+
+
+def is_available(pod: Obj, min_ready_seconds: int, now: float) -> bool:
+    """Ready for at least `minReadySeconds` (just Ready when that is 0)."""
+    if not is_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = ready_since(pod)
+    return since is not None and since + min_ready_seconds <= now
+
+
+def seconds_until_available(pod: Obj, min_ready_seconds: int, now: float) -> float | None:
+    """How long until a ready-but-not-yet-available pod becomes available (None if not pending)."""
+    if min_ready_seconds <= 0 or not is_ready(pod):
+        return None
+    since = ready_since(pod)
+    if since is None:
+        return None
+    left = since + min_ready_seconds - now
+    return left if left > 0 else None
+
+
+def _created(pod: Obj) -> float:
+    ts = (pod.get("metadata") or {}).get("creationTimestamp")
+    try:
+        return parse_rfc3339(str(ts)) if ts else 0.0
+    except ValueError:
+        return 0.0
+
+
+def deletion_order(pod: Obj) -> tuple[int, int, int, float, str]:
+    """Sort key: the pods to delete first come first.
+
+    Unscheduled < Pending < not ready < ready (as upstream's ActivePods ordering); among equals the
+    newest goes first (a new pod has the least work invested in it)."""
+    spec = pod.get("spec") or {}
+    phase = (pod.get("status") or {}).get("phase") or "Pending"
+    return (
+        0 if not spec.get("nodeName") else 1,
+        {"Pending": 0, "Unknown": 1, "Running": 2}.get(phase, 1),
+        1 if is_ready(pod) else 0,
+        -_created(pod),
+        str((pod.get("metadata") or {}).get("name", "")),
+    )
+
+
+def pods_to_delete(pods: Iterable[Obj], count: int) -> list[Obj]:
+    return sorted(pods, key=deletion_order)[: max(0, count)]
+
+
+def owner_selector(owner: Obj) -> Selector:
+    """The selector of an RC (map) or a ReplicaSet/Deployment (label selector)."""
+    sel = (owner.get("spec") or {}).get("selector")
+    if owner.get("kind") == "ReplicationController":
+        return selector_from_map(sel or {})
+    return selector_from_label_selector(sel)
+
+
+def owner_ref(owner: Obj) -> dict[str, Any]:
+    meta = owner.get("metadata") or {}
+    return {
+        "apiVersion": owner.get("apiVersion")
+        or ("apps/v1" if owner.get("kind") != "ReplicationController" else "v1"),
+        "kind": owner.get("kind"),
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def pod_from_template(owner: Obj) -> Obj:
+    """A new pod for `owner` (RC or ReplicaSet): its template, generateName `<owner>-`, owned by it."""
+    meta = owner.get("metadata") or {}
+    template = (owner.get("spec") or {}).get("template") or {}
+    tmeta = template.get("metadata") or {}
+    pod_meta: dict[str, Any] = {
+        "generateName": f"{meta.get('name')}-",
+        "namespace": meta.get("namespace") or "default",
+        "labels": dict(tmeta.get("labels") or {}),
+        "ownerReferences": [owner_ref(owner)],
+    }
+    if tmeta.get("annotations"):
+        pod_meta["annotations"] = dict(tmeta["annotations"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": pod_meta,
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
+
+
+def is_owned_by(obj: Obj, owner: Obj) -> bool:
+    ref = controller_of(obj)
+    return ref is not None and ref.get("uid") == (owner.get("metadata") or {}).get("uid")
+
+
+@dataclass
+class Claim:
+    """The outcome of matching an owner's selector against candidate dependents."""
+
+    owned: list[Obj] = field(default_factory=list)  # controlled by the owner and matching
+    adopt: list[Obj] = field(default_factory=list)  # orphans that match: to adopt
+    release: list[Obj] = field(default_factory=list)  # controlled by the owner, no longer matching
+
+
+def claim_pods(owner: Obj, candidates: Iterable[Obj], selector: Selector | None = None) -> Claim:
+    """Pure: which candidates the owner keeps, should adopt and should release (as upstream's
+    ControllerRefManager). Inactive orphans are not adopted; a controller being deleted adopts none."""
+    sel = selector if selector is not None else owner_selector(owner)
+    deleting = bool((owner.get("metadata") or {}).get("deletionTimestamp"))
+    out = Claim()
+    for obj in candidates:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        matches = sel.matches(labels)
+        ref = controller_of(obj)
+        if ref is not None:
+            if ref.get("uid") != (owner.get("metadata") or {}).get("uid"):
+                continue
+            (out.owned if matches else out.release).append(obj)
+        elif (
+            matches
+            and not deleting
+            and is_active(obj)
+            and not (obj.get("metadata") or {}).get("deletionTimestamp")
+        ):
+            out.adopt.append(obj)
+    return out
+
+
+def compute_status(owner: Obj, pods: list[Obj], now: float) -> dict[str, Any]:
+    """The status block an RC/ReplicaSet should show for its (active, owned) pods."""
+    spec = owner.get("spec") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    status: dict[str, Any] = dict(owner.get("status") or {})
+    status["replicas"] = len(pods)
+    status["fullyLabeledReplicas"] = sum(
+        1
+        for p in pods
+        if all(
+            ((p.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in template_labels.items()
+        )
+    )
+    status["readyReplicas"] = sum(1 for p in pods if is_ready(p))
+    status["availableReplicas"] = sum(1 for p in pods if is_available(p, min_ready, now))
+    status["observedGeneration"] = int((owner.get("metadata") or {}).get("generation") or 1)
+    return status
+
+
+# --- expectations ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Expect:
+    adds: int
+    deletes: set[str]
+    at: float
+
+
+class Expectations:
+    """Creates and deletes a controller has issued but its informer has not yet reported.
+
+    While any are outstanding for a key, reconcile does not create or delete more for it (it would
+    count stale pods and overshoot). Entries expire after EXPECTATIONS_TIMEOUT so a lost event only
+    delays, never blocks, a controller."""
+
+    def __init__(self, clock: Clock = REAL_CLOCK, timeout: float = EXPECTATIONS_TIMEOUT):
+        self.clock = clock
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._by_key: dict[str, _Expect] = {}
+
+    def satisfied(self, key: str) -> bool:
+        with self._lock:
+            e = self._by_key.get(key)
+            if e is None:
+                return True
+            if (e.adds <= 0 and not e.deletes) or self.clock.monotonic() - e.at > self.timeout:
+                del self._by_key[key]
+                return True
+            return False
+
+    def expect(self, key: str, adds: int = 0, deletes: Iterable[str] = ()) -> None:
+        with self._lock:
+            self._by_key[key] = _Expect(adds, set(deletes), self.clock.monotonic())
+
+    def created(self, key: str) -> None:
+        """An add was observed (or a create failed and will not be observed)."""
+        with self._lock:
+            e = self._by_key.get(key)
+            if e is not None:
+                e.adds -= 1
+
+    def deleted(self, key: str, uid: str) -> None:
+        with self._lock:
+            e = self._by_key.get(key)
+            if e is not None:
+                e.deletes.discard(uid)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._by_key.pop(key, None)
+
+    def pending(self, key: str) -> tuple[int, int]:
+        with self._lock:
+            e = self._by_key.get(key)
+            return (0, 0) if e is None else (max(0, e.adds), len(e.deletes))
+
+
+# --- the controller ----------------------------------------------------------------------------
+
+
+class _ReplicaController(Controller):
+    """Shared reconcile for RC and ReplicaSet; subclasses name the kind."""
+
+    kind = ""
+    component = ""
+
+    def __init__(
+        self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
+    ):
+        super().__init__(api, factory, clock=clock, workers=workers)
+        self.expectations = Expectations(clock)
+        self.owners: Informer = factory.informer(self.kind)
+        self.pods: Informer = factory.informer("Pod")
+        self.owners.add_handler(
+            on_add=self.enqueue,
+            on_update=lambda old, new: self.enqueue(new),
+            on_delete=self._owner_deleted,
+        )
+        self.pods.add_handler(
+            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+        )
+
+    # -- event handlers: only bookkeeping and enqueueing --------------------------------------------
+
+    def _owner_deleted(self, obj: Obj) -> None:
+        self.expectations.forget(key_of(obj))
+        self.enqueue(obj)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        ref = controller_of(pod)
+        if ref is None or ref.get("kind") != self.kind:
+            return None
+        ns = (pod.get("metadata") or {}).get("namespace") or "default"
+        return f"{ns}/{ref.get('name')}"
+
+    def _enqueue_matching(self, pod: Obj) -> None:
+        """An orphan changed: every controller of this kind whose selector matches may adopt it."""
+        ns = (pod.get("metadata") or {}).get("namespace") or "default"
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        for owner in self.owners.by_index("namespace", ns):
+            try:
+                if owner_selector(owner).matches(labels):
+                    self.enqueue(owner)
+            except NbkubeError:
+                continue
+
+    def _pod_added(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.created(key)
+            self.queue.add(key)
+        elif controller_of(pod) is None:
+            self._enqueue_matching(pod)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        old_key, new_key = self._owner_key(old), self._owner_key(new)
+        if new_key is not None:
+            self.queue.add(new_key)
+        if old_key is not None and old_key != new_key:
+            self.queue.add(old_key)
+        labels_changed = (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get(
+            "labels"
+        )
+        if controller_of(new) is None or (labels_changed and new_key is None):
+            self._enqueue_matching(new)
+        if labels_changed and controller_of(new) is None:
+            self._enqueue_matching(old)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
+            self.queue.add(key)
+
+    # -- reconcile ----------------------------------------------------------------------------------
+
+    def reconcile(self, key: str) -> None:
+        owner = self.owners.get(key)
+        if owner is None:
+            self.expectations.forget(key)
+            return  # its pods are the garbage collector's (or were orphaned by the registry)
+        ns, _name = split_key(key)
+        selector = owner_selector(owner)
+        candidates = [p for p in self.pods.by_index("namespace", ns or "default")]
+        claim = claim_pods(owner, candidates, selector)
+        requeue = False
+        for pod in claim.release:
+            requeue |= not self._set_owner(pod, owner, adopt=False)
+        owned = [p for p in claim.owned if is_active(p)]
+        for pod in claim.adopt:
+            adopted = self._set_owner(pod, owner, adopt=True)
+            if adopted is not None:
+                owned.append(adopted)
+            else:
+                requeue = True
+        if self.expectations.satisfied(key) and not (owner.get("metadata") or {}).get("deletionTimestamp"):
+            self._manage(key, owner, owned)
+        self._sync_status(owner, owned)
+        if requeue:
+            self.queue.add_rate_limited(key)
+
+    def _set_owner(self, pod: Obj, owner: Obj, *, adopt: bool) -> Obj | None:
+        """Adopt (add our controller reference) or release (remove it) with a CAS write."""
+        new = copy.deepcopy(pod)
+        meta = new["metadata"]
+        uid = (owner.get("metadata") or {}).get("uid")
+        refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
+        if adopt:
+            refs.append(owner_ref(owner))
+        if refs:
+            meta["ownerReferences"] = refs
+        else:
+            meta.pop("ownerReferences", None)
+        try:
+            return self.api.update(new)
+        except (Conflict, NotFound):
+            return None  # changed under us: the pod informer will bring the news and a new pass
+
+    def _manage(self, key: str, owner: Obj, owned: list[Obj]) -> None:
+        want = int((owner.get("spec") or {}).get("replicas", 1) or 0)
+        diff = len(owned) - want
+        if diff < 0:
+            count = min(-diff, BURST)
+            self.expectations.expect(key, adds=count)
+            for i in range(count):
+                try:
+                    pod = self.api.create(pod_from_template(owner))
+                except NbkubeError as e:
+                    # the creates not made will never be observed: stop expecting them
+                    for _ in range(count - i):
+                        self.expectations.created(key)
+                    record_event(
+                        self.api,
+                        owner,
+                        "FailedCreate",
+                        f"Error creating: {e}",
+                        type="Warning",
+                        component=self.component,
+                        clock=self.clock,
+                    )
+                    raise
+                record_event(
+                    self.api,
+                    owner,
+                    "SuccessfulCreate",
+                    f"Created pod: {pod['metadata']['name']}",
+                    component=self.component,
+                    clock=self.clock,
+                )
+        elif diff > 0:
+            victims = pods_to_delete(owned, min(diff, BURST))
+            self.expectations.expect(key, deletes=[str(p["metadata"].get("uid", "")) for p in victims])
+            for i, pod in enumerate(victims):
+                pname = pod["metadata"]["name"]
+                try:
+                    delete_pod(self.api, pod)
+                except NotFound:
+                    self.expectations.deleted(key, str(pod["metadata"].get("uid", "")))
+                    continue
+                except NbkubeError:
+                    for rest in victims[i:]:
+                        self.expectations.deleted(key, str(rest["metadata"].get("uid", "")))
+                    raise
+                record_event(
+                    self.api,
+                    owner,
+                    "SuccessfulDelete",
+                    f"Deleted pod: {pname}",
+                    component=self.component,
+                    clock=self.clock,
+                )
+
+    def _sync_status(self, owner: Obj, owned: list[Obj]) -> None:
+        now = self.clock.now()
+        status = compute_status(owner, owned, now)
+        min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
+        waits = [w for p in owned if (w := seconds_until_available(p, min_ready, now)) is not None]
+        if waits:
+            # nothing else will happen when a pod crosses minReadySeconds: look again then
+            self.queue.add_after(key_of(owner), min(waits) + 0.001)
+        if status == (owner.get("status") or {}):
+            return
+        new = copy.deepcopy(owner)
+        new["status"] = status
+        try:
+            self.api.update_status(new)
+        except NotFound:
+            return
+        except Conflict:
+            self.queue.add_rate_limited(key_of(owner))
+
+
+class ReplicationManager(_ReplicaController):
+    """Keeps ReplicationControllers' pod counts (the article's `replicationcontrollers`)."""
+
+    name = "replicationmanager"
+    kind = "ReplicationController"
+    component = "replication-controller"
+
+
+class ReplicaSetController(_ReplicaController):
+    """Keeps ReplicaSets' pod counts (Deployments own ReplicaSets)."""
+
+    name = "replicaset"
+    kind = "ReplicaSet"
+    component = "replicaset-controller"
+
+
+def delete_pod(api: Registry, pod: Obj, attempts: int = 5) -> Obj:
+    """Delete a pod whatever its current resourceVersion (a node agent may be writing its status at
+    the same moment; the registry's delete then reports a conflict, which is no reason to keep it)."""
+    meta = pod["metadata"]
+    for attempt in range(attempts):
+        try:
+            return api.delete("Pod", meta["name"], meta.get("namespace", ""))
+        except Conflict:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def scale(api: Registry, kind: str, name: str, namespace: str, replicas: int) -> Obj:
+    """`nbkube scale`: set spec.replicas (CAS, retried by the registry's patch)."""
+    if replicas < 0:
+        raise ValueError(f"--replicas must be >= 0, got {replicas}")
+    return api.patch(kind, name, namespace, {"spec": {"replicas": int(replicas)}})

@@ -1,0 +1,230 @@
+"""ReplicationController / ReplicaSet controller: exact counts, adoption, release, expectations,
+deletion order and status."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+
+import pytest
+from conftest import FakeKubelet, active_pods, rc_manifest, wait_for
+
+from nbkube.api.meta import Obj, controller_of
+from nbkube.client.informer import InformerFactory
+from nbkube.clock import FakeClock, rfc3339
+from nbkube.controlplane.controllers.replication import (
+    ReplicaSetController,
+    ReplicationManager,
+    claim_pods,
+    compute_status,
+    deletion_order,
+    pods_to_delete,
+    scale,
+)
+from nbkube.registry.registry import Registry
+
+
+@pytest.fixture
+def rcm(api: Registry, factory: InformerFactory) -> Iterator[ReplicationManager]:
+    ctl = ReplicationManager(api, factory)
+    factory.start_all()
+    assert factory.wait_all_synced(5)
+    ctl.start()
+    yield ctl
+    ctl.stop()
+
+
+def owned_count(api: Registry, name: str) -> int:
+    return sum(1 for p in active_pods(api) if (controller_of(p) or {}).get("name") == name)
+
+
+def _pod(name: str, *, node: str = "", phase: str = "", ready: bool = False, created: float = 0.0) -> Obj:
+    status: dict[str, object] = {}
+    if phase:
+        status["phase"] = phase
+    if ready:
+        status["conditions"] = [{"type": "Ready", "status": "True", "lastTransitionTime": rfc3339(created)}]
+    return {
+        "metadata": {"name": name, "labels": {"app": "x"}, "creationTimestamp": rfc3339(created)},
+        "spec": {"nodeName": node} if node else {},
+        "status": status,
+    }
+
+
+# --- pure logic -------------------------------------------------------------------------------
+
+
+def test_deletion_order_prefers_unscheduled_pending_notready_then_newest() -> None:
+    ready_old = _pod("ready-old", node="n", phase="Running", ready=True, created=100)
+    ready_new = _pod("ready-new", node="n", phase="Running", ready=True, created=200)
+    not_ready = _pod("not-ready", node="n", phase="Running", created=50)
+    pending = _pod("pending", node="n", phase="Pending", created=10)
+    unscheduled = _pod("unscheduled", created=5)
+    pods = [ready_old, ready_new, not_ready, pending, unscheduled]
+    order = [p["metadata"]["name"] for p in sorted(pods, key=deletion_order)]
+    assert order == ["unscheduled", "pending", "not-ready", "ready-new", "ready-old"]
+    assert [p["metadata"]["name"] for p in pods_to_delete(pods, 2)] == ["unscheduled", "pending"]
+
+
+def test_claim_adopts_orphans_and_releases_mismatches() -> None:
+    owner = {"kind": "ReplicationController", "metadata": {"uid": "u1"}, "spec": {"selector": {"app": "x"}}}
+    mine = _pod("mine")
+    mine["metadata"]["ownerReferences"] = [{"uid": "u1", "controller": True}]
+    moved = _pod("moved")
+    moved["metadata"]["labels"] = {"app": "y"}
+    moved["metadata"]["ownerReferences"] = [{"uid": "u1", "controller": True}]
+    orphan = _pod("orphan")
+    foreign = _pod("foreign")
+    foreign["metadata"]["ownerReferences"] = [{"uid": "u2", "controller": True}]
+    finished = _pod("finished", phase="Succeeded")
+    c = claim_pods(owner, [mine, moved, orphan, foreign, finished])
+    assert [p["metadata"]["name"] for p in c.owned] == ["mine"]
+    assert [p["metadata"]["name"] for p in c.adopt] == ["orphan"]
+    assert [p["metadata"]["name"] for p in c.release] == ["moved"]
+
+
+def test_status_counts_available_after_min_ready_seconds() -> None:
+    owner = {
+        "metadata": {"generation": 4},
+        "spec": {"minReadySeconds": 10, "template": {"metadata": {"labels": {"app": "x"}}}},
+    }
+    pods = [
+        _pod("a", node="n", phase="Running", ready=True, created=100),
+        _pod("b", node="n", phase="Running", ready=True, created=195),
+        _pod("c", node="n", phase="Running"),
+    ]
+    st = compute_status(owner, pods, now=200.0)
+    assert st == {
+        "replicas": 3,
+        "fullyLabeledReplicas": 3,
+        "readyReplicas": 2,
+        "availableReplicas": 1,
+        "observedGeneration": 4,
+    }
+
+
+# --- against a registry -----------------------------------------------------------------------
+
+
+def test_deleting_a_pod_brings_a_replacement(api: Registry, rcm: ReplicationManager, kubelet: FakeKubelet) -> None:
+    api.create(rc_manifest(replicas=3))
+    wait_for(lambda: owned_count(api, "nginx") == 3, what="3 pods")
+    victim = active_pods(api)[0]
+    api.delete("Pod", victim["metadata"]["name"], "default")
+    wait_for(
+        lambda: owned_count(api, "nginx") == 3
+        and victim["metadata"]["name"] not in {p["metadata"]["name"] for p in active_pods(api)},
+        what="replacement",
+    )
+    pods = active_pods(api)
+    assert all(p["metadata"]["generateName"] == "nginx-" for p in pods)
+    ref = controller_of(pods[0])
+    assert ref is not None and ref["kind"] == "ReplicationController" and ref["blockOwnerDeletion"] is True
+    wait_for(
+        lambda: (api.get("ReplicationController", "nginx", "default").get("status") or {}).get("readyReplicas")
+        == 3,
+        what="ready status",
+    )
+    st = api.get("ReplicationController", "nginx", "default")["status"]
+    assert st["replicas"] == 3 and st["availableReplicas"] == 3 and st["observedGeneration"] == 1
+    events, _ = api.list("Event", "default")
+    reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "nginx"]
+    assert reasons.count("SuccessfulCreate") == 4
+
+
+def test_scale_to_ten_and_back_to_two_converges_exactly(
+    api: Registry, rcm: ReplicationManager, kubelet: FakeKubelet
+) -> None:
+    api.create(rc_manifest(replicas=3))
+    wait_for(lambda: owned_count(api, "nginx") == 3)
+    scale(api, "ReplicationController", "nginx", "default", 10)
+    wait_for(lambda: owned_count(api, "nginx") == 10, what="10 pods")
+    scale(api, "ReplicationController", "nginx", "default", 2)
+    wait_for(lambda: owned_count(api, "nginx") == 2, what="2 pods")
+    wait_for(
+        lambda: api.get("ReplicationController", "nginx", "default").get("status", {}).get("readyReplicas") == 2
+    )
+    # quiet: the controller does not keep churning
+    rcm.queue.add("default/nginx")
+    wait_for(lambda: len(rcm.queue) == 0)
+    assert owned_count(api, "nginx") == 2
+    st = api.get("ReplicationController", "nginx", "default")["status"]
+    assert st["replicas"] == 2 and st["observedGeneration"] == 3
+
+
+def test_adoption_and_release(api: Registry, rcm: ReplicationManager) -> None:
+    orphan = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "stray", "namespace": "default", "labels": {"app": "nginx"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    }
+    api.create(orphan)
+    rc = api.create(rc_manifest(replicas=2))
+    wait_for(lambda: owned_count(api, "nginx") == 2)
+    stray = api.get("Pod", "stray", "default")
+    assert (controller_of(stray) or {}).get("uid") == rc["metadata"]["uid"], "orphan adopted"
+    assert len(active_pods(api)) == 2, "adopted pod counts towards replicas"
+    # relabel it: released, and a replacement is made
+    api.patch("Pod", "stray", "default", {"metadata": {"labels": {"app": "debug"}}})
+    wait_for(lambda: controller_of(api.get("Pod", "stray", "default")) is None, what="release")
+    wait_for(lambda: owned_count(api, "nginx") == 2)
+    assert len(active_pods(api)) == 3
+
+
+def test_expectations_prevent_over_creation(api: Registry, factory: InformerFactory) -> None:
+    ctl = ReplicationManager(api, factory, clock=FakeClock())
+    # only the RC informer runs: the controller never sees its own pod creates
+    ctl.owners.start()
+    try:
+        assert ctl.owners.wait_synced(5)
+        api.create(rc_manifest(replicas=4))
+        wait_for(lambda: ctl.owners.get("default/nginx") is not None)
+        ctl.reconcile("default/nginx")
+        ctl.reconcile("default/nginx")
+        assert len(active_pods(api)) == 4
+        assert ctl.expectations.pending("default/nginx") == (4, 0)
+        # once the pod informer reports the creates, expectations are met and nothing more is made
+        ctl.pods.start()
+        assert ctl.pods.wait_synced(5)
+        wait_for(lambda: ctl.expectations.satisfied("default/nginx"))
+        ctl.reconcile("default/nginx")
+        assert len(active_pods(api)) == 4
+    finally:
+        ctl.stop()
+        ctl.pods.stop()
+        ctl.owners.stop()
+
+
+def test_replicaset_with_match_expressions(api: Registry, rcm: ReplicationManager, factory: InformerFactory) -> None:
+    rsc = ReplicaSetController(api, factory)
+    rsc.start()
+    try:
+        rs = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]},
+                "template": {
+                    "metadata": {"labels": {"tier": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        }
+        api.create(rs)
+        wait_for(lambda: owned_count(api, "web") == 3)
+        wait_for(lambda: api.get("ReplicaSet", "web", "default").get("status", {}).get("replicas") == 3)
+        assert owned_count(api, "nginx") == 0, "the RC controller leaves ReplicaSet pods alone"
+    finally:
+        rsc.stop()
+
+
+def test_terminal_pods_do_not_count(api: Registry, rcm: ReplicationManager) -> None:
+    api.create(rc_manifest(replicas=2))
+    wait_for(lambda: owned_count(api, "nginx") == 2)
+    pod = copy.deepcopy(active_pods(api)[0])
+    pod["status"] = {"phase": "Failed"}
+    api.update_status(pod)
+    wait_for(lambda: owned_count(api, "nginx") == 2 and len(api.list("Pod", "default")[0]) == 3)
