@@ -92,19 +92,26 @@ class LimitRanger:
 
 
 def _apply_defaults(container: dict[str, Any], item: dict[str, Any]) -> None:
-    # what the container leaves out comes from the first LimitRange that defines it
-    for field, source in (("limits", "default"), ("requests", "defaultRequest")):
+    # what the container leaves out comes from the first LimitRange that defines it; a request the
+    # container leaves out but whose limit it sets is that limit (Kubernetes defaults requests to
+    # limits before admission), not the namespace's defaultRequest
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        resources = container["resources"] = {}
+    own_limits = dict(_map(resources, "limits"))
+    for field, source in (("requests", "defaultRequest"), ("limits", "default")):
         defaults = _map(item, source)
         if not defaults:
             continue
-        resources = container.get("resources")
-        if not isinstance(resources, dict):
-            resources = container["resources"] = {}
         current = resources.get(field)
         if not isinstance(current, dict):
             current = resources[field] = {}
         for resource, value in defaults.items():
+            if field == "requests" and resource in own_limits:
+                value = own_limits[resource]
             current.setdefault(resource, value)
+    if not resources:
+        del container["resources"]
 
 
 def _check_container(c: dict[str, Any], item: dict[str, Any]) -> list[str]:
