@@ -126,7 +126,7 @@ class Dashboard(widgets.VBox):
         self._chips: dict[tuple[str, str], tuple[str, str]] = {}  # pod key -> (resourceVersion, chip html)
 
         self.title = widgets.HTML()
-        self.columns_box = widgets.HBox(layout=widgets.Layout(overflow_x="auto", align_items="flex-start"))
+        self.columns_box = widgets.HBox(layout=widgets.Layout(overflow="auto", align_items="flex-start"))
         self.controller = widgets.Dropdown(description="controller", options=[], value=None)
         self.replicas = widgets.IntSlider(
             description="replicas", min=0, max=20, value=0, continuous_update=False, disabled=True

@@ -36,7 +36,7 @@ def pod(name: str, node_name: str = "", labels: dict[str, str] | None = None) ->
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": labels or {}},
+        "metadata": {"name": name, "namespace": "default", "labels": labels or {}},
         "spec": spec,
     }
 
