@@ -138,7 +138,9 @@ def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "con
         time.sleep(0.01)
 
 
-def rc_manifest(name: str = "nginx", replicas: int = 3, image: str = "nginx:1.7.9", app: str = "nginx") -> Obj:
+def rc_manifest(
+    name: str = "nginx", replicas: int = 3, image: str = "nginx:1.7.9", app: str = "nginx"
+) -> Obj:
     return {
         "apiVersion": "v1",
         "kind": "ReplicationController",

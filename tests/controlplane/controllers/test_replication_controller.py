@@ -106,14 +106,18 @@ def test_status_counts_available_after_min_ready_seconds() -> None:
 # --- against a registry -----------------------------------------------------------------------
 
 
-def test_deleting_a_pod_brings_a_replacement(api: Registry, rcm: ReplicationManager, kubelet: FakeKubelet) -> None:
+def test_deleting_a_pod_brings_a_replacement(
+    api: Registry, rcm: ReplicationManager, kubelet: FakeKubelet
+) -> None:
     api.create(rc_manifest(replicas=3))
     wait_for(lambda: owned_count(api, "nginx") == 3, what="3 pods")
     victim = active_pods(api)[0]
     api.delete("Pod", victim["metadata"]["name"], "default")
     wait_for(
-        lambda: owned_count(api, "nginx") == 3
-        and victim["metadata"]["name"] not in {p["metadata"]["name"] for p in active_pods(api)},
+        lambda: (
+            owned_count(api, "nginx") == 3
+            and victim["metadata"]["name"] not in {p["metadata"]["name"] for p in active_pods(api)}
+        ),
         what="replacement",
     )
     pods = active_pods(api)
@@ -121,8 +125,10 @@ def test_deleting_a_pod_brings_a_replacement(api: Registry, rcm: ReplicationMana
     ref = controller_of(pods[0])
     assert ref is not None and ref["kind"] == "ReplicationController" and ref["blockOwnerDeletion"] is True
     wait_for(
-        lambda: (api.get("ReplicationController", "nginx", "default").get("status") or {}).get("readyReplicas")
-        == 3,
+        lambda: (
+            (api.get("ReplicationController", "nginx", "default").get("status") or {}).get("readyReplicas")
+            == 3
+        ),
         what="ready status",
     )
     st = api.get("ReplicationController", "nginx", "default")["status"]
@@ -142,7 +148,9 @@ def test_scale_to_ten_and_back_to_two_converges_exactly(
     scale(api, "ReplicationController", "nginx", "default", 2)
     wait_for(lambda: owned_count(api, "nginx") == 2, what="2 pods")
     wait_for(
-        lambda: api.get("ReplicationController", "nginx", "default").get("status", {}).get("readyReplicas") == 2
+        lambda: (
+            api.get("ReplicationController", "nginx", "default").get("status", {}).get("readyReplicas") == 2
+        )
     )
     # quiet: the controller does not keep churning
     rcm.queue.add("default/nginx")
@@ -196,7 +204,9 @@ def test_expectations_prevent_over_creation(api: Registry, factory: InformerFact
         ctl.owners.stop()
 
 
-def test_replicaset_with_match_expressions(api: Registry, rcm: ReplicationManager, factory: InformerFactory) -> None:
+def test_replicaset_with_match_expressions(
+    api: Registry, rcm: ReplicationManager, factory: InformerFactory
+) -> None:
     rsc = ReplicaSetController(api, factory)
     rsc.start()
     try:
