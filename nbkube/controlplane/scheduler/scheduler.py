@@ -1,0 +1,356 @@
+"""The Scheduler: binds pending pods to nodes, one compare-and-swap write per pod.
+
+Why it exists: pods are created without a node; something must pick one for each, as
+kube-scheduler does. The control plane (manager.py / LocalCluster) builds one `Scheduler(api,
+factory)` and calls start()/stop(). It
+- watches Pods, Nodes and Services through shared informers and keeps the framework's `Snapshot`
+  current from their events (never relisting per pod);
+- queues every pod with no `spec.nodeName` whose `schedulerName` is ours (a WorkQueue: deduped,
+  one worker, so decisions are serial and each sees the previous ones);
+- binds by writing the pod with `spec.nodeName` set, conditioned on the resourceVersion it read
+  (a Conflict re-reads and retries, or gives up if someone else bound it), then "assumes" the pod on
+  the node at once so the next decision sees it before the informer does;
+- for a pod that fits nowhere, sets `PodScheduled=False` (reason Unschedulable, the per-node
+  message; written only when it changes), records a FailedScheduling event, and parks the pod
+  until the cluster changes (node added or changed, a bound pod deleted or finished), with a
+  periodic retry (5 s doubling to 30 s) in case a change was missed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj, key_of
+from nbkube.client.events import record_event
+from nbkube.client.workqueue import WorkQueue
+from nbkube.clock import REAL_CLOCK, Clock, rfc3339
+from nbkube.controlplane.scheduler.framework import TERMINAL_PHASES, Framework, PodInfo, Result, Snapshot
+from nbkube.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from nbkube.client.informer import InformerFactory
+    from nbkube.registry.registry import Registry
+
+__all__ = ["Scheduler", "SchedulerStats"]
+
+log = logging.getLogger(__name__)
+
+_BIND_ATTEMPTS = 3
+_IDLE_POLL = 0.25  # how often an idle worker looks at the stop flag
+
+
+@dataclass
+class SchedulerStats:
+    scheduled: int = 0
+    unschedulable: int = 0
+    conflicts: int = 0
+    errors: int = 0
+
+
+def _scheduled_condition(pod: Obj) -> dict[str, Any] | None:
+    for cond in (pod.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == "PodScheduled":
+            return dict(cond)
+    return None
+
+
+class Scheduler:
+    def __init__(
+        self,
+        api: Registry,
+        factory: InformerFactory,
+        *,
+        clock: Clock = REAL_CLOCK,
+        name: str = "default-scheduler",
+        framework: Framework | None = None,
+        retry_initial: float = 5.0,
+        retry_max: float = 30.0,
+    ):
+        self.api = api
+        self.factory = factory
+        self.clock = clock
+        self.name = name
+        self.framework = framework if framework is not None else Framework()
+        self.snapshot = Snapshot()
+        self.queue = WorkQueue(clock=clock)
+        self.retry_initial, self.retry_max = retry_initial, retry_max
+        self.stats = SchedulerStats()
+        self._lock = threading.Lock()  # guards _parked, _attempts, _changes
+        self._parked: set[str] = set()  # unschedulable pods waiting for a cluster change
+        self._attempts: dict[str, int] = {}
+        self._changes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._progress = threading.Condition()
+        self.pods = factory.informer("Pod")
+        self.nodes = factory.informer("Node")
+        self.services = factory.informer("Service")
+        self.nodes.add_handler(self._on_node, lambda _old, new: self._on_node(new), self._on_node_delete)
+        self.services.add_handler(
+            self.snapshot.set_service,
+            lambda _old, new: self.snapshot.set_service(new),
+            self.snapshot.remove_service,
+        )
+        self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+
+    # -- informer handlers (run on informer threads; only bookkeeping and enqueueing) -----------
+
+    def responsible_for(self, pod: Obj) -> bool:
+        """An unbound, live pod that names this scheduler (or none: "default-scheduler")."""
+        spec = pod.get("spec") or {}
+        if spec.get("nodeName"):
+            return False
+        if (spec.get("schedulerName") or "default-scheduler") != self.name:
+            return False
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return False
+        return (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
+
+    def _cluster_changed(self) -> None:
+        with self._lock:
+            self._changes += 1
+            parked, self._parked = self._parked, set()
+        for key in parked:
+            self.queue.add(key)
+
+    def _on_node(self, node: Obj) -> None:
+        if self.snapshot.set_node(node):
+            self._cluster_changed()
+
+    def _on_node_delete(self, node: Obj) -> None:
+        self.snapshot.remove_node(str((node.get("metadata") or {}).get("name") or ""))
+
+    def _on_pod_add(self, pod: Obj) -> None:
+        if (pod.get("spec") or {}).get("nodeName"):
+            self.snapshot.set_pod(pod)
+        elif self.responsible_for(pod):
+            self.queue.add(key_of(pod))
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        if (new.get("spec") or {}).get("nodeName"):
+            if self.snapshot.set_pod(new):
+                self._cluster_changed()  # it finished: its resources are free
+            return
+        if not self.responsible_for(new):
+            return
+        key = key_of(new)
+        relevant = old.get("spec") != new.get("spec") or (old.get("metadata") or {}).get("labels") != (
+            new.get("metadata") or {}
+        ).get("labels")
+        with self._lock:
+            if key in self._parked and not relevant:
+                return  # e.g. our own PodScheduled=False status write: nothing new to try
+            self._parked.discard(key)
+        self.queue.add(key)
+
+    def _on_pod_delete(self, pod: Obj) -> None:
+        key = key_of(pod)
+        with self._lock:
+            self._parked.discard(key)
+            self._attempts.pop(key, None)
+        if self.snapshot.remove_pod(key):
+            self._cluster_changed()
+
+    # -- the scheduling loop --------------------------------------------------------------------
+
+    def _wait_synced(self) -> bool:
+        while not self._stop.is_set():
+            if all(inf.wait_synced(0.05) for inf in (self.nodes, self.pods, self.services)):
+                return True
+        return False
+
+    def _run(self) -> None:
+        # Decisions made before the caches are full could over-commit nodes: wait, as upstream does.
+        if not self._wait_synced():
+            return
+        while not self._stop.is_set():
+            key = self.queue.get(_IDLE_POLL)
+            if key is None:
+                continue
+            try:
+                self.schedule_key(key)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("%s: scheduling %s failed", self.name, key)
+                self.queue.add_rate_limited(key)
+            finally:
+                self.queue.done(key)
+                with self._progress:
+                    self._progress.notify_all()
+
+    def schedule_key(self, key: str) -> Result | None:
+        """One scheduling attempt for the pod `key` (the worker's body; tests call it directly)."""
+        pod = self.pods.get(key)
+        if pod is None or not self.responsible_for(pod) or self.snapshot.is_accounted(key):
+            return None  # gone, bound (maybe by our earlier bind the informer has not shown yet)
+        with self._lock:
+            self._parked.discard(key)
+            changes_before = self._changes
+        info = PodInfo(pod)
+        with self.snapshot.lock:
+            result = self.framework.schedule_one(info, self.snapshot)
+            if result.node_name is not None:
+                self.snapshot.assume(info, result.node_name)
+        if result.node_name is None:
+            self._unschedulable(pod, key, result, changes_before)
+            return result
+        try:
+            bound = self._bind(pod, result.node_name)
+        except BaseException:
+            self.snapshot.forget(key)
+            raise
+        if bound is None:
+            self.snapshot.forget(key)
+            return result
+        self.queue.forget(key)
+        with self._lock:
+            self._attempts.pop(key, None)
+        self.stats.scheduled += 1
+        meta = pod.get("metadata") or {}
+        record_event(
+            self.api,
+            bound,
+            "Scheduled",
+            f"Successfully assigned {meta.get('namespace', 'default')}/{meta.get('name')} to {result.node_name}",
+            component=self.name,
+            clock=self.clock,
+        )
+        self._mark_scheduled(bound)
+        return result
+
+    def _bind(self, pod: Obj, node_name: str) -> Obj | None:
+        """The one CAS write; None if the pod vanished or was bound by someone else meanwhile."""
+        meta = pod.get("metadata") or {}
+        name, namespace = str(meta.get("name")), str(meta.get("namespace") or "default")
+        current = pod
+        for attempt in range(_BIND_ATTEMPTS):
+            # The registry copies before writing, so sharing the cached pod's inner dicts is safe.
+            wanted = {**current, "spec": {**(current.get("spec") or {}), "nodeName": node_name}}
+            try:
+                return self.api.update(wanted)
+            except NotFound:
+                return None
+            except Conflict:
+                self.stats.conflicts += 1
+                try:
+                    current = self.api.get("Pod", name, namespace)
+                except NotFound:
+                    return None
+                if not self.responsible_for(current):
+                    return None  # bound elsewhere, deleted or finished: nothing left to do
+                if attempt == _BIND_ATTEMPTS - 1:
+                    raise
+        return None
+
+    def _mark_scheduled(self, bound: Obj) -> None:
+        # Only pods we once declared unschedulable carry a stale PodScheduled=False; fix it.
+        cond = _scheduled_condition(bound)
+        if cond is None or cond.get("status") == "True":
+            return
+        status = copy.deepcopy(bound.get("status") or {})
+        status["conditions"] = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
+        status["conditions"].append(
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(self.clock.now())}
+        )
+        try:
+            self.api.update_status({**bound, "status": status})
+        except (Conflict, NotFound):
+            log.debug("PodScheduled=True for %s lost a race; the node agent reports status", key_of(bound))
+
+    def _unschedulable(self, pod: Obj, key: str, result: Result, changes_before: int) -> None:
+        message = result.message
+        with self._lock:
+            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+            self._parked.add(key)
+            missed_change = self._changes != changes_before
+        self.stats.unschedulable += 1
+        if missed_change:
+            self.queue.add(key)  # something changed while we decided: try again now
+        delay = min(self.retry_initial * 2 ** (attempts - 1), self.retry_max)
+        self.queue.add_after(key, delay)
+        self._set_unschedulable(pod, message)
+        record_event(
+            self.api, pod, "FailedScheduling", message, type="Warning", component=self.name, clock=self.clock
+        )
+
+    def _set_unschedulable(self, pod: Obj, message: str) -> None:
+        meta = pod.get("metadata") or {}
+        current = pod
+        for _attempt in range(_BIND_ATTEMPTS):
+            old = _scheduled_condition(current)
+            if (
+                old is not None
+                and old.get("status") == "False"
+                and old.get("reason") == "Unschedulable"
+                and old.get("message") == message
+            ):
+                return
+            status = copy.deepcopy(current.get("status") or {})
+            status.setdefault("phase", "Pending")
+            cond = {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": message,
+                "lastTransitionTime": (old or {}).get("lastTransitionTime")
+                if (old or {}).get("status") == "False"
+                else rfc3339(self.clock.now()),
+            }
+            status["conditions"] = [
+                c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"
+            ] + [cond]
+            try:
+                self.api.update_status({**current, "status": status})
+                return
+            except NotFound:
+                return
+            except Conflict:
+                try:
+                    current = self.api.get(
+                        "Pod", str(meta.get("name")), str(meta.get("namespace") or "default")
+                    )
+                except NotFound:
+                    return
+                if not self.responsible_for(current):
+                    return
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the informers it uses (if the factory has not yet) and the scheduling thread."""
+        if self._thread is not None:
+            return
+        if self.queue.shutting_down:
+            self.queue = WorkQueue(clock=self.clock)
+            # pending pods are rediscovered from the cache
+            for pod in self.pods.list():
+                self._on_pod_add(pod)
+        self._stop.clear()
+        for inf in (self.nodes, self.pods, self.services):
+            inf.start()
+        self._thread = threading.Thread(target=self._run, name=f"scheduler-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the scheduling thread (the informers belong to the factory's owner)."""
+        self._stop.set()
+        self.queue.shutdown()
+        t, self._thread = self._thread, None
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=5.0)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until nothing is queued (parked pods do not count); for tests and benchmarks."""
+        deadline = time.monotonic() + timeout  # real time: a FakeClock would never run out
+        with self._progress:
+            while len(self.queue) > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._progress.wait(min(left, 0.1))
+        return True
