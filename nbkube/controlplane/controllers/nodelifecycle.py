@@ -1,0 +1,296 @@
+"""Node lifecycle: notice dead nodes, taint them, and evict their pods (node controller + taint manager).
+
+Run by `nbkube.controlplane.manager.ControlPlane` on the leader. Node agents renew a Lease in
+`kube-node-lease` every heartbeat; this controller watches those Leases and the Nodes and, for each
+node, reconciles:
+
+1. health: a node whose Lease was not renewed for the profile's `grace_period` gets every status
+   condition set to Unknown (reason NodeStatusUnknown), an Event NodeNotReady, and its pods' Ready
+   condition set to False (so Endpoints drop them at once);
+2. taints: Ready=Unknown => `node.kubernetes.io/unreachable` NoExecute + NoSchedule; Ready=False
+   (the agent itself says NotReady) => `node.kubernetes.io/not-ready`; Ready=True => neither. The
+   NoSchedule taint keeps the scheduler away, the NoExecute one drives eviction;
+3. eviction: a pod on a node with NoExecute taints is deleted (Event TaintManagerEviction) once
+   the taint has been there for the pod's `tolerationSeconds` — its own matching toleration if it
+   has one (without seconds: tolerated forever), else the profile's `toleration_seconds` for the
+   two node-condition taints (what Kubernetes' DefaultTolerationSeconds admission adds) and 0 for
+   any other NoExecute taint.
+
+No sleeps and no timers of its own: "check this node again when its lease would lapse, or when the
+next pod's toleration runs out" is `queue.add_after` on the injected clock, so a FakeClock test
+sees a node go Unknown at exactly grace and pods evicted at exactly grace + toleration. A node's
+grace is counted from the later of its last renewal and this controller's start, as upstream
+does, so a restarted control plane does not evict a healthy cluster before it has seen a heartbeat.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj, key_of
+from nbkube.client.controller import Controller
+from nbkube.client.events import record_event
+from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
+from nbkube.controlplane.profiles import Profile, get_profile
+from nbkube.errors import NotFound
+
+if TYPE_CHECKING:
+    from nbkube.client.informer import InformerFactory
+    from nbkube.registry.registry import Registry
+
+__all__ = [
+    "NodeLifecycleController",
+    "TAINT_UNREACHABLE",
+    "TAINT_NOT_READY",
+    "NODE_LEASE_NAMESPACE",
+    "toleration_seconds",
+]
+
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+TAINT_UNREACHABLE = "node.kubernetes.io/unreachable"
+TAINT_NOT_READY = "node.kubernetes.io/not-ready"
+_OURS = (TAINT_UNREACHABLE, TAINT_NOT_READY)
+COMPONENT = "node-controller"
+
+
+def _condition(status: Obj, ctype: str) -> Obj | None:
+    for c in status.get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def _time(text: Any) -> float | None:
+    if not text:
+        return None
+    try:
+        return parse_rfc3339(str(text))
+    except ValueError:
+        return None
+
+
+def _tolerates(tol: Obj, taint: Obj) -> bool:
+    effect = tol.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = tol.get("key") or ""
+    if tol.get("operator") == "Exists":
+        return not key or key == taint.get("key")
+    return key == taint.get("key") and (tol.get("value") or "") == (taint.get("value") or "")
+
+
+def toleration_seconds(pod: Obj, taint: Obj, default: float) -> float:
+    """How long `pod` stays on a node with the NoExecute `taint` (math.inf: for ever)."""
+    matching = [t for t in (pod.get("spec") or {}).get("tolerations") or [] if _tolerates(t, taint)]
+    if not matching:
+        return default if taint.get("key") in _OURS else 0.0
+    seconds = [t.get("tolerationSeconds") for t in matching]
+    if any(s is None for s in seconds):
+        return math.inf
+    return max(0.0, float(min(int(s) for s in seconds if s is not None)))
+
+
+class NodeLifecycleController(Controller):
+    name = "nodelifecycle"
+
+    def __init__(
+        self,
+        api: Registry,
+        factory: InformerFactory,
+        *,
+        clock: Clock = REAL_CLOCK,
+        profile: Profile | None = None,
+        workers: int = 1,
+    ):
+        super().__init__(api, factory, clock=clock, workers=workers)
+        self.profile = profile or get_profile("kubernetes")
+        self.nodes = factory.informer("Node")
+        self.leases = factory.informer("Lease", NODE_LEASE_NAMESPACE)
+        self.pods = factory.informer("Pod")
+        self._started_at = clock.now()
+        self.nodes.add_handler(self.enqueue, lambda _old, new: self.enqueue(new))
+        self.leases.add_handler(self._on_lease, lambda _old, new: self._on_lease(new))
+        self.pods.add_handler(self._on_pod, lambda _old, new: self._on_pod(new))
+
+    def start(self) -> None:
+        self._started_at = self.clock.now()
+        super().start()
+
+    # -- handlers (enqueue only) -------------------------------------------------------------------
+
+    def _on_lease(self, lease: Obj) -> None:
+        name = str(lease["metadata"].get("name", ""))
+        node = self.nodes.get(name)
+        # a healthy node needs no reconcile per renewal: its lapse is already scheduled
+        if node is None or not self._healthy(node):
+            self.queue.add(name)
+
+    def _on_pod(self, pod: Obj) -> None:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name:
+            return
+        node = self.nodes.get(node_name)
+        if node is not None and any(
+            t.get("effect") == "NoExecute" for t in (node.get("spec") or {}).get("taints") or []
+        ):
+            self.queue.add(node_name)
+
+    @staticmethod
+    def _healthy(node: Obj) -> bool:
+        ready = _condition(node.get("status") or {}, "Ready") or {}
+        taints = (node.get("spec") or {}).get("taints") or []
+        return ready.get("status") == "True" and not any(t.get("key") in _OURS for t in taints)
+
+    # -- reconcile ---------------------------------------------------------------------------------
+
+    def _last_renewal(self, node: Obj) -> float:
+        lease = self.leases.get(f"{NODE_LEASE_NAMESPACE}/{node['metadata']['name']}")
+        renew = _time(((lease or {}).get("spec") or {}).get("renewTime"))
+        if renew is None:
+            ready = _condition(node.get("status") or {}, "Ready") or {}
+            renew = _time(ready.get("lastHeartbeatTime")) or _time(node["metadata"].get("creationTimestamp"))
+        return max(renew or 0.0, self._started_at)
+
+    def reconcile(self, key: str) -> None:
+        node = self.nodes.get(key)
+        if node is None:
+            return
+        now = self.clock.now()
+        grace = self.profile.grace_period
+        lapse = self._last_renewal(node) + grace
+        next_check: float | None = None
+        ready = str((_condition(node.get("status") or {}, "Ready") or {}).get("status") or "Unknown")
+        if now >= lapse:
+            if ready != "Unknown":
+                node = self._mark_unknown(node, now)
+                ready = "Unknown"
+        else:
+            next_check = lapse - now
+        node = self._sync_taints(node, ready, now)
+        evict_next = self._evict(node, now)
+        if evict_next is not None:
+            next_check = evict_next if next_check is None else min(next_check, evict_next)
+        if next_check is not None:
+            self.queue.add_after(key, max(next_check, 0.0))
+
+    def _mark_unknown(self, node: Obj, now: float) -> Obj:
+        name = node["metadata"]["name"]
+        status = copy.deepcopy(node.get("status") or {})
+        stamp = rfc3339(now)
+        for cond in status.get("conditions") or []:
+            if cond.get("status") != "Unknown":
+                cond["lastTransitionTime"] = stamp
+            cond["status"] = "Unknown"
+            cond["reason"] = "NodeStatusUnknown"
+            cond["message"] = "Kubelet stopped posting node status."
+        if _condition(status, "Ready") is None:
+            status.setdefault("conditions", []).append(
+                {
+                    "type": "Ready",
+                    "status": "Unknown",
+                    "reason": "NodeStatusNeverUpdated",
+                    "message": "Kubelet never posted node status.",
+                    "lastTransitionTime": stamp,
+                }
+            )
+        updated = self.api.update_status({**node, "status": status})
+        since = now - (self._last_renewal(node))
+        record_event(
+            self.api,
+            updated,
+            "NodeNotReady",
+            f"Node {name} status is now: NodeNotReady (no heartbeat for {since:.3f}s, grace {self.profile.grace_period:g}s)",
+            type="Warning",
+            component=COMPONENT,
+            clock=self.clock,
+        )
+        self._mark_pods_not_ready(name, now)
+        return updated
+
+    def _mark_pods_not_ready(self, node_name: str, now: float) -> None:
+        stamp = rfc3339(now)
+        for pod in self.pods.by_index("nodeName", node_name):
+            status = copy.deepcopy(pod.get("status") or {})
+            changed = False
+            for cond in status.get("conditions") or []:
+                if cond.get("type") in ("Ready", "ContainersReady") and cond.get("status") != "False":
+                    cond.update(status="False", reason="NodeNotReady", lastTransitionTime=stamp)
+                    changed = True
+            if not changed:
+                continue
+            try:
+                self.api.update_status({**pod, "status": status})
+            except NotFound:
+                continue
+            # a Conflict propagates: the reconcile is retried with fresher caches
+            record_event(
+                self.api,
+                pod,
+                "NodeNotReady",
+                "Node is not ready",
+                type="Warning",
+                component=COMPONENT,
+                clock=self.clock,
+            )
+
+    def _sync_taints(self, node: Obj, ready: str, now: float) -> Obj:
+        spec = node.get("spec") or {}
+        taints: list[Obj] = list(spec.get("taints") or [])
+        want_key = {"Unknown": TAINT_UNREACHABLE, "False": TAINT_NOT_READY}.get(ready)
+        kept = [t for t in taints if t.get("key") not in _OURS or t.get("key") == want_key]
+        if want_key is not None:
+            for effect in ("NoSchedule", "NoExecute"):
+                if not any(t.get("key") == want_key and t.get("effect") == effect for t in kept):
+                    taint: Obj = {"key": want_key, "effect": effect}
+                    if effect == "NoExecute":
+                        taint["timeAdded"] = rfc3339(now, micro=True)
+                    kept.append(taint)
+        if kept == taints:
+            return node
+        new_spec = {**spec, "taints": kept}
+        if not kept:
+            new_spec.pop("taints")
+        return self.api.update({**node, "spec": new_spec})
+
+    def _evict(self, node: Obj, now: float) -> float | None:
+        """Delete pods whose toleration ran out; seconds until the next one will (None: none will)."""
+        noexec = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("effect") == "NoExecute"]
+        if not noexec:
+            return None
+        name = node["metadata"]["name"]
+        default = self.profile.toleration_seconds
+        soonest: float | None = None
+        for pod in self.pods.by_index("nodeName", name):
+            evict_at = math.inf
+            for taint in noexec:
+                added = _time(taint.get("timeAdded")) or now
+                evict_at = min(evict_at, added + toleration_seconds(pod, taint, default))
+            if evict_at == math.inf:
+                continue
+            if now < evict_at:
+                wait = evict_at - now
+                soonest = wait if soonest is None else min(soonest, wait)
+                continue
+            try:
+                self.api.delete(
+                    "Pod",
+                    pod["metadata"]["name"],
+                    pod["metadata"].get("namespace", ""),
+                    resource_version=str(pod["metadata"].get("resourceVersion") or "") or None,
+                )
+            except NotFound:
+                continue
+            # a Conflict propagates: retry with the newer pod (it may have gained a toleration)
+            record_event(
+                self.api,
+                pod,
+                "TaintManagerEviction",
+                f"Marking for deletion Pod {key_of(pod)} (node {name} has taint(s) "
+                + ", ".join(f"{t.get('key')}:{t.get('effect')}" for t in noexec)
+                + ")",
+                component=COMPONENT,
+                clock=self.clock,
+            )
+        return soonest

@@ -1,0 +1,608 @@
+"""The node agent (nbkube's kubelet): registers a Node, heartbeats, and runs the pods bound to it.
+
+Who runs it: `nbkube.cluster.LocalCluster` and `nbkube up` (one agent per simulated node, threads in
+one process), and later `nbkube node join` on another machine; it meets the control plane only
+through the registry. What it does:
+- registers its Node (capacity/allocatable, addresses, podCIDR 10.244.N.0/24, Ready condition);
+- every `heartbeat_interval` renews its Lease in `kube-node-lease` (what the node-lifecycle
+  controller watches) and refreshes the Ready condition's `lastHeartbeatTime`;
+- watches pods (a shared informer, filtered through its `nodeName` index) and converges the
+  runtime: start pods bound here, stop pods that are gone; then writes each pod's status
+  (phase, conditions, podIP from its CIDR, containerStatuses) with `update_status`;
+- records Events with precise times: NodeReady, and per pod Started / Ready / Failed / BackOff /
+  Killing, which the notebook's timelines and the failover tests read back.
+It deletes nothing: objects belong to their controllers; it only stops runtime pods it started.
+
+Fault injection, for failover studies: `fail("stop-heartbeats")` cuts the agent off the API (no
+lease, no node or pod status writes; its pods keep running), `fail("power-off")` also kills every
+pod in the runtime; `recover()` undoes either. A process that cannot call `fail()` (the CLI's
+`nbkube kill-node` against a cluster started by `nbkube up`) sets the Node annotation
+`nbkube.io/fault` instead, which the agent obeys (and recovers when it is removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import re
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nbkube.api.meta import Obj, key_of
+from nbkube.client.events import record_event
+from nbkube.client.informer import Informer, InformerFactory
+from nbkube.client.workqueue import WorkQueue
+from nbkube.clock import REAL_CLOCK, Clock, rfc3339
+from nbkube.errors import AlreadyExists, BadRequest, Conflict, NbkubeError, NotFound
+from nbkube.node.ipam import HostLocalIPAM
+from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
+from nbkube.node.runtime.base import PodRuntimeStatus, PodSandboxConfig, Runtime
+
+if TYPE_CHECKING:
+    from nbkube.registry.registry import Registry
+
+__all__ = ["NodeAgent", "FAULT_ANNOTATION", "FAULT_MODES", "NODE_LEASE_NAMESPACE", "DEFAULT_CAPACITY"]
+
+log = logging.getLogger(__name__)
+
+FAULT_ANNOTATION = "nbkube.io/fault"
+FAULT_MODES = ("stop-heartbeats", "power-off")
+NODE_LEASE_NAMESPACE = "kube-node-lease"
+DEFAULT_CAPACITY: dict[str, str] = {"cpu": "4", "memory": "8Gi", "pods": "110"}
+COMPONENT = "kubelet"
+
+
+class TimingProfile(Protocol):
+    """What the agent reads from a control-plane Profile (node/ may not import controlplane/)."""
+
+    heartbeat_interval: float
+    grace_period: float
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        api: Registry,
+        node_name: str,
+        runtime: Runtime,
+        *,
+        profile: TimingProfile | None = None,
+        heartbeat: float | None = None,
+        clock: Clock = REAL_CLOCK,
+        capacity: dict[str, str] | None = None,
+        pod_cidr: str | None = None,
+        address: str | None = None,
+        labels: dict[str, str] | None = None,
+        factory: InformerFactory | None = None,
+    ):
+        if not node_name:
+            raise BadRequest("node agent: node_name is required")
+        self.api = api
+        self.node_name = node_name
+        self.runtime = runtime
+        self.clock = clock
+        if heartbeat is None:
+            heartbeat = profile.heartbeat_interval if profile is not None else 10.0
+        if heartbeat <= 0:
+            raise BadRequest(f"node agent {node_name}: heartbeat must be > 0, got {heartbeat!r}")
+        self.heartbeat_interval = float(heartbeat)
+        grace = profile.grace_period if profile is not None else 4 * self.heartbeat_interval
+        self.lease_duration = max(1, math.ceil(grace))
+        self.capacity = {**DEFAULT_CAPACITY, **(capacity or {})}
+        self.pod_cidr = pod_cidr
+        self.address = address
+        self.extra_labels = dict(labels or {})
+        self._own_factory = factory is None
+        self.factory = factory or InformerFactory(api)
+        self.pods: Informer = self.factory.informer("Pod")
+        self.queue = WorkQueue(clock=clock)
+        self.ipam: HostLocalIPAM | None = None
+        self._lock = threading.Lock()
+        self._started: dict[str, str] = {}  # pod key -> uid we started in the runtime
+        self._start_times: dict[str, float] = {}  # uid -> when we accepted it
+        self._last_seen: dict[str, Obj] = {}  # pod key -> last object (for events after deletion)
+        self._fault: str | None = None
+        self._fault_from_api = False
+        self._lease_rv = ""
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._running = False
+        self.pods.add_handler(self._on_add, self._on_update, self._on_delete)
+
+    # -- public lifecycle --------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = self._fault or ("running" if self._running else "stopped")
+        return f"NodeAgent({self.node_name!r}, runtime={self.runtime.name!r}, {state})"
+
+    @property
+    def fault(self) -> str | None:
+        return self._fault
+
+    def start(self) -> None:
+        """Register the Node and the Lease, then run the heartbeat and pod-sync threads."""
+        if self._running:
+            return
+        self._stop.clear()
+        if self.queue.shutting_down:
+            self.queue = WorkQueue(clock=self.clock)
+        self.register()
+        self.renew_lease()
+        if self._own_factory:
+            self.factory.start_all()
+        else:
+            self.pods.start()  # a no-op when the shared factory already runs it
+        self._running = True
+        for target, name in ((self._heartbeat_loop, "heartbeat"), (self._worker, "podsync")):
+            t = threading.Thread(target=target, name=f"agent-{self.node_name}-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Graceful stop: threads end, the Node stays (it turns NotReady when its lease lapses);
+        runtime pods are left to the runtime's owner, as a kubelet restart leaves containers."""
+        self._stop.set()
+        self.queue.shutdown()
+        threads, self._threads = self._threads, []
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(timeout=5.0)
+        if self._own_factory:
+            self.factory.stop_all()
+        self._running = False
+
+    def fail(self, mode: str = "power-off", *, _from_api: bool = False) -> None:
+        """Inject a fault: "stop-heartbeats" (cut off the API) or "power-off" (also kill the pods)."""
+        if mode not in FAULT_MODES:
+            raise BadRequest(
+                f"node {self.node_name}: unknown fault mode {mode!r} (known: {', '.join(FAULT_MODES)})"
+            )
+        with self._lock:
+            self._fault = mode
+            self._fault_from_api = _from_api
+        log.info("node %s: fault injected: %s", self.node_name, mode)
+        if mode == "power-off":
+            for st in self.runtime.list_pods():
+                self.runtime.stop_pod(st.uid)
+            with self._lock:
+                for uid in self._started.values():
+                    if self.ipam is not None:
+                        self.ipam.release(uid)
+                self._started.clear()
+                self._start_times.clear()
+
+    def recover(self) -> None:
+        """End an injected fault: heartbeats resume and pods still bound here are (re)started."""
+        with self._lock:
+            self._fault = None
+            self._fault_from_api = False
+        log.info("node %s: recovered", self.node_name)
+        if self._running:
+            self._heartbeat()
+            self._resync()
+
+    # -- registration and heartbeat ----------------------------------------------------------------
+
+    def _choose_cidr(self, existing: Obj | None) -> str:
+        if self.pod_cidr:
+            return self.pod_cidr
+        if existing is not None and (existing.get("spec") or {}).get("podCIDR"):
+            return str(existing["spec"]["podCIDR"])
+        nodes, _ = self.api.list("Node")
+        used = {str((n.get("spec") or {}).get("podCIDR") or "") for n in nodes}
+        m = re.search(r"(\d+)$", self.node_name)
+        if m and 0 < int(m.group(1)) < 256 and f"10.244.{int(m.group(1))}.0/24" not in used:
+            return f"10.244.{int(m.group(1))}.0/24"
+        for n in range(1, 256):
+            if f"10.244.{n}.0/24" not in used:
+                return f"10.244.{n}.0/24"
+        raise BadRequest("no free pod CIDR left in 10.244.0.0/16")
+
+    def _node_address(self, cidr: str) -> str:
+        if self.address:
+            return self.address
+        # simulated nodes carry no traffic; a stable, per-node host address from the CIDR's index
+        third = cidr.split(".")[2] if cidr.startswith("10.244.") else "0"
+        return f"172.18.{third}.2"
+
+    def _status_conditions(self, old_status: Obj, now: float) -> list[Obj]:
+        stamp = rfc3339(now)
+        out = []
+        for ctype, value, reason, message in (
+            (
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ):
+            prev = condition(old_status, ctype)
+            transition = stamp
+            if prev is not None and prev.get("status") == value and prev.get("lastTransitionTime"):
+                transition = prev["lastTransitionTime"]
+            out.append(
+                {
+                    "type": ctype,
+                    "status": value,
+                    "reason": reason,
+                    "message": message,
+                    "lastHeartbeatTime": stamp,
+                    "lastTransitionTime": transition,
+                }
+            )
+        return out
+
+    def _desired_status(self, old_status: Obj, now: float) -> Obj:
+        assert self.ipam is not None
+        resources = dict(self.capacity)
+        return {
+            **old_status,
+            "capacity": resources,
+            "allocatable": dict(resources),
+            "addresses": [
+                {"type": "InternalIP", "address": self.address or ""},
+                {"type": "Hostname", "address": self.node_name},
+            ],
+            "conditions": self._status_conditions(old_status, now),
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "nodeInfo": {
+                "kubeletVersion": "nbkube-0.1.0",
+                "containerRuntimeVersion": f"{self.runtime.name}://0.1.0",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        }
+
+    def register(self) -> Obj:
+        """Create (or adopt) the Node object and mark it Ready."""
+        self._ensure_namespace()
+        try:
+            existing: Obj | None = self.api.get("Node", self.node_name)
+        except NotFound:
+            existing = None
+        cidr = self._choose_cidr(existing)
+        self.pod_cidr = cidr
+        self.address = self._node_address(cidr)
+        if self.ipam is None or str(self.ipam.network) != cidr:
+            self.ipam = HostLocalIPAM(cidr)
+            self._reserve_existing_ips()
+        labels = {
+            "kubernetes.io/hostname": self.node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "nbkube.io/runtime": self.runtime.name,
+            **self.extra_labels,
+        }
+        now = self.clock.now()
+        if existing is None:
+            node: Obj = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": self.node_name, "labels": labels},
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+            }
+            try:
+                created = self.api.create(node)
+            except AlreadyExists:
+                created = self.api.get("Node", self.node_name)
+            existing = created
+        else:
+            meta = existing.get("metadata") or {}
+            spec = existing.get("spec") or {}
+            if {**(meta.get("labels") or {}), **labels} != (meta.get("labels") or {}) or not spec.get(
+                "podCIDR"
+            ):
+                upd = {
+                    **existing,
+                    "metadata": {**meta, "labels": {**(meta.get("labels") or {}), **labels}},
+                    "spec": {
+                        **spec,
+                        "podCIDR": spec.get("podCIDR") or cidr,
+                        "podCIDRs": spec.get("podCIDRs") or [cidr],
+                    },
+                }
+                existing = self.api.update(upd)
+        self._write_node_status(existing, now)
+        return existing
+
+    def _reserve_existing_ips(self) -> None:
+        assert self.ipam is not None
+        try:
+            pods, _ = self.api.list("Pod", field_selector={"spec.nodeName": self.node_name})
+        except NbkubeError:
+            return
+        for pod in pods:
+            ip = str((pod.get("status") or {}).get("podIP") or "")
+            if ip and self.ipam.contains(ip):
+                self.ipam.allocate(str(pod["metadata"].get("uid", "")), ip)
+
+    def _ensure_namespace(self) -> None:
+        try:
+            self.api.get("Namespace", NODE_LEASE_NAMESPACE)
+        except NotFound:
+            with contextlib.suppress(AlreadyExists):
+                self.api.create(
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NODE_LEASE_NAMESPACE}}
+                )
+
+    def _write_node_status(self, node: Obj, now: float) -> None:
+        """Refresh the Node's status (CAS; one re-read on conflict) and say NodeReady on a flip."""
+        for _attempt in range(3):
+            old_status = node.get("status") or {}
+            was_ready = (condition(old_status, "Ready") or {}).get("status") == "True"
+            try:
+                updated = self.api.update_status({**node, "status": self._desired_status(old_status, now)})
+            except Conflict:
+                node = self.api.get("Node", self.node_name)
+                continue
+            if not was_ready:
+                record_event(
+                    self.api,
+                    updated,
+                    "NodeReady",
+                    f"Node {self.node_name} status is now: NodeReady",
+                    component=COMPONENT,
+                    clock=self.clock,
+                )
+            return
+        raise Conflict(f"node {self.node_name}: status kept conflicting")
+
+    def renew_lease(self) -> None:
+        now = self.clock.now()
+        spec = {
+            "holderIdentity": self.node_name,
+            "leaseDurationSeconds": self.lease_duration,
+            "renewTime": rfc3339(now, micro=True),
+        }
+        lease: Obj = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.node_name,
+                "namespace": NODE_LEASE_NAMESPACE,
+                "resourceVersion": self._lease_rv,
+            },
+            "spec": spec,
+        }
+        if self._lease_rv:
+            try:
+                self._lease_rv = self.api.update(lease)["metadata"]["resourceVersion"]
+                return
+            except (Conflict, NotFound):
+                pass
+        try:
+            current = self.api.get("Lease", self.node_name, NODE_LEASE_NAMESPACE)
+        except NotFound:
+            lease["metadata"].pop("resourceVersion")
+            try:
+                self._lease_rv = self.api.create(lease)["metadata"]["resourceVersion"]
+            except AlreadyExists:
+                self._lease_rv = ""
+            return
+        updated = {**current, "spec": {**(current.get("spec") or {}), **spec}}
+        self._lease_rv = self.api.update(updated)["metadata"]["resourceVersion"]
+
+    def _check_fault_annotation(self) -> Obj | None:
+        """Read our Node; obey (or lift) a fault set through its annotation. Returns the Node."""
+        try:
+            node = self.api.get("Node", self.node_name)
+        except NotFound:
+            return None
+        wanted = str(((node.get("metadata") or {}).get("annotations") or {}).get(FAULT_ANNOTATION) or "")
+        if wanted in FAULT_MODES and self._fault != wanted:
+            self.fail(wanted, _from_api=True)
+        elif not wanted and self._fault is not None and self._fault_from_api:
+            self.recover()
+        return node
+
+    def _heartbeat(self) -> None:
+        node = self._check_fault_annotation()
+        if self._fault is not None:
+            return
+        if node is None:
+            self.register()  # someone deleted our Node: register again, as the kubelet does
+        else:
+            self._write_node_status(node, self.clock.now())
+        self.renew_lease()
+
+    def _heartbeat_loop(self) -> None:
+        # start() has just registered and renewed: the first beat is one interval later
+        while not self.clock.wait(self._stop, self.heartbeat_interval):
+            try:
+                self._heartbeat()
+                self._resync()
+            except NbkubeError:
+                log.warning("node %s: heartbeat failed", self.node_name, exc_info=True)
+            except Exception:
+                log.exception("node %s: heartbeat crashed", self.node_name)
+
+    # -- pod sync ----------------------------------------------------------------------------------
+
+    def _mine(self, pod: Obj | None) -> bool:
+        return pod is not None and (pod.get("spec") or {}).get("nodeName") == self.node_name
+
+    def _on_add(self, pod: Obj) -> None:
+        if self._mine(pod):
+            self.queue.add(key_of(pod))
+
+    def _on_update(self, old: Obj, new: Obj) -> None:
+        if self._mine(new) or self._mine(old):
+            self.queue.add(key_of(new))
+
+    def _on_delete(self, pod: Obj) -> None:
+        if self._mine(pod):
+            key = key_of(pod)
+            with self._lock:
+                self._last_seen[key] = pod
+            self.queue.add(key)
+
+    def _resync(self) -> None:
+        """Re-examine every pod bound here and every pod the runtime holds (a PLEG relist)."""
+        keys = {key_of(p) for p in self.pods.by_index("nodeName", self.node_name)}
+        with self._lock:
+            keys.update(self._started)
+        for st in self.runtime.list_pods():
+            keys.add(f"{st.namespace}/{st.name}" if st.namespace else st.name)
+        for key in keys:
+            self.queue.add(key)
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            key = self.queue.get()
+            if key is None:
+                return
+            try:
+                self.sync_pod(key)
+            except Conflict:
+                self.queue.add_rate_limited(key)  # our cache was stale; the newer version is on its way
+            except Exception:
+                log.exception("node %s: syncing pod %s failed", self.node_name, key)
+                self.queue.add_rate_limited(key)
+            else:
+                self.queue.forget(key)
+            finally:
+                self.queue.done(key)
+
+    def _stop_runtime_pod(self, key: str, uid: str) -> None:
+        self.runtime.stop_pod(uid)
+        if self.ipam is not None:
+            self.ipam.release(uid)
+        with self._lock:
+            if self._started.get(key) == uid:
+                del self._started[key]
+            self._start_times.pop(uid, None)
+            last = self._last_seen.pop(key, None)
+        if last is not None and self._fault is None:
+            containers = ", ".join(
+                str(c.get("name", "")) for c in (last.get("spec") or {}).get("containers") or []
+            )
+            record_event(
+                self.api,
+                last,
+                "Killing",
+                f"Stopping container(s) {containers}",
+                component=COMPONENT,
+                clock=self.clock,
+            )
+
+    def sync_pod(self, key: str) -> None:
+        """Converge one pod: start or stop it in the runtime, then report its status."""
+        if self._fault == "power-off" or self.ipam is None:
+            return
+        pod = self.pods.get(key)
+        with self._lock:
+            started_uid = self._started.get(key)
+        if not self._mine(pod):
+            if started_uid:
+                self._stop_runtime_pod(key, started_uid)
+            # a runtime pod we did not start in this life (agent restart): its object is gone
+            ns, _, name = key.rpartition("/")
+            for st in self.runtime.list_pods():
+                if st.namespace == ns and st.name == name:
+                    self._stop_runtime_pod(key, st.uid)
+            return
+        assert pod is not None
+        uid = str(pod["metadata"].get("uid", ""))
+        if started_uid and started_uid != uid:
+            self._stop_runtime_pod(key, started_uid)  # same name, new pod
+        old_status = pod.get("status") or {}
+        rt = self.runtime.pod_status(uid)
+        if rt is None:
+            if old_status.get("phase") in TERMINAL_PHASES:
+                return  # finished pods are not run again
+            ip = self.ipam.allocate(uid, str(old_status.get("podIP") or ""))
+            sandbox = PodSandboxConfig(self.node_name, ip, self.pod_cidr or "", self.address or "")
+            try:
+                self.runtime.start_pod(pod, sandbox)
+            except BadRequest as exc:
+                self.ipam.release(uid)
+                self._report_failure(pod, str(exc))
+                return
+            with self._lock:
+                self._started[key] = uid
+                self._start_times.setdefault(uid, self.clock.now())
+            rt = self.runtime.pod_status(uid)
+        with self._lock:
+            self._started.setdefault(key, uid)
+            start_time = self._start_times.get(uid)
+        self._report(pod, rt, start_time)
+        if rt is not None and rt.next_check is not None:
+            self.queue.add_after(key, max(rt.next_check, 0.001))
+
+    def _report_failure(self, pod: Obj, message: str) -> None:
+        if self._fault is not None:
+            return
+        status = {
+            **(pod.get("status") or {}),
+            "phase": "Failed",
+            "reason": "RuntimeError",
+            "message": message,
+        }
+        self.api.update_status({**pod, "status": status})
+        record_event(self.api, pod, "Failed", message, type="Warning", component=COMPONENT, clock=self.clock)
+
+    def _report(self, pod: Obj, rt: PodRuntimeStatus | None, start_time: float | None) -> None:
+        if self._fault is not None:
+            return  # cut off from the API
+        now = self.clock.now()
+        old = pod.get("status") or {}
+        new = build_pod_status(pod, rt, host_ip=self.address or "", now=now, start_time=start_time)
+        if new == old:
+            return
+        updated = self.api.update_status({**pod, "status": new})
+        self._events_for(updated, old, new, rt)
+
+    def _events_for(self, pod: Obj, old: Obj, new: Obj, rt: PodRuntimeStatus | None) -> None:
+        def running(status: Obj) -> bool:
+            return status.get("phase") == "Running" and all(
+                "running" in (c.get("state") or {}) for c in status.get("containerStatuses") or []
+            )
+
+        def ready(status: Obj) -> bool:
+            return (condition(status, "Ready") or {}).get("status") == "True"
+
+        names = ", ".join(str(c.get("name", "")) for c in (pod.get("spec") or {}).get("containers") or [])
+        if running(new) and not running(old):
+            restarts = sum(int(c.get("restartCount") or 0) for c in new.get("containerStatuses") or [])
+            msg = f"Started container(s) {names}" + (f" (restart {restarts})" if restarts else "")
+            msg += f" on {self.node_name} with IP {new.get('podIP', '')}"
+            record_event(self.api, pod, "Started", msg, component=COMPONENT, clock=self.clock)
+        if ready(new) and not ready(old):
+            record_event(
+                self.api,
+                pod,
+                "Ready",
+                f"Pod is ready on {self.node_name}",
+                component=COMPONENT,
+                clock=self.clock,
+            )
+        old_reasons = _waiting_reasons(old)
+        for cname, reason, message in _waiting_details(new):
+            if (
+                reason in ("ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff")
+                and old_reasons.get(cname) != reason
+            ):
+                ev_reason = "BackOff" if reason.endswith("BackOff") else "Failed"
+                text = message or f"container {cname}: {reason}"
+                record_event(
+                    self.api, pod, ev_reason, text, type="Warning", component=COMPONENT, clock=self.clock
+                )
+
+
+def _waiting_details(status: Obj) -> list[tuple[str, str, str]]:
+    out = []
+    for c in status.get("containerStatuses") or []:
+        waiting: Any = (c.get("state") or {}).get("waiting")
+        if isinstance(waiting, dict):
+            out.append(
+                (str(c.get("name", "")), str(waiting.get("reason", "")), str(waiting.get("message", "")))
+            )
+    return out
+
+
+def _waiting_reasons(status: Obj) -> dict[str, str]:
+    return {name: reason for name, reason, _msg in _waiting_details(status)}
