@@ -1,0 +1,286 @@
+"""The local multi-node pod network (root): a network namespace per node, a bridge per node, host-gw.
+
+DESIGN.md, "Local multi-node cluster on one Linux host". Node N (1..253) is the namespace
+`nbk-<node>`; its uplink is a veth whose outer end is a port of the host bridge `nbk0` (10.240.0.1)
+and whose inner end `eth0` carries the node IP 10.240.0.(N+1), the Node's InternalIP, reachable
+from the host. Inside, the bridge `cbr0` holds 10.244.N.1/24, the pods' gateway. A pod is wired in
+as the CNI bridge plugin does: a veth pair whose inner end moves into the pod's namespace as `eth0`
+with the next free address of the pod CIDR and a default route via the gateway. Routes (flannel's
+host-gw): each node routes every other node's pod CIDR via that node's IP, and the host routes each
+pod CIDR via its node IP. Nothing is NATed, so a pod sees the other pod's own address.
+
+Called by the node agent through the `PodNetwork` seam. Everything is done with `ip` commands (one
+`ip -batch` where several changes go together); no extra dependency is needed. Address assignments
+are kept in `<state_dir>/<node>.json` so an agent restart keeps every pod's IP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from nbkube.node.network.base import CLUSTER_CIDR, HOST_IP, NetworkError, NodeNetInfo, node_addresses
+
+__all__ = ["BridgeNetwork", "HOST_BRIDGE", "netns_name", "run"]
+
+HOST_BRIDGE = "nbk0"
+NODE_BRIDGE = "cbr0"
+HOST_FORWARD_CHAIN = "NBK-HOST-FORWARD"
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,50}[a-z0-9])?$")
+_LOCK_PATH = "/run/lock/nbkube-network.lock"
+_host_lock = threading.Lock()
+
+
+def netns_name(node_name: str) -> str:
+    return f"nbk-{node_name}"
+
+
+def run(args: Sequence[str], *, input: str | None = None, check: bool = True, timeout: float = 20.0) -> str:
+    """Run one command; its stdout, or NetworkError naming the command and its stderr."""
+    try:
+        proc = subprocess.run(list(args), input=input, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NetworkError(f"{' '.join(args)}: {exc}") from exc
+    if check and proc.returncode != 0:
+        raise NetworkError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+@contextlib.contextmanager
+def _host_locked() -> Iterator[None]:
+    """Serialise changes to what nodes share (the host bridge, host routes), across threads and processes."""
+    with _host_lock:
+        os.makedirs(os.path.dirname(_LOCK_PATH), exist_ok=True)
+        with open(_LOCK_PATH, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _links(netns: str | None) -> dict[str, dict[str, Any]]:
+    cmd = ["ip", "-j"] + (["-n", netns] if netns else []) + ["link", "show"]
+    return {link["ifname"]: link for link in json.loads(run(cmd) or "[]")}
+
+
+def _netns_exists(name: str) -> bool:
+    return os.path.exists(f"/var/run/netns/{name}")
+
+
+def _ns_path(netns: str | int) -> str:
+    """A netns reference as `ip`/`nsenter` take it: a pid, a path, or a name under /var/run/netns."""
+    if isinstance(netns, int) or netns.isdigit():
+        return f"/proc/{int(netns)}/ns/net"
+    if "/" in netns:
+        return netns
+    return f"/var/run/netns/{netns}"
+
+
+class BridgeNetwork:
+    """One node's network; see the module docstring. Needs root."""
+
+    def __init__(self, node_name: str, index: int, state_dir: str | os.PathLike[str]) -> None:
+        if not _NAME_RE.match(node_name):
+            raise ValueError(f"node name {node_name!r} is not a DNS label usable in a netns name")
+        self.node_name = node_name
+        self.index = index
+        self.node_ip, self.pod_cidr = node_addresses(index)
+        self.netns = netns_name(node_name)
+        self.uplink = f"nbkv{index}"  # host side of the node's uplink veth; <= 15 chars
+        net = ipaddress.IPv4Network(self.pod_cidr)
+        self.gateway = str(net.network_address + 1)
+        self.prefix = net.prefixlen
+        self.state_path = Path(state_dir) / f"{node_name}.json"
+        self._lock = threading.Lock()
+
+    # --- node -------------------------------------------------------------------------------
+
+    def setup_node(self) -> NodeNetInfo:
+        with _host_locked():
+            self._ensure_host_bridge()
+            if not _netns_exists(self.netns):
+                run(["ip", "netns", "add", self.netns])
+            if self.uplink not in _links(None):
+                inner = _links(self.netns)
+                if "eth0" in inner:  # a half-made uplink from an interrupted setup: start again
+                    run(["ip", "-n", self.netns, "link", "del", "eth0"])
+                run(
+                    [
+                        "ip",
+                        "link",
+                        "add",
+                        self.uplink,
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        "eth0",
+                        "netns",
+                        self.netns,
+                    ]
+                )
+            run(["ip", "link", "set", self.uplink, "master", HOST_BRIDGE, "up"])
+            batch = [
+                "link set lo up",
+                f"address replace {self.node_ip}/24 dev eth0",
+                "link set eth0 up",
+            ]
+            if NODE_BRIDGE not in _links(self.netns):
+                batch.append(f"link add {NODE_BRIDGE} type bridge")
+            batch += [
+                f"address replace {self.gateway}/{self.prefix} dev {NODE_BRIDGE}",
+                f"link set {NODE_BRIDGE} up",
+            ]
+            run(["ip", "-n", self.netns, "-batch", "-"], input="\n".join(batch) + "\n")
+            run(["ip", "netns", "exec", self.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            run(["ip", "route", "replace", self.pod_cidr, "via", self.node_ip, "dev", HOST_BRIDGE])
+        self._save(self._load())
+        return NodeNetInfo(self.node_ip, self.pod_cidr, self.netns)
+
+    def _ensure_host_bridge(self) -> None:
+        if HOST_BRIDGE not in _links(None):
+            run(["ip", "link", "add", HOST_BRIDGE, "type", "bridge"])
+        run(["ip", "address", "replace", f"{HOST_IP}/24", "dev", HOST_BRIDGE])
+        run(["ip", "link", "set", HOST_BRIDGE, "up"])
+        # With br_netfilter loaded, frames bridged on nbk0 (node to node) cross the host's FORWARD
+        # chain, whose policy Docker sets to DROP: accept them in a chain of our own.
+        run(["iptables", "-w", "-N", HOST_FORWARD_CHAIN], check=False)  # fails harmlessly when it exists
+        rule = ["-i", HOST_BRIDGE, "-o", HOST_BRIDGE, "-j", "ACCEPT"]
+        if subprocess.run(
+            ["iptables", "-w", "-C", HOST_FORWARD_CHAIN, *rule], capture_output=True
+        ).returncode:
+            run(["iptables", "-w", "-A", HOST_FORWARD_CHAIN, *rule])
+        jump = ["-j", HOST_FORWARD_CHAIN]
+        if subprocess.run(["iptables", "-w", "-C", "FORWARD", *jump], capture_output=True).returncode:
+            run(["iptables", "-w", "-I", "FORWARD", "1", *jump])
+
+    def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
+        want = {
+            str(ipaddress.IPv4Network(cidr)): ip
+            for name, (ip, cidr) in peers.items()
+            if name != self.node_name and cidr != self.pod_cidr
+        }
+        cluster = ipaddress.IPv4Network(CLUSTER_CIDR)
+        have: dict[str, str] = {}
+        for route in json.loads(run(["ip", "-j", "-n", self.netns, "-4", "route", "show"]) or "[]"):
+            dst, gw = route.get("dst", ""), route.get("gateway")
+            if gw and "/" in dst and ipaddress.IPv4Network(dst).subnet_of(cluster):
+                have[dst] = gw
+        batch = [f"route del {dst}" for dst in have if dst not in want]
+        batch += [f"route replace {dst} via {ip} dev eth0" for dst, ip in want.items() if have.get(dst) != ip]
+        if batch:
+            run(["ip", "-n", self.netns, "-batch", "-"], input="\n".join(batch) + "\n")
+
+    def teardown(self) -> None:
+        with _host_locked():
+            run(["ip", "route", "del", self.pod_cidr, "via", self.node_ip], check=False)
+            if self.uplink in _links(None):
+                run(["ip", "link", "del", self.uplink])
+            if _netns_exists(self.netns):
+                # Links go explicitly: a process left inside would keep the namespace (and our
+                # veths in it) alive after `ip netns del`.
+                for name, link in _links(self.netns).items():
+                    if name != "lo" and (link.get("link_type") == "ether"):
+                        run(["ip", "-n", self.netns, "link", "del", name], check=False)
+                run(["ip", "netns", "del", self.netns])
+            self.state_path.unlink(missing_ok=True)
+            links = _links(None)
+            if HOST_BRIDGE in links and not any(link.get("master") == HOST_BRIDGE for link in links.values()):
+                run(["ip", "link", "del", HOST_BRIDGE])
+                remove_host_forward()
+
+    # --- pods -------------------------------------------------------------------------------
+
+    def pod_ifname(self, pod_uid: str) -> str:
+        """The node-side end of the pod's veth: stable per uid, unique in the node namespace."""
+        return "veth" + hashlib.sha1(pod_uid.encode()).hexdigest()[:8]
+
+    def attach_pod(self, pod_uid: str, netns: str | int, ifname: str = "eth0") -> str:
+        path = _ns_path(netns)
+        if not os.path.exists(path):
+            raise NetworkError(f"pod {pod_uid}: network namespace {path} does not exist")
+        outer = self.pod_ifname(pod_uid)
+        with self._lock:
+            state = self._load()
+            ip = state["pods"].get(pod_uid) or self._allocate(state)
+            created = False
+            try:
+                if outer not in _links(self.netns):
+                    run(["ip", "-n", self.netns, "link", "add", outer, "type", "veth",
+                         "peer", "name", ifname, "netns", path])  # fmt: skip
+                    created = True
+                pod_batch = [
+                    "link set lo up",
+                    f"address replace {ip}/{self.prefix} dev {ifname}",
+                    f"link set {ifname} up",
+                    f"route replace default via {self.gateway} dev {ifname}",
+                ]
+                run(["nsenter", f"--net={path}", "ip", "-batch", "-"], input="\n".join(pod_batch) + "\n")
+                run(["ip", "-n", self.netns, "link", "set", outer, "master", NODE_BRIDGE, "up"])
+            except NetworkError:
+                if created:  # nothing half-made stays behind
+                    run(["ip", "-n", self.netns, "link", "del", outer], check=False)
+                raise
+            state["pods"][pod_uid] = ip
+            self._save(state)
+        return ip
+
+    def detach_pod(self, pod_uid: str) -> None:
+        with self._lock:
+            if _netns_exists(self.netns):
+                run(["ip", "-n", self.netns, "link", "del", self.pod_ifname(pod_uid)], check=False)
+            state = self._load()
+            if state["pods"].pop(pod_uid, None) is not None:
+                self._save(state)
+
+    def pod_ips(self) -> dict[str, str]:
+        """{pod uid: ip} as recorded; for adoption after an agent restart."""
+        return dict(self._load()["pods"])
+
+    def _allocate(self, state: dict[str, Any]) -> str:
+        used = set(state["pods"].values()) | {self.gateway}
+        for host in ipaddress.IPv4Network(self.pod_cidr).hosts():
+            if str(host) not in used:
+                return str(host)
+        raise NetworkError(f"node {self.node_name}: pod CIDR {self.pod_cidr} is exhausted")
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {"node": self.node_name, "index": self.index, "pods": {}}
+        except (OSError, ValueError) as exc:
+            raise NetworkError(f"network state file {self.state_path} is unreadable: {exc}") from exc
+        if state.get("index") != self.index or not isinstance(state.get("pods"), dict):
+            raise NetworkError(
+                f"network state file {self.state_path} belongs to node index {state.get('index')!r},"
+                f" not {self.index}; remove it or use the same index"
+            )
+        return state
+
+    def _save(self, state: dict[str, Any]) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        os.replace(tmp, self.state_path)
+
+
+def remove_host_forward() -> None:
+    """Remove the host FORWARD jump and chain that `setup_node` added (no-op when absent)."""
+    jump = ["-j", HOST_FORWARD_CHAIN]
+    for _ in range(10):  # bounded: one copy is normal, more only after a crash mid-setup
+        if subprocess.run(["iptables", "-w", "-D", "FORWARD", *jump], capture_output=True).returncode:
+            break
+    run(["iptables", "-w", "-F", HOST_FORWARD_CHAIN], check=False)
+    run(["iptables", "-w", "-X", HOST_FORWARD_CHAIN], check=False)
