@@ -1,0 +1,195 @@
+"""The Endpoints controller: one Endpoints object per Service with a selector.
+
+Service proxies (userspace or iptables) and `nbkube get endpoints` read these objects to learn
+where a Service's traffic goes. Reconcile lists the pods the Service selects, resolves each service
+port's `targetPort` (a number, or the name of a container port, which may differ between pods) and
+groups pod addresses by the resulting port set, as Kubernetes does: ready pods under `addresses`,
+pods that have an IP but are not ready under `notReadyAddresses`. It writes only when the subsets
+changed, and deletes the Endpoints object when its Service goes. Services without a selector are
+left alone (their Endpoints are written by hand). The control-plane manager starts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj, key_of, split_key
+from nbkube.api.selectors import selector_from_map
+from nbkube.client.controller import Controller
+from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.controlplane.controllers.replication import is_active, is_ready
+from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
+
+if TYPE_CHECKING:
+    from nbkube.client.informer import Informer, InformerFactory
+    from nbkube.registry.registry import Registry
+
+__all__ = ["EndpointsController", "compute_subsets", "resolve_target_port"]
+
+
+def resolve_target_port(pod: Obj, svc_port: dict[str, Any]) -> int | None:
+    """The pod port a service port sends to: an int targetPort as is, a name looked up among the
+    pod's container ports (None when the pod has no such port)."""
+    target = svc_port.get("targetPort", svc_port.get("port"))
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target
+    if isinstance(target, str):
+        if target.isdigit():
+            return int(target)
+        protocol = svc_port.get("protocol") or "TCP"
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            for p in c.get("ports") or []:
+                if p.get("name") == target and (p.get("protocol") or "TCP") == protocol:
+                    return int(p["containerPort"])
+    return None
+
+
+def _address(pod: Obj) -> dict[str, Any]:
+    meta = pod.get("metadata") or {}
+    addr: dict[str, Any] = {
+        "ip": (pod.get("status") or {}).get("podIP"),
+        "targetRef": {
+            "kind": "Pod",
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace") or "default",
+            "uid": meta.get("uid"),
+        },
+    }
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        addr["nodeName"] = node
+    return addr
+
+
+def compute_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
+    """The Endpoints subsets for a Service and the pods its selector matched (pure, deterministic)."""
+    spec = svc.get("spec") or {}
+    publish_all = bool(spec.get("publishNotReadyAddresses"))
+    groups: dict[tuple[tuple[str, int, str], ...], dict[str, list[dict[str, Any]]]] = {}
+    for pod in pods:
+        if not is_active(pod) or not (pod.get("status") or {}).get("podIP"):
+            continue
+        ports: list[tuple[str, int, str]] = []
+        for sp in spec.get("ports") or []:
+            number = resolve_target_port(pod, sp)
+            if number is not None:
+                ports.append((str(sp.get("name") or ""), number, str(sp.get("protocol") or "TCP")))
+        key = tuple(sorted(ports))
+        group = groups.setdefault(key, {"addresses": [], "notReadyAddresses": []})
+        ready = publish_all or is_ready(pod)
+        group["addresses" if ready else "notReadyAddresses"].append(_address(pod))
+    subsets: list[dict[str, Any]] = []
+    for key in sorted(groups):
+        group = groups[key]
+        subset: dict[str, Any] = {}
+        for field in ("addresses", "notReadyAddresses"):
+            if group[field]:
+                subset[field] = sorted(
+                    group[field], key=lambda a: (_ip_key(str(a["ip"])), a["targetRef"]["name"])
+                )
+        ports_out = []
+        for name, number, protocol in key:
+            port: dict[str, Any] = {"port": number, "protocol": protocol}
+            if name:
+                port["name"] = name
+            ports_out.append(port)
+        if ports_out:
+            subset["ports"] = ports_out
+        subsets.append(subset)
+    return subsets
+
+
+def _ip_key(ip: str) -> tuple[int, ...] | tuple[str]:
+    try:
+        return tuple(int(x) for x in ip.split("."))
+    except ValueError:
+        return (ip,)
+
+
+class EndpointsController(Controller):
+    name = "endpoints"
+
+    def __init__(
+        self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
+    ):
+        super().__init__(api, factory, clock=clock, workers=workers)
+        self.services: Informer = factory.informer("Service")
+        self.pods: Informer = factory.informer("Pod")
+        self.endpoints: Informer = factory.informer("Endpoints")
+        self.services.add_handler(
+            on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new), on_delete=self.enqueue
+        )
+        self.pods.add_handler(
+            on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_changed
+        )
+        # a hand-edited or deleted Endpoints object is put back
+        self.endpoints.add_handler(on_update=lambda old, new: self.enqueue(new), on_delete=self.enqueue)
+
+    def _pod_changed(self, pod: Obj) -> None:
+        ns = (pod.get("metadata") or {}).get("namespace") or "default"
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        for svc in self.services.by_index("namespace", ns):
+            selector = (svc.get("spec") or {}).get("selector")
+            if not selector:
+                continue
+            try:
+                if selector_from_map(selector).matches(labels):
+                    self.enqueue(svc)
+            except NbkubeError:
+                continue
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        self._pod_changed(new)
+        if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+            self._pod_changed(old)
+
+    def reconcile(self, key: str) -> None:
+        ns, name = split_key(key)
+        svc = self.services.get(key)
+        current = self.endpoints.get(key)
+        if svc is None:
+            # delete even when the cache has not seen the Endpoints yet (it may lag the store)
+            with contextlib.suppress(NotFound):
+                self.api.delete("Endpoints", name, ns)
+            return
+        selector = (svc.get("spec") or {}).get("selector")
+        if not selector:
+            return
+        sel = selector_from_map(selector)
+        pods = [
+            p
+            for p in self.pods.by_index("namespace", ns or "default")
+            if sel.matches((p.get("metadata") or {}).get("labels") or {})
+        ]
+        subsets = compute_subsets(svc, pods)
+        labels = dict((svc.get("metadata") or {}).get("labels") or {})
+        if current is None:
+            ep: Obj = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": name, "namespace": ns or "default"},
+                "subsets": subsets,
+            }
+            if labels:
+                ep["metadata"]["labels"] = labels
+            try:
+                self.api.create(ep)
+            except AlreadyExists:
+                self.queue.add_rate_limited(key)  # the cache is behind: look again
+            return
+        if (current.get("subsets") or []) == subsets and (
+            (current.get("metadata") or {}).get("labels") or {}
+        ) == labels:
+            return
+        new = copy.deepcopy(current)
+        new["subsets"] = subsets
+        if labels:
+            new["metadata"]["labels"] = labels
+        else:
+            new["metadata"].pop("labels", None)
+        try:
+            self.api.update(new)
+        except (Conflict, NotFound):
+            self.queue.add_rate_limited(key_of(svc))
