@@ -123,7 +123,9 @@ class Dashboard(widgets.VBox):
         self._actions: list[threading.Thread] = []
         self._columns: dict[str, _Column] = {}
         self._order: list[str] = []
-        self._chips: dict[tuple[str, str], tuple[str, str]] = {}  # pod key -> (resourceVersion, chip html)
+        self._chips: dict[
+            tuple[str, str], tuple[str, str, str]
+        ] = {}  # pod key -> (resourceVersion, word, html)
 
         self.title = widgets.HTML()
         self.columns_box = widgets.HBox(layout=widgets.Layout(overflow="auto", align_items="flex-start"))
@@ -204,17 +206,17 @@ class Dashboard(widgets.VBox):
 
     # -- rendering ---------------------------------------------------------------------------------
 
-    def _pod_chip(self, pod: Obj) -> str:
-        key = _ns_name(pod)
+    def _pod_chip(self, pod: Obj, key: tuple[str, str]) -> tuple[str, str]:
+        """(status word, chip html), cached per pod until its resourceVersion changes."""
         rv = _rv(pod)
         cached = self._chips.get(key)
         if cached is not None and cached[0] == rv:
-            return cached[1]
+            return cached[1], cached[2]
         word, colour = status_of(pod)
         ip = (pod.get("status") or {}).get("podIP") or ""
         html = chip(key[1], colour, title=f"{key[0]}/{key[1]}: {word} {ip}".strip())
-        self._chips[key] = (rv, html)
-        return html
+        self._chips[key] = (rv, word, html)
+        return word, html
 
     @staticmethod
     def _header(node: Obj | None, key: str, count: int) -> str:
@@ -248,12 +250,21 @@ class Dashboard(widgets.VBox):
     def _refresh_locked(self) -> None:
         nodes = sorted(self._informers["Node"].list(), key=_name)
         pods = self._informers["Pod"].list()
-        by_node: dict[str, list[Obj]] = {}
+        # one pass over the pods: each one's chip (cached by resourceVersion), column and status word
+        by_node: dict[str, list[tuple[tuple[str, str], str]]] = {}
+        counts: dict[str, int] = {}
+        live: set[tuple[str, str]] = set()
         for p in pods:
-            by_node.setdefault(str((p.get("spec") or {}).get("nodeName") or _UNSCHEDULED), []).append(p)
-        live = {_ns_name(p) for p in pods}
-        for gone in [k for k in self._chips if k not in live]:
-            del self._chips[gone]
+            pod_key = _ns_name(p)
+            live.add(pod_key)
+            word, html = self._pod_chip(p, pod_key)
+            counts[word] = counts.get(word, 0) + 1
+            by_node.setdefault(str((p.get("spec") or {}).get("nodeName") or _UNSCHEDULED), []).append(
+                (pod_key, html)
+            )
+        if len(self._chips) > len(live):
+            for gone in [k for k in self._chips if k not in live]:
+                del self._chips[gone]
 
         shown = nodes[: self.max_nodes]
         node_by_name = {_name(n): n for n in shown}
@@ -268,18 +279,14 @@ class Dashboard(widgets.VBox):
             changes.append((self.columns_box, "children", tuple(self._columns[k].box for k in order)))
         for key in order:
             col = self._columns[key]
-            col_pods = sorted(by_node.get(key, []), key=_ns_name)
+            col_pods = sorted(by_node.get(key, []))
             header = self._header(node_by_name.get(key), key, len(col_pods))
-            body = "".join(self._pod_chip(p) for p in col_pods) or '<span style="color:#999">no pods</span>'
+            body = "".join(html for _k, html in col_pods) or '<span style="color:#999">no pods</span>'
             if col.header.value != header:
                 changes.append((col.header, "value", header))
             if col.pods.value != body:
                 changes.append((col.pods, "value", body))
 
-        counts: dict[str, int] = {}
-        for p in pods:
-            word = status_of(p)[0]
-            counts[word] = counts.get(word, 0) + 1
         hidden = len(nodes) - len(shown)
         title = (
             f"<b>{len(nodes)} nodes, {len(pods)} pods</b> "
