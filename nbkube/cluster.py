@@ -1,0 +1,356 @@
+"""Wiring: a whole local cluster in one object (`LocalCluster`), or a handle on a running one (`connect`).
+
+Who calls it: notebooks (`with nbkube.LocalCluster(nodes=3) as c: ...`), `nbkube up` (which runs
+one in the foreground), and the integration tests. It picks the store, builds the Registry with
+the default admission chain, starts a `ControlPlane` (scheduler + controllers behind leader
+election) and N `NodeAgent`s named node-1..node-N, and stops all of it (and the private etcd it
+may have launched) on `stop()` / leaving the `with` block.
+
+Store choice (`store=`): "auto" launches a private etcd (loopback, free port, data in the
+cluster's folder) when an `etcd` binary exists, else falls back to a SQLite file there; "sqlite"
+forces the file, "memory" an in-memory SQLite store, and any store URL (`sqlite:///...`,
+`etcd://...`) attaches to that store. The cluster's folder is `~/.nbkube/clusters/<name>` unless
+`data_dir` is given; `cluster.json` there records the store URL so that other processes can find
+a running cluster (`nbkube --store ...`, `connect()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj
+from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.controlplane.manager import ControlPlane
+from nbkube.controlplane.profiles import Profile, get_profile
+from nbkube.errors import BadRequest, NbkubeError, NotFound
+from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
+from nbkube.node.runtime import create_runtime
+from nbkube.node.runtime.base import Runtime
+
+if TYPE_CHECKING:
+    import pandas
+
+    from nbkube.registry.registry import Registry
+    from nbkube.store.base import Store
+    from nbkube.store.etcd_server import EtcdServer
+
+__all__ = ["Cluster", "LocalCluster", "connect", "cluster_dir", "make_registry"]
+
+log = logging.getLogger(__name__)
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def cluster_dir(name: str) -> str:
+    """`~/.nbkube/clusters/<name>` (not created here)."""
+    return os.path.join(os.path.expanduser("~"), ".nbkube", "clusters", name)
+
+
+def make_registry(store: Store, *, clock: Clock = REAL_CLOCK) -> Registry:
+    """A Registry over `store` with the default admission chain (when it exists in this build)."""
+    from nbkube.registry.registry import Registry
+
+    plugins: Any = ()
+    try:
+        from nbkube.registry.admission_chain import default_admission_plugins
+    except ImportError:
+        log.info("no admission chain in this build: quota and Service IP allocation are off")
+    else:
+        plugins = default_admission_plugins()
+    return Registry(store, admission=plugins, clock=clock)
+
+
+class Cluster:
+    """A handle on a cluster's API: apply manifests, read events, inject node faults by annotation."""
+
+    def __init__(self, api: Registry, store_url: str):
+        self.api = api
+        self.store_url = store_url
+
+    def __repr__(self) -> str:
+        return f"Cluster(store={self.store_url!r})"
+
+    def apply(self, manifest: str) -> list[tuple[Obj, str]]:
+        """`kubectl apply -f`: a file path, "-" for stdin, or YAML/JSON text. Returns (object, action)."""
+        from nbkube.api.serialization import load_file, load_manifests
+
+        if "\n" not in manifest and (manifest == "-" or os.path.exists(manifest)):
+            objs = load_file(manifest)
+        elif "\n" not in manifest and manifest.endswith((".yaml", ".yml", ".json")):
+            raise BadRequest(f"{manifest}: no such file")
+        else:
+            objs = load_manifests(manifest, "<text>")
+        return self.api.apply(objs)
+
+    def events(self, namespace: str = "") -> pandas.DataFrame:
+        """The event log as a DataFrame (time, namespace, kind, name, reason, message, ...)."""
+        from nbkube.client.events import events_dataframe
+
+        return events_dataframe(self.api, namespace)
+
+    def kill_node(self, name: str, mode: str = "power-off") -> None:
+        """Fault injection through the Node annotation `nbkube.io/fault`, which the node's agent
+        obeys wherever it runs. `mode` "none" lifts the fault."""
+        if mode not in (*FAULT_MODES, "none"):
+            raise BadRequest(f"unknown fault mode {mode!r} (known: {', '.join(FAULT_MODES)}, none)")
+        self.api.get("Node", name)  # NotFound with the node's name
+        value: str | None = None if mode == "none" else mode
+        self.api.patch("Node", name, "", {"metadata": {"annotations": {FAULT_ANNOTATION: value}}})
+
+    def close(self) -> None:
+        self.api.close()
+        self.api.store.close()
+
+
+def connect(store_url: str, *, clock: Clock = REAL_CLOCK) -> Cluster:
+    """Attach to a running cluster's store (e.g. the URL `nbkube up` printed) without running anything."""
+    from nbkube.store import open_store
+
+    return Cluster(make_registry(open_store(store_url), clock=clock), store_url)
+
+
+class LocalCluster(Cluster):
+    def __init__(
+        self,
+        nodes: int = 3,
+        runtime: str = "sim",
+        store: str = "auto",
+        profile: str | Profile = "fast",
+        data_dir: str | None = None,
+        clock: Clock = REAL_CLOCK,
+        *,
+        name: str = "default",
+        runtime_options: dict[str, Any] | None = None,
+        capacity: dict[str, str] | None = None,
+        start: bool = True,
+        leader_elect: bool = True,
+    ):
+        if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= 250:
+            raise BadRequest(f"nodes must be a whole number from 0 to 250, got {nodes!r}")
+        if not _NAME_RE.match(name):
+            raise BadRequest(f"cluster name {name!r} must be lowercase letters, digits and '-'")
+        self.name = name
+        self.num_nodes = nodes
+        self.runtime_name = runtime
+        self.store_spec = store
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.data_dir = os.path.abspath(data_dir) if data_dir else cluster_dir(name)
+        self.clock = clock
+        self.runtime_options = dict(runtime_options or {})
+        self.capacity = capacity
+        self.leader_elect = leader_elect
+        self.etcd: EtcdServer | None = None
+        self.store_kind = ""
+        self.control_plane: ControlPlane | None = None
+        self.nodes: dict[str, NodeAgent] = {}
+        self.runtimes: dict[str, Runtime] = {}
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+        self._running = False
+        if start:
+            self.start()
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "stopped"
+        return (
+            f"LocalCluster(name={self.name!r}, nodes={self.num_nodes}, runtime={self.runtime_name!r}, "
+            f"store={self.describe_store()!r}, profile={self.profile.name!r}, {state})"
+        )
+
+    def describe_store(self) -> str:
+        if not getattr(self, "store_url", ""):
+            return f"{self.store_spec} (not opened)"
+        if self.store_kind == "etcd-private":
+            return f"{self.store_url} (private etcd, data in {os.path.join(self.data_dir, 'etcd')})"
+        return self.store_url
+
+    # -- store -------------------------------------------------------------------------------------
+
+    def _open_store(self) -> Store:
+        from nbkube.store import open_store
+
+        spec = self.store_spec
+        if spec == "auto":
+            from nbkube.store.etcd_server import etcd_available, launch_etcd
+
+            if etcd_available():
+                os.makedirs(self.data_dir, exist_ok=True)
+                self.etcd = launch_etcd(os.path.join(self.data_dir, "etcd"))
+                self.store_url = self.etcd.url
+                self.store_kind = "etcd-private"
+                return open_store(self.etcd.url)
+            log.info("no etcd binary: cluster %s uses a SQLite file", self.name)
+            spec = "sqlite"
+        if spec == "sqlite":
+            os.makedirs(self.data_dir, exist_ok=True)
+            self.store_url = "sqlite://" + os.path.join(self.data_dir, "store.db")
+            self.store_kind = "sqlite"
+        elif spec == "memory":
+            self.store_url = "sqlite://:memory:"
+            self.store_kind = "memory"
+        else:
+            self.store_url = spec
+            self.store_kind = "etcd" if spec.startswith("etcd://") else "sqlite"
+        return open_store(self.store_url)
+
+    def _write_info(self) -> None:
+        if self.store_kind == "memory":
+            return
+        with contextlib.suppress(OSError):
+            os.makedirs(self.data_dir, exist_ok=True)
+            info = {
+                "name": self.name,
+                "store": self.store_url,
+                "pid": os.getpid(),
+                "nodes": sorted(self.nodes),
+            }
+            path = os.path.join(self.data_dir, "cluster.json")
+            tmp = path + ".tmp"
+            with open(tmp, "w") as fh:
+                json.dump(info, fh)
+            os.replace(tmp, path)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        """Open the store, start the control plane and the node agents; wait until nodes are Ready."""
+        with self._lock:
+            if self._running:
+                return self
+            self.nodes, self.runtimes = {}, {}
+            try:
+                self._store = self._open_store()
+                self.api = make_registry(self._store, clock=self.clock)
+                self.control_plane = ControlPlane(
+                    self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
+                )
+                self.control_plane.start()
+                from nbkube.client.informer import InformerFactory
+
+                # the agents of one process share one pod informer (one watch, not N)
+                self._agent_factory = InformerFactory(self.api)
+                for i in range(1, self.num_nodes + 1):
+                    self.add_node(f"node-{i}", _start=False)
+                self._agent_factory.start_all()
+                for agent in self.nodes.values():
+                    agent.start()
+                self._running = True
+                self._write_info()
+            except BaseException:
+                self._teardown()
+                raise
+        self.wait_ready(timeout)
+        return self
+
+    def add_node(self, name: str, *, _start: bool = True) -> NodeAgent:
+        """One more simulated (or real-runtime) node agent in this process."""
+        if name in self.nodes:
+            raise BadRequest(f"node {name} already exists in this cluster")
+        options = dict(self.runtime_options)
+        if self.runtime_name == "sim":
+            options.setdefault("clock", self.clock)
+            options.setdefault("seed", len(self.nodes) + 1)
+        runtime = create_runtime(self.runtime_name, **options)
+        agent = NodeAgent(
+            self.api,
+            name,
+            runtime,
+            profile=self.profile,
+            clock=self.clock,
+            capacity=self.capacity,
+            factory=self._agent_factory,
+        )
+        self.runtimes[name] = runtime
+        self.nodes[name] = agent
+        if _start:
+            self._agent_factory.informer("Pod").start()
+            agent.start()
+        return agent
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block (bounded) until every node is Ready and the control plane leads (or stands by)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = [n for n in self.nodes if not self._node_ready(n)]
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                raise NbkubeError(f"nodes not Ready after {timeout:g}s: {', '.join(missing)}")
+            time.sleep(0.02)
+
+    def _node_ready(self, name: str) -> bool:
+        try:
+            node = self.api.get("Node", name)
+        except NotFound:
+            return False
+        return any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions") or []
+        )
+
+    def kill_node(self, name: str, mode: str = "power-off") -> None:
+        """Fail a node of this cluster now (its agent runs here), or by annotation if it runs elsewhere."""
+        agent = self.nodes.get(name)
+        if agent is None:
+            super().kill_node(name, mode)
+            return
+        if mode == "none":
+            agent.recover()
+        else:
+            agent.fail(mode)
+
+    def restart_control_plane(self) -> None:
+        """Stop the control plane (releasing its lease) and start a fresh one on the same store."""
+        if self.control_plane is not None:
+            self.control_plane.stop()
+        self.control_plane = ControlPlane(
+            self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
+        )
+        self.control_plane.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        for agent in self.nodes.values():
+            with contextlib.suppress(Exception):
+                agent.stop()
+        factory = getattr(self, "_agent_factory", None)
+        if factory is not None:
+            factory.stop_all()
+        if self.control_plane is not None:
+            with contextlib.suppress(Exception):
+                self.control_plane.stop()
+        for runtime in self.runtimes.values():
+            with contextlib.suppress(Exception):
+                runtime.close()
+        api = getattr(self, "api", None)
+        if api is not None:
+            with contextlib.suppress(Exception):
+                api.close()
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+            self._store = None
+        if self.etcd is not None:
+            with contextlib.suppress(Exception):
+                self.etcd.stop()
+            self.etcd = None
+        self._running = False
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
