@@ -56,8 +56,11 @@ COMPONENT = "kubelet"
 class TimingProfile(Protocol):
     """What the agent reads from a control-plane Profile (node/ may not import controlplane/)."""
 
-    heartbeat_interval: float
-    grace_period: float
+    @property
+    def heartbeat_interval(self) -> float: ...
+
+    @property
+    def grace_period(self) -> float: ...
 
 
 class NodeAgent:
