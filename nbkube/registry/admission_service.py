@@ -13,7 +13,8 @@ mostly free; after a bounded number of collisions it lists the range once and pi
 
 Allocations are claimed in `admit` and given back in `rollback` when the write then fails; a
 Service's addresses are released in `committed` after its DELETE (or an UPDATE that dropped them),
-so a failed delete never frees an address still in use.
+so a failed delete never frees an address still in use. `repair_allocations` frees what a crashed
+process or a plugin-less Registry left behind (the control plane may run it now and then).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "NODE_PORT_PREFIX",
     "allocated_ips",
     "allocated_node_ports",
+    "repair_allocations",
 ]
 
 SERVICE_CIDR = "10.96.0.0/12"
@@ -102,37 +104,46 @@ class _Range:
         self._cursor = rng.randrange(size)
         self._lock = threading.Lock()
 
-    def _next_offsets(self, n: int) -> list[int]:
-        with self._lock:
-            start = self._cursor
-            self._cursor = (start + n) % self.size
-        return [(start + i) % self.size for i in range(n)]
-
-    def claim(self, store: Store, text: str, owner: str) -> bool:
-        """Take exactly `text`; False when it is already held."""
-        try:
-            store.create(self.prefix + text, json.dumps({"owner": owner}).encode())
-        except KeyExists:
-            return False
-        return True
-
-    def allocate(self, store: Store, owner: str) -> str | None:
-        """Any free value, or None when the range is full."""
-        for offset in self._next_offsets(min(_SCAN_LIMIT, self.size)):
+    def _take(self, store: Store, offsets: Iterable[int], owner: str, at: float) -> str | None:
+        for offset in offsets:
             text = self._to_text(offset)
-            if self.claim(store, text, owner):
-                return text
-        # Crowded near the cursor: one list shows every gap; retry a few gaps (others race too).
-        taken = {kv.key[len(self.prefix) :] for kv in store.list(self.prefix)[0]}
-        free = [o for o in range(self.size) if self._to_text(o) not in taken]
-        random.shuffle(free)
-        for offset in free[:_SCAN_LIMIT]:
-            text = self._to_text(offset)
-            if self.claim(store, text, owner):
+            if self.claim(store, text, owner, at):
                 with self._lock:
                     self._cursor = (offset + 1) % self.size
                 return text
         return None
+
+    def claim(self, store: Store, text: str, owner: str, at: float) -> bool:
+        """Take exactly `text` for `owner` ("ns/name") at time `at`; False when it is already held."""
+        value = json.dumps({"owner": owner, "at": at}).encode()
+        try:
+            store.create(self.prefix + text, value)
+        except KeyExists:
+            return False
+        return True
+
+    def allocate(self, store: Store, owner: str, at: float) -> str | None:
+        """Any free value, or None when the range is full."""
+        with self._lock:
+            start = self._cursor
+        got = self._take(
+            store, ((start + i) % self.size for i in range(min(_SCAN_LIMIT, self.size))), owner, at
+        )
+        if got is not None:
+            return got
+        # Crowded near the cursor: one list shows every gap; try a few of them (others race too).
+        taken = {kv.key[len(self.prefix) :] for kv in store.list(self.prefix)[0]}
+        if len(taken) >= self.size:
+            return None
+        free: list[int] = []
+        for i in range(self.size):  # one lap from the cursor, stopping at enough gaps
+            offset = (start + i) % self.size
+            if self._to_text(offset) in taken:
+                continue
+            free.append(offset)
+            if len(free) >= _SCAN_LIMIT:
+                break
+        return self._take(store, free, owner, at)
 
     def release(self, store: Store, text: str, owner: str) -> None:
         """Give `text` back, but only if `owner` holds it (never free another Service's address)."""
@@ -182,13 +193,14 @@ class ServiceAllocator:
             return
         store = registry.store
         owner = _owner(obj)
+        at = registry.clock.now()
         old_spec = _spec(old)
         claimed_ip = ""
         claimed_ports: list[int] = []
         try:
             if _wants_ip(spec):
-                claimed_ip = self._admit_ip(store, spec, _ip_of(old_spec), owner, obj)
-            claimed_ports = self._admit_node_ports(store, spec, _node_ports_of(old_spec), owner, obj)
+                claimed_ip = self._admit_ip(store, spec, _ip_of(old_spec), owner, obj, at)
+            claimed_ports = self._admit_node_ports(store, spec, _node_ports_of(old_spec), owner, obj, at)
         except BaseException:
             # nothing half-claimed: give back what this request took before the refusal
             if claimed_ip:
@@ -219,7 +231,9 @@ class ServiceAllocator:
         for port in _node_ports_of(spec) - _node_ports_of(keep):
             self._ports.release(store, str(port), owner)
 
-    def _admit_ip(self, store: Store, spec: dict[str, Any], old_ip: str, owner: str, obj: Obj) -> str:
+    def _admit_ip(
+        self, store: Store, spec: dict[str, Any], old_ip: str, owner: str, obj: Obj, at: float
+    ) -> str:
         """Fill spec.clusterIP(s); returns the IP newly claimed by this request ("" if none)."""
         requested = _ip_of(spec)
         if requested and requested == old_ip:
@@ -240,11 +254,11 @@ class ServiceAllocator:
                     f'"{requested}"',
                     f"provided IP is not in the valid range. The range of valid IPs is {self.network}",
                 )
-            if not self._ips.claim(store, requested, owner):
+            if not self._ips.claim(store, requested, owner, at):
                 raise _invalid(obj, path, f'"{requested}"', "provided IP is already allocated")
             ip = requested
         else:
-            got = self._ips.allocate(store, owner)
+            got = self._ips.allocate(store, owner, at)
             if got is None:
                 raise Forbidden(
                     f'services "{_name(obj)}" is forbidden: failed to allocate a serviceIP: '
@@ -256,7 +270,7 @@ class ServiceAllocator:
         return ip
 
     def _admit_node_ports(
-        self, store: Store, spec: dict[str, Any], old_ports: set[int], owner: str, obj: Obj
+        self, store: Store, spec: dict[str, Any], old_ports: set[int], owner: str, obj: Obj, at: float
     ) -> list[int]:
         """Fill ports[].nodePort for NodePort/LoadBalancer; returns the ports newly claimed."""
         if spec.get("type", "ClusterIP") not in _NODE_PORT_TYPES:
@@ -282,14 +296,14 @@ class ServiceAllocator:
                         str(port),
                         f"provided port is not in the valid range. The range of valid ports is {lo}-{hi}",
                     )
-                if not self._ports.claim(store, str(port), owner):
+                if not self._ports.claim(store, str(port), owner, at):
                     raise _invalid(obj, path, str(port), "provided port is already allocated")
                 claimed.append(port)
                 mine.add(port)
             for _i, p in items:
                 if isinstance(p.get("nodePort"), int) and p["nodePort"]:
                     continue
-                got = self._ports.allocate(store, owner)
+                got = self._ports.allocate(store, owner, at)
                 if got is None:
                     raise Forbidden(
                         f'services "{_name(obj)}" is forbidden: failed to allocate a nodePort: '
@@ -303,6 +317,39 @@ class ServiceAllocator:
                 self._ports.release(store, str(port), owner)
             raise
         return claimed
+
+
+def repair_allocations(registry: Registry, *, min_age: float = 60.0) -> list[str]:
+    """Release allocations no Service holds any more; returns the keys released.
+
+    Leaks come from a process that died between claiming and writing its Service, or a Service
+    deleted through a Registry built without this plugin. An allocation younger than `min_age`
+    seconds (registry clock) may belong to a create still in flight and is left alone, as the
+    upstream repair loops leave fresh ones. Each release is guarded by the key's mod revision."""
+    store = registry.store
+    now = registry.clock.now()
+    held: set[str] = set()
+    services, _rv = registry.list("Service")
+    for service in services:
+        spec = _spec(service)
+        if ip := _ip_of(spec):
+            held.add(IP_PREFIX + ip)
+        held.update(f"{NODE_PORT_PREFIX}{port}" for port in _node_ports_of(spec))
+    released: list[str] = []
+    for prefix in (IP_PREFIX, NODE_PORT_PREFIX):
+        for kv in store.list(prefix)[0]:
+            if kv.key in held:
+                continue
+            try:
+                at = float(json.loads(kv.value).get("at", 0.0))
+            except (ValueError, TypeError, AttributeError):
+                at = 0.0
+            if now - at < min_age:
+                continue
+            with contextlib.suppress(KeyNotFound, RevisionMismatch):
+                store.delete(kv.key, kv.mod_revision)
+                released.append(kv.key)
+    return released
 
 
 def _name(obj: Obj) -> str:

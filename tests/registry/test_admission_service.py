@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from nbkube.clock import FakeClock
 from nbkube.errors import AlreadyExists, Forbidden, Invalid
 from nbkube.registry.admission_chain import default_admission_plugins
 from nbkube.registry.admission_service import (
@@ -16,6 +17,7 @@ from nbkube.registry.admission_service import (
     ServiceAllocator,
     allocated_ips,
     allocated_node_ports,
+    repair_allocations,
 )
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
@@ -189,3 +191,19 @@ def test_concurrent_creates_from_threads_never_share(store: Store) -> None:
     assert len({ip for ip, _ in results}) == 40
     assert len({port for _, port in results}) == 40
     assert sorted(allocated_node_ports(store)) == sorted(port for _, port in results)
+
+
+def test_repair_releases_leaks_but_not_fresh_or_held(store: Store) -> None:
+    clock = FakeClock()
+    api = Registry(store, admission=default_admission_plugins(), clock=clock)
+    api.create(svc("kept", type="NodePort"))
+    api.create(svc("leaky", type="NodePort", node_port=30010, clusterIP="10.96.0.30"))
+    Registry(store, clock=clock).delete("Service", "leaky")  # a registry without the plugin
+    assert len(allocated_ips(store)) == 2
+    assert repair_allocations(api, min_age=60) == []  # too fresh: could be a create in flight
+    clock.advance(61)
+    released = repair_allocations(api, min_age=60)
+    assert sorted(released) == [IP_PREFIX + "10.96.0.30", "/registry/ranges/servicenodeports/30010"]
+    kept = api.get("Service", "kept")["spec"]
+    assert allocated_ips(store) == [kept["clusterIP"]]
+    assert allocated_node_ports(store) == [kept["ports"][0]["nodePort"]]
