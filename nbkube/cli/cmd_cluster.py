@@ -1,0 +1,151 @@
+"""`nbkube up` (a whole local cluster in the foreground) and `nbkube kill-node` (fault injection).
+
+Registered by `nbkube.cli` through COMMAND_MODULES. `up` runs a `nbkube.cluster.LocalCluster`
+until Ctrl-C / SIGTERM (or `--duration` seconds, for scripts and tests); its first lines name the
+store and the nodes, so other shells know what to pass as `--store`. `kill-node` runs in another
+process than the node agents, so it cannot call `NodeAgent.fail()`: it sets the Node annotation
+`nbkube.io/fault`, which the agent reads on its next heartbeat; `--revive` removes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from nbkube.cli.context import Context, default_store_url
+from nbkube.controlplane.profiles import PROFILES, get_profile
+from nbkube.errors import BadRequest
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "up",
+        help="run a local cluster (control plane + node agents) in the foreground until Ctrl-C",
+        description="Run the control plane and N node agents in this process until Ctrl-C/SIGTERM. "
+        "Without --store a private etcd is launched when an etcd binary exists (else a SQLite file) "
+        "under ~/.nbkube/clusters/NAME.",
+    )
+    p.add_argument("--nodes", type=int, default=3, help="number of nodes, named node-1..node-N (default 3)")
+    p.add_argument(
+        "--runtime", default="sim", help="node runtime: sim, docker, process or auto (default sim)"
+    )
+    p.add_argument(
+        "--profile", default="fast", choices=sorted(PROFILES), help="failover timings (default fast)"
+    )
+    p.add_argument("--name", default="default", help="cluster name: its folder is ~/.nbkube/clusters/NAME")
+    p.add_argument("--data-dir", default=None, help="folder for the cluster's store (overrides --name's)")
+    p.add_argument("--heartbeat", type=float, default=None, help="override the profile's heartbeat (s)")
+    p.add_argument("--grace", type=float, default=None, help="override the profile's node grace (s)")
+    p.add_argument(
+        "--toleration",
+        type=float,
+        default=None,
+        help="override the default not-ready/unreachable toleration (s)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    p.set_defaults(handler=_up)
+
+    k = subparsers.add_parser(
+        "kill-node",
+        help="inject a node fault (the node's agent obeys the Node annotation nbkube.io/fault)",
+    )
+    k.add_argument("node", metavar="NODE")
+    k.add_argument(
+        "--mode",
+        default="power-off",
+        choices=("power-off", "stop-heartbeats"),
+        help="power-off: stop reporting and kill its pods; stop-heartbeats: stop reporting only",
+    )
+    k.add_argument("--revive", action="store_true", help="lift the fault instead")
+    k.set_defaults(handler=_kill_node)
+
+
+def _store_for_up(ctx: Context) -> str:
+    # `--store` is taken out of argv by the CLI framework: the default URL means "not given"
+    if ctx.store_url in ("auto", "") or (
+        ctx.store_url == default_store_url() and not os.environ.get("NBKUBE_STORE")
+    ):
+        return "auto"
+    return ctx.store_url
+
+
+def _up(args: argparse.Namespace, ctx: Context) -> int | None:
+    from nbkube.cluster import LocalCluster
+
+    overrides: dict[str, float] = {}
+    for arg, field in (
+        ("heartbeat", "heartbeat_interval"),
+        ("grace", "grace_period"),
+        ("toleration", "toleration_seconds"),
+    ):
+        value = getattr(args, arg)
+        if value is not None:
+            overrides[field] = value
+    profile = get_profile(args.profile, **overrides)
+    if args.duration is not None and args.duration < 0:
+        raise BadRequest("--duration must be >= 0")
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def _signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _signal)
+    try:
+        cluster = LocalCluster(
+            nodes=args.nodes,
+            runtime=args.runtime,
+            store=_store_for_up(ctx),
+            profile=profile,
+            data_dir=args.data_dir,
+            name=args.name,
+        )
+        try:
+            ctx.out(
+                f"nbkube up: cluster {cluster.name!r}, profile {profile.name} (heartbeat {profile.heartbeat_interval:g}s, "
+                f"grace {profile.grace_period:g}s, toleration {profile.toleration_seconds:g}s)"
+            )
+            ctx.out(f"store: {cluster.describe_store()}")
+            nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.nodes.items()) or "none"
+            ctx.out(f"nodes: {nodes}; runtime {args.runtime}")
+            ctx.out(f"use: nbkube --store {cluster.store_url} get pods   (Ctrl-C to stop)")
+            deadline = None if args.duration is None else time.monotonic() + args.duration
+            while not stop.is_set():
+                left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                stop.wait(left)
+            ctx.out("nbkube up: stopping")
+        finally:
+            cluster.stop()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return None
+
+
+def _kill_node(args: argparse.Namespace, ctx: Context) -> int | None:
+    from nbkube.cluster import Cluster
+
+    cluster = Cluster(ctx.api, ctx.store_url)
+    if args.revive:
+        cluster.kill_node(args.node, "none")
+        ctx.out(f"node/{args.node} fault lifted")
+    else:
+        cluster.kill_node(args.node, args.mode)
+        ctx.out(f"node/{args.node} fault injected: {args.mode} (its agent obeys on its next heartbeat)")
+    return None
