@@ -673,15 +673,23 @@ class Registry:
         self._admit("DELETE", old, old)
         try:
             if propagation == "Orphan":
+                kv = self._mark_deleting(info, kv, old, name)
                 self._orphan_dependents(
                     str(old["metadata"].get("uid", "")), namespace if info.namespaced else ""
                 )
-            try:
-                rev = self.store.delete(kv.key, kv.mod_revision)
-            except RevisionMismatch:
-                raise _conflict(info, name) from None
-            except KeyNotFound:
-                raise _not_found(info, name) from None
+            for attempt in range(_PATCH_RETRIES):
+                try:
+                    rev = self.store.delete(kv.key, kv.mod_revision)
+                    break
+                except RevisionMismatch:
+                    # Orphan: the marked owner's controller may still write its status; that is
+                    # no reason to keep an object whose dependents were already released
+                    fresh = self.store.get(kv.key) if propagation == "Orphan" and expected is None else None
+                    if fresh is None or attempt == _PATCH_RETRIES - 1:
+                        raise _conflict(info, name) from None
+                    kv = fresh
+                except KeyNotFound:
+                    raise _not_found(info, name) from None
         except BaseException:
             self._after_write(self.admission, "rollback", "DELETE", old, old)
             raise
@@ -689,6 +697,20 @@ class Registry:
         # e.g. the service allocator releases the ClusterIP and NodePorts only once the delete stuck
         self._after_write(self.admission, "committed", "DELETE", old, old)
         return old
+
+    def _mark_deleting(self, info: KindInfo, kv: KeyValue, old: Obj, name: str) -> KeyValue:
+        """Set metadata.deletionTimestamp before releasing dependents (what Kubernetes' orphan
+        finalizer achieves): the owner's controller then stops adopting and creating, so it
+        neither takes back nor replaces the dependents being released."""
+        marked = _clone(old)
+        marked["metadata"]["deletionTimestamp"] = rfc3339(self.clock.now())
+        try:
+            rev = self.store.update(kv.key, _encode(marked), kv.mod_revision)
+        except RevisionMismatch:
+            raise _conflict(info, name) from None
+        except KeyNotFound:
+            raise _not_found(info, name) from None
+        return KeyValue(kv.key, _encode(marked), kv.create_revision, rev)
 
     def _orphan_dependents(self, owner_uid: str, namespace: str) -> None:
         if not owner_uid:
