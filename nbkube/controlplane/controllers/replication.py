@@ -398,7 +398,12 @@ class _ReplicaController(Controller):
                 owned.append(adopted)
             else:
                 requeue = True
-        if self.expectations.satisfied(key) and not (owner.get("metadata") or {}).get("deletionTimestamp"):
+        # a failed adoption leaves the count unknown: creating now could make one pod too many
+        if (
+            not requeue
+            and self.expectations.satisfied(key)
+            and not (owner.get("metadata") or {}).get("deletionTimestamp")
+        ):
             self._manage(key, owner, owned)
         self._sync_status(owner, owned)
         if requeue:

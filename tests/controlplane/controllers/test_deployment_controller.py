@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import FakeKubelet, active_pods, wait_for
+from nbk_workload_helpers import FakeKubelet, active_pods, wait_for
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.informer import Informer, InformerFactory

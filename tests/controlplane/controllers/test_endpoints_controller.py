@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterator
 
 import pytest
-from conftest import FakeKubelet, rc_manifest, wait_for
+from nbk_workload_helpers import FakeKubelet, rc_manifest, wait_for
 
 from nbkube.api.meta import Obj
 from nbkube.client.informer import InformerFactory

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import wait_for
+from nbk_workload_helpers import wait_for
 
 from nbkube.client.informer import InformerFactory
 from nbkube.clock import FakeClock

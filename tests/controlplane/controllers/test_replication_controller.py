@@ -7,7 +7,7 @@ import copy
 from collections.abc import Iterator
 
 import pytest
-from conftest import FakeKubelet, active_pods, rc_manifest, wait_for
+from nbk_workload_helpers import FakeKubelet, active_pods, rc_manifest, wait_for
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.informer import InformerFactory
