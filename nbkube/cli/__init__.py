@@ -141,9 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
-    ctx = Context(store or os.environ.get("NBKUBE_STORE") or default_store_url(), out=out, err=err)
+    handler = getattr(args, "handler", None)
+    if handler is None:  # a registered verb that forgot set_defaults(handler=...)
+        err(f"error: nbkube {args.command}: this command has no handler")
+        return 1
+    ctx: Context | None = None
     try:
-        code = args.handler(args, ctx)
+        ctx = Context(store or os.environ.get("NBKUBE_STORE") or default_store_url(), out=out, err=err)
+        code = handler(args, ctx)
         return int(code or 0)
     except KeyboardInterrupt:
         err("interrupted")
@@ -157,8 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         # a failure to close must not hide the command's own outcome
-        with contextlib.suppress(NbkubeError, OSError):
-            ctx.close()
+        if ctx is not None:
+            with contextlib.suppress(NbkubeError, OSError):
+                ctx.close()
 
 
 def _one_line(exc: BaseException) -> str:

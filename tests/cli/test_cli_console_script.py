@@ -49,6 +49,20 @@ def test_console_script_applies_and_gets(tmp_path: Path) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_console_script_quiet_on_a_closed_pipe(tmp_path: Path) -> None:
+    env = dict(os.environ, HOME=str(tmp_path), NBKUBE_STORE=f"sqlite://{tmp_path / 'cs.db'}")
+    proc = subprocess.Popen(
+        [_nbkube_exe(), "api-resources"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`: the reader goes away
+    err = proc.stderr.read()
+    proc.stderr.close()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err
+
+
 @pytest.fixture
 def etcd_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     given = os.environ.get("NBKUBE_TEST_ETCD")

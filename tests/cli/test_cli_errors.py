@@ -115,3 +115,14 @@ def test_keyboard_interrupt_exits_130(nbkube: Run, monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(cmd_basic, "_version", interrupted)
     r = nbkube("version")
     assert r.code == 130 and "Traceback" not in r.err
+
+
+def test_unusable_home_for_the_default_store(
+    nbkube: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    not_a_dir = tmp_path / "home-is-a-file"
+    not_a_dir.write_text("")
+    monkeypatch.setenv("HOME", str(not_a_dir))
+    monkeypatch.delenv("NBKUBE_STORE")
+    line = _one_error_line(nbkube("get", "po"))
+    assert str(not_a_dir) in line
