@@ -62,7 +62,10 @@ class LimitRanger:
     """Admission plugin: LimitRange defaults and bounds on Pod CREATE."""
 
     def admit(self, op: Operation, obj: Obj, old: Obj | None, registry: Registry) -> None:
-        if op != "CREATE" or obj.get("kind") != "Pod":
+        if obj.get("kind") != "Pod" or op == "DELETE":
+            return
+        if op == "UPDATE":
+            _keep_stored_defaults(obj, old)
             return
         namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
         ranges, _rv = registry.list("LimitRange", namespace)
@@ -91,27 +94,45 @@ class LimitRanger:
             raise Forbidden(f'pods "{name}" is forbidden: ' + "; ".join(problems))
 
 
+def _fill(container: dict[str, Any], field: str, missing: dict[str, Any]) -> None:
+    """Add `missing` entries to container.resources[field] (creating the maps only when needed)."""
+    if not missing:
+        return
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        resources = container["resources"] = {}
+    if not isinstance(resources.get(field), dict):
+        resources[field] = {}
+    resources[field].update(missing)
+
+
 def _apply_defaults(container: dict[str, Any], item: dict[str, Any]) -> None:
     # what the container leaves out comes from the first LimitRange that defines it; a request the
     # container leaves out but whose limit it sets is that limit (Kubernetes defaults requests to
     # limits before admission), not the namespace's defaultRequest
-    resources = container.get("resources")
-    if not isinstance(resources, dict):
-        resources = container["resources"] = {}
-    own_limits = dict(_map(resources, "limits"))
+    own_limits = dict(_map(_map(container, "resources"), "limits"))
     for field, source in (("requests", "defaultRequest"), ("limits", "default")):
-        defaults = _map(item, source)
-        if not defaults:
-            continue
-        current = resources.get(field)
-        if not isinstance(current, dict):
-            current = resources[field] = {}
-        for resource, value in defaults.items():
-            if field == "requests" and resource in own_limits:
-                value = own_limits[resource]
-            current.setdefault(resource, value)
-    if not resources:
-        del container["resources"]
+        current = _map(_map(container, "resources"), field)
+        _fill(
+            container,
+            field,
+            {
+                r: own_limits.get(r, v) if field == "requests" else v
+                for r, v in _map(item, source).items()
+                if r not in current
+            },
+        )
+
+
+def _keep_stored_defaults(new: Obj, old: Obj | None) -> None:
+    """On a pod update, what admission filled in at create and the new object leaves out stays
+    (a re-applied manifest omits the defaults, and pod resources are immutable)."""
+    stored = {c.get("name"): c for c in _containers(old or {})}
+    for c in _containers(new):
+        before = _map(stored.get(c.get("name")), "resources")
+        for field in ("requests", "limits"):
+            current = _map(_map(c, "resources"), field)
+            _fill(c, field, {r: v for r, v in _map(before, field).items() if r not in current})
 
 
 def _check_container(c: dict[str, Any], item: dict[str, Any]) -> list[str]:

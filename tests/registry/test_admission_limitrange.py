@@ -119,3 +119,13 @@ def test_no_limit_range_leaves_pod_alone(api: Registry) -> None:
         "resources" not in created["spec"]["containers"][0]
         or not created["spec"]["containers"][0]["resources"]
     )
+
+
+def test_reapplied_pod_manifest_keeps_defaults_and_is_unchanged(api: Registry) -> None:
+    api.create(limit_range("defaults", {"type": "Container", "default": {"cpu": "500m"}}))
+    created, action = api.apply([pod("p")])[0]
+    assert action == "created"
+    assert created["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "500m"}
+    again, action = api.apply([pod("p")])[0]
+    assert action == "unchanged"
+    assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
