@@ -228,6 +228,8 @@ class BridgeNetwork:
                 ]
                 run(["nsenter", f"--net={path}", "ip", "-batch", "-"], input="\n".join(pod_batch) + "\n")
                 run(["ip", "-n", self.netns, "link", "set", outer, "master", NODE_BRIDGE, "up"])
+                # A reused address may still map to a gone pod's MAC in the node's cache.
+                run(["ip", "-n", self.netns, "neigh", "flush", "to", ip], check=False)
             except NetworkError:
                 if created:  # nothing half-made stays behind
                     run(["ip", "-n", self.netns, "link", "del", outer], check=False)
@@ -249,10 +251,16 @@ class BridgeNetwork:
         return dict(self._load()["pods"])
 
     def _allocate(self, state: dict[str, Any]) -> str:
+        # Round robin from the last address handed out, as CNI's host-local IPAM does: an address
+        # freed a moment ago is still in neighbour caches with the old pod's MAC.
         used = set(state["pods"].values()) | {self.gateway}
-        for host in ipaddress.IPv4Network(self.pod_cidr).hosts():
-            if str(host) not in used:
-                return str(host)
+        hosts = [str(h) for h in ipaddress.IPv4Network(self.pod_cidr).hosts()]
+        last = state.get("last")
+        start = hosts.index(last) + 1 if last in hosts else 0
+        for ip in hosts[start:] + hosts[:start]:
+            if ip not in used:
+                state["last"] = ip
+                return ip
         raise NetworkError(f"node {self.node_name}: pod CIDR {self.pod_cidr} is exhausted")
 
     def _load(self) -> dict[str, Any]:
