@@ -92,7 +92,7 @@ def test_pods_services_rc_counts(api: Registry) -> None:
         api.create(service("s2"))
     # the refused Service's ClusterIP was rolled back: nothing partial is left
     assert len(allocated_ips(api.store)) == 1
-    rc = {
+    rc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ReplicationController",
         "metadata": {"name": "rc1"},
@@ -116,7 +116,12 @@ def test_memory_and_limits_and_count_resources(api: Registry) -> None:
     api.create(pod("m1", cpu=None, memory="768Mi"))
     with pytest.raises(Forbidden, match=r"requested: memory=512Mi, used: memory=768Mi, limited: memory=1Gi"):
         api.create(pod("m2", cpu=None, memory="512Mi"))
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1"}, "data": {"a": "b"}}
+    cm: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm1"},
+        "data": {"a": "b"},
+    }
     api.create(cm)
     cm["metadata"]["name"] = "cm2"
     with pytest.raises(Forbidden, match="count/configmaps"):
