@@ -3,14 +3,19 @@
 __version__ = "0.1.0"
 
 
-def load_ipython_extension(ip: object) -> None:
-    """`%load_ext nbkube`: register the `%nbkube` magics (imported here so `import nbkube` stays light)."""
-    from nbkube.notebook.magics import load_ipython_extension as load
 
-    load(ip)  # type: ignore[arg-type]
+def load_ipython_extension(ip: object) -> None:
+    """`%load_ext nbkube`: register the `%nbkube` magics.
+
+    Loaded by name so that `import nbkube` stays light and the lower layers that import `nbkube`
+    (for `__version__`) do not pull in the notebook layer.
+    """
+    import importlib
+
+    importlib.import_module("nbkube.notebook.magics").load_ipython_extension(ip)
 
 
 def unload_ipython_extension(ip: object) -> None:
-    from nbkube.notebook.magics import unload_ipython_extension as unload
+    import importlib
 
-    unload(ip)  # type: ignore[arg-type]
+    importlib.import_module("nbkube.notebook.magics").unload_ipython_extension(ip)

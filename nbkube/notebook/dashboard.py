@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from nbkube.client.informer import Informer, InformerFactory
     from nbkube.registry.registry import Registry
 
-__all__ = ["Dashboard", "ControllerRef", "CONTROLLER_KINDS"]
+__all__ = ["Dashboard", "ControllerRef", "CONTROLLER_KINDS", "dashboard_for"]
 
 log = logging.getLogger(__name__)
 
@@ -428,3 +428,24 @@ class Dashboard(widgets.VBox):
             self._say("rolling update: this dashboard was not given the cluster's rolling update", error=True)
         else:
             self._background(f"rolling update {ref} to {image}", lambda: callback(ref, image))
+
+
+def dashboard_for(
+    cluster: Any,
+    *,
+    on_rolling_update: Callable[[ControllerRef, str], Any] | None = None,
+    **kwargs: Any,
+) -> Dashboard:
+    """A Dashboard over a cluster object: uses `cluster.api`, and `cluster.kill_node` for the kill button.
+
+    The dashboard runs its own informers (stopped by `stop()`), so it never interferes with the
+    cluster's. LocalCluster's `dashboard()` is meant to be this call.
+    """
+    kill = getattr(cluster, "kill_node", None)
+    return Dashboard(
+        cluster.api,
+        None,
+        on_kill=kill if callable(kill) else None,
+        on_rolling_update=on_rolling_update,
+        **kwargs,
+    )

@@ -14,7 +14,16 @@ from typing import Any
 from nbkube.api.meta import Obj
 from nbkube.notebook.summary import COLOURS, columns_for, kind_of, row_of, status_of
 
-__all__ = ["badge", "chip", "label_chips", "object_card", "table", "object_table", "error_line"]
+__all__ = [
+    "badge",
+    "chip",
+    "label_chips",
+    "object_card",
+    "table",
+    "object_table",
+    "error_line",
+    "cluster_card",
+]
 
 _FONT = "font-family:var(--jp-ui-font-family,sans-serif);font-size:12px"
 
@@ -107,3 +116,21 @@ def object_table(kind: str, objs: Sequence[Obj]) -> str:
 def error_line(message: str) -> str:
     """One short red line, for user errors shown by the magics."""
     return f'<span style="color:#c00">{escape(message)}</span>'
+
+
+def cluster_card(title: str, nodes: Sequence[Obj], pods: Sequence[Obj], details: str = "") -> str:
+    """A cluster at a glance (LocalCluster's `_repr_html_`): node badges and pod counts by status."""
+    node_badges = " ".join(
+        f"{escape(str((n.get('metadata') or {}).get('name') or ''))} {badge(*status_of(n))}" for n in nodes
+    )
+    counts: dict[tuple[str, str], int] = {}
+    for p in pods:
+        st = status_of(p)
+        counts[st] = counts.get(st, 0) + 1
+    pod_badges = " ".join(badge(f"{word}: {n}", colour) for (word, colour), n in sorted(counts.items()))
+    return (
+        f'<div class="nbk-cluster" style="{_FONT};border:1px solid #ccc;border-radius:4px;padding:6px 10px">'
+        f'<div><b>{escape(title)}</b> <span style="color:#666">{escape(details)}</span></div>'
+        f"<div>{len(nodes)} nodes: {node_badges}</div>"
+        f"<div>{len(pods)} pods {pod_badges}</div></div>"
+    )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
+from nbkube.notebook.current import get_current, set_current
 from nbkube.notebook.html import error_line
 from nbkube.notebook.views import ObjectList
 
@@ -38,19 +39,8 @@ __all__ = ["NbkubeMagics", "set_current", "get_current", "load_ipython_extension
 
 log = logging.getLogger(__name__)
 
-_current: Any = None  # a Registry or a store URL; see set_current
 _cli_lock = threading.Lock()  # main() swaps sys.stdout/stdin: one magic at a time
 _FILE_VERBS = ("apply", "create", "delete", "replace")
-
-
-def set_current(api_or_store_url: Any) -> None:
-    """Make the magics talk to this cluster: a Registry (in-process) or a store URL; None to forget."""
-    global _current
-    _current = api_or_store_url
-
-
-def get_current() -> Any:
-    return _current
 
 
 class UserError(Exception):
@@ -81,7 +71,7 @@ def _has_store_arg(argv: list[str]) -> bool:
 def _cli_target(argv: list[str]) -> Iterator[list[str]]:
     """argv for main(), pointed at the current cluster; a Registry is lent through the CLI's
     open_registry for the duration of the call."""
-    target = _current
+    target = get_current()
     if target is None or _has_store_arg(argv):
         yield argv
         return
@@ -144,12 +134,13 @@ def _get_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _registry(store: str | None) -> Iterator[Registry]:
-    if store is None and _current is not None and not isinstance(_current, str):
-        yield _current
+    current = get_current()
+    if store is None and current is not None and not isinstance(current, str):
+        yield current
         return
     from nbkube.cli.context import default_store_url, open_registry
 
-    url = store or (_current if isinstance(_current, str) else None)
+    url = store or (current if isinstance(current, str) else None)
     url = url or os.environ.get("NBKUBE_STORE") or default_store_url()
     api = open_registry(url)
     try:

@@ -141,10 +141,14 @@ def node_ready(node: Obj) -> str:
 
 def _node_status(node: Obj) -> Status:
     ready = node_ready(node)
-    word, colour = {
-        "True": ("Ready", "green"),
-        "False": ("NotReady", "red"),
-    }.get(ready, ("Unknown", "grey"))
+    has_condition = any(c.get("type") == "Ready" for c in _status(node).get("conditions") or [])
+    if ready == "True":
+        word, colour = "Ready", "green"
+    elif has_condition:
+        # False, or Unknown because the agent stopped reporting: kubectl says NotReady for both
+        word, colour = "NotReady", "red"
+    else:
+        word, colour = "Unknown", "grey"  # registered but never reported
     if _spec(node).get("unschedulable"):
         # kubectl prints "Ready,SchedulingDisabled"; amber because it is a deliberate, healthy state
         return f"{word},SchedulingDisabled", "amber" if colour == "green" else colour

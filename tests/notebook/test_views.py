@@ -38,7 +38,8 @@ def _pod(phase: str, *, ready: bool = False, waiting: str = "", name: str = "p")
         (_pod("Unknown"), "Unknown", "grey"),
         (node("n1"), "Ready", "green"),
         (node("n1", ready="False"), "NotReady", "red"),
-        (node("n1", ready="Unknown"), "Unknown", "grey"),
+        (node("n1", ready="Unknown"), "NotReady", "red"),
+        ({"kind": "Node", "metadata": {"name": "fresh"}}, "Unknown", "grey"),
         (node("n1", unschedulable=True), "Ready,SchedulingDisabled", "amber"),
     ],
 )
