@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from typing import Any, Literal, Protocol
 
 from nbkube.api.meta import Obj, key_of
@@ -537,7 +538,7 @@ class Result:
     reasons: dict[str, list[str]] = field(default_factory=dict)
     total_nodes: int = 0
     feasible: int = 0  # feasible nodes found (the sample that was scored)
-    scores: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)  # only with Framework(record_scores=True)
 
     @property
     def message(self) -> str:
@@ -564,7 +565,9 @@ def num_feasible_nodes_to_find(total: int, percentage: Percentage = None) -> int
     elif isinstance(percentage, int) and 0 < percentage <= 100:
         pct = percentage
     else:
-        raise ValueError(f"percentage_of_nodes_to_score must be 1-100, None or 'adaptive', not {percentage!r}")
+        raise ValueError(
+            f"percentage_of_nodes_to_score must be 1-100, None or 'adaptive', not {percentage!r}"
+        )
     return max(MIN_FEASIBLE_NODES_TO_FIND, total * pct // 100)
 
 
@@ -577,6 +580,7 @@ class Framework:
         scores: Sequence[ScorePlugin] | None = None,
         *,
         percentage_of_nodes_to_score: Percentage = None,
+        record_scores: bool = False,
     ):
         num_feasible_nodes_to_find(1000, percentage_of_nodes_to_score)  # reject bad values early
         if filters is None or scores is None:
@@ -589,6 +593,7 @@ class Framework:
         self.dynamic_filters = [f for f in self.filters if not f.static]
         self.scores = list(scores)
         self.percentage = percentage_of_nodes_to_score
+        self.record_scores = record_scores  # keep every sampled node's total in Result.scores (tests)
         self._next_start = 0
         # static_key -> (snapshot generation, nodes passing, reasons of the others)
         self._static_cache: dict[str, tuple[int, list[NodeInfo], dict[str, list[str]]]] = {}
@@ -632,39 +637,49 @@ class Framework:
             refused: dict[str, list[str]] = {}
             n = len(candidates)
             start = self._next_start % n if n else 0
-            checked = 0
-            for checked in range(1, n + 1):
-                ni = candidates[(start + checked - 1) % n]
-                for plugin in dynamic:
-                    why = plugin.filter(info, ni)
-                    if why:
-                        refused[ni.name] = list(why)
-                        break
+            checked = found = 0
+            # The hot loop: plugin methods bound to locals, one call per node in the common case.
+            fns = [f.filter for f in dynamic]
+            single = fns[0] if len(fns) == 1 else None
+            for idx in chain(range(start, n), range(start)):
+                ni = candidates[idx]
+                checked += 1
+                if single is not None:
+                    why = single(info, ni)
                 else:
-                    feasible.append(ni)
-                    if len(feasible) >= want:
-                        break
+                    why = ()
+                    for fn in fns:
+                        why = fn(info, ni)
+                        if why:
+                            break
+                if why:
+                    refused[ni.name] = list(why)
+                    continue
+                feasible.append(ni)
+                found += 1
+                if found >= want:
+                    break
             self._next_start = start + checked
             if not feasible:
                 return Result(None, {**static_refused, **refused}, total)
             if len(feasible) == 1:
                 return Result(feasible[0].name, {}, total, 1)
-            totals = [0.0] * len(feasible)
+            totals: list[float] | None = None
             for scorer in self.scores:
                 w = scorer.weight
                 normalized = scorer.normalize(info, scorer.score(info, feasible))
-                totals = [t + w * s for t, s in zip(totals, normalized, strict=True)]
+                if totals is None:
+                    totals = [w * s for s in normalized] if w != 1 else list(normalized)
+                else:
+                    totals = [t + w * s for t, s in zip(totals, normalized, strict=True)]
+            if totals is None:
+                totals = [0.0] * len(feasible)
             best = max(totals)
             ties = [i for i, s in enumerate(totals) if s == best]
             # Deterministic, yet different replicas land on different equally good nodes.
             pick = ties[zlib.crc32(info.key.encode()) % len(ties)] if len(ties) > 1 else ties[0]
-            return Result(
-                feasible[pick].name,
-                {},
-                total,
-                len(feasible),
-                {ni.name: totals[i] for i, ni in enumerate(feasible)},
-            )
+            scores = {ni.name: totals[i] for i, ni in enumerate(feasible)} if self.record_scores else {}
+            return Result(feasible[pick].name, {}, total, len(feasible), scores)
 
 
 _default_framework: Framework | None = None

@@ -30,18 +30,15 @@ class LeastAllocated:
         self.weight = weight
 
     def score(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[float]:
-        # least_allocated inlined over the batch: this runs for every sampled node of every pod.
-        cpu, mem, top = pod.nonzero_cpu, pod.nonzero_memory, MAX_NODE_SCORE / 2
+        # least_allocated inlined over the batch (this runs for every sampled node of every pod);
+        # a free amount > 0 implies allocatable > 0, so the divisions are safe.
+        cpu, mem, half = pod.nonzero_cpu, pod.nonzero_memory, MAX_NODE_SCORE / 2
         return [
             (
-                (max(0, n.alloc_cpu - n.nonzero_cpu - cpu) / n.alloc_cpu if n.alloc_cpu > 0 else 0.0)
-                + (
-                    max(0, n.alloc_memory - n.nonzero_memory - mem) / n.alloc_memory
-                    if n.alloc_memory > 0
-                    else 0.0
-                )
+                (fc / n.alloc_cpu if (fc := n.alloc_cpu - n.nonzero_cpu - cpu) > 0 else 0.0)
+                + (fm / n.alloc_memory if (fm := n.alloc_memory - n.nonzero_memory - mem) > 0 else 0.0)
             )
-            * top
+            * half
             for n in nodes
         ]
 
