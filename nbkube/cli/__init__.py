@@ -18,10 +18,15 @@ How verbs are added (without editing this file)
 
 A handler gets the parsed arguments and a `Context`: `ctx.api` opens the registry on first use
 (so `nbkube version` or `--help` never touch the store), `ctx.out("line")` / `ctx.err("line")`
-print, `ctx.store_url` is the chosen store. Returning None means exit 0. Raise `NbkubeError` (or
-`OSError`) for user errors: `main` prints exactly one line `error: <message>` on stderr and returns 1.
+print, `ctx.store_url` is the chosen store (`ctx.store_given` is None when that is only the
+built-in default). Returning None means exit 0. Raise `NbkubeError` (or `OSError`) for user
+errors: `main` prints exactly one line `error: <message>` on stderr and returns 1. Ctrl-C in a
+handler ends with exit 130 unless the handler catches KeyboardInterrupt itself (as a foreground
+`nbkube up` should, to shut down cleanly).
 A module that does not exist yet (its own ModuleNotFoundError) is skipped silently, so helpers can
 land their verbs in any order; a module that exists but fails to import gets one warning line.
+Reusable pieces: `cmd_basic.load_manifest_args` (-f files, validated, with origins),
+`cmd_basic.parse_targets` (`rc,svc NAME` / `rc/NAME`), `printers.table_rows` / `format_table`.
 
 Global options: `--store URL` may come before or after the verb (it is taken out of argv before
 argparse sees it); otherwise `$NBKUBE_STORE`; otherwise `sqlite:///~/.nbkube/store.db`.
@@ -147,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     ctx: Context | None = None
     try:
-        ctx = Context(store or os.environ.get("NBKUBE_STORE") or default_store_url(), out=out, err=err)
+        given = store or os.environ.get("NBKUBE_STORE") or None
+        ctx = Context(given or default_store_url(), out=out, err=err, store_given=given)
         code = handler(args, ctx)
         return int(code or 0)
     except KeyboardInterrupt:

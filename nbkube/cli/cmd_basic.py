@@ -11,6 +11,7 @@ import argparse
 import os
 import platform
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -50,6 +51,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-l", "--selector", default=None, help="label selector, e.g. app=nginx,tier in (web)")
     add_output_arg(p)
     p.add_argument("--show-labels", action="store_true", help="add a LABELS column")
+    p.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="after the list, print each change as it happens (Ctrl-C stops)",
+    )
+    p.add_argument(
+        "--watch-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with -w: stop watching after this many seconds (default 0: until Ctrl-C)",
+    )
     p.set_defaults(handler=_get)
 
     p = subparsers.add_parser("describe", help="show an object in detail, with its events")
@@ -232,6 +246,10 @@ def _fetch(ctx: Context, target: Target, namespace: str, selector: str | None) -
 
 def _get(args: argparse.Namespace, ctx: Context) -> int:
     targets = parse_targets(args.resources)
+    if args.watch:
+        if len(targets) != 1:
+            raise BadRequest("you may only watch one kind at a time (-w)")
+        return _watch(args, ctx, targets[0], _namespace(args))
     namespace = _namespace(args)
     fetched: list[tuple[Target, list[Obj]]] = []
     errors: list[str] = []
@@ -291,6 +309,51 @@ def _print_tables(
         namespaced = any(t.info.namespaced for t, _ in fetched)
         where = f" in {namespace} namespace" if namespaced and namespace else ""
         ctx.err(f"No resources found{where}.")
+
+
+def _print_one(
+    ctx: Context, args: argparse.Namespace, info: KindInfo, obj: Obj, namespace: str, header: bool
+) -> None:
+    if args.output == "json":
+        ctx.out.write(dump_json(obj))
+    elif args.output == "yaml":
+        ctx.out.write("---\n" + dump_yaml(obj))
+    elif args.output == "name":
+        ctx.out(resource_ref(obj))
+    else:
+        headers, rows = table_rows(
+            info.kind, [obj], args.output == "wide", show_namespace=info.namespaced and namespace == ""
+        )
+        lines = format_table(headers, rows).splitlines()
+        ctx.out("\n".join(lines if header else lines[1:]))
+
+
+def _watch(args: argparse.Namespace, ctx: Context, target: Target, namespace: str) -> int:
+    """`get -w`: the current objects, then one line per change, until Ctrl-C or --watch-timeout."""
+    info = target.info
+    ns = namespace if info.namespaced else ""
+    items, rv = ctx.api.list(info.kind, ns, label_selector=args.selector or None)
+    wanted = set(target.names)
+    items = [o for o in items if not wanted or o["metadata"].get("name") in wanted]
+    for i, obj in enumerate(items):
+        _print_one(ctx, args, info, obj, namespace, header=i == 0)
+    printed = bool(items)
+    watch = ctx.api.watch(info.kind, ns, resource_version=rv, label_selector=args.selector or None)
+    deadline = time.monotonic() + args.watch_timeout if args.watch_timeout > 0 else None
+    try:
+        while True:
+            wait = 1.0 if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                return 0
+            event = watch.next(timeout=min(wait, 1.0))
+            if event is None:
+                continue
+            if wanted and event.object["metadata"].get("name") not in wanted:
+                continue
+            _print_one(ctx, args, info, event.object, namespace, header=not printed)
+            printed = True
+    finally:
+        watch.cancel()
 
 
 # --- describe ------------------------------------------------------------------------------------

@@ -64,8 +64,11 @@ def open_registry(store_url: str) -> Registry:
 class Context:
     """Per-invocation state: the store URL, a lazily opened registry, and the output streams."""
 
-    def __init__(self, store_url: str, *, out: Output, err: Output):
+    def __init__(self, store_url: str, *, out: Output, err: Output, store_given: str | None = None):
         self.store_url = store_url
+        # what --store or $NBKUBE_STORE said, None when store_url is the built-in default: verbs
+        # with a different default (`nbkube up` launches a private etcd, "auto") look at this
+        self.store_given = store_given
         self.out = out
         self.err = err
         self._api: Registry | None = None

@@ -224,3 +224,32 @@ def test_version_needs_no_store(nbkube: Run) -> None:
 def test_api_resources_lists_short_names(nbkube: Run) -> None:
     out = nbkube("api-resources").out
     assert any(line.split()[:2] == ["replicationcontrollers", "rc"] for line in out.splitlines())
+
+
+def test_get_watch_prints_the_list_then_changes(
+    nbkube: Run, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbkube.registry.registry import Registry
+
+    f = tmp_path / "pods.yaml"
+    f.write_text(POD.format(name="first", labels="{app: w}"))
+    assert nbkube("apply", "-f", str(f)).code == 0
+    real_watch = Registry.watch
+
+    def watch_then_create(self: Registry, *a: object, **kw: object) -> object:
+        w = real_watch(self, *a, **kw)  # type: ignore[arg-type]
+        # a change made by another client once the watch is open: -w must print it
+        other = open_registry(store_url)
+        try:
+            other.create(yaml.safe_load(POD.format(name="second", labels="{app: w}")))
+        finally:
+            other.close()
+        return w
+
+    monkeypatch.setattr(Registry, "watch", watch_then_create)
+    r = nbkube("get", "po", "-w", "--watch-timeout", "1.5")
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert lines[0].split()[:2] == ["NAME", "READY"]
+    assert [line.split()[0] for line in lines[1:]] == ["first", "second"]
+    assert nbkube("get", "po,svc", "-w").code == 1
