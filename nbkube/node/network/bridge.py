@@ -36,6 +36,7 @@ __all__ = ["BridgeNetwork", "HOST_BRIDGE", "netns_name", "run"]
 HOST_BRIDGE = "nbk0"
 NODE_BRIDGE = "cbr0"
 HOST_FORWARD_CHAIN = "NBK-HOST-FORWARD"
+SERVICE_CIDR = "10.96.0.0/12"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,50}[a-z0-9])?$")
 _LOCK_PATH = "/run/lock/nbkube-network.lock"
 _host_lock = threading.Lock()
@@ -90,12 +91,15 @@ def _ns_path(netns: str | int) -> str:
 class BridgeNetwork:
     """One node's network; see the module docstring. Needs root."""
 
-    def __init__(self, node_name: str, index: int, state_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, node_name: str, index: int, state_dir: str | os.PathLike[str], service_cidr: str = SERVICE_CIDR
+    ) -> None:
         if not _NAME_RE.match(node_name):
             raise ValueError(f"node name {node_name!r} is not a DNS label usable in a netns name")
         self.node_name = node_name
         self.index = index
         self.node_ip, self.pod_cidr = node_addresses(index)
+        self.service_cidr = str(ipaddress.IPv4Network(service_cidr))
         self.netns = netns_name(node_name)
         self.uplink = f"nbkv{index}"  # host side of the node's uplink veth; <= 15 chars
         net = ipaddress.IPv4Network(self.pod_cidr)
@@ -115,21 +119,8 @@ class BridgeNetwork:
                 inner = _links(self.netns)
                 if "eth0" in inner:  # a half-made uplink from an interrupted setup: start again
                     run(["ip", "-n", self.netns, "link", "del", "eth0"])
-                run(
-                    [
-                        "ip",
-                        "link",
-                        "add",
-                        self.uplink,
-                        "type",
-                        "veth",
-                        "peer",
-                        "name",
-                        "eth0",
-                        "netns",
-                        self.netns,
-                    ]
-                )
+                uplink = ["ip", "link", "add", self.uplink, "type", "veth", "peer", "name", "eth0"]
+                run([*uplink, "netns", self.netns])
             run(["ip", "link", "set", self.uplink, "master", HOST_BRIDGE, "up"])
             batch = [
                 "link set lo up",
@@ -141,6 +132,9 @@ class BridgeNetwork:
             batch += [
                 f"address replace {self.gateway}/{self.prefix} dev {NODE_BRIDGE}",
                 f"link set {NODE_BRIDGE} up",
+                # The node has no default route; its own connections to a ClusterIP need some
+                # route to pass the routing decision before the proxy's DNAT in nat/OUTPUT.
+                f"route replace {self.service_cidr} via {HOST_IP} dev eth0",
             ]
             run(["ip", "-n", self.netns, "-batch", "-"], input="\n".join(batch) + "\n")
             run(["ip", "netns", "exec", self.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])

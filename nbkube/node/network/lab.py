@@ -10,6 +10,7 @@ removes every process, namespace and link it made, also after a failure half-way
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ __all__ = ["LabPod", "PodLab", "lab_available"]
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 # httpd listens dual-stack, so an IPv4 client shows as [::ffff:a.b.c.d]: print the plain address.
+LAB_LOCK = "/run/lock/nbkube-podlab.lock"
 _CGI = (
     '#!{bb} sh\na="${{REMOTE_ADDR#"[::ffff:"}}"\necho "Content-Type: text/plain"\necho\necho "${{a%"]"}}"\n'
 )
@@ -56,8 +58,24 @@ class LabPod:
 
 
 class PodLab:
-    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+    """Nodes and pods for one test module or benchmark; one lab at a time on a host (a file lock),
+    because labs share the host bridge and the address plan (node N is 10.240.0.(N+1) everywhere)."""
+
+    def __init__(self, workdir: str | os.PathLike[str], lock_timeout: float = 180.0) -> None:
         self.workdir = Path(workdir)
+        self._lock_fh = open(LAB_LOCK, "a")  # noqa: SIM115 - held until close()
+        deadline = time.monotonic() + lock_timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._lock_fh.close()
+                    raise NetworkError(
+                        f"another PodLab held {LAB_LOCK} for more than {lock_timeout}s"
+                    ) from None
+                time.sleep(0.1)
         self.nodes: dict[str, BridgeNetwork] = {}
         self.pods: dict[str, LabPod] = {}
 
@@ -141,5 +159,7 @@ class PodLab:
             except Exception as exc:
                 errors.append(f"node {name}: {exc}")
             self.nodes.pop(name, None)
+        if not self._lock_fh.closed:
+            self._lock_fh.close()  # releases the lock
         if errors:
             raise NetworkError("lab cleanup incomplete: " + "; ".join(errors))

@@ -132,18 +132,16 @@ def test_attach_to_missing_netns_is_a_clear_error(lab: PodLab) -> None:
     assert "ghost" not in lab.nodes["bt1"].pod_ips()
 
 
-def test_teardown_leaves_nothing(tmp_path) -> None:
-    # Runs last in this file (pytest keeps file order); builds its own small lab.
-    lab = PodLab(tmp_path)
-    try:
-        lab.add_node("bt9", 9)
-        lab.add_pod("bt9", "bt9-p1")
-    finally:
-        lab.close()
+def test_node_teardown_leaves_nothing_of_that_node(lab: PodLab) -> None:
+    net = lab.add_node("bt9", 9)
+    lab.add_pod("bt9", "bt9-p1")
+    assert lab.fetch("nbkp-bt1-p1", "http://10.244.9.2/") == "bt9-p1"
+    lab.remove_pod("bt9-p1")
+    net.teardown()
+    del lab.nodes["bt9"]
     left = _ours()
-    # The module lab may still be up if pytest runs this test first; only bt9's traces matter then.
     assert not [n for n in left["netns"] if "bt9" in n]
-    assert "nbkv9" not in left["links"]
+    assert "nbkv9" not in left["links"] and HOST_BRIDGE in left["links"]  # others still use nbk0
     assert not [r for r in left["routes"] if r.startswith("10.244.9.")]
-    if not any(n.startswith("nbk-bt") for n in left["netns"]):
-        assert HOST_BRIDGE not in left["links"] and not left["chains"], left
+    assert not net.state_path.exists()
+    # The module fixture asserts that closing the lab leaves nothing at all (bridge, chain, routes).

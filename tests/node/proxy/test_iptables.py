@@ -1,0 +1,219 @@
+"""The iptables proxy: pure rendering (always) and real traffic through 3 node namespaces (root)."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from nbkube.node.network.lab import PodLab, lab_available
+from nbkube.node.proxy.iptables import (
+    IptablesProxy,
+    render,
+    render_tables,
+    restore_text,
+    sep_chain,
+    svc_chain,
+)
+from nbkube.node.proxy.rules import Backend, ServicePortRule, compute_rules
+
+
+def _rule(backends=(("10.244.1.2", 80),), *, name="default/web", ip="10.96.0.10", port=8000,
+          node_port: int | None = 30001, affinity=False) -> ServicePortRule:  # fmt: skip
+    return ServicePortRule(
+        service=name, port_name="", protocol="TCP", cluster_ip=ip, port=port, node_port=node_port,
+        session_affinity=affinity, affinity_timeout=600,
+        backends=tuple(Backend(i, p) for i, p in backends),
+    )  # fmt: skip
+
+
+# --- pure rendering -------------------------------------------------------------------------------
+
+
+def test_render_spreads_evenly_like_kube_proxy() -> None:
+    rule = _rule([("10.244.1.2", 80), ("10.244.2.2", 80), ("10.244.3.2", 80)])
+    nat = render_tables([rule])["nat"]
+    svc = nat[svc_chain(rule)]
+    assert (
+        svc[0]
+        == f"-A {svc_chain(rule)} ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp --dport 8000 -j NBK-MARK-MASQ"
+    )
+    seps = [sep_chain(rule, f"10.244.{n}.2", 80) for n in (1, 2, 3)]
+    assert svc[1:] == [
+        f"-A {svc_chain(rule)} -m statistic --mode random --probability 0.3333333333 -j {seps[0]}",
+        f"-A {svc_chain(rule)} -m statistic --mode random --probability 0.5000000000 -j {seps[1]}",
+        f"-A {svc_chain(rule)} -j {seps[2]}",
+    ]
+    assert nat[seps[1]] == [
+        f"-A {seps[1]} -s 10.244.2.2/32 -j NBK-MARK-MASQ",
+        f"-A {seps[1]} -p tcp -j DNAT --to-destination 10.244.2.2:80",
+    ]
+    assert f"-A NBK-NODEPORTS -p tcp --dport 30001 -j {svc_chain(rule)}" in nat["NBK-NODEPORTS"]
+    assert nat["NBK-NODEPORTS"][0] == "-A NBK-NODEPORTS -p tcp --dport 30001 -j NBK-MARK-MASQ"
+    assert nat["NBK-SERVICES"][-1] == "-A NBK-SERVICES -m addrtype --dst-type LOCAL -j NBK-NODEPORTS"
+    assert all(c.startswith("NBK-") and len(c) <= 28 for t in render_tables([rule]).values() for c in t)
+
+
+def test_render_node_ips_session_affinity_and_no_endpoints() -> None:
+    sticky = _rule([("10.244.1.2", 80), ("10.244.2.2", 8080)], affinity=True)
+    empty = _rule([], name="default/empty", ip="10.96.0.11", node_port=30002)
+    tables = render_tables([sticky, empty], node_ips=["10.240.0.2"])
+    nat, filt = tables["nat"], tables["filter"]
+    sep = sep_chain(sticky, "10.244.2.2", 8080)
+    assert (
+        f"-A {svc_chain(sticky)} -m recent --name {sep} --rcheck --seconds 600 --reap -j {sep}"
+        in nat[svc_chain(sticky)]
+    )
+    assert (
+        f"-A {sep} -p tcp -m recent --name {sep} --set -j DNAT --to-destination 10.244.2.2:8080" in nat[sep]
+    )
+    assert nat["NBK-SERVICES"][-1] == "-A NBK-SERVICES -d 10.240.0.2/32 -j NBK-NODEPORTS"
+    # No endpoints: no nat chain at all, REJECT (filter) on the cluster IP and the node port.
+    assert svc_chain(empty) not in nat
+    assert any("10.96.0.11/32" in r and r.endswith("-j REJECT") for r in filt["NBK-SERVICES"])
+    assert any("--dport 30002 -j REJECT" in r for r in filt["NBK-SERVICES"])
+
+
+def test_render_is_deterministic_and_declares_every_chain_once() -> None:
+    rules = [_rule([("10.244.1.2", 80)]), _rule([("10.244.2.2", 80)], name="default/api", ip="10.96.0.12")]
+    text = render(rules)
+    assert text == render(list(rules))
+    assert text.startswith("*filter\n") and text.endswith("COMMIT\n") and text.count("COMMIT") == 2
+    for table in text.split("COMMIT\n")[:2]:
+        chains = [line[1:].split()[0] for line in table.splitlines() if line.startswith(":")]
+        assert len(chains) == len(set(chains))
+    declared = {line[1:].split()[0] for line in text.splitlines() if line.startswith(":")}
+    jumps = {line.split(" -j ")[-1].split()[0] for line in text.splitlines() if " -j NBK-" in line}
+    assert jumps <= set(declared)  # every jump target is declared in the same text
+
+
+def test_restore_text_writes_only_changed_chains_and_deletes_stale() -> None:
+    old_rule = _rule([("10.244.1.2", 80), ("10.244.2.2", 80)])
+    new_rule = _rule([("10.244.1.2", 80), ("10.244.3.2", 80)])
+    other = _rule([("10.244.1.9", 80)], name="default/other", ip="10.96.0.20", node_port=None)
+    old = render_tables([old_rule, other])
+    new = render_tables([new_rule, other])
+    delta = restore_text(new, old)
+    assert "*filter" not in delta  # nothing changed there
+    gone, added = sep_chain(old_rule, "10.244.2.2", 80), sep_chain(new_rule, "10.244.3.2", 80)
+    assert f":{gone} - [0:0]" in delta and f"-X {gone}" in delta and f":{added} - [0:0]" in delta
+    assert f":{svc_chain(new_rule)} - [0:0]" in delta
+    assert svc_chain(other) not in delta and "NBK-SERVICES" not in delta  # untouched chains
+    assert restore_text(new, new) == ""
+    # Chains found in the kernel from an earlier run are removed too.
+    assert "-X NBK-SVC-LEFTOVER" in restore_text(new, None, [("nat", "NBK-SVC-LEFTOVER")])
+
+
+def test_render_from_compute_rules() -> None:
+    svc = {"kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+           "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 8000, "nodePort": 30001}]}}  # fmt: skip
+    ep = {"kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
+          "subsets": [{"addresses": [{"ip": "10.244.1.2"}], "ports": [{"port": 80}]}]}  # fmt: skip
+    text = render(compute_rules([svc], [ep]))
+    assert "DNAT --to-destination 10.244.1.2:80" in text and "--dport 30001" in text
+
+
+# --- real traffic (root) --------------------------------------------------------------------------
+
+_why = lab_available()
+root = pytest.mark.skipif(_why is not None, reason=_why or "")
+NODES = {"pxt1": 1, "pxt2": 2, "pxt3": 3}
+
+
+def _nat(netns: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", netns, "iptables-save"], capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PodLab, list[IptablesProxy]]]:
+    if _why:
+        pytest.skip(_why)
+    lab = PodLab(tmp_path_factory.mktemp("pxlab"))
+    proxies: list[IptablesProxy] = []
+    try:
+        for name, index in NODES.items():
+            net = lab.add_node(name, index)
+            proxies.append(IptablesProxy(net.netns, [net.node_ip]))
+        for i in range(5):  # the article's 5 replicas over 3 nodes
+            lab.add_pod(list(NODES)[i % 3], f"pxweb{i}")
+        lab.add_pod("pxt1", "pxclient")
+        yield lab, proxies
+    finally:
+        for proxy in proxies:
+            proxy.cleanup()
+        lab.close()
+
+
+def _sync_all(lab: PodLab, proxies: list[IptablesProxy], pods: list[str], **kw) -> ServicePortRule:
+    rule = _rule([(lab.pods[p].ip, 80) for p in pods], **kw)
+    for proxy in proxies:
+        proxy.sync([rule])
+    return rule
+
+
+WEB = [f"pxweb{i}" for i in range(5)]
+
+
+@root
+@pytest.mark.timeout(60)
+def test_cluster_ip_from_a_pod_and_node_port_from_the_host(cluster) -> None:
+    lab, proxies = cluster
+    _sync_all(lab, proxies, WEB)
+    assert all(p.restores >= 1 for p in proxies)
+    restores = [p.restores for p in proxies]
+    _sync_all(lab, proxies, WEB)  # unchanged: no restore at all
+    assert [p.restores for p in proxies] == restores
+    client = lab.pods["pxclient"]
+    assert lab.fetch(client.netns, "http://10.96.0.10:8000/") in WEB
+    # ClusterIP from a pod is not NATed on the source side.
+    assert lab.fetch(client.netns, "http://10.96.0.10:8000/cgi-bin/ip") == client.ip
+    hits: collections.Counter[str] = collections.Counter()
+    node_ips = [net.node_ip for net in lab.nodes.values()]
+    for i in range(200):
+        with urllib.request.urlopen(f"http://{node_ips[i % 3]}:30001/", timeout=3) as resp:
+            hits[resp.read().decode().strip()] += 1
+    assert set(hits) == set(WEB), hits
+    assert max(hits.values()) <= 2 * 200 / len(WEB), hits
+
+
+@root
+@pytest.mark.timeout(60)
+def test_endpoint_change_session_affinity_and_no_endpoints(cluster) -> None:
+    lab, proxies = cluster
+    client = lab.pods["pxclient"]
+    _sync_all(lab, proxies, ["pxweb3"])
+    assert {lab.fetch(client.netns, "http://10.96.0.10:8000/") for _ in range(5)} == {"pxweb3"}
+    _sync_all(lab, proxies, ["pxweb1", "pxweb2"], affinity=True)
+    seen = {lab.fetch(client.netns, "http://10.96.0.10:8000/") for _ in range(8)}
+    assert len(seen) == 1 and seen <= {"pxweb1", "pxweb2"}
+    _sync_all(lab, proxies, [])
+    with pytest.raises(Exception, match="refused"):
+        lab.fetch(client.netns, "http://10.96.0.10:8000/")
+    with pytest.raises(Exception, match="refused"):
+        lab.fetch(None, f"http://{lab.nodes['pxt2'].node_ip}:30001/")
+
+
+@root
+@pytest.mark.timeout(60)
+def test_restart_adopts_and_cleanup_removes_only_our_chains(cluster) -> None:
+    lab, proxies = cluster
+    ns = lab.nodes["pxt3"].netns
+    # A rule of someone else in the same table must survive everything we do.
+    subprocess.run(["ip", "netns", "exec", ns, "iptables", "-t", "nat", "-N", "OTHER"], check=True)
+    try:
+        _sync_all(lab, proxies, WEB)
+        fresh = IptablesProxy(ns, [lab.nodes["pxt3"].node_ip])  # as after an agent restart
+        fresh.sync([_rule([(lab.pods["pxweb0"].ip, 80)])])
+        saved = _nat(ns)
+        assert saved.count(":NBK-SEP-") == 1 and saved.count("-j NBK-SERVICES") == 5  # no duplicate jumps
+        assert lab.fetch(lab.pods["pxclient"].netns, f"http://{lab.nodes['pxt3'].node_ip}:30001/") == "pxweb0"
+        fresh.cleanup()
+        saved = _nat(ns)
+        assert "NBK-" not in saved and ":OTHER" in saved
+    finally:
+        subprocess.run(["ip", "netns", "exec", ns, "iptables", "-t", "nat", "-X", "OTHER"], check=False)
