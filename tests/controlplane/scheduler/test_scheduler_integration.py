@@ -35,6 +35,12 @@ def add_node(api: Registry, obj: dict[str, Any]) -> None:
     api.update_status({**created, "status": status})
 
 
+def known_ready(sched: Scheduler, *names: str) -> bool:
+    """The scheduler's informer has seen these nodes Ready (the Node create and status are two writes)."""
+    nodes = sched.snapshot.nodes
+    return all(n in nodes and nodes[n].ready for n in names)
+
+
 def node_of(api: Registry, name: str) -> str:
     return str(api.get("Pod", name, "default")["spec"].get("nodeName") or "")
 
@@ -70,6 +76,7 @@ def scheduler(api: Registry, clock: FakeClock) -> Iterator[Scheduler]:
 def test_pods_are_bound_spread_and_recorded(api: Registry, scheduler: Scheduler) -> None:
     for n in ("n1", "n2", "n3"):
         add_node(api, node(n))
+    assert wait_for(lambda: known_ready(scheduler, "n1", "n2", "n3"))
     for i in range(5):
         api.create(pod(f"web-{i}", cpu="100m", owner_uid="rc-1"))
     assert wait_for(lambda: all(node_of(api, f"web-{i}") for i in range(5)))
@@ -87,6 +94,7 @@ def test_unschedulable_pod_gets_condition_and_event_then_binds_when_a_node_arriv
     add_node(api, node("small-1", cpu="1"))
     add_node(api, node("small-2", cpu="1"))
     add_node(api, node("cordoned", cpu="8", unschedulable=True))
+    assert wait_for(lambda: known_ready(scheduler, "small-1", "small-2", "cordoned"))
     api.create(pod("big", cpu="2"))
     msg = "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) were unschedulable."
     cond = wait_for(lambda: condition(api, "big"))
@@ -104,6 +112,7 @@ def test_unschedulable_pod_gets_condition_and_event_then_binds_when_a_node_arriv
 
 def test_deleting_a_pod_frees_room_for_a_parked_one(api: Registry, scheduler: Scheduler) -> None:
     add_node(api, node("n1", cpu="1"))
+    assert wait_for(lambda: known_ready(scheduler, "n1"))
     api.create(pod("first", cpu="800m"))
     assert wait_for(lambda: node_of(api, "first")) == "n1"
     api.create(pod("second", cpu="800m"))
@@ -115,6 +124,7 @@ def test_deleting_a_pod_frees_room_for_a_parked_one(api: Registry, scheduler: Sc
 
 def test_periodic_retry_uses_the_clock(api: Registry, scheduler: Scheduler, clock: FakeClock) -> None:
     add_node(api, node("n1", cpu="1"))
+    assert wait_for(lambda: known_ready(scheduler, "n1"))
     api.create(pod("p", cpu="2"))
     assert wait_for(lambda: events(api, "p", "FailedScheduling"))
     before = scheduler.stats.unschedulable
