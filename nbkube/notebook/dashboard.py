@@ -195,14 +195,23 @@ class Dashboard(widgets.VBox):
 
     def stop(self) -> None:
         """Stop the updater thread, wait for running actions, and stop informers it started."""
+        already = self._stopping.is_set()
         self._stopping.set()
         self._dirty.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(_STOP_JOIN)
+        thread = getattr(self, "_thread", None)
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(_STOP_JOIN)
         for t in list(self._actions):
-            t.join(_STOP_JOIN)
-        if self._own_factory:
+            if t is not threading.current_thread():
+                t.join(_STOP_JOIN)
+        if self._own_factory and not already:
             self.factory.stop_all()
+
+    def close(self) -> None:
+        """Close the widget (also what `Widget.close_all()` does at kernel shutdown): stop first."""
+        if hasattr(self, "_stopping"):
+            self.stop()
+        super().close()
 
     # -- rendering ---------------------------------------------------------------------------------
 

@@ -177,3 +177,10 @@ def test_updater_never_prints(api: Registry, dash: Dashboard, capfd: pytest.Capt
     wait_for(lambda: "n1" in dash._columns and "p4" in dash._columns["n1"].pods.value)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_close_stops_the_updater(api: Registry, comms: list[CountingComm]) -> None:
+    d = Dashboard(api, throttle=0.01)
+    d.close()
+    assert not d._thread.is_alive()
+    d.stop()  # idempotent

@@ -168,3 +168,11 @@ def test_store_url_target(shell: InteractiveShell, tmp_path: Any) -> None:
         assert reg.get("Pod", "lone", "default")["metadata"]["name"] == "lone"
     finally:
         reg.close()
+
+
+def test_question_mark_shows_the_cli_help(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run_cell("%nbkube?")
+    out = capsys.readouterr().out
+    assert "usage: nbkube" in out and "%%nbkube apply" in out
