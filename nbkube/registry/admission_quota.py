@@ -8,17 +8,17 @@ and Service allocation, so it charges what will really be stored.
 
 How concurrent creates cannot both slip under the limit (as upstream's quota admission does): the
 charge is written into the quota's `status.used` with a compare-and-swap on the quota's
-resourceVersion *before* the object is written. Two creates racing (threads, processes or machines
-sharing the store) both read `used`, and only one CAS wins; the loser re-reads the new `used`
-and checks again. When the write of the object fails afterwards, `rollback` takes the charge back.
-Deletes do not decrement here: the quota controller (`controlplane/controllers/quota.py`)
-recalculates `used` from what exists. Without that controller, a create that would be refused is
-first re-checked against a fresh count of the namespace (plus charges in flight in this process),
-so stale `used` values heal themselves rather than blocking the namespace.
+resourceVersion *before* the object is written, and the check uses `status.used`, never a fresh
+count (which could not see creates charged but not yet written by other processes). Two creates
+racing (threads, processes or machines sharing the store) both read `used`; only one CAS wins and
+the loser re-reads the new `used` and checks again. When the write of the object fails afterwards,
+`rollback` takes the charge back; after a DELETE, `committed` gives the object's usage back. The
+quota controller (`controlplane/controllers/quota.py`) recounts `used` from what exists, which
+also frees finished pods and corrects anything deleted through a Registry without this plugin.
 
-Known window (also upstream's): a recount, here or in the controller, cannot see an object another
-*process* has charged but not yet written (microseconds to milliseconds), so in that window a
-concurrent create could go over by that one object.
+Known window (upstream's too): the controller's recount cannot see an object another process has
+charged but not yet written (microseconds to milliseconds); if it writes in that window, one
+create can go over by that object until the next recount.
 """
 
 from __future__ import annotations
@@ -220,6 +220,8 @@ class QuotaAdmission:
         if op == "CREATE":
             with self._pending_lock:
                 self._pending.pop(id(obj), None)
+        elif op == "DELETE" and old is not None:
+            self._release_deleted(registry, old)
 
     def rollback(self, op: Operation, obj: Obj, old: Obj | None, registry: Registry) -> None:
         if op != "CREATE":
@@ -250,11 +252,9 @@ class QuotaAdmission:
         if any(r not in status_used for r in all_tracked):
             # never calculated (new quota, no controller yet): count what exists
             status_used = {**self._recount(registry, namespace, qname, all_tracked), **status_used}
+        # No recount when over: `used` includes charges of creates still in flight in other
+        # processes, which a count of what is stored cannot see (it would let both through).
         over = [r for r in tracked if status_used.get(r, Decimal(0)) + delta[r] > hard[r]]
-        if over:
-            # `used` may be stale-high (deletes are freed by the quota controller): recount first
-            status_used = {**status_used, **self._recount(registry, namespace, qname, all_tracked)}
-            over = [r for r in tracked if status_used.get(r, Decimal(0)) + delta[r] > hard[r]]
         if over:
             raise Forbidden(
                 f"{_object_name(obj)} is forbidden: exceeded quota: {qname}, "
@@ -268,6 +268,27 @@ class QuotaAdmission:
         updated["status"] = quota_status(hard_raw, new_used)
         registry.update_status(updated)  # CAS on the resourceVersion we read: Conflict if raced
         return {r: delta[r] for r in tracked}
+
+    def _release_deleted(self, registry: Registry, deleted: Obj) -> None:
+        """Give a deleted object's usage back at once (the controller's recount confirms it)."""
+        namespace = str((deleted.get("metadata") or {}).get("namespace") or "")
+        if not namespace:
+            return
+        quotas, _rv = registry.list("ResourceQuota", namespace)
+        freed: list[tuple[str, dict[str, Decimal]]] = []
+        for quota in quotas:
+            used = _map(quota, "status").get("used")
+            tracked = [
+                r
+                for r in _map(quota, "spec").get("hard") or {}
+                if kind_for_resource(r) == deleted.get("kind")
+            ]
+            if not isinstance(used, dict) or not tracked:
+                continue  # never charged: nothing to give back
+            charge = usage_of(deleted, [r for r in tracked if r in used])
+            if charge:
+                freed.append((str(quota["metadata"]["name"]), charge))
+        self._undo(registry, namespace, freed)
 
     def _recount(
         self, registry: Registry, namespace: str, qname: str, resources: list[str]

@@ -156,15 +156,18 @@ def test_failed_write_takes_charge_back(api: Registry) -> None:
     assert used(api, "q") == {"pods": "1"}
 
 
-def test_deletes_free_quota_even_without_controller(api: Registry) -> None:
-    api.create(quota("q", pods="1"))
+def test_delete_gives_usage_back_without_controller(api: Registry) -> None:
+    api.create(quota("q", pods="1", requests_cpu="1"))
     api.create(pod("p1"))
+    assert used(api, "q") == {"pods": "1", "requests.cpu": "500m"}
     api.delete("Pod", "p1")
-    api.create(pod("p2"))  # stale used=1 is recounted before refusing
-    assert used(api, "q") == {"pods": "1"}
+    assert used(api, "q") == {"pods": "0", "requests.cpu": "0"}
+    api.create(pod("p2"))
+    assert used(api, "q") == {"pods": "1", "requests.cpu": "500m"}
 
 
-def test_concurrent_creates_never_exceed(store: Store) -> None:
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_creates_never_exceed(store: Store, round_: int) -> None:
     # two registries with their own plugins, as two processes sharing one store would be
     apis = [Registry(store, admission=default_admission_plugins()) for _ in range(2)]
     apis[0].create(quota("q", pods="5", requests_cpu="10"))
