@@ -7,32 +7,13 @@ read or write the user's real `~/.nbkube/store.db`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nbk_clitest import Result, Run
 
 from nbkube.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
-RC_YAML = str(EXAMPLES / "nginx-rc.yaml")
-SVC_YAML = str(EXAMPLES / "nginx-service.yaml")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return [line for line in self.err.splitlines() if line.strip()]
-
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RC_YAML, SVC_YAML, Run
+from nbk_clitest import RC_YAML, SVC_YAML, Run
 
 from nbkube.cli.context import open_registry
 from nbkube.client.events import record_event

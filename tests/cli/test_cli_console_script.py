@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RC_YAML, SVC_YAML, Run
+from nbk_clitest import RC_YAML, SVC_YAML, Run
 
 from nbkube.store.etcd_server import etcd_available, launch_etcd
 

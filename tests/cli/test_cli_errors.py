@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RC_YAML, SVC_YAML, Result, Run
+from nbk_clitest import RC_YAML, SVC_YAML, Result, Run
 
 
 def _one_error_line(r: Result) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Run
+from nbk_clitest import Run
 
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store

@@ -8,7 +8,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import Run
+from nbk_clitest import Run
 
 import nbkube.cli as cli
 from nbkube.cli.context import Context
