@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,30 +13,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "registry"))
 
+from nbk_nbtest import CountingComm  # noqa: E402
 from nbk_teststore import leftover_threads  # noqa: E402
 
 from nbkube.registry.registry import Registry  # noqa: E402
 from nbkube.store import open_store  # noqa: E402
-
-
-class CountingComm:
-    """Stands in for a kernel comm: keeps every message a widget sends, opens nothing."""
-
-    kernel = "headless"  # ipywidgets only sends when the comm has a kernel
-
-    def __init__(self, **kwargs: Any):
-        self.comm_id = uuid.uuid4().hex
-        self.messages: list[dict[str, Any]] = []
-        self.open_data = kwargs.get("data")
-
-    def on_msg(self, callback: Any) -> None:
-        pass
-
-    def send(self, data: Any = None, buffers: Any = None, **_kw: Any) -> None:
-        self.messages.append(data)
-
-    def close(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 @pytest.fixture

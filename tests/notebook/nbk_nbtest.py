@@ -1,10 +1,31 @@
-"""Helpers shared by the notebook tests: object builders and a deadline-bounded wait."""
+"""Helpers shared by the notebook tests: a counting comm, object builders and a deadline-bounded wait."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
+
+
+class CountingComm:
+    """Stands in for a kernel comm: keeps every message a widget sends, opens nothing."""
+
+    kernel = "headless"  # ipywidgets only sends when the comm has a kernel
+
+    def __init__(self, **kwargs: Any):
+        self.comm_id = uuid.uuid4().hex
+        self.messages: list[dict[str, Any]] = []
+        self.open_data = kwargs.get("data")
+
+    def on_msg(self, callback: Any) -> None:
+        pass
+
+    def send(self, data: Any = None, buffers: Any = None, **_kw: Any) -> None:
+        self.messages.append(data)
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

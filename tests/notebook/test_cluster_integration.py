@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CountingComm
-from nbk_nbtest import wait_for
+from nbk_nbtest import CountingComm, wait_for
 
 from nbkube.notebook.dashboard import dashboard_for
 from nbkube.notebook.views import ClusterViews

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CountingComm
-from nbk_nbtest import node, pod, rc, wait_for
+from nbk_nbtest import CountingComm, node, pod, rc, wait_for
 
 from nbkube.client.informer import InformerFactory
 from nbkube.notebook.dashboard import ControllerRef, Dashboard
