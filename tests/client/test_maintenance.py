@@ -18,6 +18,7 @@ from nbkube.client.informer import InformerFactory
 from nbkube.client.maintenance import DrainRefused, DrainTimeout, EvictedPod, cordon, drain, uncordon
 from nbkube.clock import FakeClock
 from nbkube.controlplane.controllers.replication import ReplicationManager
+from nbkube.controlplane.scheduler.scheduler import Scheduler
 from nbkube.errors import Conflict, NotFound
 from nbkube.registry.registry import Registry
 
@@ -224,3 +225,51 @@ def test_drain_timeout_lists_pods_still_there(api: Registry, nodes: list[str]) -
         drain(SlowDelete(api), "node-1", force=True, timeout=30, clock=SteppingClock())  # type: ignore[arg-type]
     assert str(exc.value) == "drain node/node-1 timed out after 30s waiting for 1 pod(s) to go: default/stuck"
     assert exc.value.remaining == ["default/stuck"]
+
+
+def test_drain_with_real_scheduler_keeps_cordoned_node_empty(api: Registry) -> None:
+    for name in NODES:
+        node = api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+        node["status"] = {
+            "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+        api.update_status(node)
+    factory = InformerFactory(api)
+    rcm = ReplicationManager(api, factory)
+    scheduler = Scheduler(api, factory)
+    factory.start_all()
+    try:
+        assert factory.wait_all_synced(5)
+        rcm.start()
+        scheduler.start()
+        api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ReplicationController",
+                "metadata": {"name": "web", "namespace": "default"},
+                "spec": {
+                    "replicas": 4,
+                    "selector": {"app": "web"},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                    },
+                },
+            }
+        )
+        wait_for(lambda: len(pods_on(api, "node-1")) + len(pods_on(api, "node-2")) == 4, what="4 bound pods")
+        on_node_1 = pods_on(api, "node-1")
+        report = drain(api, "node-1", timeout=10)
+        assert sorted(p.name for p in report.moved()) == on_node_1
+        wait_for(lambda: len(pods_on(api, "node-2")) == 4, what="all 4 pods on node-2")
+        assert pods_on(api, "node-1") == []
+        # more replicas while cordoned: none lands on node-1
+        api.patch("ReplicationController", "web", "default", {"spec": {"replicas": 6}})
+        wait_for(lambda: len(pods_on(api, "node-2")) == 6, what="6 pods on node-2")
+        assert pods_on(api, "node-1") == []
+    finally:
+        scheduler.stop()
+        rcm.stop()
+        factory.stop_all()
