@@ -130,8 +130,9 @@ class NodeAgent:
         self._stop.clear()
         if self.queue.shutting_down:
             self.queue = WorkQueue(clock=self.clock)
-        self.register()
+        self._ensure_namespace()
         self.renew_lease()
+        self.register()
         if self._own_factory:
             self.factory.start_all()
         else:
@@ -406,11 +407,12 @@ class NodeAgent:
         node = self._check_fault_annotation()
         if self._fault is not None:
             return
+        # lease first: a controller that sees our Ready status also finds a fresh lease
+        self.renew_lease()
         if node is None:
             self.register()  # someone deleted our Node: register again, as the kubelet does
         else:
             self._write_node_status(node, self.clock.now())
-        self.renew_lease()
 
     def _heartbeat_loop(self) -> None:
         # start() has just registered and renewed: the first beat is one interval later

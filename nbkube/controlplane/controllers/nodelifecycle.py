@@ -34,7 +34,7 @@ from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
 from nbkube.controlplane.profiles import Profile, get_profile
-from nbkube.errors import NotFound
+from nbkube.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
@@ -146,17 +146,33 @@ class NodeLifecycleController(Controller):
     # -- reconcile ---------------------------------------------------------------------------------
 
     def _last_renewal(self, node: Obj) -> float:
+        """The node's latest sign of life: its Lease renewal or its Ready heartbeat, whichever is later
+        (both count, as upstream's probe timestamp; a node writes them one after the other)."""
         lease = self.leases.get(f"{NODE_LEASE_NAMESPACE}/{node['metadata']['name']}")
-        renew = _time(((lease or {}).get("spec") or {}).get("renewTime"))
-        if renew is None:
-            ready = _condition(node.get("status") or {}, "Ready") or {}
-            renew = _time(ready.get("lastHeartbeatTime")) or _time(node["metadata"].get("creationTimestamp"))
-        return max(renew or 0.0, self._started_at)
+        renew = _time(((lease or {}).get("spec") or {}).get("renewTime")) or 0.0
+        ready = _condition(node.get("status") or {}, "Ready") or {}
+        heartbeat = _time(ready.get("lastHeartbeatTime")) or 0.0
+        created = _time(node["metadata"].get("creationTimestamp")) or 0.0
+        return max(renew, heartbeat, created, self._started_at)
 
     def reconcile(self, key: str) -> None:
         node = self.nodes.get(key)
-        if node is None:
-            return
+        # Conflicts (the agent wrote the Node meanwhile) are retried here with a fresh read rather
+        # than by a rate-limited requeue, whose back-off would wait on a FakeClock in tests.
+        for _attempt in range(3):
+            if node is None:
+                return
+            try:
+                self._reconcile_node(key, node)
+                return
+            except Conflict:
+                try:
+                    node = self.api.get("Node", key)
+                except NotFound:
+                    return
+        raise Conflict(f"node {key} kept changing")
+
+    def _reconcile_node(self, key: str, node: Obj) -> None:
         now = self.clock.now()
         grace = self.profile.grace_period
         lapse = self._last_renewal(node) + grace
@@ -168,6 +184,10 @@ class NodeLifecycleController(Controller):
                 ready = "Unknown"
         else:
             next_check = lapse - now
+        if ready == "Unknown":
+            self._mark_pods_not_ready(
+                key, now
+            )  # again on every pass: a conflict may have cut the last one short
         node = self._sync_taints(node, ready, now)
         evict_next = self._evict(node, now)
         if evict_next is not None:
@@ -206,34 +226,50 @@ class NodeLifecycleController(Controller):
             component=COMPONENT,
             clock=self.clock,
         )
-        self._mark_pods_not_ready(name, now)
         return updated
 
     def _mark_pods_not_ready(self, node_name: str, now: float) -> None:
+        """Set Ready/ContainersReady False on the node's pods (idempotent: only writes changes)."""
         stamp = rfc3339(now)
-        for pod in self.pods.by_index("nodeName", node_name):
-            status = copy.deepcopy(pod.get("status") or {})
-            changed = False
-            for cond in status.get("conditions") or []:
-                if cond.get("type") in ("Ready", "ContainersReady") and cond.get("status") != "False":
-                    cond.update(status="False", reason="NodeNotReady", lastTransitionTime=stamp)
-                    changed = True
-            if not changed:
-                continue
-            try:
-                self.api.update_status({**pod, "status": status})
-            except NotFound:
-                continue
-            # a Conflict propagates: the reconcile is retried with fresher caches
-            record_event(
-                self.api,
-                pod,
-                "NodeNotReady",
-                "Node is not ready",
-                type="Warning",
-                component=COMPONENT,
-                clock=self.clock,
-            )
+        for cached in self.pods.by_index("nodeName", node_name):
+            pod: Obj | None = cached
+            # fresh reads on conflict, bounded: a rate-limited requeue would wait on a FakeClock
+            for _attempt in range(3):
+                assert pod is not None
+                status = copy.deepcopy(pod.get("status") or {})
+                changed = False
+                for cond in status.get("conditions") or []:
+                    if cond.get("type") in ("Ready", "ContainersReady") and cond.get("status") != "False":
+                        cond.update(status="False", reason="NodeNotReady", lastTransitionTime=stamp)
+                        changed = True
+                if not changed:
+                    break
+                try:
+                    self.api.update_status({**pod, "status": status})
+                except NotFound:
+                    break
+                except Conflict:
+                    pod = self._fresh_pod(pod)
+                    if pod is None:
+                        break
+                    continue
+                record_event(
+                    self.api,
+                    pod,
+                    "NodeNotReady",
+                    "Node is not ready",
+                    type="Warning",
+                    component=COMPONENT,
+                    clock=self.clock,
+                )
+                break
+
+    def _fresh_pod(self, pod: Obj) -> Obj | None:
+        try:
+            fresh = self.api.get("Pod", pod["metadata"]["name"], pod["metadata"].get("namespace", ""))
+        except NotFound:
+            return None
+        return fresh if fresh["metadata"].get("uid") == pod["metadata"].get("uid") else None
 
     def _sync_taints(self, node: Obj, ready: str, now: float) -> Obj:
         spec = node.get("spec") or {}
@@ -260,19 +296,28 @@ class NodeLifecycleController(Controller):
         if not noexec:
             return None
         name = node["metadata"]["name"]
-        default = self.profile.toleration_seconds
         soonest: float | None = None
-        for pod in self.pods.by_index("nodeName", name):
+        for cached in self.pods.by_index("nodeName", name):
+            wait = self._evict_pod(cached, noexec, name, now)
+            if wait is not None:
+                soonest = wait if soonest is None else min(soonest, wait)
+        return soonest
+
+    def _evict_pod(self, cached: Obj, noexec: list[Obj], node_name: str, now: float) -> float | None:
+        """Delete the pod if its toleration ran out; else seconds until it will (None: never)."""
+        pod: Obj | None = cached
+        for _attempt in range(3):
+            assert pod is not None
             evict_at = math.inf
             for taint in noexec:
                 added = _time(taint.get("timeAdded")) or now
-                evict_at = min(evict_at, added + toleration_seconds(pod, taint, default))
+                evict_at = min(
+                    evict_at, added + toleration_seconds(pod, taint, self.profile.toleration_seconds)
+                )
             if evict_at == math.inf:
-                continue
+                return None
             if now < evict_at:
-                wait = evict_at - now
-                soonest = wait if soonest is None else min(soonest, wait)
-                continue
+                return evict_at - now
             try:
                 self.api.delete(
                     "Pod",
@@ -281,16 +326,22 @@ class NodeLifecycleController(Controller):
                     resource_version=str(pod["metadata"].get("resourceVersion") or "") or None,
                 )
             except NotFound:
+                return None
+            except Conflict:
+                # changed under us (it may have gained a toleration): decide again on the fresh pod
+                pod = self._fresh_pod(pod)
+                if pod is None:
+                    return None
                 continue
-            # a Conflict propagates: retry with the newer pod (it may have gained a toleration)
             record_event(
                 self.api,
                 pod,
                 "TaintManagerEviction",
-                f"Marking for deletion Pod {key_of(pod)} (node {name} has taint(s) "
+                f"Marking for deletion Pod {key_of(pod)} (node {node_name} has taint(s) "
                 + ", ".join(f"{t.get('key')}:{t.get('effect')}" for t in noexec)
                 + ")",
                 component=COMPONENT,
                 clock=self.clock,
             )
-        return soonest
+            return None
+        raise Conflict(f"pod {key_of(cached)} kept changing during eviction")
