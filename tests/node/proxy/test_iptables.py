@@ -42,12 +42,12 @@ def test_render_spreads_evenly_like_kube_proxy() -> None:
         == f"-A {svc_chain(rule)} ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp --dport 8000 -j NBK-MARK-MASQ"
     )
     seps = [sep_chain(rule, f"10.244.{n}.2", 80) for n in (1, 2, 3)]
-    assert svc[1:] == [
+    assert list(svc[1:]) == [
         f"-A {svc_chain(rule)} -m statistic --mode random --probability 0.3333333333 -j {seps[0]}",
         f"-A {svc_chain(rule)} -m statistic --mode random --probability 0.5000000000 -j {seps[1]}",
         f"-A {svc_chain(rule)} -j {seps[2]}",
     ]
-    assert nat[seps[1]] == [
+    assert list(nat[seps[1]]) == [
         f"-A {seps[1]} -s 10.244.2.2/32 -j NBK-MARK-MASQ",
         f"-A {seps[1]} -p tcp -j DNAT --to-destination 10.244.2.2:80",
     ]
