@@ -1,4 +1,4 @@
-"""Notebook benchmark: the dashboard's refresh cost and comm traffic, and the userspace proxy.
+"""Notebook benchmark: the dashboard's refresh cost and comm traffic.
 
 Dashboard (headless, a counting comm stands in for the kernel; cluster = a Registry on
 sqlite://:memory: with N pods spread over M nodes):
@@ -8,9 +8,8 @@ sqlite://:memory: with N pods spread over M nodes):
   - messages per second under live churn with the real updater thread (throttled), beside the
     baseline's rate at the same number of refreshes.
 
-Userspace proxy throughput (placeholder section, owned by the node helper; measured here because
-issue 5 lists it with the notebook numbers): 1 KiB responses through UserspaceProxy vs directly to a
-local TCP server on loopback, one connection per request, bounded by count and time. Target >= 0.5x.
+The userspace proxy's throughput, which issue 5 lists beside these numbers, is measured by
+`benchmarks/userspace_proxy.py` (backend and client in processes of their own, as in real use).
 
     python benchmarks/notebook.py --pods 1000 --nodes 10
 """
@@ -20,10 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import random
-import socket
-import socketserver
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -231,121 +227,6 @@ def bench_dashboard(
     return rows
 
 
-# -- userspace proxy throughput (placeholder section) ------------------------------------------------
-# The proxy belongs to the node helper; this section only measures it. Loopback only.
-
-RESPONSE = b"x" * 1024
-
-
-class _Handler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        # one 1 KiB response per request line, until the client closes (bounded per connection)
-        for _ in range(1_000_000):
-            if not self.request.recv(64):
-                return
-            self.request.sendall(RESPONSE)
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
-
-def _request(s: socket.socket) -> None:
-    s.sendall(b"GET\n")
-    got = 0
-    while got < len(RESPONSE):
-        chunk = s.recv(4096)
-        if not chunk:
-            raise ConnectionError("short response")
-        got += len(chunk)
-
-
-def _fetch(port: int) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        _request(s)
-
-
-def _rate(port: int, count: int, seconds: float) -> float:
-    """Requests per second, one new connection per request (what a service probe does)."""
-    done = 0
-    t0 = time.perf_counter()
-    while done < count and time.perf_counter() - t0 < seconds:
-        _fetch(port)
-        done += 1
-    return done / (time.perf_counter() - t0)
-
-
-def _rate_keepalive(port: int, count: int, seconds: float) -> float:
-    """Requests per second over one connection kept open."""
-    done = 0
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        t0 = time.perf_counter()
-        while done < count and time.perf_counter() - t0 < seconds:
-            _request(s)
-            done += 1
-        return done / (time.perf_counter() - t0)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def bench_proxy(count: int, seconds: float) -> list[list[str]]:
-    from nbkube.node.proxy.rules import Backend, ServicePortRule
-    from nbkube.node.proxy.userspace import UserspaceProxy
-
-    server = _Server(("127.0.0.1", 0), _Handler)
-    backend_port = int(server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    proxy = UserspaceProxy()
-    try:
-        port = _free_port()
-        rule = ServicePortRule(
-            service="default/bench",
-            port_name="",
-            protocol="TCP",
-            cluster_ip="127.0.0.1",
-            port=port,
-            node_port=None,
-            session_affinity=False,
-            affinity_timeout=0,
-            backends=(Backend("127.0.0.1", backend_port, "default/bench-0"),),
-        )
-        errors = proxy.sync([rule], [])
-        if errors:
-            raise RuntimeError(f"proxy could not listen: {errors}")
-        _rate(backend_port, 50, 1.0)  # warm up both paths
-        _rate(port, 50, 1.0)
-        direct = _rate(backend_port, count, seconds)
-        proxied = _rate(port, count, seconds)
-        direct_ka = _rate_keepalive(backend_port, count * 5, seconds)
-        proxied_ka = _rate_keepalive(port, count * 5, seconds)
-    finally:
-        time.sleep(0.3)  # let the proxy see the clients' closes before it is stopped
-        proxy.stop()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-    return [
-        [
-            "1 KiB responses, new connection each (req/s)",
-            f"{proxied:.0f}",
-            f"{direct:.0f}",
-            f"{proxied / direct:.2f}x",
-        ],
-        [
-            "1 KiB responses, one kept-alive connection (req/s)",
-            f"{proxied_ka:.0f}",
-            f"{direct_ka:.0f}",
-            f"{proxied_ka / direct_ka:.2f}x",
-        ],
-    ]
-
-
 def _print(title: str, headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     print(f"\n{title}")
@@ -360,9 +241,6 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=20, help="pods changed between two timed refreshes")
     ap.add_argument("--refreshes", type=int, default=20)
     ap.add_argument("--churn-seconds", type=float, default=3.0)
-    ap.add_argument("--proxy-count", type=int, default=3000)
-    ap.add_argument("--proxy-seconds", type=float, default=3.0)
-    ap.add_argument("--skip-proxy", action="store_true")
     args = ap.parse_args()
 
     rows = bench_dashboard(args.pods, args.nodes, args.changes, args.refreshes, args.churn_seconds)
@@ -371,12 +249,6 @@ def main() -> None:
         ["measure", "incremental (ours)", "rebuild (baseline)", "baseline/ours"],
         rows,
     )
-    if not args.skip_proxy:
-        _print(
-            "userspace proxy throughput (placeholder section; target >= 0.5x of direct)",
-            ["measure", "via UserspaceProxy", "direct", "proxy/direct"],
-            bench_proxy(args.proxy_count, args.proxy_seconds),
-        )
 
 
 if __name__ == "__main__":
