@@ -1,0 +1,223 @@
+"""LocalCluster end to end (real threads, sim nodes), its store choice, and the `up`/`kill-node` verbs."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "registry"))
+
+from nbk_teststore import leftover_threads  # noqa: E402
+
+from nbkube.cli import main  # noqa: E402
+from nbkube.cluster import LocalCluster, connect  # noqa: E402
+from nbkube.errors import BadRequest, NotFound  # noqa: E402
+
+RC = """\
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: nginx
+spec:
+  replicas: 5
+  selector:
+    app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx
+        ports:
+        - containerPort: 80
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    assert leftover_threads(before, grace=5.0) == []
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+def ready_pods(c: LocalCluster, exclude_node: str = "") -> list[dict]:
+    pods, _ = c.api.list("Pod", "default", label_selector="app=nginx")
+    return [
+        p
+        for p in pods
+        if p["spec"].get("nodeName") != exclude_node
+        and (p.get("status") or {}).get("phase") == "Running"
+        and any(x["type"] == "Ready" and x["status"] == "True" for x in p["status"].get("conditions") or [])
+    ]
+
+
+@pytest.mark.slow
+def test_killed_node_fails_over_within_3s_under_fast_profile(tmp_path: Path) -> None:
+    with LocalCluster(nodes=3, store="sqlite", profile="fast", data_dir=str(tmp_path)) as c:
+        assert c.control_plane is not None and c.control_plane.wait_leading(10)
+        c.apply(RC)
+        pods = wait_for(lambda: r if len(r := ready_pods(c)) == 5 else None, what="5 ready pods")
+        assert sorted(Counter(p["spec"]["nodeName"] for p in pods).values()) == [1, 2, 2]  # type: ignore[union-attr]
+        victim = Counter(p["spec"]["nodeName"] for p in pods).most_common(1)[0][0]  # type: ignore[union-attr]
+        killed_at = time.monotonic()
+        c.kill_node(victim, "power-off")
+        wait_for(
+            lambda: len(ready_pods(c, exclude_node=victim)) == 5, timeout=3.0, what="failover within 3 s"
+        )
+        assert time.monotonic() - killed_at < 3.0
+        # the event log tells the story, in order
+        ev = c.events("default")
+        reasons = list(ev["reason"])
+        steps = ["NodeNotReady", "TaintManagerEviction", "SuccessfulCreate", "Scheduled", "Started", "Ready"]
+        last_not_ready = reasons.index("NodeNotReady")
+        positions = [last_not_ready]
+        for step in steps[1:]:
+            positions.append(reasons.index(step, positions[-1]))
+        assert positions == sorted(positions)
+        node_rows = ev[(ev["kind"] == "Node") & (ev["reason"] == "NodeNotReady")]
+        assert list(node_rows["name"]) == [victim]
+        assert len(ev[ev["reason"] == "TaintManagerEviction"]) == 2
+        assert repr(c).startswith("LocalCluster(name='default', nodes=3, runtime='sim', store='sqlite://")
+
+
+def test_apply_by_path_and_text_and_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "rc.yaml"
+    path.write_text(RC)
+    with LocalCluster(nodes=0, store="memory") as c:
+        assert c.apply(str(path))[0][1] == "created"
+        assert c.apply(RC)[0][1] == "unchanged"
+        with pytest.raises(BadRequest, match="missing.yaml: no such file"):
+            c.apply(str(tmp_path / "missing.yaml"))
+        with pytest.raises(NotFound):
+            c.kill_node("node-9")
+        assert "store='sqlite://:memory:'" in repr(c)
+
+
+@pytest.mark.skipif(shutil.which("etcd") is None, reason="no etcd binary")
+def test_store_auto_launches_a_private_etcd_and_stops_it(tmp_path: Path) -> None:
+    c = LocalCluster(nodes=1, store="auto", data_dir=str(tmp_path))
+    try:
+        assert c.store_url.startswith("etcd://127.0.0.1:")
+        assert "private etcd" in repr(c) and str(tmp_path / "etcd") in repr(c)
+        assert c.api.get("Node", "node-1")["status"]["conditions"]
+        proc = c.etcd.proc  # type: ignore[union-attr]
+        assert (tmp_path / "cluster.json").read_text().count(c.store_url) == 1
+    finally:
+        c.stop()
+    assert proc.poll() is not None  # the private etcd went with the cluster
+    assert (tmp_path / "etcd").is_dir()  # its data stays for the next start
+
+
+def test_store_auto_falls_back_to_sqlite_without_etcd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbkube.store.etcd_server as etcd_server
+
+    monkeypatch.setattr(etcd_server, "etcd_available", lambda: False)
+    with LocalCluster(nodes=1, store="auto", data_dir=str(tmp_path)) as c:
+        assert c.store_url == f"sqlite://{tmp_path}/store.db" and c.etcd is None
+
+
+@pytest.mark.slow
+def test_restarted_control_plane_finishes_a_rollout(tmp_path: Path) -> None:
+    deploy = RC.replace(
+        "apiVersion: v1\nkind: ReplicationController", "apiVersion: apps/v1\nkind: Deployment"
+    ).replace("  selector:\n    app: nginx\n", "  selector:\n    matchLabels:\n      app: nginx\n")
+    with LocalCluster(nodes=3, store="sqlite", data_dir=str(tmp_path)) as c:
+        if "deployment" not in (c.control_plane.components if c.control_plane else {}):
+            c.control_plane.wait_leading(10)  # type: ignore[union-attr]
+        if "deployment" not in c.control_plane.components:  # type: ignore[union-attr]
+            pytest.skip("deployment controller not in this build")
+        c.apply(deploy)
+        wait_for(lambda: len(ready_pods(c)) == 5, what="first rollout")
+        c.apply(deploy.replace("image: nginx", "image: nginx:1.9"))
+        wait_for(
+            lambda: any(p["spec"]["containers"][0]["image"] == "nginx:1.9" for p in c.api.list("Pod")[0]),
+            what="rollout began",
+        )
+    # a new cluster object on the same store picks the rollout up where it stopped
+    with LocalCluster(nodes=3, store="sqlite", data_dir=str(tmp_path)) as c2:
+
+        def done() -> bool:
+            pods = ready_pods(c2)
+            return len(pods) == 5 and all(p["spec"]["containers"][0]["image"] == "nginx:1.9" for p in pods)
+
+        wait_for(done, timeout=20, what="rollout finished after the restart")
+        d = c2.api.get("Deployment", "nginx", "default")
+        wait_for(
+            lambda: (c2.api.get("Deployment", "nginx", "default")["status"] or {}).get("updatedReplicas") == 5
+        )
+        assert d["spec"]["replicas"] == 5
+        all_pods = c2.api.list("Pod", "default", label_selector="app=nginx")[0]
+        wait_for(
+            lambda: len(c2.api.list("Pod", "default", label_selector="app=nginx")[0]) == 5,
+            what="old pods gone",
+        )
+        assert len(all_pods) >= 5
+
+
+def test_cli_up_prints_store_and_nodes_first(tmp_path: Path) -> None:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(
+            [
+                "up",
+                "--nodes",
+                "2",
+                "--store",
+                f"sqlite://{tmp_path}/s.db",
+                "--duration",
+                "0.2",
+                "--profile",
+                "kubernetes",
+            ]
+        )
+    assert code == 0
+    lines = out.getvalue().splitlines()
+    assert "profile kubernetes (heartbeat 10s, grace 40s, toleration 300s)" in lines[0]
+    assert lines[1] == f"store: sqlite://{tmp_path}/s.db"
+    assert lines[2] == "nodes: node-1 (10.244.1.0/24), node-2 (10.244.2.0/24); runtime sim"
+
+
+def test_cli_kill_node_sets_the_fault_the_agent_obeys(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/s.db"
+    with LocalCluster(nodes=1, store=url, profile="fast", data_dir=str(tmp_path)) as c:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert main(["--store", url, "kill-node", "node-1", "--mode", "stop-heartbeats"]) == 0
+        assert "fault injected: stop-heartbeats" in out.getvalue()
+        agent = c.nodes["node-1"]
+        wait_for(lambda: agent.fault == "stop-heartbeats", timeout=5, what="agent obeys the annotation")
+        with redirect_stdout(io.StringIO()):
+            assert main(["--store", url, "kill-node", "node-1", "--revive"]) == 0
+        wait_for(lambda: agent.fault is None, timeout=5, what="agent revived")
+        handle = connect(url)
+        try:
+            assert (
+                handle.api.get("Node", "node-1")["metadata"].get("annotations", {}).get("nbkube.io/fault")
+                is None
+            )
+        finally:
+            handle.close()
