@@ -221,7 +221,14 @@ class BridgeNetwork:
                     f"route replace default via {self.gateway} dev {ifname}",
                 ]
                 run(["nsenter", f"--net={path}", "ip", "-batch", "-"], input="\n".join(pod_batch) + "\n")
-                run(["ip", "-n", self.netns, "link", "set", outer, "master", NODE_BRIDGE, "up"])
+                # Hairpin: a pod that reaches itself through a service is DNATed back to the port
+                # its frame came in on (br_netfilter NATs bridged frames), as kubelet's hairpin-veth.
+                node_batch = [
+                    f"link set {outer} master {NODE_BRIDGE}",
+                    f"link set {outer} type bridge_slave hairpin on",
+                    f"link set {outer} up",
+                ]
+                run(["ip", "-n", self.netns, "-batch", "-"], input="\n".join(node_batch) + "\n")
                 # A reused address may still map to a gone pod's MAC in the node's cache.
                 run(["ip", "-n", self.netns, "neigh", "flush", "to", ip], check=False)
             except NetworkError:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -271,6 +272,18 @@ class IptablesProxy:
         # Same tables <=> same rendered text (the text is a function of the tables): no restore.
         if tables == self._applied:
             return False
+        try:
+            self._apply(tables)
+        except IptablesError:
+            if self._applied is None:
+                raise
+            # Someone changed our chains under us (or a previous run half-failed): scan the
+            # kernel and write everything once more before giving up.
+            self._applied = None
+            self._apply(tables)
+        return True
+
+    def _apply(self, tables: Tables) -> None:
         extra: dict[str, list[str]] = {}
         existing: set[tuple[str, str]] = set()
         if self._applied is None:
@@ -280,16 +293,17 @@ class IptablesProxy:
             for table, chain, spec in JUMPS:
                 if (table, chain, spec) not in jumps:
                     extra.setdefault(table, []).append(f"-I {chain} 1 {spec}")
-        try:
-            self._restore(restore_text(tables, self._applied, existing, extra))
-        except IptablesError:
-            self._applied = None  # next sync scans and writes everything again
-            raise
+        self._restore(restore_text(tables, self._applied, existing, extra))
         self._applied = tables
-        return True
 
     def cleanup(self) -> None:
-        """Remove our jumps and chains in one restore; nothing else is touched."""
+        """Remove our jumps and chains in one restore; nothing else is touched.
+
+        A namespace that is already gone took our rules with it: nothing to do then.
+        """
+        if self.netns and not os.path.exists(f"/var/run/netns/{self.netns}"):
+            self._applied = None
+            return
         existing, jumps = self.scan()
         extra: dict[str, list[str]] = {}
         for table, chain, spec in JUMPS:

@@ -74,3 +74,16 @@ def test_bridge_allocates_round_robin(tmp_path) -> None:
     state["last"] = "10.244.1.254"
     assert net._allocate(state) == "10.244.1.2"  # wraps around
     assert net.pod_ifname("uid-1") == net.pod_ifname("uid-1") and len(net.pod_ifname("x")) <= 15
+
+
+def test_make_network_by_name(tmp_path) -> None:
+    from nbkube.node.network import make_network
+    from nbkube.node.network.bridge import BridgeNetwork
+
+    assert isinstance(make_network("none", "n1", 1), NoNetwork)
+    assert isinstance(make_network("loopback", "n1", 1), LoopbackNetwork)
+    assert isinstance(make_network("bridge", "n1", 1, tmp_path), BridgeNetwork)
+    with pytest.raises(ValueError, match="state_dir"):
+        make_network("bridge", "n1", 1)
+    with pytest.raises(ValueError, match="unknown network kind 'flannel'"):
+        make_network("flannel", "n1", 1)

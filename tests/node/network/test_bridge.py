@@ -7,9 +7,13 @@ agent restart, and that teardown leaves no namespace, link, route or chain of ou
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +149,35 @@ def test_node_teardown_leaves_nothing_of_that_node(lab: PodLab) -> None:
     assert not [r for r in left["routes"] if r.startswith("10.244.9.")]
     assert not net.state_path.exists()
     # The module fixture asserts that closing the lab leaves nothing at all (bridge, chain, routes).
+
+
+def test_attach_by_pid_as_docker_sandboxes_are(lab: PodLab) -> None:
+    # A process in its own network namespace stands in for a pause container (`--network none`).
+    proc = subprocess.Popen(["unshare", "--net", "sleep", "30"])
+    net = lab.nodes["bt2"]
+    try:
+        for _ in range(250):  # bounded poll: until unshare has switched namespaces and exec'd sleep
+            with contextlib.suppress(OSError):
+                if (
+                    _netns_id(proc.pid) != _netns_id(os.getpid())
+                    and Path(f"/proc/{proc.pid}/comm").read_text() == "sleep\n"
+                ):
+                    break
+            time.sleep(0.02)
+        ip = net.attach_pod("pid-pod", proc.pid)
+        assert ip.startswith("10.244.2.")
+        out = subprocess.run(
+            ["nsenter", f"--net=/proc/{proc.pid}/ns/net", "busybox", "wget", "-q", "-O", "-",
+             f"http://{lab.pods['bt1-p1'].ip}/cgi-bin/ip"],
+            capture_output=True, text=True, timeout=5,
+        )  # fmt: skip
+        assert out.stdout.strip() == ip
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+        net.detach_pod("pid-pod")
+    assert "pid-pod" not in net.pod_ips()
+
+
+def _netns_id(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/ns/net")

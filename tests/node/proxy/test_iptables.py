@@ -215,5 +215,32 @@ def test_restart_adopts_and_cleanup_removes_only_our_chains(cluster) -> None:
         fresh.cleanup()
         saved = _nat(ns)
         assert "NBK-" not in saved and ":OTHER" in saved
+        # The old proxy object never saw that: its next (incremental) sync fails, rescans and rewrites.
+        assert proxies[2].sync([_rule([(lab.pods["pxweb2"].ip, 80)])])
+        assert lab.fetch(lab.pods["pxclient"].netns, f"http://{lab.nodes['pxt3'].node_ip}:30001/") == "pxweb2"
+        assert _nat(ns).count("-j NBK-SERVICES") == 5
     finally:
         subprocess.run(["ip", "netns", "exec", ns, "iptables", "-t", "nat", "-X", "OTHER"], check=False)
+
+
+@root
+@pytest.mark.timeout(60)
+def test_hairpin_same_node_and_node_port_from_a_pod(cluster) -> None:
+    lab, proxies = cluster
+    me = lab.pods["pxweb0"]
+    _sync_all(lab, proxies, ["pxweb0"])
+    # A pod reaching itself through its own service (hairpin): masqueraded to its gateway.
+    assert lab.fetch(me.netns, "http://10.96.0.10:8000/cgi-bin/ip") == lab.nodes[me.node].gateway
+    # Same node, other pod, through the ClusterIP: no NAT of the source (br_netfilter un-DNATs replies).
+    neighbour = lab.pods["pxclient"]
+    assert lab.pods["pxclient"].node == me.node
+    assert lab.fetch(neighbour.netns, "http://10.96.0.10:8000/cgi-bin/ip") == neighbour.ip
+    # A pod on another node using some node's NodePort: answered, source masqueraded to that node.
+    far = lab.pods["pxweb1"]
+    assert far.node != me.node
+    for net in lab.nodes.values():
+        assert lab.fetch(far.netns, f"http://{net.node_ip}:30001/") == "pxweb0"
+
+
+def test_cleanup_of_a_gone_namespace_is_a_no_op() -> None:
+    IptablesProxy("nbk-never-created-here").cleanup()
