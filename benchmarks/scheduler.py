@@ -45,6 +45,7 @@ class CaseResult:
     bound: int
     seconds: float
     pods_per_s: float
+    cpu_seconds: float  # process CPU time (all threads) of the scheduling run
     store_writes_per_s: float
     max_per_node: int
     min_per_node: int
@@ -131,6 +132,7 @@ def run_case(nodes: int, pods: int, store_dir: str, timeout: float, *, raw: bool
     sched = Scheduler(api, factory)
     gc.collect()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     deadline = t0 + timeout
     factory.start_all()
     sched.start()
@@ -138,6 +140,7 @@ def run_case(nodes: int, pods: int, store_dir: str, timeout: float, *, raw: bool
         while sched.stats.scheduled < pods and time.perf_counter() < deadline:
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         bound = sched.stats.scheduled
     finally:
         sched.stop()
@@ -156,6 +159,7 @@ def run_case(nodes: int, pods: int, store_dir: str, timeout: float, *, raw: bool
         bound=bound_in_store,
         seconds=elapsed,
         pods_per_s=bound_in_store / elapsed if elapsed > 0 else 0.0,
+        cpu_seconds=cpu,
         store_writes_per_s=rate,
         max_per_node=max(per_node.values(), default=0),
         min_per_node=min((per_node.get(f"sim-{i:05d}", 0) for i in range(nodes)), default=0),
@@ -203,7 +207,7 @@ def rss_case(nodes: int, pods: int, store_dir: str, timeout: float) -> tuple[Cas
         factory.stop_all()
         api.close()
         os.unlink(path)
-    res = CaseResult(nodes, pods, bound, elapsed, bound / elapsed if elapsed else 0.0, 0.0, 0, 0, 0.0)
+    res = CaseResult(nodes, pods, bound, elapsed, bound / elapsed if elapsed else 0.0, 0.0, 0.0, 0, 0, 0.0)
     return res, before, after, peak
 
 
@@ -221,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=args.store_dir) as tmp:
         print(f"scheduler benchmark: {args.pods} pods, SQLite file store, python {sys.version.split()[0]}")
         print(f"anchor: kube-scheduler threshold {KUBE_SCHEDULER_THRESHOLD:.0f} pods/s at 5000 nodes")
+        print(
+            f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+        )
         print()
         hdr = (
-            f"{'nodes':>6} {'pods':>6} {'bound':>6} {'secs':>7} {'pods/s':>8} {'store upd/s':>11} "
+            f"{'nodes':>6} {'pods':>6} {'bound':>6} {'secs':>7} {'pods/s':>8} {'pods/cpu-s':>10} {'store upd/s':>11} "
             f"{'pods/store':>10} {'vs 680':>7} {'pods/node':>10} {'setup s':>8}"
         )
         print(hdr)
@@ -233,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = r.pods_per_s / r.store_writes_per_s if r.store_writes_per_s else 0.0
             print(
                 f"{r.nodes:>6} {r.pods:>6} {r.bound:>6} {r.seconds:>7.2f} {r.pods_per_s:>8.0f} "
+                f"{r.bound / r.cpu_seconds if r.cpu_seconds else 0.0:>10.0f} "
                 f"{r.store_writes_per_s:>11.0f} {ratio:>10.2f} {r.pods_per_s / KUBE_SCHEDULER_THRESHOLD:>7.2f} "
                 f"{f'{r.min_per_node}-{r.max_per_node}':>10} {r.setup_s:>8.1f}",
                 flush=True,

@@ -28,6 +28,7 @@ Speed, and how it differs from a naive loop (upstream kube-scheduler does the sa
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import zlib
@@ -109,7 +110,7 @@ class PodInfo:
         "node_selector",
         "required_terms",
         "tolerations",
-        "static_key",
+        "_static_key",
         "owner_key",
         "spread_keys",
     )
@@ -122,7 +123,9 @@ class PodInfo:
         self.namespace: str = str(meta.get("namespace") or "default")
         self.key: str = f"{self.namespace}/{self.name}"
         self.uid: str = str(meta.get("uid") or "")
-        self.labels: dict[str, str] = dict(meta.get("labels") or {})
+        # Shared with the (read-only) informer object rather than copied: thousands of bound pods
+        # are held, so PodInfo stays small.
+        self.labels: dict[str, str] = meta.get("labels") or {}
         cpu = mem = nz_cpu = nz_mem = 0
         ports: list[tuple[str, str, int]] = []
         for c in spec.get("containers") or ():
@@ -148,7 +151,7 @@ class PodInfo:
             cpu, mem, nz_cpu, nz_mem = cpu + o_cpu, mem + o_mem, nz_cpu + o_cpu, nz_mem + o_mem
         self.cpu, self.memory, self.nonzero_cpu, self.nonzero_memory = cpu, mem, nz_cpu, nz_mem
         self.host_ports: tuple[tuple[str, str, int], ...] = tuple(ports)
-        self.node_selector: dict[str, str] = dict(spec.get("nodeSelector") or {})
+        self.node_selector: dict[str, str] = spec.get("nodeSelector") or {}
         required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
             "requiredDuringSchedulingIgnoredDuringExecution"
         ) or None
@@ -156,11 +159,8 @@ class PodInfo:
         self.required_terms: list[dict[str, Any]] | None = (
             list(required.get("nodeSelectorTerms") or []) if required is not None else None
         )
-        self.tolerations: list[dict[str, Any]] = list(spec.get("tolerations") or [])
-        # Everything the static filters read from the pod: pods with equal keys get equal answers.
-        self.static_key: str = json.dumps(
-            [self.node_selector, self.required_terms, self.tolerations], sort_keys=True, default=str
-        )
+        self.tolerations: list[dict[str, Any]] = spec.get("tolerations") or []
+        self._static_key: str | None = None
         owner = ""
         for ref in meta.get("ownerReferences") or ():
             if ref.get("controller"):
@@ -168,6 +168,16 @@ class PodInfo:
                 break
         self.owner_key = owner
         self.spread_keys: tuple[str, ...] = (owner,) if owner else ()
+
+    @property
+    def static_key(self) -> str:
+        """Everything the static filters read from the pod: pods with equal keys get equal answers
+        (computed on first use: only pods being scheduled need it)."""
+        if self._static_key is None:
+            self._static_key = json.dumps(
+                [self.node_selector, self.required_terms, self.tolerations], sort_keys=True, default=str
+            )
+        return self._static_key
 
     def __repr__(self) -> str:
         return f"PodInfo({self.key}, cpu={self.cpu}m, memory={self.memory})"
@@ -307,6 +317,9 @@ class NodeInfo:
 # --- the snapshot ------------------------------------------------------------------------------
 
 
+_snapshot_serials = itertools.count(1)
+
+
 class Snapshot:
     """Every node with its bound pods, kept current by informer callbacks; thread-safe via `lock`.
 
@@ -318,6 +331,7 @@ class Snapshot:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        self.serial = next(_snapshot_serials)  # unlike id(), never reused: caches key on it
         self.nodes: dict[str, NodeInfo] = {}
         self.pod_node: dict[str, str] = {}  # pod key -> node it is accounted on
         self.assumed: set[str] = set()  # bound by us, not yet confirmed by the informer
@@ -407,9 +421,20 @@ class Snapshot:
         with self.lock:
             if not node_name or phase in TERMINAL_PHASES:
                 return self.remove_pod(key)
-            pod = self.prepare(PodInfo(pod_obj))
-            self.assumed.discard(key)
             prev = self.pod_node.get(key)
+            if key in self.assumed:
+                self.assumed.discard(key)
+                mine = self.nodes[prev].pods.get(key) if prev in self.nodes else None
+                if (
+                    prev == node_name
+                    and mine is not None
+                    and mine.uid == str((pod_obj.get("metadata") or {}).get("uid") or "")
+                    and mine.labels == ((pod_obj.get("metadata") or {}).get("labels") or {})
+                ):
+                    # The informer confirms our own bind: the accounting is already right.
+                    mine.obj = pod_obj
+                    return False
+            pod = self.prepare(PodInfo(pod_obj))
             if prev is not None and prev != node_name:
                 self.nodes[prev].remove_pod(key)
             ni = self.nodes.get(node_name)
@@ -598,11 +623,12 @@ class Framework:
         # static_key -> (snapshot generation, nodes passing, reasons of the others)
         self._static_cache: dict[str, tuple[int, list[NodeInfo], dict[str, list[str]]]] = {}
         self._cache_owner: int = 0
+        self._lock = threading.Lock()
 
     def _static(self, pod: PodInfo, snapshot: Snapshot) -> tuple[list[NodeInfo], dict[str, list[str]]]:
-        if self._cache_owner != id(snapshot):
+        if self._cache_owner != snapshot.serial:
             self._static_cache.clear()
-            self._cache_owner = id(snapshot)
+            self._cache_owner = snapshot.serial
         hit = self._static_cache.get(pod.static_key)
         if hit is not None and hit[0] == snapshot.generation:
             return hit[1], hit[2]
@@ -625,7 +651,8 @@ class Framework:
     def schedule_one(self, pod: Obj | PodInfo, snapshot: Snapshot) -> Result:
         """Pick a node for `pod` from `snapshot` (no side effects on either)."""
         info = as_pod_info(pod)
-        with snapshot.lock:
+        # The framework's own state (rotating start, static cache) is shared by its callers.
+        with self._lock, snapshot.lock:
             snapshot.prepare(info)
             total = len(snapshot.nodes)
             if total == 0:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class Scheduler:
         framework: Framework | None = None,
         retry_initial: float = 5.0,
         retry_max: float = 30.0,
+        async_bind: bool = True,
     ):
         self.api = api
         self.factory = factory
@@ -86,6 +88,10 @@ class Scheduler:
         self._changes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.async_bind = async_bind
+        self._binder: threading.Thread | None = None
+        self._bind_queue: queue.SimpleQueue[tuple[str, Obj, str] | None] = queue.SimpleQueue()
+        self._binding = 0  # binds handed to the binder and not finished
         self._progress = threading.Condition()
         self.pods = factory.informer("Pod")
         self.nodes = factory.informer("Node")
@@ -199,14 +205,29 @@ class Scheduler:
         if result.node_name is None:
             self._unschedulable(pod, key, result, changes_before)
             return result
+        if self._binder is not None:
+            # Bind on the binder thread, as kube-scheduler's binding cycle does, so the next
+            # decision overlaps this write's I/O; the assume above already accounts the pod.
+            with self._lock:
+                self._binding += 1
+            self._bind_queue.put((key, pod, result.node_name))
+        else:
+            self._bind_cycle(key, pod, result.node_name)
+        return result
+
+    def _bind_cycle(self, key: str, pod: Obj, node_name: str) -> bool:
+        """Bind, then the bookkeeping and the Scheduled event; undo the assume on failure."""
         try:
-            bound = self._bind(pod, result.node_name)
-        except BaseException:
+            bound = self._bind(pod, node_name)
+        except Exception:
             self.snapshot.forget(key)
-            raise
+            self.stats.errors += 1
+            log.exception("%s: binding %s to %s failed", self.name, key, node_name)
+            self.queue.add_rate_limited(key)
+            return False
         if bound is None:
             self.snapshot.forget(key)
-            return result
+            return False
         self.queue.forget(key)
         with self._lock:
             self._attempts.pop(key, None)
@@ -216,12 +237,34 @@ class Scheduler:
             self.api,
             bound,
             "Scheduled",
-            f"Successfully assigned {meta.get('namespace', 'default')}/{meta.get('name')} to {result.node_name}",
+            f"Successfully assigned {meta.get('namespace', 'default')}/{meta.get('name')} to {node_name}",
             component=self.name,
             clock=self.clock,
         )
         self._mark_scheduled(bound)
-        return result
+        return True
+
+    def _run_binder(self) -> None:
+        while True:
+            try:
+                item = self._bind_queue.get(timeout=_IDLE_POLL)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            if item is None:
+                return
+            key, pod, node_name = item
+            try:
+                if self._stop.is_set():
+                    self.snapshot.forget(key)  # stopping: the pod stays pending for the next run
+                else:
+                    self._bind_cycle(key, pod, node_name)
+            finally:
+                with self._lock:
+                    self._binding -= 1
+                with self._progress:
+                    self._progress.notify_all()
 
     def _bind(self, pod: Obj, node_name: str) -> Obj | None:
         """The one CAS write; None if the pod vanished or was bound by someone else meanwhile."""
@@ -333,6 +376,9 @@ class Scheduler:
         self._stop.clear()
         for inf in (self.nodes, self.pods, self.services):
             inf.start()
+        if self.async_bind:
+            self._binder = threading.Thread(target=self._run_binder, name=f"binder-{self.name}", daemon=True)
+            self._binder.start()
         self._thread = threading.Thread(target=self._run, name=f"scheduler-{self.name}", daemon=True)
         self._thread.start()
 
@@ -343,12 +389,17 @@ class Scheduler:
         t, self._thread = self._thread, None
         if t is not None and t is not threading.current_thread():
             t.join(timeout=5.0)
+        b, self._binder = self._binder, None
+        if b is not None:
+            self._bind_queue.put(None)
+            if b is not threading.current_thread():
+                b.join(timeout=5.0)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until nothing is queued (parked pods do not count); for tests and benchmarks."""
+        """Block until nothing is queued or being bound (parked pods do not count); for tests."""
         deadline = time.monotonic() + timeout  # real time: a FakeClock would never run out
         with self._progress:
-            while len(self.queue) > 0:
+            while len(self.queue) > 0 or self._binding > 0:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

@@ -62,10 +62,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def scheduler(api: Registry, clock: FakeClock) -> Iterator[Scheduler]:
+@pytest.fixture(params=[True, False], ids=["async-bind", "inline-bind"])
+def scheduler(api: Registry, clock: FakeClock, request: pytest.FixtureRequest) -> Iterator[Scheduler]:
     factory = InformerFactory(api)
-    sched = Scheduler(api, factory, clock=clock)
+    sched = Scheduler(api, factory, clock=clock, async_bind=request.param)
     factory.start_all()
     sched.start()
     yield sched
