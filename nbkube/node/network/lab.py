@@ -90,6 +90,13 @@ class PodLab:
 
     def add_pod(self, node: str, name: str) -> LabPod:
         netns = f"nbkp-{name}"
+        if os.path.exists(f"/var/run/netns/{netns}"):
+            # Left by a lab that was killed before its cleanup (we hold the lab lock, so it is
+            # no one's now): its httpd and namespace go first.
+            for pid in run(["ip", "netns", "pids", netns], check=False).split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), 9)
+            run(["ip", "netns", "del", netns], check=False)
         run(["ip", "netns", "add", netns])
         pod = LabPod(name, node, netns, "")
         self.pods[name] = pod
