@@ -245,13 +245,11 @@ class Scheduler:
         return True
 
     def _run_binder(self) -> None:
+        bind_queue = self._bind_queue
+        # Ends only at stop()'s sentinel, which comes after the scheduling thread has finished, so
+        # no assumed pod is left without its bind (or its forget).
         while True:
-            try:
-                item = self._bind_queue.get(timeout=_IDLE_POLL)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
+            item = bind_queue.get()
             if item is None:
                 return
             key, pod, node_name = item
@@ -377,6 +375,7 @@ class Scheduler:
         for inf in (self.nodes, self.pods, self.services):
             inf.start()
         if self.async_bind:
+            self._bind_queue = queue.SimpleQueue()
             self._binder = threading.Thread(target=self._run_binder, name=f"binder-{self.name}", daemon=True)
             self._binder.start()
         self._thread = threading.Thread(target=self._run, name=f"scheduler-{self.name}", daemon=True)

@@ -196,3 +196,24 @@ def test_pods_bound_before_start_are_accounted(api: Registry, clock: FakeClock) 
     finally:
         sched.stop()
         factory.stop_all()
+
+
+def test_stop_and_start_again_picks_up_pending_pods(api: Registry, clock: FakeClock) -> None:
+    factory = InformerFactory(api)
+    sched = Scheduler(api, factory, clock=clock)
+    factory.start_all()
+    try:
+        add_node(api, node("n1"))
+        sched.start()
+        assert wait_for(lambda: known_ready(sched, "n1"))
+        api.create(pod("before"))
+        assert wait_for(lambda: node_of(api, "before")) == "n1"
+        sched.stop()
+        api.create(pod("while-stopped"))
+        assert wait_for(lambda: sched.pods.get("default/while-stopped") is not None)
+        assert node_of(api, "while-stopped") == ""
+        sched.start()
+        assert wait_for(lambda: node_of(api, "while-stopped")) == "n1"
+    finally:
+        sched.stop()
+        factory.stop_all()
