@@ -19,3 +19,12 @@ def unload_ipython_extension(ip: object) -> None:
     import importlib
 
     importlib.import_module("nbkube.notebook.magics").unload_ipython_extension(ip)
+
+
+def __getattr__(name: str) -> object:
+    """`nbkube.LocalCluster` / `nbkube.connect`, imported on first use (by name, for the same reason)."""
+    if name in ("LocalCluster", "connect"):
+        import importlib
+
+        return getattr(importlib.import_module("nbkube.cluster"), name)
+    raise AttributeError(f"module 'nbkube' has no attribute {name!r}")
