@@ -102,6 +102,36 @@ def test_killed_node_fails_over_within_3s_under_fast_profile(tmp_path: Path) -> 
         assert repr(c).startswith("LocalCluster(name='default', nodes=3, runtime='sim', store='sqlite://")
 
 
+DATA = Path(__file__).parent / "api" / "data"
+
+
+@pytest.mark.slow
+def test_article_manifests_on_three_sim_nodes(tmp_path: Path) -> None:
+    with LocalCluster(nodes=3, store="sqlite", data_dir=str(tmp_path)) as c:
+        c.apply(str(DATA / "rc.yaml"))
+        c.apply(str(DATA / "service.yaml"))
+
+        def running() -> list[dict]:
+            pods, _ = c.api.list("Pod", "default")
+            return [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+
+        pods = wait_for(lambda: r if len(r := running()) == 5 else None, what="5 running pods")
+        assert sorted(Counter(p["spec"]["nodeName"] for p in pods).values()) == [1, 2, 2]  # type: ignore[union-attr]
+        svc = c.api.get("Service", "nginx-http-service", "default")
+        assert svc["spec"]["clusterIP"] and svc["spec"]["ports"][0]["nodePort"] == 30001
+
+        def addresses() -> int:
+            try:
+                ep = c.api.get("Endpoints", "nginx-http-service", "default")
+            except NotFound:
+                return 0
+            return sum(len(s.get("addresses") or []) for s in ep.get("subsets") or [])
+
+        wait_for(lambda: addresses() == 5, what="5 endpoint addresses")
+        ips = {p["status"]["podIP"] for p in pods}  # type: ignore[union-attr]
+        assert len(ips) == 5 and all(ip.startswith("10.244.") for ip in ips)
+
+
 def test_apply_by_path_and_text_and_bad_input(tmp_path: Path) -> None:
     path = tmp_path / "rc.yaml"
     path.write_text(RC)

@@ -159,3 +159,25 @@ def test_two_control_planes_only_one_acts_and_the_standby_takes_over(api: Regist
         b.stop()
         for agent in agents:
             agent.stop()
+
+
+@pytest.mark.slow
+def test_crashed_leader_is_replaced_after_its_lease_lapses(api: Registry) -> None:
+    profile = get_profile("fast")  # leader lease 3 s
+    a = ControlPlane(api, profile=profile, identity="cp-a", controllers=[], scheduler=False)
+    b = ControlPlane(api, profile=profile, identity="cp-b", controllers=[], scheduler=False)
+    try:
+        a.start()
+        assert a.wait_leading(10)
+        b.start()
+        crashed_at = time.monotonic()
+        a.crash()  # the lease is not released
+        assert b.wait_leading(10)
+        waited = time.monotonic() - crashed_at
+        assert waited >= profile.leader_lease_duration - profile.leader_renew_interval - 0.5
+        assert (
+            api.get("Lease", "nbkube-controller-manager", "kube-system")["spec"]["holderIdentity"] == "cp-b"
+        )
+    finally:
+        a.stop()
+        b.stop()
