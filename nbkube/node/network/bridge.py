@@ -35,6 +35,7 @@ __all__ = ["BridgeNetwork", "HOST_BRIDGE", "netns_name", "run"]
 
 HOST_BRIDGE = "nbk0"
 NODE_BRIDGE = "cbr0"
+SERVICE_DUMMY = "nbksvc0"
 HOST_FORWARD_CHAIN = "NBK-HOST-FORWARD"
 SERVICE_CIDR = "10.96.0.0/12"
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,50}[a-z0-9])?$")
@@ -127,14 +128,22 @@ class BridgeNetwork:
                 f"address replace {self.node_ip}/24 dev eth0",
                 "link set eth0 up",
             ]
-            if NODE_BRIDGE not in _links(self.netns):
+            inner_links = _links(self.netns)
+            if NODE_BRIDGE not in inner_links:
                 batch.append(f"link add {NODE_BRIDGE} type bridge")
+            if SERVICE_DUMMY not in inner_links:
+                batch.append(f"link add {SERVICE_DUMMY} type bridge")  # no `dummy` module everywhere
             batch += [
                 f"address replace {self.gateway}/{self.prefix} dev {NODE_BRIDGE}",
                 f"link set {NODE_BRIDGE} up",
                 # The node has no default route; its own connections to a ClusterIP need some
-                # route to pass the routing decision before the proxy's DNAT in nat/OUTPUT.
-                f"route replace {self.service_cidr} via {HOST_IP} dev eth0",
+                # route to pass the routing decision before the proxy's DNAT in nat/OUTPUT. A sink
+                # device (a bridge without ports, like IPVS mode's dummy kube-ipvs0): an address no
+                # rule DNATs dies there (via
+                # the host, whose ip_forward Docker turns on, it could reach the outside world; via
+                # cbr0 the REJECT of a service without endpoints would not reach the pod).
+                f"link set {SERVICE_DUMMY} up",
+                f"route replace {self.service_cidr} dev {SERVICE_DUMMY}",
             ]
             run(["ip", "-n", self.netns, "-batch", "-"], input="\n".join(batch) + "\n")
             run(["ip", "netns", "exec", self.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])

@@ -172,6 +172,8 @@ def test_cluster_ip_from_a_pod_and_node_port_from_the_host(cluster) -> None:
     assert lab.fetch(client.netns, "http://10.96.0.10:8000/") in WEB
     # ClusterIP from a pod is not NATed on the source side.
     assert lab.fetch(client.netns, "http://10.96.0.10:8000/cgi-bin/ip") == client.ip
+    # From a node's own namespace (its agent, probes): masqueraded, answered.
+    assert lab.fetch(lab.nodes["pxt2"].netns, "http://10.96.0.10:8000/") in WEB
     hits: collections.Counter[str] = collections.Counter()
     node_ips = [net.node_ip for net in lab.nodes.values()]
     for i in range(200):
