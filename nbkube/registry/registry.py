@@ -690,6 +690,14 @@ class Registry:
                     kv = fresh
                 except KeyNotFound:
                     raise _not_found(info, name) from None
+            if propagation == "Orphan":
+                # a controller acting on a stale cache may have re-adopted a dependent meanwhile
+                try:
+                    self._orphan_dependents(
+                        str(old["metadata"].get("uid", "")), namespace if info.namespaced else ""
+                    )
+                except Exception:  # the delete itself is done: never undo it for this sweep
+                    log.warning("orphaning dependents of %s after delete failed", name, exc_info=True)
         except BaseException:
             self._after_write(self.admission, "rollback", "DELETE", old, old)
             raise
