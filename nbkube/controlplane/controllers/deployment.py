@@ -312,6 +312,15 @@ class DeploymentController(Controller):
         claim = claim_pods(d, candidates, selector_from_label_selector(d["spec"].get("selector")))
         owned = list(claim.owned)
         uid = d["metadata"].get("uid")
+        if claim.adopt:
+            # live re-check, as the ReplicaSet controller does: never adopt for a deleting owner
+            try:
+                fresh = self.api.get("Deployment", d["metadata"]["name"], ns)
+            except NotFound:
+                fresh = {}
+            fmeta = fresh.get("metadata") or {}
+            if fmeta.get("uid") != uid or fmeta.get("deletionTimestamp"):
+                claim.adopt = []
         for rs in claim.release + claim.adopt:
             new = copy.deepcopy(rs)
             refs = [r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]

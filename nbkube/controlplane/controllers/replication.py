@@ -392,6 +392,9 @@ class _ReplicaController(Controller):
         for pod in claim.release:
             requeue |= not self._set_owner(pod, owner, adopt=False)
         owned = [p for p in claim.owned if is_active(p)]
+        if claim.adopt and not self._can_adopt(owner):
+            claim.adopt = []
+            requeue = True
         for pod in claim.adopt:
             adopted = self._set_owner(pod, owner, adopt=True)
             if adopted is not None:
@@ -408,6 +411,18 @@ class _ReplicaController(Controller):
         self._sync_status(owner, owned)
         if requeue:
             self.queue.add_rate_limited(key)
+
+    def _can_adopt(self, owner: Obj) -> bool:
+        """A live read of the owner before adopting (as upstream's ClaimPods does): a cached owner
+        may already be being deleted with orphans, and re-adopting the pods the registry is
+        releasing would leave them pointing at a deleted owner, for the garbage collector."""
+        meta = owner.get("metadata") or {}
+        try:
+            fresh = self.api.get(self.kind, str(meta.get("name")), str(meta.get("namespace") or ""))
+        except NotFound:
+            return False
+        fmeta = fresh.get("metadata") or {}
+        return fmeta.get("uid") == meta.get("uid") and not fmeta.get("deletionTimestamp")
 
     def _set_owner(self, pod: Obj, owner: Obj, *, adopt: bool) -> Obj | None:
         """Adopt (add our controller reference) or release (remove it) with a CAS write."""

@@ -87,7 +87,12 @@ class FakeKubelet:
             self._stop.wait(0.01)
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+def wait_for(
+    cond: Callable[[], object],
+    timeout: float = 10.0,
+    what: str = "condition",
+    detail: Callable[[], object] | None = None,
+) -> object:
     """Poll `cond` until truthy (bounded): the controllers run in threads, so tests wait for state."""
     deadline = time.monotonic() + timeout
     while True:
@@ -95,7 +100,8 @@ def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "con
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            extra = f": {detail()}" if detail is not None else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         time.sleep(0.01)
 
 
