@@ -138,10 +138,10 @@ class BridgeNetwork:
                 f"link set {NODE_BRIDGE} up",
                 # The node has no default route; its own connections to a ClusterIP need some
                 # route to pass the routing decision before the proxy's DNAT in nat/OUTPUT. A sink
-                # device (a bridge without ports, like IPVS mode's dummy kube-ipvs0): an address no
-                # rule DNATs dies there (via
-                # the host, whose ip_forward Docker turns on, it could reach the outside world; via
-                # cbr0 the REJECT of a service without endpoints would not reach the pod).
+                # (a bridge without ports, like IPVS mode's dummy kube-ipvs0): an address that no
+                # rule DNATs dies there. Via the host, whose ip_forward Docker turns on, it could
+                # reach the outside world; via cbr0, a REJECT (service without endpoints) of a
+                # pod's packet would not reach the pod.
                 f"link set {SERVICE_DUMMY} up",
                 f"route replace {self.service_cidr} dev {SERVICE_DUMMY}",
             ]
