@@ -127,11 +127,14 @@ def test_periodic_retry_uses_the_clock(api: Registry, scheduler: Scheduler, cloc
     assert wait_for(lambda: known_ready(scheduler, "n1"))
     api.create(pod("p", cpu="2"))
     assert wait_for(lambda: events(api, "p", "FailedScheduling"))
+    assert wait_for(lambda: condition(api, "p"))
+    rv = api.get("Pod", "p", "default")["metadata"]["resourceVersion"]
     before = scheduler.stats.unschedulable
     clock.advance(6)  # past the first 5 s backoff
     assert wait_for(lambda: scheduler.stats.unschedulable > before)
     # the same message is not written again (no status churn), but each attempt is an event
     assert wait_for(lambda: len(events(api, "p", "FailedScheduling")) >= 2)
+    assert api.get("Pod", "p", "default")["metadata"]["resourceVersion"] == rv
 
 
 def test_cordoned_node_takes_no_new_pods(api: Registry, scheduler: Scheduler) -> None:
