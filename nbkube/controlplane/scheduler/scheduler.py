@@ -123,6 +123,11 @@ class Scheduler:
             return False
         return (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
 
+    def _count(self, what: str) -> None:
+        # binder threads and the scheduling thread both count: `+=` alone could lose updates
+        with self._lock:
+            setattr(self.stats, what, getattr(self.stats, what) + 1)
+
     def _cluster_changed(self) -> None:
         with self._lock:
             self._changes += 1
@@ -187,7 +192,7 @@ class Scheduler:
             try:
                 self.schedule_key(key)
             except Exception:
-                self.stats.errors += 1
+                self._count("errors")
                 log.exception("%s: scheduling %s failed", self.name, key)
                 self.queue.add_rate_limited(key)
             finally:
@@ -227,7 +232,7 @@ class Scheduler:
             bound = self._bind(pod, node_name)
         except Exception:
             self.snapshot.forget(key)
-            self.stats.errors += 1
+            self._count("errors")
             log.exception("%s: binding %s to %s failed", self.name, key, node_name)
             self.queue.add_rate_limited(key)
             return False
@@ -237,7 +242,7 @@ class Scheduler:
         self.queue.forget(key)
         with self._lock:
             self._attempts.pop(key, None)
-        self.stats.scheduled += 1
+        self._count("scheduled")
         meta = pod.get("metadata") or {}
         record_event(
             self.api,
@@ -283,7 +288,7 @@ class Scheduler:
             except NotFound:
                 return None
             except Conflict:
-                self.stats.conflicts += 1
+                self._count("conflicts")
                 try:
                     current = self.api.get("Pod", name, namespace)
                 except NotFound:
@@ -315,7 +320,7 @@ class Scheduler:
             attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
             self._parked.add(key)
             missed_change = self._changes != changes_before
-        self.stats.unschedulable += 1
+        self._count("unschedulable")
         if missed_change:
             self.queue.add(key)  # something changed while we decided: try again now
         delay = min(self.retry_initial * 2 ** (attempts - 1), self.retry_max)
