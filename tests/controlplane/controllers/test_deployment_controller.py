@@ -373,3 +373,53 @@ def test_replicasets_are_owned_and_named_by_hash(
     assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", HASH_LABEL: h}
     assert (controller_of(rs) or {}).get("uid") == d["metadata"]["uid"]
     assert rs["metadata"]["annotations"][REVISION] == "1"
+
+
+def test_restarted_controllers_finish_a_rollout_within_bounds(api: Registry, kubelet: FakeKubelet) -> None:
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    first = InformerFactory(api)
+    w1 = Workloads(api, first)
+    first.start_all()
+    assert first.wait_all_synced(5)
+    w1.start()
+    observer = PodObserver(api, "web")
+    observer.inf.start()
+    second: InformerFactory | None = None
+    w2: Workloads | None = None
+    try:
+        api.create(deploy(replicas=5, strategy=strategy))
+        wait_for(lambda: ready_deployment(api, "web", 5))
+        start = observer.mark()
+        api.patch(
+            "Deployment",
+            "web",
+            "default",
+            {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}},
+        )
+        wait_for(lambda: any(p["spec"]["containers"][0]["image"] == "nginx:2" for p in active_pods(api)))
+        w1.stop()
+        first.stop_all()
+        # fresh caches and fresh expectations, as a new control-plane process would have
+        second = InformerFactory(api)
+        w2 = Workloads(api, second)
+        second.start_all()
+        assert second.wait_all_synced(5)
+        w2.start()
+        wait_for(
+            lambda: (
+                ready_deployment(api, "web", 5)
+                and {p["spec"]["containers"][0]["image"] for p in active_pods(api)} == {"nginx:2"}
+                and len(active_pods(api)) == 5
+            ),
+            what="rollout finished after restart",
+        )
+    finally:
+        observer.inf.stop()
+        if w2 is not None:
+            w2.stop()
+        if second is not None:
+            second.stop_all()
+        w1.stop()
+        first.stop_all()
+    for total, ready in observer.samples[start:]:
+        assert total <= 6 and ready >= 5, observer.samples[start:]
