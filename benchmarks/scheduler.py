@@ -14,7 +14,7 @@ Then a 1,000 node / 30,000 pod run reports the process RSS (the whole control pl
 registry, informer caches, scheduler snapshot; the SQLite file is on disk, not in RSS).
 
 Usage: python benchmarks/scheduler.py [--nodes 100,1000,5000] [--pods 10000] [--rss-pods 30000]
-       [--no-rss] [--timeout 120] [--store-dir DIR]
+       [--no-rss] [--timeout 120] [--percentage default|adaptive|1-100] [--store-dir DIR]
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from nbkube.client.informer import InformerFactory
-from nbkube.controlplane.scheduler import Scheduler
+from nbkube.controlplane.scheduler import Framework, Scheduler
+from nbkube.controlplane.scheduler.framework import Percentage
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
 
@@ -120,7 +121,17 @@ def _raw_store_rate(api: Registry, count: int) -> float:
     return count / (time.perf_counter() - t0)
 
 
-def run_case(nodes: int, pods: int, store_dir: str, timeout: float, *, raw: bool = True) -> CaseResult:
+def _percentage(text: str | None) -> Percentage:
+    if text in (None, "", "default"):
+        return None
+    if text == "adaptive":
+        return "adaptive"
+    return int(str(text))
+
+
+def run_case(
+    nodes: int, pods: int, store_dir: str, timeout: float, *, raw: bool = True, percentage: Percentage = None
+) -> CaseResult:
     path = os.path.join(store_dir, f"sched-{nodes}-{pods}.db")
     if os.path.exists(path):
         os.unlink(path)
@@ -129,7 +140,7 @@ def run_case(nodes: int, pods: int, store_dir: str, timeout: float, *, raw: bool
     _create_objects(api, nodes, pods)
     setup = time.perf_counter() - t_setup
     factory = InformerFactory(api)
-    sched = Scheduler(api, factory)
+    sched = Scheduler(api, factory, framework=Framework(percentage_of_nodes_to_score=percentage))
     gc.collect()
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -219,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss-pods", type=int, default=30_000)
     ap.add_argument("--no-rss", action="store_true", help="skip the memory run")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per scheduling run")
+    ap.add_argument(
+        "--percentage",
+        default=None,
+        help="percentage of nodes to score: default (100 feasible nodes), 'adaptive' (upstream) or 1-100",
+    )
     ap.add_argument("--store-dir", default=None, help="where the SQLite files go (default: a temp dir)")
     args = ap.parse_args(argv)
     node_counts = [int(x) for x in args.nodes.split(",") if x.strip()]
@@ -236,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(hdr)
         print("-" * len(hdr))
         for n in node_counts:
-            r = run_case(n, args.pods, tmp, args.timeout)
+            r = run_case(n, args.pods, tmp, args.timeout, percentage=_percentage(args.percentage))
             ratio = r.pods_per_s / r.store_writes_per_s if r.store_writes_per_s else 0.0
             print(
                 f"{r.nodes:>6} {r.pods:>6} {r.bound:>6} {r.seconds:>7.2f} {r.pods_per_s:>8.0f} "
