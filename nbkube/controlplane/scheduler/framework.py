@@ -40,7 +40,7 @@ from itertools import chain
 from typing import Any, Literal, Protocol
 
 from nbkube.api.meta import Obj, key_of
-from nbkube.api.quantity import parse_cpu, parse_memory
+from nbkube.api.quantity import parse_cpu, parse_memory, parse_quantity
 
 __all__ = [
     "PodInfo",
@@ -210,7 +210,7 @@ def _allocatable(node: Obj) -> tuple[int, int, int]:
     return (
         _quantity(_cpu, cpu) if cpu is not None else 0,
         _quantity(_mem, mem) if mem is not None else 0,
-        int(float(str(pods))) if pods is not None else 0,
+        int(parse_quantity(pods)) if pods is not None else 0,
     )
 
 

@@ -65,6 +65,9 @@ def _scheduled_condition(pod: Obj) -> dict[str, Any] | None:
 
 
 class Scheduler:
+    """Schedules the pods naming `name` as their scheduler; start()/stop() own its threads only
+    (the informers belong to the factory's owner, which starts and stops them)."""
+
     def __init__(
         self,
         api: Registry,
