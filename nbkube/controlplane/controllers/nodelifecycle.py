@@ -192,6 +192,11 @@ class NodeLifecycleController(Controller):
         evict_next = self._evict(node, now)
         if evict_next is not None:
             next_check = evict_next if next_check is None else min(next_check, evict_next)
+        if ready != "True":
+            # a safety net for a node that is down: look again every monitor period even if no
+            # event arrives (upstream's node-monitor-period); healthy nodes wait for their lapse
+            period = self.profile.node_monitor_period
+            next_check = period if next_check is None else min(next_check, period)
         if next_check is not None:
             self.queue.add_after(key, max(next_check, 0.0))
 
