@@ -299,3 +299,14 @@ class _BackendSide(_Side):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._proxy._untrack(self)
+
+
+def loopback_address(cluster_ip: str) -> str:
+    """Where the embedded mode answers for a ClusterIP: 10.96.x.y becomes 127.96.x.y.
+
+    A process without root cannot add 10.96.0.0/12 to an interface, but every 127.0.0.0/8 address
+    is already local, so the service range is mirrored into loopback one for one."""
+    parts = cluster_ip.split(".")
+    if len(parts) != 4:
+        return cluster_ip
+    return ".".join(["127", *parts[1:]])
