@@ -62,6 +62,7 @@ COMMAND_MODULES: list[str] = [
     "nbkube.cli.cmd_cluster",
     "nbkube.cli.cmd_workloads",
     "nbkube.cli.cmd_nodes",
+    "nbkube.cli.cmd_images",
 ]
 
 

@@ -1,0 +1,1124 @@
+"""The Docker runtime: real containers for a node agent, the way the kubelet drives a CRI.
+
+Who calls it: `nbkube.node.agent.NodeAgent` through the `Runtime` seam (`create_runtime("docker",
+node_name=..., network=..., resolve_volume=...)`), `nbkube down` (`remove_all`) and the tests.
+
+A pod is one pause (infra) container, which owns the network namespace (wired into the node's
+bridge by the `PodNetwork`, or on Docker's default bridge when no network is given) and the pod's
+hostname, plus one app container per spec container, each joining it with
+`network_mode=container:<pause>` so the pod's containers talk over localhost. Restarts
+(restartPolicy, CrashLoopBackOff back-off), image pull back-off and probes are done here, not by
+Docker's restart policy, so that status reads like a Kubernetes pod's.
+
+Threads: a small pool does slow work (pulls, creates, starts, removals, probes); one status thread
+lists our containers every `poll_interval` (a single API call), inspects those whose state changed
+and schedules restarts and probes. Every container carries labels naming node, pod and container;
+on construction the runtime adopts what it finds, so a restarted agent restarts no container.
+Restart counts and back-off survive that too: they live in a small JSON file per pod.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbkube.api.meta import Obj
+from nbkube.api.quantity import parse_cpu, parse_memory
+from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
+from nbkube.errors import BadRequest, NotFound
+from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig
+from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image
+
+__all__ = ["DockerRuntime", "LABEL_NODE", "LABEL_POD_UID", "LABEL_CONTAINER", "UNSUPPORTED_VOLUMES"]
+
+log = logging.getLogger(__name__)
+
+LABEL_NODE = "io.nbkube.node"
+LABEL_POD_UID = "io.nbkube.pod.uid"
+LABEL_POD_NAME = "io.nbkube.pod.name"
+LABEL_POD_NAMESPACE = "io.nbkube.pod.namespace"
+LABEL_CONTAINER = "io.nbkube.container"  # "POD" on the pause container, as the kubelet names it
+LABEL_POD_SPEC = "io.nbkube.pod.spec"  # the pod (without status) as JSON, on the pause container
+LABEL_SANDBOX = "io.nbkube.sandbox"  # the PodSandboxConfig as JSON, on the pause container
+PAUSE_NAME = "POD"
+
+MAX_BACKOFF = 300.0
+BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts its back-off afresh
+PULL_ERROR_SHOWN = 1.0  # ErrImagePull turns into ImagePullBackOff after this long
+UNSUPPORTED_VOLUMES = ("awsElasticBlockStore", "iscsi", "glusterfs", "rbd")
+_KNOWN_VOLUMES = ("emptyDir", "hostPath", "configMap", "secret", "gitRepo", "nfs")
+_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+_CLONE_NEWNET = 0x40000000
+
+VolumeResolver = Callable[[Obj, Obj], "dict[str, bytes] | None"]
+
+
+class _ConfigError(Exception):
+    """The pod cannot start yet for a reason in its spec or on the node; (reason, message)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class _Ctr:
+    spec: Obj
+    name: str
+    image: str
+    id: str = ""
+    image_id: str = ""
+    state: str = "waiting"
+    reason: str = "ContainerCreating"
+    message: str = ""
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    restart_count: int = 0
+    crash_streak: int = 0
+    last_terminated: dict[str, Any] | None = None
+    retry_at: float | None = None  # when the next pull/start attempt is due
+    failed_at: float = 0.0
+    busy: bool = False  # a pool task works on it
+    ready: bool = False
+    probe_busy: bool = False
+    next_readiness: float = 0.0
+    next_liveness: float = 0.0
+    readiness_ok: int = 0
+    readiness_fail: int = 0
+    liveness_fail: int = 0
+
+
+@dataclass
+class _Pod:
+    uid: str
+    namespace: str
+    name: str
+    pod: Obj
+    sandbox: PodSandboxConfig
+    created_at: float
+    containers: list[_Ctr]
+    pause_id: str = ""
+    pause_pid: int = 0
+    pod_ip: str = ""
+    sandbox_ready: bool = False
+    setup_busy: bool = False
+    setup_error: _ConfigError | None = None
+    setup_retry_at: float | None = None
+    stopped: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def restart_policy(self) -> str:
+        return str((self.pod.get("spec") or {}).get("restartPolicy") or "Always")
+
+
+class DockerRuntime:
+    """Runs pods as Docker containers; see the module docstring."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        node_name: str,
+        network: Any = None,
+        clock: Clock = REAL_CLOCK,
+        backoff_base: float = 10.0,
+        resolve_volume: VolumeResolver | None = None,
+        state_dir: str | None = None,
+        poll_interval: float = 0.5,
+        workers: int = 8,
+        pull_timeout: float = 20.0,
+    ) -> None:
+        if not node_name or not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", node_name):
+            raise BadRequest(f"docker runtime: node_name must be a non-empty name, got {node_name!r}")
+        if backoff_base <= 0:
+            raise BadRequest(f"docker runtime: backoff_base must be > 0, got {backoff_base!r}")
+        if client is None:
+            import docker  # type: ignore[import-untyped,unused-ignore]
+
+            client = docker.from_env(timeout=60)
+        self.client = client
+        self.node_name = node_name
+        self.network = network
+        self.clock = clock
+        self.backoff_base = float(backoff_base)
+        self.resolve_volume = resolve_volume
+        self.state_dir = state_dir or os.path.join("/var/lib/nbkube/docker", node_name)
+        self.poll_interval = poll_interval
+        self.pull_timeout = pull_timeout
+        self._pods: dict[str, _Pod] = {}
+        self._lock = threading.RLock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"nbkube-docker-{node_name}")
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._closed = False
+        os.makedirs(self.state_dir, exist_ok=True)
+        self._adopt()
+        self._thread = threading.Thread(
+            target=self._status_loop, name=f"nbkube-docker-status-{node_name}", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ the Runtime protocol
+
+    def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
+        meta = pod.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid:
+            raise BadRequest("docker runtime: pod metadata.uid is required")
+        spec = pod.get("spec") or {}
+        containers = spec.get("containers") or []
+        if not containers:
+            raise BadRequest(f"pod {meta.get('name')}: spec.containers must not be empty")
+        for i, c in enumerate(containers):
+            if not c.get("name") or not c.get("image"):
+                raise BadRequest(f"pod {meta.get('name')}: spec.containers[{i}] needs a name and an image")
+        with self._lock:
+            if self._closed:
+                raise BadRequest("docker runtime is closed")
+            if uid in self._pods:
+                return
+            clean = {k: v for k, v in pod.items() if k != "status"}
+            p = _Pod(
+                uid=uid,
+                namespace=str(meta.get("namespace") or "default"),
+                name=str(meta.get("name") or ""),
+                pod=clean,
+                sandbox=sandbox,
+                created_at=self.clock.now(),
+                containers=[_Ctr(spec=c, name=str(c["name"]), image=str(c["image"])) for c in containers],
+            )
+            self._pods[uid] = p
+            p.setup_busy = True
+        self._pool.submit(self._guard, self._setup, p)
+
+    def stop_pod(self, uid: str) -> None:
+        with self._lock:
+            p = self._pods.pop(uid, None)
+        if p is None:
+            return
+        p.stopped = True
+        if not self._closed:
+            self._pool.submit(self._guard, self._remove_pod, p)
+
+    def pod_status(self, uid: str) -> PodRuntimeStatus | None:
+        with self._lock:
+            p = self._pods.get(uid)
+        return self._status_of(p) if p is not None else None
+
+    def list_pods(self) -> list[PodRuntimeStatus]:
+        with self._lock:
+            pods = list(self._pods.values())
+        return [self._status_of(p) for p in pods]
+
+    def close(self, remove: bool = False) -> None:
+        """Stop the status thread and the pool; with `remove`, also every container of this node.
+
+        Without `remove` the containers keep running, so a new runtime (a restarted agent) adopts them."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10.0)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if remove:
+            self.remove_all()
+
+    # ------------------------------------------------------------------ extras: logs, exec, down
+
+    def logs(
+        self, uid: str, container: str, tail: int | None = None, follow: bool = False
+    ) -> str | Iterator[str]:
+        """The container's output (stdout and stderr); with `follow`, an iterator of chunks until it ends."""
+        c = self._container(uid, container)
+        kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
+        if follow:
+            stream = c.logs(stream=True, follow=True, **kwargs)
+            return (chunk.decode("utf-8", "replace") for chunk in stream)
+        return str(c.logs(**kwargs).decode("utf-8", "replace"))
+
+    def exec(self, uid: str, container: str, argv: list[str]) -> tuple[int, str]:
+        """Run `argv` in the container; (exit code, combined output)."""
+        if not argv:
+            raise BadRequest("exec: a command is required")
+        c = self._container(uid, container)
+        res = c.exec_run(list(argv), stdout=True, stderr=True)
+        return int(res.exit_code if res.exit_code is not None else -1), res.output.decode("utf-8", "replace")
+
+    def remove_all(self) -> None:
+        """Remove every container of this node (running or not), its pod networks and state (`down`)."""
+        with self._lock:
+            pods = list(self._pods.values())
+            self._pods.clear()
+        for p in pods:
+            p.stopped = True
+        for row in self._our_containers(extra={}):
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(row["Id"], force=True, v=True)
+        uids = {p.uid for p in pods}
+        pods_dir = os.path.join(self.state_dir, "pods")
+        if os.path.isdir(pods_dir):
+            uids |= set(os.listdir(pods_dir))
+        for uid in uids:
+            self._release_pod_resources(uid)
+
+    # ------------------------------------------------------------------ status
+
+    def _status_of(self, p: _Pod) -> PodRuntimeStatus:
+        now = self.clock.now()
+        with p.lock:
+            out = []
+            hints: list[float] = []
+            for c in p.containers:
+                reason, message = c.reason, c.message
+                if (
+                    c.state == "waiting"
+                    and reason == "ErrImagePull"
+                    and now - c.failed_at >= PULL_ERROR_SHOWN
+                ):
+                    reason = "ImagePullBackOff"
+                    message = f"Back-off pulling image {c.image!r}: {c.message}"
+                if c.state != "running" and c.state != "terminated":
+                    hints.append(0.25 if c.retry_at is None else max(c.retry_at - now, 0.05))
+                elif c.state == "running" and not c.ready:
+                    hints.append(0.25)
+                out.append(
+                    ContainerStatus(
+                        name=c.name,
+                        image=c.image,
+                        state=c.state,  # type: ignore[arg-type]
+                        reason=reason if c.state != "running" else "",
+                        message=message if c.state != "running" else "",
+                        ready=c.ready and c.state == "running",
+                        restart_count=c.restart_count,
+                        exit_code=c.exit_code if c.state == "terminated" else None,
+                        started_at=c.started_at,
+                        finished_at=c.finished_at if c.state == "terminated" else None,
+                        container_id=f"docker://{c.id}" if c.id else "",
+                        image_id=c.image_id,
+                        last_terminated=dict(c.last_terminated) if c.last_terminated else None,
+                    )
+                )
+            return PodRuntimeStatus(
+                uid=p.uid,
+                namespace=p.namespace,
+                name=p.name,
+                sandbox_ready=p.sandbox_ready,
+                pod_ip=p.pod_ip,
+                containers=out,
+                created_at=p.created_at,
+                next_check=min(hints) if hints else None,
+            )
+
+    # ------------------------------------------------------------------ pod setup
+
+    def _guard(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:  # a worker must never die silently; the status shows what is known
+            log.exception("docker runtime %s: %s failed", self.node_name, getattr(fn, "__name__", fn))
+
+    def _labels(self, p: _Pod, container: str) -> dict[str, str]:
+        return {
+            LABEL_NODE: self.node_name,
+            LABEL_POD_UID: p.uid,
+            LABEL_POD_NAME: p.name,
+            LABEL_POD_NAMESPACE: p.namespace,
+            LABEL_CONTAINER: container,
+        }
+
+    def _cname(self, p: _Pod, container: str) -> str:
+        return f"nbk_{self.node_name}_{p.namespace}_{p.name}_{container}_{p.uid[:8]}"
+
+    def _pod_dir(self, uid: str) -> str:
+        return os.path.join(self.state_dir, "pods", uid)
+
+    def _setup(self, p: _Pod) -> None:
+        """Sandbox, volumes, then every container; retried by the status thread on config errors."""
+        import docker.errors
+
+        with p.lock:
+            try:
+                if p.stopped:
+                    return
+                try:
+                    self._ensure_sandbox(p)
+                except (ImagePullError, docker.errors.APIError, OSError, RuntimeError) as exc:
+                    raise _ConfigError("CreatePodSandboxError", f"pod sandbox: {_msg(exc)}") from exc
+                binds = self._prepare_volumes(p)
+                p.setup_error = None
+                p.setup_retry_at = None
+            except _ConfigError as err:
+                p.setup_error = err
+                p.setup_retry_at = self.clock.now() + min(self.backoff_base, 5.0)
+                for c in p.containers:
+                    if not c.id:
+                        c.state, c.reason, c.message = "waiting", err.reason, err.message
+                return
+            finally:
+                p.setup_busy = False
+            self._save_state(p)
+            for c in p.containers:
+                if not c.id and not c.busy:
+                    c.busy = True
+                    c.reason, c.message = "ContainerCreating", ""
+                    self._pool.submit(self._guard, self._create_and_start, p, c, binds)
+
+    def _ensure_sandbox(self, p: _Pod) -> None:
+        import docker.errors
+
+        if p.pause_id:
+            return
+        ensure_image(self.client, PAUSE_IMAGE, timeout=self.pull_timeout)
+        name = self._cname(p, PAUSE_NAME)
+        labels = {
+            **self._labels(p, PAUSE_NAME),
+            LABEL_POD_SPEC: json.dumps(p.pod, separators=(",", ":")),
+            LABEL_SANDBOX: json.dumps(p.sandbox.__dict__),
+        }
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.api.remove_container(name, force=True)  # a leftover of an earlier life
+        ctr = self.client.containers.create(
+            PAUSE_IMAGE,
+            name=name,
+            hostname=p.name[:63],
+            labels=labels,
+            network_mode="none" if self.network is not None else "bridge",
+            ipc_mode="shareable",
+            detach=True,
+        )
+        ctr.start()
+        ctr.reload()
+        p.pause_id = ctr.id
+        p.pause_pid = int(ctr.attrs["State"].get("Pid") or 0)
+        p.pod_ip = self._attach(p, ctr.attrs)
+        p.sandbox_ready = True
+
+    def _attach(self, p: _Pod, attrs: Obj) -> str:
+        if self.network is not None:
+            return str(self.network.attach_pod(p.uid, int(attrs["State"]["Pid"])))
+        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        bridge: Obj = nets.get("bridge") or next(iter(nets.values()), {})
+        return str(bridge.get("IPAddress") or "")
+
+    # ------------------------------------------------------------------ volumes
+
+    def _prepare_volumes(self, p: _Pod) -> dict[str, tuple[str, bool]]:
+        """{volume name: (host path, read-only)}; raises _ConfigError naming what is wrong."""
+        out: dict[str, tuple[str, bool]] = {}
+        base = os.path.join(self._pod_dir(p.uid), "volumes")
+        for vol in (p.pod.get("spec") or {}).get("volumes") or []:
+            vname = str(vol.get("name") or "")
+            kinds = [k for k in vol if k != "name"]
+            kind = kinds[0] if kinds else "emptyDir"
+            src = vol.get(kind) or {}
+            where = f"volume {vname!r}"
+            if kind == "emptyDir":
+                path = os.path.join(base, "empty-dir", vname)
+                os.makedirs(path, exist_ok=True)
+                if src.get("medium") == "Memory" and not os.path.ismount(path):
+                    self._mount(
+                        ["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", path],
+                        f"{where} (emptyDir Memory)",
+                    )
+                out[vname] = (path, False)
+            elif kind == "hostPath":
+                path = str(src.get("path") or "")
+                htype = str(src.get("type") or "")
+                if htype == "DirectoryOrCreate":
+                    os.makedirs(path, exist_ok=True)
+                elif htype == "FileOrCreate" and not os.path.exists(path):
+                    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+                    open(path, "a").close()  # noqa: SIM115
+                if not path or not os.path.exists(path):
+                    raise _ConfigError(
+                        "CreateContainerConfigError",
+                        f"{where}: hostPath {path!r} does not exist on node {self.node_name}",
+                    )
+                out[vname] = (path, False)
+            elif kind in ("configMap", "secret"):
+                ref = str(src.get("name") or src.get("secretName") or "")
+                data = self.resolve_volume(p.pod, vol) if self.resolve_volume is not None else None
+                if data is None:
+                    raise _ConfigError("CreateContainerConfigError", f"{where}: {kind} {ref!r} not found")
+                path = os.path.join(base, kind, vname)
+                _write_files(
+                    path, data, 0o400 if kind == "secret" else 0o644, str(src.get("defaultMode") or "")
+                )
+                out[vname] = (path, True)
+            elif kind == "gitRepo":
+                out[vname] = (self._git_volume(os.path.join(base, "git-repo", vname), src, where), False)
+            elif kind == "nfs":
+                path = os.path.join(base, "nfs", vname)
+                os.makedirs(path, exist_ok=True)
+                if not os.path.ismount(path):
+                    if not shutil.which("mount.nfs"):
+                        raise _ConfigError(
+                            "VolumeUnsupported",
+                            f"{where}: nfs is unsupported on node {self.node_name} (no mount.nfs)",
+                        )
+                    target = f"{src.get('server')}:{src.get('path')}"
+                    opts = "soft,timeo=50,retrans=1" + (",ro" if src.get("readOnly") else "")
+                    self._mount(["mount", "-t", "nfs", "-o", opts, target, path], f"{where} (nfs {target})")
+                out[vname] = (path, bool(src.get("readOnly")))
+            else:
+                raise _ConfigError(
+                    "VolumeUnsupported",
+                    f"{where}: volume type {kind!r} is not supported by node {self.node_name}",
+                )
+        return out
+
+    def _mount(self, argv: list[str], what: str) -> None:
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise _ConfigError("CreateContainerConfigError", f"{what}: mount failed: {exc}") from exc
+        if r.returncode != 0:
+            raise _ConfigError("CreateContainerConfigError", f"{what}: mount failed: {r.stderr.strip()}")
+
+    def _git_volume(self, path: str, src: Obj, where: str) -> str:
+        repo = str(src.get("repository") or "")
+        directory = str(src.get("directory") or "")
+        if not repo or ".." in directory.split("/"):
+            raise _ConfigError(
+                "CreateContainerConfigError", f"{where}: gitRepo needs a repository and a safe directory"
+            )
+        name = directory or os.path.basename(repo.rstrip("/")).removesuffix(".git") or "repo"
+        target = path if name == "." else os.path.join(path, name)
+        if os.path.isdir(os.path.join(target, ".git")):
+            return path
+        os.makedirs(path, exist_ok=True)
+        cmds = [["git", "clone", "--quiet", "--", repo, target]]
+        if src.get("revision"):
+            cmds.append(["git", "-C", target, "checkout", "--quiet", str(src["revision"])])
+        for argv in cmds:
+            try:
+                r = subprocess.run(
+                    argv,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise _ConfigError("CreateContainerConfigError", f"{where}: gitRepo {repo}: {exc}") from exc
+            if r.returncode != 0:
+                shutil.rmtree(target, ignore_errors=True)
+                raise _ConfigError(
+                    "CreateContainerConfigError", f"{where}: gitRepo {repo}: {r.stderr.strip()}"
+                )
+        return path
+
+    # ------------------------------------------------------------------ containers
+
+    def _create_and_start(self, p: _Pod, c: _Ctr, binds: dict[str, tuple[str, bool]]) -> None:
+        import docker.errors
+
+        try:
+            try:
+                c.image_id = ensure_image(self.client, c.image, timeout=self.pull_timeout)
+            except ImagePullError as exc:
+                with p.lock:
+                    c.state, c.reason, c.message = "waiting", "ErrImagePull", str(exc)
+                    c.failed_at = self.clock.now()
+                    c.retry_at = c.failed_at + self._backoff(c)
+                    c.crash_streak += 1
+                return
+            try:
+                kwargs = self._container_config(p, c, binds)
+            except _ConfigError as err:
+                with p.lock:
+                    c.state, c.reason, c.message = "waiting", err.reason, err.message
+                    c.retry_at = self.clock.now() + min(self.backoff_base, 5.0)
+                return
+            with p.lock:
+                if p.stopped:
+                    return
+                name = kwargs["name"]
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.api.remove_container(name, force=True)
+                try:
+                    ctr = self.client.containers.create(c.image, **kwargs)
+                except docker.errors.APIError as exc:
+                    c.state, c.reason, c.message = "waiting", "CreateContainerError", _msg(exc)
+                    c.retry_at = self.clock.now() + self._backoff(c)
+                    c.crash_streak += 1
+                    return
+                c.id = ctr.id
+            self._start(p, c)
+        finally:
+            c.busy = False
+
+    def _start(self, p: _Pod, c: _Ctr) -> None:
+        """Start (or restart) c's container and record what Docker says about it."""
+        import docker.errors
+
+        try:
+            self.client.api.start(c.id)
+            attrs = self.client.api.inspect_container(c.id)
+        except docker.errors.APIError as exc:
+            with p.lock:
+                c.state, c.reason, c.message = "waiting", "RunContainerError", _msg(exc)
+                c.retry_at = self.clock.now() + self._backoff(c)
+                c.crash_streak += 1
+            return
+        with p.lock:
+            c.retry_at = None
+            c.ready = False
+            c.readiness_ok = c.readiness_fail = c.liveness_fail = 0
+            self._observe(p, c, attrs)
+
+    def _observe(self, p: _Pod, c: _Ctr, attrs: Obj) -> None:
+        """Fold one inspect result into c (under p.lock): running, or an exit to handle."""
+        st = attrs.get("State") or {}
+        started = _ts(st.get("StartedAt"))
+        if st.get("Running"):
+            if c.state != "running":
+                c.state, c.reason, c.message = "running", "", ""
+                c.started_at = started
+                c.next_readiness = c.next_liveness = 0.0
+            return
+        if c.state == "terminated" or (c.state == "waiting" and c.retry_at is not None):
+            return  # this exit is already handled
+        code = int(st.get("ExitCode") or 0)
+        reason = "OOMKilled" if st.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+        finished = _ts(st.get("FinishedAt")) or self.clock.now()
+        c.started_at = started or c.started_at
+        c.finished_at = finished
+        c.ready = False
+        term = {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": c.started_at or finished,
+            "finishedAt": finished,
+        }
+        policy = p.restart_policy
+        if policy == "Always" or (policy == "OnFailure" and code != 0):
+            if (c.started_at or finished) + BACKOFF_RESET_AFTER < finished:
+                c.crash_streak = 0
+            delay = self._backoff(c)
+            c.crash_streak += 1
+            c.last_terminated = term
+            c.state, c.reason = "waiting", "CrashLoopBackOff"
+            c.message = f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}_{p.namespace}"
+            c.exit_code = None
+            c.retry_at = self.clock.now() + delay
+        else:
+            c.state, c.reason, c.exit_code, c.message = "terminated", reason, code, ""
+            c.retry_at = None
+        self._save_state(p)
+
+    def _backoff(self, c: _Ctr) -> float:
+        return float(min(self.backoff_base * (2 ** min(c.crash_streak, 30)), MAX_BACKOFF))
+
+    def _retry(self, p: _Pod, c: _Ctr) -> None:
+        """A due retry: pull/create again if there is no container yet, else restart it."""
+        try:
+            if not c.id:
+                binds = self._prepare_volumes(p)
+                c.busy = True  # _create_and_start clears it
+                self._create_and_start(p, c, binds)
+                return
+            with p.lock:
+                if p.stopped:
+                    return
+                c.restart_count += 1
+                c.state, c.reason, c.message = "waiting", "ContainerCreating", ""
+                c.retry_at = None
+                self._save_state(p)
+            self._start(p, c)
+        except _ConfigError as err:
+            with p.lock:
+                c.state, c.reason, c.message = "waiting", err.reason, err.message
+                c.retry_at = self.clock.now() + min(self.backoff_base, 5.0)
+        finally:
+            c.busy = False
+
+    def _container_config(self, p: _Pod, c: _Ctr, binds: dict[str, tuple[str, bool]]) -> dict[str, Any]:
+        spec = c.spec
+        env = self._env(p, spec)
+        command = [_expand(str(a), env) for a in spec.get("command") or []]
+        args = [_expand(str(a), env) for a in spec.get("args") or []]
+        kwargs: dict[str, Any] = {
+            "name": self._cname(p, c.name),
+            "labels": self._labels(p, c.name),
+            "environment": env,
+            "network_mode": f"container:{p.pause_id}",
+            "ipc_mode": f"container:{p.pause_id}",
+            "detach": True,
+        }
+        if (p.pod.get("spec") or {}).get("shareProcessNamespace"):
+            kwargs["pid_mode"] = f"container:{p.pause_id}"
+        if command:
+            kwargs["entrypoint"] = command
+            kwargs["command"] = args
+        elif args:
+            kwargs["command"] = args
+        if spec.get("workingDir"):
+            kwargs["working_dir"] = str(spec["workingDir"])
+        limits = (spec.get("resources") or {}).get("limits") or {}
+        if limits.get("cpu") is not None:
+            kwargs["nano_cpus"] = parse_cpu(limits["cpu"]) * 1_000_000
+        if limits.get("memory") is not None:
+            kwargs["mem_limit"] = parse_memory(limits["memory"])
+            kwargs["memswap_limit"] = kwargs["mem_limit"]  # no swap, so the limit means OOM as in Kubernetes
+        mounts: list[str] = []
+        for m in spec.get("volumeMounts") or []:
+            vname = str(m.get("name") or "")
+            if vname not in binds:
+                raise _ConfigError(
+                    "CreateContainerConfigError",
+                    f"container {c.name}: volumeMount of unknown volume {vname!r}",
+                )
+            host, ro = binds[vname]
+            if m.get("subPath"):
+                host = os.path.join(host, str(m["subPath"]))
+                os.makedirs(host, exist_ok=True)
+            mounts.append(f"{host}:{m.get('mountPath')}:{'ro' if ro or m.get('readOnly') else 'rw'}")
+        if mounts:
+            kwargs["volumes"] = mounts
+        return kwargs
+
+    def _env(self, p: _Pod, spec: Obj) -> dict[str, str]:
+        fields = {
+            "metadata.name": p.name,
+            "metadata.namespace": p.namespace,
+            "metadata.uid": p.uid,
+            "spec.nodeName": self.node_name,
+            "spec.serviceAccountName": str((p.pod.get("spec") or {}).get("serviceAccountName") or "default"),
+            "status.podIP": p.pod_ip,
+            "status.hostIP": p.sandbox.host_ip,
+        }
+        env: dict[str, str] = {}
+        for e in spec.get("env") or []:
+            name = str(e.get("name") or "")
+            if "value" in e or not e.get("valueFrom"):
+                env[name] = _expand(str(e.get("value") or ""), env)
+                continue
+            src = e["valueFrom"]
+            if "fieldRef" in src:
+                path = str((src["fieldRef"] or {}).get("fieldPath") or "")
+                if path.startswith("metadata.labels['") or path.startswith("metadata.annotations['"):
+                    which, _, key = path.partition("['")
+                    env[name] = str(
+                        ((p.pod.get("metadata") or {}).get(which.split(".")[1]) or {}).get(key[:-2], "")
+                    )
+                elif path in fields:
+                    env[name] = fields[path]
+                else:
+                    raise _ConfigError(
+                        "CreateContainerConfigError", f"env {name}: unsupported fieldRef {path!r}"
+                    )
+            elif "configMapKeyRef" in src or "secretKeyRef" in src:
+                kind = "configMap" if "configMapKeyRef" in src else "secret"
+                ref = src.get(f"{kind}KeyRef") or {}
+                vol = {
+                    "name": f"env-{name}",
+                    kind: {"secretName" if kind == "secret" else "name": ref.get("name")},
+                }
+                data = self.resolve_volume(p.pod, vol) if self.resolve_volume is not None else None
+                key = str(ref.get("key") or "")
+                if data is None or key not in data:
+                    if ref.get("optional"):
+                        continue
+                    raise _ConfigError(
+                        "CreateContainerConfigError",
+                        f"env {name}: key {key!r} of {kind} {ref.get('name')!r} not found",
+                    )
+                env[name] = data[key].decode("utf-8", "replace")
+            else:
+                raise _ConfigError(
+                    "CreateContainerConfigError", f"env {name}: unsupported valueFrom {sorted(src)}"
+                )
+        return env
+
+    def _container(self, uid: str, name: str) -> Any:
+        import docker.errors
+
+        with self._lock:
+            p = self._pods.get(uid)
+        if p is None:
+            raise NotFound(f"pod {uid} is not running on node {self.node_name}")
+        for c in p.containers:
+            if c.name == name:
+                if not c.id:
+                    raise BadRequest(
+                        f"container {name} of pod {p.name} has not been created yet ({c.reason})"
+                    )
+                try:
+                    return self.client.containers.get(c.id)
+                except docker.errors.NotFound as exc:
+                    raise NotFound(f"container {name} of pod {p.name} is gone") from exc
+        raise NotFound(
+            f"pod {p.name} has no container {name!r} (has: {', '.join(c.name for c in p.containers)})"
+        )
+
+    # ------------------------------------------------------------------ removal
+
+    def _remove_pod(self, p: _Pod) -> None:
+        with p.lock:  # waits for a setup in progress
+            pass
+        for row in self._our_containers(extra={LABEL_POD_UID: p.uid}):
+            if row["Labels"].get(LABEL_CONTAINER) != PAUSE_NAME:
+                with contextlib.suppress(Exception):
+                    self.client.api.remove_container(row["Id"], force=True, v=True)
+        for row in self._our_containers(extra={LABEL_POD_UID: p.uid}):
+            with contextlib.suppress(Exception):
+                self.client.api.remove_container(row["Id"], force=True, v=True)
+        self._release_pod_resources(p.uid)
+
+    def _release_pod_resources(self, uid: str) -> None:
+        if self.network is not None:
+            try:
+                self.network.detach_pod(uid)
+            except Exception as exc:
+                log.warning("docker runtime %s: detach of pod %s failed: %s", self.node_name, uid, exc)
+        d = self._pod_dir(uid)
+        vols = os.path.join(d, "volumes")
+        for kind in ("empty-dir", "nfs"):
+            kd = os.path.join(vols, kind)
+            for v in os.listdir(kd) if os.path.isdir(kd) else []:
+                path = os.path.join(kd, v)
+                if os.path.ismount(path):
+                    subprocess.run(["umount", "-l", path], capture_output=True, timeout=15)
+        shutil.rmtree(d, ignore_errors=True)
+
+    def _our_containers(self, extra: dict[str, str]) -> list[Obj]:
+        labels = [f"{LABEL_NODE}={self.node_name}", *(f"{k}={v}" for k, v in extra.items())]
+        rows: list[Obj] = self.client.api.containers(all=True, filters={"label": labels})
+        return rows
+
+    # ------------------------------------------------------------------ persistence and adoption
+
+    def _save_state(self, p: _Pod) -> None:
+        d = self._pod_dir(p.uid)
+        os.makedirs(d, exist_ok=True)
+        data = {
+            c.name: {
+                "restartCount": c.restart_count,
+                "crashStreak": c.crash_streak,
+                "lastTerminated": c.last_terminated,
+            }
+            for c in p.containers
+        }
+        tmp = os.path.join(d, "state.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, os.path.join(d, "state.json"))
+
+    def _adopt(self) -> None:
+        """Rebuild pods from the containers carrying our node label; restart nothing."""
+        rows = self._our_containers(extra={})
+        by_pod: dict[str, list[Obj]] = {}
+        for row in rows:
+            by_pod.setdefault(row["Labels"].get(LABEL_POD_UID, ""), []).append(row)
+        for uid, members in by_pod.items():
+            pause = next((r for r in members if r["Labels"].get(LABEL_CONTAINER) == PAUSE_NAME), None)
+            try:
+                if pause is None or pause["State"] != "running":
+                    raise ValueError("no running pause container")
+                self._adopt_pod(uid, pause, members)
+            except Exception as exc:  # an unusable sandbox: remove it; the agent starts the pod afresh
+                log.info("docker runtime %s: not adopting pod %s (%s); removing it", self.node_name, uid, exc)
+                for r in members:
+                    with contextlib.suppress(Exception):
+                        self.client.api.remove_container(r["Id"], force=True, v=True)
+                self._release_pod_resources(uid)
+
+    def _adopt_pod(self, uid: str, pause: Obj, members: list[Obj]) -> None:
+        labels = pause["Labels"]
+        pod = json.loads(labels[LABEL_POD_SPEC])
+        sandbox = PodSandboxConfig(**json.loads(labels[LABEL_SANDBOX]))
+        attrs = self.client.api.inspect_container(pause["Id"])
+        meta = pod.get("metadata") or {}
+        p = _Pod(
+            uid=uid,
+            namespace=str(meta.get("namespace") or "default"),
+            name=str(meta.get("name") or ""),
+            pod=pod,
+            sandbox=sandbox,
+            created_at=_ts(attrs.get("Created")) or self.clock.now(),
+            containers=[
+                _Ctr(spec=c, name=str(c["name"]), image=str(c["image"])) for c in pod["spec"]["containers"]
+            ],
+            pause_id=pause["Id"],
+            pause_pid=int(attrs["State"].get("Pid") or 0),
+            sandbox_ready=True,
+        )
+        p.pod_ip = self._attach(p, attrs)
+        saved: Obj = {}
+        with (
+            contextlib.suppress(OSError, ValueError),
+            open(os.path.join(self._pod_dir(uid), "state.json")) as f,
+        ):
+            saved = json.load(f)
+        ids = {r["Labels"].get(LABEL_CONTAINER): r["Id"] for r in members}
+        missing = False
+        for c in p.containers:
+            s = saved.get(c.name) or {}
+            c.restart_count = int(s.get("restartCount", 0))
+            c.crash_streak = int(s.get("crashStreak", 0))
+            c.last_terminated = s.get("lastTerminated")
+            c.id = ids.get(c.name, "")
+            if not c.id:
+                missing = True
+                continue
+            cattrs = self.client.api.inspect_container(c.id)
+            c.image_id = str(cattrs.get("Image") or "")
+            self._observe(p, c, cattrs)
+        with self._lock:
+            self._pods[uid] = p
+        if missing:
+            p.setup_busy = True
+            self._pool.submit(self._guard, self._setup, p)
+
+    # ------------------------------------------------------------------ the status thread
+
+    def _status_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:
+                log.exception("docker runtime %s: status pass failed", self.node_name)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        import docker.errors
+
+        rows = {r["Id"]: r for r in self._our_containers(extra={})}
+        now = self.clock.now()
+        with self._lock:
+            pods = list(self._pods.values())
+        for p in pods:
+            if p.stopped:
+                continue
+            if p.setup_error is not None and not p.setup_busy and (p.setup_retry_at or 0) <= now:
+                p.setup_busy = True
+                self._pool.submit(self._guard, self._setup, p)
+                continue
+            for c in p.containers:
+                if c.busy:
+                    continue
+                if c.state == "running" and c.id:
+                    row = rows.get(c.id)
+                    if row is None or row.get("State") != "running":
+                        try:
+                            attrs = self.client.api.inspect_container(c.id)
+                        except docker.errors.NotFound:
+                            attrs = {"State": {"Running": False, "ExitCode": 137}}
+                            c.id = ""  # removed behind our back: create it again
+                        with p.lock:
+                            self._observe(p, c, attrs)
+                    else:
+                        self._schedule_probes(p, c, now)
+                elif c.state == "waiting" and c.retry_at is not None and c.retry_at <= now:
+                    c.busy = True
+                    self._pool.submit(self._guard, self._retry, p, c)
+
+    # ------------------------------------------------------------------ probes
+
+    def _schedule_probes(self, p: _Pod, c: _Ctr, now: float) -> None:
+        readiness = c.spec.get("readinessProbe")
+        liveness = c.spec.get("livenessProbe")
+        if not readiness:
+            c.ready = True
+        if c.probe_busy or (not readiness and not liveness):
+            return
+        started = c.started_at or now
+        due: list[tuple[str, Obj]] = []
+        if readiness and now >= max(
+            c.next_readiness, started + float(readiness.get("initialDelaySeconds") or 0)
+        ):
+            due.append(("readiness", readiness))
+        if liveness and now >= max(
+            c.next_liveness, started + float(liveness.get("initialDelaySeconds") or 0)
+        ):
+            due.append(("liveness", liveness))
+        if due:
+            c.probe_busy = True
+            self._pool.submit(self._guard, self._run_probes, p, c, due)
+
+    def _run_probes(self, p: _Pod, c: _Ctr, due: list[tuple[str, Obj]]) -> None:
+        try:
+            for kind, probe in due:
+                ok = self._probe(p, c, probe)
+                period = float(probe.get("periodSeconds") or 10)
+                with p.lock:
+                    now = self.clock.now()
+                    if kind == "readiness":
+                        c.next_readiness = now + period
+                        if ok:
+                            c.readiness_ok, c.readiness_fail = c.readiness_ok + 1, 0
+                            if c.readiness_ok >= int(probe.get("successThreshold") or 1):
+                                c.ready = True
+                        else:
+                            c.readiness_ok, c.readiness_fail = 0, c.readiness_fail + 1
+                            if c.readiness_fail >= int(probe.get("failureThreshold") or 3):
+                                c.ready = False
+                        continue
+                    c.next_liveness = now + period
+                    c.liveness_fail = 0 if ok else c.liveness_fail + 1
+                    kill = c.liveness_fail >= int(probe.get("failureThreshold") or 3)
+                if kill:  # the status thread sees the exit and restarts per policy
+                    log.info(
+                        "pod %s/%s container %s failed liveness; killing it", p.namespace, p.name, c.name
+                    )
+                    with contextlib.suppress(Exception):
+                        self.client.api.kill(c.id)
+        finally:
+            c.probe_busy = False
+            self._wake.set()
+
+    def _probe(self, p: _Pod, c: _Ctr, probe: Obj) -> bool:
+        timeout = float(probe.get("timeoutSeconds") or 1)
+        try:
+            if "exec" in probe:
+                argv = list((probe["exec"] or {}).get("command") or [])
+                res = self.client.api.exec_create(c.id, argv)
+                self.client.api.exec_start(res["Id"])
+                return int(self.client.api.exec_inspect(res["Id"]).get("ExitCode") or 0) == 0
+            if "httpGet" in probe:
+                h = probe["httpGet"] or {}
+                port = _port(h.get("port"), c.spec)
+                host = str(h.get("host") or p.pod_ip or "127.0.0.1")
+                url = f"{str(h.get('scheme') or 'HTTP').lower()}://{host}:{port}{h.get('path') or '/'}"
+                headers = {str(x.get("name")): str(x.get("value")) for x in h.get("httpHeaders") or []}
+                return self._in_pod_netns(p, lambda: _http_ok(url, headers, timeout), timeout)
+            if "tcpSocket" in probe:
+                t = probe["tcpSocket"] or {}
+                host = str(t.get("host") or p.pod_ip or "127.0.0.1")
+                port = _port(t.get("port"), c.spec)
+                return self._in_pod_netns(p, lambda: _tcp_ok(host, port, timeout), timeout)
+        except Exception as exc:
+            log.debug("probe of %s/%s failed: %s", p.name, c.name, exc)
+            return False
+        return False
+
+    def _in_pod_netns(self, p: _Pod, check: Callable[[], bool], timeout: float) -> bool:
+        """Run `check` from inside the pod's network namespace (as its own containers see it).
+
+        Pod IPs on a node bridge may not be routed from where this process runs; setns(2) affects
+        only the calling thread, so a short-lived thread enters the pod's netns and ends after."""
+        if self.network is None or os.geteuid() != 0 or not p.pause_pid:
+            return check()
+        result: list[bool] = []
+
+        def run() -> None:
+            try:
+                fd = os.open(f"/proc/{p.pause_pid}/ns/net", os.O_RDONLY)
+                try:
+                    if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
+                        return
+                finally:
+                    os.close(fd)
+                result.append(check())
+            except Exception:
+                return
+
+        t = threading.Thread(target=run, name="nbkube-probe-netns", daemon=True)
+        t.start()
+        t.join(timeout + 1.0)
+        return bool(result and result[0])
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _msg(exc: BaseException) -> str:
+    return str(getattr(exc, "explanation", None) or exc)
+
+
+def _ts(value: Any) -> float | None:
+    if not value or str(value).startswith("0001-"):
+        return None
+    text = str(value)
+    # Docker gives nanoseconds; rfc3339 parsing wants at most microseconds
+    m = re.match(r"^(.*?\.\d{1,6})\d*(Z|[+-]\d\d:\d\d)$", text)
+    if m:
+        text = m.group(1) + m.group(2)
+    try:
+        return float(parse_rfc3339(text))
+    except Exception:
+        return None
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes $(VAR) expansion: known names replaced, unknown left as written, $$ -> $."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR_REF.sub(sub, text)
+
+
+def _port(value: Any, spec: Obj) -> int:
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return int(value)
+    for port in spec.get("ports") or []:
+        if port.get("name") == value:
+            return int(port["containerPort"])
+    raise ValueError(f"probe port {value!r} is not a number nor a named port of the container")
+
+
+def _http_ok(url: str, headers: dict[str, str], timeout: float) -> bool:
+    req = urllib.request.Request(url, headers={"User-Agent": "nbkube-probe", **headers})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return 200 <= int(resp.status) < 400
+    except urllib.error.HTTPError as exc:
+        return 200 <= exc.code < 400
+    except (OSError, ValueError):
+        return False
+
+
+def _tcp_ok(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _write_files(path: str, data: dict[str, bytes], mode: int, default_mode: str) -> None:
+    """Replace the directory's content with `data` (filename -> bytes); names must stay inside."""
+    if default_mode:
+        with contextlib.suppress(ValueError):
+            mode = (
+                int(default_mode, 8)
+                if isinstance(default_mode, str) and default_mode.startswith("0")
+                else int(default_mode)
+            )
+    os.makedirs(path, exist_ok=True)
+    for fname, content in data.items():
+        rel = os.path.normpath(fname)
+        if rel.startswith("..") or os.path.isabs(rel):
+            raise _ConfigError("CreateContainerConfigError", f"volume file name {fname!r} leaves the volume")
+        target = os.path.join(path, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(content if isinstance(content, bytes) else str(content).encode())
+        os.chmod(target, mode)
