@@ -234,6 +234,8 @@ class DockerRuntime:
 
         Without `remove` the containers keep running, so a new runtime (a restarted agent) adopts them."""
         if self._closed:
+            if remove:
+                self.remove_all()
             return
         self._closed = True
         self._stop.set()
