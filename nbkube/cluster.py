@@ -31,7 +31,9 @@ from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
-from nbkube.node.runtime import create_runtime
+from nbkube.node.kit import HostProxy, NodeKit, build_node
+from nbkube.node.proxy.userspace import loopback_address
+from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
 
 if TYPE_CHECKING:
@@ -151,6 +153,8 @@ class LocalCluster(Cluster):
         self.control_plane: ControlPlane | None = None
         self.nodes: dict[str, NodeAgent] = {}
         self.runtimes: dict[str, Runtime] = {}
+        self.kits: dict[str, NodeKit] = {}  # each node's runtime, network and proxy
+        self.host_proxy: HostProxy | None = None  # the embedded mode's userspace proxy
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._running = False
@@ -224,7 +228,9 @@ class LocalCluster(Cluster):
         with self._lock:
             if self._running:
                 return self
-            self.nodes, self.runtimes = {}, {}
+            self.nodes, self.runtimes, self.kits = {}, {}, {}
+            if self.runtime_name == "auto":
+                self.runtime_name = resolve_auto()
             try:
                 self._store = self._open_store()
                 self.api = make_registry(self._store, clock=self.clock)
@@ -236,11 +242,16 @@ class LocalCluster(Cluster):
 
                 # the agents of one process share one pod informer (one watch, not N)
                 self._agent_factory = InformerFactory(self.api)
+                if self.runtime_name == "process":
+                    self.host_proxy = HostProxy(self._agent_factory)
                 for i in range(1, self.num_nodes + 1):
                     self.add_node(f"node-{i}", _start=False)
                 self._agent_factory.start_all()
-                for agent in self.nodes.values():
+                for name, agent in self.nodes.items():
                     agent.start()
+                    self.kits[name].start()
+                if self.host_proxy is not None:
+                    self.host_proxy.start()
                 self._running = True
                 self._write_info()
             except BaseException:
@@ -257,22 +268,62 @@ class LocalCluster(Cluster):
         if self.runtime_name == "sim":
             options.setdefault("clock", self.clock)
             options.setdefault("seed", len(self.nodes) + 1)
-        runtime = create_runtime(self.runtime_name, **options)
+        index = len(self.kits) + 1
+        kit = build_node(
+            self.runtime_name,
+            name,
+            index,
+            api=self.api,
+            factory=self._agent_factory,
+            state_dir=self.data_dir,
+            clock=self.clock,
+            options=options,
+        )
         agent = NodeAgent(
             self.api,
             name,
-            runtime,
+            kit.runtime,
             profile=self.profile,
             clock=self.clock,
             capacity=self.capacity,
             factory=self._agent_factory,
+            pod_cidr=kit.pod_cidr,
+            address=kit.node_ip,
         )
-        self.runtimes[name] = runtime
+        self.kits[name] = kit
+        self.runtimes[name] = kit.runtime
         self.nodes[name] = agent
+        if self.host_proxy is not None:
+            self.host_proxy.node_ips.append(kit.node_ip)
         if _start:
             self._agent_factory.informer("Pod").start()
             agent.start()
+            kit.start()
         return agent
+
+    # -- reaching services from this machine -------------------------------------------------------
+
+    def node_addresses(self) -> dict[str, str]:
+        """Each node's InternalIP, where its NodePorts answer (from this machine too)."""
+        return {name: kit.node_ip for name, kit in self.kits.items()}
+
+    def service_address(
+        self, name: str, port: int | None = None, namespace: str = "default"
+    ) -> tuple[str, int]:
+        """(host, port) on this machine that reaches the Service's ClusterIP:port.
+
+        In the embedded mode that is the ClusterIP's loopback mirror; with Docker nodes the host
+        routes to no ClusterIP, so the first node's NodePort stands in (any node would do)."""
+        svc = self.api.get("Service", name, namespace)
+        ports = (svc.get("spec") or {}).get("ports") or []
+        chosen = next((p for p in ports if port is None or p.get("port") == port), None)
+        if chosen is None:
+            raise NotFound(f'service "{name}" has no port {port}')
+        if self.runtime_name == "process":
+            return loopback_address(str(svc["spec"].get("clusterIP", ""))), int(chosen["port"])
+        if chosen.get("nodePort") and self.kits:
+            return next(iter(self.kits.values())).node_ip, int(chosen["nodePort"])
+        return str(svc["spec"].get("clusterIP", "")), int(chosen["port"])
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Block (bounded) until every node is Ready and the control plane leads (or stands by)."""
@@ -323,15 +374,18 @@ class LocalCluster(Cluster):
         for agent in self.nodes.values():
             with contextlib.suppress(Exception):
                 agent.stop()
+        if self.host_proxy is not None:
+            with contextlib.suppress(Exception):
+                self.host_proxy.stop()
+            self.host_proxy = None
+        for kit in self.kits.values():
+            kit.stop(remove=True)  # containers, processes, rules, links: nothing of ours stays
         factory = getattr(self, "_agent_factory", None)
         if factory is not None:
             factory.stop_all()
         if self.control_plane is not None:
             with contextlib.suppress(Exception):
                 self.control_plane.stop()
-        for runtime in self.runtimes.values():
-            with contextlib.suppress(Exception):
-                runtime.close()
         api = getattr(self, "api", None)
         if api is not None:
             with contextlib.suppress(Exception):

@@ -1,0 +1,247 @@
+"""Everything one node needs besides its agent: runtime, pod network, service proxy, routes.
+
+Who calls it: `LocalCluster` (several nodes in one process) and `nbkube node join` (one node on a
+machine of its own). The agent itself only knows the Runtime seam; which network and which proxy go
+with which runtime is decided here, once:
+
+- `docker` (root): a network namespace per node with a bridge and veths (`BridgeNetwork`), pods as
+  Docker containers wired into it, and an iptables proxy in the node's namespace;
+- `process` (embedded, rootless): each pod on its own loopback address from 127.244.N.0/24, node N
+  answering on 127.240.0.(N+1), and one userspace proxy for the whole host (`HostProxy`);
+- `sim`: nothing real; addresses from 10.244.N.0/24 for show.
+
+Routes between nodes follow the Node objects (InternalIP + podCIDR), so a node that joins from
+another machine is routed to as soon as it registers.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbkube.api.meta import Obj
+from nbkube.client.informer import InformerFactory
+from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.errors import BadRequest, NotFound
+from nbkube.node.network.base import NodeNetInfo, PodNetwork, node_addresses
+from nbkube.node.proxy.rules import ServicePortRule
+from nbkube.node.proxy.runner import ProxyRunner
+from nbkube.node.proxy.userspace import UserspaceProxy, loopback_address
+from nbkube.node.runtime import create_runtime
+from nbkube.node.runtime.base import Runtime
+
+__all__ = ["NodeKit", "HostProxy", "build_node", "embedded_addresses", "volume_resolver"]
+
+log = logging.getLogger(__name__)
+
+
+def embedded_addresses(index: int) -> tuple[str, str]:
+    """(node_ip, pod_cidr) of node `index` in the embedded mode: all on loopback, no root needed."""
+    node_ip, cidr = node_addresses(index)
+    return "127." + node_ip.split(".", 1)[1], "127." + cidr.split(".", 1)[1]
+
+
+def volume_resolver(api: Any) -> Callable[[Obj, Obj], dict[str, bytes] | None]:
+    """The files of a pod's configMap / secret volume, read from the registry (None if missing)."""
+
+    def resolve(pod: Obj, volume: Obj) -> dict[str, bytes] | None:
+        namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+        if "configMap" in volume:
+            source = volume["configMap"] or {}
+            kind, name = "ConfigMap", str(source.get("name", ""))
+        elif "secret" in volume:
+            source = volume["secret"] or {}
+            kind, name = "Secret", str(source.get("secretName", ""))
+        else:
+            return None
+        try:
+            obj = api.get(kind, name, namespace)
+        except NotFound:
+            return None
+        files: dict[str, bytes] = {}
+        if kind == "ConfigMap":
+            files.update({k: str(v).encode() for k, v in (obj.get("data") or {}).items()})
+            files.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+        else:
+            files.update({k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()})
+            files.update({k: str(v).encode() for k, v in (obj.get("stringData") or {}).items()})
+        items = source.get("items")
+        if items:  # only the listed keys, under the paths given
+            files = {str(i["path"]): files[str(i["key"])] for i in items if str(i.get("key")) in files}
+        return files
+
+    return resolve
+
+
+class RouteSync:
+    """Keeps a node's routes to every other node's pods in step with the Node objects (host-gw)."""
+
+    def __init__(self, factory: InformerFactory, network: PodNetwork):
+        self._nodes = factory.informer("Node")
+        self._network = network
+        self._last: dict[str, tuple[str, str]] = {}
+
+    def start(self) -> None:
+        self._nodes.add_handler(
+            on_add=self._sync, on_update=lambda _o, n: self._sync(n), on_delete=self._sync
+        )
+        self._nodes.start()
+
+    def _sync(self, _obj: Obj) -> None:
+        peers: dict[str, tuple[str, str]] = {}
+        for node in self._nodes.list():
+            cidr = str((node.get("spec") or {}).get("podCIDR") or "")
+            ips = [
+                a.get("address")
+                for a in (node.get("status") or {}).get("addresses") or []
+                if a.get("type") == "InternalIP"
+            ]
+            if cidr and ips:
+                peers[str(node["metadata"]["name"])] = (str(ips[0]), cidr)
+        if peers == self._last:
+            return
+        try:
+            self._network.set_routes(peers)
+            self._last = peers
+        except Exception as exc:  # the next Node change retries
+            log.warning("routes to other nodes could not be set: %s", exc)
+
+
+class HostProxy:
+    """The embedded mode's one userspace proxy for every node on this host.
+
+    ClusterIPs answer on their loopback mirror (10.96.x.y -> 127.96.x.y) and every node's
+    NodePorts on that node's loopback address, which is where the article's "request to port
+    30001 on any node" lands without root.
+    """
+
+    def __init__(self, factory: InformerFactory):
+        self.proxy = UserspaceProxy(address_map=loopback_address)
+        self.node_ips: list[str] = []
+        self.errors: dict[tuple[str, int], str] = {}
+        self.runner = ProxyRunner(factory, self._apply, name="userspace-proxy")
+
+    def _apply(self, rules: list[ServicePortRule]) -> None:
+        self.errors = self.proxy.sync(rules, self.node_ips)
+
+    def start(self) -> None:
+        self.proxy.start()
+        self.runner.start()
+
+    def stop(self) -> None:
+        self.runner.stop()
+        self.proxy.stop()
+
+
+@dataclass
+class NodeKit:
+    """The parts of one node besides its agent, and how to take them down."""
+
+    name: str
+    runtime: Runtime
+    net: NodeNetInfo
+    network: PodNetwork | None = None
+    parts: list[Any] = field(default_factory=list)  # things with start()/stop()
+    _teardown: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def node_ip(self) -> str:
+        return self.net.node_ip
+
+    @property
+    def pod_cidr(self) -> str:
+        return self.net.pod_cidr
+
+    def start(self) -> None:
+        for part in self.parts:
+            part.start()
+
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop the proxy and routes; with `remove`, also delete every container, rule and link."""
+        for part in reversed(self.parts):
+            with contextlib.suppress(Exception):
+                part.stop()
+        if remove:
+            for step in reversed(self._teardown):
+                try:
+                    step()
+                except Exception as exc:
+                    log.warning("node %s: cleanup step failed: %s", self.name, exc)
+        else:
+            with contextlib.suppress(Exception):
+                self.runtime.close()
+
+
+def build_node(
+    runtime: str,
+    node_name: str,
+    index: int,
+    *,
+    api: Any,
+    factory: InformerFactory,
+    state_dir: str,
+    clock: Clock = REAL_CLOCK,
+    options: dict[str, Any] | None = None,
+) -> NodeKit:
+    """Create (but do not start) the runtime, network and proxy of node `index` (1..253)."""
+    options = dict(options or {})
+    if runtime == "docker":
+        return _docker_node(
+            node_name, index, api=api, factory=factory, state_dir=state_dir, clock=clock, options=options
+        )
+    if runtime == "process":
+        node_ip, cidr = embedded_addresses(index)
+        options.setdefault("clock", clock)
+        rt = create_runtime("process", state_dir=os.path.join(state_dir, "process", node_name), **options)
+        kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
+        kit._teardown.append(rt.close)
+        return kit
+    if runtime == "sim":
+        node_ip, cidr = node_addresses(index)
+        rt = create_runtime("sim", **options)
+        kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
+        kit._teardown.append(rt.close)
+        return kit
+    raise BadRequest(f"unknown runtime {runtime!r} (expected docker, process or sim)")
+
+
+def _docker_node(
+    node_name: str,
+    index: int,
+    *,
+    api: Any,
+    factory: InformerFactory,
+    state_dir: str,
+    clock: Clock,
+    options: dict[str, Any],
+) -> NodeKit:
+    from nbkube.node.network import make_network
+    from nbkube.node.proxy.iptables import IptablesProxy
+    from nbkube.node.runtime.images import ensure_images
+
+    if os.geteuid() != 0:
+        raise BadRequest(
+            "runtime docker needs root (network namespaces, veths and iptables); use runtime process"
+        )
+    network = make_network("bridge", node_name, index, os.path.join(state_dir, "net"))
+    net = network.setup_node()
+    options.setdefault("clock", clock)
+    options.setdefault("resolve_volume", volume_resolver(api))
+    options.setdefault("state_dir", os.path.join(state_dir, "docker", node_name))
+    from nbkube.node.runtime.docker import DockerRuntime
+
+    rt = DockerRuntime(node_name=node_name, network=network, **options)
+    client = getattr(rt, "client", None)
+    if client is not None:
+        ensure_images(client)  # offline: busybox and the pause image come from the host
+    iptables = IptablesProxy(net.netns, [net.node_ip])
+    kit = NodeKit(node_name, rt, net, network)
+    kit.parts = [RouteSync(factory, network), ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}")]
+    # Run in reverse: every container of this node first, then our rules, then links and namespace.
+    kit._teardown = [network.teardown, iptables.cleanup, lambda: rt.close(remove=True)]
+    return kit
