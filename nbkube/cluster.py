@@ -154,6 +154,7 @@ class LocalCluster(Cluster):
         self.nodes: dict[str, NodeAgent] = {}
         self.runtimes: dict[str, Runtime] = {}
         self.kits: dict[str, NodeKit] = {}  # each node's runtime, network and proxy
+        self._node_index: dict[str, int] = {}  # node name -> its number in the address plan
         self.host_proxy: HostProxy | None = None  # the embedded mode's userspace proxy
         self._store: Store | None = None
         self._lock = threading.Lock()
@@ -228,7 +229,7 @@ class LocalCluster(Cluster):
         with self._lock:
             if self._running:
                 return self
-            self.nodes, self.runtimes, self.kits = {}, {}, {}
+            self.nodes, self.runtimes, self.kits, self._node_index = {}, {}, {}, {}
             if self.runtime_name == "auto":
                 self.runtime_name = resolve_auto()
             try:
@@ -264,11 +265,14 @@ class LocalCluster(Cluster):
         """One more simulated (or real-runtime) node agent in this process."""
         if name in self.nodes:
             raise BadRequest(f"node {name} already exists in this cluster")
+        return self._add_node_at(name, len(self._node_index) + 1, start=_start)
+
+    def _add_node_at(self, name: str, index: int, *, start: bool) -> NodeAgent:
         options = dict(self.runtime_options)
         if self.runtime_name == "sim":
             options.setdefault("clock", self.clock)
-            options.setdefault("seed", len(self.nodes) + 1)
-        index = len(self.kits) + 1
+            options.setdefault("seed", index)
+        self._node_index[name] = index
         kit = build_node(
             self.runtime_name,
             name,
@@ -295,7 +299,7 @@ class LocalCluster(Cluster):
         self.nodes[name] = agent
         if self.host_proxy is not None:
             self.host_proxy.node_ips.append(kit.node_ip)
-        if _start:
+        if start:
             self._agent_factory.informer("Pod").start()
             agent.start()
             kit.start()
@@ -356,6 +360,24 @@ class LocalCluster(Cluster):
             agent.recover()
         else:
             agent.fail(mode)
+
+    def restart_node(self, name: str, timeout: float = 30.0) -> NodeAgent:
+        """Restart one node's agent as a kubelet restart would: its pods keep running and are adopted.
+
+        The old agent and runtime stop without removing anything; a new runtime, network handle and
+        proxy for the same node find what exists (containers, addresses, rules) and carry on."""
+        old_agent, old_kit = self.nodes.get(name), self.kits.get(name)
+        if old_agent is None or old_kit is None:
+            raise NotFound(f'node "{name}" does not run in this cluster')
+        old_agent.stop()
+        old_kit.stop(remove=False)
+        index = self._node_index[name]
+        del self.nodes[name], self.kits[name], self.runtimes[name]
+        if self.host_proxy is not None and old_kit.node_ip in self.host_proxy.node_ips:
+            self.host_proxy.node_ips.remove(old_kit.node_ip)
+        agent = self._add_node_at(name, index, start=True)
+        self.wait_ready(timeout)
+        return agent
 
     def restart_control_plane(self) -> None:
         """Stop the control plane (releasing its lease) and start a fresh one on the same store."""
