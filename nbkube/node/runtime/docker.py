@@ -218,7 +218,9 @@ class DockerRuntime:
         if p is None:
             return
         p.stopped = True
-        if not self._closed:
+        if self._closed:  # no pool any more: remove in the caller's thread
+            self._remove_pod(p)
+        else:
             self._pool.submit(self._guard, self._remove_pod, p)
 
     def pod_status(self, uid: str) -> PodRuntimeStatus | None:
@@ -893,6 +895,10 @@ class DockerRuntime:
             cattrs = self.client.api.inspect_container(c.id)
             c.image_id = str(cattrs.get("Image") or "")
             self._observe(p, c, cattrs)
+            probe = c.spec.get("readinessProbe")
+            if c.state == "running" and probe and self._probe(p, c, probe):
+                # probed once now, so that an agent restart does not flap the pod's Ready condition
+                c.ready = c.ever_ready = True
         with self._lock:
             self._pods[uid] = p
         if missing:

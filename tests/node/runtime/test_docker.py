@@ -8,7 +8,9 @@ polling; `wait_for` bounds it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from nbkube.node.network.base import NoNetwork
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, Runtime
 from nbkube.node.runtime.docker import LABEL_NODE, DockerRuntime
 from nbkube.node.runtime.images import seed_busybox
@@ -384,6 +387,7 @@ def test_a_new_runtime_adopts_running_pods_without_restarting_them(
     rt2 = make_runtime(backoff_base=0.1)
     after = status(rt2, p)
     assert after.pod_ip == before.pod_ip and after.sandbox_ready
+    assert after.all_ready  # probed during adoption: Ready does not flap
     assert [(c.name, c.container_id, c.state, c.restart_count) for c in after.containers] == [
         (c.name, c.container_id, "running", 0) for c in before.containers
     ]
@@ -407,3 +411,66 @@ def test_remove_all_leaves_no_container_of_the_node(
     assert rt.list_pods() == []
     assert client.containers.list(all=True, filters={"label": f"{LABEL_NODE}={rt.node_name}"}) == []
     assert not os.listdir(os.path.join(rt.state_dir, "pods"))
+
+
+class _RecordingNetwork(NoNetwork):
+    def __init__(self) -> None:
+        super().__init__(index=7)
+        self.attached: dict[str, str | int] = {}
+        self.detached: list[str] = []
+
+    def attach_pod(self, pod_uid: str, netns: str | int, ifname: str = "eth0") -> str:
+        self.attached[pod_uid] = netns
+        return super().attach_pod(pod_uid, netns, ifname)
+
+    def detach_pod(self, pod_uid: str) -> None:
+        self.detached.append(pod_uid)
+        super().detach_pod(pod_uid)
+
+
+def test_a_pod_network_gets_the_sandbox_pid_and_gives_the_ip(
+    make_runtime: Callable[..., DockerRuntime], client: Any
+) -> None:
+    net = _RecordingNetwork()
+    rt = make_runtime(network=net)
+    p = pod("netted", [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}])
+    rt.start_pod(p, SANDBOX)
+    st = wait_for(lambda: (s := status(rt, p)).all_running and s, what="pod running")
+    assert st.pod_ip == net.pods[uid(p)] and st.pod_ip.startswith("10.244.7.")
+    pause = client.containers.list(
+        filters={"label": [f"io.nbkube.pod.uid={uid(p)}", "io.nbkube.container=POD"]}
+    )[0]
+    assert net.attached[uid(p)] == pause.attrs["State"]["Pid"]
+    assert pause.attrs["HostConfig"]["NetworkMode"] == "none"
+    rt.stop_pod(uid(p))
+    wait_for(lambda: net.detached == [uid(p)], what="detach on stop")
+
+
+@pytest.mark.skipif(
+    shutil.which("ip") is None or shutil.which("nsenter") is None, reason="needs iproute2 and nsenter"
+)
+def test_on_a_bridge_network_probes_run_in_the_pod_netns(
+    make_runtime: Callable[..., DockerRuntime], tmp_path: Any
+) -> None:
+    from nbkube.node.network.bridge import BridgeNetwork
+
+    net = BridgeNetwork(f"dk{uuid.uuid4().hex[:6]}", 251, tmp_path / "net")
+    try:
+        info = net.setup_node()
+        rt = make_runtime(network=net)
+        container = {
+            "name": "web",
+            "image": "busybox",
+            "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"],
+            "readinessProbe": {"httpGet": {"port": 8080, "path": "/passwd"}},
+            "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 1},
+        }
+        p = pod("bridged", [container])
+        rt.start_pod(p, PodSandboxConfig(net.node_name, "", info.pod_cidr, info.node_ip))
+        st = wait_for(lambda: (s := status(rt, p)).all_ready and s, what="ready on the bridge")
+        assert ipaddress.ip_address(st.pod_ip) in ipaddress.ip_network(info.pod_cidr)
+        code, out = rt.exec(uid(p), "web", ["sh", "-c", "ip -4 addr show eth0"])
+        assert code == 0 and st.pod_ip in out
+        rt.close(remove=True)
+    finally:
+        net.teardown()
