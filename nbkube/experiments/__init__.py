@@ -1,0 +1,67 @@
+"""Timing experiments: a node failure or a rolling update, under a load probe, as a DataFrame and a plot.
+
+Who calls it: `nbkube demo` (cli/cmd_demo.py), the notebooks (through nbkube.notebook, which adds
+the progress bar) and `Experiments(cluster)`, the object behind `cluster.experiments`.
+Layering: this package sits between the CLI and the API server; it uses the cluster object it is
+given, the registry, the client and the rolling-update driver, and never IPython.
+
+- probe.py      Probe (HTTP GETs at a bounded rate, every request recorded), round_robin()
+- target.py     (host, port) or a Service name -> an address; ServiceStandIn for runtime "sim"
+- timeline.py   PodRecorder (pod state changes) and the state rebuilt from rows
+- failover.py   failover() -> FailoverResult
+- rollout.py    rollout() -> RolloutResult
+- plots.py      Gantt + ready line + failed requests; round-robin bars
+- report.py     tables (CSV, markdown), PNGs and report.html in a folder
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbkube.experiments.failover import FailoverResult, failover
+from nbkube.experiments.probe import Probe, ProbeRecord, probe_once, round_robin
+from nbkube.experiments.results import ExperimentResult, ExperimentTimeout, Progress
+from nbkube.experiments.rollout import RolloutResult, rollout
+from nbkube.experiments.target import ProbeTarget, ServiceStandIn, resolve_target
+
+__all__ = [
+    "Experiments",
+    "ExperimentResult",
+    "ExperimentTimeout",
+    "FailoverResult",
+    "Probe",
+    "ProbeRecord",
+    "ProbeTarget",
+    "Progress",
+    "RolloutResult",
+    "ServiceStandIn",
+    "failover",
+    "probe_once",
+    "resolve_target",
+    "rollout",
+    "round_robin",
+]
+
+
+class Experiments:
+    """`cluster.experiments`: the experiments bound to one cluster, with a default progress callback."""
+
+    def __init__(self, cluster: Any, progress: Progress | None = None):
+        self.cluster = cluster
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        return f"Experiments({self.cluster!r})"
+
+    def failover(self, node: str, probe: Any = None, **kwargs: Any) -> FailoverResult:
+        kwargs.setdefault("progress", self.progress)
+        return failover(self.cluster, node, probe, **kwargs)
+
+    def rollout(self, controller: str, image: str, probe: Any = None, **kwargs: Any) -> RolloutResult:
+        kwargs.setdefault("progress", self.progress)
+        return rollout(self.cluster, controller, image, probe, **kwargs)
+
+    def round_robin(self, probe: Any, requests: int = 50, namespace: str = "default") -> Any:
+        """Requests one after another through `probe` (a Service name or (host, port)): count per pod."""
+        with resolve_target(self.cluster, probe, namespace) as target:
+            return round_robin(*target.address, requests=requests)
