@@ -43,7 +43,15 @@ if TYPE_CHECKING:
     from nbkube.store.base import Store
     from nbkube.store.etcd_server import EtcdServer
 
-__all__ = ["Cluster", "LocalCluster", "connect", "cluster_dir", "make_registry"]
+__all__ = [
+    "Cluster",
+    "JoinedNode",
+    "LocalCluster",
+    "connect",
+    "cluster_dir",
+    "free_node_index",
+    "make_registry",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +117,95 @@ class Cluster:
     def close(self) -> None:
         self.api.close()
         self.api.store.close()
+
+
+class JoinedNode:
+    """One node agent of this machine serving a cluster whose store is elsewhere (`nbkube node join`).
+
+    The control plane runs wherever the cluster was started; this machine only adds a node: its
+    runtime, pod network and proxy (the same kit LocalCluster builds), registered against the
+    shared store. `stop()` removes everything it made here."""
+
+    def __init__(
+        self,
+        api: Registry,
+        name: str,
+        *,
+        runtime: str = "auto",
+        profile: Profile | str = "fast",
+        node_ip: str | None = None,
+        state_dir: str | None = None,
+        index: int | None = None,
+        clock: Clock = REAL_CLOCK,
+    ):
+        from nbkube.client.informer import InformerFactory
+
+        if not _NAME_RE.match(name):
+            raise BadRequest(f"node name {name!r} must be lowercase letters, digits and '-'")
+        self.api = api
+        self.name = name
+        self.runtime_name = resolve_auto() if runtime == "auto" else runtime
+        self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self.state_dir = state_dir or os.path.join(os.path.expanduser("~"), ".nbkube", "nodes", name)
+        self.index = index if index is not None else free_node_index(api, name)
+        self.factory = InformerFactory(api)
+        self.kit = build_node(
+            self.runtime_name,
+            name,
+            self.index,
+            api=api,
+            factory=self.factory,
+            state_dir=self.state_dir,
+            clock=clock,
+        )
+        self.host_proxy = HostProxy(self.factory) if self.runtime_name == "process" else None
+        if self.host_proxy is not None:
+            self.host_proxy.node_ips.append(node_ip or self.kit.node_ip)
+        self.agent = NodeAgent(
+            api,
+            name,
+            self.kit.runtime,
+            profile=self.profile,
+            clock=clock,
+            factory=self.factory,
+            pod_cidr=self.kit.pod_cidr,
+            address=node_ip or self.kit.node_ip,
+        )
+
+    def start(self) -> JoinedNode:
+        self.factory.start_all()
+        self.agent.start()
+        self.kit.start()
+        if self.host_proxy is not None:
+            self.host_proxy.start()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.agent.stop()
+        if self.host_proxy is not None:
+            with contextlib.suppress(Exception):
+                self.host_proxy.stop()
+        self.kit.stop(remove=True)
+        self.factory.stop_all()
+
+
+def free_node_index(api: Registry, name: str) -> int:
+    """The node's number in the address plan: its own if it joined before, else the lowest free one."""
+    used: dict[int, str] = {}
+    for node in api.list("Node")[0]:
+        match = re.fullmatch(
+            r"(?:10|127)\.244\.(\d+)\.0/24", str((node.get("spec") or {}).get("podCIDR") or "")
+        )
+        if match:
+            used[int(match.group(1))] = str(node["metadata"]["name"])
+    for index, owner in used.items():
+        if owner == name:
+            return index
+    for index in range(1, 254):
+        if index not in used:
+            return index
+    raise BadRequest("no free node number left in 10.244.0.0/16 (253 nodes)")
 
 
 def connect(store_url: str, *, clock: Clock = REAL_CLOCK) -> Cluster:

@@ -57,6 +57,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(handler=_up)
 
+    j = subparsers.add_parser(
+        "node",
+        help="node commands: `node join` runs one node agent of this machine against a cluster's store",
+    )
+    node_verbs = j.add_subparsers(dest="node_verb", metavar="VERB")
+    node_verbs.required = True
+    jn = node_verbs.add_parser(
+        "join",
+        help="run a node agent here against a running cluster's store until Ctrl-C",
+        description="Join this machine to a cluster as node NAME: its runtime, pod network and proxy run "
+        "here, registered in the cluster's store (--store etcd://HOST:2379). Ctrl-C removes what it made.",
+    )
+    jn.add_argument("--name", required=True, help="the node's name")
+    jn.add_argument("--node-ip", default=None, help="the address other nodes and clients reach this node at")
+    jn.add_argument("--runtime", default="auto", help="docker, process, sim or auto (default auto)")
+    jn.add_argument(
+        "--profile", default="fast", choices=sorted(PROFILES), help="heartbeat timings (default fast)"
+    )
+    jn.add_argument("--duration", type=float, default=None, help="leave after this many seconds")
+    jn.set_defaults(handler=_node_join)
+
     k = subparsers.add_parser(
         "kill-node",
         help="inject a node fault (the node's agent obeys the Node annotation nbkube.io/fault)",
@@ -133,6 +154,32 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
         finally:
             cluster.stop()
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return None
+
+
+def _node_join(args: argparse.Namespace, ctx: Context) -> int | None:
+    from nbkube.cluster import JoinedNode
+
+    if not ctx.store_given:
+        raise BadRequest("node join needs the cluster's store: --store etcd://HOST:2379 (or NBKUBE_STORE)")
+    node = JoinedNode(ctx.api, args.name, runtime=args.runtime, profile=args.profile, node_ip=args.node_ip)
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        node.start()
+        ctx.out(
+            f"node/{args.name} joined {ctx.store_url}: runtime {node.runtime_name}, "
+            f"InternalIP {node.agent.address}, podCIDR {node.kit.pod_cidr}   (Ctrl-C to leave)"
+        )
+        stop.wait(args.duration)
+        ctx.out(f"node/{args.name} leaving: removing its pods, rules and links")
+    finally:
+        node.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return None
