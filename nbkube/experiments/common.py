@@ -67,7 +67,7 @@ def _info(obj: Obj) -> ControllerInfo:
 
 
 def find_controller(api: Any, ref: str, namespace: str, kinds: tuple[str, ...]) -> ControllerInfo:
-    """"rc/name", "deploy/name", "rs/name" or a bare name (tried as each of `kinds` in turn)."""
+    """ "rc/name", "deploy/name", "rs/name" or a bare name (tried as each of `kinds` in turn)."""
     if "/" in ref:
         kind_text, _, name = ref.partition("/")
         kind = _KIND_ALIASES.get(kind_text.lower())
@@ -94,7 +94,9 @@ def controller_on_node(api: Any, node: str, namespace: str) -> ControllerInfo:
             if ref.get("controller"):
                 owners[(str(ref.get("kind")), str(ref.get("name")))] += 1
     if not owners:
-        raise BadRequest(f"node {node} runs no controller's pods in namespace {namespace}: nothing to fail over")
+        raise BadRequest(
+            f"node {node} runs no controller's pods in namespace {namespace}: nothing to fail over"
+        )
     (kind, name), _n = owners.most_common(1)[0]
     info = _info(api.get(kind, name, namespace))
     return info

@@ -46,7 +46,9 @@ def failover_summary(df: pandas.DataFrame) -> pandas.DataFrame:
     node = str(kill["name"].iloc[0])
     desired = int(kill["value"].iloc[0])
     ev = df["source"] == "event"
-    detect = _first_t(df, ev & (df["kind"] == "Node") & (df["name"] == node) & (df["reason"] == "NodeNotReady"))
+    detect = _first_t(
+        df, ev & (df["kind"] == "Node") & (df["name"] == node) & (df["reason"] == "NodeNotReady")
+    )
     evict = _first_t(df, ev & (df["reason"] == "TaintManagerEviction"))
     if evict is None:
         pods = df["source"] == "pod"
@@ -61,8 +63,15 @@ def failover_summary(df: pandas.DataFrame) -> pandas.DataFrame:
     rows: list[dict[str, Any]] = []
     metric(rows, "time to detect (node NotReady)", detect, "s")
     metric(rows, "time to evict (first pod marked for deletion)", evict, "s")
-    metric(rows, "time to reschedule (all pods scheduled elsewhere)", sched["t"].iloc[0] if len(sched) else None, "s")
-    metric(rows, "time to ready (all replicas ready elsewhere)", ready["t"].iloc[0] if len(ready) else None, "s")
+    metric(
+        rows,
+        "time to reschedule (all pods scheduled elsewhere)",
+        sched["t"].iloc[0] if len(sched) else None,
+        "s",
+    )
+    metric(
+        rows, "time to ready (all replicas ready elsewhere)", ready["t"].iloc[0] if len(ready) else None, "s"
+    )
     metric(rows, "replicas", desired, "pods")
     metric(rows, "requests sent", len(probe), "requests")
     metric(rows, "requests failed", len(failed), "requests")
@@ -86,7 +95,10 @@ class FailoverResult(ExperimentResult):
     def plot(self) -> Figure:
         from nbkube.experiments.plots import timeline_figure
 
-        markers = {f"kill {self.node}": action_time(self.df, "KillNode"), "recovered": action_time(self.df, "Recovered")}
+        markers = {
+            f"kill {self.node}": action_time(self.df, "KillNode"),
+            "recovered": action_time(self.df, "Recovered"),
+        }
         return timeline_figure(self.df, title=self.title, markers=markers)
 
 
@@ -167,7 +179,10 @@ def failover(
             return 0.1 if not detected else 0.2 + 0.75 * ready / max(desired, 1)
 
         timed_out = not wait_until(
-            done, timeout=timeout, what=f"failover of {node}: replicas ready elsewhere", progress=progress,
+            done,
+            timeout=timeout,
+            what=f"failover of {node}: replicas ready elsewhere",
+            progress=progress,
             fraction=fraction,
         )
         if not timed_out:

@@ -28,7 +28,7 @@ def timeline_figure(
     df: pandas.DataFrame,
     *,
     title: str = "",
-    markers: dict[str, float] | None = None,
+    markers: dict[str, float | None] | None = None,
     exclude_node: str = "",
 ) -> Figure:
     from matplotlib.figure import Figure
@@ -96,8 +96,15 @@ def timeline_figure(
         for ax in (gantt, bottom):
             vline = ax.axvline(t, color="#444", linestyle="--", linewidth=0.8)
             vline.set_gid("action")
-        gantt.annotate(label, (t, 0), xycoords=("data", "axes fraction"), fontsize=7, rotation=90,
-                       va="bottom", ha="right")
+        gantt.annotate(
+            label,
+            (t, 0),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+            rotation=90,
+            va="bottom",
+            ha="right",
+        )
     bottom.set_ylabel("ready")
     bottom.set_xlabel("seconds since the action")
     bottom.set_ylim(bottom=-0.5)
@@ -112,7 +119,8 @@ def round_robin_figure(table: pandas.DataFrame, *, title: str = "requests per po
     fig = Figure(figsize=(6, 3), layout="constrained")
     ax = fig.subplots()
     bars = ax.bar(table["pod"].astype(str), table["requests"].astype(int), color="#1f77b4")
-    bars.set_gid("round-robin")
+    for patch in bars.patches:
+        patch.set_gid("round-robin")
     ax.set_ylabel("requests")
     ax.set_title(title)
     ax.tick_params(axis="x", labelrotation=30, labelsize=7)

@@ -160,10 +160,14 @@ class ExperimentResult:
 
 
 def metric(rows: list[dict[str, Any]], name: str, value: float | int | None, unit: str) -> None:
-    rows.append({"metric": name, "value": None if value is None else round(float(value), 3), "unit": unit})
+    # counts stay whole numbers, durations keep milliseconds
+    shown: float | int | None = None
+    if value is not None:
+        shown = int(value) if unit != "s" else round(float(value), 3)
+    rows.append({"metric": name, "value": shown, "unit": unit})
 
 
 def summary_frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=["metric", "value", "unit"])
+    return pd.DataFrame(rows, columns=["metric", "value", "unit"]).astype({"value": object})

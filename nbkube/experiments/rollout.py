@@ -44,7 +44,9 @@ def rollout_summary(df: pandas.DataFrame) -> pandas.DataFrame:
     series = ready_series(df)
     during = series[(series["t"] >= 0) & (series["t"] <= (done if done is not None else float("inf")))]
     before = series[series["t"] < 0]
-    ready_values = ([int(before["ready"].iloc[-1])] if len(before) else []) + during["ready"].astype(int).tolist()
+    ready_values = ([int(before["ready"].iloc[-1])] if len(before) else []) + during["ready"].astype(
+        int
+    ).tolist()
     probe = df[df["source"] == "probe"]
     failed = probe[probe["ok"] == False]  # noqa: E712
     pod_rows = df[df["source"] == "pod"]
@@ -53,7 +55,12 @@ def rollout_summary(df: pandas.DataFrame) -> pandas.DataFrame:
     metric(rows, "time to complete", done, "s")
     metric(rows, "replicas", desired, "pods")
     metric(rows, "min ready during rollout", min(ready_values) if ready_values else None, "pods")
-    metric(rows, "max pods scheduled during rollout", int(during["scheduled"].max()) if len(during) else None, "pods")
+    metric(
+        rows,
+        "max pods scheduled during rollout",
+        int(during["scheduled"].max()) if len(during) else None,
+        "pods",
+    )
     metric(rows, "pods created", int((first_seen >= 0).sum()) if first_seen is not None else 0, "pods")
     metric(rows, "requests sent", len(probe), "requests")
     metric(rows, "requests failed", len(failed), "requests")
@@ -70,7 +77,10 @@ class RolloutResult(ExperimentResult):
     def plot(self) -> Figure:
         from nbkube.experiments.plots import timeline_figure
 
-        markers = {"update starts": action_time(self.df, "RolloutStart"), "done": action_time(self.df, "RolloutDone")}
+        markers = {
+            "update starts": action_time(self.df, "RolloutStart"),
+            "done": action_time(self.df, "RolloutDone"),
+        }
         return timeline_figure(self.df, title=self.title, markers=markers)
 
 
@@ -159,9 +169,18 @@ def rollout(
                     c["image"] = image
                     if container is None:
                         break
-            api.patch(info.kind, info.name, info.namespace, {"spec": {"template": {"spec": {"containers": template}}}})
+            api.patch(
+                info.kind,
+                info.name,
+                info.namespace,
+                {"spec": {"template": {"spec": {"containers": template}}}},
+            )
         if not timed_out and not wait_until(
-            done, timeout=timeout, what=f"rollout of {info.key} to {image}", progress=progress, fraction=fraction
+            done,
+            timeout=timeout,
+            what=f"rollout of {info.key} to {image}",
+            progress=progress,
+            fraction=fraction,
         ):
             timed_out = f"rollout of {info.key}: not every pod runs {image} and is Ready after {timeout:g}s"
         if not timed_out:

@@ -27,7 +27,7 @@ Address = tuple[str, int]
 
 
 def parse_service_ref(ref: str, namespace: str = "default") -> tuple[str, str, int | None]:
-    """"name", "ns/name", "name:port" or "ns/name:port" -> (namespace, name, port or None)."""
+    """ "name", "ns/name", "name:port" or "ns/name:port" -> (namespace, name, port or None)."""
     text = ref.strip()
     if text.startswith(("svc/", "service/", "services/")):
         text = text.split("/", 1)[1]
@@ -188,4 +188,3 @@ def resolve_target(cluster: Any, probe: Any, namespace: str = "default") -> Prob
         raise BadRequest(f"probe {probe!r}: this cluster cannot map a Service to a local address")
     host, local_port = resolver(ns, name, port)
     return ProbeTarget((str(host), int(local_port)), f"service {ns}/{name}:{port}")
-

@@ -145,8 +145,13 @@ def pod_intervals(df: pandas.DataFrame) -> pandas.DataFrame:
             continue
         close(pod, t)
         if alive:
-            current[pod] = {"pod": pod, "node": str(r.node), "revision": str(r.revision),
-                            "ready": bool(r.ready), "start": t}
+            current[pod] = {
+                "pod": pod,
+                "node": str(r.node),
+                "revision": str(r.revision),
+                "ready": bool(r.ready),
+                "start": t,
+            }
     for pod in list(current):
         cur = current.pop(pod)
         out.append({**cur, "end": max(t_end, cur["start"]), "open": True})

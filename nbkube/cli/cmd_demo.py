@@ -1,0 +1,221 @@
+"""`nbkube demo`: the article's scenario end to end on an embedded cluster, with timings and a report.
+
+Registered by `nbkube.cli` through COMMAND_MODULES; the README's first command (`bash scripts/demo.sh`)
+ends here. Steps: a LocalCluster (store auto: a private etcd when the binary exists, else SQLite;
+runtime process when it is there, else sim, said in one line), the demo RC (5 replicas) and NodePort
+Service from examples/, round robin through the Service, a node killed and the failover timed, a
+rolling update under load timed; tables printed, plots and report.html written to a folder.
+Every wait is bounded; a failure is one `error:` line and exit 1 (from `nbkube.cli.main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from nbkube.cli.context import Context
+from nbkube.errors import BadRequest, NbkubeError
+
+__all__ = ["register", "TextProgress", "demo_manifests", "pick_runtime"]
+
+RC_FILE = "demo-rc.yaml"
+SERVICE_FILE = "demo-service.yaml"
+RC_NAME = "web-test-controller"
+SERVICE_NAME = "web-http-service"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="run the article's scenario end to end (round robin, failover, rolling update) and write a report",
+        description="Start a local cluster, apply the demo ReplicationController and NodePort Service, "
+        "show round robin, kill a node and time the failover, time a rolling update under load, then "
+        "print the tables and write PNG plots and report.html to a folder.",
+    )
+    p.add_argument("--out", default=None, help="report folder (default ./nbkube-demo-<timestamp>)")
+    p.add_argument(
+        "--runtime",
+        default="auto",
+        choices=["auto", "process", "sim"],
+        help="node runtime: process (pods are host processes), sim (simulated), auto (process when available)",
+    )
+    p.add_argument("--nodes", type=int, default=3, help="number of nodes (2..10, default 3)")
+    p.add_argument("--requests", type=int, default=50, help="requests for the round-robin table (default 50)")
+    p.add_argument("--image", default="busybox:1.36", help="image the rolling update moves to")
+    p.add_argument("--store", dest="demo_store", default="auto", help=argparse.SUPPRESS)
+    p.set_defaults(handler=_demo)
+
+
+class TextProgress:
+    """A `progress(message, fraction)` for the terminal: one line per new message, or per quarter done."""
+
+    def __init__(self, out: Any, indent: str = "  "):
+        self.out = out
+        self.indent = indent
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, message: str, fraction: float) -> None:
+        step = int(max(0.0, min(1.0, fraction)) * 4)
+        if self._last is not None and self._last[0] == message and self._last[1] == step:
+            return
+        self._last = (message, step)
+        self.out(f"{self.indent}[{fraction:4.0%}] {message}")
+
+
+def demo_manifests() -> tuple[str, str]:
+    """Paths of the demo RC and Service (examples/ of the source tree)."""
+    root = Path(__file__).resolve().parents[2] / "examples"
+    rc, svc = root / RC_FILE, root / SERVICE_FILE
+    for path in (rc, svc):
+        if not path.is_file():
+            raise BadRequest(f"{path}: demo manifest missing (run the demo from a checkout of nbkube)")
+    return str(rc), str(svc)
+
+
+def pick_runtime(wanted: str) -> tuple[str, str]:
+    """(runtime, note): process when it is available (and the cluster can reach Services), else sim."""
+    from nbkube.cluster import LocalCluster
+    from nbkube.node.runtime import available_runtimes
+
+    process_ok = "process" in available_runtimes() and hasattr(LocalCluster, "service_address")
+    if wanted == "sim":
+        return "sim", "runtime sim (asked for): pods are simulated; a stand-in answers for the Service"
+    if process_ok:
+        return "process", "runtime process: each pod is a host process on its own loopback IP"
+    if wanted == "process":
+        raise BadRequest("runtime process is not available in this build (try --runtime sim)")
+    return "sim", (
+        "runtime process not available here: falling back to sim (pods are simulated; "
+        "a stand-in answers for the Service from its Endpoints)"
+    )
+
+
+def _wait_running(cluster: Any, replicas: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods, _ = cluster.api.list("Pod", "default", label_selector="app=web")
+        ready = [
+            p
+            for p in pods
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
+        if len(ready) >= replicas:
+            return
+        time.sleep(0.1)
+    raise NbkubeError(f"demo: {replicas} pods of {RC_NAME} not Ready within {timeout:g}s")
+
+
+def _busiest_node(cluster: Any) -> str:
+    pods, _ = cluster.api.list("Pod", "default", label_selector="app=web")
+    counts = Counter(str((p.get("spec") or {}).get("nodeName") or "") for p in pods)
+    counts.pop("", None)
+    if not counts:
+        raise NbkubeError("demo: no pod is bound to a node")
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def _demo(args: argparse.Namespace, ctx: Context) -> int:
+    from nbkube.cluster import LocalCluster
+    from nbkube.experiments import Experiments, failover, rollout
+    from nbkube.experiments.plots import round_robin_figure
+    from nbkube.experiments.report import write_report
+
+    if not 2 <= args.nodes <= 10:
+        raise BadRequest(f"--nodes must be from 2 to 10, got {args.nodes}")
+    if not 1 <= args.requests <= 1000:
+        raise BadRequest(f"--requests must be from 1 to 1000, got {args.requests}")
+    out_dir = os.path.abspath(args.out or f"nbkube-demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise BadRequest(f"--out {out_dir}: exists and is not a folder")
+    rc_path, svc_path = demo_manifests()
+    runtime, note = pick_runtime(args.runtime)
+    say = ctx.out
+    progress = TextProgress(say)
+    t0 = time.monotonic()
+    timings: list[tuple[str, float]] = []
+
+    def lap(what: str, since: float) -> None:
+        timings.append((what, round(time.monotonic() - since, 2)))
+
+    say(note)
+    with tempfile.TemporaryDirectory(prefix="nbkube-demo-") as data_dir:
+        step = time.monotonic()
+        with LocalCluster(
+            nodes=args.nodes,
+            runtime=runtime,
+            store=args.demo_store,
+            profile="fast",
+            data_dir=data_dir,
+            name="demo",
+        ) as cluster:
+            lap("cluster up", step)
+            say(
+                f"cluster up: {args.nodes} nodes, runtime {runtime}, store {cluster.store_kind} "
+                f"({time.monotonic() - step:.1f}s)"
+            )
+            step = time.monotonic()
+            for path in (rc_path, svc_path):
+                for obj, action in cluster.apply(path):
+                    say(f"  {obj['kind'].lower()}/{obj['metadata']['name']} {action}")
+            _wait_running(cluster, 5, 30.0)
+            lap("5 pods ready", step)
+            say(f"5 pods ready ({time.monotonic() - step:.1f}s)")
+            pods = cluster.api.list("Pod", "default", label_selector="app=web")[0]
+            placement = Counter(str(p["spec"].get("nodeName")) for p in pods)
+            say("pods per node: " + ", ".join(f"{n}={k}" for n, k in sorted(placement.items())))
+
+            ex = Experiments(cluster, progress=progress)
+            rr = ex.round_robin(SERVICE_NAME, args.requests)
+            say(f"\nround robin: {args.requests} requests through service {SERVICE_NAME}")
+            say(rr.to_string(index=False))
+
+            victim = _busiest_node(cluster)
+            say(f"\nfailover: killing {victim} (power-off) under load")
+            step = time.monotonic()
+            fo = failover(
+                cluster, victim, SERVICE_NAME, controller=f"rc/{RC_NAME}", timeout=45.0, progress=progress
+            )
+            lap("failover experiment", step)
+            say(fo.summary.to_string(index=False))
+
+            say(f"\nrolling update of {RC_NAME} to {args.image} under load")
+            step = time.monotonic()
+            ro = rollout(
+                cluster,
+                f"rc/{RC_NAME}",
+                args.image,
+                SERVICE_NAME,
+                timeout=45.0,
+                update_period=0.2,
+                progress=progress,
+            )
+            lap("rollout experiment", step)
+            say(ro.summary.to_string(index=False))
+        lap("whole demo", t0)
+
+    import pandas as pd
+
+    timing_df = pd.DataFrame(timings, columns=["step", "seconds"])
+    report = write_report(
+        out_dir,
+        title="nbkube demo: the article's scenario",
+        tables={"round-robin": rr, "failover": fo.summary, "rollout": ro.summary, "timings": timing_df},
+        figures={
+            "round-robin": round_robin_figure(rr, title=f"{args.requests} requests through {SERVICE_NAME}"),
+            "failover": fo.plot(),
+            "rollout": ro.plot(),
+        },
+        data={"failover-data": fo.df, "rollout-data": ro.df},
+        notes=[note, f"{args.nodes} nodes, profile fast; failed node: {victim}; new image: {args.image}"],
+    )
+    say(f"\nreport: {report}")
+    say(f"demo done in {time.monotonic() - t0:.1f}s")
+    return 0
