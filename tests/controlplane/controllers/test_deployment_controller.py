@@ -267,6 +267,7 @@ def test_recreate_removes_old_pods_before_new(
                 and all(p["spec"]["containers"][0]["image"] == "nginx:2" for p in active_pods(api))
             )
         )
+        wait_for(lambda: {"nginx:2"} in images, what="the observer saw the new pods")
     finally:
         observer.inf.stop()
     assert all(len(s) <= 1 for s in images), "old and new pods never coexist"
