@@ -120,6 +120,8 @@ class _Pod:
     pod_ip: str = ""
     sandbox_ready: bool = False
     setup_busy: bool = False
+    init_done: bool = False  # every init container succeeded (or the app containers exist)
+    init_running: bool = False
     setup_error: _ConfigError | None = None
     setup_retry_at: float | None = None
     stopped: bool = False
@@ -172,6 +174,7 @@ class DockerRuntime:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._closed = False
+        self._init_threads: list[threading.Thread] = []
         os.makedirs(self.state_dir, exist_ok=True)
         self._adopt()
         self._thread = threading.Thread(
@@ -247,6 +250,8 @@ class DockerRuntime:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=10.0)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for t in self._init_threads:
+            t.join(timeout=5.0)  # they watch _stop and end within a second
         if remove:
             self.remove_all()
 
@@ -384,11 +389,95 @@ class DockerRuntime:
             finally:
                 p.setup_busy = False
             self._save_state(p)
+            if not p.init_done and (p.pod.get("spec") or {}).get("initContainers"):
+                if not p.init_running:
+                    p.init_running = True
+                    t = threading.Thread(
+                        target=self._guard,
+                        args=(self._run_init, p, binds),
+                        name=f"nbkube-init-{p.name}",
+                        daemon=True,
+                    )
+                    self._init_threads = [x for x in self._init_threads if x.is_alive()] + [t]
+                    t.start()
+                return
+            self._start_app_containers(p, binds)
+
+    def _start_app_containers(self, p: _Pod, binds: dict[str, tuple[str, bool]]) -> None:
+        with p.lock:
             for c in p.containers:
                 if not c.id and not c.busy:
                     c.busy = True
                     c.reason, c.message = "ContainerCreating", ""
                     self._pool.submit(self._guard, self._create_and_start, p, c, binds)
+
+    def _run_init(self, p: _Pod, binds: dict[str, tuple[str, bool]]) -> None:
+        """Run the pod's init containers in order, each to success, then start the app containers.
+
+        A thread of its own (not the pool): an init container may run for long. Its progress shows
+        on the app containers (waiting PodInitializing / Init:Error / Init:CrashLoopBackOff), as the
+        runtime status has no separate init container list."""
+        import docker.errors
+
+        def show(state: str, reason: str, message: str, code: int | None = None) -> None:
+            with p.lock:
+                for c in p.containers:
+                    c.state, c.reason, c.message, c.exit_code = state, reason, message, code
+
+        try:
+            for spec in (p.pod.get("spec") or {}).get("initContainers") or []:
+                c = _Ctr(spec=spec, name=str(spec.get("name")), image=str(spec.get("image")))
+                for _attempt in range(10_000):
+                    if p.stopped or self._stop.is_set():
+                        return
+                    show("waiting", "PodInitializing", f"init container {c.name} running")
+                    code, why = self._run_init_once(p, c, binds)
+                    if code == 0:
+                        break
+                    if code is not None and p.restart_policy == "Never":
+                        show("terminated", "Init:Error", f"init container {c.name} exited with {code}", code)
+                        return
+                    delay = self._backoff(c)
+                    c.crash_streak += 1
+                    reason = "Init:CrashLoopBackOff" if code is not None else "Init:" + why.partition(":")[0]
+                    show("waiting", reason, f"init container {c.name}: {why}; back-off {delay:g}s")
+                    if self._stop.wait(delay):
+                        return
+            with p.lock:
+                p.init_done = True
+                for c in p.containers:
+                    c.reason, c.message = "ContainerCreating", ""
+            self._start_app_containers(p, binds)
+        except docker.errors.APIError as exc:
+            show("waiting", "Init:RunContainerError", _msg(exc))
+        finally:
+            p.init_running = False
+
+    def _run_init_once(self, p: _Pod, c: _Ctr, binds: dict[str, tuple[str, bool]]) -> tuple[int | None, str]:
+        """(exit code, "") of one run, or (None, "Reason: message") when it could not run."""
+        import docker.errors
+
+        try:
+            ensure_image(self.client, c.image, timeout=self.pull_timeout)
+        except ImagePullError as exc:
+            return None, f"ErrImagePull: {exc}"
+        try:
+            kwargs = self._container_config(p, c, binds)
+        except _ConfigError as err:
+            return None, f"{err.reason}: {err.message}"
+        kwargs["name"] = self._cname(p, f"init-{c.name}")
+        kwargs["labels"][LABEL_CONTAINER] = f"init:{c.name}"
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.api.remove_container(kwargs["name"], force=True)
+        ctr = self.client.containers.create(c.image, **kwargs)
+        ctr.start()
+        while not (p.stopped or self._stop.is_set()):
+            try:
+                return int(self.client.api.wait(ctr.id, timeout=1)["StatusCode"]), ""
+            except Exception as exc:  # the wait's read timeout: still running
+                if "timed out" not in str(exc).lower() and "timeout" not in type(exc).__name__.lower():
+                    raise
+        return None, "Stopped: pod stopped"
 
     def _ensure_sandbox(self, p: _Pod) -> None:
         import docker.errors
@@ -899,6 +988,7 @@ class DockerRuntime:
             if c.state == "running" and probe and self._probe(p, c, probe):
                 # probed once now, so that an agent restart does not flap the pod's Ready condition
                 c.ready = c.ever_ready = True
+        p.init_done = any(c.id for c in p.containers)
         with self._lock:
             self._pods[uid] = p
         if missing:

@@ -76,7 +76,7 @@ def make_runtime(client: Any, tmp_path: Any) -> Iterator[Callable[..., DockerRun
         c.remove(force=True)
 
 
-def wait_for(fn: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_for(fn: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -474,3 +474,40 @@ def test_on_a_bridge_network_probes_run_in_the_pod_netns(
         rt.close(remove=True)
     finally:
         net.teardown()
+
+
+def test_init_containers_run_in_order_before_the_app(make_runtime: Callable[..., DockerRuntime]) -> None:
+    rt = make_runtime()
+    mount = [{"name": "work", "mountPath": "/work"}]
+    p = pod(
+        "inits",
+        [{"name": "app", "image": "busybox", "command": ["sleep", "3600"], "volumeMounts": mount}],
+        initContainers=[
+            {
+                "name": "one",
+                "image": "busybox",
+                "command": ["sh", "-c", "echo one >> /work/log"],
+                "volumeMounts": mount,
+            },
+            {
+                "name": "two",
+                "image": "busybox",
+                "command": ["sh", "-c", "echo two >> /work/log"],
+                "volumeMounts": mount,
+            },
+        ],
+        volumes=[{"name": "work", "emptyDir": {}}],
+    )
+    rt.start_pod(p, SANDBOX)
+    wait_for(lambda: status(rt, p).all_running, what="app after init containers")
+    assert rt.exec(uid(p), "app", ["cat", "/work/log"]) == (0, "one\ntwo\n")
+
+    failing = pod(
+        "badinit",
+        [{"name": "app", "image": "busybox", "command": ["sleep", "3600"]}],
+        initContainers=[{"name": "fails", "image": "busybox", "command": ["sh", "-c", "exit 2"]}],
+        restartPolicy="Never",
+    )
+    rt.start_pod(failing, SANDBOX)
+    c = wait_for(lambda: (x := ctr(rt, failing)).state == "terminated" and x, what="init failure")
+    assert (c.reason, c.exit_code) == ("Init:Error", 2) and "fails" in c.message
