@@ -110,3 +110,16 @@ def test_missing_image_fails_with_the_daemon_message(client: Any) -> None:
         pytest.skip("a registry is reachable here")
     assert str(info.value) == daemon
     assert str(info.value)  # never an empty message
+
+
+def test_cli_images_seed_and_list(client: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from nbkube.cli import main
+
+    seed_busybox(client)
+    assert main(["images", "seed"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["busybox:latest already present", "nbkube/pause:latest already present"]
+    assert main(["images", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["IMAGE", "ID", "SIZE", "CREATED"]
+    assert {"busybox:latest", "nbkube/pause:latest"} <= {line.split()[0] for line in lines[1:]}
