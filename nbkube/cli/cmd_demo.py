@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", type=int, default=3, help="number of nodes (2..10, default 3)")
     p.add_argument("--requests", type=int, default=50, help="requests for the round-robin table (default 50)")
     p.add_argument("--image", default="busybox:1.36", help="image the rolling update moves to")
-    p.add_argument("--store", dest="demo_store", default="auto", help=argparse.SUPPRESS)
+    # the global --store names an existing store; the demo always makes its own (tests pass memory)
+    p.add_argument("--cluster-store", dest="demo_store", default="auto", help=argparse.SUPPRESS)
     p.set_defaults(handler=_demo)
 
 
