@@ -557,9 +557,8 @@ class DockerRuntime:
                 if data is None:
                     raise _ConfigError("CreateContainerConfigError", f"{where}: {kind} {ref!r} not found")
                 path = os.path.join(base, kind, vname)
-                _write_files(
-                    path, data, 0o400 if kind == "secret" else 0o644, str(src.get("defaultMode") or "")
-                )
+                # 0644 is Kubernetes' defaultMode for both kinds
+                _write_files(path, data, 0o644, str(src.get("defaultMode") or ""))
                 out[vname] = (path, True)
             elif kind == "gitRepo":
                 out[vname] = (self._git_volume(os.path.join(base, "git-repo", vname), src, where), False)
@@ -573,7 +572,7 @@ class DockerRuntime:
                             f"{where}: nfs is unsupported on node {self.node_name} (no mount.nfs)",
                         )
                     target = f"{src.get('server')}:{src.get('path')}"
-                    opts = "soft,timeo=50,retrans=1" + (",ro" if src.get("readOnly") else "")
+                    opts = "soft,timeo=50,retrans=1,retry=0" + (",ro" if src.get("readOnly") else "")
                     self._mount(["mount", "-t", "nfs", "-o", opts, target, path], f"{where} (nfs {target})")
                 out[vname] = (path, bool(src.get("readOnly")))
             else:

@@ -511,3 +511,17 @@ def test_init_containers_run_in_order_before_the_app(make_runtime: Callable[...,
     rt.start_pod(failing, SANDBOX)
     c = wait_for(lambda: (x := ctr(rt, failing)).state == "terminated" and x, what="init failure")
     assert (c.reason, c.exit_code) == ("Init:Error", 2) and "fails" in c.message
+
+
+def test_nfs_that_cannot_be_mounted_is_reported(make_runtime: Callable[..., DockerRuntime]) -> None:
+    rt = make_runtime()
+    p = pod(
+        "nfs",
+        [{"name": "c", "image": "busybox", "volumeMounts": [{"name": "share", "mountPath": "/share"}]}],
+        volumes=[{"name": "share", "nfs": {"server": "127.0.0.1", "path": "/nbkube-test-none"}}],
+    )
+    rt.start_pod(p, SANDBOX)
+    c = wait_for(
+        lambda: (x := ctr(rt, p)).reason in ("VolumeUnsupported", "CreateContainerConfigError") and x
+    )
+    assert "nfs" in c.message and c.state == "waiting"
