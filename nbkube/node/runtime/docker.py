@@ -150,6 +150,7 @@ class DockerRuntime:
         poll_interval: float = 0.5,
         workers: int = 8,
         pull_timeout: float = 20.0,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         if not node_name or not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", node_name):
             raise BadRequest(f"docker runtime: node_name must be a non-empty name, got {node_name!r}")
@@ -168,6 +169,10 @@ class DockerRuntime:
         self.state_dir = state_dir or os.path.join("/var/lib/nbkube/docker", node_name)
         self.poll_interval = poll_interval
         self.pull_timeout = pull_timeout
+        # called (from the status thread) with a pod uid when its containers' state, readiness or
+        # restart count changed, so the agent re-reads that pod at once instead of at its resync
+        self.on_change = on_change
+        self._seen: dict[str, tuple[Any, ...]] = {}
         self._pods: dict[str, _Pod] = {}
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"nbkube-docker-{node_name}")
@@ -264,8 +269,7 @@ class DockerRuntime:
         c = self._container(uid, container)
         kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
         if follow:
-            stream = c.logs(stream=True, follow=True, **kwargs)
-            return (chunk.decode("utf-8", "replace") for chunk in stream)
+            return _follow(c.logs(stream=True, follow=True, **kwargs))
         return str(c.logs(**kwargs).decode("utf-8", "replace"))
 
     def exec(self, uid: str, container: str, argv: list[str]) -> tuple[int, str]:
@@ -312,7 +316,7 @@ class DockerRuntime:
                 if c.state != "running" and c.state != "terminated":
                     hints.append(0.25 if c.retry_at is None else max(c.retry_at - now, 0.05))
                 elif c.state == "running" and not c.ready:
-                    hints.append(0.25)
+                    hints.append(max(c.next_readiness - now, 0.05) if c.next_readiness else 0.1)
                 out.append(
                     ContainerStatus(
                         name=c.name,
@@ -1041,7 +1045,23 @@ class DockerRuntime:
                 elif c.state == "waiting" and c.retry_at is not None and c.retry_at <= now:
                     c.busy = True
                     self._pool.submit(self._guard, self._retry, p, c)
+        self._notify_changes(pods)
         return soon
+
+    def _notify_changes(self, pods: list[_Pod]) -> None:
+        if self.on_change is None:
+            return
+        seen: dict[str, tuple[Any, ...]] = {}
+        for p in pods:
+            with p.lock:
+                sig = (p.pod_ip, *((c.state, c.reason, c.ready, c.restart_count) for c in p.containers))
+            seen[p.uid] = sig
+            if self._seen.get(p.uid) != sig:
+                try:
+                    self.on_change(p.uid)
+                except Exception:
+                    log.exception("docker runtime %s: on_change(%s) failed", self.node_name, p.uid)
+        self._seen = seen
 
     # ------------------------------------------------------------------ probes
 
@@ -1154,6 +1174,16 @@ class DockerRuntime:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _follow(stream: Any) -> Iterator[str]:
+    """Decoded chunks of a followed log stream; closing the iterator closes the HTTP stream."""
+    try:
+        for chunk in stream:
+            yield chunk.decode("utf-8", "replace")
+    finally:
+        with contextlib.suppress(Exception):
+            stream.close()
 
 
 def _msg(exc: BaseException) -> str:

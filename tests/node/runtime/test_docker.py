@@ -145,7 +145,8 @@ def test_is_a_runtime(make_runtime: Callable[..., DockerRuntime]) -> None:
 def test_two_containers_share_localhost_and_an_empty_dir(
     make_runtime: Callable[..., DockerRuntime], client: Any
 ) -> None:
-    rt = make_runtime()
+    changed: list[str] = []
+    rt = make_runtime(on_change=changed.append)
     p = pod("web", WEB_POD_CONTAINERS, volumes=[{"name": "www", "emptyDir": {}}])
     rt.start_pod(p, SANDBOX)
     rt.start_pod(p, SANDBOX)  # idempotent
@@ -156,6 +157,10 @@ def test_two_containers_share_localhost_and_an_empty_dir(
     code, out = rt.exec(uid(p), "writer", ["sh", "-c", "hostname; echo $NS $IP $NODE $GREETING"])
     assert out.split() == ["web", "default", st.pod_ip, rt.node_name, "hi-web"]
     assert "wrote web" in str(rt.logs(uid(p), "writer"))
+    follow = rt.logs(uid(p), "writer", follow=True)
+    assert not isinstance(follow, str) and "wrote web" in next(iter(follow))
+    follow.close()  # type: ignore[attr-defined]
+    assert uid(p) in changed  # the agent hears of state changes without polling
     # labels tie every container to node, pod and container; limits reached Docker
     w = client.containers.get(ctr(rt, p, "writer").container_id.removeprefix("docker://"))
     assert w.labels["io.nbkube.pod.uid"] == uid(p) and w.labels["io.nbkube.container"] == "writer"
