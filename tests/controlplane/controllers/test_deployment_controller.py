@@ -212,7 +212,13 @@ def test_rolling_update_bounds_hold_at_every_step(
                 for rs in api.list("ReplicaSet", "default")[0]
             )
         )
-        wait_for(lambda: len(active_pods(api)) == desired)
+        wait_for(
+            lambda: (
+                len(active_pods(api)) == desired
+                and all(p["spec"]["containers"][0]["image"] == "nginx:2" for p in active_pods(api))
+            ),
+            what="only new pods left",
+        )
     finally:
         observer.inf.stop()
     samples = observer.samples[start:]
