@@ -1,0 +1,953 @@
+"""The process runtime: each container's command runs as a host process, like Nomad's raw_exec.
+
+Who calls it: the node agent through the `Runtime` seam in the embedded, rootless mode
+(`create_runtime("process", state_dir=..., clock=...)`, wired by `nbkube.node.kit`), the CLI's
+`logs` and `exec` through `logs()` / `exec()`, and the tests. No root, no Docker, no images:
+
+- images: `busybox` (any tag or registry prefix) is the host's busybox binary; the container's
+  command (or the image's default `sh`) runs as a busybox applet when busybox has one, else as a
+  program found on this host. Any other image needs an explicit `command` whose program exists
+  here; otherwise the container waits with `ErrImagePull` and says why;
+- network: the agent gives each pod its own loopback address (127.244.N.z, `LoopbackNetwork`); the
+  containers of a pod share it, and a server must bind it (`httpd -f -p $(POD_IP):8080`) rather
+  than 0.0.0.0, which two pods would both want. Ports below 1024 need root: declared ones are
+  refused up front, with a message saying so, when running unprivileged;
+- volumes: emptyDir is a per-pod directory, hostPath the given path, configMap/secret files written
+  from `resolve_volume`; each is exposed as env `NBKUBE_VOLUME_<NAME>` because `mountPath` cannot be
+  honoured without root or mount namespaces (the container's status message says so);
+- lifecycle: every container runs in its own session (process group), so stopping it signals the
+  whole group (SIGTERM, then SIGKILL after the grace period capped to `stop_grace_cap`); output
+  goes to a per-container log file. One reaper thread per runtime notices exits, restarts per
+  `restartPolicy` with the kubelet's doubling back-off (scaled by `backoff_base`), and runs probes
+  (`nbkube.node.probes`) on a small pool;
+- no orphans: each pod's pids (with their kernel start times) are kept in a JSON file; `close()`
+  kills everything, and a new runtime on the same `state_dir` kills what a crashed one left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbkube.api.meta import Obj
+from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.errors import BadRequest, NotFound
+from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe, validate_probe
+from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig
+
+__all__ = ["ProcessRuntime", "find_busybox", "busybox_applets", "expand_vars", "volume_env_name"]
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0  # the kubelet's cap on the crash-loop back-off, before scaling
+DEFAULT_GRACE = 30.0  # terminationGracePeriodSeconds when the pod gives none
+FAST_READINESS = 0.1  # readiness probed this often until its first success
+BUSYBOX_DEFAULT_CMD = ["sh"]  # the busybox image's CMD
+_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+_SUPPORTED_VOLUMES = ("emptyDir", "hostPath", "configMap", "secret")
+
+VolumeResolver = Callable[[Obj, Obj], "dict[str, bytes] | None"]
+
+
+class _ConfigError(Exception):
+    """The container cannot start for a reason in its spec or on this host: (reason, message)."""
+
+    def __init__(self, reason: str, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry = retry  # worth trying again later (a ConfigMap may appear), or fixed by the spec
+
+
+# ---------------------------------------------------------------------- small pure helpers
+
+
+def find_busybox(explicit: str | None = None) -> str | None:
+    """The host's busybox binary (`busybox-static` package), or None."""
+    for candidate in (explicit, shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+_APPLETS: dict[str, frozenset[str]] = {}
+
+
+def busybox_applets(busybox: str) -> frozenset[str]:
+    """The applets `busybox --list` names (cached per binary)."""
+    if busybox not in _APPLETS:
+        try:
+            out = subprocess.run(
+                [busybox, "--list"], capture_output=True, text=True, timeout=5, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        _APPLETS[busybox] = frozenset(line.strip() for line in out.splitlines() if line.strip())
+    return _APPLETS[busybox]
+
+
+def is_busybox_image(image: str) -> bool:
+    """`busybox`, `busybox:1.36`, `docker.io/library/busybox@sha256:...` and the like."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    repo = name.rsplit("/", 1)[0] if "/" in name else ""
+    base = last.split(":", 1)[0]
+    return base == "busybox" and repo in ("", "library", "docker.io/library", "index.docker.io/library")
+
+
+def expand_vars(text: str, env: dict[str, str]) -> str:
+    """Kubernetes `$(VAR)` expansion: known names replaced, unknown left as written, `$$` -> `$`."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR_REF.sub(sub, text)
+
+
+def volume_env_name(volume: str) -> str:
+    """`NBKUBE_VOLUME_<NAME>`: the env var that tells a container where its volume is."""
+    return "NBKUBE_VOLUME_" + re.sub(r"[^A-Za-z0-9]", "_", volume).upper()
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """The kernel start time of `pid` (clock ticks since boot), which tells a pid from its reuse."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: fields count from the last ')'
+    fields = data[data.rfind(")") + 2 :].split()
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _exited(pid: int) -> bool:
+    """Whether child `pid` has exited, without reaping it (so its process group stays ours)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _exit_code(returncode: int) -> int:
+    # a signal shows as 128 + signal number, as in a container's exit code
+    return 128 - returncode if returncode < 0 else returncode
+
+
+# ---------------------------------------------------------------------- per-pod state
+
+
+@dataclass
+class _Ctr:
+    spec: Obj
+    name: str
+    image: str
+    state: str = "waiting"
+    reason: str = "ContainerCreating"
+    message: str = ""
+    note: str = ""  # shown while running (volumeMounts that cannot be honoured)
+    ready: bool = False
+    restart_count: int = 0
+    crash_streak: int = 0
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    last_terminated: dict[str, Any] | None = None
+    retry_at: float | None = None  # when the next start is due
+    proc: subprocess.Popen[bytes] | None = None
+    stopping: bool = False  # a kill is in progress: the reaper keeps its hands off
+    kill_reason: str = ""  # why we killed it (liveness), for the termination record
+    kill_message: str = ""
+    probe_busy: bool = False
+    readiness: ProbeTracker | None = None
+    liveness: ProbeTracker | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str = ""
+
+
+@dataclass
+class _Pod:
+    uid: str
+    namespace: str
+    name: str
+    pod: Obj
+    sandbox: PodSandboxConfig
+    created_at: float
+    containers: list[_Ctr]
+    dir: str
+    volumes: dict[str, str] = field(default_factory=dict)  # volume name -> host path
+    volume_error: _ConfigError | None = None
+    stopped: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def spec(self) -> Obj:
+        return self.pod.get("spec") or {}
+
+    @property
+    def restart_policy(self) -> str:
+        return str(self.spec.get("restartPolicy") or "Always")
+
+    @property
+    def grace(self) -> float:
+        value = self.spec.get("terminationGracePeriodSeconds")
+        return float(value) if isinstance(value, int | float) and value >= 0 else DEFAULT_GRACE
+
+
+class ProcessRuntime:
+    """Runs pods as host processes; see the module docstring. Thread-safe."""
+
+    name = "process"
+
+    def __init__(
+        self,
+        state_dir: str,
+        *,
+        clock: Clock = REAL_CLOCK,
+        busybox: str | None = None,
+        backoff_base: float = 10.0,
+        unprivileged: bool | None = None,
+        resolve_volume: VolumeResolver | None = None,
+        node_name: str = "",
+        poll_interval: float = 0.05,
+        stop_grace_cap: float = 3.0,
+        probe_workers: int = 4,
+    ) -> None:
+        if not state_dir:
+            raise BadRequest("process runtime: state_dir is required")
+        if backoff_base <= 0:
+            raise BadRequest(f"process runtime: backoff_base must be > 0, got {backoff_base!r}")
+        if poll_interval <= 0 or stop_grace_cap < 0:
+            raise BadRequest("process runtime: poll_interval must be > 0 and stop_grace_cap >= 0")
+        self.state_dir = os.path.abspath(state_dir)
+        self.clock = clock
+        self.busybox = find_busybox(busybox)
+        if busybox and self.busybox != busybox:
+            raise BadRequest(f"process runtime: busybox {busybox!r} is not an executable file")
+        self.backoff_base = float(backoff_base)
+        self.max_backoff = MAX_BACKOFF * self.backoff_base / 10.0
+        self.unprivileged = os.geteuid() != 0 if unprivileged is None else bool(unprivileged)
+        self.resolve_volume = resolve_volume
+        self.node_name = node_name
+        self.poll_interval = float(poll_interval)
+        self.stop_grace_cap = float(stop_grace_cap)
+        self._pods: dict[str, _Pod] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._closed = False
+        os.makedirs(self._pods_dir, exist_ok=True)
+        self.killed_leftovers = self._kill_leftovers()
+        self._pool = ThreadPoolExecutor(max_workers=probe_workers, thread_name_prefix="nbkube-process-probe")
+        self._thread = threading.Thread(target=self._reaper, name="nbkube-process-reaper", daemon=True)
+        self._thread.start()
+
+    @property
+    def _pods_dir(self) -> str:
+        return os.path.join(self.state_dir, "pods")
+
+    # ------------------------------------------------------------------ the Runtime protocol
+
+    def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
+        meta = pod.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        if not uid or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", uid):
+            raise BadRequest(f"process runtime: pod metadata.uid must be a plain name, got {uid!r}")
+        spec = pod.get("spec") or {}
+        containers = spec.get("containers") or []
+        where = f"pod {meta.get('namespace') or 'default'}/{meta.get('name')}"
+        if not containers:
+            raise BadRequest(f"{where}: spec.containers must not be empty")
+        for i, c in enumerate(containers):
+            if not c.get("name") or not c.get("image"):
+                raise BadRequest(f"{where}: spec.containers[{i}] needs a name and an image")
+            for kind in ("readinessProbe", "livenessProbe"):
+                if c.get(kind) is not None:
+                    validate_probe(c[kind], f"{where}: spec.containers[{i}].{kind}")
+        with self._lock:
+            if self._closed:
+                raise BadRequest("process runtime is closed")
+            if uid in self._pods:
+                return
+            now = self.clock.now()
+            p = _Pod(
+                uid=uid,
+                namespace=str(meta.get("namespace") or "default"),
+                name=str(meta.get("name") or ""),
+                pod={k: v for k, v in pod.items() if k != "status"},
+                sandbox=sandbox,
+                created_at=now,
+                containers=[
+                    _Ctr(spec=c, name=str(c["name"]), image=str(c["image"]), retry_at=now) for c in containers
+                ],
+                dir=os.path.join(self._pods_dir, uid),
+            )
+            self._pods[uid] = p
+        with p.lock:
+            self._save_state(p)
+        self._wake.set()
+
+    def stop_pod(self, uid: str) -> None:
+        with self._lock:
+            p = self._pods.pop(uid, None)
+        if p is None:
+            return
+        self._kill_pod(p)
+        shutil.rmtree(p.dir, ignore_errors=True)
+
+    def pod_status(self, uid: str) -> PodRuntimeStatus | None:
+        with self._lock:
+            p = self._pods.get(uid)
+        return self._status_of(p) if p is not None else None
+
+    def list_pods(self) -> list[PodRuntimeStatus]:
+        with self._lock:
+            pods = list(self._pods.values())
+        return [self._status_of(p) for p in pods]
+
+    def close(self, remove: bool = True) -> None:
+        """Stop every pod (no process of ours survives), the reaper and the probe pool.
+
+        `remove` is accepted for symmetry with the docker runtime: host processes cannot outlive
+        the runtime that waits on them, so they always go."""
+        with self._lock:
+            self._closed = True
+            pods = list(self._pods.values())
+            self._pods.clear()
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        for p in pods:
+            p.stopped = True
+        # all pods at once: SIGTERM everywhere, then one shared grace period
+        threads = [threading.Thread(target=self._kill_pod, args=(p,), daemon=True) for p in pods]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=self.stop_grace_cap + 5.0)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for p in pods:
+            shutil.rmtree(p.dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ extras: logs, exec
+
+    def log_path(self, uid: str, container: str) -> str:
+        p, c = self._find(uid, container)
+        return os.path.join(p.dir, "logs", f"{c.name}.log")
+
+    def logs(
+        self, uid: str, container: str, tail: int | None = None, follow: bool = False
+    ) -> str | Iterator[str]:
+        """The container's output (stdout and stderr, every run); with `follow`, an iterator of
+        chunks that ends when the container is no longer running (or the pod stops)."""
+        path = self.log_path(uid, container)
+        text = ""
+        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        if tail is not None:
+            if tail < 0:
+                raise BadRequest(f"logs: tail must be >= 0, got {tail}")
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[len(lines) - tail :]) if tail else ""
+        if not follow:
+            return text
+        return self._follow(uid, container, path, text)
+
+    def _follow(self, uid: str, container: str, path: str, first: str) -> Iterator[str]:
+        if first:
+            yield first
+        offset = os.path.getsize(path) if os.path.exists(path) else 0
+        while True:
+            chunk = b""
+            with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            if chunk:
+                offset += len(chunk)
+                yield chunk.decode("utf-8", "replace")
+                continue
+            with self._lock:
+                p = self._pods.get(uid)
+            c = next((x for x in p.containers if x.name == container), None) if p else None
+            if p is None or c is None or p.stopped or c.state != "running":
+                return
+            time.sleep(0.1)
+
+    def exec(self, uid: str, container: str, argv: list[str], timeout: float = 60.0) -> tuple[int, str]:
+        """Run `argv` with the container's environment and working directory; (exit code, output)."""
+        if not argv:
+            raise BadRequest("exec: a command is required")
+        p, c = self._find(uid, container)
+        with p.lock:
+            env, cwd = dict(c.env), c.cwd
+        if not cwd:
+            raise BadRequest(f"exec: container {container} of pod {p.name} has not started")
+        return self._run(p, c, list(argv), env, cwd, timeout)
+
+    def _run(
+        self, p: _Pod, c: _Ctr, argv: list[str], env: dict[str, str], cwd: str, timeout: float
+    ) -> tuple[int, str]:
+        try:
+            resolved = self._resolve(c.image, argv, env)
+        except _ConfigError as err:
+            return 126, err.message
+        try:
+            proc = subprocess.Popen(
+                resolved,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return 126, f"exec {argv[0]}: {exc.strerror or exc}"
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            return 137, out.decode("utf-8", "replace") + f"\nexec timed out after {timeout:g}s"
+        _killpg(proc.pid, signal.SIGKILL)  # what it left in the background dies with it
+        return _exit_code(proc.returncode), out.decode("utf-8", "replace")
+
+    def _find(self, uid: str, container: str) -> tuple[_Pod, _Ctr]:
+        with self._lock:
+            p = self._pods.get(uid)
+        if p is None:
+            raise NotFound(f"pod {uid} is not running on this node")
+        for c in p.containers:
+            if c.name == container:
+                return p, c
+        raise NotFound(f"pod {p.name} has no container {container!r}")
+
+    # ------------------------------------------------------------------ status
+
+    def _status_of(self, p: _Pod) -> PodRuntimeStatus:
+        now = self.clock.now()
+        statuses: list[ContainerStatus] = []
+        nexts: list[float] = []
+        with p.lock:
+            for c in p.containers:
+                pid = c.proc.pid if c.proc is not None and c.state == "running" else None
+                statuses.append(
+                    ContainerStatus(
+                        name=c.name,
+                        image=c.image,
+                        state=c.state,  # type: ignore[arg-type]
+                        reason=c.reason if c.state != "running" else "",
+                        message=c.message if c.state != "running" else c.note,
+                        ready=c.ready and c.state == "running",
+                        restart_count=c.restart_count,
+                        exit_code=c.exit_code if c.state == "terminated" else None,
+                        started_at=c.started_at,
+                        finished_at=c.finished_at if c.state == "terminated" else None,
+                        container_id=f"process://{pid}" if pid else "",
+                        image_id=f"process://{self.busybox}"
+                        if is_busybox_image(c.image) and self.busybox
+                        else "",
+                        last_terminated=dict(c.last_terminated) if c.last_terminated else None,
+                    )
+                )
+                if c.state == "waiting" and c.retry_at is not None:
+                    nexts.append(c.retry_at)
+                elif c.state == "running" and c.readiness is not None and not c.ready:
+                    nexts.append(c.readiness.next_at)
+        return PodRuntimeStatus(
+            uid=p.uid,
+            namespace=p.namespace,
+            name=p.name,
+            sandbox_ready=True,
+            pod_ip=p.sandbox.pod_ip,
+            containers=statuses,
+            created_at=p.created_at,
+            next_check=max(0.0, min(nexts) - now) if nexts else None,
+        )
+
+    # ------------------------------------------------------------------ the reaper thread
+
+    def _reaper(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._tick()
+            except Exception:
+                log.exception("process runtime: reaper pass failed")
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        with self._lock:
+            pods = list(self._pods.values())
+        for p in pods:
+            if self._stop.is_set():
+                return
+            with p.lock:
+                if p.stopped:
+                    continue
+                now = self.clock.now()
+                for c in p.containers:
+                    if c.stopping:
+                        continue
+                    if c.state == "running" and c.proc is not None:
+                        if _exited(c.proc.pid):
+                            self._on_exit(p, c)
+                        else:
+                            self._schedule_probes(p, c, now)
+                    elif c.state == "waiting" and c.retry_at is not None and c.retry_at <= now:
+                        self._start(p, c)
+
+    def _on_exit(self, p: _Pod, c: _Ctr) -> None:
+        """Record the end of `c`'s run (under p.lock) and decide on its restart."""
+        assert c.proc is not None
+        _killpg(c.proc.pid, signal.SIGKILL)  # the container is over: so is all it started
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            c.proc.wait(timeout=1.0)
+        code = _exit_code(c.proc.returncode if c.proc.returncode is not None else -9)
+        c.proc = None
+        now = self.clock.now()
+        reason = c.kill_reason or ("Completed" if code == 0 else "Error")
+        message = c.kill_message
+        c.kill_reason = c.kill_message = ""
+        started = c.started_at or now
+        if now - started >= 60 * self.backoff_base:  # ran long enough: back-off starts afresh
+            c.crash_streak = 0
+        c.ready = False
+        c.readiness = c.liveness = None
+        restart = p.restart_policy == "Always" or (p.restart_policy == "OnFailure" and code != 0)
+        if restart:
+            c.last_terminated = {
+                "exitCode": code,
+                "reason": reason,
+                "message": message,
+                "startedAt": started,
+                "finishedAt": now,
+            }
+            delay = min(self.backoff_base * (2 ** min(c.crash_streak, 30)), self.max_backoff)
+            c.crash_streak += 1
+            c.state, c.reason, c.exit_code = "waiting", "CrashLoopBackOff", None
+            c.message = (
+                message + "; " if message else ""
+            ) + f"back-off {delay:g}s restarting failed container={c.name} pod={p.name}_{p.namespace}"
+            c.retry_at = now + delay
+            c.finished_at = now
+        else:
+            c.state, c.reason, c.exit_code, c.message = "terminated", reason, code, message
+            c.finished_at = now
+            c.retry_at = None
+        self._save_state(p)
+
+    # ------------------------------------------------------------------ starting a container
+
+    def _start(self, p: _Pod, c: _Ctr) -> None:
+        """Start (or restart) `c` now; under p.lock, in the reaper thread. Errors become its status."""
+        c.retry_at = None
+        try:
+            argv, env, cwd, note = self._prepare(p, c)
+        except _ConfigError as err:
+            c.state, c.reason, c.message = "waiting", err.reason, err.message
+            c.retry_at = self.clock.now() + min(5.0, self.backoff_base) if err.retry else None
+            return
+        log_dir = os.path.join(p.dir, "logs")
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, f"{c.name}.log"), "ab") as logf:
+            if note and c.restart_count == 0 and c.last_terminated is None:
+                logf.write(f"[nbkube] {note}\n".encode())
+                logf.flush()
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: stop kills all it starts
+                    close_fds=True,
+                )
+            except OSError as exc:
+                now = self.clock.now()
+                c.state, c.reason = "waiting", "RunContainerError"
+                c.message = f"cannot start {argv[0]}: {exc.strerror or exc}"
+                c.retry_at = now + min(self.backoff_base * (2 ** min(c.crash_streak, 30)), self.max_backoff)
+                c.crash_streak += 1
+                return
+        if c.last_terminated is not None or c.started_at is not None:
+            c.restart_count += 1
+        now = self.clock.now()
+        c.proc = proc
+        c.env, c.cwd, c.note = env, cwd, note
+        c.state, c.reason, c.message, c.exit_code = "running", "", "", None
+        c.started_at, c.finished_at = now, None
+        c.ready = not c.spec.get("readinessProbe")
+        c.readiness = (
+            ProbeTracker(c.spec["readinessProbe"], "readiness", now, first_success_period=FAST_READINESS)
+            if c.spec.get("readinessProbe")
+            else None
+        )
+        c.liveness = (
+            ProbeTracker(c.spec["livenessProbe"], "liveness", now) if c.spec.get("livenessProbe") else None
+        )
+        self._save_state(p)
+
+    def _prepare(self, p: _Pod, c: _Ctr) -> tuple[list[str], dict[str, str], str, str]:
+        """(argv, env, cwd, note) for `c`, or a _ConfigError saying why it cannot run here."""
+        self._check_ports(c)
+        if not p.volumes and p.volume_error is None:
+            self._prepare_volumes(p)
+        if p.volume_error is not None:
+            raise p.volume_error
+        declared = self._env(p, c.spec)
+        env: dict[str, str] = {
+            "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
+            "HOSTNAME": p.name,
+        }
+        for vname, path in p.volumes.items():
+            env[volume_env_name(vname)] = path
+        env.update(declared)
+        # as the kubelet: $(VAR) refers to the container's declared env only
+        command = [expand_vars(str(a), declared) for a in c.spec.get("command") or []]
+        args = [expand_vars(str(a), declared) for a in c.spec.get("args") or []]
+        busybox_image = is_busybox_image(c.image)
+        if command:
+            argv = command + args  # command replaces the entrypoint, args the cmd
+        elif busybox_image:
+            argv = args or list(BUSYBOX_DEFAULT_CMD)  # busybox has no entrypoint
+        else:
+            raise _ConfigError(
+                "ErrImagePull",
+                f"image {c.image} cannot run on the process runtime: only busybox, "
+                "or an explicit command available on this host",
+            )
+        resolved = self._resolve(c.image, argv, env)
+        cwd = str(c.spec.get("workingDir") or "")
+        if not cwd or not os.path.isdir(cwd):
+            cwd = os.path.join(p.dir, "containers", c.name)
+            os.makedirs(cwd, exist_ok=True)
+        env.setdefault("HOME", cwd)
+        note = ""
+        mounts = c.spec.get("volumeMounts") or []
+        if mounts:
+            where = ", ".join(
+                f"{m.get('mountPath')} -> ${volume_env_name(str(m.get('name')))}" for m in mounts
+            )
+            note = (
+                "volumeMounts are not mounted (the process runtime has no root or mount namespace); "
+                f"each volume's directory is in an env var instead: {where}"
+            )
+            for m in mounts:
+                if str(m.get("name")) not in p.volumes:
+                    raise _ConfigError(
+                        "CreateContainerConfigError",
+                        f"container {c.name}: volumeMount of unknown volume {m.get('name')!r}",
+                    )
+        return resolved, env, cwd, note
+
+    def _resolve(self, image: str, argv: list[str], env: dict[str, str]) -> list[str]:
+        """argv as run on this host: a busybox applet, or a program found on PATH."""
+        program = argv[0]
+        if is_busybox_image(image):
+            if self.busybox is None:
+                raise _ConfigError(
+                    "ErrImagePull",
+                    f"image {image}: no busybox binary on this host (install the busybox-static package)",
+                )
+            applet = os.path.basename(program)
+            if applet in busybox_applets(self.busybox):
+                return [self.busybox, applet, *argv[1:]]
+        found = program if os.sep in program and os.access(program, os.X_OK) else None
+        if found is None and os.sep not in program:
+            found = shutil.which(program, path=env.get("PATH"))
+        if found is None:
+            what = "a busybox applet or a program" if is_busybox_image(image) else "a program"
+            raise _ConfigError(
+                "CreateContainerError",
+                f"image {image}: {program!r} is not {what} on this host (the process runtime runs host programs)",
+            )
+        return [found, *argv[1:]]
+
+    def _check_ports(self, c: _Ctr) -> None:
+        if not self.unprivileged:
+            return
+        for port in c.spec.get("ports") or []:
+            number = port.get("containerPort")
+            if isinstance(number, int) and 0 < number < 1024:
+                raise _ConfigError(
+                    "CreateContainerConfigError",
+                    f"port {number} needs root: the process runtime runs as an unprivileged user; "
+                    "use 8080 (or another port >= 1024)",
+                )
+
+    def _env(self, p: _Pod, spec: Obj) -> dict[str, str]:
+        """The container's declared env, in order, with $(VAR) expansion and the downward API."""
+        meta = p.pod.get("metadata") or {}
+        fields = {
+            "metadata.name": p.name,
+            "metadata.namespace": p.namespace,
+            "metadata.uid": p.uid,
+            "spec.nodeName": p.sandbox.node_name or self.node_name,
+            "spec.serviceAccountName": str(p.spec.get("serviceAccountName") or "default"),
+            "status.podIP": p.sandbox.pod_ip,
+            "status.hostIP": p.sandbox.host_ip,
+        }
+        env: dict[str, str] = {}
+        for e in spec.get("env") or []:
+            name = str(e.get("name") or "")
+            src = e.get("valueFrom")
+            if not src:
+                env[name] = expand_vars(str(e.get("value") or ""), env)
+                continue
+            if "fieldRef" in src:
+                path = str((src["fieldRef"] or {}).get("fieldPath") or "")
+                m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+                if m:
+                    env[name] = str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+                elif path in fields:
+                    env[name] = fields[path]
+                else:
+                    raise _ConfigError(
+                        "CreateContainerConfigError", f"env {name}: unsupported fieldRef {path!r}"
+                    )
+            elif "configMapKeyRef" in src or "secretKeyRef" in src:
+                kind = "configMap" if "configMapKeyRef" in src else "secret"
+                ref = src.get(f"{kind}KeyRef") or {}
+                key = str(ref.get("key") or "")
+                volume = {
+                    "name": f"env-{name}",
+                    kind: {"secretName" if kind == "secret" else "name": ref.get("name")},
+                }
+                data = self.resolve_volume(p.pod, volume) if self.resolve_volume is not None else None
+                if data is None or key not in data:
+                    if ref.get("optional"):
+                        continue
+                    why = (
+                        "not found"
+                        if self.resolve_volume is not None
+                        else "cannot be read (no resolver given)"
+                    )
+                    raise _ConfigError(
+                        "CreateContainerConfigError",
+                        f"env {name}: key {key!r} of {kind} {ref.get('name')!r} {why}",
+                        retry=True,
+                    )
+                env[name] = data[key].decode("utf-8", "replace")
+            else:
+                raise _ConfigError(
+                    "CreateContainerConfigError", f"env {name}: unsupported valueFrom {sorted(src)}"
+                )
+        return env
+
+    def _prepare_volumes(self, p: _Pod) -> None:
+        """Make each volume's directory once per pod (shared by its containers); errors stick."""
+        vols: dict[str, str] = {}
+        for v in p.spec.get("volumes") or []:
+            vname = str(v.get("name") or "")
+            kinds = [k for k in v if k != "name"]
+            try:
+                if "emptyDir" in v:
+                    path = os.path.join(p.dir, "volumes", vname)
+                    os.makedirs(path, exist_ok=True)
+                elif "hostPath" in v:
+                    hp = v.get("hostPath") or {}
+                    path = str(hp.get("path") or "")
+                    if not path or not os.path.isabs(path):
+                        raise _ConfigError(
+                            "CreateContainerConfigError", f"volume {vname}: hostPath.path must be absolute"
+                        )
+                    kind = str(hp.get("type") or "")
+                    if kind == "DirectoryOrCreate":
+                        os.makedirs(path, exist_ok=True)
+                    elif kind == "Directory" and not os.path.isdir(path):
+                        raise _ConfigError(
+                            "CreateContainerConfigError",
+                            f"volume {vname}: hostPath {path} is not a directory",
+                        )
+                elif "configMap" in v or "secret" in v:
+                    data = self.resolve_volume(p.pod, v) if self.resolve_volume is not None else None
+                    source = v.get("configMap") or v.get("secret") or {}
+                    if data is None:
+                        if source.get("optional"):
+                            data = {}
+                        else:
+                            raise _ConfigError(
+                                "CreateContainerConfigError",
+                                f"volume {vname}: {kinds[0]} {source.get('name') or source.get('secretName')!r} not found",
+                                retry=True,
+                            )
+                    path = os.path.join(p.dir, "volumes", vname)
+                    _write_files(path, data, vname)
+                else:
+                    raise _ConfigError(
+                        "CreateContainerConfigError",
+                        f"volume {vname}: type {', '.join(kinds) or '(none)'} is not supported by the process "
+                        f"runtime (supported: {', '.join(_SUPPORTED_VOLUMES)})",
+                    )
+            except _ConfigError as err:
+                if not err.retry:
+                    p.volume_error = err
+                raise
+            except OSError as exc:
+                raise _ConfigError(
+                    "CreateContainerConfigError", f"volume {vname}: {exc}", retry=True
+                ) from exc
+            vols[vname] = path
+        p.volumes = vols
+
+    # ------------------------------------------------------------------ probes
+
+    def _schedule_probes(self, p: _Pod, c: _Ctr, now: float) -> None:
+        if c.probe_busy:
+            return
+        due = [t for t in (c.readiness, c.liveness) if t is not None and t.due(now)]
+        if due and c.proc is not None:
+            c.probe_busy = True
+            try:
+                self._pool.submit(self._run_probes, p, c, c.proc, due)
+            except RuntimeError:  # the pool is shutting down with the runtime
+                c.probe_busy = False
+
+    def _run_probes(self, p: _Pod, c: _Ctr, proc: subprocess.Popen[bytes], due: list[ProbeTracker]) -> None:
+        try:
+            for tracker in due:
+                with p.lock:
+                    env, cwd = dict(c.env), c.cwd
+
+                def exec_fn(
+                    argv: list[str], timeout: float, env: dict[str, str] = env, cwd: str = cwd
+                ) -> tuple[int, str]:
+                    return self._run(p, c, argv, env, cwd, timeout)
+
+                try:
+                    result = run_probe(
+                        tracker.probe,
+                        host=p.sandbox.pod_ip or "127.0.0.1",
+                        ports=list(c.spec.get("ports") or []),
+                        exec_fn=exec_fn,
+                    )
+                except Exception as exc:  # a probe bug must not stop the others
+                    result = ProbeResult(False, f"probe error: {exc}")
+                with p.lock:
+                    if p.stopped or c.proc is not proc or c.state != "running":
+                        return  # the container this probe was for is gone
+                    verdict = tracker.record(result, self.clock.now())
+                    if tracker.kind == "readiness":
+                        c.ready = verdict
+                        continue
+                    if verdict:
+                        continue
+                    c.stopping = True
+                    c.kill_reason = "Unhealthy"
+                    c.kill_message = f"Liveness probe failed: {tracker.last_message}; container restarted"
+                log.info("pod %s/%s container %s failed liveness; killing it", p.namespace, p.name, c.name)
+                self._terminate([proc], min(p.grace, self.stop_grace_cap))
+                with p.lock:
+                    c.stopping = False
+                    if not p.stopped and c.proc is proc:
+                        self._on_exit(p, c)
+                return
+        finally:
+            c.probe_busy = False
+            self._wake.set()
+
+    # ------------------------------------------------------------------ stopping, state, leftovers
+
+    def _kill_pod(self, p: _Pod) -> None:
+        with p.lock:
+            p.stopped = True
+            procs = [c.proc for c in p.containers if c.proc is not None]
+            for c in p.containers:
+                c.stopping = True
+        self._terminate(procs, min(p.grace, self.stop_grace_cap))
+        with p.lock:
+            for c in p.containers:
+                c.proc = None
+                c.ready = False
+
+    def _terminate(self, procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+        """SIGTERM each process group, SIGKILL whatever is left after `grace`, reap the leaders."""
+        for proc in procs:
+            _killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        pending = list(procs)
+        while pending and time.monotonic() < deadline:
+            pending = [proc for proc in pending if not _exited(proc.pid)]
+            if pending:
+                time.sleep(0.02)
+        for proc in procs:
+            # also the group's members that ignored SIGTERM after their leader went
+            _killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2.0)
+
+    def _save_state(self, p: _Pod) -> None:
+        """pids with their start times, so that a later runtime can find what this one started."""
+        pids = {}
+        for c in p.containers:
+            if c.proc is not None:
+                pids[c.name] = [c.proc.pid, _proc_start_ticks(c.proc.pid)]
+        state = {"uid": p.uid, "namespace": p.namespace, "name": p.name, "pids": pids}
+        try:
+            os.makedirs(p.dir, exist_ok=True)
+            tmp = os.path.join(p.dir, "state.json.tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(state, f)
+            os.replace(tmp, os.path.join(p.dir, "state.json"))
+        except OSError as exc:
+            log.warning("process runtime: cannot save state of pod %s: %s", p.name, exc)
+
+    def _kill_leftovers(self) -> int:
+        """Kill the process groups a previous runtime on this state_dir left (a crashed kernel)."""
+        killed = 0
+        for uid in os.listdir(self._pods_dir):
+            pod_dir = os.path.join(self._pods_dir, uid)
+            try:
+                with open(os.path.join(pod_dir, "state.json"), encoding="utf-8") as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                state = {}
+            for pid, ticks in (state.get("pids") or {}).values():
+                if isinstance(pid, int) and ticks is not None and _proc_start_ticks(pid) == ticks:
+                    _killpg(pid, signal.SIGKILL)
+                    killed += 1
+            shutil.rmtree(pod_dir, ignore_errors=True)
+        if killed:
+            log.warning("process runtime: killed %d process group(s) left by a previous run", killed)
+        return killed
+
+
+def _write_files(path: str, data: dict[str, bytes], volume: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    for fname, content in data.items():
+        rel = os.path.normpath(fname)
+        if rel.startswith("..") or os.path.isabs(rel):
+            raise _ConfigError(
+                "CreateContainerConfigError", f"volume {volume}: file name {fname!r} leaves the volume"
+            )
+        target = os.path.join(path, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as f:
+            f.write(content if isinstance(content, bytes) else str(content).encode())
