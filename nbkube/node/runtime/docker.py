@@ -31,7 +31,7 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,7 +264,7 @@ class DockerRuntime:
 
     def logs(
         self, uid: str, container: str, tail: int | None = None, follow: bool = False
-    ) -> str | Iterator[str]:
+    ) -> str | Generator[str, None, None]:
         """The container's output (stdout and stderr); with `follow`, an iterator of chunks until it ends."""
         c = self._container(uid, container)
         kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
@@ -1176,7 +1176,7 @@ class DockerRuntime:
 # ---------------------------------------------------------------------- helpers
 
 
-def _follow(stream: Any) -> Iterator[str]:
+def _follow(stream: Any) -> Generator[str, None, None]:
     """Decoded chunks of a followed log stream; closing the iterator closes the HTTP stream."""
     try:
         for chunk in stream:

@@ -157,10 +157,16 @@ def test_two_containers_share_localhost_and_an_empty_dir(
     code, out = rt.exec(uid(p), "writer", ["sh", "-c", "hostname; echo $NS $IP $NODE $GREETING"])
     assert out.split() == ["web", "default", st.pod_ip, rt.node_name, "hi-web"]
     assert "wrote web" in str(rt.logs(uid(p), "writer"))
-    follow = rt.logs(uid(p), "writer", follow=True)
-    assert not isinstance(follow, str) and "wrote web" in next(iter(follow))
-    follow.close()  # type: ignore[attr-defined]
-    assert uid(p) in changed  # the agent hears of state changes without polling
+    follow = rt.logs(uid(p), "writer", tail=1, follow=True)
+    assert not isinstance(follow, str)
+    first = ""
+    for chunk in follow:  # the writer prints one line and sleeps: it is there at once
+        first += chunk
+        if first.endswith("\n"):
+            break
+    follow.close()
+    assert first == "wrote web\n"
+    wait_for(lambda: uid(p) in changed, what="on_change")  # the agent hears of changes without polling
     # labels tie every container to node, pod and container; limits reached Docker
     w = client.containers.get(ctr(rt, p, "writer").container_id.removeprefix("docker://"))
     assert w.labels["io.nbkube.pod.uid"] == uid(p) and w.labels["io.nbkube.container"] == "writer"
