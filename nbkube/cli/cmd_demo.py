@@ -21,7 +21,7 @@ from typing import Any
 from nbkube.cli.context import Context
 from nbkube.errors import BadRequest, NbkubeError
 
-__all__ = ["register", "TextProgress", "demo_manifests", "pick_runtime"]
+__all__ = ["register", "TextProgress", "demo_manifests"]
 
 RC_FILE = "demo-rc.yaml"
 SERVICE_FILE = "demo-service.yaml"
@@ -78,24 +78,6 @@ def demo_manifests() -> tuple[str, str]:
     return str(rc), str(svc)
 
 
-def pick_runtime(wanted: str) -> tuple[str, str]:
-    """(runtime, note): process when it is available (and the cluster can reach Services), else sim."""
-    from nbkube.cluster import LocalCluster
-    from nbkube.node.runtime import available_runtimes
-
-    process_ok = "process" in available_runtimes() and hasattr(LocalCluster, "service_address")
-    if wanted == "sim":
-        return "sim", "runtime sim (asked for): pods are simulated; a stand-in answers for the Service"
-    if process_ok:
-        return "process", "runtime process: each pod is a host process on its own loopback IP"
-    if wanted == "process":
-        raise BadRequest("runtime process is not available in this build (try --runtime sim)")
-    return "sim", (
-        "runtime process not available here: falling back to sim (pods are simulated; "
-        "a stand-in answers for the Service from its Endpoints)"
-    )
-
-
 def _wait_running(cluster: Any, replicas: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -125,7 +107,7 @@ def _busiest_node(cluster: Any) -> str:
 
 def _demo(args: argparse.Namespace, ctx: Context) -> int:
     from nbkube.cluster import LocalCluster
-    from nbkube.experiments import Experiments, failover, rollout
+    from nbkube.experiments import Experiments, default_runtime, failover, rollout
     from nbkube.experiments.plots import round_robin_figure
     from nbkube.experiments.report import write_report
 
@@ -137,7 +119,7 @@ def _demo(args: argparse.Namespace, ctx: Context) -> int:
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BadRequest(f"--out {out_dir}: exists and is not a folder")
     rc_path, svc_path = demo_manifests()
-    runtime, note = pick_runtime(args.runtime)
+    runtime, note = default_runtime(args.runtime)
     say = ctx.out
     progress = TextProgress(say)
     t0 = time.monotonic()

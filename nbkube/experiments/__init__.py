@@ -22,7 +22,7 @@ from nbkube.experiments.failover import FailoverResult, failover
 from nbkube.experiments.probe import Probe, ProbeRecord, probe_once, round_robin
 from nbkube.experiments.results import ExperimentResult, ExperimentTimeout, Progress
 from nbkube.experiments.rollout import RolloutResult, rollout
-from nbkube.experiments.target import ProbeTarget, ServiceStandIn, resolve_target
+from nbkube.experiments.target import ProbeTarget, ServiceStandIn, default_runtime, resolve_target
 
 __all__ = [
     "Experiments",
@@ -35,6 +35,7 @@ __all__ = [
     "Progress",
     "RolloutResult",
     "ServiceStandIn",
+    "default_runtime",
     "failover",
     "probe_once",
     "resolve_target",
@@ -60,6 +61,32 @@ class Experiments:
     def rollout(self, controller: str, image: str, probe: Any = None, **kwargs: Any) -> RolloutResult:
         kwargs.setdefault("progress", self.progress)
         return rollout(self.cluster, controller, image, probe, **kwargs)
+
+    def wait_ready(
+        self, selector: str, count: int, *, namespace: str = "default", timeout: float = 60.0
+    ) -> int:
+        """Block (bounded) until `count` pods matching `selector` are Ready; returns how many are."""
+        import time
+
+        from nbkube.errors import NbkubeError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            pods, _ = self.cluster.api.list("Pod", namespace, label_selector=selector)
+            ready = sum(
+                1
+                for p in pods
+                if not (p.get("metadata") or {}).get("deletionTimestamp")
+                and any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (p.get("status") or {}).get("conditions") or []
+                )
+            )
+            if ready >= count:
+                return ready
+            if time.monotonic() >= deadline:
+                raise NbkubeError(f"only {ready} of {count} pods ({selector}) Ready after {timeout:g}s")
+            time.sleep(0.1)
 
     def round_robin(self, probe: Any, requests: int = 50, namespace: str = "default") -> Any:
         """Requests one after another through `probe` (a Service name or (host, port)): count per pod."""

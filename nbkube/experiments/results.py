@@ -170,4 +170,10 @@ def metric(rows: list[dict[str, Any]], name: str, value: float | int | None, uni
 def summary_frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=["metric", "value", "unit"]).astype({"value": object})
+    return pd.DataFrame(
+        {
+            "metric": [r["metric"] for r in rows],
+            "value": pd.Series([r["value"] for r in rows], dtype=object),
+            "unit": [r["unit"] for r in rows],
+        }
+    )

@@ -21,7 +21,7 @@ from typing import Any
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest, NotFound
 
-__all__ = ["ProbeTarget", "ServiceStandIn", "resolve_target", "parse_service_ref"]
+__all__ = ["ProbeTarget", "ServiceStandIn", "resolve_target", "parse_service_ref", "default_runtime"]
 
 Address = tuple[str, int]
 
@@ -186,5 +186,25 @@ def resolve_target(cluster: Any, probe: Any, namespace: str = "default") -> Prob
     resolver = getattr(cluster, "service_address", None)
     if resolver is None:
         raise BadRequest(f"probe {probe!r}: this cluster cannot map a Service to a local address")
-    host, local_port = resolver(ns, name, port)
+    host, local_port = resolver(name=name, port=port, namespace=ns)
     return ProbeTarget((str(host), int(local_port)), f"service {ns}/{name}:{port}")
+
+
+def default_runtime(wanted: str = "auto") -> tuple[str, str]:
+    """(runtime name, one line saying why) for the rootless default: "process" when this build has it
+    and LocalCluster can map a Service to a local address, else "sim" (said plainly)."""
+    from nbkube.cluster import LocalCluster
+    from nbkube.node.runtime import available_runtimes
+
+    if wanted not in ("auto", "process", "sim"):
+        raise BadRequest(f"runtime {wanted!r}: expected auto, process or sim")
+    if wanted == "sim":
+        return "sim", "runtime sim (asked for): pods are simulated; a stand-in answers for the Service"
+    if "process" in available_runtimes() and hasattr(LocalCluster, "service_address"):
+        return "process", "runtime process: each pod is a host process on its own loopback IP"
+    if wanted == "process":
+        raise BadRequest("runtime process is not available in this build (try --runtime sim)")
+    return "sim", (
+        "runtime process not available here: falling back to sim (pods are simulated; "
+        "a stand-in answers for the Service from its Endpoints)"
+    )
