@@ -26,11 +26,8 @@ import logging
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +37,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
+from nbkube.node.probes import run_probe, validate_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image
 
@@ -201,6 +199,9 @@ class DockerRuntime:
         for i, c in enumerate(containers):
             if not c.get("name") or not c.get("image"):
                 raise BadRequest(f"pod {meta.get('name')}: spec.containers[{i}] needs a name and an image")
+            for kind in ("readinessProbe", "livenessProbe"):
+                if c.get(kind) is not None:
+                    validate_probe(c[kind], f"pod {meta.get('name')}: spec.containers[{i}].{kind}")
         with self._lock:
             if self._closed:
                 raise BadRequest("docker runtime is closed")
@@ -1122,29 +1123,40 @@ class DockerRuntime:
             self._wake.set()
 
     def _probe(self, p: _Pod, c: _Ctr, probe: Obj) -> bool:
+        """One check of `probe` (the shared `nbkube.node.probes.run_probe`) against pod `p`."""
         timeout = float(probe.get("timeoutSeconds") or 1)
-        try:
-            if "exec" in probe:
-                argv = list((probe["exec"] or {}).get("command") or [])
+        host = p.pod_ip or "127.0.0.1"
+        ports = list(c.spec.get("ports") or [])
+
+        def check() -> bool:
+            result = run_probe(
+                probe, host=host, ports=ports, exec_fn=lambda argv, t: self._exec_bounded(c, argv, t)
+            )
+            if not result.ok:
+                log.debug("probe of %s/%s failed: %s", p.name, c.name, result.message)
+            return result.ok
+
+        if "exec" in probe:
+            return check()
+        return self._in_pod_netns(p, check, timeout)
+
+    def _exec_bounded(self, c: _Ctr, argv: list[str], timeout: float) -> tuple[int, str]:
+        """`exec` for a probe: a command still running after `timeout` counts as a failure."""
+        out: list[tuple[int, str]] = []
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
                 res = self.client.api.exec_create(c.id, argv)
-                self.client.api.exec_start(res["Id"])
-                return int(self.client.api.exec_inspect(res["Id"]).get("ExitCode") or 0) == 0
-            if "httpGet" in probe:
-                h = probe["httpGet"] or {}
-                port = _port(h.get("port"), c.spec)
-                host = str(h.get("host") or p.pod_ip or "127.0.0.1")
-                url = f"{str(h.get('scheme') or 'HTTP').lower()}://{host}:{port}{h.get('path') or '/'}"
-                headers = {str(x.get("name")): str(x.get("value")) for x in h.get("httpHeaders") or []}
-                return self._in_pod_netns(p, lambda: _http_ok(url, headers, timeout), timeout)
-            if "tcpSocket" in probe:
-                t = probe["tcpSocket"] or {}
-                host = str(t.get("host") or p.pod_ip or "127.0.0.1")
-                port = _port(t.get("port"), c.spec)
-                return self._in_pod_netns(p, lambda: _tcp_ok(host, port, timeout), timeout)
-        except Exception as exc:
-            log.debug("probe of %s/%s failed: %s", p.name, c.name, exc)
-            return False
-        return False
+                output = self.client.api.exec_start(res["Id"])
+                code = self.client.api.exec_inspect(res["Id"]).get("ExitCode")
+                out.append(
+                    (int(code if code is not None else -1), bytes(output or b"").decode("utf-8", "replace"))
+                )
+
+        t = threading.Thread(target=run, name="nbkube-probe-exec", daemon=True)
+        t.start()
+        t.join(timeout + 1.0)  # + the API round trips
+        return out[0] if out else (-1, f"command timed out after {timeout:g}s")
 
     def _in_pod_netns(self, p: _Pod, check: Callable[[], bool], timeout: float) -> bool:
         """Run `check` from inside the pod's network namespace (as its own containers see it).
@@ -1213,35 +1225,6 @@ def _expand(text: str, env: dict[str, str]) -> str:
         return env.get(m.group(1), m.group(0))
 
     return _VAR_REF.sub(sub, text)
-
-
-def _port(value: Any, spec: Obj) -> int:
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        return int(value)
-    for port in spec.get("ports") or []:
-        if port.get("name") == value:
-            return int(port["containerPort"])
-    raise ValueError(f"probe port {value!r} is not a number nor a named port of the container")
-
-
-def _http_ok(url: str, headers: dict[str, str], timeout: float) -> bool:
-    req = urllib.request.Request(url, headers={"User-Agent": "nbkube-probe", **headers})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=timeout) as resp:
-            return 200 <= int(resp.status) < 400
-    except urllib.error.HTTPError as exc:
-        return 200 <= exc.code < 400
-    except (OSError, ValueError):
-        return False
-
-
-def _tcp_ok(host: str, port: int, timeout: float) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _write_files(path: str, data: dict[str, bytes], mode: int, default_mode: str) -> None:
