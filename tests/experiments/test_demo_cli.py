@@ -51,3 +51,16 @@ def test_text_progress_prints_a_line_per_step() -> None:
         progress("waiting", f)
     progress("next", 0.0)
     assert lines == ["  [  0%] waiting", "  [ 30%] waiting", "  [100%] waiting", "  [  0%] next"]
+
+
+@pytest.mark.slow
+def test_demo_on_the_process_runtime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nbkube.experiments import default_runtime
+
+    if default_runtime()[0] != "process":
+        pytest.skip("the process runtime is not available here")
+    out = tmp_path / "report"
+    assert main(["demo", "--runtime", "process", "--out", str(out), "--requests", "10"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("runtime process:") and "demo done in" in text
+    assert (out / "failover.png").exists() and (out / "rollout-data.csv").exists()

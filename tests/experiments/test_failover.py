@@ -79,3 +79,13 @@ def test_service_refs() -> None:
     assert parse_service_ref("svc/team/web:8000") == ("team", "web", 8000)
     with pytest.raises(BadRequest, match="port 'x'"):
         parse_service_ref("web:x")
+
+
+def test_default_runtime_names_its_choice() -> None:
+    from nbkube.experiments import default_runtime
+
+    assert default_runtime("sim")[0] == "sim"
+    runtime, note = default_runtime()
+    assert runtime in ("process", "sim") and note.startswith("runtime")
+    with pytest.raises(BadRequest, match="expected auto, process or sim"):
+        default_runtime("docker")
