@@ -50,6 +50,9 @@ FAULT_ANNOTATION = "nbkube.io/fault"
 FAULT_MODES = ("stop-heartbeats", "power-off")
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 DEFAULT_CAPACITY: dict[str, str] = {"cpu": "4", "memory": "8Gi", "pods": "110"}
+# Pod syncs run in parallel (the workqueue never hands one pod to two workers): a slow container
+# start must not hold up every other pod of the node.
+POD_WORKERS = 4
 COMPONENT = "kubelet"
 
 
@@ -138,7 +141,11 @@ class NodeAgent:
         else:
             self.pods.start()  # a no-op when the shared factory already runs it
         self._running = True
-        for target, name in ((self._heartbeat_loop, "heartbeat"), (self._worker, "podsync")):
+        # The heartbeat has a thread of its own that never waits on the runtime: a runtime busy
+        # creating fifty containers must not make the node look dead (and its pods evicted).
+        loops = [(self._heartbeat_loop, "heartbeat"), (self._relist_loop, "relist")]
+        loops += [(self._worker, f"podsync-{i}") for i in range(POD_WORKERS)]
+        for target, name in loops:
             t = threading.Thread(target=target, name=f"agent-{self.node_name}-{name}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -419,11 +426,19 @@ class NodeAgent:
         while not self.clock.wait(self._stop, self.heartbeat_interval):
             try:
                 self._heartbeat()
-                self._resync()
             except NbkubeError:
                 log.warning("node %s: heartbeat failed", self.node_name, exc_info=True)
             except Exception:
                 log.exception("node %s: heartbeat crashed", self.node_name)
+
+    def _relist_loop(self) -> None:
+        while not self.clock.wait(self._stop, self.heartbeat_interval):
+            if self._fault is not None:
+                continue
+            try:
+                self._resync()
+            except Exception:
+                log.exception("node %s: relist failed", self.node_name)
 
     # -- pod sync ----------------------------------------------------------------------------------
 
