@@ -1,0 +1,115 @@
+"""The embedded mode end to end: process runtime, loopback pod IPs, the userspace proxy (no root needed).
+
+The article's scenario adapted for rootless nodes (examples/demo-*.yaml: busybox httpd on the pod's
+own loopback address, port 8080): five pods on three nodes, the Service's ClusterIP answers on its
+loopback mirror round robin, every node answers on NodePort 30001, and stopping the cluster leaves
+no process and no listening socket behind.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from nbkube.cluster import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _manifests() -> str:
+    parts = []
+    for name in ("demo-rc.yaml", "demo-service.yaml"):
+        with open(os.path.join(REPO, "examples", name)) as f:
+            parts.append(f.read())
+    return "\n---\n".join(parts)
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+def _ready(pod: dict) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _get(host: str, port: int) -> str:
+    with urllib.request.urlopen(f"http://{host}:{port}/", timeout=3) as resp:
+        return str(resp.read().decode().strip())
+
+
+def _busybox_children() -> list[int]:
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        # our httpd children were started in sessions of their own, so match the command line
+        if b"httpd" in cmd and b"127.244." in cmd and fields[0] != "Z":
+            found.append(int(entry))
+    return [p for p in found if p != me]
+
+
+def test_article_scenario_on_the_embedded_default(tmp_path: Any) -> None:
+    cluster = LocalCluster(nodes=3, runtime="process", store="sqlite", data_dir=str(tmp_path), name="emb")
+    try:
+        cluster.apply(_manifests())
+        pods = _wait(
+            lambda: (lambda ps: ps if len([p for p in ps if _ready(p)]) == 5 else None)(
+                cluster.api.list("Pod", "default")[0]
+            ),
+            30,
+            "5 ready pods",
+        )
+        assert all(p["status"]["podIP"].startswith("127.244.") for p in pods)
+        assert len({p["spec"]["nodeName"] for p in pods}) == 3
+        names = {p["metadata"]["name"] for p in pods}
+        svc = next(
+            s for s in cluster.api.list("Service", "default")[0] if s["spec"].get("type") == "NodePort"
+        )
+        host, port = cluster.service_address(svc["metadata"]["name"])
+        assert host.startswith("127.") and port == svc["spec"]["ports"][0]["port"]
+        _wait(
+            lambda: (
+                cluster.host_proxy is not None
+                and cluster.host_proxy.runner.rules
+                and all(r.backends for r in cluster.host_proxy.runner.rules)
+                and len(cluster.host_proxy.runner.rules[0].backends) == 5
+            ),
+            10,
+            "proxy has 5 backends",
+        )
+        hits = collections.Counter(_get(host, port) for _ in range(50))
+        assert set(hits) == names and max(hits.values()) <= 2 * 10, hits
+        for ip in cluster.node_addresses().values():
+            assert _get(ip, 30001) in names
+    finally:
+        cluster.stop()
+    assert _busybox_children() == []
+    with pytest.raises(OSError):
+        socket.create_connection((host, port), timeout=1)
