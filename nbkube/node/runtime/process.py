@@ -27,6 +27,7 @@ Who calls it: the node agent through the `Runtime` seam in the embedded, rootles
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -57,6 +58,26 @@ FAST_READINESS = 0.1  # readiness probed this often until its first success
 BUSYBOX_DEFAULT_CMD = ["sh"]  # the busybox image's CMD
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 _SUPPORTED_VOLUMES = ("emptyDir", "hostPath", "configMap", "secret")
+
+# what a container's JSON state keeps besides its pid (for adoption by a later runtime)
+_SAVED_FIELDS = (
+    "state",
+    "reason",
+    "message",
+    "note",
+    "ready",
+    "restart_count",
+    "crash_streak",
+    "exit_code",
+    "started_at",
+    "finished_at",
+    "last_terminated",
+    "env",
+    "cwd",
+)
+# every child any ProcessRuntime of this Python process started, by pid: a runtime that adopts
+# them in the same process (a restarted node agent) still reaps them and learns their exit codes
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 VolumeResolver = Callable[[Obj, Obj], "dict[str, bytes] | None"]
 
@@ -123,8 +144,8 @@ def volume_env_name(volume: str) -> str:
     return "NBKUBE_VOLUME_" + re.sub(r"[^A-Za-z0-9]", "_", volume).upper()
 
 
-def _proc_start_ticks(pid: int) -> int | None:
-    """The kernel start time of `pid` (clock ticks since boot), which tells a pid from its reuse."""
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, kernel start time in clock ticks) of `pid`; the start time tells a pid from its reuse."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             data = f.read()
@@ -133,9 +154,14 @@ def _proc_start_ticks(pid: int) -> int | None:
     # the command name may contain spaces and parentheses: fields count from the last ')'
     fields = data[data.rfind(")") + 2 :].split()
     try:
-        return int(fields[19])
+        return fields[0], int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
 
 
 def _exited(pid: int) -> bool:
@@ -160,6 +186,44 @@ def _exit_code(returncode: int) -> int:
 # ---------------------------------------------------------------------- per-pod state
 
 
+class _Proc:
+    """A container's main process: our child, or one adopted from an earlier runtime on this state_dir.
+
+    Its pid is also its process group (each container starts a session), and its kernel start time
+    tells it apart from a later process that reuses the pid."""
+
+    def __init__(self, pid: int, popen: subprocess.Popen[bytes] | None = None, ticks: int | None = None):
+        self.pid = pid
+        self.popen = popen
+        self.ticks = ticks if ticks is not None else _proc_start_ticks(pid)
+
+    @property
+    def adopted(self) -> bool:
+        return self.popen is None
+
+    def exited(self) -> bool:
+        if self.popen is not None:
+            return _exited(self.pid)
+        stat = _proc_stat(self.pid)  # not our child: init reaps it, we can only look
+        return stat is None or stat[1] != self.ticks or stat[0] in ("Z", "X")
+
+    def reap(self, timeout: float) -> int | None:
+        """The exit code once it has ended (None when unknown: an adopted process)."""
+        if self.popen is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=timeout)
+        if self.popen.returncode is not None:
+            _CHILDREN.pop(self.pid, None)
+        return _exit_code(self.popen.returncode) if self.popen.returncode is not None else None
+
+    def signal_group(self, sig: int) -> None:
+        # an adopted pid that is no longer the same process must not be signalled
+        if self.popen is None and _proc_start_ticks(self.pid) != self.ticks:
+            return
+        _killpg(self.pid, sig)
+
+
 @dataclass
 class _Ctr:
     spec: Obj
@@ -177,7 +241,7 @@ class _Ctr:
     finished_at: float | None = None
     last_terminated: dict[str, Any] | None = None
     retry_at: float | None = None  # when the next start is due
-    proc: subprocess.Popen[bytes] | None = None
+    proc: _Proc | None = None
     stopping: bool = False  # a kill is in progress: the reaper keeps its hands off
     kill_reason: str = ""  # why we killed it (liveness), for the termination record
     kill_message: str = ""
@@ -260,7 +324,7 @@ class ProcessRuntime:
         self._wake = threading.Event()
         self._closed = False
         os.makedirs(self._pods_dir, exist_ok=True)
-        self.killed_leftovers = self._kill_leftovers()
+        self.adopted, self.killed_leftovers = self._adopt()
         self._pool = ThreadPoolExecutor(max_workers=probe_workers, thread_name_prefix="nbkube-process-probe")
         self._thread = threading.Thread(target=self._reaper, name="nbkube-process-reaper", daemon=True)
         self._thread.start()
@@ -329,10 +393,9 @@ class ProcessRuntime:
         return [self._status_of(p) for p in pods]
 
     def close(self, remove: bool = True) -> None:
-        """Stop every pod (no process of ours survives), the reaper and the probe pool.
-
-        `remove` is accepted for symmetry with the docker runtime: host processes cannot outlive
-        the runtime that waits on them, so they always go."""
+        """Stop the reaper and the probe pool and, with `remove` (the default), every pod: no
+        process of ours survives. `remove=False` leaves the pods running with their state files, for
+        a new runtime on the same state_dir to adopt (a node agent's restart)."""
         with self._lock:
             self._closed = True
             pods = list(self._pods.values())
@@ -341,6 +404,13 @@ class ProcessRuntime:
         self._wake.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
+        if not remove:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            for p in pods:
+                with p.lock:
+                    p.stopped = True  # to this runtime; the processes go on
+                    self._save_state(p)
+            return
         for p in pods:
             p.stopped = True
         # all pods at once: SIGTERM everywhere, then one shared grace period
@@ -514,7 +584,7 @@ class ProcessRuntime:
                     if c.stopping:
                         continue
                     if c.state == "running" and c.proc is not None:
-                        if _exited(c.proc.pid):
+                        if c.proc.exited():
                             self._on_exit(p, c)
                         else:
                             self._schedule_probes(p, c, now)
@@ -524,14 +594,15 @@ class ProcessRuntime:
     def _on_exit(self, p: _Pod, c: _Ctr) -> None:
         """Record the end of `c`'s run (under p.lock) and decide on its restart."""
         assert c.proc is not None
-        _killpg(c.proc.pid, signal.SIGKILL)  # the container is over: so is all it started
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            c.proc.wait(timeout=1.0)
-        code = _exit_code(c.proc.returncode if c.proc.returncode is not None else -9)
+        c.proc.signal_group(signal.SIGKILL)  # the container is over: so is all it started
+        reaped = c.proc.reap(1.0)
         c.proc = None
         now = self.clock.now()
+        code = 255 if reaped is None else reaped
         reason = c.kill_reason or ("Completed" if code == 0 else "Error")
         message = c.kill_message
+        if reaped is None and not message:
+            message = "exit code unknown: the process was adopted from an earlier runtime"
         c.kill_reason = c.kill_message = ""
         started = c.started_at or now
         if now - started >= 60 * self.backoff_base:  # ran long enough: back-off starts afresh
@@ -599,20 +670,24 @@ class ProcessRuntime:
         if c.last_terminated is not None or c.started_at is not None:
             c.restart_count += 1
         now = self.clock.now()
-        c.proc = proc
+        c.proc = _Proc(proc.pid, proc)
         c.env, c.cwd, c.note = env, cwd, note
         c.state, c.reason, c.message, c.exit_code = "running", "", "", None
         c.started_at, c.finished_at = now, None
-        c.ready = not c.spec.get("readinessProbe")
-        c.readiness = (
-            ProbeTracker(c.spec["readinessProbe"], "readiness", now, first_success_period=FAST_READINESS)
-            if c.spec.get("readinessProbe")
-            else None
-        )
-        c.liveness = (
-            ProbeTracker(c.spec["livenessProbe"], "liveness", now) if c.spec.get("livenessProbe") else None
-        )
+        _CHILDREN[proc.pid] = proc
+        self._arm_probes(c, now, ready=False)
         self._save_state(p)
+
+    def _arm_probes(self, c: _Ctr, started: float, *, ready: bool) -> None:
+        """Fresh probe trackers for a run that began at `started` (`ready`: as adopted)."""
+        readiness, liveness = c.spec.get("readinessProbe"), c.spec.get("livenessProbe")
+        c.ready = ready or not readiness
+        c.readiness = c.liveness = None
+        if readiness:
+            c.readiness = ProbeTracker(readiness, "readiness", started, first_success_period=FAST_READINESS)
+            c.readiness.passing = c.readiness.ever_succeeded = c.ready
+        if liveness:
+            c.liveness = ProbeTracker(liveness, "liveness", started)
 
     def _prepare(self, p: _Pod, c: _Ctr) -> tuple[list[str], dict[str, str], str, str]:
         """(argv, env, cwd, note) for `c`, or a _ConfigError saying why it cannot run here."""
@@ -830,7 +905,7 @@ class ProcessRuntime:
             except RuntimeError:  # the pool is shutting down with the runtime
                 c.probe_busy = False
 
-    def _run_probes(self, p: _Pod, c: _Ctr, proc: subprocess.Popen[bytes], due: list[ProbeTracker]) -> None:
+    def _run_probes(self, p: _Pod, c: _Ctr, proc: _Proc, due: list[ProbeTracker]) -> None:
         try:
             for tracker in due:
                 with p.lock:
@@ -855,7 +930,9 @@ class ProcessRuntime:
                         return  # the container this probe was for is gone
                     verdict = tracker.record(result, self.clock.now())
                     if tracker.kind == "readiness":
-                        c.ready = verdict
+                        if c.ready != verdict:
+                            c.ready = verdict
+                            self._save_state(p)  # an adopting runtime keeps it, with no Ready flap
                         continue
                     if verdict:
                         continue
@@ -887,55 +964,134 @@ class ProcessRuntime:
                 c.proc = None
                 c.ready = False
 
-    def _terminate(self, procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    def _terminate(self, procs: list[_Proc], grace: float) -> None:
         """SIGTERM each process group, SIGKILL whatever is left after `grace`, reap the leaders."""
         for proc in procs:
-            _killpg(proc.pid, signal.SIGTERM)
+            proc.signal_group(signal.SIGTERM)
         deadline = time.monotonic() + grace
         pending = list(procs)
         while pending and time.monotonic() < deadline:
-            pending = [proc for proc in pending if not _exited(proc.pid)]
+            pending = [proc for proc in pending if not proc.exited()]
             if pending:
                 time.sleep(0.02)
         for proc in procs:
             # also the group's members that ignored SIGTERM after their leader went
-            _killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=2.0)
+            proc.signal_group(signal.SIGKILL)
+            proc.reap(2.0)
+        for proc in procs:
+            if proc.adopted:  # not our child: wait (bounded) until init has reaped it
+                end = time.monotonic() + 2.0
+                while not proc.exited() and time.monotonic() < end:
+                    time.sleep(0.02)
 
     def _save_state(self, p: _Pod) -> None:
-        """pids with their start times, so that a later runtime can find what this one started."""
-        pids = {}
+        """The pod, its sandbox and each container's pid (with its start time) and counters, so that
+        a later runtime on this state_dir adopts what this one started (or at least kills it)."""
+        containers: dict[str, Any] = {}
         for c in p.containers:
-            if c.proc is not None:
-                pids[c.name] = [c.proc.pid, _proc_start_ticks(c.proc.pid)]
-        state = {"uid": p.uid, "namespace": p.namespace, "name": p.name, "pids": pids}
+            containers[c.name] = {
+                "pid": c.proc.pid if c.proc is not None else None,
+                "ticks": c.proc.ticks if c.proc is not None else None,
+                **{k: getattr(c, k) for k in _SAVED_FIELDS},
+            }
+        state = {
+            "uid": p.uid,
+            "namespace": p.namespace,
+            "name": p.name,
+            "pod": p.pod,
+            "sandbox": dataclasses.asdict(p.sandbox),
+            "created_at": p.created_at,
+            "volumes": p.volumes,
+            "containers": containers,
+        }
         try:
             os.makedirs(p.dir, exist_ok=True)
             tmp = os.path.join(p.dir, "state.json.tmp")
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(state, f)
             os.replace(tmp, os.path.join(p.dir, "state.json"))
-        except OSError as exc:
+        except (OSError, TypeError, ValueError) as exc:
             log.warning("process runtime: cannot save state of pod %s: %s", p.name, exc)
 
-    def _kill_leftovers(self) -> int:
-        """Kill the process groups a previous runtime on this state_dir left (a crashed kernel)."""
-        killed = 0
-        for uid in os.listdir(self._pods_dir):
+    def _adopt(self) -> tuple[int, int]:
+        """Take over the pods a previous runtime on this state_dir left (a restarted agent, a
+        crashed kernel): live processes keep running under this runtime; what cannot be adopted
+        is killed. Returns (adopted pods, killed process groups)."""
+        adopted = killed = 0
+        now = self.clock.now()
+        for uid in sorted(os.listdir(self._pods_dir)):
             pod_dir = os.path.join(self._pods_dir, uid)
             try:
                 with open(os.path.join(pod_dir, "state.json"), encoding="utf-8") as f:
                     state = json.load(f)
-            except (OSError, ValueError):
-                state = {}
-            for pid, ticks in (state.get("pids") or {}).values():
-                if isinstance(pid, int) and ticks is not None and _proc_start_ticks(pid) == ticks:
-                    _killpg(pid, signal.SIGKILL)
-                    killed += 1
-            shutil.rmtree(pod_dir, ignore_errors=True)
-        if killed:
-            log.warning("process runtime: killed %d process group(s) left by a previous run", killed)
+                p = self._restore(uid, pod_dir, state, now)
+            except Exception as exc:  # unreadable or foreign: nothing of it may survive
+                log.warning("process runtime: cannot adopt pod dir %s (%s); killing what it ran", uid, exc)
+                killed += self._kill_recorded(pod_dir)
+                shutil.rmtree(pod_dir, ignore_errors=True)
+                continue
+            self._pods[uid] = p
+            self._save_state(p)
+            adopted += 1
+        if adopted or killed:
+            log.info("process runtime: adopted %d pod(s), killed %d stray process group(s)", adopted, killed)
+        return adopted, killed
+
+    def _restore(self, uid: str, pod_dir: str, state: Obj, now: float) -> _Pod:
+        pod = state["pod"]
+        p = _Pod(
+            uid=uid,
+            namespace=str(state.get("namespace") or "default"),
+            name=str(state.get("name") or ""),
+            pod=pod,
+            sandbox=PodSandboxConfig(**state["sandbox"]),
+            created_at=float(state.get("created_at") or now),
+            containers=[],
+            dir=pod_dir,
+            volumes=dict(state.get("volumes") or {}),
+        )
+        saved = state.get("containers") or {}
+        for spec in (pod.get("spec") or {}).get("containers") or []:
+            c = _Ctr(spec=spec, name=str(spec["name"]), image=str(spec["image"]), retry_at=now)
+            rec = saved.get(c.name) or {}
+            for k in _SAVED_FIELDS:
+                if k in rec:
+                    setattr(c, k, rec[k])
+            pid, ticks = rec.get("pid"), rec.get("ticks")
+            alive = isinstance(pid, int) and ticks is not None and _proc_start_ticks(pid) == ticks
+            if c.state == "running" and alive:
+                assert isinstance(pid, int)
+                popen = _CHILDREN.get(pid)  # a runtime of this same process started it: still our child
+                c.proc = _Proc(pid, popen if popen is not None and popen.returncode is None else None, ticks)
+                c.retry_at = None
+                self._arm_probes(c, float(c.started_at or now), ready=c.ready)
+            elif c.state == "running":  # it ended while nobody watched: its exit code is lost
+                if p.restart_policy == "Never":
+                    c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Error", 255, now
+                    c.message = "the process ended while no runtime watched it (exit code unknown)"
+                    c.retry_at = None
+                else:
+                    c.state, c.reason, c.message = "waiting", "ContainerCreating", ""
+            elif c.state == "terminated":
+                c.retry_at = None
+            p.containers.append(c)
+        if not p.containers:
+            raise ValueError("the saved pod has no containers")
+        return p
+
+    def _kill_recorded(self, pod_dir: str) -> int:
+        killed = 0
+        try:
+            with open(os.path.join(pod_dir, "state.json"), encoding="utf-8") as f:
+                state = json.load(f)
+            records = list((state.get("containers") or {}).values())
+        except (OSError, ValueError, AttributeError):
+            return 0
+        for rec in records:
+            pid, ticks = (rec or {}).get("pid"), (rec or {}).get("ticks")
+            if isinstance(pid, int) and ticks is not None and _proc_start_ticks(pid) == ticks:
+                _killpg(pid, signal.SIGKILL)
+                killed += 1
         return killed
 
 

@@ -363,24 +363,100 @@ def test_stop_and_close_kill_whole_groups_even_stubborn_ones(state_dir: str) -> 
         rt.start_pod(pod("u9", sh("true")), sandbox())
 
 
-def test_a_new_runtime_kills_what_a_crashed_one_left(state_dir: str) -> None:
+def test_a_new_runtime_kills_what_it_cannot_adopt(state_dir: str) -> None:
     leftover_dir = os.path.join(state_dir, "pods", "old")
     os.makedirs(leftover_dir)
     orphan = subprocess.Popen(["sleep", "30"], start_new_session=True, cwd=leftover_dir)
     try:
-        state = {"uid": "old", "pids": {"c": [orphan.pid, _proc_start_ticks(orphan.pid)]}}
+        # a state file without the pod (foreign or damaged): its processes must not survive
+        state = {
+            "uid": "old",
+            "containers": {"c": {"pid": orphan.pid, "ticks": _proc_start_ticks(orphan.pid)}},
+        }
         with open(os.path.join(leftover_dir, "state.json"), "w") as f:
             json.dump(state, f)
         rt = ProcessRuntime(state_dir)
         try:
-            assert rt.killed_leftovers == 1
+            assert (rt.adopted, rt.killed_leftovers) == (0, 1)
             assert orphan.wait(timeout=5) == -signal.SIGKILL
-            assert not os.path.exists(leftover_dir)
+            assert not os.path.exists(leftover_dir) and rt.list_pods() == []
         finally:
             rt.close()
     finally:
         orphan.kill()
         orphan.wait(timeout=5)
+
+
+def test_a_restarted_runtime_adopts_running_pods(state_dir: str) -> None:
+    web = sh(
+        "echo up; echo hi > index.html; exec httpd -f -p $(IP):8080",
+        env=[{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 0.1},
+    )
+    try:
+        _adopt_and_restart(state_dir, web)
+    finally:
+        ProcessRuntime(state_dir).close()  # whatever a failed assertion left: adopted, then killed
+    assert processes_under(state_dir) == []
+
+
+def _adopt_and_restart(state_dir: str, web: dict[str, Any]) -> None:
+    first = ProcessRuntime(state_dir, backoff_base=0.1)
+    try:
+        first.start_pod(pod("u1", web), sandbox("127.244.1.40"))
+        first.start_pod(pod("done", sh("exit 0"), restartPolicy="Never"), sandbox())
+        wait_for(lambda: container(first, "u1").ready, "ready")
+        wait_for(lambda: container(first, "done").state == "terminated", "done")
+        pid = pid_of(container(first, "u1"))
+    finally:
+        first.close(remove=False)  # a node agent's restart: the pods go on
+    assert os.path.exists(f"/proc/{pid}/cwd") and _try_get("http://127.244.1.40:8080/") is not None
+    second = ProcessRuntime(state_dir, backoff_base=0.1)
+    try:
+        assert second.adopted == 2 and second.killed_leftovers == 0
+        c = container(second, "u1")
+        assert (c.state, c.ready, pid_of(c), c.restart_count) == ("running", True, pid, 0)
+        assert container(second, "done").reason == "Completed"
+        assert str(second.logs("u1", "c")).startswith("up\n")
+        second.start_pod(pod("u1", web), sandbox("127.244.1.40"))  # the agent's start: nothing new
+        assert pid_of(container(second, "u1")) == pid
+        os.killpg(pid, signal.SIGKILL)  # the adopted process dies: restarted under the policy
+        c = wait_for(
+            lambda: container(second, "u1").restart_count == 1 and container(second, "u1"), "restart"
+        )
+        assert c.last_terminated is not None and c.last_terminated["exitCode"] == 137
+        wait_for(lambda: container(second, "u1").state == "running", "running again")
+    finally:
+        second.close()
+
+
+def test_adopting_a_process_that_is_not_our_child(state_dir: str) -> None:
+    from nbkube.node.runtime import process as module
+
+    first = ProcessRuntime(state_dir, backoff_base=0.1)
+    try:
+        first.start_pod(pod("u1", sh("sleep 30")), sandbox())
+        pid = pid_of(
+            wait_for(lambda: container(first, "u1").state == "running" and container(first, "u1"), "up")
+        )
+    finally:
+        first.close(remove=False)
+    child = module._CHILDREN.pop(pid)  # as after a crash: the new runtime is not its parent
+    try:
+        second = ProcessRuntime(state_dir, backoff_base=0.1)
+        try:
+            assert pid_of(container(second, "u1")) == pid
+            os.killpg(pid, signal.SIGTERM)
+            c = wait_for(
+                lambda: container(second, "u1").restart_count == 1 and container(second, "u1"), "restart"
+            )
+            assert c.last_terminated is not None and "exit code unknown" in c.last_terminated["message"]
+        finally:
+            second.close()
+    finally:
+        child.kill()
+        child.wait(timeout=5)
+    assert processes_under(state_dir) == []
 
 
 def test_registry_and_bad_input(state_dir: str) -> None:
