@@ -17,10 +17,12 @@ a running cluster (`nbkube --store ...`, `connect()`).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -99,11 +101,56 @@ class Cluster:
             objs = load_manifests(manifest, "<text>")
         return self.api.apply(objs)
 
-    def events(self, namespace: str = "") -> pandas.DataFrame:
+    def events_df(self, namespace: str = "") -> pandas.DataFrame:
         """The event log as a DataFrame (time, namespace, kind, name, reason, message, ...)."""
         from nbkube.client.events import events_dataframe
 
         return events_dataframe(self.api, namespace)
+
+    # -- notebook face -----------------------------------------------------------------------------
+    # The views, the dashboard and the experiments live in layers above this one; they are loaded by
+    # name so that `import nbkube.cluster` stays light and the layer contract holds.
+
+    def _views(self) -> Any:
+        return importlib.import_module("nbkube.notebook.views").ClusterViews(self.api)
+
+    @property
+    def pods(self) -> Any:
+        """Every pod, as a table in a notebook; `.df` is a DataFrame."""
+        return self._views().pods
+
+    @property
+    def nodes(self) -> Any:
+        """Every Node object (`.df`); the agents running in this process are `agents`."""
+        return self._views().nodes
+
+    @property
+    def services(self) -> Any:
+        return self._views().services
+
+    @property
+    def events(self) -> Any:
+        """The event log (`.df` is the DataFrame every timeline is drawn from)."""
+        return self._views().events
+
+    @property
+    def experiments(self) -> Any:
+        """Timed failover and rollout experiments on this cluster (progress bars in a notebook)."""
+        if "ipykernel" in sys.modules:
+            return importlib.import_module("nbkube.notebook.experiments_view").experiments_for(self)
+        return importlib.import_module("nbkube.experiments").Experiments(self)
+
+    def dashboard(self, **kwargs: Any) -> Any:
+        """The live dashboard widget: nodes as columns, pods as chips, scale / cordon / drain / kill."""
+        return importlib.import_module("nbkube.notebook.dashboard").dashboard_for(self, **kwargs)
+
+    def _repr_html_(self) -> str:
+        html = importlib.import_module("nbkube.notebook.html")
+        return str(
+            html.cluster_card(
+                repr(self), self.api.list("Node")[0], self.api.list("Pod")[0], f"store: {self.store_url}"
+            )
+        )
 
     def kill_node(self, name: str, mode: str = "power-off") -> None:
         """Fault injection through the Node annotation `nbkube.io/fault`, which the node's agent
@@ -248,7 +295,7 @@ class LocalCluster(Cluster):
         self.etcd: EtcdServer | None = None
         self.store_kind = ""
         self.control_plane: ControlPlane | None = None
-        self.nodes: dict[str, NodeAgent] = {}
+        self.agents: dict[str, NodeAgent] = {}  # the node agents running in this process
         self.runtimes: dict[str, Runtime] = {}
         self.kits: dict[str, NodeKit] = {}  # each node's runtime, network and proxy
         self._node_index: dict[str, int] = {}  # node name -> its number in the address plan
@@ -311,7 +358,7 @@ class LocalCluster(Cluster):
                 "name": self.name,
                 "store": self.store_url,
                 "pid": os.getpid(),
-                "nodes": sorted(self.nodes),
+                "nodes": sorted(self.agents),
             }
             path = os.path.join(self.data_dir, "cluster.json")
             tmp = path + ".tmp"
@@ -326,7 +373,7 @@ class LocalCluster(Cluster):
         with self._lock:
             if self._running:
                 return self
-            self.nodes, self.runtimes, self.kits, self._node_index = {}, {}, {}, {}
+            self.agents, self.runtimes, self.kits, self._node_index = {}, {}, {}, {}
             if self.runtime_name == "auto":
                 self.runtime_name = resolve_auto()
             try:
@@ -345,7 +392,7 @@ class LocalCluster(Cluster):
                 for i in range(1, self.num_nodes + 1):
                     self.add_node(f"node-{i}", _start=False)
                 self._agent_factory.start_all()
-                for name, agent in self.nodes.items():
+                for name, agent in self.agents.items():
                     agent.start()
                     self.kits[name].start()
                 if self.host_proxy is not None:
@@ -360,7 +407,7 @@ class LocalCluster(Cluster):
 
     def add_node(self, name: str, *, _start: bool = True) -> NodeAgent:
         """One more simulated (or real-runtime) node agent in this process."""
-        if name in self.nodes:
+        if name in self.agents:
             raise BadRequest(f"node {name} already exists in this cluster")
         return self._add_node_at(name, len(self._node_index) + 1, start=_start)
 
@@ -393,7 +440,7 @@ class LocalCluster(Cluster):
         )
         self.kits[name] = kit
         self.runtimes[name] = kit.runtime
-        self.nodes[name] = agent
+        self.agents[name] = agent
         if self.host_proxy is not None:
             self.host_proxy.node_ips.append(kit.node_ip)
         if start:
@@ -430,7 +477,7 @@ class LocalCluster(Cluster):
         """Block (bounded) until every node is Ready and the control plane leads (or stands by)."""
         deadline = time.monotonic() + timeout
         while True:
-            missing = [n for n in self.nodes if not self._node_ready(n)]
+            missing = [n for n in self.agents if not self._node_ready(n)]
             if not missing:
                 return
             if time.monotonic() >= deadline:
@@ -449,7 +496,7 @@ class LocalCluster(Cluster):
 
     def kill_node(self, name: str, mode: str = "power-off") -> None:
         """Fail a node of this cluster now (its agent runs here), or by annotation if it runs elsewhere."""
-        agent = self.nodes.get(name)
+        agent = self.agents.get(name)
         if agent is None:
             super().kill_node(name, mode)
             return
@@ -463,13 +510,13 @@ class LocalCluster(Cluster):
 
         The old agent and runtime stop without removing anything; a new runtime, network handle and
         proxy for the same node find what exists (containers, addresses, rules) and carry on."""
-        old_agent, old_kit = self.nodes.get(name), self.kits.get(name)
+        old_agent, old_kit = self.agents.get(name), self.kits.get(name)
         if old_agent is None or old_kit is None:
             raise NotFound(f'node "{name}" does not run in this cluster')
         old_agent.stop()
         old_kit.stop(remove=False)
         index = self._node_index[name]
-        del self.nodes[name], self.kits[name], self.runtimes[name]
+        del self.agents[name], self.kits[name], self.runtimes[name]
         if self.host_proxy is not None and old_kit.node_ip in self.host_proxy.node_ips:
             self.host_proxy.node_ips.remove(old_kit.node_ip)
         agent = self._add_node_at(name, index, start=True)
@@ -490,7 +537,7 @@ class LocalCluster(Cluster):
             self._teardown()
 
     def _teardown(self) -> None:
-        for agent in self.nodes.values():
+        for agent in self.agents.values():
             with contextlib.suppress(Exception):
                 agent.stop()
         if self.host_proxy is not None:

@@ -88,7 +88,7 @@ def test_killed_node_fails_over_within_3s_under_fast_profile(tmp_path: Path) -> 
         )
         assert time.monotonic() - killed_at < 3.0
         # the event log tells the story, in order
-        ev = c.events("default")
+        ev = c.events_df("default")
         reasons = list(ev["reason"])
         steps = ["NodeNotReady", "TaintManagerEviction", "SuccessfulCreate", "Scheduled", "Started", "Ready"]
         last_not_ready = reasons.index("NodeNotReady")
@@ -238,7 +238,7 @@ def test_cli_kill_node_sets_the_fault_the_agent_obeys(tmp_path: Path) -> None:
         with redirect_stdout(out):
             assert main(["--store", url, "kill-node", "node-1", "--mode", "stop-heartbeats"]) == 0
         assert "fault injected: stop-heartbeats" in out.getvalue()
-        agent = c.nodes["node-1"]
+        agent = c.agents["node-1"]
         wait_for(lambda: agent.fault == "stop-heartbeats", timeout=5, what="agent obeys the annotation")
         with redirect_stdout(io.StringIO()):
             assert main(["--store", url, "kill-node", "node-1", "--revive"]) == 0

@@ -194,7 +194,7 @@ def test_a_killed_node_fails_over_within_five_seconds(cluster: LocalCluster) -> 
     victim_pods = {p["metadata"]["name"] for p in _pods(cluster) if p["spec"]["nodeName"] == victim}
     paused = client.containers.list(filters={"label": f"io.nbkube.node={victim}"})
     killed_at = time.time()
-    cluster.nodes[victim].fail("stop-heartbeats")  # the agent falls silent...
+    cluster.agents[victim].fail("stop-heartbeats")  # the agent falls silent...
     for c in paused:
         c.pause()  # ...and its containers freeze, as on a machine that hangs
     try:
@@ -223,11 +223,11 @@ def test_a_killed_node_fails_over_within_five_seconds(cluster: LocalCluster) -> 
         for c in paused:
             with contextlib.suppress(Exception):
                 c.unpause()
-        cluster.nodes[victim].recover()
+        cluster.agents[victim].recover()
 
 
 def test_bad_input_shows_as_status_and_the_agent_keeps_serving(cluster: LocalCluster) -> None:
-    node = next(iter(cluster.nodes))
+    node = next(iter(cluster.agents))
 
     def pod(name: str, containers: list[dict], volumes: list[dict] | None = None) -> dict:
         spec: dict[str, Any] = {"nodeName": node, "containers": containers}

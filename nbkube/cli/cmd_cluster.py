@@ -141,7 +141,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
                 f"grace {profile.grace_period:g}s, toleration {profile.toleration_seconds:g}s)"
             )
             ctx.out(f"store: {cluster.describe_store()}")
-            nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.nodes.items()) or "none"
+            nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.agents.items()) or "none"
             ctx.out(f"nodes: {nodes}; runtime {args.runtime}")
             ctx.out(f"use: nbkube --store {cluster.store_url} get pods   (Ctrl-C to stop)")
             deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -3,7 +3,7 @@
 Registered by `nbkube.cli` through COMMAND_MODULES; the README's first command (`bash scripts/demo.sh`)
 ends here. Steps: a LocalCluster (store auto: a private etcd when the binary exists, else SQLite;
 runtime process when it is there, else sim, said in one line), the demo RC (5 replicas) and NodePort
-Service from examples/, round robin through the Service, a node killed and the failover timed, a
+Service from examples/rootless/, round robin through the Service, a node killed and the failover timed, a
 rolling update under load timed; tables printed, plots and report.html written to a folder.
 Every wait is bounded; a failure is one `error:` line and exit 1 (from `nbkube.cli.main`).
 """
@@ -23,8 +23,8 @@ from nbkube.errors import BadRequest, NbkubeError
 
 __all__ = ["register", "TextProgress", "demo_manifests"]
 
-RC_FILE = "demo-rc.yaml"
-SERVICE_FILE = "demo-service.yaml"
+RC_FILE = "web-rc.yaml"
+SERVICE_FILE = "web-service.yaml"
 RC_NAME = "web-test-controller"
 SERVICE_NAME = "web-http-service"
 
@@ -70,7 +70,7 @@ class TextProgress:
 
 def demo_manifests() -> tuple[str, str]:
     """Paths of the demo RC and Service (examples/ of the source tree)."""
-    root = Path(__file__).resolve().parents[2] / "examples"
+    root = Path(__file__).resolve().parents[2] / "examples" / "rootless"
     rc, svc = root / RC_FILE, root / SERVICE_FILE
     for path in (rc, svc):
         if not path.is_file():

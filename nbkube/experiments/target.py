@@ -123,7 +123,7 @@ def _agent_alive(cluster: Any) -> Callable[[Obj], bool]:
 
     def alive(pod: Obj) -> bool:
         node = (pod.get("spec") or {}).get("nodeName") or ""
-        agent = (getattr(cluster, "nodes", None) or {}).get(node)
+        agent = (getattr(cluster, "agents", None) or {}).get(node)
         return agent is None or getattr(agent, "fault", None) is None
 
     return alive

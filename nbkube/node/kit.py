@@ -173,8 +173,12 @@ class NodeKit:
                 except Exception as exc:
                     log.warning("node %s: cleanup step failed: %s", self.name, exc)
         else:
-            with contextlib.suppress(Exception):
-                self.runtime.close()
+            # a kubelet restart: the runtime lets go but its pods run on, for the next one to adopt
+            close: Callable[..., None] = self.runtime.close
+            try:
+                close(remove=False)
+            except TypeError:  # a runtime without pods to leave behind (sim)
+                close()
 
 
 def build_node(
@@ -197,6 +201,8 @@ def build_node(
     if runtime == "process":
         node_ip, cidr = embedded_addresses(index)
         options.setdefault("clock", clock)
+        options.setdefault("resolve_volume", volume_resolver(api))
+        options.setdefault("node_name", node_name)
         rt = create_runtime("process", state_dir=os.path.join(state_dir, "process", node_name), **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
         kit._teardown.append(rt.close)

@@ -71,7 +71,7 @@ def test_bad_input_is_refused_before_anything_happens(tmp_path) -> None:  # type
             failover(c, "node-1", timeout=0)
         with pytest.raises(BadRequest, match="no ReplicationController"):
             failover(c, "node-1", controller="rc/nope")
-        assert c.nodes["node-1"].fault is None
+        assert c.agents["node-1"].fault is None
 
 
 def test_service_refs() -> None:
