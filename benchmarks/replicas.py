@@ -60,7 +60,7 @@ def nbkube_time(replicas: int, timeout: float) -> float:
 
 
 def swarm_time(replicas: int, timeout: float) -> float:
-    joined = "active" in _docker("info", "--format", "{{.Swarm.LocalNodeState}}")
+    joined = _docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "active"
     if not joined:
         _docker("swarm", "init", "--advertise-addr", "127.0.0.1")
     name = f"nbkube-bench-{os.getpid()}"

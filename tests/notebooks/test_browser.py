@@ -9,6 +9,7 @@ to `artifacts/quickstart.png` (the CI keeps it as an artifact).
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from nbk_browser import CHROMIUM_FLAGS, chromium_path, jupyterlab, run_all_cells
@@ -27,14 +28,17 @@ def _require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
-def test_quickstart_in_jupyterlab_shows_dashboard_with_pod_chips():
+def test_quickstart_in_jupyterlab_shows_dashboard_with_pod_chips(tmp_path):
     playwright_api = pytest.importorskip("playwright.sync_api")
     _require(chromium_path() is not None, "no chromium on this machine (apt-get install chromium)")
     _require(os.path.exists(os.path.join(REPO, QUICKSTART)), f"{QUICKSTART} is missing")
     pytest.importorskip("jupyterlab")
     os.makedirs(os.path.join(REPO, "artifacts"), exist_ok=True)
     shot = os.path.join(REPO, "artifacts", "quickstart.png")
-    with jupyterlab(REPO) as lab, playwright_api.sync_playwright() as pw:
+    # Lab serves a copy, so its autosave and checkpoints never touch the repository's notebooks.
+    for folder in ("notebooks", "examples"):
+        shutil.copytree(os.path.join(REPO, folder), tmp_path / folder)
+    with jupyterlab(str(tmp_path)) as lab, playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
