@@ -39,7 +39,7 @@ from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
 from nbkube.node.probes import run_probe, validate_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig
-from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image
+from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
 
 __all__ = ["DockerRuntime", "LABEL_NODE", "LABEL_POD_UID", "LABEL_CONTAINER", "UNSUPPORTED_VOLUMES"]
 
@@ -178,6 +178,7 @@ class DockerRuntime:
         self._wake = threading.Event()
         self._closed = False
         self._init_threads: list[threading.Thread] = []
+        self._image_ids: dict[str, str] = {}
         os.makedirs(self.state_dir, exist_ok=True)
         self._adopt()
         self._thread = threading.Thread(
@@ -371,7 +372,6 @@ class DockerRuntime:
 
     def _setup(self, p: _Pod) -> None:
         """Sandbox, volumes, then every container; retried by the status thread on config errors."""
-        import docker.errors
 
         with p.lock:
             try:
@@ -379,7 +379,7 @@ class DockerRuntime:
                     return
                 try:
                     self._ensure_sandbox(p)
-                except (ImagePullError, docker.errors.APIError, OSError, RuntimeError) as exc:
+                except Exception as exc:  # whatever it is, the pod shows it (and is retried)
                     raise _ConfigError("CreatePodSandboxError", f"pod sandbox: {_msg(exc)}") from exc
                 binds = self._prepare_volumes(p)
                 p.setup_error = None
@@ -460,10 +460,9 @@ class DockerRuntime:
 
     def _run_init_once(self, p: _Pod, c: _Ctr, binds: dict[str, tuple[str, bool]]) -> tuple[int | None, str]:
         """(exit code, "") of one run, or (None, "Reason: message") when it could not run."""
-        import docker.errors
 
         try:
-            ensure_image(self.client, c.image, timeout=self.pull_timeout)
+            self._image(c.image)
         except ImagePullError as exc:
             return None, f"ErrImagePull: {exc}"
         try:
@@ -472,13 +471,11 @@ class DockerRuntime:
             return None, f"{err.reason}: {err.message}"
         kwargs["name"] = self._cname(p, f"init-{c.name}")
         kwargs["labels"][LABEL_CONTAINER] = f"init:{c.name}"
-        with contextlib.suppress(docker.errors.NotFound):
-            self.client.api.remove_container(kwargs["name"], force=True)
-        ctr = self.client.containers.create(c.image, **kwargs)
-        ctr.start()
+        cid = self._create(c.image, kwargs)
+        self.client.api.start(cid)
         while not (p.stopped or self._stop.is_set()):
             try:
-                return int(self.client.api.wait(ctr.id, timeout=1)["StatusCode"]), ""
+                return int(self.client.api.wait(cid, timeout=1)["StatusCode"]), ""
             except Exception as exc:  # the wait's read timeout: still running
                 if "timed out" not in str(exc).lower() and "timeout" not in type(exc).__name__.lower():
                     raise
@@ -489,30 +486,62 @@ class DockerRuntime:
 
         if p.pause_id:
             return
-        ensure_image(self.client, PAUSE_IMAGE, timeout=self.pull_timeout)
+        self._image(PAUSE_IMAGE)
         name = self._cname(p, PAUSE_NAME)
         labels = {
             **self._labels(p, PAUSE_NAME),
             LABEL_POD_SPEC: json.dumps(p.pod, separators=(",", ":")),
             LABEL_SANDBOX: json.dumps(p.sandbox.__dict__),
         }
-        with contextlib.suppress(docker.errors.NotFound):
-            self.client.api.remove_container(name, force=True)  # a leftover of an earlier life
-        ctr = self.client.containers.create(
-            PAUSE_IMAGE,
-            name=name,
-            hostname=p.name[:63],
-            labels=labels,
-            network_mode="none" if self.network is not None else "bridge",
-            ipc_mode="shareable",
-            detach=True,
-        )
-        ctr.start()
-        ctr.reload()
-        p.pause_id = ctr.id
-        p.pause_pid = int(ctr.attrs["State"].get("Pid") or 0)
-        p.pod_ip = self._attach(p, ctr.attrs)
+        kwargs = {
+            "name": name,
+            "hostname": p.name[:63],
+            "labels": labels,
+            "network_mode": "none" if self.network is not None else "bridge",
+            "ipc_mode": "shareable",
+            "detach": True,
+        }
+        cid = self._create(PAUSE_IMAGE, kwargs)
+        try:
+            self.client.api.start(cid)
+            attrs = self.client.api.inspect_container(cid)
+            p.pause_id = cid
+            p.pause_pid = int(attrs["State"].get("Pid") or 0)
+            p.pod_ip = self._attach(p, attrs)
+        except Exception:  # no half-made sandbox stays behind: the next attempt starts afresh
+            p.pause_id, p.pause_pid = "", 0
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.api.remove_container(cid, force=True)
+            raise
         p.sandbox_ready = True
+
+    def _image(self, ref: str) -> str:
+        """The image id of `ref`, pulled or seeded if need be; remembered for this runtime's life."""
+        ref = normalize_ref(ref)
+        cached = self._image_ids.get(ref)
+        if cached:
+            return cached
+        image_id = ensure_image(self.client, ref, timeout=self.pull_timeout)
+        self._image_ids[ref] = image_id
+        return image_id
+
+    def _create(self, image: str, kwargs: dict[str, Any]) -> str:
+        """Create a container (one API call, the SDK's high-level create adds an inspect); its id.
+
+        A leftover of the same name (an earlier life of this node) is removed and the create retried;
+        any other error forgets the cached image id, so a removed image is looked up again."""
+        import docker.errors
+        from docker.models.containers import _create_container_args  # type: ignore[import-untyped,unused-ignore]
+
+        args = _create_container_args({**kwargs, "image": image, "version": self.client.api._version})
+        try:
+            return str(self.client.api.create_container(**args)["Id"])
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                self._image_ids.pop(normalize_ref(image), None)
+                raise
+        self.client.api.remove_container(kwargs["name"], force=True)
+        return str(self.client.api.create_container(**args)["Id"])
 
     def _attach(self, p: _Pod, attrs: Obj) -> str:
         if self.network is not None:
@@ -635,7 +664,7 @@ class DockerRuntime:
 
         try:
             try:
-                c.image_id = ensure_image(self.client, c.image, timeout=self.pull_timeout)
+                c.image_id = self._image(c.image)
             except ImagePullError as exc:
                 with p.lock:
                     c.state, c.reason, c.message = "waiting", "ErrImagePull", str(exc)
@@ -653,17 +682,13 @@ class DockerRuntime:
             with p.lock:
                 if p.stopped:
                     return
-                name = kwargs["name"]
-                with contextlib.suppress(docker.errors.NotFound):
-                    self.client.api.remove_container(name, force=True)
                 try:
-                    ctr = self.client.containers.create(c.image, **kwargs)
+                    c.id = self._create(c.image, kwargs)
                 except docker.errors.APIError as exc:
                     c.state, c.reason, c.message = "waiting", "CreateContainerError", _msg(exc)
                     c.retry_at = self.clock.now() + self._backoff(c)
                     c.crash_streak += 1
                     return
-                c.id = ctr.id
             self._start(p, c)
         finally:
             c.busy = False
