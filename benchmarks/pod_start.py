@@ -11,9 +11,11 @@ What is measured, per pod, one pod at a time (images seeded beforehand, so nothi
            create+start joined to its network namespace (what a pod costs without nbkube);
   raw 1    one busybox container create+start (the floor).
 Pods stay up during the run (as a deployment's would) and are removed at the end.
+With --bridge the nbkube series are repeated on a node with the real pod network (BridgeNetwork:
+a veth into the node's bridge per pod), which the raw figures do not pay for.
 The ratio column is each figure's p99 over the raw pod's p99. Needs root and a running dockerd.
 
-Usage: python benchmarks/pod_start.py [--pods 20] [--timeout 120]
+Usage: python benchmarks/pod_start.py [--pods 20] [--bridge] [--timeout 120]
 """
 
 from __future__ import annotations
@@ -61,10 +63,16 @@ def _wait(rt: DockerRuntime, uid: str, ready: bool, deadline: float) -> float:
     raise TimeoutError(f"pod {uid} did not become {'ready' if ready else 'running'} in time")
 
 
-def bench_runtime(client: Any, n: int, probe: bool, deadline: float) -> list[float]:
+def bench_runtime(client: Any, n: int, probe: bool, deadline: float, bridge: bool = False) -> list[float]:
     node = f"bench{uuid.uuid4().hex[:6]}"
     with tempfile.TemporaryDirectory() as state:
-        rt = DockerRuntime(client, node_name=node, state_dir=state)
+        network = None
+        if bridge:  # the node network of `nbkube up --runtime docker`: netns, bridge, veth per pod
+            from nbkube.node.network.bridge import BridgeNetwork
+
+            network = BridgeNetwork(node, 252, state + "/net")
+            network.setup_node()
+        rt = DockerRuntime(client, node_name=node, state_dir=state, network=network)
         try:
             out = []
             for i in range(n):
@@ -75,6 +83,8 @@ def bench_runtime(client: Any, n: int, probe: bool, deadline: float) -> list[flo
             return out
         finally:
             rt.close(remove=True)
+            if network is not None:
+                network.teardown()
 
 
 def bench_raw(client: Any, n: int, with_pause: bool, deadline: float) -> list[float]:
@@ -111,6 +121,7 @@ def bench_raw(client: Any, n: int, with_pause: bool, deadline: float) -> list[fl
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--pods", type=int, default=20, help="pods per series (1..200, default 20)")
+    ap.add_argument("--bridge", action="store_true", help="also measure pods on a BridgeNetwork node (root)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds for the whole run (default 120)")
     args = ap.parse_args(argv)
     if not 1 <= args.pods <= 200:
@@ -129,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         "nbkube docker: start_pod -> running": bench_runtime(client, n, False, deadline),
         "nbkube docker: start_pod -> ready (httpGet)": bench_runtime(client, n, True, deadline),
     }
+    if args.bridge:
+        series["nbkube docker+bridge: -> running"] = bench_runtime(client, n, False, deadline, bridge=True)
+        series["nbkube docker+bridge: -> ready (httpGet)"] = bench_runtime(
+            client, n, True, deadline, bridge=True
+        )
     base = pct(series["raw docker: pause + app create+start"], 99)
     print(f"pod start latency, {n} pods one at a time, Docker {client.version().get('Version')}")
     print(f"{'series':<46}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'p99/raw pod':>13}")
