@@ -20,13 +20,17 @@ Contract every backend keeps:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from nbkube.api.meta import Obj
 from nbkube.clock import rfc3339
+from nbkube.errors import BadRequest
+from nbkube.node.probes import validate_probe
 
 __all__ = [
+    "check_pod",
     "ContainerState",
     "ContainerStatus",
     "PodSandboxConfig",
@@ -160,3 +164,25 @@ class Runtime(Protocol):
     def close(self) -> None:
         """Stop every pod and release what the runtime holds (threads, connections)."""
         ...
+
+
+def check_pod(pod: Obj, runtime: str) -> tuple[str, str]:
+    """What every runtime checks before it accepts a pod: (uid, "pod ns/name" for messages).
+
+    A uid that can serve as a file and label name, at least one container, each with a name and
+    an image, and probes of a shape the runtime can run. Raises BadRequest naming the field."""
+    meta = pod.get("metadata") or {}
+    uid = str(meta.get("uid") or "")
+    if not uid or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", uid):
+        raise BadRequest(f"{runtime} runtime: pod metadata.uid must be a plain name, got {uid!r}")
+    where = f"pod {meta.get('namespace') or 'default'}/{meta.get('name')}"
+    containers = (pod.get("spec") or {}).get("containers") or []
+    if not containers:
+        raise BadRequest(f"{where}: spec.containers must not be empty")
+    for i, c in enumerate(containers):
+        if not c.get("name") or not c.get("image"):
+            raise BadRequest(f"{where}: spec.containers[{i}] needs a name and an image")
+        for kind in ("readinessProbe", "livenessProbe"):
+            if c.get(kind) is not None:
+                validate_probe(c[kind], f"{where}: spec.containers[{i}].{kind}")
+    return uid, where

@@ -37,8 +37,8 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
-from nbkube.node.probes import run_probe, validate_probe
-from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig
+from nbkube.node.probes import run_probe
+from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
 
 __all__ = ["DockerRuntime", "LABEL_NODE", "LABEL_POD_UID", "LABEL_CONTAINER", "UNSUPPORTED_VOLUMES"]
@@ -189,20 +189,9 @@ class DockerRuntime:
     # ------------------------------------------------------------------ the Runtime protocol
 
     def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
+        uid, _where = check_pod(pod, "docker")
         meta = pod.get("metadata") or {}
-        uid = str(meta.get("uid") or "")
-        if not uid:
-            raise BadRequest("docker runtime: pod metadata.uid is required")
-        spec = pod.get("spec") or {}
-        containers = spec.get("containers") or []
-        if not containers:
-            raise BadRequest(f"pod {meta.get('name')}: spec.containers must not be empty")
-        for i, c in enumerate(containers):
-            if not c.get("name") or not c.get("image"):
-                raise BadRequest(f"pod {meta.get('name')}: spec.containers[{i}] needs a name and an image")
-            for kind in ("readinessProbe", "livenessProbe"):
-                if c.get(kind) is not None:
-                    validate_probe(c[kind], f"pod {meta.get('name')}: spec.containers[{i}].{kind}")
+        containers = (pod.get("spec") or {}).get("containers") or []
         with self._lock:
             if self._closed:
                 raise BadRequest("docker runtime is closed")

@@ -45,8 +45,8 @@ from typing import Any
 from nbkube.api.meta import Obj
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
-from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe, validate_probe
-from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig
+from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
+from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 
 __all__ = ["ProcessRuntime", "find_busybox", "busybox_applets", "expand_vars", "volume_env_name"]
 
@@ -336,21 +336,10 @@ class ProcessRuntime:
     # ------------------------------------------------------------------ the Runtime protocol
 
     def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
+        uid, where = check_pod(pod, "process")
         meta = pod.get("metadata") or {}
-        uid = str(meta.get("uid") or "")
-        if not uid or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", uid):
-            raise BadRequest(f"process runtime: pod metadata.uid must be a plain name, got {uid!r}")
         spec = pod.get("spec") or {}
         containers = spec.get("containers") or []
-        where = f"pod {meta.get('namespace') or 'default'}/{meta.get('name')}"
-        if not containers:
-            raise BadRequest(f"{where}: spec.containers must not be empty")
-        for i, c in enumerate(containers):
-            if not c.get("name") or not c.get("image"):
-                raise BadRequest(f"{where}: spec.containers[{i}] needs a name and an image")
-            for kind in ("readinessProbe", "livenessProbe"):
-                if c.get(kind) is not None:
-                    validate_probe(c[kind], f"{where}: spec.containers[{i}].{kind}")
         with self._lock:
             if self._closed:
                 raise BadRequest("process runtime is closed")
