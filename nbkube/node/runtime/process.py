@@ -164,6 +164,49 @@ def _proc_start_ticks(pid: int) -> int | None:
     return stat[1] if stat else None
 
 
+OWNER_ENV = "NBKUBE_RUNTIME_OWNER"
+STATE_ENV = "NBKUBE_RUNTIME_STATE"
+_OWNER = f"{os.getpid()}:{_proc_start_ticks(os.getpid())}"
+
+
+def reap_orphans(keep_state_dir: str) -> int:
+    """Kill container processes left by a process runtime whose owner died (a killed kernel).
+
+    Such processes hold their pod's loopback address and port, so the next cluster's pods there
+    would fail to bind. Orphans of `keep_state_dir` are left alone: the runtime on that state
+    directory adopts them (an agent restart keeps its pods). Returns how many groups were killed."""
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        except OSError:
+            continue  # gone, or not ours to read
+        owner = environ.get(OWNER_ENV.encode(), b"").decode()
+        state = environ.get(STATE_ENV.encode(), b"").decode()
+        if not owner or state == keep_state_dir:
+            continue  # not a container's process, or one the runtime on our own state dir adopts
+        try:
+            if os.getpgid(pid) != pid:
+                continue  # a child of a container: killing its group's leader takes it too
+        except OSError:
+            continue
+        owner_pid, _, owner_ticks = owner.partition(":")
+        if owner_pid.isdigit() and str(_proc_start_ticks(int(owner_pid))) == owner_ticks:
+            continue  # its runtime is alive
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+            killed += 1
+    if killed:
+        log.warning(
+            "process runtime: killed %d container process group(s) left by a runtime that died", killed
+        )
+    return killed
+
+
 def _exited(pid: int) -> bool:
     """Whether child `pid` has exited, without reaping it (so its process group stays ours)."""
     try:
@@ -324,6 +367,7 @@ class ProcessRuntime:
         self._wake = threading.Event()
         self._closed = False
         os.makedirs(self._pods_dir, exist_ok=True)
+        self.reaped_orphans = reap_orphans(keep_state_dir=self.state_dir)
         self.adopted, self.killed_leftovers = self._adopt()
         self._pool = ThreadPoolExecutor(max_workers=probe_workers, thread_name_prefix="nbkube-process-probe")
         self._thread = threading.Thread(target=self._reaper, name="nbkube-process-reaper", daemon=True)
@@ -689,6 +733,9 @@ class ProcessRuntime:
         env: dict[str, str] = {
             "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
             "HOSTNAME": p.name,
+            # who started it, so a later runtime can find it if this process dies without stopping it
+            OWNER_ENV: _OWNER,
+            STATE_ENV: self.state_dir,
         }
         for vname, path in p.volumes.items():
             env[volume_env_name(vname)] = path

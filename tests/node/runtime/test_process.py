@@ -479,3 +479,25 @@ def test_registry_and_bad_input(state_dir: str) -> None:
         ProcessRuntime(state_dir, backoff_base=0)
     with pytest.raises(BadRequest, match="busybox"):
         ProcessRuntime(state_dir, busybox="/nonexistent/busybox")
+
+
+def test_orphans_of_a_dead_runtime_are_killed_but_adoptable_ones_kept(tmp_path):
+    import subprocess as sp
+
+    from nbkube.node.runtime.process import _OWNER, OWNER_ENV, STATE_ENV, reap_orphans
+
+    def spawn(owner: str, state: str) -> sp.Popen[bytes]:
+        env = {"PATH": "/usr/bin:/bin", OWNER_ENV: owner, STATE_ENV: state}
+        return sp.Popen(["sleep", "60"], env=env, start_new_session=True)
+
+    dead_owner = spawn("999999999:1", str(tmp_path / "gone"))
+    same_dir = spawn("999999999:1", str(tmp_path / "mine"))
+    live_owner = spawn(_OWNER, str(tmp_path / "other"))
+    try:
+        assert reap_orphans(keep_state_dir=str(tmp_path / "mine")) >= 1
+        assert dead_owner.wait(5) != 0
+        assert same_dir.poll() is None and live_owner.poll() is None
+    finally:
+        for proc in (dead_owner, same_dir, live_owner):
+            proc.kill()
+            proc.wait(5)
