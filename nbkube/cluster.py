@@ -184,8 +184,12 @@ class JoinedNode:
         state_dir: str | None = None,
         index: int | None = None,
         clock: Clock = REAL_CLOCK,
+        network: str = "auto",
     ):
         from nbkube.client.informer import InformerFactory
+
+        if network not in ("auto", "host", "netns"):
+            raise BadRequest(f"network must be host, netns or auto, got {network!r}")
 
         if not _NAME_RE.match(name):
             raise BadRequest(f"node name {name!r} must be lowercase letters, digits and '-'")
@@ -196,6 +200,11 @@ class JoinedNode:
         self.state_dir = state_dir or os.path.join(os.path.expanduser("~"), ".nbkube", "nodes", name)
         self.index = index if index is not None else free_node_index(api, name)
         self.factory = InformerFactory(api)
+        # A real machine (an address of its own given) puts its pods in the host's namespace;
+        # without one, the node gets a namespace on this host, as in a local multi-node cluster.
+        self.network = ("host" if node_ip else "netns") if network == "auto" else network
+        if self.network == "host" and not node_ip:
+            raise BadRequest("network host needs --node-ip: the address other nodes reach this machine at")
         self.kit = build_node(
             self.runtime_name,
             name,
@@ -204,6 +213,7 @@ class JoinedNode:
             factory=self.factory,
             state_dir=self.state_dir,
             clock=clock,
+            host_ip=node_ip if self.network == "host" and self.runtime_name == "docker" else None,
         )
         self.host_proxy = HostProxy(self.factory) if self.runtime_name == "process" else None
         if self.host_proxy is not None:

@@ -73,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jn.add_argument("--node-ip", default=None, help="the address other nodes and clients reach this node at")
     jn.add_argument("--runtime", default="auto", help="docker, process, sim or auto (default auto)")
     jn.add_argument(
+        "--network",
+        default="auto",
+        choices=["auto", "host", "netns"],
+        help="host: pods in this machine's namespace (needs --node-ip); netns: a namespace of its own "
+        "on this host's nbk0 bridge; auto: host when --node-ip is given",
+    )
+    jn.add_argument(
         "--profile", default="fast", choices=sorted(PROFILES), help="heartbeat timings (default fast)"
     )
     jn.add_argument("--duration", type=float, default=None, help="leave after this many seconds")
@@ -164,7 +171,14 @@ def _node_join(args: argparse.Namespace, ctx: Context) -> int | None:
 
     if not ctx.store_given:
         raise BadRequest("node join needs the cluster's store: --store etcd://HOST:2379 (or NBKUBE_STORE)")
-    node = JoinedNode(ctx.api, args.name, runtime=args.runtime, profile=args.profile, node_ip=args.node_ip)
+    node = JoinedNode(
+        ctx.api,
+        args.name,
+        runtime=args.runtime,
+        profile=args.profile,
+        node_ip=args.node_ip,
+        network=args.network,
+    )
     stop = threading.Event()
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

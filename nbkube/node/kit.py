@@ -191,12 +191,23 @@ def build_node(
     state_dir: str,
     clock: Clock = REAL_CLOCK,
     options: dict[str, Any] | None = None,
+    host_ip: str | None = None,
 ) -> NodeKit:
-    """Create (but do not start) the runtime, network and proxy of node `index` (1..253)."""
+    """Create (but do not start) the runtime, network and proxy of node `index` (1..253).
+
+    With `host_ip` a Docker node lives in the host's own namespace with that InternalIP (a real
+    machine joining a cluster); without, it gets a namespace of its own on this host's `nbk0`."""
     options = dict(options or {})
     if runtime == "docker":
         return _docker_node(
-            node_name, index, api=api, factory=factory, state_dir=state_dir, clock=clock, options=options
+            node_name,
+            index,
+            api=api,
+            factory=factory,
+            state_dir=state_dir,
+            clock=clock,
+            options=options,
+            host_ip=host_ip,
         )
     if runtime == "process":
         node_ip, cidr = embedded_addresses(index)
@@ -225,8 +236,10 @@ def _docker_node(
     state_dir: str,
     clock: Clock,
     options: dict[str, Any],
+    host_ip: str | None = None,
 ) -> NodeKit:
     from nbkube.node.network import make_network
+    from nbkube.node.network.host import HostNetwork
     from nbkube.node.proxy.iptables import IptablesProxy
     from nbkube.node.runtime.images import ensure_images
 
@@ -234,7 +247,11 @@ def _docker_node(
         raise BadRequest(
             "runtime docker needs root (network namespaces, veths and iptables); use runtime process"
         )
-    network = make_network("bridge", node_name, index, os.path.join(state_dir, "net"))
+    network: PodNetwork
+    if host_ip:
+        network = HostNetwork(node_name, index, os.path.join(state_dir, "net"), host_ip)
+    else:
+        network = make_network("bridge", node_name, index, os.path.join(state_dir, "net"))
     net = network.setup_node()
     options.setdefault("clock", clock)
     options.setdefault("resolve_volume", volume_resolver(api))

@@ -31,7 +31,7 @@ from typing import Any
 
 from nbkube.node.network.base import CLUSTER_CIDR, HOST_IP, NetworkError, NodeNetInfo, node_addresses
 
-__all__ = ["BridgeNetwork", "HOST_BRIDGE", "netns_name", "run"]
+__all__ = ["BridgeNetwork", "HOST_BRIDGE", "netns_name", "run", "host_locked", "links"]
 
 HOST_BRIDGE = "nbk0"
 NODE_BRIDGE = "cbr0"
@@ -59,7 +59,7 @@ def run(args: Sequence[str], *, input: str | None = None, check: bool = True, ti
 
 
 @contextlib.contextmanager
-def _host_locked() -> Iterator[None]:
+def host_locked() -> Iterator[None]:
     """Serialise changes to what nodes share (the host bridge, host routes), across threads and processes."""
     with _host_lock:
         os.makedirs(os.path.dirname(_LOCK_PATH), exist_ok=True)
@@ -71,7 +71,7 @@ def _host_locked() -> Iterator[None]:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _links(netns: str | None) -> dict[str, dict[str, Any]]:
+def links(netns: str | None) -> dict[str, dict[str, Any]]:
     cmd = ["ip", "-j"] + (["-n", netns] if netns else []) + ["link", "show"]
     return {link["ifname"]: link for link in json.loads(run(cmd) or "[]")}
 
@@ -107,17 +107,22 @@ class BridgeNetwork:
         self.gateway = str(net.network_address + 1)
         self.prefix = net.prefixlen
         self.state_path = Path(state_dir) / f"{node_name}.json"
+        self.pod_bridge = NODE_BRIDGE  # where pods' veths are enslaved (host mode names its own)
         self._lock = threading.Lock()
+
+    def _ip(self) -> list[str]:
+        """`ip` aimed at the namespace pods are wired into (None: the host's own, as on real machines)."""
+        return ["ip", "-n", self.netns] if self.netns else ["ip"]
 
     # --- node -------------------------------------------------------------------------------
 
     def setup_node(self) -> NodeNetInfo:
-        with _host_locked():
+        with host_locked():
             self._ensure_host_bridge()
             if not _netns_exists(self.netns):
                 run(["ip", "netns", "add", self.netns])
-            if self.uplink not in _links(None):
-                inner = _links(self.netns)
+            if self.uplink not in links(None):
+                inner = links(self.netns)
                 if "eth0" in inner:  # a half-made uplink from an interrupted setup: start again
                     run(["ip", "-n", self.netns, "link", "del", "eth0"])
                 uplink = ["ip", "link", "add", self.uplink, "type", "veth", "peer", "name", "eth0"]
@@ -128,7 +133,7 @@ class BridgeNetwork:
                 f"address replace {self.node_ip}/24 dev eth0",
                 "link set eth0 up",
             ]
-            inner_links = _links(self.netns)
+            inner_links = links(self.netns)
             if NODE_BRIDGE not in inner_links:
                 batch.append(f"link add {NODE_BRIDGE} type bridge")
             if SERVICE_DUMMY not in inner_links:
@@ -152,7 +157,7 @@ class BridgeNetwork:
         return NodeNetInfo(self.node_ip, self.pod_cidr, self.netns)
 
     def _ensure_host_bridge(self) -> None:
-        if HOST_BRIDGE not in _links(None):
+        if HOST_BRIDGE not in links(None):
             run(["ip", "link", "add", HOST_BRIDGE, "type", "bridge"])
         run(["ip", "address", "replace", f"{HOST_IP}/24", "dev", HOST_BRIDGE])
         run(["ip", "link", "set", HOST_BRIDGE, "up"])
@@ -186,20 +191,22 @@ class BridgeNetwork:
             run(["ip", "-n", self.netns, "-batch", "-"], input="\n".join(batch) + "\n")
 
     def teardown(self) -> None:
-        with _host_locked():
+        with host_locked():
             run(["ip", "route", "del", self.pod_cidr, "via", self.node_ip], check=False)
-            if self.uplink in _links(None):
+            if self.uplink in links(None):
                 run(["ip", "link", "del", self.uplink])
             if _netns_exists(self.netns):
                 # Links go explicitly: a process left inside would keep the namespace (and our
                 # veths in it) alive after `ip netns del`.
-                for name, link in _links(self.netns).items():
+                for name, link in links(self.netns).items():
                     if name != "lo" and (link.get("link_type") == "ether"):
                         run(["ip", "-n", self.netns, "link", "del", name], check=False)
                 run(["ip", "netns", "del", self.netns])
             self.state_path.unlink(missing_ok=True)
-            links = _links(None)
-            if HOST_BRIDGE in links and not any(link.get("master") == HOST_BRIDGE for link in links.values()):
+            host_links = links(None)
+            if HOST_BRIDGE in host_links and not any(
+                link.get("master") == HOST_BRIDGE for link in host_links.values()
+            ):
                 run(["ip", "link", "del", HOST_BRIDGE])
                 remove_host_forward()
 
@@ -219,8 +226,8 @@ class BridgeNetwork:
             ip = state["pods"].get(pod_uid) or self._allocate(state)
             created = False
             try:
-                if outer not in _links(self.netns):
-                    run(["ip", "-n", self.netns, "link", "add", outer, "type", "veth",
+                if outer not in links(self.netns):
+                    run([*self._ip(), "link", "add", outer, "type", "veth",
                          "peer", "name", ifname, "netns", path])  # fmt: skip
                     created = True
                 pod_batch = [
@@ -233,16 +240,16 @@ class BridgeNetwork:
                 # Hairpin: a pod that reaches itself through a service is DNATed back to the port
                 # its frame came in on (br_netfilter NATs bridged frames), as kubelet's hairpin-veth.
                 node_batch = [
-                    f"link set {outer} master {NODE_BRIDGE}",
+                    f"link set {outer} master {self.pod_bridge}",
                     f"link set {outer} type bridge_slave hairpin on",
                     f"link set {outer} up",
                 ]
-                run(["ip", "-n", self.netns, "-batch", "-"], input="\n".join(node_batch) + "\n")
+                run([*self._ip(), "-batch", "-"], input="\n".join(node_batch) + "\n")
                 # A reused address may still map to a gone pod's MAC in the node's cache.
-                run(["ip", "-n", self.netns, "neigh", "flush", "to", ip], check=False)
+                run([*self._ip(), "neigh", "flush", "to", ip], check=False)
             except NetworkError:
                 if created:  # nothing half-made stays behind
-                    run(["ip", "-n", self.netns, "link", "del", outer], check=False)
+                    run([*self._ip(), "link", "del", outer], check=False)
                 raise
             state["pods"][pod_uid] = ip
             self._save(state)
@@ -250,8 +257,8 @@ class BridgeNetwork:
 
     def detach_pod(self, pod_uid: str) -> None:
         with self._lock:
-            if _netns_exists(self.netns):
-                run(["ip", "-n", self.netns, "link", "del", self.pod_ifname(pod_uid)], check=False)
+            if self.netns is None or _netns_exists(self.netns):
+                run([*self._ip(), "link", "del", self.pod_ifname(pod_uid)], check=False)
             state = self._load()
             if state["pods"].pop(pod_uid, None) is not None:
                 self._save(state)

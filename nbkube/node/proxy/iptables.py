@@ -71,6 +71,14 @@ def _hash(*parts: str) -> str:
     return base64.b32encode(digest).decode()[:16]
 
 
+def _is_proxy_chain(name: str) -> bool:
+    """Whether the proxy owns chain `name`; other `NBK-` chains (the node network's FORWARD
+    accepts) belong to someone else on the same host and are never adopted or deleted here."""
+    return name in (SERVICES, NODEPORTS, MARK_MASQ, POSTROUTING, FORWARD) or name.startswith(
+        ("NBK-SVC-", "NBK-SEP-")
+    )
+
+
 def svc_chain(rule: ServicePortRule) -> str:
     return f"NBK-SVC-{_hash(rule.id, rule.protocol)}"
 
@@ -260,7 +268,7 @@ class IptablesProxy:
         for line in self._run(self._cmd("iptables-save")).splitlines():
             if line.startswith("*"):
                 table = line[1:].strip()
-            elif line.startswith(":NBK-"):
+            elif line.startswith(":NBK-") and _is_proxy_chain(line[1:].split()[0]):
                 chains.add((table, line[1:].split()[0]))
             elif (table, line) in wanted:
                 jumps.add(wanted[(table, line)])

@@ -1,0 +1,127 @@
+"""`nbkube node join` on a "real machine": a Docker node in the host's own namespace joins a cluster.
+
+The host plays the joining machine: its address on `nbk0` (10.240.0.1, which the local cluster's
+nodes already reach) is the joined node's InternalIP, its pods sit on a bridge in the host's
+namespace, and routes follow the Node objects both ways. Pod to pod across the two kinds of node
+without NAT, the NodePort on the joined node, and nothing of the joined node left on the host after
+it leaves. Needs root and dockerd (skipped otherwise; NBKUBE_REQUIRE_DOCKER=1 fails instead).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from test_cluster_docker import _docker_or_skip  # noqa: I001
+
+from nbkube.cluster import JoinedNode, LocalCluster
+from nbkube.node.network.host import PODS_FORWARD_CHAIN
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+HOST_NODE_IP = "10.240.0.1"  # the host's side of nbk0: reachable from every local node
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.1)
+
+
+def _web_pod(name: str, node: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "joined-web"}},
+        "spec": {
+            "nodeName": node,
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "busybox",
+                    "command": [
+                        "sh",
+                        "-c",
+                        f"mkdir -p /www && echo {name} > /www/index.html && exec httpd -f -p 80 -h /www",
+                    ],
+                    "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1},
+                }
+            ],
+        },
+    }
+
+
+def _ready(api: Any, name: str) -> dict | None:
+    pod = api.get("Pod", name, "default")
+    ok = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+    return pod if ok else None
+
+
+def test_a_host_namespace_node_joins_and_pods_talk_across(tmp_path: Any) -> None:
+    _docker_or_skip()
+    cluster = LocalCluster(
+        nodes=2, runtime="docker", store="memory", profile="fast", data_dir=str(tmp_path / "c"), name="hj"
+    )
+    joined = None
+    try:
+        joined = JoinedNode(
+            cluster.api, "edge-1", runtime="docker", node_ip=HOST_NODE_IP, state_dir=str(tmp_path / "edge")
+        ).start()
+        assert joined.network == "host" and joined.kit.net.netns is None
+        _wait(lambda: cluster._node_ready("edge-1"), 20, "edge-1 Ready")
+        cluster.api.create(_web_pod("on-edge", "edge-1"))
+        cluster.api.create(_web_pod("on-node", "node-1"))
+        cluster.apply(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: joined-web}\nspec:\n  type: NodePort\n"
+            "  selector: {app: joined-web}\n  ports: [{port: 8000, targetPort: 80, nodePort: 30555}]\n"
+        )
+        edge_pod = _wait(lambda: _ready(cluster.api, "on-edge"), 60, "pod on edge-1 ready")
+        node_pod = _wait(lambda: _ready(cluster.api, "on-node"), 60, "pod on node-1 ready")
+        assert edge_pod["status"]["podIP"].startswith(f"10.244.{joined.index}.")
+        # pod on the joined machine -> pod on a local node, and back: no NAT either way
+        edge_rt = joined.kit.runtime
+        code, out = edge_rt.exec(
+            edge_pod["metadata"]["uid"], "web", ["wget", "-qO-", f"http://{node_pod['status']['podIP']}/"]
+        )  # type: ignore[attr-defined]
+        assert code == 0 and out.strip() == "on-node", out
+        node_rt = cluster.runtimes["node-1"]
+        code, out = node_rt.exec(
+            node_pod["metadata"]["uid"], "web", ["wget", "-qO-", f"http://{edge_pod['status']['podIP']}/"]
+        )  # type: ignore[attr-defined]
+        assert code == 0 and out.strip() == "on-edge", out
+        # the joined node's NodePort answers, from its own address, with pods of both nodes
+        seen = set()
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://{HOST_NODE_IP}:30555/", timeout=2) as resp:
+                    seen.add(resp.read().decode().strip())
+            except OSError:
+                time.sleep(0.1)
+            if seen == {"on-edge", "on-node"}:
+                break
+        assert seen == {"on-edge", "on-node"}
+    finally:
+        if joined is not None:
+            joined.stop()
+        cluster.stop()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert "nbkh" not in links
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True, check=True).stdout
+    assert "10.244." not in routes and "10.96.0.0/12" not in routes
+    for table in ("nat", "filter"):
+        rules = subprocess.run(
+            ["iptables-save", "-t", table], capture_output=True, text=True, check=True
+        ).stdout
+        assert "NBK-" not in rules and PODS_FORWARD_CHAIN not in rules, table
