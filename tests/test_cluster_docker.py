@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import os
 import subprocess
 import time
 import urllib.request
@@ -70,23 +69,6 @@ spec:
 """
 
 
-def _docker_or_skip() -> None:
-    reason = ""
-    if os.geteuid() != 0:
-        reason = "Docker nodes need root"
-    else:
-        try:
-            import docker
-
-            docker.from_env(timeout=10).ping()
-        except Exception as exc:
-            reason = f"no Docker daemon answers: {exc}"
-    if reason:
-        if os.environ.get("NBKUBE_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"NBKUBE_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
-
-
 def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -115,8 +97,7 @@ def _get(url: str, timeout: float = 2.0) -> str:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    _docker_or_skip()
+def cluster(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[LocalCluster]:
     data = tmp_path_factory.mktemp("docker-cluster")
     c = LocalCluster(nodes=3, runtime="docker", store="memory", profile="fast", data_dir=str(data), name="dk")
     try:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_cluster_docker import _docker_or_skip  # noqa: I001
 
 from nbkube.cluster import JoinedNode, LocalCluster
 from nbkube.node.network.host import PODS_FORWARD_CHAIN
@@ -69,8 +68,7 @@ def _ready(api: Any, name: str) -> dict | None:
     return pod if ok else None
 
 
-def test_a_host_namespace_node_joins_and_pods_talk_across(tmp_path: Any) -> None:
-    _docker_or_skip()
+def test_a_host_namespace_node_joins_and_pods_talk_across(tmp_path: Any, docker_client: Any) -> None:
     cluster = LocalCluster(
         nodes=2, runtime="docker", store="memory", profile="fast", data_dir=str(tmp_path / "c"), name="hj"
     )

@@ -29,32 +29,10 @@ pytestmark = pytest.mark.docker
 SANDBOX = PodSandboxConfig(node_name="n", pod_ip="10.244.1.2", pod_cidr="10.244.1.0/24", host_ip="10.240.0.2")
 
 
-def _docker_or_skip() -> Any:
-    reason = ""
-    client = None
-    if os.geteuid() != 0:
-        reason = "docker tests need root"
-    else:
-        try:
-            import docker
-
-            client = docker.from_env(timeout=60)
-            client.ping()
-        except Exception as exc:
-            reason = f"no Docker daemon answers: {exc}"
-    if reason:
-        if os.environ.get("NBKUBE_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"NBKUBE_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
-    return client
-
-
 @pytest.fixture(scope="module")
-def client() -> Iterator[Any]:
-    c = _docker_or_skip()
-    seed_busybox(c)
-    yield c
-    c.close()
+def client(docker_client: Any) -> Any:
+    seed_busybox(docker_client)
+    return docker_client
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,31 +24,9 @@ from nbkube.node.runtime.images import (
 pytestmark = pytest.mark.docker
 
 
-def _docker_or_skip() -> Any:
-    reason = ""
-    client = None
-    if os.geteuid() != 0:
-        reason = "docker tests need root"
-    else:
-        try:
-            import docker
-
-            client = docker.from_env(timeout=30)
-            client.ping()
-        except Exception as exc:
-            reason = f"no Docker daemon answers: {exc}"
-    if reason:
-        if os.environ.get("NBKUBE_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"NBKUBE_REQUIRE_DOCKER=1 but {reason}")
-        pytest.skip(reason)
-    return client
-
-
 @pytest.fixture
-def client() -> Iterator[Any]:
-    c = _docker_or_skip()
-    yield c
-    c.close()
+def client(docker_client: Any) -> Any:
+    return docker_client
 
 
 def test_normalize_ref() -> None:
