@@ -63,6 +63,7 @@ COMMAND_MODULES: list[str] = [
     "nbkube.cli.cmd_workloads",
     "nbkube.cli.cmd_nodes",
     "nbkube.cli.cmd_images",
+    "nbkube.cli.cmd_pods",
     "nbkube.cli.cmd_demo",
 ]
 

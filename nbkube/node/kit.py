@@ -28,6 +28,7 @@ from nbkube.api.meta import Obj
 from nbkube.client.informer import InformerFactory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
+from nbkube.node.agentserver import AgentServer
 from nbkube.node.network.base import NodeNetInfo, PodNetwork, node_addresses
 from nbkube.node.proxy.rules import ServicePortRule
 from nbkube.node.proxy.runner import ProxyRunner
@@ -216,6 +217,7 @@ def build_node(
         options.setdefault("node_name", node_name)
         rt = create_runtime("process", state_dir=os.path.join(state_dir, "process", node_name), **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
+        kit.parts = [AgentServer(api, node_name, rt)]
         kit._teardown.append(rt.close)
         return kit
     if runtime == "sim":
@@ -264,7 +266,11 @@ def _docker_node(
         ensure_images(client)  # offline: busybox and the pause image come from the host
     iptables = IptablesProxy(net.netns, [net.node_ip])
     kit = NodeKit(node_name, rt, net, network)
-    kit.parts = [RouteSync(factory, network), ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}")]
+    kit.parts = [
+        RouteSync(factory, network),
+        ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}"),
+        AgentServer(api, node_name, rt),
+    ]
     # Run in reverse: every container of this node first, then our rules, then links and namespace.
     kit._teardown = [network.teardown, iptables.cleanup, lambda: rt.close(remove=True)]
     return kit
