@@ -99,7 +99,7 @@ def _get(url: str, timeout: float = 2.0) -> str:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[LocalCluster]:
     data = tmp_path_factory.mktemp("docker-cluster")
-    c = LocalCluster(nodes=3, runtime="docker", store="memory", profile="fast", data_dir=str(data), name="dk")
+    c = LocalCluster(nodes=3, runtime="docker", store="sqlite", profile="fast", data_dir=str(data), name="dk")
     try:
         c.apply(ARTICLE_SCENARIO)
         _wait(lambda: len([p for p in _pods(c) if _ready(p)]) == 5, 60, "5 ready nginx pods")
@@ -131,6 +131,17 @@ def test_cluster_ip_answers_from_inside_a_pod(cluster: LocalCluster) -> None:
     code, out = runtime.exec(pod["metadata"]["uid"], "nginx", ["wget", "-qO-", f"http://{cluster_ip}:8000/"])  # type: ignore[attr-defined]
     assert code == 0, out
     assert out.strip() in {p["metadata"]["name"] for p in _pods(cluster)}
+
+
+def test_logs_and_exec_through_the_cli(cluster: LocalCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    from nbkube.cli import main
+
+    pod = _pods(cluster)[0]
+    name = pod["metadata"]["name"]
+    assert main(["--store", cluster.store_url, "exec", name, "--", "cat", "/www/index.html"]) == 0
+    assert capsys.readouterr().out.strip() == name
+    assert main(["--store", cluster.store_url, "logs", name, "--tail", "5"]) == 0
+    capsys.readouterr()
 
 
 def test_pods_reach_each_other_across_nodes_without_nat(cluster: LocalCluster) -> None:

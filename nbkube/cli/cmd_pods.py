@@ -94,13 +94,13 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int | None:
     # argparse hands everything after POD to the command, options placed after POD included
     # (`exec POD -c side -- CMD`, as kubectl takes them): read those up to the `--` here.
     command = list(args.command)
-    while command and command[0] != "--":
+    while command and command[0] in ("-c", "--container", "-n", "--namespace"):
         flag = command.pop(0)
-        if flag in ("-c", "--container", "-n", "--namespace") and command:
-            setattr(args, "container" if flag in ("-c", "--container") else "namespace", command.pop(0))
-        else:
-            raise BadRequest(f"exec: unexpected {flag!r}; put the command after --: nbkube exec POD -- CMD")
-    command = command[1:]
+        if not command:
+            raise BadRequest(f"exec: {flag} needs a value")
+        setattr(args, "container" if flag in ("-c", "--container") else "namespace", command.pop(0))
+    if command and command[0] == "--":
+        command = command[1:]
     if not command:
         raise BadRequest("exec needs a command: nbkube exec POD -- CMD [ARGS...]")
     endpoint, container = _target(ctx, args.namespace, args.pod, args.container)
