@@ -13,11 +13,12 @@ import contextlib
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
 import pytest
+from nbk_clustertest import pod_ready, wait_until
 
 from nbkube.client.events import events_dataframe
 from nbkube.cluster import LocalCluster
@@ -69,24 +70,6 @@ spec:
 """
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
-
-
-def _ready(pod: dict) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
 def _pods(cluster: LocalCluster, selector: str = "app=nginx") -> list[dict]:
     return cluster.api.list("Pod", "default", label_selector=selector)[0]
 
@@ -102,7 +85,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Ite
     c = LocalCluster(nodes=3, runtime="docker", store="sqlite", profile="fast", data_dir=str(data), name="dk")
     try:
         c.apply(ARTICLE_SCENARIO)
-        _wait(lambda: len([p for p in _pods(c) if _ready(p)]) == 5, 60, "5 ready nginx pods")
+        wait_until(lambda: len([p for p in _pods(c) if pod_ready(p)]) == 5, 60, "5 ready nginx pods")
         yield c
     finally:
         c.stop()
@@ -114,7 +97,7 @@ def test_node_port_on_every_node_reaches_all_five_pods_evenly(cluster: LocalClus
     assert len(node_ips) == 3
     # every node answers on the NodePort, wherever the pods run
     for ip in node_ips:
-        assert _wait(lambda ip=ip: _get(f"http://{ip}:30001/") in pod_names, 10, f"{ip}:30001")
+        assert wait_until(lambda ip=ip: _get(f"http://{ip}:30001/") in pod_names, 10, f"{ip}:30001")
     hits: collections.Counter[str] = collections.Counter()
     for i in range(200):
         hits[_get(f"http://{node_ips[i % 3]}:30001/")] += 1
@@ -173,7 +156,7 @@ def test_restarting_a_node_agent_restarts_no_container(cluster: LocalCluster) ->
     cluster.restart_node(node)
     time.sleep(2)  # give the new agent a few sync rounds in which it could (wrongly) restart things
     assert containers() == before
-    assert all(_ready(p) for p in _pods(cluster) if p["spec"]["nodeName"] == node)
+    assert all(pod_ready(p) for p in _pods(cluster) if p["spec"]["nodeName"] == node)
 
 
 def test_a_killed_node_fails_over_within_five_seconds(cluster: LocalCluster) -> None:
@@ -193,14 +176,14 @@ def test_a_killed_node_fails_over_within_five_seconds(cluster: LocalCluster) -> 
 
         def recovered() -> bool:
             pods = _pods(cluster)
-            if len(pods) != 5 or not all(_ready(p) and p["spec"]["nodeName"] in survivors for p in pods):
+            if len(pods) != 5 or not all(pod_ready(p) and p["spec"]["nodeName"] in survivors for p in pods):
                 return False
             try:
                 return all(_get(url, timeout=0.5) for _ in range(10))
             except OSError:
                 return False
 
-        _wait(recovered, 5.0, f"pods of {victim} running elsewhere and {url} answering")
+        wait_until(recovered, 5.0, f"pods of {victim} running elsewhere and {url} answering")
         elapsed = time.time() - killed_at
         assert elapsed <= 5.0
         events = events_dataframe(cluster.api)
@@ -267,16 +250,18 @@ def test_bad_input_shows_as_status_and_the_agent_keeps_serving(cluster: LocalClu
                 return str(waiting.get("reason", ""))
         return ""
 
-    _wait(lambda: waiting_reason("no-such-image") in ("ErrImagePull", "ImagePullBackOff"), 30, "ErrImagePull")
-    _wait(lambda: waiting_reason("exits-at-once") == "CrashLoopBackOff", 60, "CrashLoopBackOff")
-    _wait(
+    wait_until(
+        lambda: waiting_reason("no-such-image") in ("ErrImagePull", "ImagePullBackOff"), 30, "ErrImagePull"
+    )
+    wait_until(lambda: waiting_reason("exits-at-once") == "CrashLoopBackOff", 60, "CrashLoopBackOff")
+    wait_until(
         lambda: waiting_reason("port-in-use", "b") == "CrashLoopBackOff",
         60,
         "port in use -> CrashLoopBackOff",
     )
-    _wait(lambda: waiting_reason("missing-hostpath") != "", 30, "hostPath reason")
+    wait_until(lambda: waiting_reason("missing-hostpath") != "", 30, "hostPath reason")
     assert waiting_reason("missing-hostpath") != "ContainerCreating"
-    _wait(lambda: _ready(cluster.api.get("Pod", "healthy", "default")), 30, "healthy pod ready")
+    wait_until(lambda: pod_ready(cluster.api.get("Pod", "healthy", "default")), 30, "healthy pod ready")
     message = ""
     for cs in cluster.api.get("Pod", "no-such-image", "default")["status"]["containerStatuses"]:
         message = cs["state"]["waiting"].get("message", "")

@@ -11,12 +11,11 @@ from __future__ import annotations
 import collections
 import os
 import socket
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from nbk_clustertest import pod_ready, wait_until
 
 from nbkube.cluster import LocalCluster
 
@@ -31,24 +30,6 @@ def _manifests() -> str:
         with open(os.path.join(REPO, "examples", "rootless", name)) as f:
             parts.append(f.read())
     return "\n---\n".join(parts)
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.05)
-
-
-def _ready(pod: dict) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
 
 
 def _get(host: str, port: int) -> str:
@@ -79,8 +60,8 @@ def test_article_scenario_on_the_embedded_default(tmp_path: Any) -> None:
     cluster = LocalCluster(nodes=3, runtime="process", store="sqlite", data_dir=str(tmp_path), name="emb")
     try:
         cluster.apply(_manifests())
-        pods = _wait(
-            lambda: (lambda ps: ps if len([p for p in ps if _ready(p)]) == 5 else None)(
+        pods = wait_until(
+            lambda: (lambda ps: ps if len([p for p in ps if pod_ready(p)]) == 5 else None)(
                 cluster.api.list("Pod", "default")[0]
             ),
             30,
@@ -94,7 +75,7 @@ def test_article_scenario_on_the_embedded_default(tmp_path: Any) -> None:
         )
         host, port = cluster.service_address(svc["metadata"]["name"])
         assert host.startswith("127.") and port == svc["spec"]["ports"][0]["port"]
-        _wait(
+        wait_until(
             lambda: (
                 cluster.host_proxy is not None
                 and cluster.host_proxy.runner.rules

@@ -12,10 +12,10 @@ from __future__ import annotations
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from nbk_clustertest import pod_ready, wait_until
 
 from nbkube.cluster import JoinedNode, LocalCluster
 from nbkube.node.network.host import PODS_FORWARD_CHAIN
@@ -23,17 +23,6 @@ from nbkube.node.network.host import PODS_FORWARD_CHAIN
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 HOST_NODE_IP = "10.240.0.1"  # the host's side of nbk0: reachable from every local node
-
-
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.1)
 
 
 def _web_pod(name: str, node: str) -> dict:
@@ -60,12 +49,8 @@ def _web_pod(name: str, node: str) -> dict:
 
 
 def _ready(api: Any, name: str) -> dict | None:
-    pod = api.get("Pod", name, "default")
-    ok = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-    return pod if ok else None
+    pod: dict = api.get("Pod", name, "default")
+    return pod if pod_ready(pod) else None
 
 
 def test_a_host_namespace_node_joins_and_pods_talk_across(tmp_path: Any, docker_client: Any) -> None:
@@ -78,15 +63,15 @@ def test_a_host_namespace_node_joins_and_pods_talk_across(tmp_path: Any, docker_
             cluster.api, "edge-1", runtime="docker", node_ip=HOST_NODE_IP, state_dir=str(tmp_path / "edge")
         ).start()
         assert joined.network == "host" and joined.kit.net.netns is None
-        _wait(lambda: cluster._node_ready("edge-1"), 20, "edge-1 Ready")
+        wait_until(lambda: cluster._node_ready("edge-1"), 20, "edge-1 Ready")
         cluster.api.create(_web_pod("on-edge", "edge-1"))
         cluster.api.create(_web_pod("on-node", "node-1"))
         cluster.apply(
             "apiVersion: v1\nkind: Service\nmetadata: {name: joined-web}\nspec:\n  type: NodePort\n"
             "  selector: {app: joined-web}\n  ports: [{port: 8000, targetPort: 80, nodePort: 30555}]\n"
         )
-        edge_pod = _wait(lambda: _ready(cluster.api, "on-edge"), 60, "pod on edge-1 ready")
-        node_pod = _wait(lambda: _ready(cluster.api, "on-node"), 60, "pod on node-1 ready")
+        edge_pod = wait_until(lambda: _ready(cluster.api, "on-edge"), 60, "pod on edge-1 ready")
+        node_pod = wait_until(lambda: _ready(cluster.api, "on-node"), 60, "pod on node-1 ready")
         assert edge_pod["status"]["podIP"].startswith(f"10.244.{joined.index}.")
         # pod on the joined machine -> pod on a local node, and back: no NAT either way
         edge_rt = joined.kit.runtime

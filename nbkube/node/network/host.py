@@ -17,11 +17,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import subprocess
 from pathlib import Path
 
 from nbkube.node.network.base import CLUSTER_CIDR, NetworkError, NodeNetInfo
-from nbkube.node.network.bridge import SERVICE_CIDR, BridgeNetwork, host_locked, links, run
+from nbkube.node.network.bridge import (
+    SERVICE_CIDR,
+    BridgeNetwork,
+    ensure_forward_accept,
+    host_locked,
+    links,
+    remove_forward_accept,
+    run,
+)
 
 __all__ = ["HostNetwork", "PODS_FORWARD_CHAIN"]
 
@@ -65,20 +72,10 @@ class HostNetwork(BridgeNetwork):
             ]
             run(["ip", "-batch", "-"], input="\n".join(batch) + "\n")
             run(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            self._accept_pod_forwarding()
+            accept = [["-s", CLUSTER_CIDR, "-j", "ACCEPT"], ["-d", CLUSTER_CIDR, "-j", "ACCEPT"]]
+            ensure_forward_accept(PODS_FORWARD_CHAIN, accept)
         self._save(self._load())
         return NodeNetInfo(self.node_ip, self.pod_cidr, None)
-
-    def _accept_pod_forwarding(self) -> None:
-        run(["iptables", "-w", "-N", PODS_FORWARD_CHAIN], check=False)  # exists already: fine
-        for rule in (["-s", CLUSTER_CIDR, "-j", "ACCEPT"], ["-d", CLUSTER_CIDR, "-j", "ACCEPT"]):
-            if subprocess.run(
-                ["iptables", "-w", "-C", PODS_FORWARD_CHAIN, *rule], capture_output=True
-            ).returncode:
-                run(["iptables", "-w", "-A", PODS_FORWARD_CHAIN, *rule])
-        jump = ["-j", PODS_FORWARD_CHAIN]
-        if subprocess.run(["iptables", "-w", "-C", "FORWARD", *jump], capture_output=True).returncode:
-            run(["iptables", "-w", "-I", "FORWARD", "1", *jump])
 
     def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
         want = {
@@ -107,13 +104,7 @@ class HostNetwork(BridgeNetwork):
                 if name in have:
                     run(["ip", "link", "del", name], check=False)
             if not any(n.startswith("nbkh") for n in links(None)):  # the last host-mode node here
-                for _ in range(10):
-                    if subprocess.run(
-                        ["iptables", "-w", "-D", "FORWARD", "-j", PODS_FORWARD_CHAIN], capture_output=True
-                    ).returncode:
-                        break
-                run(["iptables", "-w", "-F", PODS_FORWARD_CHAIN], check=False)
-                run(["iptables", "-w", "-X", PODS_FORWARD_CHAIN], check=False)
+                remove_forward_accept(PODS_FORWARD_CHAIN)
         self.state_path.unlink(missing_ok=True)
         self.routes_path.unlink(missing_ok=True)
 
