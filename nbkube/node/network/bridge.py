@@ -31,7 +31,16 @@ from typing import Any
 
 from nbkube.node.network.base import CLUSTER_CIDR, HOST_IP, NetworkError, NodeNetInfo, node_addresses
 
-__all__ = ["BridgeNetwork", "HOST_BRIDGE", "netns_name", "run", "host_locked", "links"]
+__all__ = [
+    "BridgeNetwork",
+    "HOST_BRIDGE",
+    "ensure_forward_accept",
+    "host_locked",
+    "links",
+    "netns_name",
+    "remove_forward_accept",
+    "run",
+]
 
 HOST_BRIDGE = "nbk0"
 NODE_BRIDGE = "cbr0"
@@ -121,8 +130,13 @@ class BridgeNetwork:
             self._ensure_host_bridge()
             if not _netns_exists(self.netns):
                 run(["ip", "netns", "add", self.netns])
+            inner = links(self.netns)
+            if self.uplink in links(None) and "eth0" not in inner:
+                # Our uplink's name is taken by a veth whose peer is not in this namespace (a node of
+                # the same index whose namespace outlived its name, e.g. pinned by a process):
+                # take it back, or this node would come up without its eth0.
+                run(["ip", "link", "del", self.uplink])
             if self.uplink not in links(None):
-                inner = links(self.netns)
                 if "eth0" in inner:  # a half-made uplink from an interrupted setup: start again
                     run(["ip", "-n", self.netns, "link", "del", "eth0"])
                 uplink = ["ip", "link", "add", self.uplink, "type", "veth", "peer", "name", "eth0"]
@@ -163,15 +177,7 @@ class BridgeNetwork:
         run(["ip", "link", "set", HOST_BRIDGE, "up"])
         # With br_netfilter loaded, frames bridged on nbk0 (node to node) cross the host's FORWARD
         # chain, whose policy Docker sets to DROP: accept them in a chain of our own.
-        run(["iptables", "-w", "-N", HOST_FORWARD_CHAIN], check=False)  # fails harmlessly when it exists
-        rule = ["-i", HOST_BRIDGE, "-o", HOST_BRIDGE, "-j", "ACCEPT"]
-        if subprocess.run(
-            ["iptables", "-w", "-C", HOST_FORWARD_CHAIN, *rule], capture_output=True
-        ).returncode:
-            run(["iptables", "-w", "-A", HOST_FORWARD_CHAIN, *rule])
-        jump = ["-j", HOST_FORWARD_CHAIN]
-        if subprocess.run(["iptables", "-w", "-C", "FORWARD", *jump], capture_output=True).returncode:
-            run(["iptables", "-w", "-I", "FORWARD", "1", *jump])
+        ensure_forward_accept(HOST_FORWARD_CHAIN, [["-i", HOST_BRIDGE, "-o", HOST_BRIDGE, "-j", "ACCEPT"]])
 
     def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
         want = {
@@ -301,11 +307,30 @@ class BridgeNetwork:
         os.replace(tmp, self.state_path)
 
 
-def remove_host_forward() -> None:
-    """Remove the host FORWARD jump and chain that `setup_node` added (no-op when absent)."""
-    jump = ["-j", HOST_FORWARD_CHAIN]
+def ensure_forward_accept(chain: str, rules: list[list[str]]) -> None:
+    """A chain of ours holding `rules`, jumped to first from the host's FORWARD (idempotent).
+
+    Docker sets FORWARD's policy to DROP; what our nodes forward is accepted here, in a chain that
+    `remove_forward_accept` takes out again without touching anyone else's rules."""
+    run(["iptables", "-w", "-N", chain], check=False)  # fails harmlessly when it exists
+    for rule in rules:
+        if subprocess.run(["iptables", "-w", "-C", chain, *rule], capture_output=True).returncode:
+            run(["iptables", "-w", "-A", chain, *rule])
+    jump = ["-j", chain]
+    if subprocess.run(["iptables", "-w", "-C", "FORWARD", *jump], capture_output=True).returncode:
+        run(["iptables", "-w", "-I", "FORWARD", "1", *jump])
+
+
+def remove_forward_accept(chain: str) -> None:
+    """Remove the FORWARD jump to `chain` and the chain itself (no-op when absent)."""
+    jump = ["-j", chain]
     for _ in range(10):  # bounded: one copy is normal, more only after a crash mid-setup
         if subprocess.run(["iptables", "-w", "-D", "FORWARD", *jump], capture_output=True).returncode:
             break
-    run(["iptables", "-w", "-F", HOST_FORWARD_CHAIN], check=False)
-    run(["iptables", "-w", "-X", HOST_FORWARD_CHAIN], check=False)
+    run(["iptables", "-w", "-F", chain], check=False)
+    run(["iptables", "-w", "-X", chain], check=False)
+
+
+def remove_host_forward() -> None:
+    """Remove the host FORWARD jump and chain that `setup_node` added (no-op when absent)."""
+    remove_forward_accept(HOST_FORWARD_CHAIN)
