@@ -9,7 +9,6 @@ import pytest
 from nbk_workload_helpers import wait_for
 
 from nbkube.client.informer import InformerFactory
-from nbkube.clock import FakeClock
 from nbkube.controlplane.controllers.quota import QuotaController
 from nbkube.errors import Forbidden
 from nbkube.registry.admission_chain import default_admission_plugins
@@ -27,7 +26,9 @@ def qapi() -> Iterator[Registry]:
 @pytest.fixture
 def controller(qapi: Registry) -> Iterator[QuotaController]:
     factory = InformerFactory(qapi)
-    ctl = QuotaController(qapi, factory, clock=FakeClock())
+    # The real clock: a status write that loses a race with admission is retried after a few ms
+    # (add_rate_limited), which a FakeClock nobody advances would postpone forever.
+    ctl = QuotaController(qapi, factory)
     factory.start_all()
     assert factory.wait_all_synced(5)
     ctl.start()
@@ -133,7 +134,7 @@ def test_hard_change_is_reflected_and_enforced(qapi: Registry, controller: Quota
 def test_reconcile_directly_recounts_without_informers(qapi: Registry) -> None:
     # the pure path: one reconcile writes the recount even when no events arrived
     factory = InformerFactory(qapi)
-    ctl = QuotaController(qapi, factory, clock=FakeClock(), resync=0)
+    ctl = QuotaController(qapi, factory, resync=0)
     qapi.create(
         {
             "apiVersion": "v1",
