@@ -20,8 +20,12 @@ state), `detach_pod` of an unknown pod is a no-op, and `teardown` removes all th
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from nbkube.node.network.hostports import HostPortMapping
 
 __all__ = ["NetworkError", "NoNetwork", "NodeNetInfo", "PodNetwork", "node_addresses"]
 
@@ -48,6 +52,10 @@ class PodNetwork(Protocol):
         ...
 
     def detach_pod(self, pod_uid: str) -> None: ...
+
+    def set_host_ports(self, pod_uid: str, mappings: Sequence[HostPortMapping]) -> None:
+        """Answer the node's `hostPort`s for the attached pod (empty: none); detach_pod drops them."""
+        ...
 
     def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
         """Routes to the other nodes' pods: {node_name: (node_ip, pod_cidr)}; may include this node."""
@@ -86,6 +94,7 @@ class NoNetwork:
         self.pods: dict[str, str] = {}
         self._free: list[str] = []
         self.routes: dict[str, tuple[str, str]] = {}
+        self.host_ports: dict[str, list[HostPortMapping]] = {}
 
     def setup_node(self) -> NodeNetInfo:
         return self.info
@@ -100,8 +109,17 @@ class NoNetwork:
 
     def detach_pod(self, pod_uid: str) -> None:
         ip = self.pods.pop(pod_uid, None)
+        self.host_ports.pop(pod_uid, None)
         if ip:
             self._free.append(ip)
+
+    def set_host_ports(self, pod_uid: str, mappings: Sequence[HostPortMapping]) -> None:
+        if pod_uid not in self.pods:
+            raise NetworkError(f"pod {pod_uid}: hostPort before the pod is attached")
+        if mappings:
+            self.host_ports[pod_uid] = list(mappings)
+        else:
+            self.host_ports.pop(pod_uid, None)
 
     def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
         self.routes = dict(peers)
@@ -109,3 +127,4 @@ class NoNetwork:
     def teardown(self) -> None:
         self.pods.clear()
         self.routes.clear()
+        self.host_ports.clear()

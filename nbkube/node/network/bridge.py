@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nbkube.node.network.base import CLUSTER_CIDR, HOST_IP, NetworkError, NodeNetInfo, node_addresses
+from nbkube.node.network.hostports import HostPortMapping, HostPortTable
 
 __all__ = [
     "BridgeNetwork",
@@ -266,8 +267,40 @@ class BridgeNetwork:
             if self.netns is None or _netns_exists(self.netns):
                 run([*self._ip(), "link", "del", self.pod_ifname(pod_uid)], check=False)
             state = self._load()
-            if state["pods"].pop(pod_uid, None) is not None:
+            mapped = state.get("hostports", {}).pop(pod_uid, None)
+            if mapped and (self.netns is None or _netns_exists(self.netns)):
+                self._sync_host_ports(state)
+            if state["pods"].pop(pod_uid, None) is not None or mapped:
                 self._save(state)
+
+    def set_host_ports(self, pod_uid: str, mappings: Sequence[HostPortMapping]) -> None:
+        """DNAT the node's `hostPort`s to the attached pod `pod_uid` (an empty list: none any more)."""
+        with self._lock:
+            state = self._load()
+            if pod_uid not in state["pods"]:
+                raise NetworkError(f"pod {pod_uid}: hostPort before the pod is attached to {self.node_name}")
+            table: dict[str, Any] = state.setdefault("hostports", {})
+            want = [m.to_json() for m in mappings]
+            if table.get(pod_uid, []) == want:
+                return
+            if want:
+                table[pod_uid] = want
+            else:
+                table.pop(pod_uid, None)
+            self._sync_host_ports(state)
+            self._save(state)
+
+    def host_port_table(self) -> HostPortTable:
+        """Our hostPort chains in the namespace the node's pods are wired into."""
+        return HostPortTable(self.netns, self.index)
+
+    def _sync_host_ports(self, state: dict[str, Any]) -> None:
+        pods = {
+            uid: (str(state["pods"][uid]), [HostPortMapping.from_json(m) for m in mappings])
+            for uid, mappings in (state.get("hostports") or {}).items()
+            if uid in state["pods"]
+        }
+        self.host_port_table().sync(pods)
 
     def pod_ips(self) -> dict[str, str]:
         """{pod uid: ip} as recorded; for adoption after an agent restart."""

@@ -103,6 +103,7 @@ class HostNetwork(BridgeNetwork):
             for name in (self.pod_bridge, self.sink):
                 if name in have:
                     run(["ip", "link", "del", name], check=False)
+            self.host_port_table().remove()
             if not any(n.startswith("nbkh") for n in links(None)):  # the last host-mode node here
                 remove_forward_accept(PODS_FORWARD_CHAIN)
         self.state_path.unlink(missing_ok=True)

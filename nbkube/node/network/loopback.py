@@ -11,7 +11,10 @@ pod's `netns` argument is ignored because the pod shares the host's namespace.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nbkube.node.network.base import MAX_NODE_INDEX, NetworkError, NodeNetInfo
+from nbkube.node.network.hostports import HostPortMapping
 
 __all__ = ["LoopbackNetwork"]
 
@@ -26,6 +29,7 @@ class LoopbackNetwork:
         self._next = 2  # .1 is kept for the node, as a bridge gateway would be
         self._released: list[str] = []
         self.routes: dict[str, tuple[str, str]] = {}
+        self.host_ports: dict[str, list[HostPortMapping]] = {}
 
     def setup_node(self) -> NodeNetInfo:
         return self.info
@@ -48,8 +52,19 @@ class LoopbackNetwork:
 
     def detach_pod(self, pod_uid: str) -> None:
         ip = self.pods.pop(pod_uid, None)
+        self.host_ports.pop(pod_uid, None)
         if ip:
             self._released.append(ip)
+
+    def set_host_ports(self, pod_uid: str, mappings: Sequence[HostPortMapping]) -> None:
+        # Recorded only: in the embedded mode the host's one userspace proxy opens every node's
+        # hostPort listeners from the Pod objects (`nbkube.node.kit.HostProxy`), as it does NodePorts.
+        if pod_uid not in self.pods:
+            raise NetworkError(f"pod {pod_uid}: hostPort before the pod is attached")
+        if mappings:
+            self.host_ports[pod_uid] = list(mappings)
+        else:
+            self.host_ports.pop(pod_uid, None)
 
     def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
         # Every loopback address is already reachable from every process: nothing to route.
@@ -58,4 +73,5 @@ class LoopbackNetwork:
     def teardown(self) -> None:
         self.pods.clear()
         self._released.clear()
+        self.host_ports.clear()
         self._next = 2

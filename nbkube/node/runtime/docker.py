@@ -37,6 +37,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
+from nbkube.node.network.hostports import pod_host_ports
 from nbkube.node.probes import run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
@@ -490,6 +491,13 @@ class DockerRuntime:
             "ipc_mode": "shareable",
             "detach": True,
         }
+        host_ports = pod_host_ports(p.pod)
+        if host_ports and self.network is None:
+            # Docker's own bridge: the sandbox publishes them, as dockershim did
+            kwargs["ports"] = {
+                f"{m.container_port}/{m.protocol.lower()}": (m.host_ip, m.host_port) if m.host_ip else m.host_port
+                for m in host_ports
+            }
         cid = self._create(PAUSE_IMAGE, kwargs)
         try:
             self.client.api.start(cid)
@@ -497,6 +505,8 @@ class DockerRuntime:
             p.pause_id = cid
             p.pause_pid = int(attrs["State"].get("Pid") or 0)
             p.pod_ip = self._attach(p, attrs)
+            if host_ports and self.network is not None:
+                self.network.set_host_ports(p.uid, host_ports)
         except Exception:  # no half-made sandbox stays behind: the next attempt starts afresh
             p.pause_id, p.pause_pid = "", 0
             with contextlib.suppress(docker.errors.APIError):
