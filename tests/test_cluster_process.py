@@ -94,3 +94,32 @@ def test_article_scenario_on_the_embedded_default(tmp_path: Any) -> None:
     assert _busybox_children() == []
     with pytest.raises(OSError):
         socket.create_connection((host, port), timeout=1)
+
+
+def test_host_port_answers_on_the_pods_node_in_the_embedded_mode(tmp_path: Any) -> None:
+    cluster = LocalCluster(nodes=2, runtime="process", store="sqlite", data_dir=str(tmp_path), name="embhp")
+    try:
+        node = "node-2"
+        cluster.api.create({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hp", "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{
+                "name": "web", "image": "busybox",
+                "command": ["sh", "-c", "mkdir -p w && echo hp > w/index.html && exec httpd -f -p 8080 -h w"],
+                "ports": [{"containerPort": 8080, "hostPort": 18081}],
+            }]},
+        })  # fmt: skip
+        node_ip = cluster.node_addresses()[node]
+        wait_until(lambda: pod_ready(cluster.api.get("Pod", "hp", "default")), 30, "hostPort pod ready")
+
+        def answer(ip: str) -> str:
+            try:
+                return _get(ip, 18081)
+            except OSError:
+                return ""
+
+        assert wait_until(lambda: answer(node_ip), 10, f"{node_ip}:18081") == "hp"
+        assert answer(cluster.node_addresses()["node-1"]) == ""  # the pod's node only
+        cluster.api.delete("Pod", "hp", "default")
+        wait_until(lambda: answer(node_ip) == "", 20, "hostPort closed after the pod went")
+    finally:
+        cluster.stop()

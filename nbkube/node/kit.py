@@ -20,6 +20,7 @@ import base64
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
 from nbkube.node.agentserver import AgentServer
 from nbkube.node.network.base import NodeNetInfo, PodNetwork, node_addresses
+from nbkube.node.proxy.hostport_rules import host_port_listeners
 from nbkube.node.proxy.rules import ServicePortRule
 from nbkube.node.proxy.runner import ProxyRunner
 from nbkube.node.proxy.userspace import UserspaceProxy, loopback_address
@@ -126,12 +128,40 @@ class HostProxy:
         self.node_ips: list[str] = []
         self.errors: dict[tuple[str, int], str] = {}
         self.runner = ProxyRunner(factory, self._apply, name="userspace-proxy")
+        # Pods' hostPorts are listeners too (on their node's address); they change with Pods, not
+        # Services, so they are kept here and merged into every sync (under one lock: two informer
+        # threads call in).
+        self._pods = factory.informer("Pod")
+        self._lock = threading.Lock()
+        self._rules: list[ServicePortRule] = []
+        self._host_ports: dict[tuple[str, int], ServicePortRule] = {}
+        self._host_port_errors: dict[tuple[str, int], str] = {}
 
     def _apply(self, rules: list[ServicePortRule]) -> None:
-        self.errors = self.proxy.sync(rules, self.node_ips)
+        with self._lock:
+            self._rules = list(rules)
+            self._sync()
+
+    def _pods_changed(self, *_objs: Obj) -> None:
+        listeners, refused = host_port_listeners(self._pods.list())
+        with self._lock:
+            if (listeners, refused) == (self._host_ports, self._host_port_errors):
+                return
+            self._host_ports, self._host_port_errors = listeners, refused
+            for addr, why in refused.items():
+                log.warning("hostPort %s:%d not served: %s", addr[0], addr[1], why)
+            self._sync()
+
+    def _sync(self) -> None:
+        errors = self.proxy.sync(self._rules, self.node_ips, extra=self._host_ports)
+        self.errors = {**self._host_port_errors, **errors}
 
     def start(self) -> None:
         self.proxy.start()
+        self._pods.add_handler(
+            on_add=self._pods_changed, on_update=self._pods_changed, on_delete=self._pods_changed
+        )
+        self._pods.start()  # no-op when the factory already runs it
         self.runner.start()
 
     def stop(self) -> None:

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -126,12 +126,18 @@ class UserspaceProxy:
 
     # -- programming -------------------------------------------------------------------------------
 
-    def sync(self, rules: Iterable[ServicePortRule], node_ips: Iterable[str]) -> dict[tuple[str, int], str]:
+    def sync(
+        self,
+        rules: Iterable[ServicePortRule],
+        node_ips: Iterable[str],
+        extra: Mapping[tuple[str, int], ServicePortRule] | None = None,
+    ) -> dict[tuple[str, int], str]:
         """Make the listeners match `rules`; returns the addresses that could not be opened, with why.
 
-        Each rule listens on its (mapped) ClusterIP:port, and on every node IP at its NodePort.
+        Each rule listens on its (mapped) ClusterIP:port, and on every node IP at its NodePort;
+        `extra` adds listeners at exactly the addresses given (pods' hostPorts).
         """
-        wanted: dict[tuple[str, int], ServicePortRule] = {}
+        wanted: dict[tuple[str, int], ServicePortRule] = dict(extra or {})
         nodes = list(node_ips)
         for rule in rules:
             if rule.protocol != "TCP":
