@@ -73,7 +73,6 @@ INSERT OR IGNORE INTO compaction (id, revision) VALUES (1, 0);
 """
 
 
-
 def _create_rev(table: str = "") -> str:
     """SQL for a row's create revision. A creating row is inserted before its id is known, so it
     stores 0 and its id stands in; older files stored the id itself, which gives the same answer."""
@@ -320,7 +319,9 @@ class SqliteStore:
     def update(self, key: str, value: bytes, expected_mod_revision: int) -> int:
         check_key(key)
         check_value(key, value)
-        return self._write(key, _UPDATE_SQL, (key, bytes(value), expected_mod_revision), expected_mod_revision)
+        return self._write(
+            key, _UPDATE_SQL, (key, bytes(value), expected_mod_revision), expected_mod_revision
+        )
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> int:
         check_key(key)
