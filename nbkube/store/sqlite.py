@@ -9,10 +9,10 @@ the largest id is the current revision. `open_store()`
 builds this for `sqlite:///abs/path.db` and `sqlite://:memory:`.
 
 Concurrency: one connection per store, guarded by a lock (SQLite serialises writers anyway), so a
-store may be used from any thread. Each create/update/delete is ONE `INSERT ... SELECT` statement in
+store may be used from any thread. Each create/update/delete is ONE conditional `INSERT` statement in
 autocommit mode: SQLite runs a single statement as its own transaction and takes the database write
-lock before the statement reads anything, so the compare-and-swap condition (the `SELECT` part) and
-the insert happen under that lock and two processes can never interleave inside one write. One
+lock before the statement reads anything, so the compare-and-swap condition (subqueries in the
+statement) and the insert happen under that lock and two processes can never interleave inside one write. One
 statement instead of BEGIN / read revision / read latest / INSERT / COMMIT is what makes a write cost
 about what a bare INSERT costs. Only when the condition fails (no row inserted) does a second read
 find out why (exists / not found / revision mismatch).
@@ -86,24 +86,35 @@ _EVENT_COLUMNS = (
     f"p.value, {_create_rev('p')}"
 )
 
-# The writes, one statement each (see the module docstring). ?1 is the key. Each inserts nothing
-# when its condition fails; the newest row of a key is found through the (name, id) index.
-_NEWEST = "SELECT MAX(id) FROM log WHERE name = ?1"
+# The writes, one statement each (see the module docstring); ?1 is the key. Each is a single-row
+# `INSERT OR IGNORE ... VALUES` whose `value` is NULL when the write's condition fails: the NOT NULL
+# constraint then makes SQLite skip the row, so nothing is written and rowcount is 0. (The obvious
+# `INSERT ... SELECT ... WHERE condition` reads the table it inserts into, which makes SQLite buffer
+# the selected row in a temporary table first: measurably slower on every write.) The key's newest
+# row is found through the (name, id) index. OR IGNORE cannot hide another conflict: the id is new
+# and no other column is constrained.
+_NEWEST = "(SELECT MAX(id) FROM log WHERE name = ?1)"
+_INSERT = "INSERT OR IGNORE INTO log (name, created, deleted, create_revision, prev_revision, value) "
 _CREATE_SQL = (
-    "INSERT INTO log (name, created, deleted, create_revision, prev_revision, value) "
-    "SELECT ?1, 1, 0, 0, COALESCE(m, 0), ?2 FROM (SELECT MAX(id) AS m FROM log WHERE name = ?1) "
-    "WHERE m IS NULL OR (SELECT deleted FROM log WHERE id = m) = 1"
+    f"{_INSERT}VALUES (?1, 1, 0, 0, COALESCE({_NEWEST}, 0), "
+    f"CASE WHEN COALESCE((SELECT deleted FROM log WHERE id = {_NEWEST}), 1) THEN ?2 END)"
 )  # ?2 value; the key has no row or its newest row is a tombstone
 _UPDATE_SQL = (
-    "INSERT INTO log (name, created, deleted, create_revision, prev_revision, value) "
-    f"SELECT name, 0, 0, {_create_rev()}, id, ?2 FROM log "
-    f"WHERE id = ?3 AND id = ({_NEWEST}) AND deleted = 0"
+    f"{_INSERT}VALUES (?1, 0, 0, (SELECT {_create_rev()} FROM log WHERE id = ?3), ?3, "
+    f"CASE WHEN {_NEWEST} = ?3 AND (SELECT deleted FROM log WHERE id = ?3) = 0 THEN ?2 END)"
 )  # ?2 value, ?3 the expected newest id
-_DELETE_SQL = (
-    "INSERT INTO log (name, created, deleted, create_revision, prev_revision, value) "
-    f"SELECT name, 0, 1, {_create_rev()}, id, value FROM log WHERE id = ({_NEWEST}) AND deleted = 0"
-)  # a tombstone keeps the last value
-_DELETE_IF_SQL = _DELETE_SQL + " AND id = ?2"
+
+
+def _delete_sql(condition: str) -> str:
+    # a tombstone keeps the last value; `condition` narrows which newest row may be deleted
+    return (
+        f"{_INSERT}VALUES (?1, 0, 1, (SELECT {_create_rev()} FROM log WHERE id = {_NEWEST}), "
+        f"COALESCE({_NEWEST}, 0), (SELECT value FROM log WHERE id = {_NEWEST} AND deleted = 0{condition}))"
+    )
+
+
+_DELETE_SQL = _delete_sql("")
+_DELETE_IF_SQL = _delete_sql(" AND id = ?2")  # ?2 the expected newest id
 
 _Row = tuple[Any, ...]
 _Rows = list[_Row]  # an alias: inside SqliteStore, `list` names the method
