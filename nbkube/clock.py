@@ -80,8 +80,26 @@ class FakeClock:
 REAL_CLOCK = RealClock()
 
 
+# (second, its text) of the last whole-second timestamp formatted. The registry stamps every create
+# with rfc3339(now), and strftime is a tenth of a create's Python time; the text only changes once a
+# second. One tuple, replaced whole, so threads never see a second paired with another's text.
+_last_second: tuple[int, str] = (-1, "")
+
+
 def rfc3339(ts: float, micro: bool = False) -> str:
     """Kubernetes timestamp text: `2016-02-15T10:00:00Z` (or with microseconds for event times)."""
+    global _last_second
+    if not micro and ts >= 0:
+        second = int(ts)
+        # datetime rounds to whole microseconds, so the last half microsecond of a second already
+        # prints as the next one: leave those to the general path.
+        if ts - second < 0.9999994:
+            cached = _last_second
+            if cached[0] == second:
+                return cached[1]
+            text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            _last_second = (second, text)
+            return text
     dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 

@@ -83,6 +83,16 @@ class Errors(list[FieldError]):
         self.add(path, f"must be {expected}, got {type_name(value)} {show(value)}")
 
     # --- typed getters: return the value when present and well-typed, else None -----------------
+    # The registry validates every object it writes, so these run a few dozen times per write: each
+    # does one dict lookup and one type check, and builds the field's path only to report an error.
+
+    def _reject(self, value: Any, key: str, path: str, expected: str, required: bool) -> None:
+        """Record why `value` (read from `key` under `path`) is unusable: missing or mistyped."""
+        if value is None:
+            if required:
+                self.required(join(path, key))
+        else:
+            self.wrong_type(join(path, key), expected, value)
 
     def _get(
         self,
@@ -94,46 +104,52 @@ class Errors(list[FieldError]):
         required: bool,
     ) -> Any:
         value = parent.get(key)
-        full = join(path, key)
-        if value is None:
-            if required:
-                self.required(full)
-            return None
-        if not ok(value):
-            self.wrong_type(full, expected, value)
-            return None
-        return value
+        if value is not None and ok(value):
+            return value
+        if value is not None or required:
+            self._reject(value, key, path, expected, required)
+        return None
 
     def mapping(
         self, parent: dict[str, Any], key: str, path: str, required: bool = False
     ) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._get(
-            parent, key, path, lambda v: isinstance(v, dict), "a mapping", required
-        )
-        return result
+        value = parent.get(key)
+        if isinstance(value, dict):
+            return value
+        if value is not None or required:
+            self._reject(value, key, path, "a mapping", required)
+        return None
 
     def sequence(
         self, parent: dict[str, Any], key: str, path: str, required: bool = False
     ) -> list[Any] | None:
-        result: list[Any] | None = self._get(
-            parent, key, path, lambda v: isinstance(v, list), "a list", required
-        )
-        return result
+        value = parent.get(key)
+        if isinstance(value, list):
+            return value
+        if value is not None or required:
+            self._reject(value, key, path, "a list", required)
+        return None
 
     def string(
         self, parent: dict[str, Any], key: str, path: str, required: bool = False, allow_empty: bool = True
     ) -> str | None:
-        result: str | None = self._get(parent, key, path, lambda v: isinstance(v, str), "a string", required)
-        if result == "" and (required or not allow_empty):
+        value = parent.get(key)
+        if not isinstance(value, str):
+            if value is not None or required:
+                self._reject(value, key, path, "a string", required)
+            return None
+        if value == "" and (required or not allow_empty):
             self.required(join(path, key))
             return None
-        return result
+        return value
 
     def boolean(self, parent: dict[str, Any], key: str, path: str, required: bool = False) -> bool | None:
-        result: bool | None = self._get(
-            parent, key, path, lambda v: isinstance(v, bool), "a boolean", required
-        )
-        return result
+        value = parent.get(key)
+        if isinstance(value, bool):
+            return value
+        if value is not None or required:
+            self._reject(value, key, path, "a boolean", required)
+        return None
 
     def integer(
         self,
@@ -193,13 +209,14 @@ class Errors(list[FieldError]):
     def string_map(self, parent: dict[str, Any], key: str, path: str) -> dict[str, str]:
         """A map of string to string (labels, annotations, data); wrong entries are reported."""
         d = self.mapping(parent, key, path)
-        full = join(path, key)
+        if not d:
+            return {}
         out: dict[str, str] = {}
-        for k, v in (d or {}).items():
+        for k, v in d.items():
             if not isinstance(k, str):
-                self.wrong_type(full, "a mapping with string keys", k)
+                self.wrong_type(join(path, key), "a mapping with string keys", k)
             elif not isinstance(v, str):
-                self.wrong_type(f"{full}[{k}]", "a string", v)
+                self.wrong_type(f"{join(path, key)}[{k}]", "a string", v)
             else:
                 out[k] = v
         return out

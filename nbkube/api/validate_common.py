@@ -21,8 +21,10 @@ TOTAL_ANNOTATION_BYTES = 256 * 1024
 
 def check_labels(e: Errors, parent: dict[str, Any], key: str, path: str) -> dict[str, str]:
     """A labels-style map (labels, selector, nodeSelector): qualified-name keys, label values."""
-    full = join(path, key)
     labels = e.string_map(parent, key, path)
+    if not labels:  # the usual case on the write path: skip building the path
+        return labels
+    full = join(path, key)
     for k, v in labels.items():
         e.extend_messages(full, k, naming.check_qualified_name(k))
         e.extend_messages(f"{full}[{k}]", v, naming.check_label_value(v))
@@ -30,8 +32,10 @@ def check_labels(e: Errors, parent: dict[str, Any], key: str, path: str) -> dict
 
 
 def check_annotations(e: Errors, meta: dict[str, Any], path: str) -> None:
-    full = join(path, "annotations")
     annotations = e.string_map(meta, "annotations", path)
+    if not annotations:
+        return
+    full = join(path, "annotations")
     total = 0
     for k, v in annotations.items():
         e.extend_messages(full, k, naming.check_qualified_name(k.lower()))
@@ -72,10 +76,29 @@ def check_object_meta(e: Errors, obj: dict[str, Any], name_check: NameCheck, nam
     check_meta_fields(e, meta, path)
 
 
+# The metadata fields check_meta_fields reads besides labels and annotations.
+_SERVER_SET_AND_LIST_FIELDS = frozenset(
+    {
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "generation",
+        "deletionGracePeriodSeconds",
+        "finalizers",
+        "ownerReferences",
+    }
+)
+
+
 def check_meta_fields(e: Errors, meta: dict[str, Any], path: str) -> dict[str, str]:
     """The parts of metadata that top-level objects and pod templates share; returns the labels."""
     labels = check_labels(e, meta, "labels", path)
     check_annotations(e, meta, path)
+    if meta.keys().isdisjoint(_SERVER_SET_AND_LIST_FIELDS):
+        # A new object (what every create validates) has none of these, and an absent optional
+        # field has nothing to check: skip the eight getters.
+        return labels
     for key in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
         e.string(meta, key, path)
     e.integer(meta, "generation", path, minimum=0)

@@ -16,7 +16,7 @@ def check_key(key: str) -> None:
 
 
 def check_value(key: str, value: bytes) -> None:
-    if not isinstance(value, bytes | bytearray | memoryview):
+    if not isinstance(value, (bytes, bytearray, memoryview)):  # a tuple: faster than a union
         raise BadRequest(f"{key}: store value must be bytes, got {type(value).__name__}")
     if len(value) > MAX_VALUE_BYTES:
         raise TooLarge(

@@ -3,13 +3,19 @@
 Why: a notebook or a laptop should run nbkube without an etcd server, yet the registry must see the
 same semantics either way (revisions, compare-and-swap, watch from a revision, compaction). Like
 k3s's kine, every write appends one row to `log`; the row id *is* the revision, so revisions are
-strictly increasing across every thread and every process that shares the file. `open_store()`
+strictly increasing across every thread and every process that shares the file. SQLite picks the id
+(one more than the largest): compaction never deletes the newest row, so an id is never reused and
+the largest id is the current revision. `open_store()`
 builds this for `sqlite:///abs/path.db` and `sqlite://:memory:`.
 
 Concurrency: one connection per store, guarded by a lock (SQLite serialises writers anyway), so a
-store may be used from any thread. Writes run in `BEGIN IMMEDIATE` transactions, which take the
-database write lock up front: the next revision is read, the compare-and-swap is checked and the
-row is inserted under that lock, so two processes can never interleave inside one write.
+store may be used from any thread. Each create/update/delete is ONE conditional `INSERT` statement in
+autocommit mode: SQLite runs a single statement as its own transaction and takes the database write
+lock before the statement reads anything, so the compare-and-swap condition (subqueries in the
+statement) and the insert happen under that lock and two processes can never interleave inside one write. One
+statement instead of BEGIN / read revision / read latest / INSERT / COMMIT is what makes a write cost
+about what a bare INSERT costs. Only when the condition fails (no row inserted) does a second read
+find out why (exists / not found / revision mismatch).
 
 Watch: one poller thread per store reads rows newer than the last one it saw and fans them out to
 the watchers. A local commit wakes it at once; otherwise it polls every `poll_interval` seconds, so
@@ -41,13 +47,18 @@ __all__ = ["SqliteStore"]
 
 T = TypeVar("T")
 
+# No AUTOINCREMENT: it would make every commit also update `sqlite_sequence` (one more b-tree page
+# written per write, ~30% of a bare INSERT). Plain rowid allocation (largest id + 1) is strictly
+# increasing here because compaction never deletes the newest row (see `_Poller.compact`). Files made
+# by older versions keep their AUTOINCREMENT table and stay correct (SQLite then allocates
+# max(sqlite_sequence, largest id) + 1); `_current` reads sqlite_sequence for them.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the revision
+    id INTEGER PRIMARY KEY,                 -- the revision
     name TEXT NOT NULL,
     created INTEGER NOT NULL,               -- 1 when this row brought the key into existence
     deleted INTEGER NOT NULL,               -- 1 for a tombstone (value = last value before delete)
-    create_revision INTEGER NOT NULL,
+    create_revision INTEGER NOT NULL,       -- meaningless when created = 1: then it is the row's id
     prev_revision INTEGER NOT NULL,         -- id of the key's previous row, 0 if none
     value BLOB NOT NULL
 );
@@ -61,11 +72,49 @@ CREATE TABLE IF NOT EXISTS compaction (
 INSERT OR IGNORE INTO compaction (id, revision) VALUES (1, 0);
 """
 
+
+def _create_rev(table: str = "") -> str:
+    """SQL for a row's create revision. A creating row is inserted before its id is known, so it
+    stores 0 and its id stands in; older files stored the id itself, which gives the same answer."""
+    t = f"{table}." if table else ""
+    return f"CASE WHEN {t}created THEN {t}id ELSE {t}create_revision END"
+
+
 # Columns of an event row: the log row plus its predecessor's value (for `prev` of a PUT).
 _EVENT_COLUMNS = (
-    "l.id, l.name, l.created, l.deleted, l.create_revision, l.prev_revision, l.value, "
-    "p.value, p.create_revision"
+    f"l.id, l.name, l.created, l.deleted, {_create_rev('l')}, l.prev_revision, l.value, "
+    f"p.value, {_create_rev('p')}"
 )
+
+# The writes, one statement each (see the module docstring); ?1 is the key. Each is a single-row
+# `INSERT OR IGNORE ... VALUES` whose `value` is NULL when the write's condition fails: the NOT NULL
+# constraint then makes SQLite skip the row, so nothing is written and rowcount is 0. (The obvious
+# `INSERT ... SELECT ... WHERE condition` reads the table it inserts into, which makes SQLite buffer
+# the selected row in a temporary table first: measurably slower on every write.) The key's newest
+# row is found through the (name, id) index. OR IGNORE cannot hide another conflict: the id is new
+# and no other column is constrained.
+_NEWEST = "(SELECT MAX(id) FROM log WHERE name = ?1)"
+_INSERT = "INSERT OR IGNORE INTO log (name, created, deleted, create_revision, prev_revision, value) "
+_CREATE_SQL = (
+    f"{_INSERT}VALUES (?1, 1, 0, 0, COALESCE({_NEWEST}, 0), "
+    f"CASE WHEN COALESCE((SELECT deleted FROM log WHERE id = {_NEWEST}), 1) THEN ?2 END)"
+)  # ?2 value; the key has no row or its newest row is a tombstone
+_UPDATE_SQL = (
+    f"{_INSERT}VALUES (?1, 0, 0, (SELECT {_create_rev()} FROM log WHERE id = ?3), ?3, "
+    f"CASE WHEN {_NEWEST} = ?3 AND (SELECT deleted FROM log WHERE id = ?3) = 0 THEN ?2 END)"
+)  # ?2 value, ?3 the expected newest id
+
+
+def _delete_sql(condition: str) -> str:
+    # a tombstone keeps the last value; `condition` narrows which newest row may be deleted
+    return (
+        f"{_INSERT}VALUES (?1, 0, 1, (SELECT {_create_rev()} FROM log WHERE id = {_NEWEST}), "
+        f"COALESCE({_NEWEST}, 0), (SELECT value FROM log WHERE id = {_NEWEST} AND deleted = 0{condition}))"
+    )
+
+
+_DELETE_SQL = _delete_sql("")
+_DELETE_IF_SQL = _delete_sql(" AND id = ?2")  # ?2 the expected newest id
 
 _Row = tuple[Any, ...]
 _Rows = list[_Row]  # an alias: inside SqliteStore, `list` names the method
@@ -135,7 +184,7 @@ class SqliteStore:
         conn = sqlite3.connect(
             self.path,
             timeout=self._busy_timeout,
-            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+            isolation_level=None,  # autocommit: we issue BEGIN/COMMIT ourselves where needed
             check_same_thread=False,  # guarded by self._lock
         )
         try:
@@ -152,6 +201,12 @@ class SqliteStore:
                 # Only take the write lock when the schema is missing, so opening an existing store
                 # never blocks behind (or is refused by) another process's writer.
                 conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            # An AUTOINCREMENT log (made by an older version) may have allocated ids above the
+            # largest one still present; its sqlite_sequence row is then the current revision.
+            legacy = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
+            ).fetchone()
+            self._current_sql = _CURRENT_LEGACY_SQL if legacy else _CURRENT_SQL
         except BaseException:
             conn.close()
             raise
@@ -204,11 +259,43 @@ class SqliteStore:
             except sqlite3.Error as err:
                 raise self._unavailable(err) from err
 
-    def _write(self, body: Callable[[sqlite3.Connection, int], int]) -> int:
-        """A write transaction; `body` gets the revision to write at and returns it."""
-        rev = self._txn("BEGIN IMMEDIATE", lambda conn: body(conn, _current(conn) + 1))
+    def _write(
+        self, key: str, sql: str, params: tuple[Any, ...], expected: int | None, creating: bool = False
+    ) -> int:
+        """Run one conditional-insert statement (its own transaction); return the new revision.
+
+        When it inserts nothing, the condition failed: read the key's newest row to say why. That
+        read is a moment later, so another writer may have made the condition true again meanwhile
+        (e.g. deleted the key a create collided with); then the statement is simply run again."""
+        with self._lock:
+            self._check_open()
+            conn = self._conn
+            try:
+                while True:
+                    cursor = conn.execute(sql, params)
+                    if cursor.rowcount == 1:
+                        rev = cursor.lastrowid
+                        break
+                    self._refuse(conn, key, creating=creating, expected=expected)
+            except sqlite3.Error as err:
+                raise self._unavailable(err) from err
         self._poller.kick()
+        assert rev is not None  # a row was inserted, so SQLite reports its id
         return rev
+
+    @staticmethod
+    def _refuse(conn: sqlite3.Connection, key: str, *, creating: bool, expected: int | None) -> None:
+        """Raise what made a write's condition fail; return if it holds now (so: try again)."""
+        latest = _latest(conn, key)
+        live = latest is not None and not latest[2]
+        if creating:
+            if live:
+                raise KeyExists(f"{key}: already exists")
+            return
+        if latest is None or not live:
+            raise KeyNotFound(f"{key}: not found")
+        if expected is not None and latest[0] != expected:
+            raise RevisionMismatch(key, expected, latest[0])
 
     # --- Store protocol ------------------------------------------------------------------------
 
@@ -225,9 +312,9 @@ class SqliteStore:
 
         def read(conn: sqlite3.Connection) -> tuple[list[KeyValue], int]:
             # Both statements run in one read transaction: WAL gives them the same snapshot.
-            rev = _current(conn)
+            rev = self._current(conn)
             rows = conn.execute(
-                "SELECT l.name, l.value, l.create_revision, l.id FROM log l WHERE l.id IN "
+                f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN "
                 f"(SELECT MAX(id) FROM log WHERE {cond} GROUP BY name) AND l.deleted = 0 ORDER BY l.name",
                 params,
             ).fetchall()
@@ -238,45 +325,26 @@ class SqliteStore:
     def create(self, key: str, value: bytes) -> int:
         check_key(key)
         check_value(key, value)
-
-        def body(conn: sqlite3.Connection, rev: int) -> int:
-            latest = _latest(conn, key)
-            if latest is not None and not latest[2]:
-                raise KeyExists(f"{key}: already exists")
-            prev = latest[0] if latest is not None else 0
-            _insert(conn, rev, key, created=1, deleted=0, create_rev=rev, prev=prev, value=value)
-            return rev
-
-        return self._write(body)
+        return self._write(key, _CREATE_SQL, (key, bytes(value)), None, creating=True)
 
     def update(self, key: str, value: bytes, expected_mod_revision: int) -> int:
         check_key(key)
         check_value(key, value)
-
-        def body(conn: sqlite3.Connection, rev: int) -> int:
-            latest = _live(conn, key, expected_mod_revision)
-            _insert(conn, rev, key, created=0, deleted=0, create_rev=latest[3], prev=latest[0], value=value)
-            return rev
-
-        return self._write(body)
+        return self._write(
+            key, _UPDATE_SQL, (key, bytes(value), expected_mod_revision), expected_mod_revision
+        )
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> int:
         check_key(key)
-
-        def body(conn: sqlite3.Connection, rev: int) -> int:
-            latest = _live(conn, key, expected_mod_revision)
-            _insert(
-                conn, rev, key, created=0, deleted=1, create_rev=latest[3], prev=latest[0], value=latest[5]
-            )
-            return rev
-
-        return self._write(body)
+        if expected_mod_revision is None:
+            return self._write(key, _DELETE_SQL, (key,), None)
+        return self._write(key, _DELETE_IF_SQL, (key, expected_mod_revision), expected_mod_revision)
 
     def watch(self, prefix: str, after_revision: int) -> Watch:
         return self._poller.add(prefix, after_revision)
 
     def current_revision(self) -> int:
-        return self._read(_current)
+        return self._read(self._current)
 
     def compact(self, revision: int) -> None:
         self._poller.compact(revision)
@@ -301,6 +369,9 @@ class SqliteStore:
 
     # --- used by the poller --------------------------------------------------------------------
 
+    def _current(self, conn: sqlite3.Connection) -> int:
+        return int(conn.execute(self._current_sql).fetchone()[0])
+
     def _compaction_revision(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT revision FROM compaction WHERE id = 1").fetchone()[0])
 
@@ -316,47 +387,22 @@ class SqliteStore:
         return conn.execute(f"{sql} AND {cond} ORDER BY l.id", (*args, *params)).fetchall()
 
 
-def _current(conn: sqlite3.Connection) -> int:
-    # sqlite_sequence never goes back, even when compaction deletes the newest rows.
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log'").fetchone()
-    return int(row[0]) if row else 0
+# The current revision: the largest id (compaction keeps the newest row, so it never goes back); for
+# an older AUTOINCREMENT file, sqlite_sequence, which never goes back either.
+_CURRENT_SQL = "SELECT COALESCE(MAX(id), 0) FROM log"
+_CURRENT_LEGACY_SQL = "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'log'"
+
+
+_LATEST_SQL = (
+    f"SELECT id, created, deleted, {_create_rev()}, prev_revision, value FROM log "
+    "WHERE name = ? ORDER BY id DESC LIMIT 1"
+)
 
 
 def _latest(conn: sqlite3.Connection, key: str) -> _Row | None:
     """(id, created, deleted, create_revision, prev_revision, value) of the key's newest row."""
-    return conn.execute(
-        "SELECT id, created, deleted, create_revision, prev_revision, value FROM log "
-        "WHERE name = ? ORDER BY id DESC LIMIT 1",
-        (key,),
-    ).fetchone()
-
-
-def _live(conn: sqlite3.Connection, key: str, expected: int | None) -> _Row:
-    """The key's newest row, checked to be live and (when `expected` is given) unchanged."""
-    latest = _latest(conn, key)
-    if latest is None or latest[2]:
-        raise KeyNotFound(f"{key}: not found")
-    if expected is not None and latest[0] != expected:
-        raise RevisionMismatch(key, expected, latest[0])
-    return latest
-
-
-def _insert(
-    conn: sqlite3.Connection,
-    rev: int,
-    key: str,
-    *,
-    created: int,
-    deleted: int,
-    create_rev: int,
-    prev: int,
-    value: bytes,
-) -> None:
-    conn.execute(
-        "INSERT INTO log (id, name, created, deleted, create_revision, prev_revision, value) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (rev, key, created, deleted, create_rev, prev, bytes(value)),
-    )
+    row: _Row | None = conn.execute(_LATEST_SQL, (key,)).fetchone()
+    return row
 
 
 class _Poller:
@@ -387,7 +433,7 @@ class _Poller:
                     raise Compacted(after_revision + 1, compacted)
                 if not self._watchers:
                     # Nobody was watching, so the poller was idle: start tracking from now.
-                    self._last_seen = max(self._last_seen, _current(conn))
+                    self._last_seen = max(self._last_seen, store._current(conn))
                 if after_revision >= self._last_seen:
                     return []
                 return store._rows_since(conn, after_revision, self._last_seen, prefix)
@@ -476,7 +522,7 @@ class _Poller:
         store = self._store
 
         def body(conn: sqlite3.Connection) -> list[_Row]:
-            current = _current(conn)
+            current = store._current(conn)
             if revision > current:
                 raise BadRequest(
                     f"cannot compact {store.url} to revision {revision}: current revision is {current}"

@@ -211,3 +211,71 @@ def test_closed_store_refuses_calls(url: str) -> None:
     store.close()
     with pytest.raises(StoreUnavailable, match="closed"):
         store.get("/k")
+
+
+# The log table as versions before the single-statement writes created it (AUTOINCREMENT, and a
+# creating row stored its own id as create_revision).
+_LEGACY_SCHEMA = """
+CREATE TABLE log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, created INTEGER NOT NULL,
+    deleted INTEGER NOT NULL, create_revision INTEGER NOT NULL, prev_revision INTEGER NOT NULL,
+    value BLOB NOT NULL
+);
+CREATE UNIQUE INDEX log_name_id ON log (name, id);
+CREATE TABLE compaction (id INTEGER PRIMARY KEY CHECK (id = 1), revision INTEGER NOT NULL);
+INSERT INTO compaction (id, revision) VALUES (1, 0);
+"""
+
+
+def test_a_file_written_by_the_older_autoincrement_schema_reads_and_writes_the_same(tmp_path: Path) -> None:
+    db = tmp_path / "legacy.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(_LEGACY_SCHEMA)
+    rows = [  # id, name, created, deleted, create_revision, prev_revision, value
+        (1, "/a", 1, 0, 1, 0, b"a1"),
+        (2, "/b", 1, 0, 2, 0, b"b1"),
+        (3, "/a", 0, 0, 1, 1, b"a2"),
+        (4, "/b", 0, 1, 2, 2, b"b1"),
+    ]
+    conn.executemany("INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("UPDATE sqlite_sequence SET seq = 6 WHERE name = 'log'")  # ids 5 and 6 were used
+    conn.close()
+
+    with contextlib.closing(open_store(f"sqlite://{db}")) as store:
+        assert store.current_revision() == 6
+        assert store.get("/a") == KeyValue("/a", b"a2", 1, 3)
+        assert store.get("/b") is None
+        assert store.list("/") == ([KeyValue("/a", b"a2", 1, 3)], 6)
+        watch = store.watch("/", 0)
+        try:
+            events = [watch.next(5.0) for _ in rows]
+        finally:
+            watch.cancel()
+        assert [(e.type, e.kv, e.prev) for e in events if e is not None] == [
+            ("PUT", KeyValue("/a", b"a1", 1, 1), None),
+            ("PUT", KeyValue("/b", b"b1", 2, 2), None),
+            ("PUT", KeyValue("/a", b"a2", 1, 3), KeyValue("/a", b"a1", 1, 1)),
+            ("DELETE", KeyValue("/b", b"b1", 2, 4), KeyValue("/b", b"b1", 2, 2)),
+        ]
+        # new writes continue above every id the old file ever handed out
+        assert store.update("/a", b"a3", 3) == 7
+        assert store.get("/a") == KeyValue("/a", b"a3", 1, 7)
+        assert store.create("/b", b"b2") == 8
+        assert store.get("/b") == KeyValue("/b", b"b2", 8, 8)
+        assert store.current_revision() == 8
+
+
+def test_revisions_never_go_back_after_compaction_and_reopen(url: str) -> None:
+    with contextlib.closing(open_store(url)) as store:
+        created = store.create("/k", b"1")
+        store.update("/k", b"2", created)
+        store.delete("/k")
+        last = store.create("/gone", b"x")
+        deleted = store.delete("/gone")
+        store.compact(deleted)  # drops every row it may: only the newest ones remain
+        assert store.current_revision() == deleted
+    with contextlib.closing(open_store(url)) as store:
+        assert store.current_revision() == deleted > last
+        assert store.create("/k", b"again") == deleted + 1
+        assert store.get("/k") == KeyValue("/k", b"again", deleted + 1, deleted + 1)
