@@ -227,40 +227,63 @@ class BridgeNetwork:
         path = _ns_path(netns)
         if not os.path.exists(path):
             raise NetworkError(f"pod {pod_uid}: network namespace {path} does not exist")
-        outer = self.pod_ifname(pod_uid)
+        # Only the address is chosen under the node's lock (and recorded at once, so a concurrent
+        # attach picks another); the wiring runs outside it, so a burst of pods on one node is wired
+        # in parallel rather than one `ip` process after another.
         with self._lock:
             state = self._load()
-            ip = state["pods"].get(pod_uid) or self._allocate(state)
-            created = False
-            try:
-                if outer not in links(self.netns):
-                    run([*self._ip(), "link", "add", outer, "type", "veth",
-                         "peer", "name", ifname, "netns", path])  # fmt: skip
-                    created = True
-                pod_batch = [
-                    "link set lo up",
-                    f"address replace {ip}/{self.prefix} dev {ifname}",
-                    f"link set {ifname} up",
-                    f"route replace default via {self.gateway} dev {ifname}",
-                ]
-                run(["nsenter", f"--net={path}", "ip", "-batch", "-"], input="\n".join(pod_batch) + "\n")
-                # Hairpin: a pod that reaches itself through a service is DNATed back to the port
-                # its frame came in on (br_netfilter NATs bridged frames), as kubelet's hairpin-veth.
-                node_batch = [
-                    f"link set {outer} master {self.pod_bridge}",
-                    f"link set {outer} type bridge_slave hairpin on",
-                    f"link set {outer} up",
-                ]
-                run([*self._ip(), "-batch", "-"], input="\n".join(node_batch) + "\n")
-                # A reused address may still map to a gone pod's MAC in the node's cache.
-                run([*self._ip(), "neigh", "flush", "to", ip], check=False)
-            except NetworkError:
-                if created:  # nothing half-made stays behind
-                    run([*self._ip(), "link", "del", outer], check=False)
+            ip = state["pods"].get(pod_uid)
+            fresh = ip is None
+            if fresh:
+                ip = self._allocate(state)
+                state["pods"][pod_uid] = ip
+                self._save(state)
+        try:
+            self._wire_pod(pod_uid, path, ifname, str(ip))
+        except NetworkError:
+            if fresh:  # nothing half-made stays behind, not even the address
+                with self._lock:
+                    state = self._load()
+                    if state["pods"].get(pod_uid) == ip:
+                        del state["pods"][pod_uid]
+                        self._save(state)
+            raise
+        return str(ip)
+
+    def _wire_pod(self, pod_uid: str, path: str, ifname: str, ip: str) -> None:
+        """The veth pair, the pod's end configured and the node's end on the bridge: two `ip` runs."""
+        outer = self.pod_ifname(pod_uid)
+        create = f"link add {outer} type veth peer name {ifname} netns {path}"
+        node_batch = [
+            f"link set {outer} master {self.pod_bridge}",
+            # Hairpin: a pod that reaches itself through a service is DNATed back to the port its
+            # frame came in on (br_netfilter NATs bridged frames), as kubelet's hairpin-veth.
+            f"link set {outer} type bridge_slave hairpin on",
+            f"link set {outer} up",
+            # A reused address may still map to a gone pod's MAC in the node's cache.
+            f"neigh flush to {ip}",
+        ]
+        created = True
+        try:
+            run([*self._ip(), "-batch", "-"], input="\n".join([create, *node_batch]) + "\n")
+        except NetworkError as exc:
+            if "File exists" not in str(exc):
                 raise
-            state["pods"][pod_uid] = ip
-            self._save(state)
-        return ip
+            # attached before (an agent restart adopting its pods): keep the pair, redo the rest
+            created = False
+            run([*self._ip(), "-batch", "-"], input="\n".join(node_batch) + "\n")
+        pod_batch = [
+            "link set lo up",
+            f"address replace {ip}/{self.prefix} dev {ifname}",
+            f"link set {ifname} up",
+            f"route replace default via {self.gateway} dev {ifname}",
+        ]
+        try:
+            run(["nsenter", f"--net={path}", "ip", "-batch", "-"], input="\n".join(pod_batch) + "\n")
+        except NetworkError:
+            if created:
+                run([*self._ip(), "link", "del", outer], check=False)
+            raise
 
     def detach_pod(self, pod_uid: str) -> None:
         with self._lock:
