@@ -2,8 +2,11 @@
 
 Both proxies (userspace for the embedded mode, iptables on real nodes) are programmed the same way,
 as kube-proxy's sync loop does: informer handlers only mark the table dirty; one thread recomputes
-the whole rule table (`rules.compute_rules`) and hands it to the proxy's own `sync`, coalescing a
-burst of endpoint changes into one write. A failed sync is retried with back-off, never dropped.
+the rule table and hands it to the proxy's own `sync`, coalescing a burst of endpoint changes into
+one write. The table comes from a `RuleCache`, which recomputes only the services whose Service or
+Endpoints resourceVersion moved: an endpoint change among 1,000 services then costs one service's
+computation, not all of them (the sync must not slow down with cluster size, least of all on a busy
+node). A failed sync is retried with back-off, never dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from nbkube.api.meta import Obj
 from nbkube.client.informer import InformerFactory
-from nbkube.node.proxy.rules import ServicePortRule, compute_rules
+from nbkube.node.proxy.rules import RuleCache, ServicePortRule
 
 __all__ = ["ProxyRunner"]
 
@@ -46,6 +49,7 @@ class ProxyRunner:
         self.syncs = 0  # completed syncs, for tests and benchmarks
         self.last_error = ""
         self.rules: list[ServicePortRule] = []
+        self._cache = RuleCache()
 
     def _mark(self, *_objs: Obj) -> None:
         self._dirty.set()
@@ -83,7 +87,7 @@ class ProxyRunner:
                 return
             self._dirty.clear()
             try:
-                rules = compute_rules(self._services.list(), self._endpoints.list())
+                rules = self._cache.compute(self._services.list(), self._endpoints.list())
                 self._apply(rules)
             except Exception as exc:  # the proxy must keep trying; the next change may fix it
                 self.last_error = str(exc)
