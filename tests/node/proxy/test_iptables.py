@@ -1,8 +1,12 @@
-"""The iptables proxy: pure rendering (always) and real traffic through 3 node namespaces (root)."""
+"""The iptables proxy: pure rendering (always), incremental syncs against full ones in scratch
+namespaces, and real traffic through 3 node namespaces (root)."""
 
 from __future__ import annotations
 
 import collections
+import os
+import random
+import shutil
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -12,11 +16,14 @@ import pytest
 from nbkube.node.network.lab import PodLab, lab_available
 from nbkube.node.proxy.iptables import (
     IptablesProxy,
+    change_text,
     render,
     render_tables,
     restore_text,
     sep_chain,
+    snapshot,
     svc_chain,
+    update,
 )
 from nbkube.node.proxy.rules import Backend, ServicePortRule, compute_rules
 
@@ -114,6 +121,88 @@ def test_render_from_compute_rules() -> None:
           "subsets": [{"addresses": [{"ip": "10.244.1.2"}], "ports": [{"port": 80}]}]}  # fmt: skip
     text = render(compute_rules([svc], [ep]))
     assert "DNAT --to-destination 10.244.1.2:80" in text and "--dport 30001" in text
+
+
+# --- incremental rendering (pure) ----------------------------------------------------------------
+
+
+def _random_rule(rng: random.Random, i: int) -> ServicePortRule:
+    ips = {
+        (f"10.244.{rng.randint(1, 3)}.{rng.randint(2, 6)}", rng.choice([80, 8080]))
+        for _ in range(rng.randint(0, 3))
+    }
+    return _rule(sorted(ips), name=f"default/s{i}", ip=f"10.96.1.{i + 1}", port=rng.choice([80, 8000]),
+                 node_port=rng.choice([None, 30100 + i]), affinity=rng.random() < 0.3)  # fmt: skip
+
+
+def _step(rng: random.Random, current: dict[int, ServicePortRule]) -> list[ServicePortRule]:
+    """One random change: a service added, changed (endpoints, ports, affinity) or removed."""
+    i = rng.randrange(12)
+    if rng.random() < 0.25:
+        current.pop(i, None)
+    else:
+        current[i] = _random_rule(rng, i)
+    return sorted(current.values(), key=lambda r: r.id)
+
+
+def _apply_text(kernel: dict[str, dict[str, list[str]]], text: str) -> None:
+    """What iptables-restore --noflush does to our chains, enough to check the restore input."""
+    table = ""
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":"):
+            kernel.setdefault(table, {})[line[1:].split()[0]] = []  # declared = created or flushed
+        elif line.startswith("-A "):
+            kernel[table][line.split()[1]].append(line)
+        elif line.startswith("-X "):
+            chain = line.split()[1]
+            assert not kernel[table][chain], f"deleting non-empty {chain}"
+            assert not any(f"-j {chain}" in r for c in kernel[table].values() for r in c), f"{chain} in use"
+            del kernel[table][chain]
+
+
+def test_incremental_update_equals_a_full_render_through_random_changes() -> None:
+    rng = random.Random(4)
+    current: dict[int, ServicePortRule] = {}
+    snap = snapshot([], node_ips=["10.240.0.2"])
+    kernel: dict[str, dict[str, list[str]]] = {}
+    _apply_text(kernel, restore_text(snap.tables))
+    for step in range(400):
+        rules = _step(rng, current)
+        change = update(snap, rules)
+        full = snapshot(rules, node_ips=["10.240.0.2"])
+        assert change.new.tables == full.tables, step
+        _apply_text(kernel, change_text(change))
+        assert kernel == {
+            t: {c: list(lines) for c, lines in chains.items()} for t, chains in full.tables.items()
+        }
+        # Only chains whose content differs are written.
+        before = snap.tables
+        for table, chain in change.write:
+            assert before.get(table, {}).get(chain) != full.tables[table][chain], (step, chain)
+        snap = change.new
+
+
+def test_an_endpoint_change_writes_only_that_services_chains() -> None:
+    a = _rule([("10.244.1.2", 80), ("10.244.2.2", 80)])
+    b = _rule([("10.244.1.9", 80)], name="default/other", ip="10.96.0.20", node_port=30002)
+    snap = snapshot([a, b])
+    a2 = _rule([("10.244.1.2", 80), ("10.244.3.2", 80)])
+    change = update(snap, [a2, b])
+    gone, added = sep_chain(a, "10.244.2.2", 80), sep_chain(a2, "10.244.3.2", 80)
+    assert change.write == (("nat", svc_chain(a2)), ("nat", added))  # the kept endpoint's chain is untouched
+    assert change.drop == (("nat", gone),)
+    text = change_text(change)
+    assert "NBK-SERVICES" not in text and "NBK-NODEPORTS" not in text and "*filter" not in text
+    assert text == restore_text(change.new.tables, snap.tables)
+    # Nothing changed (equal rules, even as new objects): nothing to write, the same tables.
+    again = update(change.new, [_rule([("10.244.1.2", 80), ("10.244.3.2", 80)]), b])
+    assert not again and again.new.tables is change.new.tables
+    # Losing the last endpoint moves the service to the filter table's REJECTs: dispatch rewritten.
+    empty = update(change.new, [_rule([]), b])
+    assert ("filter", "NBK-SERVICES") in empty.write and ("nat", "NBK-SERVICES") in empty.write
+    assert svc_chain(a) not in empty.new.tables["nat"]
 
 
 # --- real traffic (root) --------------------------------------------------------------------------
@@ -246,3 +335,66 @@ def test_hairpin_same_node_and_node_port_from_a_pod(cluster) -> None:
 
 def test_cleanup_of_a_gone_namespace_is_a_no_op() -> None:
     IptablesProxy("nbk-never-created-here").cleanup()
+
+
+# --- incremental sync against the kernel (root; scratch namespaces, no links, no traffic) ---------
+
+
+def _netns_ok() -> str | None:
+    if os.geteuid() != 0 or not shutil.which("iptables-restore") or not shutil.which("ip"):
+        return "needs root, ip and iptables-restore"
+    return None
+
+
+def _ours(netns: str) -> dict[str, dict[str, list[str]]]:
+    """Our chains and our jumps in iptables-save of `netns`: table -> chain -> rules."""
+    saved = subprocess.run(
+        ["ip", "netns", "exec", netns, "iptables-save"], capture_output=True, text=True, check=True
+    ).stdout
+    out: dict[str, dict[str, list[str]]] = {}
+    table = ""
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":NBK-"):
+            out.setdefault(table, {}).setdefault(line[1:].split()[0], [])
+        elif line.startswith("-A ") and "NBK-" in line:
+            out.setdefault(table, {}).setdefault(line.split()[1], []).append(line)
+    return out
+
+
+@pytest.fixture
+def scratch() -> Iterator[tuple[str, str]]:
+    why = _netns_ok()
+    if why:
+        pytest.skip(why)
+    names = (f"nbk-pxy-inc-{os.getpid()}", f"nbk-pxy-full-{os.getpid()}")
+    for name in names:
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield names
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.mark.timeout(120)
+def test_incremental_syncs_leave_the_kernel_as_a_full_sync_does(scratch: tuple[str, str]) -> None:
+    inc_ns, full_ns = scratch
+    rng = random.Random(7)
+    current: dict[int, ServicePortRule] = {}
+    proxy = IptablesProxy(inc_ns, ["10.240.0.2"])
+    home = os.readlink("/proc/thread-self/ns/net")
+    for step in range(40):
+        rules = _step(rng, current)
+        proxy.sync(rules)
+        if step % 8 == 7:
+            # A fresh proxy writes everything (and adopts what the last fresh one left).
+            IptablesProxy(full_ns, ["10.240.0.2"]).sync(rules)
+            assert _ours(inc_ns) == _ours(full_ns), step
+    assert os.readlink("/proc/thread-self/ns/net") == home  # the sync thread came back home
+    restores = proxy.restores
+    proxy.sync(sorted(current.values(), key=lambda r: r.id))
+    assert proxy.restores == restores  # nothing changed: no restore
+    proxy.cleanup()
+    assert _ours(inc_ns) == {}
