@@ -115,3 +115,35 @@ def test_rule_cache_recomputes_objects_without_a_resource_version():
     ep["subsets"][0]["addresses"][0]["ip"] = "10.244.0.3"  # no version to tell: must not be cached
     (rule,) = cache.compute([svc], [ep])
     assert cache.recomputed == 1 and rule.backends[0].ip == "10.244.0.3"
+
+
+def test_rule_cache_refresh_of_changed_keys_equals_compute_rules():
+    import random
+
+    rng = random.Random(3)
+    cache = RuleCache()
+    services: dict[str, dict] = {}
+    endpoints: dict[str, dict] = {}
+    assert cache.compute([], []) == []
+    for rv in range(1, 400):
+        name = f"s{rng.randrange(8)}"
+        key = f"default/{name}"
+        what = rng.random()
+        if what < 0.15:
+            services.pop(key, None)
+        elif what < 0.25:
+            endpoints.pop(key, None)
+        elif what < 0.5:
+            ports = [
+                {"name": p, "port": 80 + i, "protocol": "TCP"}
+                for i, p in enumerate(rng.sample(["a", "b", "c"], 2))
+            ]
+            services[key] = _versioned(
+                _svc(name=name, ports=ports, cluster_ip=f"10.96.0.{int(name[1:]) + 1}"), rv
+            )
+        else:
+            ips = [f"10.244.0.{rng.randint(2, 9)}" for _ in range(rng.randint(0, 3))]
+            ports = [{"name": p, "port": 8000 + i, "protocol": "TCP"} for i, p in enumerate(["a", "b", "c"])]
+            endpoints[key] = _versioned(_ep(name=name, addresses=ips, ports=ports), rv)
+        got = cache.refresh([key], services.get, endpoints.get)
+        assert got == compute_rules(services.values(), endpoints.values()), rv
