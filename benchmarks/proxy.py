@@ -16,7 +16,7 @@ Measured in one run, each into its own scratch network namespace (`nbk-bench-*`,
   front, nothing deleted) is what is timed; after each phase `compact()` runs, as the proxy runner
   does after a quiet second, and its time is printed too.
 
-Run: `sudo python benchmarks/proxy.py [--services 1000] [--changes 100] [--repeat 3] [--load N]`.
+Run: `sudo python benchmarks/proxy.py [--services 1000] [--changes 300] [--repeat 5] [--load N]`.
 """
 
 from __future__ import annotations
@@ -193,8 +193,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--endpoints", type=int, default=3)
-    ap.add_argument("--changes", type=int, default=100, help="endpoint changes per phase")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--changes", type=int, default=300, help="endpoint changes per phase")
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--load", type=int, default=os.cpu_count() or 2, help="busy-loop processes (0: none)")
     args = ap.parse_args()
     n, e = args.services, args.endpoints
