@@ -298,7 +298,7 @@ def _docker_node(
     kit = NodeKit(node_name, rt, net, network)
     kit.parts = [
         RouteSync(factory, network),
-        ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}"),
+        ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}", on_idle=iptables.compact),
         AgentServer(api, node_name, rt),
     ]
     # Run in reverse: every container of this node first, then our rules, then links and namespace.

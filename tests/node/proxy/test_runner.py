@@ -89,6 +89,24 @@ def test_a_failing_sync_is_retried():
         api.close()
 
 
+def test_on_idle_runs_once_after_a_quiet_spell_following_a_sync():
+    api = Registry(open_store("sqlite://:memory:"))
+    factory = InformerFactory(api)
+    events: list[str] = []
+    runner = ProxyRunner(factory, lambda rules: events.append("sync"), on_idle=lambda: events.append("idle"),
+                         idle_after=0.05)  # fmt: skip
+    runner.start()
+    try:
+        assert _wait(lambda: events == ["sync", "idle"])
+        api.create(_service())
+        assert _wait(lambda: events[-2:] == ["sync", "idle"] and len(events) == 4)
+        assert events == ["sync", "idle", "sync", "idle"]  # once per quiet spell, not repeatedly
+    finally:
+        runner.stop()
+        factory.stop_all()
+        api.close()
+
+
 def test_cluster_ips_mirror_into_loopback():
     assert loopback_address("10.96.0.10") == "127.96.0.10"
     assert loopback_address("10.111.255.254") == "127.111.255.254"
