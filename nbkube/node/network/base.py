@@ -20,14 +20,14 @@ state), `detach_pod` of an unknown pod is a no-op, and `teardown` removes all th
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from nbkube.node.network.hostports import HostPortMapping
 
-__all__ = ["NetworkError", "NoNetwork", "NodeNetInfo", "PodNetwork", "node_addresses"]
+__all__ = ["NetworkError", "NoNetwork", "NodeNetInfo", "PodNetwork", "node_addresses", "record_host_ports"]
 
 
 class NetworkError(RuntimeError):
@@ -79,6 +79,21 @@ def node_addresses(index: int) -> tuple[str, str]:
     return f"10.240.0.{index + 1}", f"10.244.{index}.0/24"
 
 
+def record_host_ports(
+    table: dict[str, list[HostPortMapping]],
+    attached: Container[str],
+    pod_uid: str,
+    mappings: Sequence[HostPortMapping],
+) -> None:
+    """Keep `mappings` as the pod's hostPorts in `table` (backends that only record them)."""
+    if pod_uid not in attached:
+        raise NetworkError(f"pod {pod_uid}: hostPort before the pod is attached")
+    if mappings:
+        table[pod_uid] = list(mappings)
+    else:
+        table.pop(pod_uid, None)
+
+
 class NoNetwork:
     """A pod network that creates nothing: for the sim runtime and for unit tests of the agent.
 
@@ -114,12 +129,7 @@ class NoNetwork:
             self._free.append(ip)
 
     def set_host_ports(self, pod_uid: str, mappings: Sequence[HostPortMapping]) -> None:
-        if pod_uid not in self.pods:
-            raise NetworkError(f"pod {pod_uid}: hostPort before the pod is attached")
-        if mappings:
-            self.host_ports[pod_uid] = list(mappings)
-        else:
-            self.host_ports.pop(pod_uid, None)
+        record_host_ports(self.host_ports, self.pods, pod_uid, mappings)
 
     def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
         self.routes = dict(peers)

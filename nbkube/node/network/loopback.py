@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nbkube.node.network.base import MAX_NODE_INDEX, NetworkError, NodeNetInfo
+from nbkube.node.network.base import MAX_NODE_INDEX, NetworkError, NodeNetInfo, record_host_ports
 from nbkube.node.network.hostports import HostPortMapping
 
 __all__ = ["LoopbackNetwork"]
@@ -59,12 +59,7 @@ class LoopbackNetwork:
     def set_host_ports(self, pod_uid: str, mappings: Sequence[HostPortMapping]) -> None:
         # Recorded only: in the embedded mode the host's one userspace proxy opens every node's
         # hostPort listeners from the Pod objects (`nbkube.node.kit.HostProxy`), as it does NodePorts.
-        if pod_uid not in self.pods:
-            raise NetworkError(f"pod {pod_uid}: hostPort before the pod is attached")
-        if mappings:
-            self.host_ports[pod_uid] = list(mappings)
-        else:
-            self.host_ports.pop(pod_uid, None)
+        record_host_ports(self.host_ports, self.pods, pod_uid, mappings)
 
     def set_routes(self, peers: dict[str, tuple[str, str]]) -> None:
         # Every loopback address is already reachable from every process: nothing to route.
