@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +40,13 @@ from nbkube.node.network.hostports import pod_host_ports
 from nbkube.node.probes import run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
+from nbkube.node.runtime.volumes import (
+    UNSUPPORTED_VOLUMES,
+    PodConfigError,
+    VolumeResolver,
+    prepare_host_volumes,
+    release_host_volumes,
+)
 
 __all__ = ["DockerRuntime", "LABEL_NODE", "LABEL_POD_UID", "LABEL_CONTAINER", "UNSUPPORTED_VOLUMES"]
 
@@ -59,21 +65,8 @@ MAX_BACKOFF = 300.0
 BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts its back-off afresh
 PULL_ERROR_SHOWN = 1.0
 FAST_READINESS = 0.1  # seconds between readiness probes before a container's first success  # ErrImagePull turns into ImagePullBackOff after this long
-UNSUPPORTED_VOLUMES = ("awsElasticBlockStore", "iscsi", "glusterfs", "rbd")
-_KNOWN_VOLUMES = ("emptyDir", "hostPath", "configMap", "secret", "gitRepo", "nfs")
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 _CLONE_NEWNET = 0x40000000
-
-VolumeResolver = Callable[[Obj, Obj], "dict[str, bytes] | None"]
-
-
-class _ConfigError(Exception):
-    """The pod cannot start yet for a reason in its spec or on the node; (reason, message)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @dataclass
@@ -121,7 +114,7 @@ class _Pod:
     setup_busy: bool = False
     init_done: bool = False  # every init container succeeded (or the app containers exist)
     init_running: bool = False
-    setup_error: _ConfigError | None = None
+    setup_error: PodConfigError | None = None
     setup_retry_at: float | None = None
     stopped: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -370,11 +363,11 @@ class DockerRuntime:
                 try:
                     self._ensure_sandbox(p)
                 except Exception as exc:  # whatever it is, the pod shows it (and is retried)
-                    raise _ConfigError("CreatePodSandboxError", f"pod sandbox: {_msg(exc)}") from exc
+                    raise PodConfigError("CreatePodSandboxError", f"pod sandbox: {_msg(exc)}") from exc
                 binds = self._prepare_volumes(p)
                 p.setup_error = None
                 p.setup_retry_at = None
-            except _ConfigError as err:
+            except PodConfigError as err:
                 p.setup_error = err
                 p.setup_retry_at = self.clock.now() + min(self.backoff_base, 5.0)
                 for c in p.containers:
@@ -457,7 +450,7 @@ class DockerRuntime:
             return None, f"ErrImagePull: {exc}"
         try:
             kwargs = self._container_config(p, c, binds)
-        except _ConfigError as err:
+        except PodConfigError as err:
             return None, f"{err.reason}: {err.message}"
         kwargs["name"] = self._cname(p, f"init-{c.name}")
         kwargs["labels"][LABEL_CONTAINER] = f"init:{c.name}"
@@ -495,7 +488,9 @@ class DockerRuntime:
         if host_ports and self.network is None:
             # Docker's own bridge: the sandbox publishes them, as dockershim did
             kwargs["ports"] = {
-                f"{m.container_port}/{m.protocol.lower()}": (m.host_ip, m.host_port) if m.host_ip else m.host_port
+                f"{m.container_port}/{m.protocol.lower()}": (m.host_ip, m.host_port)
+                if m.host_ip
+                else m.host_port
                 for m in host_ports
             }
         cid = self._create(PAUSE_IMAGE, kwargs)
@@ -552,109 +547,11 @@ class DockerRuntime:
     # ------------------------------------------------------------------ volumes
 
     def _prepare_volumes(self, p: _Pod) -> dict[str, tuple[str, bool]]:
-        """{volume name: (host path, read-only)}; raises _ConfigError naming what is wrong."""
-        out: dict[str, tuple[str, bool]] = {}
-        base = os.path.join(self._pod_dir(p.uid), "volumes")
-        for vol in (p.pod.get("spec") or {}).get("volumes") or []:
-            vname = str(vol.get("name") or "")
-            kinds = [k for k in vol if k != "name"]
-            kind = kinds[0] if kinds else "emptyDir"
-            src = vol.get(kind) or {}
-            where = f"volume {vname!r}"
-            if kind == "emptyDir":
-                path = os.path.join(base, "empty-dir", vname)
-                os.makedirs(path, exist_ok=True)
-                if src.get("medium") == "Memory" and not os.path.ismount(path):
-                    self._mount(
-                        ["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", path],
-                        f"{where} (emptyDir Memory)",
-                    )
-                out[vname] = (path, False)
-            elif kind == "hostPath":
-                path = str(src.get("path") or "")
-                htype = str(src.get("type") or "")
-                if htype == "DirectoryOrCreate":
-                    os.makedirs(path, exist_ok=True)
-                elif htype == "FileOrCreate" and not os.path.exists(path):
-                    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
-                    open(path, "a").close()  # noqa: SIM115
-                if not path or not os.path.exists(path):
-                    raise _ConfigError(
-                        "CreateContainerConfigError",
-                        f"{where}: hostPath {path!r} does not exist on node {self.node_name}",
-                    )
-                out[vname] = (path, False)
-            elif kind in ("configMap", "secret"):
-                ref = str(src.get("name") or src.get("secretName") or "")
-                data = self.resolve_volume(p.pod, vol) if self.resolve_volume is not None else None
-                if data is None:
-                    raise _ConfigError("CreateContainerConfigError", f"{where}: {kind} {ref!r} not found")
-                path = os.path.join(base, kind, vname)
-                # 0644 is Kubernetes' defaultMode for both kinds
-                _write_files(path, data, 0o644, str(src.get("defaultMode") or ""))
-                out[vname] = (path, True)
-            elif kind == "gitRepo":
-                out[vname] = (self._git_volume(os.path.join(base, "git-repo", vname), src, where), False)
-            elif kind == "nfs":
-                path = os.path.join(base, "nfs", vname)
-                os.makedirs(path, exist_ok=True)
-                if not os.path.ismount(path):
-                    if not shutil.which("mount.nfs"):
-                        raise _ConfigError(
-                            "VolumeUnsupported",
-                            f"{where}: nfs is unsupported on node {self.node_name} (no mount.nfs)",
-                        )
-                    target = f"{src.get('server')}:{src.get('path')}"
-                    opts = "soft,timeo=50,retrans=1,retry=0" + (",ro" if src.get("readOnly") else "")
-                    self._mount(["mount", "-t", "nfs", "-o", opts, target, path], f"{where} (nfs {target})")
-                out[vname] = (path, bool(src.get("readOnly")))
-            else:
-                raise _ConfigError(
-                    "VolumeUnsupported",
-                    f"{where}: volume type {kind!r} is not supported by node {self.node_name}",
-                )
-        return out
+        """{volume name: (host path, read-only)}; raises PodConfigError naming what is wrong."""
+        return prepare_host_volumes(p.pod, self._volume_dir(p.uid), self.node_name, self.resolve_volume)
 
-    def _mount(self, argv: list[str], what: str) -> None:
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=15)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise _ConfigError("CreateContainerConfigError", f"{what}: mount failed: {exc}") from exc
-        if r.returncode != 0:
-            raise _ConfigError("CreateContainerConfigError", f"{what}: mount failed: {r.stderr.strip()}")
-
-    def _git_volume(self, path: str, src: Obj, where: str) -> str:
-        repo = str(src.get("repository") or "")
-        directory = str(src.get("directory") or "")
-        if not repo or ".." in directory.split("/"):
-            raise _ConfigError(
-                "CreateContainerConfigError", f"{where}: gitRepo needs a repository and a safe directory"
-            )
-        name = directory or os.path.basename(repo.rstrip("/")).removesuffix(".git") or "repo"
-        target = path if name == "." else os.path.join(path, name)
-        if os.path.isdir(os.path.join(target, ".git")):
-            return path
-        os.makedirs(path, exist_ok=True)
-        cmds = [["git", "clone", "--quiet", "--", repo, target]]
-        if src.get("revision"):
-            cmds.append(["git", "-C", target, "checkout", "--quiet", str(src["revision"])])
-        for argv in cmds:
-            try:
-                r = subprocess.run(
-                    argv,
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                    env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise _ConfigError("CreateContainerConfigError", f"{where}: gitRepo {repo}: {exc}") from exc
-            if r.returncode != 0:
-                shutil.rmtree(target, ignore_errors=True)
-                raise _ConfigError(
-                    "CreateContainerConfigError", f"{where}: gitRepo {repo}: {r.stderr.strip()}"
-                )
-        return path
+    def _volume_dir(self, uid: str) -> str:
+        return os.path.join(self._pod_dir(uid), "volumes")
 
     # ------------------------------------------------------------------ containers
 
@@ -673,7 +570,7 @@ class DockerRuntime:
                 return
             try:
                 kwargs = self._container_config(p, c, binds)
-            except _ConfigError as err:
+            except PodConfigError as err:
                 with p.lock:
                     c.state, c.reason, c.message = "waiting", err.reason, err.message
                     c.retry_at = self.clock.now() + min(self.backoff_base, 5.0)
@@ -773,7 +670,7 @@ class DockerRuntime:
                 c.retry_at = None
                 self._save_state(p)
             self._start(p, c)
-        except _ConfigError as err:
+        except PodConfigError as err:
             with p.lock:
                 c.state, c.reason, c.message = "waiting", err.reason, err.message
                 c.retry_at = self.clock.now() + min(self.backoff_base, 5.0)
@@ -812,7 +709,7 @@ class DockerRuntime:
         for m in spec.get("volumeMounts") or []:
             vname = str(m.get("name") or "")
             if vname not in binds:
-                raise _ConfigError(
+                raise PodConfigError(
                     "CreateContainerConfigError",
                     f"container {c.name}: volumeMount of unknown volume {vname!r}",
                 )
@@ -852,7 +749,7 @@ class DockerRuntime:
                 elif path in fields:
                     env[name] = fields[path]
                 else:
-                    raise _ConfigError(
+                    raise PodConfigError(
                         "CreateContainerConfigError", f"env {name}: unsupported fieldRef {path!r}"
                     )
             elif "configMapKeyRef" in src or "secretKeyRef" in src:
@@ -867,13 +764,13 @@ class DockerRuntime:
                 if data is None or key not in data:
                     if ref.get("optional"):
                         continue
-                    raise _ConfigError(
+                    raise PodConfigError(
                         "CreateContainerConfigError",
                         f"env {name}: key {key!r} of {kind} {ref.get('name')!r} not found",
                     )
                 env[name] = data[key].decode("utf-8", "replace")
             else:
-                raise _ConfigError(
+                raise PodConfigError(
                     "CreateContainerConfigError", f"env {name}: unsupported valueFrom {sorted(src)}"
                 )
         return env
@@ -919,15 +816,8 @@ class DockerRuntime:
                 self.network.detach_pod(uid)
             except Exception as exc:
                 log.warning("docker runtime %s: detach of pod %s failed: %s", self.node_name, uid, exc)
-        d = self._pod_dir(uid)
-        vols = os.path.join(d, "volumes")
-        for kind in ("empty-dir", "nfs"):
-            kd = os.path.join(vols, kind)
-            for v in os.listdir(kd) if os.path.isdir(kd) else []:
-                path = os.path.join(kd, v)
-                if os.path.ismount(path):
-                    subprocess.run(["umount", "-l", path], capture_output=True, timeout=15)
-        shutil.rmtree(d, ignore_errors=True)
+        release_host_volumes(self._volume_dir(uid))
+        shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
 
     def _our_containers(self, extra: dict[str, str]) -> list[Obj]:
         labels = [f"{LABEL_NODE}={self.node_name}", *(f"{k}={v}" for k, v in extra.items())]
@@ -1249,24 +1139,3 @@ def _expand(text: str, env: dict[str, str]) -> str:
         return env.get(m.group(1), m.group(0))
 
     return _VAR_REF.sub(sub, text)
-
-
-def _write_files(path: str, data: dict[str, bytes], mode: int, default_mode: str) -> None:
-    """Replace the directory's content with `data` (filename -> bytes); names must stay inside."""
-    if default_mode:
-        with contextlib.suppress(ValueError):
-            mode = (
-                int(default_mode, 8)
-                if isinstance(default_mode, str) and default_mode.startswith("0")
-                else int(default_mode)
-            )
-    os.makedirs(path, exist_ok=True)
-    for fname, content in data.items():
-        rel = os.path.normpath(fname)
-        if rel.startswith("..") or os.path.isabs(rel):
-            raise _ConfigError("CreateContainerConfigError", f"volume file name {fname!r} leaves the volume")
-        target = os.path.join(path, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as f:
-            f.write(content if isinstance(content, bytes) else str(content).encode())
-        os.chmod(target, mode)

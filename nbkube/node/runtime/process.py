@@ -37,7 +37,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +47,13 @@ from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
+from nbkube.node.runtime.volumes import (
+    PodConfigError,
+    VolumeResolver,
+    file_mode,
+    source_files,
+    write_volume_files,
+)
 
 __all__ = ["ProcessRuntime", "find_busybox", "busybox_applets", "expand_vars", "volume_env_name"]
 
@@ -78,19 +85,6 @@ _SAVED_FIELDS = (
 # every child any ProcessRuntime of this Python process started, by pid: a runtime that adopts
 # them in the same process (a restarted node agent) still reaps them and learns their exit codes
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-VolumeResolver = Callable[[Obj, Obj], "dict[str, bytes] | None"]
-
-
-class _ConfigError(Exception):
-    """The container cannot start for a reason in its spec or on this host: (reason, message)."""
-
-    def __init__(self, reason: str, message: str, retry: bool = False) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retry = retry  # worth trying again later (a ConfigMap may appear), or fixed by the spec
-
 
 # ---------------------------------------------------------------------- small pure helpers
 
@@ -306,7 +300,7 @@ class _Pod:
     containers: list[_Ctr]
     dir: str
     volumes: dict[str, str] = field(default_factory=dict)  # volume name -> host path
-    volume_error: _ConfigError | None = None
+    volume_error: PodConfigError | None = None
     stopped: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -516,7 +510,7 @@ class ProcessRuntime:
     ) -> tuple[int, str]:
         try:
             resolved = self._resolve(c.image, argv, env)
-        except _ConfigError as err:
+        except PodConfigError as err:
             return 126, err.message
         try:
             proc = subprocess.Popen(
@@ -672,7 +666,7 @@ class ProcessRuntime:
         c.retry_at = None
         try:
             argv, env, cwd, note = self._prepare(p, c)
-        except _ConfigError as err:
+        except PodConfigError as err:
             c.state, c.reason, c.message = "waiting", err.reason, err.message
             c.retry_at = self.clock.now() + min(5.0, self.backoff_base) if err.retry else None
             return
@@ -723,7 +717,7 @@ class ProcessRuntime:
             c.liveness = ProbeTracker(liveness, "liveness", started)
 
     def _prepare(self, p: _Pod, c: _Ctr) -> tuple[list[str], dict[str, str], str, str]:
-        """(argv, env, cwd, note) for `c`, or a _ConfigError saying why it cannot run here."""
+        """(argv, env, cwd, note) for `c`, or a PodConfigError saying why it cannot run here."""
         self._check_ports(c)
         if not p.volumes and p.volume_error is None:
             self._prepare_volumes(p)
@@ -749,7 +743,7 @@ class ProcessRuntime:
         elif busybox_image:
             argv = args or list(BUSYBOX_DEFAULT_CMD)  # busybox has no entrypoint
         else:
-            raise _ConfigError(
+            raise PodConfigError(
                 "ErrImagePull",
                 f"image {c.image} cannot run on the process runtime: only busybox, "
                 "or an explicit command available on this host",
@@ -772,7 +766,7 @@ class ProcessRuntime:
             )
             for m in mounts:
                 if str(m.get("name")) not in p.volumes:
-                    raise _ConfigError(
+                    raise PodConfigError(
                         "CreateContainerConfigError",
                         f"container {c.name}: volumeMount of unknown volume {m.get('name')!r}",
                     )
@@ -783,7 +777,7 @@ class ProcessRuntime:
         program = argv[0]
         if is_busybox_image(image):
             if self.busybox is None:
-                raise _ConfigError(
+                raise PodConfigError(
                     "ErrImagePull",
                     f"image {image}: no busybox binary on this host (install the busybox-static package)",
                 )
@@ -795,7 +789,7 @@ class ProcessRuntime:
             found = shutil.which(program, path=env.get("PATH"))
         if found is None:
             what = "a busybox applet or a program" if is_busybox_image(image) else "a program"
-            raise _ConfigError(
+            raise PodConfigError(
                 "CreateContainerError",
                 f"image {image}: {program!r} is not {what} on this host (the process runtime runs host programs)",
             )
@@ -807,7 +801,7 @@ class ProcessRuntime:
         for port in c.spec.get("ports") or []:
             number = port.get("containerPort")
             if isinstance(number, int) and 0 < number < 1024:
-                raise _ConfigError(
+                raise PodConfigError(
                     "CreateContainerConfigError",
                     f"port {number} needs root: the process runtime runs as an unprivileged user; "
                     "use 8080 (or another port >= 1024)",
@@ -840,7 +834,7 @@ class ProcessRuntime:
                 elif path in fields:
                     env[name] = fields[path]
                 else:
-                    raise _ConfigError(
+                    raise PodConfigError(
                         "CreateContainerConfigError", f"env {name}: unsupported fieldRef {path!r}"
                     )
             elif "configMapKeyRef" in src or "secretKeyRef" in src:
@@ -860,14 +854,14 @@ class ProcessRuntime:
                         if self.resolve_volume is not None
                         else "cannot be read (no resolver given)"
                     )
-                    raise _ConfigError(
+                    raise PodConfigError(
                         "CreateContainerConfigError",
                         f"env {name}: key {key!r} of {kind} {ref.get('name')!r} {why}",
                         retry=True,
                     )
                 env[name] = data[key].decode("utf-8", "replace")
             else:
-                raise _ConfigError(
+                raise PodConfigError(
                     "CreateContainerConfigError", f"env {name}: unsupported valueFrom {sorted(src)}"
                 )
         return env
@@ -886,43 +880,38 @@ class ProcessRuntime:
                     hp = v.get("hostPath") or {}
                     path = str(hp.get("path") or "")
                     if not path or not os.path.isabs(path):
-                        raise _ConfigError(
+                        raise PodConfigError(
                             "CreateContainerConfigError", f"volume {vname}: hostPath.path must be absolute"
                         )
                     kind = str(hp.get("type") or "")
                     if kind == "DirectoryOrCreate":
                         os.makedirs(path, exist_ok=True)
                     elif kind == "Directory" and not os.path.isdir(path):
-                        raise _ConfigError(
+                        raise PodConfigError(
                             "CreateContainerConfigError",
                             f"volume {vname}: hostPath {path} is not a directory",
                         )
                 elif "configMap" in v or "secret" in v:
-                    data = self.resolve_volume(p.pod, v) if self.resolve_volume is not None else None
                     source = v.get("configMap") or v.get("secret") or {}
-                    if data is None:
-                        if source.get("optional"):
-                            data = {}
-                        else:
-                            raise _ConfigError(
-                                "CreateContainerConfigError",
-                                f"volume {vname}: {kinds[0]} {source.get('name') or source.get('secretName')!r} not found",
-                                retry=True,
-                            )
                     path = os.path.join(p.dir, "volumes", vname)
-                    _write_files(path, data, vname)
+                    write_volume_files(
+                        path,
+                        source_files(p.pod, v, self.resolve_volume),
+                        file_mode(source.get("defaultMode")),
+                        f"volume {vname!r}",
+                    )
                 else:
-                    raise _ConfigError(
+                    raise PodConfigError(
                         "CreateContainerConfigError",
                         f"volume {vname}: type {', '.join(kinds) or '(none)'} is not supported by the process "
                         f"runtime (supported: {', '.join(_SUPPORTED_VOLUMES)})",
                     )
-            except _ConfigError as err:
+            except PodConfigError as err:
                 if not err.retry:
                     p.volume_error = err
                 raise
             except OSError as exc:
-                raise _ConfigError(
+                raise PodConfigError(
                     "CreateContainerConfigError", f"volume {vname}: {exc}", retry=True
                 ) from exc
             vols[vname] = path
@@ -1129,17 +1118,3 @@ class ProcessRuntime:
                 _killpg(pid, signal.SIGKILL)
                 killed += 1
         return killed
-
-
-def _write_files(path: str, data: dict[str, bytes], volume: str) -> None:
-    os.makedirs(path, exist_ok=True)
-    for fname, content in data.items():
-        rel = os.path.normpath(fname)
-        if rel.startswith("..") or os.path.isabs(rel):
-            raise _ConfigError(
-                "CreateContainerConfigError", f"volume {volume}: file name {fname!r} leaves the volume"
-            )
-        target = os.path.join(path, rel)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as f:
-            f.write(content if isinstance(content, bytes) else str(content).encode())
