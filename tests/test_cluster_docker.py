@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from nbk_clustertest import pod_ready, wait_until
+from nbk_clustertest import get_or_empty, httpd_pod, pod_ready, wait_until
 
 from nbkube.client.events import events_dataframe
 from nbkube.cluster import LocalCluster
@@ -273,30 +273,18 @@ def test_bad_input_shows_as_status_and_the_agent_keeps_serving(cluster: LocalClu
 def test_host_port_answers_on_its_node_only_until_the_pod_goes(cluster: LocalCluster) -> None:
     node, other = list(cluster.agents)[:2]
     ips = {
-        n["metadata"]["name"]: next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+        n["metadata"]["name"]: next(
+            a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP"
+        )
         for n in cluster.api.list("Node")[0]
     }
-    cluster.api.create({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "with-host-port", "namespace": "default"},
-        "spec": {"nodeName": node, "containers": [{
-            "name": "web", "image": "busybox",
-            "command": ["sh", "-c", "mkdir -p /w && hostname > /w/index.html && exec httpd -f -p 80 -h /w"],
-            "ports": [{"containerPort": 80, "hostPort": 8085}],
-        }]},
-    })  # fmt: skip
+    cluster.api.create(httpd_pod("with-host-port", node, 80, host_port=8085, root="/w"))
     url = f"http://{ips[node]}:8085/"
-    assert wait_until(lambda: _get_or_empty(url), 30, f"{url} answering") == "with-host-port"
+    assert wait_until(lambda: get_or_empty(url), 30, f"{url} answering") == "with-host-port"
     with pytest.raises(OSError):  # a hostPort is the node's, not the cluster's (unlike a NodePort)
         _get(f"http://{ips[other]}:8085/", timeout=1.0)
     cluster.api.delete("Pod", "with-host-port", "default")
-    wait_until(lambda: not _get_or_empty(url), 30, f"{url} closed after the pod was deleted")
-
-
-def _get_or_empty(url: str) -> str:
-    try:
-        return _get(url, timeout=1.0)
-    except OSError:
-        return ""
+    wait_until(lambda: not get_or_empty(url), 30, f"{url} closed after the pod was deleted")
 
 
 def test_down_leaves_nothing_of_ours_behind(cluster: LocalCluster) -> None:

@@ -15,7 +15,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from nbk_clustertest import pod_ready, wait_until
+from nbk_clustertest import get_or_empty, httpd_pod, pod_ready, wait_until
 
 from nbkube.cluster import LocalCluster
 
@@ -100,22 +100,12 @@ def test_host_port_answers_on_the_pods_node_in_the_embedded_mode(tmp_path: Any) 
     cluster = LocalCluster(nodes=2, runtime="process", store="sqlite", data_dir=str(tmp_path), name="embhp")
     try:
         node = "node-2"
-        cluster.api.create({
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hp", "namespace": "default"},
-            "spec": {"nodeName": node, "containers": [{
-                "name": "web", "image": "busybox",
-                "command": ["sh", "-c", "mkdir -p w && echo hp > w/index.html && exec httpd -f -p 8080 -h w"],
-                "ports": [{"containerPort": 8080, "hostPort": 18081}],
-            }]},
-        })  # fmt: skip
+        cluster.api.create(httpd_pod("hp", node, 8080, host_port=18081))
         node_ip = cluster.node_addresses()[node]
         wait_until(lambda: pod_ready(cluster.api.get("Pod", "hp", "default")), 30, "hostPort pod ready")
 
         def answer(ip: str) -> str:
-            try:
-                return _get(ip, 18081)
-            except OSError:
-                return ""
+            return get_or_empty(f"http://{ip}:18081/")
 
         assert wait_until(lambda: answer(node_ip), 10, f"{node_ip}:18081") == "hp"
         assert answer(cluster.node_addresses()["node-1"]) == ""  # the pod's node only
