@@ -173,6 +173,8 @@ def test_runs_bound_pod_to_ready_with_status_and_events(
         and cs["restartCount"] == 0
         and parse_rfc3339(cs["state"]["running"]["startedAt"]) == pytest.approx(t0, abs=1)
     )
+    # events are recorded beside the status write, not before it: wait for both
+    wait_for(lambda: len(events(api, "web-1")) >= 2, what="Started and Ready events")
     assert sorted(events(api, "web-1")) == [("Ready", t0 + 0.3), ("Started", t0 + 0.3)]
     other = wait_for(lambda: pod_if("elsewhere", lambda p: p.get("status")), what="other node's pod")
     assert other["status"]["hostIP"] == "172.18.2.2" and other["status"]["podIP"].startswith("10.244.2.")  # type: ignore[index]

@@ -41,8 +41,14 @@ def test_orphan_propagation_keeps_pods(api: Registry, running: object) -> None:
     api.create(rc_manifest(replicas=3))
     wait_for(lambda: len(active_pods(api)) == 3)
     api.delete("ReplicationController", "nginx", "default", propagation="Orphan")
-    pods = active_pods(api)
-    assert len(pods) == 3 and all(controller_of(p) is None for p in pods)
+    # Waited for, not read at once: a create the RC controller had in flight when the RC went may
+    # still land, with an owner that is gone, until the garbage collector takes it away.
+    wait_for(
+        lambda: (lambda pods: len(pods) == 3 and all(controller_of(p) is None for p in pods))(
+            active_pods(api)
+        ),
+        what="3 orphaned pods",
+    )
     # a new RC with the same selector adopts them instead of making new ones
     rc2 = api.create(rc_manifest(name="nginx2", replicas=3))
     wait_for(
