@@ -15,7 +15,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from nbk_clustertest import pod_ready, wait_until
+from nbk_clustertest import get_or_empty, httpd_pod, pod_ready, wait_until
 
 from nbkube.cluster import JoinedNode, LocalCluster
 from nbkube.node.network.host import PODS_FORWARD_CHAIN
@@ -95,6 +95,12 @@ def test_a_host_namespace_node_joins_and_pods_talk_across(tmp_path: Any, docker_
             if seen == {"on-edge", "on-node"}:
                 break
         assert seen == {"on-edge", "on-node"}
+        # a hostPort on the joined machine: DNAT in the host's own nat table, to the pod's bridge
+        cluster.api.create(httpd_pod("hostport-on-edge", "edge-1", 80, host_port=18090, root="/w"))
+        url = f"http://{HOST_NODE_IP}:18090/"
+        assert wait_until(lambda: get_or_empty(url), 60, f"{url} answering") == "hostport-on-edge"
+        code, out = node_rt.exec(node_pod["metadata"]["uid"], "web", ["wget", "-qO-", url])  # type: ignore[attr-defined]
+        assert code == 0 and out.strip() == "hostport-on-edge", out
     finally:
         if joined is not None:
             joined.stop()
