@@ -17,7 +17,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import json.encoder
 import logging
 import os
 import random
@@ -27,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from nbkube.api import kinds
+from nbkube.api import kinds, wirejson
 from nbkube.api.defaults import apply_defaults, preserve_allocated
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
@@ -178,39 +177,11 @@ os.register_at_fork(after_in_child=_uid_pool.clear)
 
 # --- encoding --------------------------------------------------------------------------------------
 
-# The C encoder behind json.dumps(obj, separators=(",", ":"), ensure_ascii=False), built once:
-# json.dumps builds a JSONEncoder and a C encoder on every call, half of what encoding a small
-# object costs. No circular-reference markers (a shared markers dict would not be thread-safe): a
-# cyclic object already fails in `_clone` before it gets here.
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-_json_chunks: Callable[[Any, int], Any] | None = (
-    _c_make_encoder(
-        None,
-        json.JSONEncoder().default,
-        json.encoder.encode_basestring,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        True,
-    )
-    if _c_make_encoder is not None
-    else None
-)
-
-
-def _json_text(obj: Obj) -> str:
-    if _json_chunks is None:  # a Python without the C accelerator
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return "".join(_json_chunks(obj, 0))
-
-
 def _encode(obj: Obj) -> bytes:
     meta = obj.get("metadata") or {}
     if "resourceVersion" in meta:
         obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
-    data = _json_text(obj).encode()
+    data = wirejson.dumps(obj)
     if len(data) > MAX_VALUE_BYTES:
         kind = obj.get("kind", "object")
         raise TooLarge(
@@ -220,7 +191,7 @@ def _encode(obj: Obj) -> bytes:
 
 
 def _decode(kv: KeyValue) -> Obj:
-    obj: Obj = json.loads(kv.value)
+    obj: Obj = wirejson.loads(kv.value)
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return obj
 
@@ -305,7 +276,7 @@ class RegistryWatch:
         if created:
             was = False
         elif ev.prev is not None:
-            was = self._matches(json.loads(ev.prev.value))
+            was = self._matches(wirejson.loads(ev.prev.value))
         else:
             was = key in self._matching
         now = self._matches(obj)
@@ -819,7 +790,7 @@ class Registry:
             matching = {
                 kv.key
                 for kv in kvs
-                if selector.matches((json.loads(kv.value).get("metadata") or {}).get("labels") or {})
+                if selector.matches((wirejson.loads(kv.value).get("metadata") or {}).get("labels") or {})
             }
         if not after:
             after = self.store.current_revision()
