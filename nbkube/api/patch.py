@@ -270,12 +270,15 @@ class Strategy:
 
     merge=True on a list: lists of maps are merged item by item on `merge_key`; lists of
     primitives (merge_key None) are merged as an ordered set. merge=False: the value is replaced
-    whole, map or list. `retain_keys` records upstream's "retainKeys" strategy; the `$retainKeys`
-    directive itself is honoured wherever a patch sends it, as upstream does."""
+    whole, map or list. `is_list` says the field holds a list, so a patch sending anything else
+    for a merged list is refused rather than silently replacing it. `retain_keys` records
+    upstream's "retainKeys" strategy; the `$retainKeys` directive itself is honoured wherever a
+    patch sends it, as upstream does."""
 
     merge: bool = True
     merge_key: str | None = None
     retain_keys: bool = False
+    is_list: bool = True
 
 
 def by(key: str, *, retain_keys: bool = False) -> Strategy:
@@ -285,7 +288,7 @@ def by(key: str, *, retain_keys: bool = False) -> Strategy:
 
 MERGE_SET = Strategy()  # list of primitives with patchStrategy merge (finalizers, podCIDRs)
 REPLACE = Strategy(merge=False)  # what an untagged list already gets; named where it helps a reader
-RETAIN_KEYS = Strategy(retain_keys=True)
+RETAIN_KEYS = Strategy(retain_keys=True, is_list=False)  # a map (Deployment spec.strategy)
 
 
 def _under(prefix: str, table: Mapping[str, Strategy]) -> dict[str, Strategy]:
@@ -482,30 +485,31 @@ class _Merger:
             del orig[key]
 
     def merge_value(self, orig: Any, patch: Any, spath: str, where: str) -> Any:
+        """Merge the patch value of a field the document has (a null was handled by the caller)."""
         strategy = self.strategy(spath)
-        if isinstance(orig, dict) and isinstance(patch, dict):
-            if strategy is not None and not strategy.merge:
-                return self.fresh(patch, spath, where)
+        if strategy is not None and strategy.merge and strategy.is_list:
+            if not isinstance(patch, list):
+                raise PatchError(
+                    f"strategic merge patch: {where}: expected a list, got {_type_name(patch)}", where
+                )
+            # a stored non-list is not what the field should hold: merge as over an empty list
+            return self.merge_list(orig if isinstance(orig, list) else [], patch, strategy, spath, where)
+        if isinstance(orig, dict) and isinstance(patch, dict) and (strategy is None or strategy.merge):
             return self.merge_map(orig, patch, spath, where)
-        if isinstance(orig, list) and isinstance(patch, list):
-            if strategy is not None and strategy.merge:
-                return self.merge_list(orig, patch, strategy, spath, where)
-            return patch
-        if isinstance(patch, list) and strategy is not None and strategy.merge:
-            # a merge list arriving over a non-list value: the stored value is not what the
-            # field should be, merge into an empty list so directives are still honoured
-            return self.merge_list([], patch, strategy, spath, where)
-        # types differ or both are scalars: the patch wins, as upstream
+        # lists without a merge strategy, scalars, changed types, replace-strategy maps: the patch wins
         return self.fresh(patch, spath, where)
 
     def fresh(self, value: Any, spath: str, where: str) -> Any:
         """A patch value for a field the document lacks: its directives still apply (to nothing)."""
+        strategy = self.strategy(spath)
+        if strategy is not None and strategy.merge and strategy.is_list:
+            if not isinstance(value, list):
+                raise PatchError(
+                    f"strategic merge patch: {where}: expected a list, got {_type_name(value)}", where
+                )
+            return self.merge_list([], value, strategy, spath, where)
         if isinstance(value, dict):
             return self.fresh_map(value, spath, where)
-        if isinstance(value, list):
-            strategy = self.strategy(spath)
-            if strategy is not None and strategy.merge:
-                return self.merge_list([], value, strategy, spath, where)
         return value
 
     def fresh_map(self, value: dict[str, Any], spath: str, where: str) -> dict[str, Any]:
