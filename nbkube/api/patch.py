@@ -681,8 +681,9 @@ class _Merger:
             )
         stored: list[Any] = list(orig[field]) if has_orig else []
         if has_patch:
-            self.check_order_agrees(patch[field], order, key, where)
+            # merge first so a missing merge key is reported as such, not as an order mismatch
             merged = self.merge_list(stored, patch[field], strategy, spath, where)
+            self.check_order_agrees(patch[field], order, key, where)
         elif has_orig:
             merged = stored
         else:

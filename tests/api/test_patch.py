@@ -352,6 +352,18 @@ def test_kubectl_apply_shape_set_element_order_and_one_changed_image() -> None:
     assert out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] == "{...}"
 
 
+def test_kubectl_apply_shape_container_removed_and_field_cleared() -> None:
+    # the manifest lost the sidecar and the web container's ports
+    patch = {
+        "spec": {
+            "$setElementOrder/containers": [{"name": "web"}],
+            "containers": [{"name": "web", "ports": None}, {"name": "side", "$patch": "delete"}],
+        }
+    }
+    out = smp(pod(WEB, SIDE), patch, "Pod")
+    assert out["spec"]["containers"] == [{"name": "web", "image": "nginx:1"}]
+
+
 def test_set_element_order_reorders_without_content_change() -> None:
     out = smp(
         pod(WEB, SIDE), {"spec": {"$setElementOrder/containers": [{"name": "side"}, {"name": "web"}]}}, "Pod"
@@ -681,6 +693,11 @@ def test_unknown_kind_still_merges_metadata() -> None:
             {"spec": {"$setElementOrder/containers": [{"image": "x"}]}},
             "spec.containers",
             "has no merge key 'name'",
+        ),
+        (
+            {"spec": {"$setElementOrder/containers": [{"name": "web"}], "containers": [{"image": "x"}]}},
+            "spec.containers",
+            "patch item has no merge key 'name'",
         ),
         ({"spec": {"$setElementOrder/tolerations": []}}, "spec.tolerations", "without merge strategy"),
         (
