@@ -31,6 +31,7 @@ from nbkube.api.defaults import apply_defaults, preserve_allocated
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.api.meta import name as name_of
+from nbkube.api.patch import merge_patch
 from nbkube.api.validation import validate, validate_update
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import (
@@ -654,7 +655,8 @@ class Registry:
         pinned = bool((patch.get("metadata") or {}).get("resourceVersion"))
         for attempt in range(_PATCH_RETRIES):
             cur = self.get(kind, name, namespace)
-            merged = _merge_patch(_clone(cur), patch)
+            # merge_patch works on a copy, so the object `get` returned is left alone
+            merged = merge_patch(cur, patch)
             if not pinned:
                 merged.setdefault("metadata", {})["resourceVersion"] = cur["metadata"]["resourceVersion"]
             try:
@@ -969,17 +971,3 @@ class Registry:
             except Exception:  # closing must not fail because one watch is already gone
                 log.debug("cancelling watch failed", exc_info=True)
         self.store.close()
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: mappings merge recursively, null deletes, anything else replaces."""
-    if not isinstance(patch, dict):
-        return _clone(patch)
-    if not isinstance(target, dict):
-        target = {}
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        else:
-            target[k] = _merge_patch(target.get(k), v)
-    return target
