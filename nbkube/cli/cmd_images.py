@@ -12,7 +12,7 @@ import argparse
 from typing import Any
 
 from nbkube.cli.context import Context
-from nbkube.cli.printers import format_table
+from nbkube.api.printers import format_table
 from nbkube.errors import BadRequest
 
 __all__ = ["register"]

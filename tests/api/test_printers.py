@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from nbkube.cli.describe import describe, events_for
-from nbkube.cli.printers import format_table, human_duration, resource_ref, table_rows
+from nbkube.api.printers import format_table, human_duration, resource_ref, table_rows
 
 NOW = 1_700_000_000.0
 CREATED = "2023-11-14T22:11:40Z"  # NOW - 100 s
