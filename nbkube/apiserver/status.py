@@ -59,6 +59,8 @@ def status_for(
         obj_name = err.name or name
         if obj_name:
             details["name"] = obj_name
+        if kind:
+            details["kind"] = kind  # kubectl prints `The Pod "x" is invalid: ...` from details.kind
         details["causes"] = [
             {"reason": "FieldValueInvalid", "message": e.message, "field": e.path} for e in err.errors
         ]

@@ -10,9 +10,6 @@ semantics skip when the stand-in is in use.
 from __future__ import annotations
 
 import copy
-import os
-import shutil
-import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -71,12 +68,11 @@ except ImportError:
     _mod.strategic_merge_patch = lambda doc, patch, kind: _merge(doc, patch)  # type: ignore[attr-defined]
     sys.modules["nbkube.api.patch"] = _mod
 
+from nbk_apitest import KUBECTL, Kubectl  # noqa: E402
+
 from nbkube.apiserver import ApiServer  # noqa: E402
 from nbkube.registry.registry import Registry  # noqa: E402
 from nbkube.store import open_store  # noqa: E402
-
-KUBECTL = shutil.which("kubectl")
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 
 
 @pytest.fixture
@@ -96,31 +92,6 @@ def server(registry: Registry) -> Iterator[ApiServer]:
 @pytest.fixture
 def kubeconfig(server: ApiServer, tmp_path: Any) -> str:
     return server.write_kubeconfig(str(tmp_path / "kubeconfig"))
-
-
-class Kubectl:
-    """Runs the real kubectl against the test server, each call bounded by a subprocess timeout."""
-
-    def __init__(self, kubeconfig: str, home: str):
-        self.kubeconfig = kubeconfig
-        self.env = {**os.environ, "HOME": home, "KUBECONFIG": kubeconfig}
-
-    def __call__(self, *args: str, timeout: float = 30, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        assert KUBECTL is not None
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", self.kubeconfig, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=self.env,
-            cwd=EXAMPLES,
-        )
-
-    def ok(self, *args: str, timeout: float = 30, stdin: str | None = None) -> str:
-        proc = self(*args, timeout=timeout, stdin=stdin)
-        assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
-        return proc.stdout
 
 
 @pytest.fixture
