@@ -21,10 +21,7 @@ from nbkube.errors import BadRequest
 
 try:
     import nbkube.api.patch  # noqa: F401
-
-    PATCH_FALLBACK = False
 except ImportError:
-    PATCH_FALLBACK = True
 
     def _merge(target: Any, patch: Any) -> Any:
         if not isinstance(patch, dict):
@@ -66,6 +63,7 @@ except ImportError:
     _mod.merge_patch = lambda doc, patch: _merge(doc, patch)  # type: ignore[attr-defined]
     _mod.json_patch = _json_patch  # type: ignore[attr-defined]
     _mod.strategic_merge_patch = lambda doc, patch, kind: _merge(doc, patch)  # type: ignore[attr-defined]
+    _mod.NBKUBE_TEST_STAND_IN = True  # type: ignore[attr-defined]
     sys.modules["nbkube.api.patch"] = _mod
 
 from nbk_apitest import KUBECTL, Kubectl  # noqa: E402

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PATCH_FALLBACK
-from nbk_apitest import call, pod
+from nbk_apitest import STAND_IN_REASON, call, patch_stand_in, pod
 
 from nbkube.apiserver import ApiServer
 from nbkube.registry.registry import Registry
@@ -106,9 +105,7 @@ def test_patch_types(server: ApiServer, ctype: str, patch: object) -> None:
     assert body["metadata"]["labels"] == {"app": "web", "x": "1"}
 
 
-@pytest.mark.skipif(
-    PATCH_FALLBACK, reason="nbkube.api.patch is not written yet: the test stand-in has no strategic lists"
-)
+@pytest.mark.skipif(patch_stand_in(), reason=STAND_IN_REASON)
 def test_strategic_patch_merges_containers_by_name(server: ApiServer) -> None:
     two = pod("a")
     two["spec"]["containers"].append({"name": "side", "image": "busybox"})

@@ -25,8 +25,8 @@ def test_serve_registry_and_stop(registry: Registry) -> None:
     srv.stop()  # idempotent
 
 
-def test_serve_cluster_sees_its_nodes() -> None:
-    cluster = LocalCluster(nodes=2, runtime="sim")
+def test_serve_cluster_sees_its_nodes(tmp_path: Any) -> None:
+    cluster = LocalCluster(nodes=2, runtime="sim", store="sqlite", data_dir=str(tmp_path))
     try:
         with serve(cluster) as srv:
             _, nodes, _ = call(srv, "GET", "/api/v1/nodes")
