@@ -62,6 +62,8 @@ def handle(registry: Registry, req: Request) -> Response:
         return Response(200, _patch(registry, req))
     if req.method == "DELETE" and r.name and not r.subresource:
         return _delete(registry, req)
+    if req.method == "DELETE" and not r.name:
+        return _delete_collection(registry, req)
     raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({req.method})")
 
 
@@ -274,6 +276,28 @@ def _delete(registry: Registry, req: Request) -> Response:
     if r.info.kind == "Pod":  # Kubernetes returns the (gracefully deleting) pod
         return Response(200, obj)
     return Response(200, status.success(r.info, r.name, str(obj["metadata"].get("uid", ""))))
+
+
+def _delete_collection(registry: Registry, req: Request) -> Response:
+    """`deletecollection`: every object the selectors match, one delete each; the deleted list."""
+    _no_dry_run(req)
+    r = req.route
+    items, _rv = list_objects(registry, req)
+    deleted = []
+    for obj in items:
+        meta = obj["metadata"]
+        try:
+            deleted.append(registry.delete(r.info.kind, meta["name"], str(meta.get("namespace", ""))))
+        except NotFound:
+            continue  # deleted meanwhile by someone else: what was asked for holds
+    rv = deleted[-1]["metadata"]["resourceVersion"] if deleted else _rv
+    body = {
+        "kind": f"{r.info.kind}List",
+        "apiVersion": r.info.api_version,
+        "metadata": {"resourceVersion": rv},
+        "items": deleted,
+    }
+    return Response(200, body)
 
 
 # --- scale -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from nbkube.api import wirejson
 from nbkube.apiserver import discovery, openapi, resources, status
-from nbkube.apiserver.resources import Request, Response
+from nbkube.apiserver.resources import Request, Response, UnsupportedMediaType
 from nbkube.apiserver.routing import parse_resource_path
 from nbkube.apiserver.tables import wants_table
 from nbkube.apiserver.watchstream import watch_events
@@ -87,6 +87,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if not raw.strip():
             return None
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype == "application/yaml" or not ctype.endswith("json"):
+            # protobuf (what kubectl's typed clients send) and CBOR are not decoded: 415 tells them so
+            raise UnsupportedMediaType(
+                f'the body of the request was in an unknown format ("{ctype}"); send JSON'
+            )
         try:
             return json.loads(raw)
         except ValueError as e:

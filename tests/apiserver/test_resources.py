@@ -190,3 +190,12 @@ def test_cluster_scoped_and_table(server: ApiServer) -> None:
         accept="application/json;as=Table;v=v1;g=meta.k8s.io",
     )
     assert code == 400
+
+
+def test_delete_collection(server: ApiServer, registry: Registry) -> None:
+    for name, app in (("a", "web"), ("b", "web"), ("c", "db")):
+        call(server, "POST", PODS, pod(name, app=app))
+    code, body, _ = call(server, "DELETE", f"{PODS}?labelSelector=app%3Dweb")
+    assert code == 200 and body["kind"] == "PodList"
+    assert sorted(p["metadata"]["name"] for p in body["items"]) == ["a", "b"]
+    assert [p["metadata"]["name"] for p in registry.list("Pod")[0]] == ["c"]
