@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from nbkube.api import wirejson
-from nbkube.apiserver import discovery, openapi, resources, status
+from nbkube.apiserver import discovery, openapi, protobuf, resources, status
 from nbkube.apiserver.resources import Request, Response, UnsupportedMediaType
 from nbkube.apiserver.routing import parse_resource_path
 from nbkube.apiserver.tables import wants_table
@@ -88,8 +88,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not raw.strip():
             return None
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf" and self.command in ("POST", "PUT"):
+            return protobuf.decode(raw)  # kubectl create namespace|configmap|secret
         if ctype == "application/yaml" or not ctype.endswith("json"):
-            # protobuf (what kubectl's typed clients send) and CBOR are not decoded: 415 tells them so
+            # other protobuf bodies, CBOR and YAML are not decoded: 415 tells the client so
             raise UnsupportedMediaType(
                 f'the body of the request was in an unknown format ("{ctype}"); send JSON'
             )

@@ -124,3 +124,14 @@ def test_create_and_watch(kc: Kubectl) -> None:
     assert "pod/w1" in kc.ok("get", "pods", "-A", "-o", "name")
     assert "NAMESPACE" in kc.ok("get", "pods", "-A")
     assert 'pod "w1" deleted' in kc.ok("delete", "pod", "w1", timeout=60)
+
+
+def test_typed_create_commands_send_protobuf(kc: Kubectl) -> None:
+    assert "namespace/team created" in kc.ok("create", "namespace", "team")
+    assert "configmap/cm1 created" in kc.ok("create", "configmap", "cm1", "--from-literal=a=b", "-n", "team")
+    assert "secret/s1 created" in kc.ok(
+        "create", "secret", "generic", "s1", "--from-literal=pw=hunter2", "-n", "team"
+    )
+    assert kc.ok("get", "secret", "s1", "-n", "team", "-o", "jsonpath={.data.pw}") == "aHVudGVyMg=="
+    out = kc.ok("get", "cm,secrets", "-n", "team")
+    assert "configmap/cm1" in out and "secret/s1" in out
