@@ -89,3 +89,15 @@ def test_table_watch_has_columns_once(server: ApiServer, registry: Registry) -> 
     conn.close()
     assert first["object"]["kind"] == "Table" and first["object"]["columnDefinitions"]
     assert second["object"]["columnDefinitions"] == [] and second["object"]["rows"][0]["cells"][0] == "b"
+
+
+def test_bookmarks_when_asked(registry: Registry, monkeypatch: Any) -> None:
+    from nbkube.apiserver import watchstream
+
+    monkeypatch.setattr(watchstream, "BOOKMARK_SECONDS", 0.0)
+    req = Request("GET", Route(lookup("pods")), {"allowWatchBookmarks": "true", "timeoutSeconds": "1"})
+    events = list(watch_events(registry, req, lambda: False))
+    assert events and all(e["type"] == "BOOKMARK" for e in events)
+    assert events[0]["object"]["kind"] == "Pod" and events[0]["object"]["metadata"]["resourceVersion"]
+    plain = Request("GET", Route(lookup("pods")), {"timeoutSeconds": "1"})
+    assert list(watch_events(registry, plain, lambda: False)) == []
