@@ -109,6 +109,8 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
         resources.append(_resource(info))
         if info.has_status:
             resources.append(_sub(info, "status", info.kind, ["get", "patch", "update"]))
+        if info.kind == "Pod":
+            resources.append(_sub(info, "log", "Pod", ["get"]))
         if info.kind in SCALABLE:
             resources.append(_sub(info, "scale", "Scale", ["get", "patch", "update"], "autoscaling", "v1"))
     return {

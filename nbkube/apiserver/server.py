@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from nbkube.api import wirejson
-from nbkube.apiserver import discovery, openapi, protobuf, resources, status
+from nbkube.apiserver import discovery, openapi, podlogs, protobuf, resources, status
 from nbkube.apiserver.resources import Request, Response, UnsupportedMediaType
 from nbkube.apiserver.routing import parse_resource_path
 from nbkube.apiserver.tables import wants_table
-from nbkube.apiserver.watchstream import watch_events
+from nbkube.apiserver.watchstream import MAX_WATCH_SECONDS, watch_events
 from nbkube.errors import BadRequest, NbkubeError, NotFound, TooLarge
 from nbkube.registry.registry import Registry
 
@@ -127,6 +128,11 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "GET" and not route.name and query.get("watch") in ("true", "1"):
                 self._stream_watch(req)
                 return
+            if route.subresource == "log":
+                if self.command != "GET":
+                    raise resources.MethodNotAllowed(f"{self.command} is not allowed on pods/log")
+                self._stream_logs(req)
+                return
             resp: Response = resources.handle(self.server.registry, req)
             self._send(resp.code, resp.body, resp.headers)
         except (BrokenPipeError, ConnectionResetError):
@@ -152,6 +158,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ValueError):
             pass  # the client went away (ValueError: the socket file was closed by stop())
+        self.close_connection = True
+
+    def _stream_logs(self, req: Request) -> None:
+        r = req.route
+        url = podlogs.agent_logs_url(self.server.registry, r.namespace, r.name, req.query)
+        follow = req.query.get("follow") in ("true", "1")
+        upstream = podlogs.open_logs(url, timeout=1.0 if follow else 30.0)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        deadline = time.monotonic() + MAX_WATCH_SECONDS
+        try:
+            while not self.server.stopping.is_set() and time.monotonic() < deadline:
+                try:
+                    chunk = upstream.read1(65536)
+                except TimeoutError:
+                    continue  # a quiet follow: look at `stopping` and the deadline again
+                if not chunk:
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ValueError):
+            pass  # the client stopped following
+        finally:
+            upstream.close()
         self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
