@@ -18,6 +18,7 @@ def test_core_resource_list(server: ApiServer) -> None:
     assert pods["namespaced"] and pods["kind"] == "Pod" and pods["shortNames"] == ["po"]
     assert pods["singularName"] == "pod" and "watch" in pods["verbs"]
     assert "pods/status" in by_name and "configmaps/status" not in by_name
+    assert by_name["pods/log"]["verbs"] == ["get"]
     assert by_name["replicationcontrollers/scale"]["kind"] == "Scale"
     assert by_name["replicationcontrollers/scale"]["group"] == "autoscaling"
     assert not by_name["nodes"]["namespaced"]
