@@ -1,7 +1,7 @@
 """The basic `nbkube` verbs: apply, get, describe, delete, version, api-resources.
 
 Registered by `nbkube.cli.main` through `COMMAND_MODULES` (see the package docstring). Each handler
-only translates arguments into registry calls and prints with `nbkube.cli.printers`; every rule
+only translates arguments into registry calls and prints with `nbkube.api.printers`; every rule
 about objects (defaults, validation, idempotent apply) lives in the api/ and registry/ layers.
 """
 
@@ -20,10 +20,10 @@ from nbkube import __version__
 from nbkube.api import kinds
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
+from nbkube.api.printers import format_table, resource_ref, table_rows
 from nbkube.api.serialization import dump_json, dump_yaml, load_file
 from nbkube.cli.context import Context, add_namespace_args, add_output_arg
 from nbkube.cli.describe import describe
-from nbkube.cli.printers import format_table, resource_ref, table_rows
 from nbkube.errors import BadRequest, FieldError, Invalid, ManifestError, NotFound
 
 __all__ = ["register", "load_manifest_args", "parse_targets", "Target"]

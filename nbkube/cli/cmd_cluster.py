@@ -55,6 +55,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
+    p.add_argument(
+        "--api-port",
+        type=int,
+        default=None,
+        help="also serve the Kubernetes API on http://127.0.0.1:PORT (0: any free port; no auth, "
+        "loopback only) and write a kubeconfig for kubectl",
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="where --api-port writes the kubeconfig (default: the cluster folder's kubeconfig)",
+    )
     p.set_defaults(handler=_up)
 
     j = subparsers.add_parser(
@@ -142,6 +154,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             data_dir=args.data_dir,
             name=args.name,
         )
+        api: Any = None
         try:
             ctx.out(
                 f"nbkube up: cluster {cluster.name!r}, profile {profile.name} (heartbeat {profile.heartbeat_interval:g}s, "
@@ -151,6 +164,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.agents.items()) or "none"
             ctx.out(f"nodes: {nodes}; runtime {args.runtime}")
             ctx.out(f"use: nbkube --store {cluster.store_url} get pods   (Ctrl-C to stop)")
+            api = _start_api(cluster, args, ctx)
             deadline = None if args.duration is None else time.monotonic() + args.duration
             while not stop.is_set():
                 left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
@@ -159,11 +173,28 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
                 stop.wait(left)
             ctx.out("nbkube up: stopping")
         finally:
+            if api is not None:
+                api.stop()
             cluster.stop()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return None
+
+
+def _start_api(cluster: Any, args: argparse.Namespace, ctx: Context) -> Any:
+    """The API server beside the cluster when --api-port is given, and how to point kubectl at it."""
+    if args.api_port is None:
+        return None
+    from nbkube.apiserver import serve
+
+    if not 0 <= args.api_port <= 65535:
+        raise BadRequest(f"--api-port must be 0..65535, got {args.api_port}")
+    api = serve(cluster, port=args.api_port)
+    path = api.write_kubeconfig(args.kubeconfig or os.path.join(cluster.data_dir, "kubeconfig"))
+    ctx.out(f"api: {api.url} (plain HTTP on loopback, no auth); kubeconfig: {path}")
+    ctx.out(f"use: kubectl --kubeconfig {path} get pods")
+    return api
 
 
 def _node_join(args: argparse.Namespace, ctx: Context) -> int | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from nbkube.api.printers import format_table
 from nbkube.cli.context import Context
-from nbkube.cli.printers import format_table
 from nbkube.errors import BadRequest
 
 __all__ = ["register"]

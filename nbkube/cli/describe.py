@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbkube.api.meta import Obj
-from nbkube.cli.printers import (
+from nbkube.api.printers import (
     _selector_text,
     endpoints_text,
     event_time,

@@ -158,7 +158,7 @@ def get_objects(args: list[str]) -> ObjectList | None:
     if "," in ns.kind or "/" in ns.kind or ns.kind == "all":
         return None
     from nbkube.api import kinds
-    from nbkube.cli.printers import table_rows
+    from nbkube.api.printers import table_rows
     from nbkube.errors import NbkubeError
 
     try:

@@ -1,7 +1,9 @@
 """kubectl-style tables: which columns each kind shows and how a value is printed.
 
 `nbkube get` prints these tables; the notebook layer reuses `table_rows` to build DataFrames with
-the same columns, so the CLI and the widgets agree on what "READY" or "PORT(S)" mean. Everything
+the same columns, and the HTTP API server returns them as `meta.k8s.io/v1 Table`s to `kubectl get`,
+so the CLI, the widgets and kubectl agree on what "READY" or "PORT(S)" mean. It lives in the api
+layer (not the CLI) because the API server sits below the CLI and must not import it. Everything
 here is a pure function of the objects (and of "now" for ages), hence easy to test.
 """
 

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from nbkube.cli.describe import describe, events_for
-from nbkube.cli.printers import format_table, human_duration, resource_ref, table_rows
+from nbkube.api.printers import format_table, human_duration, resource_ref, table_rows
 
 NOW = 1_700_000_000.0
 CREATED = "2023-11-14T22:11:40Z"  # NOW - 100 s
@@ -164,23 +163,3 @@ def test_events_table_and_namespace_column() -> None:
 def test_format_table_aligns_without_trailing_spaces() -> None:
     text = format_table(["NAME", "AGE"], [["a-long-name", "1s"], ["b", "10m"]])
     assert text.splitlines() == ["NAME          AGE", "a-long-name   1s", "b             10m"]
-
-
-def test_describe_filters_events_by_uid_and_hides_secret_values() -> None:
-    secret = _obj("Secret", "s", type="Opaque", data={"password": "aHVudGVyMg=="})
-    secret["metadata"]["uid"] = "u1"
-    mine = {
-        "involvedObject": {"kind": "Secret", "name": "s", "uid": "u1"},
-        "reason": "Mine",
-        "lastTimestamp": CREATED,
-    }
-    other = {
-        "involvedObject": {"kind": "Secret", "name": "s", "uid": "u0"},
-        "reason": "OldOne",
-        "lastTimestamp": CREATED,
-    }
-    assert events_for(secret, [mine, other]) == [mine]
-    text = describe(secret, [mine, other], now=NOW)
-    assert "Mine" in text and "OldOne" not in text
-    assert "aHVudGVyMg==" not in text and "hunter2" not in text
-    assert "password:" in text and "7 bytes" in text

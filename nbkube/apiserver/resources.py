@@ -1,0 +1,361 @@
+"""The REST verbs on one resource URL, translated into Registry calls.
+
+GET/LIST/POST/PUT/PATCH/DELETE of objects and of their `status` and `scale` subresources. Each
+function takes the parsed Route, the query parameters and the decoded body and returns
+(HTTP code, JSON body, extra headers); errors propagate as nbkube errors for `status.status_for`.
+Watches stream and are handled in `watchstream`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbkube.api.fieldnames import unknown_fields
+from nbkube.api.meta import Obj
+from nbkube.apiserver import status
+from nbkube.apiserver.routing import Route, parse_field_selector
+from nbkube.apiserver.tables import INCLUDE_OBJECT, to_table
+from nbkube.errors import BadRequest, Conflict, NotFound
+from nbkube.registry.registry import Registry
+
+__all__ = ["Request", "Response", "handle"]
+
+PATCH_TYPES = (
+    "application/merge-patch+json",
+    "application/json-patch+json",
+    "application/strategic-merge-patch+json",
+)
+_PATCH_RETRIES = 5
+
+
+@dataclass
+class Request:
+    method: str
+    route: Route
+    query: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    content_type: str = "application/json"
+    table: bool = False  # the client asked for a meta.k8s.io Table
+
+
+@dataclass
+class Response:
+    code: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def handle(registry: Registry, req: Request) -> Response:
+    r = req.route
+    if r.subresource == "scale":
+        return _scale(registry, req)
+    if req.method == "GET":
+        return _get(registry, req) if r.name else _list(registry, req)
+    if req.method == "POST" and not r.name:
+        return _create(registry, req)
+    if req.method == "PUT" and r.name:
+        return _update(registry, req)
+    if req.method == "PATCH" and r.name:
+        return Response(200, _patch(registry, req))
+    if req.method == "DELETE" and r.name and not r.subresource:
+        return _delete(registry, req)
+    if req.method == "DELETE" and not r.name:
+        return _delete_collection(registry, req)
+    raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({req.method})")
+
+
+class MethodNotAllowed(BadRequest):
+    reason = "MethodNotAllowed"
+    code = 405
+
+
+# --- read ------------------------------------------------------------------------------------------
+
+
+def _include(req: Request) -> str:
+    value = req.query.get("includeObject", "Metadata") or "Metadata"
+    if value not in INCLUDE_OBJECT:
+        raise BadRequest(f'includeObject must be one of {", ".join(INCLUDE_OBJECT)}, got "{value}"')
+    return value
+
+
+def _get(registry: Registry, req: Request) -> Response:
+    r = req.route
+    obj = registry.get(r.info.kind, r.name, r.namespace)
+    if req.table and not r.subresource:
+        return Response(200, to_table(r.info, [obj], include_object=_include(req)))
+    return Response(200, obj)
+
+
+def list_objects(registry: Registry, req: Request) -> tuple[list[Obj], str]:
+    r = req.route
+    items, rv = registry.list(r.info.kind, r.namespace, label_selector=req.query.get("labelSelector") or None)
+    reqs = parse_field_selector(req.query.get("fieldSelector", ""))
+    if reqs:
+        items = [o for o in items if all(q.matches(o) for q in reqs)]
+    return items, rv
+
+
+def _list(registry: Registry, req: Request) -> Response:
+    # `limit`/`continue` are accepted and everything is returned at once (no continue token)
+    r = req.route
+    items, rv = list_objects(registry, req)
+    if req.table:
+        return Response(200, to_table(r.info, items, resource_version=rv, include_object=_include(req)))
+    body = {
+        "kind": f"{r.info.kind}List",
+        "apiVersion": r.info.api_version,
+        "metadata": {"resourceVersion": rv},
+        "items": items,
+    }
+    return Response(200, body)
+
+
+# --- write -----------------------------------------------------------------------------------------
+
+
+def _body_object(req: Request) -> Obj:
+    obj = req.body
+    if not isinstance(obj, dict):
+        raise BadRequest("the request body must be a JSON object")
+    r = req.route
+    obj = copy.deepcopy(obj)
+    obj.setdefault("apiVersion", r.info.api_version)
+    obj.setdefault("kind", r.info.kind)
+    if obj["kind"] != r.info.kind or obj["apiVersion"] != r.info.api_version:
+        raise BadRequest(
+            f"the body is a {obj['apiVersion']} {obj['kind']} but the URL is for {r.info.api_version} {r.info.kind}"
+        )
+    meta = obj.setdefault("metadata", {})
+    if not isinstance(meta, dict):
+        raise BadRequest("metadata must be a JSON object")
+    if r.info.namespaced and r.namespace:
+        if meta.get("namespace") and meta["namespace"] != r.namespace:
+            raise BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        meta["namespace"] = r.namespace
+    if r.name and meta.get("name") and meta["name"] != r.name:
+        raise BadRequest("the name of the object does not match the name on the URL")
+    if r.name:
+        meta["name"] = r.name
+    return obj
+
+
+def _field_validation(req: Request, obj: Obj) -> dict[str, str]:
+    """Server-side field validation as kubectl asks for it: Strict refuses unknown fields, Warn
+    reports them in a `Warning` header, Ignore (and no parameter) skips the check."""
+    mode = req.query.get("fieldValidation", "")
+    if mode not in ("", "Ignore", "Warn", "Strict"):
+        raise BadRequest(f'fieldValidation must be Ignore, Warn or Strict, got "{mode}"')
+    if mode in ("", "Ignore"):
+        return {}
+    problems = unknown_fields(obj)
+    if not problems:
+        return {}
+    texts = [
+        f"unknown field {str(p.path)!r}" if not p.message else f"{p.path}: {p.message}" for p in problems
+    ]
+    if mode == "Strict":
+        raise BadRequest("strict decoding error: " + ", ".join(texts))
+    return {"Warning": ", ".join(f'299 - "{t}"' for t in texts)}
+
+
+def _no_dry_run(req: Request) -> None:
+    if req.query.get("dryRun"):
+        raise BadRequest("dryRun is not supported by nbkube's API server")
+
+
+def _create(registry: Registry, req: Request) -> Response:
+    _no_dry_run(req)
+    obj = _body_object(req)
+    headers = _field_validation(req, obj)
+    return Response(201, registry.create(obj), headers)
+
+
+def _update(registry: Registry, req: Request) -> Response:
+    _no_dry_run(req)
+    obj = _body_object(req)
+    if req.route.subresource == "status":
+        return Response(200, registry.update_status(obj))
+    headers = _field_validation(req, obj)
+    return Response(200, registry.update(obj), headers)
+
+
+def apply_patch(doc: Obj, patch: Any, content_type: str, kind: str) -> Obj:
+    """`doc` with `patch` applied per its content type, by nbkube.api.patch."""
+    try:
+        # written in parallel with this module; imported when first needed
+        patches = importlib.import_module("nbkube.api.patch")
+    except ImportError as e:
+        raise UnsupportedMediaType(f"PATCH is not available: nbkube.api.patch is missing ({e})") from e
+    if content_type == "application/json-patch+json":
+        if not isinstance(patch, list):
+            raise BadRequest("a JSON patch must be a list of operations")
+        return patches.json_patch(doc, patch)
+    if not isinstance(patch, dict):
+        raise BadRequest("a merge patch must be a JSON object")
+    if content_type == "application/merge-patch+json":
+        return patches.merge_patch(doc, patch)
+    return patches.strategic_merge_patch(doc, patch, kind)
+
+
+class UnsupportedMediaType(BadRequest):
+    reason = "UnsupportedMediaType"
+    code = 415
+
+
+def _patch_type(req: Request) -> str:
+    ctype = req.content_type.split(";")[0].strip()
+    if ctype not in PATCH_TYPES:
+        raise UnsupportedMediaType(
+            f'the body of the request was in an unknown format ("{ctype}"); accepted: {", ".join(PATCH_TYPES)}'
+        )
+    return ctype
+
+
+def _pinned(patch: Any) -> bool:
+    if isinstance(patch, dict):
+        return bool((patch.get("metadata") or {}).get("resourceVersion"))
+    return any(
+        isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
+        for op in patch or []
+    )
+
+
+def _patch(registry: Registry, req: Request) -> Obj:
+    """Patch the current object and write it back at its resourceVersion, retrying on Conflict
+    (as Registry.patch does) unless the patch itself pins a resourceVersion."""
+    _no_dry_run(req)
+    r = req.route
+    ctype = _patch_type(req)
+    pinned = _pinned(req.body)
+    for attempt in range(_PATCH_RETRIES):
+        cur = registry.get(r.info.kind, r.name, r.namespace)
+        new = apply_patch(cur, req.body, ctype, r.info.kind)
+        if not isinstance(new, dict):
+            raise BadRequest("the patched object is not a JSON object")
+        meta = new.setdefault("metadata", {})
+        if not pinned:
+            meta["resourceVersion"] = cur["metadata"]["resourceVersion"]
+        if meta.get("name") != r.name or (
+            r.info.namespaced and meta.get("namespace") != cur["metadata"].get("namespace")
+        ):
+            raise BadRequest("a patch may not change the object's name or namespace")
+        try:
+            if r.subresource == "status":
+                return registry.update_status(new)
+            _field_validation(req, new)
+            return registry.update(new)
+        except Conflict:
+            if pinned or attempt == _PATCH_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _delete(registry: Registry, req: Request) -> Response:
+    _no_dry_run(req)
+    r = req.route
+    opts = req.body if isinstance(req.body, dict) else {}
+    policy = req.query.get("propagationPolicy") or str(opts.get("propagationPolicy") or "Background")
+    if policy not in ("Background", "Foreground", "Orphan"):
+        raise BadRequest(f'propagationPolicy must be Background, Foreground or Orphan, got "{policy}"')
+    precondition = (opts.get("preconditions") or {}).get("resourceVersion")
+    # Foreground has no registry equivalent: deletion is immediate, the garbage collector follows
+    # (gracePeriodSeconds is accepted and ignored for the same reason: objects go at once)
+    obj = registry.delete(
+        r.info.kind,
+        r.name,
+        r.namespace,
+        resource_version=str(precondition) if precondition else None,
+        propagation="Orphan" if policy == "Orphan" else "Background",
+    )
+    if r.info.kind == "Pod":  # Kubernetes returns the (gracefully deleting) pod
+        return Response(200, obj)
+    return Response(200, status.success(r.info, r.name, str(obj["metadata"].get("uid", ""))))
+
+
+def _delete_collection(registry: Registry, req: Request) -> Response:
+    """`deletecollection`: every object the selectors match, one delete each; the deleted list."""
+    _no_dry_run(req)
+    r = req.route
+    items, _rv = list_objects(registry, req)
+    deleted = []
+    for obj in items:
+        meta = obj["metadata"]
+        try:
+            deleted.append(registry.delete(r.info.kind, meta["name"], str(meta.get("namespace", ""))))
+        except NotFound:
+            continue  # deleted meanwhile by someone else: what was asked for holds
+    rv = deleted[-1]["metadata"]["resourceVersion"] if deleted else _rv
+    body = {
+        "kind": f"{r.info.kind}List",
+        "apiVersion": r.info.api_version,
+        "metadata": {"resourceVersion": rv},
+        "items": deleted,
+    }
+    return Response(200, body)
+
+
+# --- scale -----------------------------------------------------------------------------------------
+
+
+def _selector_text(obj: Obj) -> str:
+    sel = (obj.get("spec") or {}).get("selector") or {}
+    if isinstance(sel, dict) and ("matchLabels" in sel or "matchExpressions" in sel):
+        sel = sel.get("matchLabels") or {}
+    return ",".join(f"{k}={v}" for k, v in sel.items()) if isinstance(sel, dict) else ""
+
+
+def scale_of(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 1))},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas") or 0),
+            "selector": _selector_text(obj),
+        },
+    }
+
+
+def _scale(registry: Registry, req: Request) -> Response:
+    r = req.route
+    if req.method == "GET":
+        return Response(200, scale_of(registry.get(r.info.kind, r.name, r.namespace)))
+    if req.method not in ("PUT", "PATCH"):
+        raise MethodNotAllowed(f"{req.method} is not allowed on {r.info.plural}/scale")
+    _no_dry_run(req)
+    for attempt in range(_PATCH_RETRIES):
+        cur = registry.get(r.info.kind, r.name, r.namespace)
+        scale = scale_of(cur)
+        if req.method == "PUT":
+            wanted = req.body
+            if not isinstance(wanted, dict):
+                raise BadRequest("the request body must be a Scale object")
+        else:
+            wanted = apply_patch(scale, req.body, _patch_type(req), "Scale")
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise BadRequest(f"spec.replicas must be a non-negative integer, got {replicas!r}")
+        pinned = str((wanted.get("metadata") or {}).get("resourceVersion") or "")
+        new = copy.deepcopy(cur)
+        new.setdefault("spec", {})["replicas"] = replicas
+        new["metadata"]["resourceVersion"] = pinned or cur["metadata"]["resourceVersion"]
+        try:
+            return Response(200, scale_of(registry.update(new)))
+        except Conflict:
+            if pinned or attempt == _PATCH_RETRIES - 1:
+                raise
+        except NotFound:
+            raise
+    raise AssertionError("unreachable")
