@@ -58,9 +58,14 @@ def api_versions() -> dict[str, Any]:
     }
 
 
+# Groups served only through a subresource of another group's kind: `policy/v1` for pods/eviction.
+# Its resource list is empty (no PodDisruptionBudgets), but kubectl drain evicts only when it is listed.
+SUBRESOURCE_GROUPS = ("policy/v1",)
+
+
 def api_group_list() -> dict[str, Any]:
     groups = []
-    for gv in served_group_versions():
+    for gv in [*served_group_versions(), *SUBRESOURCE_GROUPS]:
         if "/" not in gv:
             continue
         group, _, ver = gv.partition("/")
@@ -102,7 +107,7 @@ def _sub(
 def resource_list(group_version: str) -> dict[str, Any] | None:
     """The APIResourceList of one group/version, or None when nbkube does not serve it."""
     infos = [i for i in KINDS if i.api_version == group_version]
-    if not infos:
+    if not infos and group_version not in SUBRESOURCE_GROUPS:
         return None
     resources: list[dict[str, Any]] = []
     for info in infos:
@@ -111,6 +116,8 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
             resources.append(_sub(info, "status", info.kind, ["get", "patch", "update"]))
         if info.kind == "Pod":
             resources.append(_sub(info, "log", "Pod", ["get"]))
+            # `kubectl drain` evicts through this when the `policy` group is served (see below)
+            resources.append(_sub(info, "eviction", "Eviction", ["create"], "policy", "v1"))
         if info.kind in SCALABLE:
             resources.append(_sub(info, "scale", "Scale", ["get", "patch", "update"], "autoscaling", "v1"))
     return {

@@ -1,10 +1,11 @@
 """Just enough of the Kubernetes protobuf encoding to read what kubectl's typed clients send.
 
-`kubectl create namespace|configmap|secret` post `application/vnd.kubernetes.protobuf` bodies and
-do not fall back to JSON on 415, so those three kinds are decoded here into their JSON shape: the
-`k8s\\0` magic, the runtime.Unknown envelope, then the object by the field numbers of
-k8s.io/api/core/v1/generated.proto. Fields not listed are skipped; any other kind is refused (its
-manifest still works through `kubectl create -f`, which sends JSON).
+`kubectl create namespace|configmap|secret` post `application/vnd.kubernetes.protobuf` bodies, and
+`kubectl drain` sends its Eviction and the DeleteOptions of a pod delete that way; none falls back
+to JSON on 415, so these kinds are decoded here into their JSON shape: the `k8s\\0` magic, the
+runtime.Unknown envelope, then the object by the field numbers of the upstream generated.proto
+files. Fields not listed are skipped; any other kind is refused (its manifest still works through
+`kubectl create -f`, which sends JSON).
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ _OBJECT_META: Schema = {
     14: ("finalizers", ("repeated", "string")),
 }
 _TYPE_META: Schema = {1: ("apiVersion", "string"), 2: ("kind", "string")}
+_DELETE_OPTIONS: Schema = {
+    1: ("gracePeriodSeconds", "int"),
+    2: ("preconditions", {1: ("uid", "string"), 2: ("resourceVersion", "string")}),
+    3: ("orphanDependents", "bool"),
+    4: ("propagationPolicy", "string"),
+    5: ("dryRun", ("repeated", "string")),
+}
+_EVICTION: Schema = {1: ("metadata", _OBJECT_META), 2: ("deleteOptions", _DELETE_OPTIONS)}
 _UNKNOWN: Schema = {1: ("typeMeta", _TYPE_META), 2: ("raw", "bytes"), 4: ("contentType", "string")}
 _KINDS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): {
@@ -49,6 +58,11 @@ _KINDS: dict[tuple[str, str], Schema] = {
         4: ("stringData", _STR_MAP),
         5: ("immutable", "bool"),
     },
+    # client-go labels DeleteOptions with either group version, depending on the call
+    ("v1", "DeleteOptions"): _DELETE_OPTIONS,
+    ("meta.k8s.io/v1", "DeleteOptions"): _DELETE_OPTIONS,
+    ("policy/v1", "Eviction"): _EVICTION,
+    ("policy/v1beta1", "Eviction"): _EVICTION,
 }
 
 
@@ -91,6 +105,10 @@ def _fields(buf: bytes) -> list[tuple[int, int | bytes]]:
 def _scalar(kind: str, value: int | bytes) -> Any:
     if kind == "bool":
         return bool(value)
+    if kind == "int":  # int64 as a varint: negative numbers come as their 64-bit two's complement
+        if not isinstance(value, int):
+            raise BadRequest("malformed protobuf body (bytes where a number was expected)")
+        return value - (1 << 64) if value >= 1 << 63 else value
     if isinstance(value, int):
         raise BadRequest("malformed protobuf body (a number where bytes were expected)")
     if kind == "bytes":
@@ -124,7 +142,7 @@ def _message(buf: bytes, schema: Schema) -> dict[str, Any]:
 
 
 def decode(body: bytes) -> dict[str, Any]:
-    """The JSON-shaped object in a Kubernetes protobuf body (Namespace, ConfigMap or Secret)."""
+    """The JSON-shaped object in a Kubernetes protobuf body (the kinds in `_KINDS`)."""
     if not body.startswith(MAGIC):
         raise BadRequest("malformed protobuf body (no k8s magic prefix)")
     envelope = _message(body[len(MAGIC) :], _UNKNOWN)
@@ -135,7 +153,8 @@ def decode(body: bytes) -> dict[str, Any]:
         from nbkube.apiserver.resources import UnsupportedMediaType
 
         raise UnsupportedMediaType(
-            f"protobuf bodies are decoded only for Namespace, ConfigMap and Secret, not {key[1] or 'this'}; "
+            f"protobuf bodies are decoded only for {', '.join(sorted({k for _v, k in _KINDS}))}, "
+            f"not {key[1] or 'this'}; "
             "send JSON (e.g. kubectl create -f MANIFEST)"
         )
     obj = _message(envelope.get("raw", b""), schema)

@@ -52,6 +52,8 @@ def handle(registry: Registry, req: Request) -> Response:
     r = req.route
     if r.subresource == "scale":
         return _scale(registry, req)
+    if r.subresource == "eviction":
+        return _evict(registry, req)
     if req.method == "GET":
         return _get(registry, req) if r.name else _list(registry, req)
     if req.method == "POST" and not r.name:
@@ -276,6 +278,23 @@ def _delete(registry: Registry, req: Request) -> Response:
     if r.info.kind == "Pod":  # Kubernetes returns the (gracefully deleting) pod
         return Response(200, obj)
     return Response(200, status.success(r.info, r.name, str(obj["metadata"].get("uid", ""))))
+
+
+def _evict(registry: Registry, req: Request) -> Response:
+    """POST pods/NAME/eviction (what `kubectl drain` sends): a delete, as nbkube has no
+    PodDisruptionBudget that could refuse it; 201 with a Success Status, as the apiserver answers."""
+    if req.method != "POST":
+        raise MethodNotAllowed(f"{req.method} is not allowed on pods/eviction")
+    _no_dry_run(req)
+    r = req.route
+    body = req.body if isinstance(req.body, dict) else {}
+    opts = body.get("deleteOptions") or {}
+    precondition = (opts.get("preconditions") or {}).get("resourceVersion")
+    obj = registry.delete(
+        "Pod", r.name, r.namespace, resource_version=str(precondition) if precondition else None
+    )
+    done = status.success(r.info, r.name, str(obj["metadata"].get("uid", "")))
+    return Response(201, {**done, "code": 201})
 
 
 def _delete_collection(registry: Registry, req: Request) -> Response:

@@ -14,7 +14,7 @@ from nbkube.errors import BadRequest, NotFound
 
 __all__ = ["FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
 
-SUBRESOURCES = frozenset({"status", "scale", "log"})
+SUBRESOURCES = frozenset({"status", "scale", "log", "eviction"})
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def parse_resource_path(path: str) -> Route | None:
     sub = rest[2] if len(rest) >= 3 else ""
     if len(rest) > 3 or (sub and sub not in SUBRESOURCES):
         raise NotFound(f"the server could not find the requested resource ({path})")
-    if sub == "log" and info.kind != "Pod":
-        raise NotFound(f"the server could not find the requested resource ({info.plural}/log)")
+    if sub in ("log", "eviction") and info.kind != "Pod":
+        raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     if sub == "status" and not info.has_status:
         raise NotFound(f"the server could not find the requested resource ({info.plural} has no status)")
     return Route(info, namespace, name, sub)

@@ -89,8 +89,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not raw.strip():
             return None
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if ctype == "application/vnd.kubernetes.protobuf" and self.command in ("POST", "PUT"):
-            return protobuf.decode(raw)  # kubectl create namespace|configmap|secret
+        if ctype == "application/vnd.kubernetes.protobuf" and self.command in ("POST", "PUT", "DELETE"):
+            return protobuf.decode(raw)  # kubectl create namespace|configmap|secret, drain
         if ctype == "application/yaml" or not ctype.endswith("json"):
             # other protobuf bodies, CBOR and YAML are not decoded: 415 tells the client so
             raise UnsupportedMediaType(

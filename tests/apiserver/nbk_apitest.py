@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import http.client
-import importlib
 import json
 import os
 import shutil
@@ -15,14 +14,6 @@ from typing import Any
 from nbkube.apiserver import ApiServer
 
 KUBECTL = shutil.which("kubectl")
-STAND_IN_REASON = "nbkube.api.patch is not written yet: the tests' stand-in has no strategic merge semantics"
-
-
-def patch_stand_in() -> bool:
-    """True while the PATCH tests run on conftest's stand-in for the missing nbkube.api.patch."""
-    return bool(getattr(importlib.import_module("nbkube.api.patch"), "NBKUBE_TEST_STAND_IN", False))
-
-
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_apitest import EXAMPLES, KUBECTL, STAND_IN_REASON, Kubectl, patch_stand_in
+from nbk_apitest import EXAMPLES, KUBECTL, Kubectl
 
 from nbkube.apiserver import serve
 from nbkube.cluster import LocalCluster
@@ -88,7 +88,6 @@ def test_apply_get_scale_label_delete(kc: Kubectl) -> None:
     assert "nginx-http-service" not in kc.ok("get", "svc")
 
 
-@pytest.mark.skipif(patch_stand_in(), reason=STAND_IN_REASON)
 def test_apply_changed_manifest_is_configured(kc: Kubectl, tmp_path: Any) -> None:
     kc.ok("apply", "-f", SVC)
     with open(os.path.join(EXAMPLES, SVC)) as f:
@@ -135,3 +134,20 @@ def test_typed_create_commands_send_protobuf(kc: Kubectl) -> None:
     assert kc.ok("get", "secret", "s1", "-n", "team", "-o", "jsonpath={.data.pw}") == "aHVudGVyMg=="
     out = kc.ok("get", "cm,secrets", "-n", "team")
     assert "configmap/cm1" in out and "secret/s1" in out
+
+
+def test_drain_evicts_through_the_policy_group_and_cordons(kc: Kubectl) -> None:
+    kc.ok("apply", "-f", RC)
+    _wait_pods(kc, 5)
+    nodes = kc.ok("get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}").split()
+    victim = nodes[0]
+    out = kc.ok("drain", victim, "--ignore-daemonsets", "--timeout=30s", timeout=60)
+    assert f"node/{victim} drained" in out and "evicted" in out
+    assert "SchedulingDisabled" in kc.ok("get", "node", victim)
+    for _ in range(60):  # bounded: the RC replaces the evicted pods on the other node
+        placed = kc.ok("get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}").split()
+        if len(placed) == 5 and victim not in placed:
+            break
+        time.sleep(0.5)
+    assert len(placed) == 5 and victim not in placed
+    assert f"node/{victim} uncordoned" in kc.ok("uncordon", victim)

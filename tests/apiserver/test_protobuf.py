@@ -68,3 +68,20 @@ def test_other_kinds_and_garbage_are_refused() -> None:
         decode(b"not protobuf")
     with pytest.raises(BadRequest):
         decode(MAGIC + b"\x0a\xff")  # a length running past the end
+
+
+def test_eviction_and_delete_options_of_kubectl_drain() -> None:
+    opts = _field(1, (1 << 64) - 1) + _field(2, _field(2, b"42")) + _field(4, b"Background")
+    eviction = decode(_body("policy/v1", "Eviction", _field(1, _field(1, b"web")) + _field(2, opts)))
+    assert eviction == {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": "web"},
+        "deleteOptions": {
+            "gracePeriodSeconds": -1,  # int64 as a two's complement varint
+            "preconditions": {"resourceVersion": "42"},
+            "propagationPolicy": "Background",
+        },
+    }
+    plain = decode(_body("meta.k8s.io/v1", "DeleteOptions", _field(1, 30)))
+    assert plain["gracePeriodSeconds"] == 30

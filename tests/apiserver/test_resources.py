@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from nbk_apitest import STAND_IN_REASON, call, patch_stand_in, pod
+from nbk_apitest import call, pod
 
 from nbkube.apiserver import ApiServer
 from nbkube.registry.registry import Registry
@@ -105,7 +105,6 @@ def test_patch_types(server: ApiServer, ctype: str, patch: object) -> None:
     assert body["metadata"]["labels"] == {"app": "web", "x": "1"}
 
 
-@pytest.mark.skipif(patch_stand_in(), reason=STAND_IN_REASON)
 def test_strategic_patch_merges_containers_by_name(server: ApiServer) -> None:
     two = pod("a")
     two["spec"]["containers"].append({"name": "side", "image": "busybox"})
