@@ -23,13 +23,15 @@ it hooks), not this module's.
 from __future__ import annotations
 
 import ipaddress
+import json
+import socket
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nbkube.api.defaults import NAMESPACE_NAME_LABEL
 from nbkube.api.meta import Obj
-from nbkube.api.selectors import Selector, selector_from_label_selector
+from nbkube.api.selectors import EQUALS, Selector, selector_from_label_selector
 
 __all__ = ["Peer", "PodFirewall", "PortMatch", "Rule", "compute", "namespace_labels", "policy_types"]
 
@@ -57,6 +59,15 @@ class Rule:
 
     peers: tuple[Peer, ...] | None
     ports: tuple[PortMatch, ...] | None
+    # A rule may hold thousands of peers and is shared by every pod its policy selects: hashed
+    # once, not each time a pod's rules are deduplicated or rendered.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.peers, self.ports)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def allows_all(self) -> bool:
         return self.peers is None and self.ports is None
@@ -97,6 +108,8 @@ class _Pod:
     ip: str
     labels: Mapping[str, str]
     ports: Mapping[tuple[str, str], int]  # (protocol, port name) -> containerPort
+    node: str
+    peer: Peer  # the pod as a peer: its IP/32
 
 
 def _pod_view(pod: Obj) -> _Pod | None:
@@ -114,11 +127,14 @@ def _pod_view(pod: Obj) -> _Pod | None:
             if p.get("name") and p.get("containerPort"):
                 ports[(str(p.get("protocol") or "TCP"), str(p["name"]))] = int(p["containerPort"])
     ns = str(meta.get("namespace") or "default")
-    return _Pod(f"{ns}/{meta.get('name', '')}", ns, str(ip), dict(meta.get("labels") or {}), ports)
+    labels = dict(meta.get("labels") or {})
+    node = str(spec.get("nodeName") or "")
+    return _Pod(f"{ns}/{meta.get('name', '')}", ns, str(ip), labels, ports, node, Peer(f"{ip}/32"))
 
 
 class _World:
-    """The cluster's pods and namespaces, indexed once per computation."""
+    """The cluster's pods and namespaces, indexed once per computation. Selectors are compiled
+    and evaluated once per distinct selector: 100 policies tend to repeat a few."""
 
     def __init__(self, pods: Iterable[Obj], namespaces: Iterable[Obj]) -> None:
         self.by_ns: dict[str, list[_Pod]] = {}
@@ -129,26 +145,59 @@ class _World:
         objs = {str((ns.get("metadata") or {}).get("name") or ""): ns for ns in namespaces}
         names = set(objs) | set(self.by_ns)
         self.ns_labels = {n: namespace_labels(n, objs.get(n)) for n in names if n}
+        self._selectors: dict[str, Selector] = {}
+        self._matches: dict[tuple[str, str, str], list[_Pod]] = {}
+        self._index: dict[str, dict[tuple[str, str], list[_Pod]]] = {}
 
     def pods(self) -> Iterable[_Pod]:
         for pods in self.by_ns.values():
             yield from pods
 
+    def selector(self, d: Mapping[str, Any]) -> tuple[str, Selector]:
+        key = json.dumps(d, sort_keys=True)
+        sel = self._selectors.get(key)
+        if sel is None:
+            sel = self._selectors[key] = selector_from_label_selector(d)
+        return key, sel
+
+    def select(
+        self, namespace: str, pod_sel: Mapping[str, Any] | None, node: str | None = None
+    ) -> list[_Pod]:
+        """The pods of `namespace` (on `node`, when given) that `pod_sel` (None: any) matches."""
+        key, sel = self.selector(pod_sel or {})
+        memo = (namespace, key, node or "")
+        found = self._matches.get(memo)
+        if found is None:
+            pods = self._candidates(namespace, sel)
+            found = self._matches[memo] = [
+                p for p in pods if (node is None or p.node == node) and (sel.empty() or sel.matches(p.labels))
+            ]
+        return found
+
+    def _candidates(self, namespace: str, sel: Selector) -> list[_Pod]:
+        """The pods of `namespace` that may match `sel`: for a `key=value` requirement (matchLabels),
+        only those with that label, from an index built on first use."""
+        pods = self.by_ns.get(namespace, [])
+        equals = [r for r in sel.requirements if r.operator == EQUALS]
+        if not equals or len(pods) < 16:
+            return pods
+        index = self._index.get(namespace)
+        if index is None:
+            index = self._index[namespace] = {}
+            for p in pods:
+                for k, v in p.labels.items():
+                    index.setdefault((k, v), []).append(p)
+        return min((index.get((r.key, r.values[0]), []) for r in equals), key=len)
+
     def peer_pods(self, peer: Mapping[str, Any], policy_ns: str) -> list[_Pod]:
         ns_sel = peer.get("namespaceSelector")
-        pod_sel = peer.get("podSelector")
         if ns_sel is None:
             namespaces = [policy_ns]
         else:
-            sel = selector_from_label_selector(ns_sel)
+            _, sel = self.selector(ns_sel)
             namespaces = [n for n, labels in self.ns_labels.items() if sel.matches(labels)]
-        pods_match: Selector | None = None if pod_sel is None else selector_from_label_selector(pod_sel)
-        return [
-            p
-            for n in namespaces
-            for p in self.by_ns.get(n, ())
-            if pods_match is None or pods_match.matches(p.labels)
-        ]
+        pod_sel = peer.get("podSelector")
+        return [p for n in namespaces for p in self.select(n, pod_sel)]
 
 
 def _peer_list(world: _World, peers: Sequence[Mapping[str, Any]] | None, policy_ns: str) -> list[Peer | _Pod]:
@@ -163,7 +212,19 @@ def _peer_list(world: _World, peers: Sequence[Mapping[str, Any]] | None, policy_
 
 
 def _as_peers(items: Iterable[Peer | _Pod]) -> tuple[Peer, ...]:
-    return tuple(sorted({i if isinstance(i, Peer) else Peer(f"{i.ip}/32") for i in items}))
+    # keyed sort: dataclass comparisons are several times slower, and the order is the same
+    return tuple(sorted({i if isinstance(i, Peer) else i.peer for i in items}, key=_peer_key))
+
+
+def _peer_key(peer: Peer) -> tuple[str, tuple[str, ...]]:
+    return peer.cidr, peer.excepts
+
+
+def _ip_key(ip: str) -> tuple[int, bytes]:
+    try:
+        return 4, socket.inet_aton(ip)
+    except OSError:
+        return 6, socket.inet_pton(socket.AF_INET6, ip)
 
 
 def _in_block(ip: str, peer: Peer) -> bool:
@@ -202,6 +263,7 @@ class _Compiled:
     def __init__(self, world: _World, rules: Sequence[Mapping[str, Any]], policy_ns: str, egress: bool):
         self.fixed: list[Rule] = []  # the same for every selected pod
         self.per_pod: list[tuple[tuple[Peer, ...] | None, list[tuple[str, str]]]] = []
+        self._resolved: dict[tuple[int, tuple[PortMatch, ...]], Rule] = {}
         peers_key = "to" if egress else "from"
         for rule in rules:
             raw_peers = rule.get(peers_key)
@@ -235,16 +297,20 @@ class _Compiled:
             for pod in candidates:
                 resolved = _resolve(named, pod)
                 if resolved:
-                    groups.setdefault(resolved, set()).add(Peer(f"{pod.ip}/32"))
+                    groups.setdefault(resolved, set()).add(pod.peer)
             for resolved, group in sorted(groups.items()):
                 self.fixed.append(Rule(tuple(sorted(group)), resolved))
 
     def rules_for(self, pod: _Pod) -> list[Rule]:
         out = list(self.fixed)
-        for peers, named in self.per_pod:
+        for i, (peers, named) in enumerate(self.per_pod):
             resolved = _resolve(named, pod)
             if resolved:
-                out.append(Rule(peers, resolved))
+                # Pods resolving a name alike share one Rule (hashing its peers once).
+                rule = self._resolved.get((i, resolved))
+                if rule is None:
+                    rule = self._resolved[(i, resolved)] = Rule(peers, resolved)
+                out.append(rule)
         return out
 
 
@@ -259,25 +325,14 @@ def compute(
     policies = list(policies)
     if not policies:
         return {}  # the common case, and cheap: no pod is isolated, nothing else to look at
-    pods = list(pods)
     world = _World(pods, namespaces)
-    local_by_ns: dict[str, list[_Pod]] = {}
-    for p in pods:
-        if node_name is None or (p.get("spec") or {}).get("nodeName") == node_name:
-            view = _pod_view(p)
-            if view is not None:
-                local_by_ns.setdefault(view.namespace, []).append(view)
     ingress: dict[str, list[Rule]] = {}
     egress: dict[str, list[Rule]] = {}
     views: dict[str, _Pod] = {}
     for policy in sorted(policies, key=lambda p: (p["metadata"].get("namespace", ""), p["metadata"]["name"])):
         ns = str(policy["metadata"].get("namespace") or "default")
-        candidates = local_by_ns.get(ns)
-        if not candidates:
-            continue
         spec = policy.get("spec") or {}
-        selector = selector_from_label_selector(spec.get("podSelector") or {})
-        selected = [p for p in candidates if selector.matches(p.labels)]
+        selected = world.select(ns, spec.get("podSelector"), node_name)
         if not selected:
             continue
         types = policy_types(policy)
@@ -289,7 +344,7 @@ def compute(
                 views[pod.ip] = pod
                 table.setdefault(pod.ip, []).extend(compiled.rules_for(pod))
     out: dict[str, PodFirewall] = {}
-    for ip in sorted(views, key=ipaddress.ip_address):
+    for ip in sorted(views, key=_ip_key):
         pod = views[ip]
         out[ip] = PodFirewall(pod.key, ip, _final(ingress.get(ip)), _final(egress.get(ip)))
     return out

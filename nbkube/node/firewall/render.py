@@ -106,14 +106,21 @@ def _pod_chain(chains: Chains, kind: str, rules: tuple[Rule, ...], side: str, di
 def render(pods: Mapping[str, PodFirewall]) -> dict[str, dict[str, Sequence[str]]]:
     """{"filter": {chain: rule lines}} enforcing `pods` (as `policy.compute` returns them). Pure."""
     chains: Chains = {}
+    # Pods under the same policies have equal rule tuples: each distinct one is rendered once.
+    memo: dict[tuple[str, tuple[Rule, ...]], str] = {}
     dispatch = [f"-A {DISPATCH} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]
+    allow_all = (Rule(None, None),)
     for ip, fw in pods.items():
         # A pod some policy allows everything needs no chain: it is as if not isolated.
-        if fw.egress is not None and fw.egress != (Rule(None, None),):
-            chain = _pod_chain(chains, "E", fw.egress, "-d", "egress")
+        if fw.egress is not None and fw.egress != allow_all:
+            chain = memo.get(("E", fw.egress))
+            if chain is None:
+                chain = memo[("E", fw.egress)] = _pod_chain(chains, "E", fw.egress, "-d", "egress")
             dispatch.append(f'-A {DISPATCH} -s {ip}/32 -m comment --comment "{fw.key} egress" -j {chain}')
-        if fw.ingress is not None and fw.ingress != (Rule(None, None),):
-            chain = _pod_chain(chains, "I", fw.ingress, "-s", "ingress")
+        if fw.ingress is not None and fw.ingress != allow_all:
+            chain = memo.get(("I", fw.ingress))
+            if chain is None:
+                chain = memo[("I", fw.ingress)] = _pod_chain(chains, "I", fw.ingress, "-s", "ingress")
             dispatch.append(f'-A {DISPATCH} -d {ip}/32 -m comment --comment "{fw.key} ingress" -j {chain}')
     filt: dict[str, Sequence[str]] = {DISPATCH: dispatch, **chains}
     return {"filter": filt}
