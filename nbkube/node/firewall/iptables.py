@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from collections.abc import Mapping
 
 from nbkube.node.firewall.policy import PodFirewall
 from nbkube.node.firewall.render import CHAIN_PREFIX, JUMP, render
-from nbkube.node.proxy.iptables import IptablesError, Tables, restore_text, run_iptables
+from nbkube.node.proxy.iptables import IptablesError, Tables, in_netns, restore_text, run_iptables
 
 __all__ = ["IptablesFirewall"]
 
@@ -58,16 +57,18 @@ class IptablesFirewall:
         return chains, jump
 
     def _bridge_netfilter(self) -> None:
-        cmd = ["sysctl", "-qw", f"{_BRIDGE_SYSCTL}=1"]
-        if self.netns:
-            cmd = ["ip", "netns", "exec", self.netns, *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
+        # Written from inside the namespace (/proc/sys/net is the opening thread's namespace's),
+        # not through `ip netns exec sysctl`: two program starts less per full sync.
+        path = "/proc/sys/" + _BRIDGE_SYSCTL.replace(".", "/")
+        try:
+            with in_netns(self.netns), open(path, "w") as fh:
+                fh.write("1\n")
+        except OSError as exc:
             raise IptablesError(
                 f"{_BRIDGE_SYSCTL} cannot be set in {self.netns or 'the host namespace'}"
-                f" ({proc.stderr.strip()}): without br_netfilter, traffic between pods of one node"
+                f" ({exc}): without br_netfilter, traffic between pods of one node"
                 " would bypass every NetworkPolicy"
-            )
+            ) from exc
 
     def sync(self, pods: Mapping[str, PodFirewall]) -> bool:
         tables = render(pods)

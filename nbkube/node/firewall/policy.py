@@ -42,6 +42,13 @@ class Peer:
 
     cidr: str
     excepts: tuple[str, ...] = ()
+    _hash: int = field(init=False, repr=False, compare=False)  # hashed once: peers go in sets often
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.cidr, self.excepts)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, order=True)
@@ -213,7 +220,11 @@ def _peer_list(world: _World, peers: Sequence[Mapping[str, Any]] | None, policy_
 
 def _as_peers(items: Iterable[Peer | _Pod]) -> tuple[Peer, ...]:
     # keyed sort: dataclass comparisons are several times slower, and the order is the same
-    return tuple(sorted({i if isinstance(i, Peer) else i.peer for i in items}, key=_peer_key))
+    unique = {
+        p.cidr if not p.excepts else _peer_key(p): p
+        for p in (i if isinstance(i, Peer) else i.peer for i in items)
+    }
+    return tuple(sorted(unique.values(), key=_peer_key))
 
 
 def _peer_key(peer: Peer) -> tuple[str, tuple[str, ...]]:

@@ -64,6 +64,7 @@ __all__ = [
     "render",
     "render_tables",
     "restore_text",
+    "in_netns",
     "run_iptables",
     "snapshot",
     "update",
@@ -510,6 +511,12 @@ def _entered(netns: str | None) -> Iterator[None]:
             _setns(home)  # cannot fail for our own namespace; if it did, better loud than wrong
     finally:
         os.close(home)
+
+
+def in_netns(netns: str | None) -> contextlib.AbstractContextManager[None]:
+    """This thread (only this one) in network namespace `netns` for the body (None: stay put);
+    for the firewall's per-namespace sysctl, written without starting a program."""
+    return _entered(netns)
 
 
 def run_iptables(netns: str | None, args: list[str], input: str | None = None) -> str:
