@@ -305,10 +305,12 @@ def _docker_node(
     iptables = IptablesProxy(net.netns, [net.node_ip])
     firewall = IptablesFirewall(net.netns)
     kit = NodeKit(node_name, rt, net, network)
+    proxy = ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}", on_idle=iptables.compact)
     kit.parts = [
         RouteSync(factory, network),
-        ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}", on_idle=iptables.compact),
-        FirewallRunner(factory, firewall, node_name),
+        proxy,
+        # after the proxy's first sync: our FORWARD jump must end up in front of the proxy's
+        FirewallRunner(factory, firewall, node_name, start_after=proxy.wait_synced),
         AgentServer(api, node_name, rt),
     ]
     # Run in reverse: every container of this node first, then our rules, then links and namespace.

@@ -23,6 +23,10 @@ class Firewall(Protocol):
         False when nothing had changed since the last sync."""
         ...
 
+    def check(self) -> bool:
+        """Repair what someone else changed under us (rules moved or removed); True if it had to."""
+        ...
+
     def cleanup(self) -> None:
         """Remove everything this firewall added; traffic is then unfiltered."""
         ...
@@ -34,6 +38,7 @@ class FakeFirewall:
     def __init__(self) -> None:
         self.synced: list[dict[str, PodFirewall]] = []
         self.cleaned = False
+        self.checks = 0
 
     @property
     def current(self) -> dict[str, PodFirewall]:
@@ -46,6 +51,10 @@ class FakeFirewall:
         self.synced.append(table)
         self.cleaned = False
         return True
+
+    def check(self) -> bool:
+        self.checks += 1
+        return False
 
     def cleanup(self) -> None:
         self.synced.append({})

@@ -43,18 +43,42 @@ class IptablesFirewall:
 
     def scan(self) -> tuple[set[tuple[str, str]], bool]:
         """Our chains in the kernel now, and whether the jump to them is there (one iptables-save)."""
+        chains, position = self._scan()
+        return chains, position is not None
+
+    def _scan(self) -> tuple[set[tuple[str, str]], int | None]:
+        """Our chains, and where our jump is among FORWARD's rules (0: first; None: absent)."""
         chains: set[tuple[str, str]] = set()
-        jump = False
+        position: int | None = None
         table = ""
-        want = f"-A {JUMP[1]} {JUMP[2]}"
+        head = f"-A {JUMP[1]} "
+        want = head + JUMP[2]
+        seen = 0
         for line in run_iptables(self.netns, ["iptables-save", "-t", "filter"]).splitlines():
             if line.startswith("*"):
                 table = line[1:].strip()
             elif line.startswith(f":{CHAIN_PREFIX}"):
                 chains.add((table, line[1:].split()[0]))
-            elif table == JUMP[0] and line == want:
-                jump = True
-        return chains, jump
+            elif table == JUMP[0] and line.startswith(head):
+                if line == want and position is None:
+                    position = seen
+                seen += 1
+        return chains, position
+
+    def check(self) -> bool:
+        """Put our jump back first in FORWARD if something (the proxy's own restart, a CNI, an
+        administrator) inserted rules in front of it: a rule ahead of it that ACCEPTs (the proxy
+        accepts NodePort traffic) would let packets past every policy. Called by the runner when
+        the node has been quiet for a while; True when it had to move (or restore) the jump."""
+        if self._applied is None:
+            return False
+        chains, position = self._scan()
+        if position == 0 and all((JUMP[0], c) in chains for c in self._applied.get(JUMP[0], {})):
+            return False
+        log.warning("firewall in %s: our rules were moved or removed; putting them back", self.netns)
+        tables, self._applied = self._applied, None
+        self._full(tables)
+        return True
 
     def _bridge_netfilter(self) -> None:
         # Written from inside the namespace (/proc/sys/net is the opening thread's namespace's),
@@ -87,8 +111,12 @@ class IptablesFirewall:
 
     def _full(self, tables: Tables) -> None:
         self._bridge_netfilter()
-        existing, jump = self.scan()
-        extra = {} if jump else {JUMP[0]: [f"-I {JUMP[1]} 1 {JUMP[2]}"]}
+        existing, position = self._scan()
+        extra = {JUMP[0]: [f"-I {JUMP[1]} 1 {JUMP[2]}"]}
+        if position == 0:
+            extra = {}
+        elif position is not None:  # there, but behind other rules: moved to the front
+            extra[JUMP[0]].insert(0, f"-D {JUMP[1]} {JUMP[2]}")
         self._restore(restore_text(tables, None, existing, extra))
         self._applied = tables
 

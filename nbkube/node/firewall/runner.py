@@ -5,7 +5,10 @@ Wired by `nbkube.node.kit` for Docker nodes (an `IptablesFirewall`) and simulate
 `FakeFirewall`). As the proxy runner does: informer handlers only mark the table dirty; one thread
 recomputes the whole table of the node's pods (`policy.compute`, pure) and hands it to the
 firewall, coalescing a burst of pod changes into one write; a failed sync is retried with
-back-off, never dropped. Simulated nodes (there may be thousands) use `threaded=False`: the sync
+back-off, never dropped. The first sync waits for `start_after` (on Docker nodes the proxy's first
+sync, so that our FORWARD jump is inserted in front of the proxy's), and every `check_every`
+seconds the firewall checks that nobody moved its rules since (the proxy re-inserting its jumps
+after a failure, an administrator). Simulated nodes (there may be thousands) use `threaded=False`: the sync
 then runs in the informer's handler, no thread per node; with no NetworkPolicy in the cluster a
 sync costs one look at the policy list.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 
 from nbkube.client.informer import InformerFactory
 from nbkube.node.firewall.base import Firewall
@@ -38,6 +43,8 @@ class FirewallRunner:
         *,
         threaded: bool = True,
         cleanup_on_stop: bool = False,
+        check_every: float = 10.0,
+        start_after: Callable[[float], object] | None = None,
     ) -> None:
         self._pods = factory.informer("Pod")
         self._namespaces = factory.informer("Namespace")
@@ -46,6 +53,8 @@ class FirewallRunner:
         self.node_name = node_name
         self._threaded = threaded
         self._cleanup_on_stop = cleanup_on_stop
+        self._check_every = check_every
+        self._start_after = start_after
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -110,9 +119,24 @@ class FirewallRunner:
     def _run(self) -> None:
         for informer in (self._pods, self._namespaces, self._policies):
             informer.wait_synced(30)
+        if self._start_after is not None:
+            # Our FORWARD jump goes in front of what is there at our first sync: the proxy's
+            # jumps (which ACCEPT NodePort traffic) must be there already, or they would land in
+            # front of ours and let that traffic past every policy.
+            self._start_after(30.0)
         delay = _RETRY_START
+        next_check = time.monotonic() + self._check_every
         while not self._stop.is_set():
-            self._dirty.wait()
+            wait = max(0.0, next_check - time.monotonic()) if self.syncs else None
+            if not self._dirty.wait(wait) or time.monotonic() >= next_check:
+                # Every check_every seconds, busy or not: make sure nobody moved our rules.
+                next_check = time.monotonic() + self._check_every
+                try:
+                    self.firewall.check()
+                except Exception as exc:
+                    log.warning("firewall of %s: check failed: %s", self.node_name, exc)
+                if not self._dirty.is_set():
+                    continue
             if self._stop.is_set():
                 return
             self._dirty.clear()

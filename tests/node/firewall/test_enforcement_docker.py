@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_clustertest import pod_ready, wait_until
+from nbk_clustertest import get_or_empty, pod_ready, wait_until
 
 from nbkube.cluster import LocalCluster
 from nbkube.node.firewall.runner import FirewallRunner
@@ -144,6 +144,35 @@ def test_default_deny_in_tenant_b_keeps_tenant_a_out_but_lets_tenant_b_in(cluste
     assert all(pod_ready(_get(cluster, n)) for n in ("b1", "b2"))
 
 
+def test_a_node_port_does_not_get_around_the_policy(cluster: LocalCluster) -> None:
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "b1", "namespace": "tenant-b"},
+        "spec": {"type": "NodePort", "selector": {"app": "b1"}, "ports": [{"port": 80}]},
+    }
+    node_port = cluster.api.create(svc)["spec"]["ports"][0]["nodePort"]
+    # the proxy's ClusterIP works for tenant-b's own pods...
+    cluster_ip = cluster.api.get("Service", "b1", "tenant-b")["spec"]["clusterIP"]
+    pod = _get(cluster, "b2")
+    runtime = cluster.runtimes["node-2"]
+    wait_until(
+        lambda: (
+            runtime.exec(
+                pod["metadata"]["uid"], "web", ["timeout", "2", "wget", "-qO-", f"http://{cluster_ip}/"]
+            )[0]  # type: ignore[attr-defined]
+            == 0
+        ),
+        30,
+        "b2 -> b1 through its ClusterIP",
+    )
+    # ...but this machine, outside tenant-b, is kept out on the NodePort too: the rule is checked
+    # after the proxy's DNAT on b1's node, also when the request comes in there (node-1), where the
+    # proxy's own FORWARD rules would accept it if they came first
+    for node in ("node-1", "node-2"):
+        assert get_or_empty(f"http://{cluster.node_addresses()[node]}:{node_port}/", timeout=2.0) == ""
+
+
 def test_an_ip_block_with_an_except_and_a_named_port(cluster: LocalCluster) -> None:
     a2_ip = _get(cluster, "a2")["status"]["podIP"]
     spec = {
@@ -171,6 +200,11 @@ def test_deleting_the_policies_restores_traffic(cluster: LocalCluster) -> None:
     for name in ("default-deny", "same-namespace", "cluster-to-alt"):
         cluster.api.delete("NetworkPolicy", name, "tenant-b")
     settle(cluster, {("a1", "b1", 80): True, ("a2", "b1", 80): True, ("a2", "b2", 80): True})
+    node_port = cluster.api.get("Service", "b1", "tenant-b")["spec"]["ports"][0]["nodePort"]
+    for node in ("node-1", "node-2"):
+        url = f"http://{cluster.node_addresses()[node]}:{node_port}/"
+        assert wait_until(lambda url=url: get_or_empty(url, timeout=2.0), 30, f"{url} answering") == "b1"
+    cluster.api.delete("Service", "b1", "tenant-b")
 
 
 def test_egress_deny(cluster: LocalCluster) -> None:

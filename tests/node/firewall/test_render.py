@@ -205,3 +205,22 @@ def test_a_failed_restore_is_followed_by_a_full_rewrite(kernel: ModelKernel, mon
     assert fw.sync(table)
     assert _ours(kernel) == render(table)["filter"]
     assert kernel.chains["FORWARD"][0] == f"-A FORWARD {JUMP[2]}"
+
+
+def test_check_puts_our_jump_back_in_front(kernel: ModelKernel) -> None:
+    fw = IptablesFirewall(None)
+    table = {"10.244.1.2": PodFirewall("b/b1", "10.244.1.2", (), None)}
+    fw.sync(table)
+    assert not fw.check()  # as we left it
+    # the proxy restarting inserts its own jumps first; one of its chains ACCEPTs NodePort traffic
+    kernel.chains["FORWARD"].insert(0, "-A FORWARD -j NBK-FORWARD")
+    assert fw.check()
+    assert kernel.chains["FORWARD"] == [
+        f"-A FORWARD {JUMP[2]}",
+        "-A FORWARD -j NBK-FORWARD",
+        "-A FORWARD -j SOMEONE-ELSE",
+    ]
+    assert _ours(kernel) == render(table)["filter"]
+    kernel.chains.pop(next(c for c in kernel.chains if c.startswith("NBK-FW-I-")))  # deleted under us
+    assert fw.check() and _ours(kernel) == render(table)["filter"]
+    assert not fw.check()

@@ -111,6 +111,25 @@ def test_a_failing_sync_is_retried(api: Registry) -> None:
         factory.stop_all()
 
 
+def test_the_runner_waits_for_start_after_and_has_the_firewall_check_its_rules(api: Registry) -> None:
+    factory = InformerFactory(api)
+    fw = FakeFirewall()
+    order: list[str] = []
+
+    def proxy_synced(timeout: float) -> bool:
+        order.append(f"proxy synced, firewall syncs so far: {len(fw.synced)}")
+        return True
+
+    runner = FirewallRunner(factory, fw, "n1", check_every=0.01, start_after=proxy_synced)
+    runner.start()
+    try:
+        assert _wait(lambda: fw.checks >= 2)
+        assert order == ["proxy synced, firewall syncs so far: 0"] and len(fw.synced) == 1
+    finally:
+        runner.stop()
+        factory.stop_all()
+
+
 def test_the_process_runtime_warns_on_each_policy_that_selects_its_pods(api: Registry) -> None:
     factory = InformerFactory(api)
     notice = NotEnforcedNotice(api, factory, "n1")
