@@ -82,6 +82,8 @@ def _rule_chain(chains: Chains, rule: Rule, side: str) -> str:
         target = f"-j {_add(chains, 'T', _port_lines(rule.ports))}"
     body: list[str] = []
     for peer in rule.peers or ():
+        if ":" in peer.cidr:
+            continue  # an IPv6 block: iptables (IPv4) could not load it, and no pod packet matches it
         body.append(f"{side} {peer.cidr} {_peer_target(chains, peer, side, target)}")
     return _add(chains, "R", body if rule.peers is not None else [target])
 

@@ -224,3 +224,13 @@ def test_check_puts_our_jump_back_in_front(kernel: ModelKernel) -> None:
     kernel.chains.pop(next(c for c in kernel.chains if c.startswith("NBK-FW-I-")))  # deleted under us
     assert fw.check() and _ours(kernel) == render(table)["filter"]
     assert not fw.check()
+
+
+def test_an_ipv6_block_is_left_out_of_the_ipv4_rules() -> None:
+    rule = Rule((Peer("2001:db8::/64"), Peer("10.0.0.0/8")), None)
+    only_v6 = Rule((Peer("2001:db8::/64"),), None)
+    out = render({"10.244.1.2": PodFirewall("a/c", "10.244.1.2", (rule, only_v6), None)})["filter"]
+    text = "\n".join(line for lines in out.values() for line in lines)
+    assert "2001:db8" not in text and "-s 10.0.0.0/8" in text
+    empty = [c for c, lines in out.items() if c.startswith("NBK-FW-R-") and not lines]
+    assert len(empty) == 1  # the IPv6-only rule matches nothing: that pod gets nothing from it
