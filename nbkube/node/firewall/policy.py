@@ -2,7 +2,7 @@
 
 Called by the firewall runner on every change of Pods, Namespaces or NetworkPolicies; its result is
 what a `Firewall` is told to enforce. Nothing here touches the kernel, so the semantics are tested
-exhaustively without root (tests/node/firewall/test_policy.py).
+exhaustively without root (tests/node/firewall/test_firewall_policy.py).
 
 The rules, as in Kubernetes (networking.k8s.io/v1):
 - a pod is isolated for ingress (egress) when any policy of its namespace selects it and lists
