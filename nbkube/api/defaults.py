@@ -17,9 +17,16 @@ from nbkube.api import kinds
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
-__all__ = ["apply_defaults", "default_pod_spec", "image_pull_policy", "preserve_allocated"]
+__all__ = [
+    "NAMESPACE_NAME_LABEL",
+    "apply_defaults",
+    "default_pod_spec",
+    "image_pull_policy",
+    "preserve_allocated",
+]
 
 DEFAULT_NAMESPACE = "default"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_SCHEDULER = "default-scheduler"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
@@ -236,6 +243,21 @@ def _default_network_policy(obj: Obj) -> None:
         spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
 
 
+def _default_namespace(obj: Obj) -> None:
+    meta = _dict(obj, "metadata")
+    name = meta.get("name") if meta is not None else None
+    if meta is None or not isinstance(name, str) or not name:
+        return
+    labels = meta.get("labels")
+    if labels is None:
+        labels = meta["labels"] = {}
+    if isinstance(labels, dict):
+        # As Kubernetes 1.21+: every namespace carries its own name as a label, so a NetworkPolicy's
+        # namespaceSelector can pick one namespace by name. Always set (never left to the writer),
+        # so it cannot be spoofed to look like another namespace.
+        labels[NAMESPACE_NAME_LABEL] = name
+
+
 # --- config ----------------------------------------------------------------------------------
 
 
@@ -281,6 +303,7 @@ _BY_KIND = {
     "Service": _default_service,
     "Endpoints": _default_endpoints,
     "NetworkPolicy": _default_network_policy,
+    "Namespace": _default_namespace,
     "Secret": _default_secret,
     "LimitRange": _default_limit_range,
 }

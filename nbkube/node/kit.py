@@ -30,6 +30,9 @@ from nbkube.client.informer import InformerFactory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
 from nbkube.node.agentserver import AgentServer
+from nbkube.node.firewall.base import FakeFirewall
+from nbkube.node.firewall.notice import NotEnforcedNotice
+from nbkube.node.firewall.runner import FirewallRunner
 from nbkube.node.network.base import NodeNetInfo, PodNetwork, node_addresses
 from nbkube.node.proxy.hostport_rules import host_port_listeners
 from nbkube.node.proxy.rules import ServicePortRule
@@ -247,13 +250,17 @@ def build_node(
         options.setdefault("node_name", node_name)
         rt = create_runtime("process", state_dir=os.path.join(state_dir, "process", node_name), **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
-        kit.parts = [AgentServer(api, node_name, rt)]
+        # No per-pod isolation on loopback: say so on every policy that selects a pod here.
+        kit.parts = [AgentServer(api, node_name, rt), NotEnforcedNotice(api, factory, node_name)]
         kit._teardown.append(rt.close)
         return kit
     if runtime == "sim":
         node_ip, cidr = node_addresses(index)
         rt = create_runtime("sim", **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
+        # Nothing to filter, but the same decisions a real node would enforce, for inspection;
+        # inline (no thread per node): a scale study may simulate thousands of nodes.
+        kit.parts = [FirewallRunner(factory, FakeFirewall(), node_name, threaded=False)]
         kit._teardown.append(rt.close)
         return kit
     raise BadRequest(f"unknown runtime {runtime!r} (expected docker, process or sim)")
@@ -270,6 +277,7 @@ def _docker_node(
     options: dict[str, Any],
     host_ip: str | None = None,
 ) -> NodeKit:
+    from nbkube.node.firewall.iptables import IptablesFirewall
     from nbkube.node.network import make_network
     from nbkube.node.network.host import HostNetwork
     from nbkube.node.proxy.iptables import IptablesProxy
@@ -295,12 +303,16 @@ def _docker_node(
     if client is not None:
         ensure_images(client)  # offline: busybox and the pause image come from the host
     iptables = IptablesProxy(net.netns, [net.node_ip])
+    firewall = IptablesFirewall(net.netns)
     kit = NodeKit(node_name, rt, net, network)
+    proxy = ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}", on_idle=iptables.compact)
     kit.parts = [
         RouteSync(factory, network),
-        ProxyRunner(factory, iptables.sync, name=f"proxy-{node_name}", on_idle=iptables.compact),
+        proxy,
+        # after the proxy's first sync: our FORWARD jump must end up in front of the proxy's
+        FirewallRunner(factory, firewall, node_name, start_after=proxy.wait_synced),
         AgentServer(api, node_name, rt),
     ]
     # Run in reverse: every container of this node first, then our rules, then links and namespace.
-    kit._teardown = [network.teardown, iptables.cleanup, lambda: rt.close(remove=True)]
+    kit._teardown = [network.teardown, iptables.cleanup, firewall.cleanup, lambda: rt.close(remove=True)]
     return kit

@@ -191,7 +191,8 @@ def test_service_defaults() -> None:
 
 def test_other_kinds() -> None:
     ns = apply_defaults({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}})
-    assert ns == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}
+    labels = {"kubernetes.io/metadata.name": "a"}  # as Kubernetes 1.21+
+    assert ns == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "labels": labels}}
     node = apply_defaults({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}})
     assert "namespace" not in node["metadata"]
     secret = apply_defaults(
@@ -280,3 +281,13 @@ def test_preserve_allocated_keeps_cluster_ip_node_ports_and_node_name() -> None:
     bound = copy.deepcopy(pod)
     bound["spec"]["nodeName"] = "n1"
     assert preserve_allocated(pod, bound)["spec"]["nodeName"] == "n1"
+
+
+def test_a_namespace_carries_its_name_as_a_label_which_cannot_be_spoofed() -> None:
+    from nbkube.api.defaults import NAMESPACE_NAME_LABEL
+
+    ns = apply_defaults({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tenant-a"}})
+    assert ns["metadata"]["labels"] == {NAMESPACE_NAME_LABEL: "tenant-a"}
+    spoof = {"name": "tenant-b", "labels": {NAMESPACE_NAME_LABEL: "tenant-a", "team": "x"}}
+    ns = apply_defaults({"apiVersion": "v1", "kind": "Namespace", "metadata": spoof})
+    assert ns["metadata"]["labels"] == {NAMESPACE_NAME_LABEL: "tenant-b", "team": "x"}

@@ -64,6 +64,8 @@ __all__ = [
     "render",
     "render_tables",
     "restore_text",
+    "in_netns",
+    "run_iptables",
     "snapshot",
     "update",
 ]
@@ -511,6 +513,43 @@ def _entered(netns: str | None) -> Iterator[None]:
         os.close(home)
 
 
+def in_netns(netns: str | None) -> contextlib.AbstractContextManager[None]:
+    """This thread (only this one) in network namespace `netns` for the body (None: stay put);
+    for the firewall's per-namespace sysctl, written without starting a program."""
+    return _entered(netns)
+
+
+def run_iptables(netns: str | None, args: list[str], input: str | None = None) -> str:
+    """Run an iptables program (`iptables-restore`, `iptables-save`) in network namespace `netns`
+    (the host's when None): its stdout, or IptablesError naming the command, its stderr and where.
+
+    The proxy and the NetworkPolicy firewall (nbkube.node.firewall.iptables) both program a node's
+    namespace this way."""
+    where = f"netns {netns}" if netns else "host namespace"
+    try:
+        with _entered(netns):
+            # Started inside the namespace switch (the child inherits this thread's network
+            # namespace), fed and waited for outside it.
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        try:
+            out, err = proc.communicate(input, timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise IptablesError(f"{' '.join(args[:6])} in {where}: {exc}") from exc
+    if proc.returncode != 0:
+        raise IptablesError(f"{' '.join(args)} in {where} failed: {err.strip()}")
+    return out
+
+
 class IptablesProxy:
     """Programs one network namespace's iptables (the host's when `netns` is None)."""
 
@@ -529,29 +568,7 @@ class IptablesProxy:
         self.restores = 0  # how many iptables-restore runs, for tests and benchmarks
 
     def _run(self, args: list[str], input: str | None = None) -> str:
-        where = f"netns {self.netns}" if self.netns else "host namespace"
-        try:
-            with _entered(self.netns):
-                # Started inside the namespace switch (the child inherits this thread's network
-                # namespace), fed and waited for outside it.
-                proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            try:
-                out, err = proc.communicate(input, timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-                raise
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise IptablesError(f"{' '.join(args[:6])} in {where}: {exc}") from exc
-        if proc.returncode != 0:
-            raise IptablesError(f"{' '.join(args)} in {where} failed: {err.strip()}")
-        return out
+        return run_iptables(self.netns, args, input)
 
     def _restore(self, text: str) -> None:
         if text:
