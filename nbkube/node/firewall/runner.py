@@ -23,16 +23,14 @@ from collections.abc import Callable
 from nbkube.client.informer import InformerFactory
 from nbkube.node.firewall.base import Firewall
 from nbkube.node.firewall.policy import PodFirewall, compute
+from nbkube.node.syncloop import SyncLoop
 
 __all__ = ["FirewallRunner"]
 
 log = logging.getLogger(__name__)
 
-_RETRY_START = 0.1
-_RETRY_MAX = 5.0
 
-
-class FirewallRunner:
+class FirewallRunner(SyncLoop):
     """Calls `firewall.sync(table)` for `node_name`'s pods whenever a policy input changes."""
 
     def __init__(
@@ -46,6 +44,7 @@ class FirewallRunner:
         check_every: float = 10.0,
         start_after: Callable[[float], object] | None = None,
     ) -> None:
+        super().__init__(f"firewall-{node_name}")
         self._pods = factory.informer("Pod")
         self._namespaces = factory.informer("Namespace")
         self._policies = factory.informer("NetworkPolicy")
@@ -55,18 +54,12 @@ class FirewallRunner:
         self._cleanup_on_stop = cleanup_on_stop
         self._check_every = check_every
         self._start_after = start_after
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # inline mode: informer threads call in concurrently
-        self._idle = threading.Condition()
-        self.syncs = 0
-        self.last_error = ""
         self.table: dict[str, PodFirewall] = {}
 
     def _mark(self, *_objs: object) -> None:
         if self._threaded:
-            self._dirty.set()
+            self.mark()
             return
         with self._lock:
             try:
@@ -83,26 +76,12 @@ class FirewallRunner:
             informer.start()  # no-op when the factory already runs it
         if not self._threaded:
             return
-        self._stop.clear()
-        self._dirty.set()
-        self._thread = threading.Thread(
-            target=self._run, name=f"nbkube-firewall-{self.node_name}", daemon=True
-        )
-        self._thread.start()
+        self._start_thread(self._run)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._dirty.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._stop_thread()
         if self._cleanup_on_stop:
             self.firewall.cleanup()
-
-    def wait_synced(self, timeout: float = 10.0) -> bool:
-        """Wait until the latest change has been applied (no sync pending or running)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._dirty.is_set() and self.syncs > 0, timeout)
 
     def _sync_once(self) -> None:
         policies = self._policies.list()
@@ -111,10 +90,7 @@ class FirewallRunner:
         )
         self.firewall.sync(table)
         self.table = table
-        self.last_error = ""
-        with self._idle:
-            self.syncs += 1
-            self._idle.notify_all()
+        self._synced()
 
     def _run(self) -> None:
         for informer in (self._pods, self._namespaces, self._policies):
@@ -124,7 +100,6 @@ class FirewallRunner:
             # jumps (which ACCEPT NodePort traffic) must be there already, or they would land in
             # front of ours and let that traffic past every policy.
             self._start_after(30.0)
-        delay = _RETRY_START
         next_check = time.monotonic() + self._check_every
         while not self._stop.is_set():
             wait = max(0.0, next_check - time.monotonic()) if self.syncs else None
@@ -143,10 +118,5 @@ class FirewallRunner:
             try:
                 self._sync_once()
             except Exception as exc:  # the firewall must keep trying; the next change may fix it
-                self.last_error = str(exc)
-                log.warning("firewall of %s: sync failed (retrying in %.1fs): %s", self.node_name, delay, exc)
-                self._dirty.set()
-                self._stop.wait(delay)
-                delay = min(delay * 2, _RETRY_MAX)
+                self._failed(exc, log, f"firewall of {self.node_name}: sync")
                 continue
-            delay = _RETRY_START

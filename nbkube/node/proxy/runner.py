@@ -22,16 +22,14 @@ from typing import Any
 from nbkube.api.meta import Obj, key_of
 from nbkube.client.informer import InformerFactory
 from nbkube.node.proxy.rules import RuleCache, ServicePortRule
+from nbkube.node.syncloop import SyncLoop
 
 __all__ = ["ProxyRunner"]
 
 log = logging.getLogger(__name__)
 
-_RETRY_START = 0.1
-_RETRY_MAX = 5.0
 
-
-class ProxyRunner:
+class ProxyRunner(SyncLoop):
     """Calls `apply(rules)` whenever Services or Endpoints change (and once at start)."""
 
     def __init__(
@@ -43,18 +41,13 @@ class ProxyRunner:
         on_idle: Callable[[], Any] | None = None,
         idle_after: float = 1.0,
     ):
+        super().__init__(name)
         self._services = factory.informer("Service")
         self._endpoints = factory.informer("Endpoints")
         self._apply = apply
         self._on_idle = on_idle
         self._idle_after = idle_after
         self._name = name
-        self._dirty = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._idle = threading.Condition()
-        self.syncs = 0  # completed syncs, for tests and benchmarks
-        self.last_error = ""
         self.rules: list[ServicePortRule] = []
         self._cache = RuleCache()
         self._changed: set[str] = set()  # service keys changed since the last sync
@@ -66,7 +59,7 @@ class ProxyRunner:
         # Service and its Endpoints share namespace/name, the key the cache works by.
         with self._changed_lock:
             self._changed.add(key_of(objs[-1]))
-        self._dirty.set()
+        self.mark()
 
     def start(self) -> None:
         if self._thread is not None:
@@ -74,27 +67,14 @@ class ProxyRunner:
         for informer in (self._services, self._endpoints):
             informer.add_handler(on_add=self._mark, on_update=self._mark, on_delete=self._mark)
             informer.start()  # no-op when the factory already runs it
-        self._stop.clear()
-        self._dirty.set()
-        self._thread = threading.Thread(target=self._run, name=f"nbkube-{self._name}", daemon=True)
-        self._thread.start()
+        self._start_thread(self._run)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._dirty.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-
-    def wait_synced(self, timeout: float = 10.0) -> bool:
-        """Wait until the latest change has been applied (no sync pending or running)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._dirty.is_set() and self.syncs > 0, timeout)
+        self._stop_thread()
 
     def _run(self) -> None:
         for informer in (self._services, self._endpoints):
             informer.wait_synced(30)
-        delay = _RETRY_START
         idle_due = False  # a sync happened since on_idle last ran
         while not self._stop.is_set():
             if not self._dirty.wait(self._idle_after if idle_due and self._on_idle else None):
@@ -119,16 +99,8 @@ class ProxyRunner:
                 self._apply(rules)
             except Exception as exc:  # the proxy must keep trying; the next change may fix it
                 self._full = True  # whatever was half done, the retry starts from the lists
-                self.last_error = str(exc)
-                log.warning("%s sync failed (retrying in %.1fs): %s", self._name, delay, exc)
-                self._dirty.set()
-                self._stop.wait(delay)
-                delay = min(delay * 2, _RETRY_MAX)
+                self._failed(exc, log, f"{self._name} sync")
                 continue
-            delay = _RETRY_START
             idle_due = True
             self.rules = rules
-            self.last_error = ""
-            with self._idle:
-                self.syncs += 1
-                self._idle.notify_all()
+            self._synced()
