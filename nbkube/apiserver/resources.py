@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbkube.api.fieldnames import unknown_fields
+from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.apiserver import status
 from nbkube.apiserver.routing import Route, parse_field_selector
@@ -107,13 +108,17 @@ def _list(registry: Registry, req: Request) -> Response:
     items, rv = list_objects(registry, req)
     if req.table:
         return Response(200, to_table(r.info, items, resource_version=rv, include_object=_include(req)))
-    body = {
-        "kind": f"{r.info.kind}List",
-        "apiVersion": r.info.api_version,
-        "metadata": {"resourceVersion": rv},
+    return Response(200, list_body(r.info, items, rv))
+
+
+def list_body(info: KindInfo, items: list[Obj], resource_version: str) -> Obj:
+    """A `{Kind}List` as the apiserver returns for a list (and for a deletecollection)."""
+    return {
+        "kind": f"{info.kind}List",
+        "apiVersion": info.api_version,
+        "metadata": {"resourceVersion": resource_version},
         "items": items,
     }
-    return Response(200, body)
 
 
 # --- write -----------------------------------------------------------------------------------------
@@ -310,13 +315,7 @@ def _delete_collection(registry: Registry, req: Request) -> Response:
         except NotFound:
             continue  # deleted meanwhile by someone else: what was asked for holds
     rv = deleted[-1]["metadata"]["resourceVersion"] if deleted else _rv
-    body = {
-        "kind": f"{r.info.kind}List",
-        "apiVersion": r.info.api_version,
-        "metadata": {"resourceVersion": rv},
-        "items": deleted,
-    }
-    return Response(200, body)
+    return Response(200, list_body(r.info, deleted, rv))
 
 
 # --- scale -----------------------------------------------------------------------------------------
