@@ -9,17 +9,17 @@ Watches stream and are handled in `watchstream`.
 from __future__ import annotations
 
 import copy
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbkube.api.fieldnames import unknown_fields
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
+from nbkube.api.patch import json_patch, merge_patch, strategic_merge_patch
 from nbkube.apiserver import status
 from nbkube.apiserver.routing import Route, parse_field_selector
 from nbkube.apiserver.tables import INCLUDE_OBJECT, to_table
-from nbkube.errors import BadRequest, Conflict, NotFound
+from nbkube.errors import BadRequest, NotFound
 from nbkube.registry.registry import Registry
 
 __all__ = ["Request", "Response", "handle"]
@@ -29,7 +29,6 @@ PATCH_TYPES = (
     "application/json-patch+json",
     "application/strategic-merge-patch+json",
 )
-_PATCH_RETRIES = 5
 
 
 @dataclass
@@ -194,20 +193,15 @@ def _update(registry: Registry, req: Request) -> Response:
 
 def apply_patch(doc: Obj, patch: Any, content_type: str, kind: str) -> Obj:
     """`doc` with `patch` applied per its content type, by nbkube.api.patch."""
-    try:
-        # written in parallel with this module; imported when first needed
-        patches = importlib.import_module("nbkube.api.patch")
-    except ImportError as e:
-        raise UnsupportedMediaType(f"PATCH is not available: nbkube.api.patch is missing ({e})") from e
     if content_type == "application/json-patch+json":
         if not isinstance(patch, list):
             raise BadRequest("a JSON patch must be a list of operations")
-        return patches.json_patch(doc, patch)
+        return json_patch(doc, patch)
     if not isinstance(patch, dict):
         raise BadRequest("a merge patch must be a JSON object")
     if content_type == "application/merge-patch+json":
-        return patches.merge_patch(doc, patch)
-    return patches.strategic_merge_patch(doc, patch, kind)
+        return merge_patch(doc, patch)
+    return strategic_merge_patch(doc, patch, kind)
 
 
 class UnsupportedMediaType(BadRequest):
@@ -224,43 +218,27 @@ def _patch_type(req: Request) -> str:
     return ctype
 
 
-def _pinned(patch: Any) -> bool:
-    if isinstance(patch, dict):
-        return bool((patch.get("metadata") or {}).get("resourceVersion"))
-    return any(
-        isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")
-        for op in patch or []
-    )
-
-
 def _patch(registry: Registry, req: Request) -> Obj:
-    """Patch the current object and write it back at its resourceVersion, retrying on Conflict
-    (as Registry.patch does) unless the patch itself pins a resourceVersion."""
+    """Patch the current object and write it back (Registry.mutate: at its resourceVersion, again
+    on Conflict, unless the patch itself pins a resourceVersion)."""
     _no_dry_run(req)
     r = req.route
     ctype = _patch_type(req)
-    pinned = _pinned(req.body)
-    for attempt in range(_PATCH_RETRIES):
-        cur = registry.get(r.info.kind, r.name, r.namespace)
+
+    def change(cur: Obj) -> Obj:
         new = apply_patch(cur, req.body, ctype, r.info.kind)
         if not isinstance(new, dict):
             raise BadRequest("the patched object is not a JSON object")
-        meta = new.setdefault("metadata", {})
-        if not pinned:
-            meta["resourceVersion"] = cur["metadata"]["resourceVersion"]
+        meta = new.get("metadata") or {}
         if meta.get("name") != r.name or (
             r.info.namespaced and meta.get("namespace") != cur["metadata"].get("namespace")
         ):
             raise BadRequest("a patch may not change the object's name or namespace")
-        try:
-            if r.subresource == "status":
-                return registry.update_status(new)
+        if r.subresource != "status":
             _field_validation(req, new)
-            return registry.update(new)
-        except Conflict:
-            if pinned or attempt == _PATCH_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+        return new
+
+    return registry.mutate(r.info.kind, r.name, r.namespace, change, status=r.subresource == "status")
 
 
 def _delete(registry: Registry, req: Request) -> Response:
@@ -353,27 +331,22 @@ def _scale(registry: Registry, req: Request) -> Response:
     if req.method not in ("PUT", "PATCH"):
         raise MethodNotAllowed(f"{req.method} is not allowed on {r.info.plural}/scale")
     _no_dry_run(req)
-    for attempt in range(_PATCH_RETRIES):
-        cur = registry.get(r.info.kind, r.name, r.namespace)
-        scale = scale_of(cur)
+    ctype = _patch_type(req) if req.method == "PATCH" else ""
+
+    def change(cur: Obj) -> Obj:
         if req.method == "PUT":
             wanted = req.body
             if not isinstance(wanted, dict):
                 raise BadRequest("the request body must be a Scale object")
         else:
-            wanted = apply_patch(scale, req.body, _patch_type(req), "Scale")
+            wanted = apply_patch(scale_of(cur), req.body, ctype, "Scale")
         replicas = (wanted.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise BadRequest(f"spec.replicas must be a non-negative integer, got {replicas!r}")
-        pinned = str((wanted.get("metadata") or {}).get("resourceVersion") or "")
         new = copy.deepcopy(cur)
         new.setdefault("spec", {})["replicas"] = replicas
-        new["metadata"]["resourceVersion"] = pinned or cur["metadata"]["resourceVersion"]
-        try:
-            return Response(200, scale_of(registry.update(new)))
-        except Conflict:
-            if pinned or attempt == _PATCH_RETRIES - 1:
-                raise
-        except NotFound:
-            raise
-    raise AssertionError("unreachable")
+        # a resourceVersion in the Scale pins the write (no retry), as a patch's does
+        new["metadata"]["resourceVersion"] = str((wanted.get("metadata") or {}).get("resourceVersion") or "")
+        return new
+
+    return Response(200, scale_of(registry.mutate(r.info.kind, r.name, r.namespace, change)))

@@ -178,6 +178,7 @@ os.register_at_fork(after_in_child=_uid_pool.clear)
 
 # --- encoding --------------------------------------------------------------------------------------
 
+
 def _encode(obj: Obj) -> bytes:
     meta = obj.get("metadata") or {}
     if "resourceVersion" in meta:
@@ -652,15 +653,28 @@ class Registry:
         self, kind: str, name: str, namespace: str, patch: dict[str, Any], *, status: bool = False
     ) -> Obj:
         """JSON merge patch (RFC 7386). Retries on conflict unless the patch pins a resourceVersion."""
-        pinned = bool((patch.get("metadata") or {}).get("resourceVersion"))
+        # merge_patch works on a copy, so the object `get` returned is left alone
+        return self.mutate(kind, name, namespace, lambda cur: merge_patch(cur, patch), status=status)
+
+    def mutate(
+        self, kind: str, name: str, namespace: str, change: Callable[[Obj], Obj], *, status: bool = False
+    ) -> Obj:
+        """Read-modify-write: write `change(current object)` (an update, or with `status` an
+        update_status) at the current resourceVersion, reading and changing again on Conflict.
+
+        Every patch is this (here, and the API server's JSON/strategic patches and `scale`). A changed
+        object that names another resourceVersion pins it: that write is tried and its Conflict raised,
+        never retried, as the Kubernetes API server treats a patch carrying a resourceVersion."""
         for attempt in range(_PATCH_RETRIES):
             cur = self.get(kind, name, namespace)
-            # merge_patch works on a copy, so the object `get` returned is left alone
-            merged = merge_patch(cur, patch)
-            if not pinned:
-                merged.setdefault("metadata", {})["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            current_rv = cur["metadata"]["resourceVersion"]
+            new = change(cur)
+            meta = new.setdefault("metadata", {})
+            pinned = bool(meta.get("resourceVersion")) and str(meta["resourceVersion"]) != current_rv
+            if not meta.get("resourceVersion"):
+                meta["resourceVersion"] = current_rv
             try:
-                return self.update_status(merged) if status else self.update(merged)
+                return self.update_status(new) if status else self.update(new)
             except Conflict:
                 if pinned or attempt == _PATCH_RETRIES - 1:
                     raise
