@@ -8,14 +8,11 @@ their pods have no logs: that is a BadRequest naming the node, as `nbkube logs` 
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
 import urllib.request
 from typing import Any
 
-from nbkube.errors import BadRequest, NbkubeError, NotFound
-from nbkube.node.agentserver import ENDPOINT_ANNOTATION
+from nbkube.errors import BadRequest
+from nbkube.node.agentclient import agent_error, agent_target, agent_url
 from nbkube.registry.registry import Registry
 
 __all__ = ["agent_logs_url", "open_logs"]
@@ -23,18 +20,7 @@ __all__ = ["agent_logs_url", "open_logs"]
 
 def agent_logs_url(registry: Registry, namespace: str, name: str, query: dict[str, str]) -> str:
     """The node agent URL serving the logs `query` (kubectl's container/tailLines/follow) asks for."""
-    pod = registry.get("Pod", name, namespace)
-    containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
-    container = query.get("container") or (containers[0] if containers else "")
-    if container not in containers:
-        raise BadRequest(f"container {container} is not valid for pod {name}")
-    node_name = (pod.get("spec") or {}).get("nodeName")
-    if not node_name:
-        raise BadRequest(f"pod {name} is not scheduled to a node yet")
-    node = registry.get("Node", str(node_name))
-    endpoint = ((node.get("metadata") or {}).get("annotations") or {}).get(ENDPOINT_ANNOTATION)
-    if not endpoint:
-        raise BadRequest(f"node {node_name} does not serve logs (a simulated node, or its agent is down)")
+    endpoint, container = agent_target(registry, namespace, name, query.get("container"))
     params: dict[str, str] = {}
     if query.get("tailLines"):
         try:
@@ -43,22 +29,12 @@ def agent_logs_url(registry: Registry, namespace: str, name: str, query: dict[st
             raise BadRequest(f'tailLines must be an integer, got "{query["tailLines"]}"') from None
     if query.get("follow") in ("true", "1"):
         params["follow"] = "1"
-    path = "/".join(urllib.parse.quote(p, safe="") for p in ("logs", namespace or "default", name, container))
-    return f"http://{endpoint}/{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    return agent_url(endpoint, "logs", namespace, name, container, params)
 
 
 def open_logs(url: str, timeout: float) -> Any:
     """The agent's streaming response; its errors as nbkube errors (the agent answers 404 JSON)."""
     try:
         return urllib.request.urlopen(url, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        try:
-            message = str(json.loads(e.read()).get("message", ""))
-        except ValueError:
-            message = ""
-        err: NbkubeError = (
-            NotFound(message) if e.code == 404 else BadRequest(message or f"agent answered {e.code}")
-        )
-        raise err from None
-    except OSError as e:
-        raise BadRequest(f"the node agent at {url.split('/')[2]} cannot be reached: {e}") from None
+    except OSError as e:  # HTTPError and URLError are OSErrors too
+        raise agent_error(url.split("/")[2], e) from None

@@ -1,0 +1,66 @@
+"""How the rest of nbkube reaches a node agent: the pod's node, its endpoint, the URL, the errors.
+
+Why: `nbkube logs`/`exec` (the CLI) and `pods/log` (the API server) both ask the agent that runs a
+pod, as kubectl and the API server ask the kubelet: find the pod's node, read the agent's loopback
+endpoint from the Node's `nbkube.io/agent-endpoint` annotation (written by
+`nbkube.node.agentserver`), build the agent's URL and turn its error answers into nbkube errors.
+One place for that, so both say the same thing about a missing container or a silent node.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+from typing import Any
+
+from nbkube.errors import BadRequest, NbkubeError, NotFound
+from nbkube.node.agentserver import ENDPOINT_ANNOTATION
+
+__all__ = ["agent_error", "agent_target", "agent_url"]
+
+
+def agent_target(api: Any, namespace: str, name: str, container: str | None) -> tuple[str, str]:
+    """(agent endpoint, container) for the pod; `container` None or "" means the pod's first."""
+    pod = api.get("Pod", name, namespace)
+    containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+    chosen = container or (containers[0] if containers else "")
+    if chosen not in containers:
+        # kubectl's wording first ("container X is not valid for pod P"), then what the pod has
+        raise BadRequest(
+            f'container {chosen} is not valid for pod {name}: no container "{chosen}" '
+            f"(it has: {', '.join(containers)})"
+        )
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise BadRequest(f"pod {name} is not scheduled to a node yet")
+    node = api.get("Node", str(node_name))
+    endpoint = ((node.get("metadata") or {}).get("annotations") or {}).get(ENDPOINT_ANNOTATION)
+    if not endpoint:
+        raise BadRequest(
+            f"node {node_name} does not serve logs and exec (a simulated node, or its agent is down)"
+        )
+    return str(endpoint), chosen
+
+
+def agent_url(
+    endpoint: str, verb: str, namespace: str, pod: str, container: str, query: dict[str, str]
+) -> str:
+    """The agent's URL for `verb` (logs, exec) on one container."""
+    path = "/".join(urllib.parse.quote(p, safe="") for p in (verb, namespace or "default", pod, container))
+    suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+    return f"http://{endpoint}/{path}{suffix}"
+
+
+def agent_error(endpoint: str, exc: Exception) -> NbkubeError:
+    """What a failed call to the agent at `endpoint` means: its own message (404: NotFound), or why
+    it could not be reached."""
+    if isinstance(exc, urllib.error.HTTPError):
+        try:
+            message = str(json.loads(exc.read()).get("message", ""))
+        except ValueError:
+            message = ""
+        if exc.code == 404:
+            return NotFound(message or f"the node agent at {endpoint} answered 404")
+        return BadRequest(message or f"the node agent at {endpoint} answered {exc.code}")
+    return BadRequest(f"the node agent at {endpoint} cannot be reached: {exc}")
