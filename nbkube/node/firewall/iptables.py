@@ -19,7 +19,8 @@ from collections.abc import Mapping
 
 from nbkube.node.firewall.policy import PodFirewall
 from nbkube.node.firewall.render import CHAIN_PREFIX, JUMP, render
-from nbkube.node.proxy.iptables import IptablesError, Tables, in_netns, restore_text, run_iptables
+from nbkube.node.netns import entered
+from nbkube.node.proxy.iptables import IptablesError, Tables, restore_text, run_iptables
 
 __all__ = ["IptablesFirewall"]
 
@@ -85,7 +86,7 @@ class IptablesFirewall:
         # not through `ip netns exec sysctl`: two program starts less per full sync.
         path = "/proc/sys/" + _BRIDGE_SYSCTL.replace(".", "/")
         try:
-            with in_netns(self.netns), open(path, "w") as fh:
+            with entered(self.netns), open(path, "w") as fh:
                 fh.write("1\n")
         except OSError as exc:
             raise IptablesError(

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nbkube.node.netns import run_in
 from nbkube.node.network.base import NetworkError
 
 __all__ = ["HostPortMapping", "HostPortTable", "pod_host_ports"]
@@ -133,11 +134,13 @@ class HostPortTable:
     def _run(
         self, argv: list[str], *, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        full = ["ip", "netns", "exec", self.netns, *argv] if self.netns else argv
+        where = f"netns {self.netns}" if self.netns else "the host namespace"
         try:
-            proc = subprocess.run(full, input=input, capture_output=True, text=True, timeout=20)
+            proc = run_in(self.netns, argv, input, timeout=20)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise NetworkError(f"{' '.join(full)}: {exc}") from exc
+            raise NetworkError(f"{' '.join(argv)} in {where}: {exc}") from exc
         if check and proc.returncode != 0:
-            raise NetworkError(f"{' '.join(full)} failed ({proc.returncode}): {proc.stderr.strip()}")
+            raise NetworkError(
+                f"{' '.join(argv)} in {where} failed ({proc.returncode}): {proc.stderr.strip()}"
+            )
         return proc

@@ -23,7 +23,7 @@ Why it looks like this:
   changed. An endpoint change then costs rendering and restoring one NBK-SVC- chain and its new
   NBK-SEP- chains (plus deleting the stale ones), however many services there are; the tests hold
   `update` to equal a full render after any sequence of changes, and the kernel to equal a full sync;
-- iptables-restore is started inside the namespace by the sync thread itself (`_entered`), not
+- iptables-restore is started inside the namespace by the sync thread itself (`nbkube.node.netns`), not
   through `ip netns exec`: one process start per sync instead of two.
 
 What an endpoint change costs (iptables-nft 1.8.9, kernel 6.18, 2 cores, 1,000 services): well
@@ -41,16 +41,14 @@ service added or removed, its last endpoint gone or back) compact in the same re
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
-import errno
 import functools
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from nbkube.node.netns import run_in
 from nbkube.node.proxy.rules import ServicePortRule
 
 __all__ = [
@@ -64,7 +62,6 @@ __all__ = [
     "render",
     "render_tables",
     "restore_text",
-    "in_netns",
     "run_iptables",
     "snapshot",
     "update",
@@ -469,56 +466,6 @@ def render(
     return restore_text(render_tables(rules, cluster_cidr=cluster_cidr, node_ips=node_ips))
 
 
-_CLONE_NEWNET = 0x40000000
-_libc: ctypes.CDLL | None = None
-
-
-def _setns(fd: int) -> None:
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    if _libc.setns(fd, _CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"setns: {os.strerror(code)}")
-
-
-@contextlib.contextmanager
-def _entered(netns: str | None) -> Iterator[None]:
-    """Run the body with this thread (only this one) in network namespace `netns`.
-
-    Why not `ip netns exec NS iptables-restore`: that is one more program to start (and `ip` also
-    unshares a mount namespace and remounts /sys), a few ms per sync on a quiet box and several
-    times that on a loaded one, where every exec waits for a CPU. A namespace is a per-thread
-    attribute in Linux: the sync thread steps in, starts iptables-restore (which inherits it) and
-    steps back before anything else runs on it.
-    """
-    if not netns:
-        yield
-        return
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        try:
-            target = os.open(f"/var/run/netns/{netns}", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise OSError(errno.ENOENT, f"no network namespace {netns}") from None
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(home)  # cannot fail for our own namespace; if it did, better loud than wrong
-    finally:
-        os.close(home)
-
-
-def in_netns(netns: str | None) -> contextlib.AbstractContextManager[None]:
-    """This thread (only this one) in network namespace `netns` for the body (None: stay put);
-    for the firewall's per-namespace sysctl, written without starting a program."""
-    return _entered(netns)
-
-
 def run_iptables(netns: str | None, args: list[str], input: str | None = None) -> str:
     """Run an iptables program (`iptables-restore`, `iptables-save`) in network namespace `netns`
     (the host's when None): its stdout, or IptablesError naming the command, its stderr and where.
@@ -527,27 +474,12 @@ def run_iptables(netns: str | None, args: list[str], input: str | None = None) -
     namespace this way."""
     where = f"netns {netns}" if netns else "host namespace"
     try:
-        with _entered(netns):
-            # Started inside the namespace switch (the child inherits this thread's network
-            # namespace), fed and waited for outside it.
-            proc = subprocess.Popen(
-                args,
-                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        try:
-            out, err = proc.communicate(input, timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise
+        proc = run_in(netns, args, input)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise IptablesError(f"{' '.join(args[:6])} in {where}: {exc}") from exc
     if proc.returncode != 0:
-        raise IptablesError(f"{' '.join(args)} in {where} failed: {err.strip()}")
-    return out
+        raise IptablesError(f"{' '.join(args)} in {where} failed: {proc.stderr.strip()}")
+    return proc.stdout
 
 
 class IptablesProxy:

@@ -20,7 +20,6 @@ Restart counts and back-off survive that too: they live in a small JSON file per
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
+from nbkube.node.netns import setns
 from nbkube.node.network.hostports import pod_host_ports
 from nbkube.node.probes import run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
@@ -66,7 +66,6 @@ BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts its back-of
 PULL_ERROR_SHOWN = 1.0
 FAST_READINESS = 0.1  # seconds between readiness probes before a container's first success  # ErrImagePull turns into ImagePullBackOff after this long
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
-_CLONE_NEWNET = 0x40000000
 
 
 @dataclass
@@ -1085,8 +1084,7 @@ class DockerRuntime:
             try:
                 fd = os.open(f"/proc/{p.pause_pid}/ns/net", os.O_RDONLY)
                 try:
-                    if ctypes.CDLL(None, use_errno=True).setns(fd, _CLONE_NEWNET) != 0:
-                        return
+                    setns(fd)  # for good: this thread ends after the check
                 finally:
                     os.close(fd)
                 result.append(check())

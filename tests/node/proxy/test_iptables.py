@@ -541,12 +541,12 @@ def test_after_fast_syncs_connections_reach_only_the_current_endpoints(loopback_
     import socket
     import threading
 
-    from nbkube.node.proxy.iptables import _entered
+    from nbkube.node.netns import entered
 
     listeners: list[socket.socket] = []
 
     def serve(k: int) -> None:
-        with _entered(loopback_ns):  # a socket belongs to the namespace it was made in
+        with entered(loopback_ns):  # a socket belongs to the namespace it was made in
             sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((f"127.0.0.{k}", 80))
@@ -565,7 +565,7 @@ def test_after_fast_syncs_connections_reach_only_the_current_endpoints(loopback_
         threading.Thread(target=answer, daemon=True).start()
 
     def fetch() -> str:
-        with _entered(loopback_ns):
+        with entered(loopback_ns):
             conn = socket.create_connection(("10.96.0.10", 8000), timeout=3)
         with conn:
             return conn.recv(16).decode()
