@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -106,3 +106,14 @@ def rfc3339(ts: float, micro: bool = False) -> str:
 
 def parse_rfc3339(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def timestamp_or_none(text: Any) -> float | None:
+    """An object's RFC 3339 field as seconds; None when it is empty or not a timestamp (a field
+    a user wrote by hand must not break a printer or a controller)."""
+    if not text:
+        return None
+    try:
+        return parse_rfc3339(str(text))
+    except ValueError:
+        return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from nbkube.api import kinds
 from nbkube.api.meta import Obj
-from nbkube.clock import parse_rfc3339
+from nbkube.clock import timestamp_or_none
 
 __all__ = [
     "age_of",
@@ -56,17 +56,8 @@ def human_duration(seconds: float) -> str:
     return f"{y}y"
 
 
-def _timestamp(text: Any) -> float | None:
-    if not text:
-        return None
-    try:
-        return parse_rfc3339(str(text))
-    except ValueError:
-        return None
-
-
 def age_of(obj: Obj, now: float | None = None, field: str = "creationTimestamp") -> str:
-    ts = _timestamp((obj.get("metadata") or {}).get(field))
+    ts = timestamp_or_none((obj.get("metadata") or {}).get(field))
     if ts is None:
         return _NONE
     return human_duration((time.time() if now is None else now) - ts)
@@ -295,10 +286,10 @@ def _secret(obj: Obj, now: float, wide: bool) -> Row:
 
 def event_time(ev: Obj) -> float | None:
     for field in ("lastTimestamp", "eventTime", "firstTimestamp"):
-        ts = _timestamp(ev.get(field))
+        ts = timestamp_or_none(ev.get(field))
         if ts is not None:
             return ts
-    return _timestamp((ev.get("metadata") or {}).get("creationTimestamp"))
+    return timestamp_or_none((ev.get("metadata") or {}).get("creationTimestamp"))
 
 
 def _event(obj: Obj, now: float, wide: bool) -> Row:

@@ -37,7 +37,7 @@ from nbkube.api.meta import Obj, controller_of, key_of
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
-from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
+from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.replication import (
     claim_pods,
     is_active,
@@ -630,10 +630,7 @@ class DeploymentController(Controller):
 
 
 def _ts(text: Any) -> float:
-    try:
-        return parse_rfc3339(str(text)) if text else 0.0
-    except ValueError:
-        return 0.0
+    return timestamp_or_none(text) or 0.0
 
 
 # --- rollout helpers (the CLI's `rollout` verbs) ------------------------------------------------

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nbkube.api.meta import Obj, key_of
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
-from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
+from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import Conflict, NotFound
 
@@ -60,15 +60,6 @@ def _condition(status: Obj, ctype: str) -> Obj | None:
         if c.get("type") == ctype:
             return c
     return None
-
-
-def _time(text: Any) -> float | None:
-    if not text:
-        return None
-    try:
-        return parse_rfc3339(str(text))
-    except ValueError:
-        return None
 
 
 def _tolerates(tol: Obj, taint: Obj) -> bool:
@@ -149,10 +140,10 @@ class NodeLifecycleController(Controller):
         """The node's latest sign of life: its Lease renewal or its Ready heartbeat, whichever is later
         (both count, as upstream's probe timestamp; a node writes them one after the other)."""
         lease = self.leases.get(f"{NODE_LEASE_NAMESPACE}/{node['metadata']['name']}")
-        renew = _time(((lease or {}).get("spec") or {}).get("renewTime")) or 0.0
+        renew = timestamp_or_none(((lease or {}).get("spec") or {}).get("renewTime")) or 0.0
         ready = _condition(node.get("status") or {}, "Ready") or {}
-        heartbeat = _time(ready.get("lastHeartbeatTime")) or 0.0
-        created = _time(node["metadata"].get("creationTimestamp")) or 0.0
+        heartbeat = timestamp_or_none(ready.get("lastHeartbeatTime")) or 0.0
+        created = timestamp_or_none(node["metadata"].get("creationTimestamp")) or 0.0
         return max(renew, heartbeat, created, self._started_at)
 
     def reconcile(self, key: str) -> None:
@@ -315,7 +306,7 @@ class NodeLifecycleController(Controller):
             assert pod is not None
             evict_at = math.inf
             for taint in noexec:
-                added = _time(taint.get("timeAdded")) or now
+                added = timestamp_or_none(taint.get("timeAdded")) or now
                 evict_at = min(
                     evict_at, added + toleration_seconds(pod, taint, self.profile.toleration_seconds)
                 )
