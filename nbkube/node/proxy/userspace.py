@@ -266,11 +266,30 @@ class _Side(asyncio.Protocol):
 
 
 class _ClientSide(_Side):
-    """The accepted connection: it holds its bytes until a backend is connected."""
+    """The accepted connection: it holds its bytes until a backend is connected.
+
+    Reading is paused from `connection_made` on, but some Python versions (Debian 12's 3.11.2
+    among them) start reading anyway once the transport is set up: whatever arrives before the
+    backend is attached is kept here and sent first, never dropped."""
 
     def __init__(self, proxy: UserspaceProxy, listener: _Listener):
         self._proxy = proxy
         self._listener = listener
+        self._early: list[bytes] = []  # bytes read before a backend was attached
+        self._early_eof = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self._early.append(data)
+            self.transport.pause_reading()  # (again) until attach: the backend is not there yet
+            return
+        super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self.peer is None:
+            self._early_eof = True
+            return True  # keep our write side open for the answer
+        return super().eof_received()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -286,6 +305,13 @@ class _ClientSide(_Side):
             upstream.transport.close()
             return
         self.peer = upstream
+        for chunk in self._early:
+            upstream.transport.write(chunk)
+        self._early.clear()
+        if self._early_eof:
+            if upstream.transport.can_write_eof():
+                upstream.transport.write_eof()
+            return  # the client has said all it will: nothing more to read
         self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -121,3 +121,50 @@ def test_a_port_in_use_is_reported_not_raised(backends):
             errors = proxy.sync([rule], node_ips=[])
             assert list(errors) == [("127.96.0.10", rule.port)]
             assert "default/web" in errors[("127.96.0.10", rule.port)]
+
+
+class _FakeTransport:
+    """Just enough of an asyncio transport to watch what a splice side does with it."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.eof = False
+        self.reading = True
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_bytes_read_before_the_backend_is_attached_are_sent_first_not_dropped() -> None:
+    """Some Pythons (Debian 12's 3.11.2) read from a transport paused in connection_made: a
+    request that arrives before the backend connects must still reach the backend."""
+    from nbkube.node.proxy.userspace import _BackendSide, _ClientSide, _Listener
+
+    client = _ClientSide(UserspaceProxy(), _Listener(_rule([])))
+    client.transport = _FakeTransport()  # type: ignore[assignment]
+    client.data_received(b"GET / HTTP/1.0\r\n")
+    client.data_received(b"\r\n")
+    assert client.eof_received() is True  # the half-close waits for the backend too
+    assert client.transport.reading is False  # type: ignore[attr-defined]
+    upstream = _BackendSide(client)
+    upstream.transport = _FakeTransport()  # type: ignore[assignment]
+    client.attach(upstream)
+    assert upstream.transport.written == [b"GET / HTTP/1.0\r\n", b"\r\n"]  # type: ignore[attr-defined]
+    assert upstream.transport.eof is True  # type: ignore[attr-defined]
+    client.data_received(b"more")  # attached: straight through
+    assert upstream.transport.written[-1] == b"more"  # type: ignore[attr-defined]
