@@ -76,6 +76,13 @@ class Conflict(NbkubeError):
     code = 409
 
 
+class Unauthorized(NbkubeError):
+    """The request carried no credential the API server accepts (none, malformed, expired, foreign)."""
+
+    reason = "Unauthorized"
+    code = 401
+
+
 class Forbidden(NbkubeError):
     """Admission refused the request (quota exceeded, namespace terminating, ...)."""
 
