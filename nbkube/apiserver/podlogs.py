@@ -1,25 +1,31 @@
 """`pods/log`: a container's output, fetched from the node agent that runs the pod.
 
 As the Kubernetes API server proxies `kubectl logs` to the kubelet, this finds the pod's node, reads
-the agent's loopback endpoint from the Node's `nbkube.io/agent-endpoint` annotation and relays the
-agent's `/logs/...` answer (streamed with `follow=true`). Simulated nodes run no agent server, so
-their pods have no logs: that is a BadRequest naming the node, as `nbkube logs` reports it.
+the agent's endpoint from the Node's `nbkube.io/agent-endpoint` annotation and says which agent URL
+to relay (the HTTP layer streams it). Simulated nodes run no agent server, so their pods have no
+logs: that is a BadRequest naming the node, as `nbkube logs` reports it.
 """
 
 from __future__ import annotations
 
-import urllib.request
-from typing import Any
+from dataclasses import dataclass, field
 
 from nbkube.errors import BadRequest
-from nbkube.node.agentclient import agent_error, agent_target, agent_url
+from nbkube.node.agentclient import agent_target, agent_url
 from nbkube.registry.registry import Registry
 
-__all__ = ["agent_logs_url", "open_logs"]
+__all__ = ["AgentRequest", "agent_logs_request"]
 
 
-def agent_logs_url(registry: Registry, namespace: str, name: str, query: dict[str, str]) -> str:
-    """The node agent URL serving the logs `query` (kubectl's container/tailLines/follow) asks for."""
+@dataclass(frozen=True)
+class AgentRequest:
+    url: str
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def agent_logs_request(registry: Registry, namespace: str, name: str, query: dict[str, str]) -> AgentRequest:
+    """The node agent request serving the logs `query` (kubectl's container/tailLines/follow) asks for."""
     endpoint, container = agent_target(registry, namespace, name, query.get("container"))
     params: dict[str, str] = {}
     if query.get("tailLines"):
@@ -29,12 +35,6 @@ def agent_logs_url(registry: Registry, namespace: str, name: str, query: dict[st
             raise BadRequest(f'tailLines must be an integer, got "{query["tailLines"]}"') from None
     if query.get("follow") in ("true", "1"):
         params["follow"] = "1"
-    return agent_url(endpoint, "logs", namespace, name, container, params)
+    return AgentRequest(agent_url(endpoint, "logs", namespace, name, container, params), endpoint)
 
 
-def open_logs(url: str, timeout: float) -> Any:
-    """The agent's streaming response; its errors as nbkube errors (the agent answers 404 JSON)."""
-    try:
-        return urllib.request.urlopen(url, timeout=timeout)
-    except OSError as e:  # HTTPError and URLError are OSErrors too
-        raise agent_error(url.split("/")[2], e) from None

@@ -1,41 +1,83 @@
-"""The HTTP/1.1 server that puts the Kubernetes REST API in front of a Registry.
+"""The HTTP layer of the Kubernetes REST API: aiohttp in one background thread, in front of a Registry.
 
-Plain HTTP with no authentication or authorization: it binds to 127.0.0.1 only, so exactly the
-processes of this machine (kubectl, the official Python client, notebooks) can reach it. One thread
-per connection (ThreadingHTTPServer); watches hold their thread while they stream and end when the
-server stops.
+One asyncio event loop serves every connection. Plain requests are decoded, dispatched and encoded
+in a bounded thread pool (the registry's store calls block); watches and followed logs are
+coroutines that wait on the store's wakeup or the agent's socket, so an open watch holds no thread.
+aiohttp gives TLS, streaming and WebSockets; nothing here knows what a Pod is: routing, resources,
+watchstream and podlogs hold the resource logic and know nothing of aiohttp.
+
+Every request passes the `Gate` first (authentication, then authorization), as kube-apiserver's
+filter chain does; a server without a gate serves loopback only.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
+import ssl
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from nbkube.api import wirejson
-from nbkube.apiserver import discovery, openapi, podlogs, protobuf, resources, status
-from nbkube.apiserver.resources import Request, Response, UnsupportedMediaType
-from nbkube.apiserver.routing import parse_resource_path
+from nbkube.apiserver import bodies, discovery, openapi, podlogs, resources, status
+from nbkube.apiserver.resources import Request
+from nbkube.apiserver.routing import Route, parse_resource_path
 from nbkube.apiserver.tables import wants_table
-from nbkube.apiserver.watchstream import MAX_WATCH_SECONDS, watch_events
+from nbkube.apiserver.watchstream import POLL_SECONDS, watch_events
 from nbkube.errors import BadRequest, NbkubeError, NotFound, TooLarge
-from nbkube.registry.registry import Registry
+from nbkube.node.agentclient import agent_refusal, agent_unreachable
+from nbkube.registry.registry import Registry, RegistryWatch
 
-__all__ = ["ApiServer", "MAX_BODY_BYTES"]
+__all__ = ["ApiServer", "Gate", "MAX_BODY_BYTES", "RequestContext"]
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 3 * 1024 * 1024  # the apiserver's request size limit
+MAX_BODY_BYTES = bodies.MAX_BODY_BYTES
+_WORKERS = 16  # concurrent blocking requests; watches and log follows do not take one
+_HEALTH = ("/healthz", "/readyz", "/livez")
+_END = object()  # the end of a watch's event generator
 
 
-def _discovery(path: str) -> Any | None:
+@dataclass
+class RequestContext:
+    """What the gate learns about one request: who sent it (set by `Gate.authenticate`)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    peer_cert: bytes | None = None  # the client certificate (DER) the TLS handshake verified
+    user: Any = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Gate(Protocol):
+    """Authentication and authorization of each request (see nbkube.apiserver.security)."""
+
+    def authenticate(self, ctx: RequestContext) -> None:
+        """Set `ctx.user`, or raise Unauthorized (401)."""
+        ...
+
+    def authorize(self, ctx: RequestContext, route: Route | None) -> None:
+        """Raise Forbidden (403) unless `ctx.user` may do what the request asks."""
+        ...
+
+    def handle(self, ctx: RequestContext, route: Route, req: Request) -> resources.Response | None:
+        """Answer requests that need the caller's identity (reviews, tokens), or None."""
+        ...
+
+
+def _static_document(path: str) -> Any | None:
     """The static documents (version, discovery, health, openapi) served at `path`, if any."""
     p = path.rstrip("/") or "/"
-    if p in ("/healthz", "/readyz", "/livez"):
+    if p in _HEALTH:
         return "ok"
     static: dict[str, Any] = {
         "/version": discovery.version,
@@ -57,192 +99,319 @@ def _discovery(path: str) -> Any | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
+@dataclass
+class _Outcome:
+    """What the blocking part of a request decided: a finished answer, or a stream to start."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    # -- responses ---------------------------------------------------------------------------------
-
-    def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = body.encode() if isinstance(body, str) else wirejson.dumps(body)
-        self.send_response(code)
-        self.send_header(
-            "Content-Type", "text/plain; charset=utf-8" if isinstance(body, str) else "application/json"
-        )
-        self.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _read_body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise TooLarge(f"the request body is {length} bytes, more than the limit of {MAX_BODY_BYTES}")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            raise BadRequest("chunked request bodies are not supported; send Content-Length")
-        raw = self.rfile.read(length) if length else b""
-        if not raw.strip():
-            return None
-        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
-        if ctype == "application/vnd.kubernetes.protobuf" and self.command in ("POST", "PUT", "DELETE"):
-            return protobuf.decode(raw)  # kubectl create namespace|configmap|secret, drain
-        if ctype == "application/yaml" or not ctype.endswith("json"):
-            # other protobuf bodies, CBOR and YAML are not decoded: 415 tells the client so
-            raise UnsupportedMediaType(
-                f'the body of the request was in an unknown format ("{ctype}"); send JSON'
-            )
-        try:
-            return json.loads(raw)
-        except ValueError as e:
-            raise BadRequest(f"the request body is not valid JSON: {e}") from None
-
-    # -- dispatch ----------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        url = urlsplit(self.path)
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
-        route = None
-        try:
-            body = self._read_body() if self.command in ("POST", "PUT", "PATCH", "DELETE") else None
-            if self.command == "GET":
-                doc = _discovery(url.path)
-                if doc is not None:
-                    self._send(200, doc)
-                    return
-            route = parse_resource_path(url.path)
-            if route is None:
-                raise NotFound(f"the server could not find the requested resource ({url.path})")
-            req = Request(
-                self.command,
-                route,
-                query,
-                body,
-                self.headers.get("Content-Type") or "application/json",
-                table=wants_table(self.headers.get("Accept") or ""),
-            )
-            if self.command == "GET" and not route.name and query.get("watch") in ("true", "1"):
-                self._stream_watch(req)
-                return
-            if route.subresource == "log":
-                if self.command != "GET":
-                    raise resources.MethodNotAllowed(f"{self.command} is not allowed on pods/log")
-                self._stream_logs(req)
-                return
-            resp: Response = resources.handle(self.server.registry, req)
-            self._send(resp.code, resp.body, resp.headers)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as e:
-            if not isinstance(e, NbkubeError):
-                log.exception("%s %s failed", self.command, self.path)
-            code, body = status.status_for(e, route.info if route else None, route.name if route else "")
-            self._send(code, body)
-
-    def _stream_watch(self, req: Request) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        self.wfile.flush()
-        try:
-            for event in watch_events(self.server.registry, req, self.server.stopping.is_set):
-                data = wirejson.dumps(event) + b"\n"
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ValueError):
-            pass  # the client went away (ValueError: the socket file was closed by stop())
-        self.close_connection = True
-
-    def _stream_logs(self, req: Request) -> None:
-        r = req.route
-        url = podlogs.agent_logs_url(self.server.registry, r.namespace, r.name, req.query)
-        follow = req.query.get("follow") in ("true", "1")
-        upstream = podlogs.open_logs(url, timeout=1.0 if follow else 30.0)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        deadline = time.monotonic() + MAX_WATCH_SECONDS
-        try:
-            while not self.server.stopping.is_set() and time.monotonic() < deadline:
-                try:
-                    chunk = upstream.read1(65536)
-                except TimeoutError:
-                    continue  # a quiet follow: look at `stopping` and the deadline again
-                if not chunk:
-                    break
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, ValueError):
-            pass  # the client stopped following
-        finally:
-            upstream.close()
-        self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
+    code: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: str = ""  # "watch" or "log": the coroutine continues with `req`
+    req: Request | None = None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def _encode(code: int, body: Any, headers: dict[str, str] | None = None) -> _Outcome:
+    if isinstance(body, str):
+        return _Outcome(code, body.encode(), "text/plain; charset=utf-8", dict(headers or {}))
+    return _Outcome(code, wirejson.dumps(body), "application/json", dict(headers or {}))
 
-    def __init__(self, addr: tuple[str, int], registry: Registry):
+
+class _Service:
+    """The request handling of one ApiServer; lives on the server's event loop."""
+
+    def __init__(self, registry: Registry, gate: Gate | None, stopping: threading.Event):
         self.registry = registry
-        self.stopping = threading.Event()
-        super().__init__(addr, _Handler)
+        self.gate = gate
+        self.stopping = stopping
+        self.pool = concurrent.futures.ThreadPoolExecutor(_WORKERS, thread_name_prefix="nbkube-api")
+        self.session: ClientSession | None = None  # to the node agents, opened on first use
+
+    # -- the blocking part ---------------------------------------------------------------------------
+
+    def decide(self, ctx: RequestContext, raw: bytes, content_type: str) -> _Outcome:
+        """Authenticate, route, authorize and (for plain requests) answer; runs in the pool."""
+        route: Route | None = None
+        try:
+            if self.gate is not None and ctx.path.rstrip("/") not in _HEALTH:
+                self.gate.authenticate(ctx)
+            if ctx.method in ("GET", "HEAD"):
+                doc = _static_document(ctx.path)
+                if doc is not None:
+                    if self.gate is not None:
+                        self.gate.authorize(ctx, None)
+                    return _encode(200, doc)
+            route = parse_resource_path(ctx.path)
+            if route is None:
+                raise NotFound(f"the server could not find the requested resource ({ctx.path})")
+            if self.gate is not None:
+                self.gate.authorize(ctx, route)
+            body = bodies.decode(raw, content_type, ctx.method)
+            req = Request(
+                "GET" if ctx.method == "HEAD" else ctx.method,
+                route,
+                ctx.query,
+                body,
+                content_type or "application/json",
+                table=wants_table(ctx.headers.get("accept", "")),
+            )
+            if ctx.method == "GET" and not route.name and ctx.query.get("watch") in ("true", "1"):
+                return _Outcome(stream="watch", req=req)
+            if route.subresource == "log":
+                if ctx.method != "GET":
+                    raise resources.MethodNotAllowed(f"{ctx.method} is not allowed on pods/log")
+                return _Outcome(stream="log", req=req)
+            answer = self.gate.handle(ctx, route, req) if self.gate is not None else None
+            if answer is None:
+                answer = resources.handle(self.registry, req)
+            headers = dict(answer.headers)
+            if ctx.warnings:
+                headers["Warning"] = ", ".join(f'299 - "{w}"' for w in ctx.warnings)
+            return _encode(answer.code, answer.body, headers)
+        except Exception as e:
+            return self.failure(e, ctx, route)
+
+    @staticmethod
+    def failure(e: BaseException, ctx: RequestContext, route: Route | None) -> _Outcome:
+        if not isinstance(e, NbkubeError):
+            log.exception("%s %s failed", ctx.method, ctx.path)
+        code, body = status.status_for(e, route.info if route else None, route.name if route else "")
+        headers = {"WWW-Authenticate": 'Bearer realm="nbkube"'} if code == 401 else {}
+        return _encode(code, body, headers)
+
+    # -- the event-loop part -------------------------------------------------------------------------
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        ctx = RequestContext(
+            request.method,
+            request.path,
+            dict(parse_qsl(request.query_string, keep_blank_values=True)),
+            {k.lower(): v for k, v in request.headers.items()},
+            _peer_certificate(request),
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await _read_body(request)
+        except NbkubeError as e:
+            out = self.failure(e, ctx, None)
+        else:
+            out = await loop.run_in_executor(
+                self.pool, self.decide, ctx, raw, request.headers.get("Content-Type", "")
+            )
+        if out.stream == "watch":
+            assert out.req is not None
+            return await self.stream_watch(request, out.req)
+        if out.stream == "log":
+            assert out.req is not None
+            return await self.stream_logs(request, ctx, out.req)
+        return self.response(request, out)
+
+    @staticmethod
+    def response(request: web.BaseRequest, out: _Outcome) -> web.Response:
+        return web.Response(
+            status=out.code,
+            body=out.body if request.method != "HEAD" else None,
+            headers={"Content-Type": out.content_type, **out.headers},
+        )
+
+    async def stream_watch(self, request: web.BaseRequest, req: Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def hook(w: RegistryWatch) -> None:
+            w.set_wakeup(lambda: _call_soon(loop, wake.set))
+
+        events = watch_events(self.registry, req, self.stopping.is_set, idle=hook)
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        try:
+            # the first step lists and opens the store watch: blocking I/O, so in the pool
+            event = await loop.run_in_executor(self.pool, next, events, _END)
+            while event is not _END:
+                if event is None:
+                    # nothing to send now: wait for the store's wakeup (or look again at the
+                    # deadline, bookmarks and `stopping` after POLL_SECONDS)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+                else:
+                    await resp.write(wirejson.dumps(event) + b"\n")
+                wake.clear()  # before asking again, so a wakeup from here on is not lost
+                event = next(events, _END)
+            await resp.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away
+        finally:
+            with contextlib.suppress(ValueError):  # ValueError: still running its first step
+                events.close()  # cancels the registry watch
+        return resp
+
+    async def stream_logs(self, request: web.BaseRequest, ctx: RequestContext, req: Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        r = req.route
+        try:
+            target = await loop.run_in_executor(
+                self.pool, podlogs.agent_logs_request, self.registry, r.namespace, r.name, req.query
+            )
+        except Exception as e:
+            return self.response(request, self.failure(e, ctx, r))
+        if self.session is None:
+            self.session = ClientSession(timeout=ClientTimeout(total=None, sock_connect=10))
+        try:
+            upstream = await self.session.get(target.url, headers=target.headers)
+        except (ClientError, OSError) as e:
+            return self.response(request, self.failure(agent_unreachable(target.endpoint, e), ctx, r))
+        async with upstream:
+            if upstream.status != 200:
+                refusal = agent_refusal(target.endpoint, upstream.status, await upstream.read())
+                return self.response(request, self.failure(refusal, ctx, r))
+            resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+            resp.enable_chunked_encoding()
+            await resp.prepare(request)
+            try:
+                # no read timeout: a followed log may be silent for as long as the client waits
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+                await resp.write_eof()
+            except (ConnectionResetError, ClientError):
+                pass  # the client stopped following, or the agent went away
+        return resp
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(fn)
+
+
+async def _read_body(request: web.BaseRequest) -> bytes:
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE") or not request.can_read_body:
+        return b""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise TooLarge(
+            f"the request body is {request.content_length} bytes, more than the limit of {MAX_BODY_BYTES}"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise TooLarge(f"the request body is more than the limit of {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _peer_certificate(request: web.BaseRequest) -> bytes | None:
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return bytes(der) if der else None
 
 
 class ApiServer:
-    """The Kubernetes API over `registry`, on http://127.0.0.1:PORT (port 0: any free port)."""
+    """The Kubernetes API over `registry` on HOST:PORT (port 0: a free port, chosen by the kernel).
 
-    def __init__(self, registry: Registry, host: str = "127.0.0.1", port: int = 0):
-        if host not in ("127.0.0.1", "localhost"):
-            # no authentication: loopback only, whatever the caller asks for
+    With `ssl_context` it speaks HTTPS only; with `gate` every request is authenticated and
+    authorized. A server without a gate has no authentication and binds loopback only.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        gate: Gate | None = None,
+    ):
+        if gate is None and host not in ("127.0.0.1", "localhost"):
             raise BadRequest(
-                f"the API server has no authentication and listens on 127.0.0.1 only, not {host}"
+                f"an API server without authentication listens on 127.0.0.1 only, not {host}"
             )
         self.registry = registry
-        self.host = "127.0.0.1"
+        self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self._server: _Server | None = None
+        self.ssl_context = ssl_context
+        self.gate = gate
+        self._stopping = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._runner: web.ServerRunner | None = None
+        self._service: _Service | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> ApiServer:
-        if self._server is not None:
+        if self._thread is not None:
             return self
-        self._server = _Server((self.host, self.port), self.registry)
-        self.port = int(self._server.server_address[1])
+        self._stopping.clear()
+        loop = asyncio.new_event_loop()
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._loop = loop
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name=f"nbkube-apiserver-{self.port}",
-            daemon=True,
+            target=self._run, args=(loop, started), name="nbkube-apiserver", daemon=True
         )
         self._thread.start()
+        try:
+            started.result(timeout=15)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+    def _run(self, loop: asyncio.AbstractEventLoop, started: concurrent.futures.Future[None]) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._open())
+        except BaseException as e:
+            started.set_exception(e)
+            loop.close()
             return
-        server.stopping.set()  # open watches end within their poll interval
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        started.set_result(None)
+        loop.run_forever()
+        loop.run_until_complete(self._close())
+        loop.close()
+
+    async def _open(self) -> None:
+        service = _Service(self.registry, self.gate, self._stopping)
+        server = web.Server(service.handle, handler_cancellation=True, access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise BadRequest(f"the API server cannot listen on {self.host}:{self.port}: {e.strerror}") from None
+        sockets = [s for s in (runner.addresses or [])]
+        self.port = int(sockets[0][1]) if sockets else self.port
+        self._service, self._runner = service, runner
+
+    async def _close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._service is not None:
+            await self._service.close()
+        self._runner = self._service = None
+
+    def stop(self) -> None:
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        self._stopping.set()  # open watches end within POLL_SECONDS
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._thread = self._loop = None
 
     def write_kubeconfig(self, path: str, context: str = "nbkube") -> str:
         from nbkube.apiserver.kubeconfig import write_kubeconfig
@@ -256,4 +425,5 @@ class ApiServer:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"ApiServer({self.url}, {'running' if self._server else 'stopped'})"
+        return f"ApiServer({self.url}, {'running' if self._thread else 'stopped'})"
+

@@ -9,7 +9,7 @@ carrying a 410 Expired Status, which makes informers relist. The stream ends aft
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from nbkube.apiserver.resources import Request, list_objects
@@ -17,13 +17,13 @@ from nbkube.apiserver.routing import parse_field_selector
 from nbkube.apiserver.status import status_for
 from nbkube.apiserver.tables import to_table
 from nbkube.errors import NbkubeError
-from nbkube.registry.registry import Registry
+from nbkube.registry.registry import Registry, RegistryWatch
 
-__all__ = ["MAX_WATCH_SECONDS", "watch_events"]
+__all__ = ["MAX_WATCH_SECONDS", "POLL_SECONDS", "watch_events"]
 
 MAX_WATCH_SECONDS = 1800.0  # the apiserver's default --min-request-timeout
 BOOKMARK_SECONDS = 10.0
-_POLL_SECONDS = 0.5  # how often a quiet watch looks at its deadline and at `stopping`
+POLL_SECONDS = 0.5  # how often a quiet watch looks at its deadline and at `stopping`
 
 
 def _timeout(req: Request) -> float:
@@ -35,8 +35,19 @@ def _timeout(req: Request) -> float:
     return max(0.0, min(value, MAX_WATCH_SECONDS))
 
 
-def watch_events(registry: Registry, req: Request, stopping: Callable[[], bool]) -> Iterator[dict[str, Any]]:
-    """The watch events for `req` (a collection GET with watch=true), as JSON-ready dicts."""
+def watch_events(
+    registry: Registry,
+    req: Request,
+    stopping: Callable[[], bool],
+    *,
+    idle: Callable[[RegistryWatch], None] | None = None,
+) -> Generator[dict[str, Any] | None, None, None]:
+    """The watch events for `req` (a collection GET with watch=true), as JSON-ready dicts.
+
+    Without `idle` the generator blocks (up to half a second at a time) waiting for events. With
+    `idle`, it never blocks once the watch is open: it calls `idle(watch)` once (so the caller can
+    `set_wakeup` on it) and yields None whenever there is nothing to send yet; the caller waits for
+    the wakeup, or for at most half a second, and asks again."""
     r = req.route
     info = r.info
     fields = parse_field_selector(req.query.get("fieldSelector", ""))
@@ -67,6 +78,9 @@ def watch_events(registry: Registry, req: Request, stopping: Callable[[], bool])
     except NbkubeError as e:
         yield {"type": "ERROR", "object": status_for(e, info)[1]}
         return
+    if idle is not None:
+        idle(w)
+    poll = 0.0 if idle is not None else POLL_SECONDS
     try:
         last_sent = time.monotonic()
         while not stopping():
@@ -74,7 +88,7 @@ def watch_events(registry: Registry, req: Request, stopping: Callable[[], bool])
             if left <= 0:
                 return
             try:
-                ev = w.next(timeout=min(_POLL_SECONDS, left))
+                ev = w.next(timeout=min(poll, left))
             except NbkubeError as e:
                 yield {"type": "ERROR", "object": status_for(e, info)[1]}
                 return
@@ -89,6 +103,8 @@ def watch_events(registry: Registry, req: Request, stopping: Callable[[], bool])
                             "metadata": {"resourceVersion": w.resource_version},
                         },
                     }
+                elif idle is not None:
+                    yield None
                 continue
             if fields and not all(f.matches(ev.object) for f in fields):
                 continue

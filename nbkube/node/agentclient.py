@@ -17,7 +17,7 @@ from typing import Any
 from nbkube.errors import BadRequest, NbkubeError, NotFound
 from nbkube.node.agentserver import ENDPOINT_ANNOTATION
 
-__all__ = ["agent_error", "agent_target", "agent_url"]
+__all__ = ["agent_error", "agent_refusal", "agent_target", "agent_unreachable", "agent_url"]
 
 
 def agent_target(api: Any, namespace: str, name: str, container: str | None) -> tuple[str, str]:
@@ -52,15 +52,24 @@ def agent_url(
     return f"http://{endpoint}/{path}{suffix}"
 
 
-def agent_error(endpoint: str, exc: Exception) -> NbkubeError:
-    """What a failed call to the agent at `endpoint` means: its own message (404: NotFound), or why
-    it could not be reached."""
-    if isinstance(exc, urllib.error.HTTPError):
-        try:
-            message = str(json.loads(exc.read()).get("message", ""))
-        except ValueError:
-            message = ""
-        if exc.code == 404:
-            return NotFound(message or f"the node agent at {endpoint} answered 404")
-        return BadRequest(message or f"the node agent at {endpoint} answered {exc.code}")
+def agent_refusal(endpoint: str, code: int, body: bytes) -> NbkubeError:
+    """The agent's own error answer (its JSON `message`; 404 is NotFound) as an nbkube error."""
+    try:
+        message = str(json.loads(body).get("message", ""))
+    except (ValueError, AttributeError):
+        message = ""
+    if code == 404:
+        return NotFound(message or f"the node agent at {endpoint} answered 404")
+    return BadRequest(message or f"the node agent at {endpoint} answered {code}")
+
+
+def agent_unreachable(endpoint: str, exc: BaseException) -> NbkubeError:
     return BadRequest(f"the node agent at {endpoint} cannot be reached: {exc}")
+
+
+def agent_error(endpoint: str, exc: Exception) -> NbkubeError:
+    """What a failed call to the agent at `endpoint` means: its own message, or why it could not
+    be reached."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return agent_refusal(endpoint, exc.code, exc.read())
+    return agent_unreachable(endpoint, exc)

@@ -320,6 +320,11 @@ class RegistryWatch:
         except Compacted as e:
             raise Expired(str(e)) from e
 
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        """Be told (from the store's producer thread) when `next` may have something to return;
+        the API server's event loop waits on this instead of holding a thread per watch."""
+        self._w.set_wakeup(callback)
+
     def cancel(self) -> None:
         self.cancelled = True
         self._w.cancel()

@@ -31,6 +31,12 @@ class QueueWatch:
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._on_cancel = on_cancel
         self._done = threading.Event()
+        self._wakeup: Callable[[], None] | None = None
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        self._wakeup = callback
+        if callback is not None and (self._done.is_set() or not self._q.empty()):
+            callback()  # something arrived before the consumer asked to be woken
 
     # --- producer side -------------------------------------------------------------------------
 
@@ -39,6 +45,12 @@ class QueueWatch:
             return
         self.after_revision = event.revision
         self._q.put(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup()
 
     def fail(self, error: Exception) -> None:
         """Deliver `error` to the consumer, then end the stream."""
@@ -47,12 +59,14 @@ class QueueWatch:
         self._done.set()
         self._q.put(error)
         self._q.put(_END)
+        self._wake()
 
     def close_stream(self) -> None:
         if self._done.is_set():
             return
         self._done.set()
         self._q.put(_END)
+        self._wake()
 
     @property
     def done(self) -> bool:

@@ -9,7 +9,7 @@ implement this Protocol and pass the same contract suite in `tests/store/`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -106,6 +106,11 @@ class Watch(Protocol):
         ...
 
     def cancel(self) -> None: ...
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        """Call `callback` (from the producer's thread) whenever `next` has something new to return
+        (an event, an error or the end), so an event loop can wait for a watch without a thread."""
+        ...
 
 
 class Store(Protocol):

@@ -1,0 +1,36 @@
+"""Request bodies: the bytes a client sent, decoded into the JSON shape the resource handlers take.
+
+JSON (and the JSON patch types) always; Kubernetes protobuf where `protobuf` knows the kind; any
+other format (CBOR, YAML, unknown protobuf) is a 415 that tells the client to send JSON. Kept apart
+from the HTTP library so the same decoding serves any transport.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nbkube.apiserver import protobuf
+from nbkube.apiserver.resources import UnsupportedMediaType
+from nbkube.errors import BadRequest
+
+__all__ = ["MAX_BODY_BYTES", "decode"]
+
+MAX_BODY_BYTES = 3 * 1024 * 1024  # the apiserver's request size limit
+
+
+def decode(raw: bytes, content_type: str, method: str) -> Any:
+    """The decoded body of a `method` request (None when there is none)."""
+    if method not in ("POST", "PUT", "PATCH", "DELETE") or not raw.strip():
+        return None
+    ctype = (content_type or "application/json").split(";")[0].strip()
+    if ctype == "application/vnd.kubernetes.protobuf" and method in ("POST", "PUT", "DELETE"):
+        return protobuf.decode(raw)
+    if ctype == "application/yaml" or not ctype.endswith("json"):
+        raise UnsupportedMediaType(f'the body of the request was in an unknown format ("{ctype}"); send JSON')
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise BadRequest(f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise BadRequest("the request body is nested too deeply") from None
