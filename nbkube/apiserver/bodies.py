@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import yaml
+
 from nbkube.apiserver import protobuf
-from nbkube.apiserver.resources import UnsupportedMediaType
+from nbkube.apiserver.resources import APPLY_PATCH, UnsupportedMediaType
 from nbkube.errors import BadRequest
 
 __all__ = ["MAX_BODY_BYTES", "decode"]
@@ -26,6 +28,12 @@ def decode(raw: bytes, content_type: str, method: str) -> Any:
     ctype = (content_type or "application/json").split(";")[0].strip()
     if ctype == "application/vnd.kubernetes.protobuf" and method in ("POST", "PUT", "DELETE"):
         return protobuf.decode(raw)
+    if ctype == APPLY_PATCH:
+        # server-side apply sends YAML (kubectl sends JSON, which is YAML too)
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as e:
+            raise BadRequest(f"the apply patch is not valid YAML: {' '.join(str(e).split())}") from None
     if ctype == "application/yaml" or not ctype.endswith("json"):
         raise UnsupportedMediaType(f'the body of the request was in an unknown format ("{ctype}"); send JSON')
     try:

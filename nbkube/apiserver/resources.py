@@ -24,10 +24,12 @@ from nbkube.registry.registry import Registry
 
 __all__ = ["Request", "Response", "handle"]
 
+APPLY_PATCH = "application/apply-patch+yaml"
 PATCH_TYPES = (
     "application/merge-patch+json",
     "application/json-patch+json",
     "application/strategic-merge-patch+json",
+    APPLY_PATCH,
 )
 
 
@@ -60,6 +62,8 @@ def handle(registry: Registry, req: Request) -> Response:
         return _create(registry, req)
     if req.method == "PUT" and r.name:
         return _update(registry, req)
+    if req.method == "PATCH" and r.name and req.content_type.split(";")[0].strip() == APPLY_PATCH:
+        return _server_apply(registry, req)
     if req.method == "PATCH" and r.name:
         return Response(200, _patch(registry, req))
     if req.method == "DELETE" and r.name and not r.subresource:
@@ -239,6 +243,20 @@ def _patch(registry: Registry, req: Request) -> Obj:
         return new
 
     return registry.mutate(r.info.kind, r.name, r.namespace, change, status=r.subresource == "status")
+
+
+def _server_apply(registry: Registry, req: Request) -> Response:
+    """PATCH with an apply configuration: the object created, or the stored one with the
+    configuration laid over it, as `nbkube apply` merges (the previous configuration is kept in
+    the last-applied annotation). Field managers and their conflicts are not tracked: a
+    `force=false` apply that another manager's fields would refuse upstream succeeds here."""
+    _no_dry_run(req)
+    if not req.query.get("fieldManager"):
+        raise BadRequest("fieldManager is required for apply requests")
+    obj = _body_object(req)
+    headers = _field_validation(req, obj)
+    (stored, action), = registry.apply([obj])
+    return Response(201 if action == "created" else 200, stored, headers)
 
 
 def _delete(registry: Registry, req: Request) -> Response:

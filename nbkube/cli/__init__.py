@@ -29,7 +29,9 @@ Reusable pieces: `cmd_basic.load_manifest_args` (-f files, validated, with origi
 `cmd_basic.parse_targets` (`rc,svc NAME` / `rc/NAME`), `printers.table_rows` / `format_table`.
 
 Global options: `--store URL` may come before or after the verb (it is taken out of argv before
-argparse sees it); otherwise `$NBKUBE_STORE`; otherwise `sqlite:///~/.nbkube/store.db`.
+argparse sees it); otherwise `$NBKUBE_STORE`; otherwise `--kubeconfig PATH` (or `$KUBECONFIG`),
+which makes `ctx.api` a RestClient that works through the cluster's API server with that file's
+credentials; otherwise `sqlite:///~/.nbkube/store.db`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from types import ModuleType
 
 from nbkube import __version__
 from nbkube.cli.context import Context, Output, add_namespace_args, add_output_arg, default_store_url
+from nbkube.client.kubeconfig import default_kubeconfig_path
 from nbkube.errors import NbkubeError
 
 __all__ = [
@@ -72,9 +75,10 @@ class _UsageError(Exception):
     """A problem with the global options found before argparse runs (exit 2, like argparse)."""
 
 
-def _extract_store(argv: list[str]) -> tuple[str | None, list[str]]:
-    """Take `--store URL` / `--store=URL` out of argv wherever it is (up to a bare `--`)."""
-    store: str | None = None
+def _extract_global(argv: list[str], option: str) -> tuple[str | None, list[str]]:
+    """Take `--OPTION VALUE` / `--OPTION=VALUE` out of argv wherever it is (up to a bare `--`)."""
+    flag = f"--{option}"
+    value: str | None = None
     rest: list[str] = []
     i = 0
     while i < len(argv):
@@ -82,21 +86,25 @@ def _extract_store(argv: list[str]) -> tuple[str | None, list[str]]:
         if arg == "--":
             rest.extend(argv[i:])
             break
-        if arg == "--store":
+        if arg == flag:
             if i + 1 >= len(argv) or not argv[i + 1] or argv[i + 1].startswith("-"):
-                raise _UsageError("argument --store: expected one argument (a store URL)")
-            store = argv[i + 1]
+                raise _UsageError(f"argument {flag}: expected one argument")
+            value = argv[i + 1]
             i += 2
             continue
-        if arg.startswith("--store="):
-            store = arg[len("--store=") :]
-            if not store:
-                raise _UsageError("argument --store: expected a store URL")
+        if arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+            if not value:
+                raise _UsageError(f"argument {flag}: expected one argument")
             i += 1
             continue
         rest.append(arg)
         i += 1
-    return store, rest
+    return value, rest
+
+
+def _extract_store(argv: list[str]) -> tuple[str | None, list[str]]:
+    return _extract_global(argv, "store")
 
 
 def _load_modules(err: Output) -> list[ModuleType]:
@@ -126,6 +134,12 @@ def build_parser(err: Output | None = None) -> argparse.ArgumentParser:
         help="store URL: sqlite:///abs/path.db, sqlite://:memory: or etcd://host:port "
         "(default $NBKUBE_STORE, else sqlite:///~/.nbkube/store.db); allowed before or after the verb",
     )
+    parser.add_argument(
+        "--kubeconfig",
+        metavar="PATH",
+        help="work through the cluster's API server with this kubeconfig's credentials instead of "
+        "opening its store (default $KUBECONFIG when no --store or $NBKUBE_STORE is given)",
+    )
     parser.add_argument("--version", action="version", version=f"nbkube {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
@@ -141,8 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         store, args_list = _extract_store(args_list)
+        kubeconfig, args_list = _extract_global(args_list, "kubeconfig")
     except _UsageError as exc:
-        err(f"usage: nbkube [--store URL] COMMAND ...\nnbkube: error: {exc}")
+        err(f"usage: nbkube [--store URL | --kubeconfig PATH] COMMAND ...\nnbkube: error: {exc}")
+        return 2
+    if store and kubeconfig:
+        err("usage: nbkube [--store URL | --kubeconfig PATH] COMMAND ...\nnbkube: error: give --store or --kubeconfig, not both")
         return 2
     parser = build_parser(err)
     try:
@@ -156,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx: Context | None = None
     try:
         given = store or os.environ.get("NBKUBE_STORE") or None
-        ctx = Context(given or default_store_url(), out=out, err=err, store_given=given)
+        if not given and not kubeconfig:
+            kubeconfig = default_kubeconfig_path()
+        ctx = Context(given or default_store_url(), out=out, err=err, store_given=given, kubeconfig=kubeconfig)
         code = handler(args, ctx)
         return int(code or 0)
     except KeyboardInterrupt:

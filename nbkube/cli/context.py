@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
@@ -64,8 +64,18 @@ def open_registry(store_url: str) -> Registry:
 class Context:
     """Per-invocation state: the store URL, a lazily opened registry, and the output streams."""
 
-    def __init__(self, store_url: str, *, out: Output, err: Output, store_given: str | None = None):
+    def __init__(
+        self,
+        store_url: str,
+        *,
+        out: Output,
+        err: Output,
+        store_given: str | None = None,
+        kubeconfig: str | None = None,
+    ):
         self.store_url = store_url
+        # with a kubeconfig every verb goes through the API server, never the store
+        self.kubeconfig = kubeconfig
         # what --store or $NBKUBE_STORE said, None when store_url is the built-in default: verbs
         # with a different default (`nbkube up` launches a private etcd, "auto") look at this
         self.store_given = store_given
@@ -77,7 +87,13 @@ class Context:
     def api(self) -> Registry:
         """The registry over the chosen store (opened on first use, closed by `main`)."""
         if self._api is None:
-            self._api = open_registry(self.store_url)
+            if self.kubeconfig:
+                from nbkube.client.kubeconfig import load_kubeconfig
+                from nbkube.client.rest import RestClient
+
+                self._api = cast("Registry", RestClient(load_kubeconfig(self.kubeconfig)))
+            else:
+                self._api = open_registry(self.store_url)
         return self._api
 
     @property
