@@ -103,6 +103,19 @@ def _extract_global(argv: list[str], option: str) -> tuple[str | None, list[str]
     return value, rest
 
 
+def _verb(argv: list[str]) -> str:
+    """The command word: the first argument that is neither an option nor a global option's value."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--store", "--kubeconfig"):
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return ""
+
+
 def _extract_store(argv: list[str]) -> tuple[str | None, list[str]]:
     return _extract_global(argv, "store")
 
@@ -155,7 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         store, args_list = _extract_store(args_list)
-        kubeconfig, args_list = _extract_global(args_list, "kubeconfig")
+        kubeconfig = None
+        if _verb(args_list) != "up":  # `up --kubeconfig F` says where to write the cluster's own
+            kubeconfig, args_list = _extract_global(args_list, "kubeconfig")
     except _UsageError as exc:
         err(f"usage: nbkube [--store URL | --kubeconfig PATH] COMMAND ...\nnbkube: error: {exc}")
         return 2
