@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from nbkube.api.kinds import KINDS, KindInfo
+from nbkube.apiserver.routing import REVIEW_KINDS
 
 __all__ = [
     "GIT_VERSION",
@@ -42,9 +43,9 @@ def version() -> dict[str, str]:
 
 
 def served_group_versions() -> list[str]:
-    """`v1`, `apps/v1`, ... in the order of the kind table (core first)."""
+    """`v1`, `apps/v1`, ... in the order of the kind table (core first), then the review groups."""
     out: list[str] = []
-    for info in KINDS:
+    for info in (*KINDS, *REVIEW_KINDS):
         if info.api_version not in out:
             out.append(info.api_version)
     return out
@@ -107,9 +108,10 @@ def _sub(
 def resource_list(group_version: str) -> dict[str, Any] | None:
     """The APIResourceList of one group/version, or None when nbkube does not serve it."""
     infos = [i for i in KINDS if i.api_version == group_version]
-    if not infos and group_version not in SUBRESOURCE_GROUPS:
+    reviews = [i for i in REVIEW_KINDS if i.api_version == group_version]
+    if not infos and not reviews and group_version not in SUBRESOURCE_GROUPS:
         return None
-    resources: list[dict[str, Any]] = []
+    resources: list[dict[str, Any]] = [{**_resource(i), "verbs": ["create"]} for i in reviews]
     for info in infos:
         resources.append(_resource(info))
         if info.has_status:
@@ -118,6 +120,8 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
             resources.append(_sub(info, "log", "Pod", ["get"]))
             # `kubectl drain` evicts through this when the `policy` group is served (see below)
             resources.append(_sub(info, "eviction", "Eviction", ["create"], "policy", "v1"))
+        if info.kind == "ServiceAccount":
+            resources.append(_sub(info, "token", "TokenRequest", ["create"], "authentication.k8s.io", "v1"))
         if info.kind in SCALABLE:
             resources.append(_sub(info, "scale", "Scale", ["get", "patch", "update"], "autoscaling", "v1"))
     return {

@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from nbkube.api.kinds import KINDS, KindInfo
 from nbkube.errors import BadRequest, NotFound
 
-__all__ = ["FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
+__all__ = ["REVIEW_KINDS", "FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
 
-SUBRESOURCES = frozenset({"status", "scale", "log", "eviction"})
+SUBRESOURCES = frozenset({"status", "scale", "log", "eviction", "token"})
+
+# Kinds that are answers, not stored objects: a client POSTs one and gets it back with a status
+# filled in by the server (who am I, may I). Only `create` is served on them.
+REVIEW_KINDS: tuple[KindInfo, ...] = (
+    KindInfo("SelfSubjectAccessReview", "authorization.k8s.io/v1", "selfsubjectaccessreviews", namespaced=False),
+    KindInfo("SelfSubjectRulesReview", "authorization.k8s.io/v1", "selfsubjectrulesreviews", namespaced=False),
+    KindInfo("SelfSubjectReview", "authentication.k8s.io/v1", "selfsubjectreviews", namespaced=False),
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ def _group_version(parts: list[str]) -> tuple[str, list[str]] | None:
 
 
 def _kind(group_version: str, plural: str) -> KindInfo:
-    for info in KINDS:
+    for info in (*KINDS, *REVIEW_KINDS):
         if info.api_version == group_version and info.plural == plural:
             return info
     raise NotFound(f'the server could not find the requested resource ("{plural}" in {group_version})')
@@ -60,7 +68,7 @@ def parse_resource_path(path: str) -> Route | None:
     sub = rest[2] if len(rest) >= 3 else ""
     if len(rest) > 3 or (sub and sub not in SUBRESOURCES):
         raise NotFound(f"the server could not find the requested resource ({path})")
-    if sub in ("log", "eviction") and info.kind != "Pod":
+    if (sub in ("log", "eviction") and info.kind != "Pod") or (sub == "token" and info.kind != "ServiceAccount"):
         raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     if sub == "status" and not info.has_status:
         raise NotFound(f"the server could not find the requested resource ({info.plural} has no status)")

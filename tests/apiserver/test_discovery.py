@@ -8,6 +8,7 @@ from nbk_apitest import call
 
 from nbkube.api.kinds import KINDS
 from nbkube.apiserver import ApiServer
+from nbkube.apiserver.routing import REVIEW_KINDS
 
 
 def test_core_resource_list(server: ApiServer) -> None:
@@ -32,7 +33,7 @@ def test_every_kind_is_discoverable(server: ApiServer) -> None:
         code, body, _ = call(server, "GET", f"/api/{gv}" if gv == "v1" else f"/apis/{gv}")
         assert code == 200
         found |= {r["kind"] for r in body["resources"] if "/" not in r["name"]}
-    assert found == {k.kind for k in KINDS}
+    assert found == {k.kind for k in (*KINDS, *REVIEW_KINDS)}
     _, deploy, _ = call(server, "GET", "/apis/apps/v1")
     assert {"deployments/scale", "replicasets/scale"} <= {r["name"] for r in deploy["resources"]}
 
@@ -57,3 +58,9 @@ def test_unknown_path_is_a_404_status(server: ApiServer) -> None:
     code, body, _ = call(server, "GET", "/nothing/here")
     assert code == 404 and body["kind"] == "Status" and body["reason"] == "NotFound"
     assert call(server, "GET", "/apis/example.com/v1")[0] == 404
+
+
+def test_review_kinds_are_create_only(server: ApiServer) -> None:
+    _, body, _ = call(server, "GET", "/apis/authorization.k8s.io/v1")
+    verbs = {r["name"]: r["verbs"] for r in body["resources"]}
+    assert verbs == {"selfsubjectaccessreviews": ["create"], "selfsubjectrulesreviews": ["create"]}
