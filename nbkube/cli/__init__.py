@@ -65,6 +65,7 @@ COMMAND_MODULES: list[str] = [
     "nbkube.cli.cmd_images",
     "nbkube.cli.cmd_pods",
     "nbkube.cli.cmd_demo",
+    "nbkube.cli.cmd_secrets",
 ]
 
 
