@@ -483,10 +483,12 @@ class Registry:
         return _decode(KeyValue(kv.key, plain, kv.create_revision, kv.mod_revision))
 
     def rewrite(self, kind: str, namespace: str = "") -> tuple[int, int]:
-        """Write again every stored object of `kind` (in `namespace`, "" for all) whose value is stale (e.g. encrypted with a key
-        that is no longer the first): what lets an old key be dropped after `rotate`.
-        Returns (rewritten, total). Each write is a compare-and-swap on the revision read; an
-        object changed meanwhile is read again (its new value was written with the current key)."""
+        """Write again every stored object of `kind` (in `namespace`, "" for all) whose value is
+        stale (stored in the clear, or encrypted with a key that is no longer the first: what lets
+        an old key be dropped after `rotate`) or whose last-applied annotation still carries a
+        Secret's data (written before it was stripped). Returns (rewritten, total)."""
+        # Each write is a compare-and-swap on the revision read; an object changed meanwhile is
+        # read again (its new value was written the current way).
         info = self._info(kind)
         kvs, _rev = self.store.list(self._prefix(info, namespace))
         rewritten = 0
@@ -494,10 +496,12 @@ class Registry:
             current: KeyValue | None = kv
             while current is not None:
                 plain, stale = self._plain(current.key, current.value)
-                if not stale:
+                obj = wirejson.loads(plain)
+                before = json.dumps(obj, sort_keys=True)
+                _strip_secret_data(obj)  # written before annotations were stripped: strip now
+                if not stale and json.dumps(obj, sort_keys=True) == before:
                     break
-                transformer = self._transformer(current.key)
-                value = plain if transformer is None else transformer.to_storage(plain, current.key)
+                value = self._to_store(current.key, obj)
                 try:
                     self.store.update(current.key, value, current.mod_revision)
                     rewritten += 1

@@ -182,3 +182,20 @@ def test_undecryptable_secret_is_one_line_naming_it(
     finally:
         stranger.close()
         keyless.close()
+
+
+def test_rewrite_encrypts_secrets_stored_before_encryption_and_strips_their_annotation(
+    api: Registry, ns: str
+) -> None:
+    legacy = _secret("old", ns, data={"p": B64})
+    legacy["metadata"] = {"name": "old", "namespace": ns, "annotations": {LAST_APPLIED: json.dumps(legacy)}}
+    api.store.create(
+        f"/registry/secrets/{ns}/old", json.dumps(legacy).encode()
+    )  # as an older nbkube wrote it
+    assert api.get("Secret", "old", ns)["data"] == {"p": B64}  # read through the identity provider
+    assert api.rewrite("Secret", ns) == (1, 1)
+    (value,) = _raw(api, ns)
+    assert value.startswith(AESGCM_PREFIX) and not any(n in value for n in _needles())
+    stored = api.get("Secret", "old", ns)
+    assert stored["data"] == {"p": B64} and B64 not in stored["metadata"]["annotations"][LAST_APPLIED]
+    assert api.rewrite("Secret", ns) == (0, 1)
