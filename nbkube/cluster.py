@@ -6,12 +6,18 @@ the default admission chain, starts a `ControlPlane` (scheduler + controllers be
 election) and N `NodeAgent`s named node-1..node-N, and stops all of it (and the private etcd it
 may have launched) on `stop()` / leaving the `with` block.
 
-Store choice (`store=`): "auto" launches a private etcd (loopback, free port, data in the
-cluster's folder) when an `etcd` binary exists, else falls back to a SQLite file there; "sqlite"
-forces the file, "memory" an in-memory SQLite store, and any store URL (`sqlite:///...`,
+Store choice (`store=`): "auto" launches a private etcd (on a unix socket in the cluster's folder,
+no port, data in the folder) when an `etcd` binary exists, else falls back to a SQLite file there;
+"sqlite" forces the file, "memory" an in-memory SQLite store, and any store URL (`sqlite:///...`,
 `etcd://...`) attaches to that store. The cluster's folder is `~/.nbkube/clusters/<name>` unless
 `data_dir` is given; `cluster.json` there records the store URL so that other processes can find
 a running cluster (`nbkube --store ...`, `connect()`).
+
+Safe on a shared machine: the cluster's folder is 0700 and its files 0600. The folder that holds
+the store (a SQLite file's, a private etcd socket's; else the cluster's folder) also holds the keys
+that encrypt Secrets at rest (`nbkube.security.encryption`) and the node agents' credential
+(`nbkube.security.agentauth`), created at the first start; `cluster_folder_for(store_url)` is how
+every other process (the CLI, `connect()`) finds them from the store URL alone.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from nbkube.node.kit import HostProxy, NodeKit, build_node
 from nbkube.node.proxy.userspace import loopback_address
 from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
+from nbkube.security.agentauth import ensure_agent_token
+from nbkube.security.private import make_private_dir, write_private_file
 
 if TYPE_CHECKING:
     import pandas
@@ -51,8 +59,10 @@ __all__ = [
     "LocalCluster",
     "connect",
     "cluster_dir",
+    "cluster_folder_for",
     "free_node_index",
     "make_registry",
+    "registry_for_url",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,9 +75,45 @@ def cluster_dir(name: str) -> str:
     return os.path.join(os.path.expanduser("~"), ".nbkube", "clusters", name)
 
 
-def make_registry(store: Store, *, clock: Clock = REAL_CLOCK) -> Registry:
-    """A Registry over `store` with the default admission chain (when it exists in this build)."""
+def _folder_of_url(store_url: str) -> str | None:
+    """The folder a store lives in: a SQLite file's, a private etcd's socket's (None: no folder)."""
+    for scheme in ("sqlite://", "etcd+unix://"):
+        if store_url.startswith(scheme):
+            path = store_url[len(scheme) :]
+            return os.path.dirname(path) if path.startswith("/") else None
+    return None
+
+
+def cluster_folder_for(store_url: str) -> str | None:
+    """The folder with the keys and credentials of the cluster whose store is `store_url`.
+
+    The folder the store lives in (a SQLite file, a private etcd's socket); for an etcd on a port,
+    the cluster folder under ~/.nbkube/clusters whose cluster.json records that URL. None when there
+    is none (an in-memory store, an etcd no cluster of this user runs): Secrets are then stored
+    unencrypted, as kube-apiserver stores them without an encryption configuration."""
+    folder = _folder_of_url(store_url)
+    if folder is not None:
+        return folder
+    root = os.path.join(os.path.expanduser("~"), ".nbkube", "clusters")
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(root)):
+            path = os.path.join(root, name, "cluster.json")
+            try:
+                with open(path) as fh:
+                    if json.load(fh).get("store") == store_url:
+                        return os.path.join(root, name)
+            except (OSError, ValueError, AttributeError):
+                continue  # another user's, half-written or not ours to read: not this cluster
+    return None
+
+
+def make_registry(store: Store, *, clock: Clock = REAL_CLOCK, folder: str | None = None) -> Registry:
+    """A Registry over `store` with the default admission chain (when it exists in this build).
+
+    With `folder` (the cluster's, see `cluster_folder_for`), Secrets are encrypted with the keys
+    there (created at the first start) and the registry names the folder as its `credentials_dir`."""
     from nbkube.registry.registry import Registry
+    from nbkube.security.encryption import ensure_config, transformers_for
 
     plugins: Any = ()
     try:
@@ -76,7 +122,22 @@ def make_registry(store: Store, *, clock: Clock = REAL_CLOCK) -> Registry:
         log.info("no admission chain in this build: quota and Service IP allocation are off")
     else:
         plugins = default_admission_plugins()
-    return Registry(store, admission=plugins, clock=clock)
+    if folder is None:
+        return Registry(store, admission=plugins, clock=clock)
+    transformers = transformers_for(ensure_config(folder))
+    return Registry(store, admission=plugins, clock=clock, transformers=transformers, credentials_dir=folder)
+
+
+def registry_for_url(store_url: str, *, clock: Clock = REAL_CLOCK) -> Registry:
+    """`make_registry` over the store at `store_url`, with that cluster's keys when it has a folder."""
+    from nbkube.store import open_store
+
+    store = open_store(store_url)
+    try:
+        return make_registry(store, clock=clock, folder=cluster_folder_for(store_url))
+    except BaseException:
+        store.close()
+        raise
 
 
 class Cluster:
@@ -205,6 +266,8 @@ class JoinedNode:
         self.network = ("host" if node_ip else "netns") if network == "auto" else network
         if self.network == "host" and not node_ip:
             raise BadRequest("network host needs --node-ip: the address other nodes reach this machine at")
+        # the cluster's agent credential when this machine holds the cluster's folder, so that
+        # its CLI reaches this node too; else one of this node's own
         self.kit = build_node(
             self.runtime_name,
             name,
@@ -214,6 +277,9 @@ class JoinedNode:
             state_dir=self.state_dir,
             clock=clock,
             host_ip=node_ip if self.network == "host" and self.runtime_name == "docker" else None,
+            agent_token=None
+            if self.runtime_name == "sim"
+            else ensure_agent_token(getattr(api, "credentials_dir", None) or self.state_dir),
         )
         self.host_proxy = HostProxy(self.factory) if self.runtime_name == "process" else None
         if self.host_proxy is not None:
@@ -267,9 +333,7 @@ def free_node_index(api: Registry, name: str) -> int:
 
 def connect(store_url: str, *, clock: Clock = REAL_CLOCK) -> Cluster:
     """Attach to a running cluster's store (e.g. the URL `nbkube up` printed) without running anything."""
-    from nbkube.store import open_store
-
-    return Cluster(make_registry(open_store(store_url), clock=clock), store_url)
+    return Cluster(registry_for_url(store_url, clock=clock), store_url)
 
 
 class LocalCluster(Cluster):
@@ -298,6 +362,8 @@ class LocalCluster(Cluster):
         self.store_spec = store
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.data_dir = os.path.abspath(data_dir) if data_dir else cluster_dir(name)
+        self.key_dir = self.data_dir  # where the keys and the agent credential are: see _open_store
+        self._agent_token: str | None = None
         self.clock = clock
         self.runtime_options = dict(runtime_options or {})
         self.capacity = capacity
@@ -340,15 +406,16 @@ class LocalCluster(Cluster):
             from nbkube.store.etcd_server import etcd_available, launch_etcd
 
             if etcd_available():
-                os.makedirs(self.data_dir, exist_ok=True)
-                self.etcd = launch_etcd(os.path.join(self.data_dir, "etcd"))
+                make_private_dir(self.data_dir)
+                # on a socket in the 0700 folder: no other user can connect to it
+                self.etcd = launch_etcd(os.path.join(self.data_dir, "etcd"), socket_dir=self.data_dir)
                 self.store_url = self.etcd.url
                 self.store_kind = "etcd-private"
                 return open_store(self.etcd.url)
             log.info("no etcd binary: cluster %s uses a SQLite file", self.name)
             spec = "sqlite"
         if spec == "sqlite":
-            os.makedirs(self.data_dir, exist_ok=True)
+            make_private_dir(self.data_dir)
             self.store_url = "sqlite://" + os.path.join(self.data_dir, "store.db")
             self.store_kind = "sqlite"
         elif spec == "memory":
@@ -356,25 +423,22 @@ class LocalCluster(Cluster):
             self.store_kind = "memory"
         else:
             self.store_url = spec
-            self.store_kind = "etcd" if spec.startswith("etcd://") else "sqlite"
+            self.store_kind = "etcd" if spec.startswith(("etcd://", "etcd+unix://")) else "sqlite"
+            self.key_dir = _folder_of_url(spec) or self.data_dir
         return open_store(self.store_url)
 
     def _write_info(self) -> None:
         if self.store_kind == "memory":
             return
         with contextlib.suppress(OSError):
-            os.makedirs(self.data_dir, exist_ok=True)
+            make_private_dir(self.data_dir)
             info = {
                 "name": self.name,
                 "store": self.store_url,
                 "pid": os.getpid(),
                 "nodes": sorted(self.agents),
             }
-            path = os.path.join(self.data_dir, "cluster.json")
-            tmp = path + ".tmp"
-            with open(tmp, "w") as fh:
-                json.dump(info, fh)
-            os.replace(tmp, path)
+            write_private_file(os.path.join(self.data_dir, "cluster.json"), json.dumps(info).encode())
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -388,7 +452,12 @@ class LocalCluster(Cluster):
                 self.runtime_name = resolve_auto()
             try:
                 self._store = self._open_store()
-                self.api = make_registry(self._store, clock=self.clock)
+                # nothing is at rest in a memory store: no keys to make for it
+                keys = None if self.store_kind == "memory" else self.key_dir
+                self.api = make_registry(self._store, clock=self.clock, folder=keys)
+                if self.runtime_name != "sim":  # simulated nodes serve no logs or exec
+                    self._agent_token = ensure_agent_token(self.key_dir)
+                    self.api.credentials_dir = self.key_dir
                 self.control_plane = ControlPlane(
                     self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
                 )
@@ -436,6 +505,7 @@ class LocalCluster(Cluster):
             state_dir=self.data_dir,
             clock=self.clock,
             options=options,
+            agent_token=self._agent_token,
         )
         agent = NodeAgent(
             self.api,

@@ -1,4 +1,10 @@
-"""Fixtures shared by every suite: the Docker engine, for the tests that drive real containers."""
+"""Fixtures shared by every suite: the Docker engine, for the tests that drive real containers, and
+a real etcd for the store, registry and security suites.
+
+`etcd_url` is the etcd named by NBKUBE_TEST_ETCD when set, else a private one launched once per
+session from the host's binary. Without a binary its tests skip, unless NBKUBE_REQUIRE_ETCD=1 (CI)
+turns that into a failure; `etcd_binary` does the same for tests that launch their own.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from nbkube.store.etcd_server import etcd_available, launch_etcd
 
 
 def docker_or_skip() -> Any:
@@ -35,3 +43,29 @@ def docker_client() -> Iterator[Any]:
     client = docker_or_skip()
     yield client
     client.close()
+
+
+def etcd_or_skip() -> None:
+    """Skip (fail when NBKUBE_REQUIRE_ETCD=1) when no etcd can be launched here."""
+    if not etcd_available():
+        message = "no etcd binary on PATH"
+        if os.environ.get("NBKUBE_REQUIRE_ETCD") == "1":
+            pytest.fail(f"NBKUBE_REQUIRE_ETCD=1 but {message}")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def etcd_binary() -> None:
+    """For tests that launch an etcd of their own (with its data where they can look at it)."""
+    etcd_or_skip()
+
+
+@pytest.fixture(scope="session")
+def etcd_url() -> Iterator[str]:
+    given = os.environ.get("NBKUBE_TEST_ETCD")
+    if given:
+        yield given
+        return
+    etcd_or_skip()
+    with launch_etcd() as server:
+        yield server.url

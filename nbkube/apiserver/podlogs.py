@@ -2,8 +2,10 @@
 
 As the Kubernetes API server proxies `kubectl logs` to the kubelet, this finds the pod's node, reads
 the agent's endpoint from the Node's `nbkube.io/agent-endpoint` annotation and says which agent URL
-to relay (the HTTP layer streams it). Simulated nodes run no agent server, so their pods have no
-logs: that is a BadRequest naming the node, as `nbkube logs` reports it.
+to relay (the HTTP layer streams it). The request carries the cluster's agent credential (see
+nbkube/node/agentclient.py), as kube-apiserver presents its kubelet client certificate. Simulated
+nodes run no agent server, so their pods have no logs: that is a BadRequest naming the node, as
+`nbkube logs` reports it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from nbkube.errors import BadRequest
-from nbkube.node.agentclient import agent_target, agent_url
+from nbkube.node.agentclient import agent_headers, agent_target, agent_url
 from nbkube.registry.registry import Registry
 
 __all__ = ["AgentRequest", "agent_logs_request"]
@@ -25,7 +27,8 @@ class AgentRequest:
 
 
 def agent_logs_request(registry: Registry, namespace: str, name: str, query: dict[str, str]) -> AgentRequest:
-    """The node agent request serving the logs `query` (kubectl's container/tailLines/follow) asks for."""
+    """The node agent request (URL and credential) serving the logs `query` (kubectl's
+    container/tailLines/follow) asks for."""
     endpoint, container = agent_target(registry, namespace, name, query.get("container"))
     params: dict[str, str] = {}
     if query.get("tailLines"):
@@ -35,6 +38,5 @@ def agent_logs_request(registry: Registry, namespace: str, name: str, query: dic
             raise BadRequest(f'tailLines must be an integer, got "{query["tailLines"]}"') from None
     if query.get("follow") in ("true", "1"):
         params["follow"] = "1"
-    return AgentRequest(agent_url(endpoint, "logs", namespace, name, container, params), endpoint)
-
-
+    url = agent_url(endpoint, "logs", namespace, name, container, params)
+    return AgentRequest(url, endpoint, agent_headers(registry))

@@ -68,6 +68,7 @@ COMMAND_MODULES: list[str] = [
     "nbkube.cli.cmd_images",
     "nbkube.cli.cmd_pods",
     "nbkube.cli.cmd_demo",
+    "nbkube.cli.cmd_secrets",
 ]
 
 
@@ -144,7 +145,8 @@ def build_parser(err: Output | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--store",
         metavar="URL",
-        help="store URL: sqlite:///abs/path.db, sqlite://:memory: or etcd://host:port "
+        help="store URL: sqlite:///abs/path.db, sqlite://:memory:, etcd://host:port or "
+        "etcd+unix:///abs/etcd.sock "
         "(default $NBKUBE_STORE, else sqlite:///~/.nbkube/store.db); allowed before or after the verb",
     )
     parser.add_argument(

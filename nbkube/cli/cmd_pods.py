@@ -2,8 +2,8 @@
 
 As `kubectl logs` reaches the kubelet, these find the pod's node, read the node agent's endpoint
 from the Node's `nbkube.io/agent-endpoint` annotation and ask that agent (see
-nbkube/node/agentserver.py). The agent listens on loopback, so these verbs work from the machine
-the node runs on.
+nbkube/node/agentserver.py). The agent listens on loopback and asks for the cluster's agent
+credential, so these verbs work from the machine the node runs on, for the cluster's owner.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from nbkube.cli.context import Context
 from nbkube.errors import BadRequest
-from nbkube.node.agentclient import agent_error, agent_target, agent_url
+from nbkube.node.agentclient import agent_error, agent_request, agent_target, agent_url
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def _logs(args: argparse.Namespace, ctx: Context) -> int | None:
         query["follow"] = "1"
     url = agent_url(endpoint, "logs", args.namespace, args.pod, container, query)
     try:
-        with urllib.request.urlopen(url, timeout=None if args.follow else 30) as resp:
+        with urllib.request.urlopen(agent_request(ctx.api, url), timeout=None if args.follow else 30) as resp:
             while chunk := resp.read1(65536):
                 ctx.out.write(chunk.decode("utf-8", "replace"))
                 ctx.out.flush()
@@ -70,7 +70,7 @@ def _exec(args: argparse.Namespace, ctx: Context) -> int | None:
     endpoint, container = agent_target(ctx.api, args.namespace, args.pod, args.container)
     url = agent_url(endpoint, "exec", args.namespace, args.pod, container, {})
     body = json.dumps({"argv": command}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    request = agent_request(ctx.api, url, body)
     try:
         with urllib.request.urlopen(request, timeout=120) as resp:
             result: dict[str, Any] = json.loads(resp.read())

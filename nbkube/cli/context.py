@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
@@ -43,22 +43,12 @@ class Output:
 
 
 def open_registry(store_url: str) -> Registry:
-    """`Registry(open_store(url), admission=<the default admission chain>)`.
+    """The registry over `store_url` with the default admission chain and, when the store belongs
+    to a cluster folder of this user, that cluster's keys (Secrets encrypted at rest) and agent
+    credential (`nbkube.cluster.registry_for_url`)."""
+    from nbkube.cluster import registry_for_url
 
-    The chain comes from the control-plane helper's `nbkube.registry.admission_chain`; until that
-    module exists the registry runs without admission plugins (no quota, no ClusterIP/NodePort).
-    """
-    from nbkube.registry.registry import Registry
-    from nbkube.store import open_store
-
-    plugins: Any = ()
-    try:
-        from nbkube.registry.admission_chain import default_admission_plugins  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        pass
-    else:
-        plugins = default_admission_plugins()
-    return Registry(open_store(store_url), admission=plugins)
+    return registry_for_url(store_url)
 
 
 class Context:

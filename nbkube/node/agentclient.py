@@ -5,6 +5,8 @@ pod, as kubectl and the API server ask the kubelet: find the pod's node, read th
 endpoint from the Node's `nbkube.io/agent-endpoint` annotation (written by
 `nbkube.node.agentserver`), build the agent's URL and turn its error answers into nbkube errors.
 One place for that, so both say the same thing about a missing container or a silent node.
+The agent demands the cluster's credential (nbkube/security/agentauth.py): `agent_request` presents
+the one in the registry's `credentials_dir`, the cluster folder only its owner can read.
 """
 
 from __future__ import annotations
@@ -12,12 +14,22 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.parse
+import urllib.request
 from typing import Any
 
-from nbkube.errors import BadRequest, NbkubeError, NotFound
+from nbkube.errors import BadRequest, NbkubeError, NotFound, Unauthorized
 from nbkube.node.agentserver import ENDPOINT_ANNOTATION
+from nbkube.security.agentauth import bearer, read_agent_token
 
-__all__ = ["agent_error", "agent_refusal", "agent_target", "agent_unreachable", "agent_url"]
+__all__ = [
+    "agent_error",
+    "agent_headers",
+    "agent_refusal",
+    "agent_request",
+    "agent_target",
+    "agent_unreachable",
+    "agent_url",
+]
 
 
 def agent_target(api: Any, namespace: str, name: str, container: str | None) -> tuple[str, str]:
@@ -52,6 +64,19 @@ def agent_url(
     return f"http://{endpoint}/{path}{suffix}"
 
 
+def agent_headers(api: Any) -> dict[str, str]:
+    """The cluster's agent credential as a header, read from the registry's `credentials_dir`
+    (without one, none is sent and the agent answers 401)."""
+    folder = getattr(api, "credentials_dir", None)
+    return {"Authorization": bearer(read_agent_token(folder))} if folder else {}
+
+
+def agent_request(api: Any, url: str, body: bytes | None = None) -> urllib.request.Request:
+    """A request for the agent `url` carrying the cluster's agent credential."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    return urllib.request.Request(url, data=body, headers={**headers, **agent_headers(api)})
+
+
 def agent_refusal(endpoint: str, code: int, body: bytes) -> NbkubeError:
     """The agent's own error answer (its JSON `message`; 404 is NotFound) as an nbkube error."""
     try:
@@ -60,6 +85,11 @@ def agent_refusal(endpoint: str, code: int, body: bytes) -> NbkubeError:
         message = ""
     if code == 404:
         return NotFound(message or f"the node agent at {endpoint} answered 404")
+    if code == 401:
+        return Unauthorized(
+            f"the node agent at {endpoint} refused the request: it needs the cluster's agent "
+            "credential (agent-credential in the cluster's folder, which this process cannot use)"
+        )
     return BadRequest(message or f"the node agent at {endpoint} answered {code}")
 
 

@@ -2,9 +2,14 @@
 
 `nbkube logs` and `nbkube exec` run in another process than the node agent that holds the
 containers, so, as `kubectl logs` reaches the kubelet's port, they reach this server. It listens on
-loopback only (there is no authentication: exec must not be open to the network) and writes its
-address into the Node's `nbkube.io/agent-endpoint` annotation, where the CLI finds it. One server per
-node; a part of the node's kit, started after the agent has registered the Node.
+loopback only and writes its address into the Node's `nbkube.io/agent-endpoint` annotation, where
+the CLI finds it. One server per node; a part of the node's kit, started after the agent has
+registered the Node.
+
+Loopback is open to every user of the machine, so every request must present the cluster's agent
+credential (`Authorization: Bearer <token>`, nbkube/security/agentauth.py; the token file is 0600 in
+the cluster's 0700 folder), as the kubelet only serves the API server's client certificate. Without
+it the answer is 401 and nothing runs.
 
     GET  /logs/<namespace>/<pod>/<container>?tail=N&follow=1   -> text (streamed with follow)
     POST /exec/<namespace>/<pod>/<container>   {"argv": [...]}  -> {"exitCode": n, "output": "..."}
@@ -21,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from nbkube.errors import NbkubeError, NotFound
+from nbkube.security.agentauth import token_matches
 
 __all__ = ["AgentServer", "ENDPOINT_ANNOTATION"]
 
@@ -33,7 +39,10 @@ _MAX_EXEC_BODY = 64 * 1024
 class AgentServer:
     """Serves logs and exec of the pods this node's runtime holds."""
 
-    def __init__(self, api: Any, node_name: str, runtime: Any, host: str = "127.0.0.1"):
+    def __init__(self, api: Any, node_name: str, runtime: Any, host: str = "127.0.0.1", *, token: str):
+        if not token:
+            raise ValueError("the node agent server needs the cluster's agent credential")
+        self.token = token
         self.api = api
         self.node_name = node_name
         self.runtime = runtime
@@ -87,7 +96,17 @@ def _handler_for(server: AgentServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
             log.debug("agent server: " + format, *args)
 
+        def _authorized(self) -> bool:
+            if token_matches(self.headers.get("Authorization"), server.token):
+                return True
+            # a body left unread would be taken for the next request on this connection
+            self.close_connection = True
+            self._error(401, "Unauthorized: the node agent needs the cluster's agent credential (Bearer)")
+            return False
+
         def _target(self, verb: str) -> tuple[str, str, dict[str, list[str]]] | None:
+            if not self._authorized():
+                return None
             url = urlparse(self.path)
             parts = [unquote(p) for p in url.path.strip("/").split("/")]
             if len(parts) != 4 or parts[0] != verb:
@@ -103,6 +122,8 @@ def _handler_for(server: AgentServer) -> type[BaseHTTPRequestHandler]:
         def _error(self, code: int, message: str) -> None:
             body = json.dumps({"message": message}).encode()
             self.send_response(code)
+            if code == 401:
+                self.send_header("WWW-Authenticate", 'Bearer realm="nbkube-node-agent"')
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -226,12 +226,19 @@ def build_node(
     clock: Clock = REAL_CLOCK,
     options: dict[str, Any] | None = None,
     host_ip: str | None = None,
+    agent_token: str | None = None,
 ) -> NodeKit:
     """Create (but do not start) the runtime, network and proxy of node `index` (1..253).
 
     With `host_ip` a Docker node lives in the host's own namespace with that InternalIP (a real
-    machine joining a cluster); without, it gets a namespace of its own on this host's `nbk0`."""
+    machine joining a cluster); without, it gets a namespace of its own on this host's `nbk0`.
+    `agent_token` is the cluster's node agent credential (nbkube/security/agentauth.py), which the
+    logs/exec endpoint of a docker or process node demands; simulated nodes serve none."""
     options = dict(options or {})
+    if runtime in ("docker", "process") and not agent_token:
+        raise BadRequest(
+            f"node {node_name}: runtime {runtime} serves logs and exec and needs the agent credential"
+        )
     if runtime == "docker":
         return _docker_node(
             node_name,
@@ -242,6 +249,7 @@ def build_node(
             clock=clock,
             options=options,
             host_ip=host_ip,
+            agent_token=str(agent_token),
         )
     if runtime == "process":
         node_ip, cidr = embedded_addresses(index)
@@ -251,7 +259,10 @@ def build_node(
         rt = create_runtime("process", state_dir=os.path.join(state_dir, "process", node_name), **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
         # No per-pod isolation on loopback: say so on every policy that selects a pod here.
-        kit.parts = [AgentServer(api, node_name, rt), NotEnforcedNotice(api, factory, node_name)]
+        kit.parts = [
+            AgentServer(api, node_name, rt, token=str(agent_token)),
+            NotEnforcedNotice(api, factory, node_name),
+        ]
         kit._teardown.append(rt.close)
         return kit
     if runtime == "sim":
@@ -276,6 +287,7 @@ def _docker_node(
     clock: Clock,
     options: dict[str, Any],
     host_ip: str | None = None,
+    agent_token: str,
 ) -> NodeKit:
     from nbkube.node.firewall.iptables import IptablesFirewall
     from nbkube.node.network import make_network
@@ -311,7 +323,7 @@ def _docker_node(
         proxy,
         # after the proxy's first sync: our FORWARD jump must end up in front of the proxy's
         FirewallRunner(factory, firewall, node_name, start_after=proxy.wait_synced),
-        AgentServer(api, node_name, rt),
+        AgentServer(api, node_name, rt, token=agent_token),
     ]
     # Run in reverse: every container of this node first, then our rules, then links and namespace.
     kit._teardown = [network.teardown, iptables.cleanup, firewall.cleanup, lambda: rt.close(remove=True)]

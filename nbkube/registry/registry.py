@@ -10,6 +10,17 @@ subresource split, watch translation (ADDED / MODIFIED / DELETED, filtered by la
 Key layout follows the Kubernetes etcd layout: `/registry/{plural}/{namespace}/{name}` for
 namespaced kinds and `/registry/{plural}/{name}` for cluster-scoped ones. Values are compact JSON
 without `metadata.resourceVersion`, which is always taken from the store's KeyValue on read.
+
+Values of the resources given `transformers` (the cluster wiring passes the Secret encryption of
+`nbkube.security.encryption`) go through `to_storage` on the way to the store and `from_storage` on
+the way back, as kube-apiserver's storage transformers do; a value that cannot be decrypted is a
+one-line InternalError naming the object. The store never sees such a value in the clear, which is
+why a Secret's `kubectl.kubernetes.io/last-applied-configuration` annotation is written without its
+`data`/`stringData` (`_strip_secret_data`, on every write path). The consequence for `apply`'s
+three-way merge: a Secret's data keys are never "previously applied", so a key removed from the
+manifest is not removed from the Secret (the manifest's `data` replaces the stored map when it names
+one; dropping `data` from the manifest altogether keeps the stored data). kubectl's client-side
+apply computes its patch from the same annotation and behaves the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -42,6 +53,7 @@ from nbkube.errors import (
     FieldError,
     Forbidden,
     Invalid,
+    NbkubeError,
     NotFound,
     TooLarge,
 )
@@ -62,6 +74,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Registry",
     "RegistryEvent",
+    "ValueTransformer",
     "RegistryWatch",
     "LAST_APPLIED",
     "AUTO_NAMESPACES",
@@ -83,6 +96,18 @@ NAMESPACE_CACHE_SECONDS = 1.0
 
 class _Matcher(Protocol):
     def matches(self, labels: dict[str, str]) -> bool: ...
+
+
+class ValueTransformer(Protocol):
+    """Turns one resource's serialized objects into what the store keeps, and back (encryption at
+    rest: `nbkube.security.encryption.ResourceTransformer`). `key` is the store key, which the
+    transformer may bind the value to; `from_storage` also says whether the value is stale (not
+    written the way `to_storage` writes now), which `Registry.rewrite` looks for. Failures raise an
+    NbkubeError whose message says why; the Registry adds which object it was."""
+
+    def to_storage(self, data: bytes, key: str) -> bytes: ...
+
+    def from_storage(self, data: bytes, key: str) -> tuple[bytes, bool]: ...
 
 
 # --- the api layer ---------------------------------------------------------------------------------
@@ -198,6 +223,47 @@ def _decode(kv: KeyValue) -> Obj:
     return obj
 
 
+def _describe_key(key: str) -> str:
+    """`secrets "db" in namespace "prod"` for /registry/secrets/prod/db (what error lines name)."""
+    parts = key.split("/")
+    if len(parts) == 5:
+        return f'{parts[2]} "{parts[4]}" in namespace "{parts[3]}"'
+    if len(parts) == 4:
+        return f'{parts[2]} "{parts[3]}"'
+    return key
+
+
+def _unreadable(key: str, why: str) -> NbkubeError:
+    return NbkubeError(f"{_describe_key(key)} cannot be decrypted: {why}")
+
+
+_SECRET_DATA_FIELDS = ("data", "stringData")
+
+
+def _strip_secret_data(obj: Obj) -> None:
+    """Remove `data`/`stringData` from a Secret's last-applied annotation (see the module doc)."""
+    if obj.get("kind") != "Secret":
+        return
+    annotations = (obj.get("metadata") or {}).get("annotations")
+    if not isinstance(annotations, dict):
+        return
+    text = annotations.get(LAST_APPLIED)
+    if not isinstance(text, str) or not any(f'"{f}"' in text for f in _SECRET_DATA_FIELDS):
+        return
+    try:
+        applied = json.loads(text)
+    except ValueError:
+        # not JSON, so not something apply can use; it may still hold the data: drop it whole
+        del annotations[LAST_APPLIED]
+        return
+    if isinstance(applied, dict):
+        for field in _SECRET_DATA_FIELDS:
+            applied.pop(field, None)
+        annotations[LAST_APPLIED] = json.dumps(applied, separators=(",", ":"), sort_keys=True)
+    else:
+        del annotations[LAST_APPLIED]
+
+
 def _without_rv(obj: Obj) -> Obj:
     meta = obj.get("metadata") or {}
     return {**obj, "metadata": {k: v for k, v in meta.items() if k != "resourceVersion"}}
@@ -249,8 +315,10 @@ class RegistryWatch:
         selector: _Matcher | None,
         matching: set[str] | None = None,
         on_cancel: Callable[[RegistryWatch], None] | None = None,
+        decode: Callable[[KeyValue], Obj] = _decode,
     ):
         self._w = store_watch
+        self._decode = decode
         self._selector = selector
         self._matching: set[str] = set(matching or ())
         self._on_cancel = on_cancel
@@ -263,7 +331,7 @@ class RegistryWatch:
         return self._selector.matches((obj.get("metadata") or {}).get("labels") or {})
 
     def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
-        obj = _decode(ev.kv)
+        obj = self._decode(ev.kv)
         self.resource_version = str(ev.kv.mod_revision)
         if ev.type == "DELETE":
             if self._selector is not None:
@@ -278,7 +346,7 @@ class RegistryWatch:
         if created:
             was = False
         elif ev.prev is not None:
-            was = self._matches(wirejson.loads(ev.prev.value))
+            was = self._matches(self._decode(ev.prev))
         else:
             was = key in self._matching
         now = self._matches(obj)
@@ -359,8 +427,24 @@ class Registry:
         *,
         admission: Sequence[AdmissionPlugin] = (),
         clock: Clock = REAL_CLOCK,
+        transformers: Mapping[str, ValueTransformer] | None = None,
+        credentials_dir: str | None = None,
     ):
+        """`transformers`: resource plural ("secrets") -> how its values are stored (encryption at
+        rest). `credentials_dir`: the cluster folder holding its keys and the node agents'
+        credential, for the callers that reach the agents (None: this cluster has none)."""
         self.store = store
+        self.credentials_dir = credentials_dir
+        # store key prefix -> transformer; a prefix per resource, as kube-apiserver's are
+        self._transformers: dict[str, ValueTransformer] = {}
+        for resource, transformer in (transformers or {}).items():
+            try:
+                info = kinds.lookup(resource)
+            except NbkubeError:
+                raise BadRequest(f"encryption: unknown resource {resource!r}") from None
+            if info.plural != resource:
+                raise BadRequest(f"encryption: name resources by plural ({info.plural!r}, not {resource!r})")
+            self._transformers[f"/registry/{info.plural}/"] = transformer
         self.admission: list[AdmissionPlugin] = list(admission)
         self.clock = clock
         self._watches: set[RegistryWatch] = set()  # open watches, cancelled by close()
@@ -370,6 +454,68 @@ class Registry:
         # A namespace deleted or terminated through this registry is forgotten at once; one changed by
         # another process is noticed within NAMESPACE_CACHE_SECONDS.
         self._live_namespaces: dict[str, float] = {}
+
+    # -- values ------------------------------------------------------------------------------------
+
+    def _transformer(self, key: str) -> ValueTransformer | None:
+        if not self._transformers:
+            return None
+        end = key.find("/", len("/registry/"))
+        return self._transformers.get(key[: end + 1]) if end > 0 else None
+
+    def _to_store(self, key: str, obj: Obj) -> bytes:
+        data = _encode(obj)
+        transformer = self._transformer(key)
+        return data if transformer is None else transformer.to_storage(data, key)
+
+    def _plain(self, key: str, value: bytes) -> tuple[bytes, bool]:
+        """The serialized object stored under `key`, and whether it is stale (see rewrite)."""
+        transformer = self._transformer(key)
+        if transformer is None:
+            if value[:1] != b"{":
+                # e.g. an encrypted Secret read by a registry opened without the cluster's keys
+                raise _unreadable(key, "it is encrypted and this process has no encryption keys for it")
+            return value, False
+        try:
+            return transformer.from_storage(value, key)
+        except NbkubeError as exc:
+            raise _unreadable(key, str(exc)) from None
+
+    def _decode(self, kv: KeyValue) -> Obj:
+        if not self._transformers and kv.value[:1] == b"{":
+            return _decode(kv)  # the common path: nothing to transform
+        plain, _stale = self._plain(kv.key, kv.value)
+        return _decode(KeyValue(kv.key, plain, kv.create_revision, kv.mod_revision))
+
+    def rewrite(self, kind: str, namespace: str = "") -> tuple[int, int]:
+        """Write again every stored object of `kind` (in `namespace`, "" for all) whose value is
+        stale (stored in the clear, or encrypted with a key that is no longer the first: what lets
+        an old key be dropped after `rotate`) or whose last-applied annotation still carries a
+        Secret's data (written before it was stripped). Returns (rewritten, total)."""
+        # Each write is a compare-and-swap on the revision read; an object changed meanwhile is
+        # read again (its new value was written the current way).
+        info = self._info(kind)
+        kvs, _rev = self.store.list(self._prefix(info, namespace))
+        rewritten = 0
+        for kv in kvs:
+            current: KeyValue | None = kv
+            while current is not None:
+                plain, stale = self._plain(current.key, current.value)
+                obj = wirejson.loads(plain)
+                before = json.dumps(obj, sort_keys=True)
+                _strip_secret_data(obj)  # written before annotations were stripped: strip now
+                if not stale and json.dumps(obj, sort_keys=True) == before:
+                    break
+                value = self._to_store(current.key, obj)
+                try:
+                    self.store.update(current.key, value, current.mod_revision)
+                    rewritten += 1
+                    break
+                except RevisionMismatch:
+                    current = self.store.get(current.key)
+                except KeyNotFound:
+                    break
+        return rewritten, len(kvs)
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -474,6 +620,7 @@ class Registry:
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + "".join(random.choices(_NAME_SUFFIX_CHARS, k=5))
         _apply_defaults(obj)
+        _strip_secret_data(obj)
         if not info.namespaced:
             meta.pop("namespace", None)
         errors = _validate(obj)
@@ -511,7 +658,8 @@ class Registry:
         for _attempt in range(5):
             name = str(meta.get("name", ""))
             try:
-                rev = self.store.create(self._key(info, name, str(meta.get("namespace", ""))), _encode(obj))
+                key = self._key(info, name, str(meta.get("namespace", "")))
+                rev = self.store.create(key, self._to_store(key, obj))
             except KeyExists:
                 if meta.get("generateName") and _attempt < 4:
                     # a random-suffix collision: pick another name, as the apiserver's retry does
@@ -529,7 +677,7 @@ class Registry:
         kv = self.store.get(self._key(info, name, namespace))
         if kv is None:
             raise _not_found(info, name)
-        return _decode(kv)
+        return self._decode(kv)
 
     def list(
         self,
@@ -545,7 +693,7 @@ class Registry:
         kvs, rev = self.store.list(self._prefix(info, namespace))
         items: builtins.list[Obj] = []
         for kv in kvs:
-            obj = _decode(kv)
+            obj = self._decode(kv)
             if selector is not None and not selector.matches((obj["metadata"].get("labels")) or {}):
                 continue
             if field_selector and any(_field_value(obj, p) != str(v) for p, v in field_selector.items()):
@@ -567,12 +715,12 @@ class Registry:
         expected = _parse_rv(meta.get("resourceVersion"))
         if expected is not None and expected != kv.mod_revision:
             raise _conflict(info, name)
-        return kv, _decode(kv), name, namespace
+        return kv, self._decode(kv), name, namespace
 
     def _write(self, info: KindInfo, kv: KeyValue, obj: Obj, name: str) -> Obj:
         self._forget_namespace(obj)  # e.g. now Terminating: the next create must look again
         try:
-            rev = self.store.update(kv.key, _encode(obj), kv.mod_revision)
+            rev = self.store.update(kv.key, self._to_store(kv.key, obj), kv.mod_revision)
         except RevisionMismatch:
             raise _conflict(info, name) from None
         except KeyNotFound:
@@ -591,6 +739,7 @@ class Registry:
         if info.namespaced:
             meta["namespace"] = namespace
         _apply_defaults(new)
+        _strip_secret_data(new)
         old_meta = old["metadata"]
         for field in ("uid", "creationTimestamp", "deletionTimestamp"):
             if field in old_meta:
@@ -709,7 +858,7 @@ class Registry:
         expected = _parse_rv(resource_version)
         if expected is not None and expected != kv.mod_revision:
             raise _conflict(info, name)
-        old = _decode(kv)
+        old = self._decode(kv)
         self._forget_namespace(old)
         self._admit("DELETE", old, old)
         try:
@@ -753,13 +902,14 @@ class Registry:
         neither takes back nor replaces the dependents being released."""
         marked = _clone(old)
         marked["metadata"]["deletionTimestamp"] = rfc3339(self.clock.now())
+        value = self._to_store(kv.key, marked)
         try:
-            rev = self.store.update(kv.key, _encode(marked), kv.mod_revision)
+            rev = self.store.update(kv.key, value, kv.mod_revision)
         except RevisionMismatch:
             raise _conflict(info, name) from None
         except KeyNotFound:
             raise _not_found(info, name) from None
-        return KeyValue(kv.key, _encode(marked), kv.create_revision, rev)
+        return KeyValue(kv.key, value, kv.create_revision, rev)
 
     def _orphan_dependents(self, owner_uid: str, namespace: str) -> None:
         if not owner_uid:
@@ -811,7 +961,7 @@ class Registry:
             matching = {
                 kv.key
                 for kv in kvs
-                if selector.matches((wirejson.loads(kv.value).get("metadata") or {}).get("labels") or {})
+                if selector.matches((self._decode(kv).get("metadata") or {}).get("labels") or {})
             }
         if not after:
             after = self.store.current_revision()
@@ -821,7 +971,7 @@ class Registry:
             raise Expired(
                 f"too old resource version: {after} ({e.compacted}): the {info.plural} watch must relist"
             ) from e
-        w = RegistryWatch(store_watch, selector, matching, on_cancel=self._forget_watch)
+        w = RegistryWatch(store_watch, selector, matching, on_cancel=self._forget_watch, decode=self._decode)
         w.resource_version = str(after)
         with self._watches_lock:
             self._watches.add(w)
@@ -904,6 +1054,7 @@ class Registry:
         last_applied = json.dumps(_without_rv(original), separators=(",", ":"), sort_keys=True)
         annotations = obj["metadata"].setdefault("annotations", {})
         annotations[LAST_APPLIED] = last_applied
+        _strip_secret_data(obj)
         name = str(obj["metadata"]["name"])
         namespace = str(obj["metadata"].get("namespace", ""))
         for attempt in range(_PATCH_RETRIES):
@@ -913,7 +1064,7 @@ class Registry:
                     return self.create(obj), "created"
                 except AlreadyExists:
                     continue  # raced with another writer: merge into theirs
-            stored = _decode(kv)
+            stored = self._decode(kv)
             merged = self._merge_applied(stored, obj, info)
             if _without_rv(merged) == _without_rv(stored):
                 return stored, "unchanged"

@@ -19,7 +19,8 @@ def open_store(url: str) -> Store:
       by several processes;
     - `sqlite://:memory:`: a fresh in-memory store, usable from every thread of this process
       (each call returns a new, empty one);
-    - `etcd://host:port[,host:port...]`: a real etcd v3 cluster.
+    - `etcd://host:port[,host:port...]`: a real etcd v3 cluster;
+    - `etcd+unix:///abs/path/etcd.sock`: an etcd on a unix socket (a cluster's private etcd).
     """
     if not isinstance(url, str):
         raise BadRequest(f"store URL must be a string, got {url!r}")
@@ -32,11 +33,11 @@ def open_store(url: str) -> Store:
         if not rest.startswith("/") or rest == "/":
             raise BadRequest(f"store URL {url!r}: expected sqlite:///absolute/path.db or sqlite://:memory:")
         return SqliteStore(rest)
-    if url.startswith("etcd://"):
+    if url.startswith(("etcd://", "etcd+unix://")):
         from nbkube.store.etcd import EtcdStore
 
         return EtcdStore(url)
     raise BadRequest(
-        f"store URL {url!r}: unknown scheme (expected sqlite:///abs/path.db, sqlite://:memory: "
-        "or etcd://host:port[,host:port...])"
+        f"store URL {url!r}: unknown scheme (expected sqlite:///abs/path.db, sqlite://:memory:, "
+        "etcd://host:port[,host:port...] or etcd+unix:///abs/path/etcd.sock)"
     )

@@ -36,7 +36,11 @@ from nbkube.store.base import (
     WatchEvent,
 )
 
-__all__ = ["EtcdStore", "parse_etcd_url"]
+__all__ = ["EtcdStore", "UNIX_SCHEME", "parse_etcd_url", "etcd_targets"]
+
+# `etcd+unix:///abs/path/etcd.sock`: an etcd listening on a unix socket (a cluster's private etcd,
+# whose socket sits in the cluster's 0700 folder so that only its owner can connect).
+UNIX_SCHEME = "etcd+unix://"
 
 _EVENT_DELETE = 1  # mvccpb.Event.EventType.DELETE
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
@@ -61,6 +65,16 @@ def parse_etcd_url(url: str) -> list[tuple[str, int]]:
             raise BadRequest(f"store URL {url!r}: expected etcd://host:port[,host:port...], got {part!r}")
         endpoints.append((host.strip("[]"), int(port)))
     return endpoints
+
+
+def etcd_targets(url: str) -> list[str]:
+    """The gRPC targets of an `etcd://host:port,...` or `etcd+unix:///abs/path` URL."""
+    if url.startswith(UNIX_SCHEME):
+        path = url[len(UNIX_SCHEME) :]
+        if not path.startswith("/") or path.endswith("/"):
+            raise BadRequest(f"store URL {url!r}: expected etcd+unix:///absolute/path/to/socket")
+        return [f"unix://{path}"]
+    return [f"{host}:{port}" for host, port in parse_etcd_url(url)]
 
 
 def _key_range(prefix: str) -> tuple[bytes, bytes]:
@@ -93,8 +107,8 @@ def _event(ev: Any) -> WatchEvent:
 
 
 class _Endpoint:
-    def __init__(self, host: str, port: int):
-        self.netloc = f"{host}:{port}"
+    def __init__(self, target: str):
+        self.netloc = target
         self.channel = grpc.insecure_channel(self.netloc, options=_CHANNEL_OPTIONS)
         self.kv = etcdrpc.KVStub(self.channel)
         self.watch = etcdrpc.WatchStub(self.channel)
@@ -106,7 +120,7 @@ class EtcdStore:
     def __init__(self, url: str, *, timeout: float = 5.0, connect_timeout: float = 3.0):
         self.url = url
         self._timeout = timeout
-        self._endpoints = [_Endpoint(h, p) for h, p in parse_etcd_url(url)]
+        self._endpoints = [_Endpoint(t) for t in etcd_targets(url)]
         self._current = 0
         self._lock = threading.Lock()
         self._watches: set[QueueWatch] = set()

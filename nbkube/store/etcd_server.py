@@ -4,6 +4,11 @@ Who calls it: the store contract tests (a real etcd, not a mock), `benchmarks/st
 cluster wiring when `store="auto"` finds the binary. The server listens on 127.0.0.1 only, on free
 ports, with its data in a temporary directory unless one is given; `stop()` (or leaving the `with`
 block) terminates it and removes what it created.
+
+With `socket_dir` (what a cluster's private etcd uses) it listens on no port at all: its client and
+peer endpoints are unix sockets in that folder, which must be 0700, so only the folder's owner (and
+root) can connect; any local user could connect to a loopback port, and etcd without TLS asks no
+credential. The data directory is 0700 either way.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import contextlib
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
 
-from nbkube.errors import StoreUnavailable
+from nbkube.errors import BadRequest, StoreUnavailable
+from nbkube.security.private import make_private_dir
 from nbkube.store.base import MAX_VALUE_BYTES
 
 __all__ = ["EtcdServer", "launch_etcd", "etcd_available"]
@@ -24,6 +31,11 @@ __all__ = ["EtcdServer", "launch_etcd", "etcd_available"]
 # etcd refuses requests over --max-request-bytes; leave room for the key and the request framing
 # around the largest value the store accepts.
 _MAX_REQUEST_BYTES = MAX_VALUE_BYTES + 512 * 1024
+# etcd 3.4 wants unix listen URLs in host:port form (`unix://name:port`, a path relative to its
+# working directory); the ":port" is only part of the socket's file name.
+CLIENT_SOCKET = "etcd.sock:2379"
+PEER_SOCKET = "etcd-peer.sock:2380"
+_SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
 
 
 def etcd_available() -> bool:
@@ -49,11 +61,20 @@ class EtcdServer:
     """A running private etcd. Use `launch_etcd()` to make one."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes], port: int, data_dir: str, log_path: str, own_dir: str | None
+        self,
+        proc: subprocess.Popen[bytes],
+        port: int | None,
+        data_dir: str,
+        log_path: str,
+        own_dir: str | None,
+        socket_path: str | None = None,
     ):
         self.proc = proc
-        self.port = port
-        self.url = f"etcd://127.0.0.1:{port}"
+        self.port = port  # None: on the unix socket `socket_path`
+        self.socket_path = socket_path
+        self.url = f"etcd+unix://{socket_path}" if socket_path else f"etcd://127.0.0.1:{port}"
+        # what gRPC dials
+        self.target = f"unix://{socket_path}" if socket_path else f"127.0.0.1:{port}"
         self.data_dir = data_dir
         self.log_path = log_path
         self._own_dir = own_dir  # removed on stop: we created it
@@ -66,6 +87,11 @@ class EtcdServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.socket_path is not None:
+            folder = os.path.dirname(self.socket_path)
+            for name in (CLIENT_SOCKET, PEER_SOCKET):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
         if self._own_dir is not None:
             shutil.rmtree(self._own_dir, ignore_errors=True)
             self._own_dir = None
@@ -80,8 +106,38 @@ class EtcdServer:
         return f"EtcdServer({self.url!r}, pid={self.proc.pid})"
 
 
-def launch_etcd(data_dir: str | None = None, *, timeout: float = 15.0) -> EtcdServer:
-    """Start `etcd` on 127.0.0.1 with free ports and wait until it answers.
+def _prepare_socket_dir(socket_dir: str) -> str:
+    """The client socket's path in `socket_dir` (0700, ours), stale sockets of a dead etcd removed."""
+    socket_dir = os.path.abspath(socket_dir)
+    st = os.stat(socket_dir)
+    if st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        raise BadRequest(f"{socket_dir}: etcd's socket folder must be ours and 0700 (only we may connect)")
+    client = os.path.join(socket_dir, CLIENT_SOCKET)
+    if len(client.encode()) > _SUN_PATH_MAX:
+        raise BadRequest(
+            f"{client}: a unix socket path must be at most {_SUN_PATH_MAX} bytes; use a shorter cluster folder"
+        )
+    if os.path.exists(client):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(client)
+        except OSError:
+            pass  # nobody listens: left by an etcd that died
+        else:
+            raise StoreUnavailable(f"an etcd already serves {socket_dir} (socket {client})")
+        finally:
+            probe.close()
+    for name in (CLIENT_SOCKET, PEER_SOCKET):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(socket_dir, name))
+    return client
+
+
+def launch_etcd(
+    data_dir: str | None = None, *, socket_dir: str | None = None, timeout: float = 15.0
+) -> EtcdServer:
+    """Start `etcd` and wait until it answers: on 127.0.0.1 with free ports, or, with `socket_dir`
+    (a 0700 folder of ours), on unix sockets there and no port at all.
 
     Raises StoreUnavailable (with the tail of etcd's log) when the binary is missing or the server
     does not come up within `timeout` seconds.
@@ -95,11 +151,22 @@ def launch_etcd(data_dir: str | None = None, *, timeout: float = 15.0) -> EtcdSe
     # A free port can be taken by someone else between our probe and etcd's bind: retry a few times.
     for _attempt in range(3):
         own_dir = tempfile.mkdtemp(prefix="nbkube-etcd-")
-        data = data_dir if data_dir is not None else os.path.join(own_dir, "data")
+        data = os.path.abspath(data_dir) if data_dir is not None else os.path.join(own_dir, "data")
+        make_private_dir(data)
         log_path = os.path.join(own_dir, "etcd.log")
-        client_port, peer_port = _free_port(), _free_port()
-        peer = f"http://127.0.0.1:{peer_port}"
-        client = f"http://127.0.0.1:{client_port}"
+        socket_path: str | None = None
+        client_port: int | None = None
+        if socket_dir is not None:
+            try:
+                socket_path = _prepare_socket_dir(socket_dir)
+            except BaseException:
+                shutil.rmtree(own_dir, ignore_errors=True)
+                raise
+            peer, client = f"unix://{PEER_SOCKET}", f"unix://{CLIENT_SOCKET}"
+        else:
+            client_port, peer_port = _free_port(), _free_port()
+            peer = f"http://127.0.0.1:{peer_port}"
+            client = f"http://127.0.0.1:{client_port}"
         cmd = [
             binary,
             "--name=nbkube",
@@ -115,15 +182,17 @@ def launch_etcd(data_dir: str | None = None, *, timeout: float = 15.0) -> EtcdSe
             "--log-level=warn",
         ]
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        server = EtcdServer(proc, client_port, data, log_path, own_dir)
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=socket_dir
+            )
+        server = EtcdServer(proc, client_port, data, log_path, own_dir, socket_path)
         try:
             _wait_ready(server, timeout)
             return server
         except StoreUnavailable as err:
             last_error = str(err)
             server.stop()
-            if "address already in use" not in last_error:
+            if socket_dir is not None or "address already in use" not in last_error:
                 break
     raise StoreUnavailable(last_error)
 
@@ -135,7 +204,7 @@ def _wait_ready(server: EtcdServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     # The bare stub, not etcd3.client(): that one marks an endpoint "failed" for minutes after the
     # first refused connection, which is exactly what a server that is still starting gives.
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = grpc.insecure_channel(server.target)
     try:
         kv = etcdrpc.KVStub(channel)
         while True:

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from nbkube.errors import BadRequest, StoreUnavailable
+from nbkube.security.private import restrict_file
 from nbkube.store._common import check_key, check_value, prefix_end
 from nbkube.store._watch import QueueWatch
 from nbkube.store.base import (
@@ -179,6 +180,21 @@ class SqliteStore:
         # WAL mode needs to create `-wal`/`-shm` files beside the database, hence the directory check.
         if (exists and not os.access(self.path, os.W_OK)) or not os.access(directory, os.W_OK):
             raise StoreUnavailable(f"{self.url} is read-only")
+        self._make_private(exists)
+
+    def _make_private(self, exists: bool) -> None:
+        """The store is the whole cluster, Secrets included: only its owner may read it. A new file
+        is created 0600 before SQLite opens it (SQLite gives `-wal`/`-shm` the database file's
+        mode); files of ours from before that are tightened."""
+        if not exists:
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass  # another process created it a moment ago: theirs is made the same way
+            except OSError as err:
+                raise StoreUnavailable(f"{self.url}: cannot create the file: {err.strerror}") from err
+        for suffix in ("", "-wal", "-shm"):
+            restrict_file(self.path + suffix)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(

@@ -57,3 +57,42 @@ def test_launch_etcd_serves_and_cleans_up(tmp_path) -> None:  # type: ignore[no-
     assert server.proc.poll() is not None
     assert own is not None and not os.path.exists(own)
     assert data.exists()  # a data dir we were given is the caller's to keep
+
+
+@pytest.mark.etcd
+def test_private_etcd_on_a_unix_socket_opens_no_port(tmp_path, etcd_binary: None) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "c"
+    folder.mkdir(mode=0o700)
+    with launch_etcd(str(folder / "etcd"), socket_dir=str(folder)) as server:
+        assert server.url == f"etcd+unix://{folder}/etcd.sock:2379" and server.port is None
+        assert (folder / "etcd").stat().st_mode & 0o777 == 0o700
+        with contextlib.closing(open_store(server.url)) as store:
+            store.create("/k", b"v")
+            assert store.get("/k").value == b"v"  # type: ignore[union-attr]
+        # no TCP listener of this etcd: /proc/net/tcp* list none owned by its sockets' inodes
+        inodes = {
+            os.readlink(f"/proc/{server.proc.pid}/fd/{fd}")
+            for fd in os.listdir(f"/proc/{server.proc.pid}/fd")
+        }
+        tcp = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as fh:
+                tcp |= {f"socket:[{line.split()[9]}]" for line in fh.readlines()[1:]}
+        assert not inodes & tcp
+        # a second etcd for the same folder is refused while the first serves it
+        with pytest.raises(StoreUnavailable, match="already serves"):
+            launch_etcd(str(folder / "etcd2"), socket_dir=str(folder))
+    assert not (folder / "etcd.sock:2379").exists()
+
+
+def test_the_socket_folder_must_be_private(tmp_path, etcd_binary: None) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "open"
+    folder.mkdir()
+    os.chmod(folder, 0o755)
+    with pytest.raises(BadRequest, match="must be ours and 0700"):
+        launch_etcd(socket_dir=str(folder))
+
+
+def test_unix_store_urls_are_checked() -> None:
+    with pytest.raises(BadRequest, match="etcd\\+unix:///absolute/path"):
+        open_store("etcd+unix://relative/etcd.sock")

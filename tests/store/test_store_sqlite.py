@@ -279,3 +279,21 @@ def test_revisions_never_go_back_after_compaction_and_reopen(url: str) -> None:
         assert store.current_revision() == deleted > last
         assert store.create("/k", b"again") == deleted + 1
         assert store.get("/k") == KeyValue("/k", b"again", deleted + 1, deleted + 1)
+
+
+def test_the_store_file_and_its_wal_are_the_owners_alone(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        store = SqliteStore(str(tmp_path / "new" / "store.db"))
+        store.create("/k", b"v")
+        modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "new").iterdir()}
+        store.close()
+        assert (
+            modes["store.db"] == 0o600 and modes["store.db-wal"] == 0o600 and modes["store.db-shm"] == 0o600
+        )
+        # a store made before modes were enforced is tightened when opened
+        os.chmod(tmp_path / "new" / "store.db", 0o644)
+        SqliteStore(str(tmp_path / "new" / "store.db")).close()
+        assert (tmp_path / "new" / "store.db").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
