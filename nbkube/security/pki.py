@@ -380,7 +380,9 @@ class ClusterPKI:
         self._loaded()
         return self._sa_pub_pem
 
-    def issue_client_cert(self, user: str, groups: Iterable[str] = (), days: int = 365) -> tuple[bytes, bytes]:
+    def issue_client_cert(
+        self, user: str, groups: Iterable[str] = (), days: int = 365
+    ) -> tuple[bytes, bytes]:
         """A new client certificate and key (PEM, PEM) for `user` in `groups` (CN=user, O=each group)."""
         if not isinstance(user, str) or not user.strip():
             raise CredentialError("client certificate: the user name (CN) may not be empty")
@@ -425,7 +427,9 @@ class ClusterPKI:
         ctx.verify_mode = ssl.CERT_OPTIONAL
         return ctx
 
-    def client_ssl_context(self, cert_pem: bytes | None = None, key_pem: bytes | None = None) -> ssl.SSLContext:
+    def client_ssl_context(
+        self, cert_pem: bytes | None = None, key_pem: bytes | None = None
+    ) -> ssl.SSLContext:
         """A client context that verifies the API server against this cluster's CA (see the
         module-level `client_ssl_context`, which needs only the CA's PEM)."""
         return client_ssl_context(self.ca_pem, cert_pem, key_pem)

@@ -120,7 +120,11 @@ class TokenSigner:
         """
         if not namespace or not sa_name or not sa_uid:
             raise ValueError("token: namespace, ServiceAccount name and uid are required")
-        if isinstance(audiences, str) or not audiences or not all(isinstance(a, str) and a for a in audiences):
+        if (
+            isinstance(audiences, str)
+            or not audiences
+            or not all(isinstance(a, str) and a for a in audiences)
+        ):
             raise ValueError("token: audiences must be a non-empty list of non-empty strings")
         if not MIN_EXPIRATION_SECONDS <= expiration_seconds <= MAX_EXPIRATION_SECONDS:
             raise ValueError(

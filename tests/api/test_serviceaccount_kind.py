@@ -60,7 +60,7 @@ def test_invalid_service_account() -> None:
     )
     messages = [str(e) for e in validate(obj)]
     assert any(m.startswith('secrets[0].name: Invalid value: "Bad_Name"') for m in messages), messages
-    assert "secrets[1]: must be a mapping, got string \"x\"" in messages
+    assert 'secrets[1]: must be a mapping, got string "x"' in messages
     assert any(m.startswith("imagePullSecrets[0].name: must be a string") for m in messages), messages
     assert any(m.startswith("automountServiceAccountToken: must be a boolean") for m in messages), messages
     bad_name = apply_defaults(sa())

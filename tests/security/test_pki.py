@@ -183,7 +183,9 @@ def _expired_cert(pki: ClusterPKI, user: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, host: str = "localhost") -> dict[str, Any]:
+def _handshake(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, host: str = "localhost"
+) -> dict[str, Any]:
     """One TLS connection over loopback. The server reads the peer certificate's DER, answers with
     the identity it maps to; returns what each side saw (reply or exception)."""
     listener = socket.create_server(("127.0.0.1", 0))

@@ -61,7 +61,11 @@ def test_deleted_default_is_made_again(api: Registry, controller: ServiceAccount
 def test_other_service_accounts_are_left_alone(api: Registry, controller: ServiceAccountsController) -> None:
     wait_for(lambda: _default_sa(api, "existing"), what="default SA")
     api.create(
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "builder", "namespace": "existing"}}
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "builder", "namespace": "existing"},
+        }
     )
     api.delete("ServiceAccount", "builder", "existing")
     # reconcile of "existing" by a later namespace event sees the default there and writes nothing
