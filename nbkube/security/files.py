@@ -11,13 +11,15 @@ and `apiserver.kubeconfig`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 
 from nbkube.errors import NbkubeError
 
-__all__ = ["CredentialError", "ensure_private_dir", "write_private", "read_private"]
+__all__ = ["CredentialError", "ensure_private_dir", "write_private", "read_private", "file_lock"]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -94,3 +96,19 @@ def read_private(path: str) -> bytes:
         raise CredentialError(f"{path}: missing") from None
     except PermissionError as exc:
         raise CredentialError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created 0600) while the block runs, so that processes
+    sharing a credential folder (an API server and the CLI, two servers starting at once) do not
+    interleave their read-modify-write of it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise CredentialError(f"{path}: cannot create lock file: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -32,7 +32,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from nbkube.security.files import CredentialError, ensure_private_dir, read_private, write_private
+from nbkube.security.files import (
+    CredentialError,
+    ensure_private_dir,
+    file_lock,
+    read_private,
+    write_private,
+)
 
 __all__ = [
     "ClusterPKI",
@@ -57,6 +63,7 @@ DEFAULT_SANS = (
     "kubernetes.default.svc.cluster.local",
 )
 _CA_CN = "nbkube-ca"
+LOCK_FILE = ".lock"
 _SERVING_CN = "kube-apiserver"
 
 
@@ -208,9 +215,11 @@ class ClusterPKI:
         """
         sans = [_san(s) for s in (*DEFAULT_SANS, *extra_sans)]
         ensure_private_dir(self.folder)
-        self._ensure_ca()
-        self._ensure_sa_keys()
-        self._ensure_serving(sans)
+        # two processes starting on one folder must not both make a CA
+        with file_lock(self._path(LOCK_FILE)):
+            self._ensure_ca()
+            self._ensure_sa_keys()
+            self._ensure_serving(sans)
         return self
 
     def _existing(self, *names: str) -> list[bool]:

@@ -10,19 +10,17 @@ work without restarting the API server. Tokens are kept in memory only as SHA-25
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import fcntl
 import hashlib
 import io
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from nbkube.security.files import CredentialError, read_private, write_private
+from nbkube.security.files import CredentialError, file_lock, read_private, write_private
 
 __all__ = ["StaticTokenFile", "StaticToken"]
 
@@ -103,7 +101,7 @@ class StaticTokenFile:
         if any(not g or "," in g or "\n" in g for g in group_list):
             raise CredentialError(f"{self.path}: group names may not be empty or hold a comma or line break")
         token = secrets.token_urlsafe(32)
-        with self._file_lock():
+        with file_lock(self.path + ".lock"):
             text = read_private(self.path).decode() if os.path.exists(self.path) else ""
             _parse(self.path, text)  # refuse to append to a file that is already broken
             buf = io.StringIO()
@@ -113,13 +111,3 @@ class StaticTokenFile:
             write_private(self.path, (text + buf.getvalue()).encode())
         self.reload()
         return token
-
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        lock_path = self.path + ".lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock

@@ -46,8 +46,8 @@ def pki(tmp_path: Path) -> ClusterPKI:
 def test_first_start_creates_private_files(pki: ClusterPKI, tmp_path: Path) -> None:
     folder = tmp_path / "pki"
     assert _mode(folder) == 0o700
-    assert sorted(os.listdir(folder)) == sorted(FILES)
-    for name in FILES:
+    assert sorted(os.listdir(folder)) == sorted([*FILES, ".lock"])
+    for name in [*FILES, ".lock"]:
         assert _mode(folder / name) == 0o600, name
     ca = x509.load_pem_x509_certificate(pki.ca_pem)
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -72,6 +72,22 @@ def test_second_start_loads_and_fixes_modes(pki: ClusterPKI, tmp_path: Path) -> 
     assert again.ca_pem == pki.ca_pem
     assert _mode(folder) == 0o700
     assert all(_mode(folder / n) == 0o600 for n in FILES)
+
+
+def test_concurrent_first_starts_make_one_ca(tmp_path: Path) -> None:
+    folder = str(tmp_path / "shared")
+    seen: list[bytes] = []
+
+    def start() -> None:
+        seen.append(ClusterPKI(folder).ensure().ca_pem)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(seen) == 3 and len(set(seen)) == 1
+    assert Path(folder, "ca.crt").read_bytes() == seen[0]
 
 
 def test_umask_does_not_open_files(tmp_path: Path) -> None:
