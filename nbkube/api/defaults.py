@@ -21,6 +21,8 @@ __all__ = [
     "NAMESPACE_NAME_LABEL",
     "apply_defaults",
     "default_pod_spec",
+    "default_service_account",
+    "DEFAULT_SERVICE_ACCOUNT",
     "image_pull_policy",
     "preserve_allocated",
 ]
@@ -28,6 +30,7 @@ __all__ = [
 DEFAULT_NAMESPACE = "default"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 DEFAULT_SCHEDULER = "default-scheduler"
+DEFAULT_SERVICE_ACCOUNT = "default"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
@@ -142,10 +145,24 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
             tol["operator"] = "Equal"
 
 
+def default_service_account(spec: dict[str, Any]) -> None:
+    """A Pod runs as ServiceAccount `default` unless it names one (upstream's ServiceAccount
+    admission). `serviceAccount` is the deprecated spelling: it is read when `serviceAccountName`
+    is empty and always mirrors it afterwards, as the v1 conversion does. Pods only: a template
+    left alone keeps its pod-template-hash."""
+    name = spec.get("serviceAccountName")
+    if name is None or name == "":
+        old = spec.get("serviceAccount")
+        name = spec["serviceAccountName"] = old if isinstance(old, str) and old else DEFAULT_SERVICE_ACCOUNT
+    if isinstance(name, str):
+        spec["serviceAccount"] = name
+
+
 def _default_pod(obj: Obj) -> None:
     spec = _dict(obj, "spec")
     if spec is not None:
         default_pod_spec(spec)
+        default_service_account(spec)
 
 
 def _default_template(spec: dict[str, Any]) -> None:

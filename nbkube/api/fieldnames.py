@@ -99,6 +99,7 @@ FIELDS: dict[str, frozenset[str]] = {
     ),
     "EventSource": _f("component host"),
     "ObjectReference": _f("kind namespace name uid apiVersion resourceVersion fieldPath"),
+    "LocalObjectReference": _f("name"),
 }
 
 _TOP = "apiVersion kind metadata "
@@ -113,6 +114,7 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
     "Endpoints": _f(_TOP + "subsets"),
     "ConfigMap": _f(_TOP + "data binaryData immutable"),
     "Secret": _f(_TOP + "data stringData type immutable"),
+    "ServiceAccount": _f(_TOP + "secrets imagePullSecrets automountServiceAccountToken"),
     "ResourceQuota": _f(_TOP + "spec status"),
     "LimitRange": _f(_TOP + "spec"),
     "NetworkPolicy": _f(_TOP + "spec status"),
@@ -235,4 +237,8 @@ def unknown_fields(obj: Any) -> list[FieldError]:
             _walk(value, "ObjectReference", key, out)
         elif key == "source" and kind == "Event":
             _walk(value, "EventSource", key, out)
+        elif key == "secrets" and kind == "ServiceAccount":
+            _walk(value, "ObjectReference", key, out)
+        elif key == "imagePullSecrets" and kind == "ServiceAccount":
+            _walk(value, "LocalObjectReference", key, out)
     return out

@@ -43,6 +43,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("ReplicationController", "v1", "replicationcontrollers", ("rc",)),
     KindInfo("ConfigMap", "v1", "configmaps", ("cm",), has_status=False),
     KindInfo("Secret", "v1", "secrets", (), has_status=False),
+    KindInfo("ServiceAccount", "v1", "serviceaccounts", ("sa",), has_status=False),
     KindInfo("ResourceQuota", "v1", "resourcequotas", ("quota",)),
     KindInfo("LimitRange", "v1", "limitranges", ("limits",), has_status=False),
     KindInfo("Event", "v1", "events", ("ev",), has_status=False),

@@ -350,6 +350,7 @@ FIELD_STRATEGIES: dict[str, dict[str, Strategy]] = {
     },
     "Namespace": {**_CONDITIONS},
     "Endpoints": {"subsets": REPLACE},
+    "ServiceAccount": {"secrets": by("name")},
 }
 
 _METADATA_TABLE = _under("metadata", _OBJECT_META)

@@ -316,6 +316,11 @@ def _quota(obj: Obj, now: float, wide: bool) -> Row:
     return [age_of(obj, now), ", ".join(requests), ", ".join(limits)]
 
 
+def _service_account(obj: Obj, now: float, wide: bool) -> Row:
+    secrets = obj.get("secrets")
+    return [str(len(secrets) if isinstance(secrets, list) else 0), age_of(obj, now)]
+
+
 def _lease(obj: Obj, now: float, wide: bool) -> Row:
     return [str(_spec(obj).get("holderIdentity") or _NONE), age_of(obj, now)]
 
@@ -357,6 +362,7 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
     "Endpoints": (["ENDPOINTS", "AGE"], [], _endpoints),
     "ConfigMap": (["DATA", "AGE"], [], _configmap),
     "Secret": (["TYPE", "DATA", "AGE"], [], _secret),
+    "ServiceAccount": (["SECRETS", "AGE"], [], _service_account),
     "ResourceQuota": (["AGE", "REQUEST", "LIMIT"], [], _quota),
     "Lease": (["HOLDER", "AGE"], [], _lease),
     "NetworkPolicy": (["POD-SELECTOR", "AGE"], [], _netpol),

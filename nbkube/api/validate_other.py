@@ -1,5 +1,5 @@
-"""Validation of the remaining kinds: Namespace, Node, ConfigMap, Secret, ResourceQuota, LimitRange,
-Event and Lease. Each function takes the error collector and the whole object.
+"""Validation of the remaining kinds: Namespace, Node, ConfigMap, Secret, ServiceAccount,
+ResourceQuota, LimitRange, Event and Lease. Each function takes the error collector and the whole object.
 """
 
 from __future__ import annotations
@@ -109,6 +109,22 @@ def validate_secret(e: Errors, obj: dict[str, Any]) -> None:
         e.add("data", f"Too long: a Secret may hold at most {MAX_DATA_BYTES} bytes of data")
 
 
+def validate_service_account(e: Errors, obj: dict[str, Any]) -> None:
+    # Secrets listed here are references only: nbkube mints tokens through TokenRequest and never
+    # mounts them, as upstream since 1.24; the names are still checked so a typo shows.
+    for path, ref in e.maps(obj, "secrets", ""):
+        for key in ("kind", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath"):
+            e.string(ref, key, path)
+        secret = e.string(ref, "name", path)
+        if secret:
+            e.extend_messages(join(path, "name"), secret, naming.check_dns1123_subdomain(secret))
+    for path, ref in e.maps(obj, "imagePullSecrets", ""):
+        secret = e.string(ref, "name", path)
+        if secret:
+            e.extend_messages(join(path, "name"), secret, naming.check_dns1123_subdomain(secret))
+    e.boolean(obj, "automountServiceAccountToken", "")
+
+
 def validate_resource_quota(e: Errors, obj: dict[str, Any]) -> None:
     spec = e.mapping(obj, "spec", "")
     if spec is not None:
@@ -205,6 +221,7 @@ __all__ = [
     "validate_node",
     "validate_config_map",
     "validate_secret",
+    "validate_service_account",
     "validate_resource_quota",
     "validate_limit_range",
     "validate_event",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nbkube.api import kinds, naming
+from nbkube.api.defaults import default_service_account
 from nbkube.api.fieldcheck import Errors, is_int, join, show
 from nbkube.api.validate_common import check_object_meta
 from nbkube.api.validate_network import validate_endpoints, validate_network_policy, validate_service
@@ -27,6 +28,7 @@ from nbkube.api.validate_other import (
     validate_node,
     validate_resource_quota,
     validate_secret,
+    validate_service_account,
 )
 from nbkube.api.validate_pod import check_pod_spec
 from nbkube.api.validate_workloads import (
@@ -59,6 +61,7 @@ _VALIDATORS: dict[str, KindValidator] = {
     "Node": validate_node,
     "ConfigMap": validate_config_map,
     "Secret": validate_secret,
+    "ServiceAccount": validate_service_account,
     "ResourceQuota": validate_resource_quota,
     "LimitRange": validate_limit_range,
     "Event": validate_event,
@@ -170,6 +173,8 @@ _POD_UPDATE_MSG = (
 
 def _pod_update(e: Errors, new: dict[str, Any], old: dict[str, Any]) -> None:
     a, b = copy.deepcopy(new), copy.deepcopy(old)
+    # a pod stored before its ServiceAccount was defaulted reads as running as `default`
+    default_service_account(b)
     for key in ("containers", "initContainers"):
         new_c, old_c = a.get(key), b.get(key)
         if isinstance(new_c, list) and isinstance(old_c, list) and len(new_c) == len(old_c):

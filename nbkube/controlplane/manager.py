@@ -50,6 +50,7 @@ CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.namespace",
     "nbkube.controlplane.controllers.gc",
     "nbkube.controlplane.controllers.quota",
+    "nbkube.controlplane.controllers.serviceaccounts",
 ]
 _SYNC_TIMEOUT = 30.0
 
