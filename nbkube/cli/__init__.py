@@ -46,7 +46,7 @@ from types import ModuleType
 
 from nbkube import __version__
 from nbkube.cli.context import Context, Output, add_namespace_args, add_output_arg, default_store_url
-from nbkube.client.kubeconfig import default_kubeconfig_path
+from nbkube.client.kubeconfig import kubeconfig_from_env
 from nbkube.errors import NbkubeError
 
 __all__ = [
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         given = store or os.environ.get("NBKUBE_STORE") or None
         if not given and not kubeconfig:
-            kubeconfig = default_kubeconfig_path()
+            kubeconfig = kubeconfig_from_env()
         ctx = Context(given or default_store_url(), out=out, err=err, store_given=given, kubeconfig=kubeconfig)
         code = handler(args, ctx)
         return int(code or 0)

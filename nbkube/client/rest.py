@@ -15,10 +15,8 @@ import contextlib
 import copy
 import http.client
 import json
-import os
 import queue
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +28,7 @@ from nbkube.api.defaults import apply_defaults
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.api.validation import validate
-from nbkube.client.kubeconfig import KubeconfigTarget
+from nbkube.client.kubeconfig import KubeconfigError, KubeconfigTarget
 from nbkube.errors import (
     AlreadyExists,
     BadRequest,
@@ -45,6 +43,7 @@ from nbkube.errors import (
     TooLarge,
     Unauthorized,
 )
+from nbkube.security.pki import client_ssl_context
 
 __all__ = ["RestClient", "RestWatch", "ssl_context_for"]
 
@@ -63,22 +62,14 @@ _ERRORS: dict[str, type[NbkubeError]] = {
 
 
 def ssl_context_for(target: KubeconfigTarget) -> ssl.SSLContext:
-    """TLS as the kubeconfig says: the cluster's CA, and the client certificate when there is one."""
-    ctx = ssl.create_default_context(cadata=target.ca_pem.decode() if target.ca_pem else None)
-    if target.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    if target.cert_pem and target.key_pem:
-        # ssl loads a key pair from files only: a private 0700 folder, removed at once
-        with tempfile.TemporaryDirectory(prefix="nbkube-cred-") as folder:
-            os.chmod(folder, 0o700)
-            cert, key = os.path.join(folder, "tls.crt"), os.path.join(folder, "tls.key")
-            for file, data in ((cert, target.cert_pem), (key, target.key_pem)):
-                fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-            ctx.load_cert_chain(cert, key)
-    return ctx
+    """TLS as the kubeconfig says: trust the cluster's CA only, present the client certificate
+    when there is one."""
+    if target.ca_pem is None:
+        raise KubeconfigError(
+            f"kubeconfig {target.path}: context {target.context!r} gives no certificate-authority "
+            "for its https server"
+        )
+    return client_ssl_context(target.ca_pem, target.cert_pem, target.key_pem)
 
 
 def _error(code: int, body: Any) -> NbkubeError:

@@ -22,13 +22,8 @@ from cryptography import x509
 from nbk_apitest import KUBECTL, Kubectl
 
 from nbkube.apiserver.authn import ADMIN_USER, MASTERS_GROUP, Authenticator
-from nbkube.apiserver.kubeconfig import (
-    KubeconfigError,
-    KubeconfigTarget,
-    kubeconfig,
-    load_kubeconfig,
-    write_kubeconfig,
-)
+from nbkube.apiserver.kubeconfig import kubeconfig, write_kubeconfig
+from nbkube.client.kubeconfig import KubeconfigError, KubeconfigTarget, load_kubeconfig
 from nbkube.errors import Unauthorized
 from nbkube.registry.registry import Registry
 from nbkube.security.pki import ClusterPKI
