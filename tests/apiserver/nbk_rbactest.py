@@ -101,7 +101,7 @@ class Cluster:
             self._seen[(obj["kind"], key_of(obj))] = ""
             self._cond.notify_all()
 
-    def _wait(self, obj: Obj, rv: str) -> None:
+    def wait_for_version(self, obj: Obj, rv: str) -> None:
         with self._cond:
             ok = self._cond.wait_for(lambda: self._seen.get((obj["kind"], key_of(obj))) == rv, timeout=10)
         assert ok, f"the authorizer never saw {obj['kind']} {key_of(obj)} at {rv or 'deletion'}"
@@ -124,16 +124,16 @@ class Cluster:
                         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
                     )
             created = self.registry.create(obj)
-            self._wait(created, created["metadata"]["resourceVersion"])
+            self.wait_for_version(created, created["metadata"]["resourceVersion"])
             out.append(created)
         return out
 
     def update(self, obj: Obj) -> Obj:
         updated = self.registry.update(obj)
-        self._wait(updated, updated["metadata"]["resourceVersion"])
+        self.wait_for_version(updated, updated["metadata"]["resourceVersion"])
         return updated
 
     def remove(self, obj: Obj) -> None:
         meta = obj["metadata"]
         self.registry.delete(obj["kind"], meta["name"], meta.get("namespace", ""))
-        self._wait(obj, "")
+        self.wait_for_version(obj, "")
