@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -401,20 +401,27 @@ class _Role:
         return False
 
 
-@dataclass(frozen=True)
 class _Grant:
     """One subject of one binding: the role it gets and, for the allow reason, how to name them."""
 
-    binding_kind: str
-    binding_name: str
-    namespace: str  # the binding's ("" for a ClusterRoleBinding)
-    role_kind: str
-    role_name: str
-    subject: str  # upstream's describeSubject: `User "alice"`, `ServiceAccount "ci/team"`
+    __slots__ = ("binding_kind", "binding_name", "namespace", "role_key", "role_kind", "role_name", "subject")
 
-    @property
-    def role_key(self) -> tuple[str, str, str]:
-        return (self.role_kind, self.namespace if self.role_kind == "Role" else "", self.role_name)
+    def __init__(
+        self,
+        binding_kind: str,
+        binding_name: str,
+        namespace: str,
+        role_kind: str,
+        role_name: str,
+        subject: str,
+    ):
+        self.binding_kind = binding_kind
+        self.binding_name = binding_name
+        self.namespace = namespace  # the binding's ("" for a ClusterRoleBinding)
+        self.role_kind = role_kind
+        self.role_name = role_name
+        self.subject = subject  # upstream's describeSubject: `User "alice"`, `ServiceAccount "ci/team"`
+        self.role_key = (role_kind, namespace if role_kind == "Role" else "", role_name)
 
     def describe(self) -> str:
         name = f"{self.binding_name}/{self.namespace}" if self.namespace else self.binding_name
@@ -424,21 +431,31 @@ class _Grant:
         return f"{self.role_kind.lower()}.rbac.authorization.k8s.io {_q(self.role_name)} not found"
 
 
-def _subject_keys(obj: Obj, namespace: str) -> list[tuple[str, str]]:
-    """(index key, description) for each subject: `u:NAME` for users and service accounts, `g:NAME`."""
+class _Index:
+    """Grants by subject: user names (service accounts under their user names) and group names."""
+
+    __slots__ = ("groups", "users")
+
+    def __init__(self) -> None:
+        self.users: dict[str, tuple[_Grant, ...]] = {}
+        self.groups: dict[str, tuple[_Grant, ...]] = {}
+
+
+def _subjects(obj: Obj, namespace: str) -> list[tuple[bool, str, str]]:
+    """(is a group, name, description) for each subject of a binding."""
     out = []
     for s in obj.get("subjects") or []:
         if not isinstance(s, dict):
             continue
         kind, name = str(s.get("kind", "")), str(s.get("name", ""))
         if kind == "User":
-            out.append((f"u:{name}", f"User {_q(name)}"))
+            out.append((False, name, f"User {_q(name)}"))
         elif kind == "Group":
-            out.append((f"g:{name}", f"Group {_q(name)}"))
+            out.append((True, name, f"Group {_q(name)}"))
         elif kind == "ServiceAccount":
             ns = str(s.get("namespace") or namespace)
             # a service account authenticates as system:serviceaccount:NS:NAME (upstream MatchesUsername)
-            out.append((f"u:{_SA_PREFIX}{ns}:{name}", f"ServiceAccount {_q(f'{name}/{ns}')}"))
+            out.append((False, f"{_SA_PREFIX}{ns}:{name}", f"ServiceAccount {_q(f'{name}/{ns}')}"))
     return out
 
 
@@ -447,7 +464,7 @@ class RBACAuthorizer:
 
     `start()` lists and watches the four kinds (on `informers` when given, shared with the rest of
     the process, else on informers of its own); `wait_synced()` before the first decision. Reads
-    take no lock: index entries are immutable tuples replaced whole by the informer threads.
+    take no lock: index entries are immutable tuples that the informer threads replace whole.
     """
 
     def __init__(self, registry: Registry, *, informers: InformerFactory | None = None):
@@ -455,9 +472,10 @@ class RBACAuthorizer:
         self._factory = informers if informers is not None else InformerFactory(registry)
         self._lock = threading.Lock()  # serialises the writers (four informer threads)
         self._roles: dict[tuple[str, str, str], _Role] = {}
-        self._cluster: dict[str, tuple[_Grant, ...]] = {}  # subject key -> grants of ClusterRoleBindings
-        self._namespaced: dict[tuple[str, str], tuple[_Grant, ...]] = {}  # (namespace, subject key) -> ...
-        self._entries: dict[tuple[str, str], list[tuple[str, str, _Grant]]] = {}  # binding -> its grants
+        self._cluster = _Index()  # the ClusterRoleBindings' grants
+        self._namespaced: dict[str, _Index] = {}  # namespace -> its RoleBindings' grants
+        # binding -> where its grants are (to take them out again without the old object)
+        self._entries: dict[tuple[str, str], list[tuple[str, bool, str, _Grant]]] = {}
         self._informers: list[Informer] = []
         for kind in RBAC_KINDS:
             inf = self._factory.informer(kind)
@@ -511,47 +529,54 @@ class RBACAuthorizer:
         namespace = str((obj.get("metadata") or {}).get("namespace") or "") if kind == "RoleBinding" else ""
         ref = obj.get("roleRef") or {}
         name = str((obj.get("metadata") or {}).get("name", ""))
-        entries = []
-        for key, described in _subject_keys(obj, namespace):
-            grant = _Grant(
-                kind, name, namespace, str(ref.get("kind", "")), str(ref.get("name", "")), described
-            )
-            entries.append(("n" if namespace else "c", key, grant))
+        role_kind, role_name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        entries = [
+            (namespace, is_group, subject, _Grant(kind, name, namespace, role_kind, role_name, described))
+            for is_group, subject, described in _subjects(obj, namespace)
+        ]
         with self._lock:
             self._remove_entries((kind, key_of(obj)))
             self._entries[(kind, key_of(obj))] = entries
-            for where, key, grant in entries:
-                if where == "c":
-                    self._cluster[key] = (*self._cluster.get(key, ()), grant)
-                else:
-                    self._namespaced[(namespace, key)] = (*self._namespaced.get((namespace, key), ()), grant)
+            for ns, is_group, subject, grant in entries:
+                index = self._namespaced.setdefault(ns, _Index()) if ns else self._cluster
+                table = index.groups if is_group else index.users
+                table[subject] = (*table.get(subject, ()), grant)
 
     def _drop_binding(self, obj: Obj) -> None:
         with self._lock:
             self._remove_entries((str(obj.get("kind")), key_of(obj)))
 
     def _remove_entries(self, binding: tuple[str, str]) -> None:
-        for where, key, grant in self._entries.pop(binding, ()):
-            index: dict[Any, tuple[_Grant, ...]] = self._cluster if where == "c" else self._namespaced
-            ikey: Any = key if where == "c" else (grant.namespace, key)
-            rest = tuple(g for g in index.get(ikey, ()) if g is not grant)
+        for ns, is_group, subject, grant in self._entries.pop(binding, ()):
+            index = self._namespaced.get(ns) if ns else self._cluster
+            if index is None:
+                continue
+            table = index.groups if is_group else index.users
+            rest = tuple(g for g in table.get(subject, ()) if g is not grant)
             if rest:
-                index[ikey] = rest
+                table[subject] = rest
             else:
-                index.pop(ikey, None)
+                table.pop(subject, None)
 
     # -- decisions ---------------------------------------------------------------------------------
 
-    def _grants(self, user: Subject, namespace: str) -> Iterable[_Grant]:
+    def _grants(self, user: Subject, namespace: str) -> list[tuple[_Grant, ...]]:
         """The grants that apply to `user` in `namespace` ("" = cluster scope only), in upstream's
         order: ClusterRoleBindings first, then the namespace's RoleBindings."""
-        keys = [f"u:{user.name}", *(f"g:{g}" for g in user.groups)]
-        cluster, namespaced = self._cluster, self._namespaced
-        for key in keys:
-            yield from cluster.get(key, ())
-        if namespace:
-            for key in keys:
-                yield from namespaced.get((namespace, key), ())
+        name, groups = user.name, user.groups
+        out = []
+        for index in (self._cluster, self._namespaced.get(namespace) if namespace else None):
+            if index is None:
+                continue
+            found = index.users.get(name)
+            if found:
+                out.append(found)
+            by_group = index.groups
+            for group in groups:
+                found = by_group.get(group)
+                if found:
+                    out.append(found)
+        return out
 
     def authorize(self, attrs: RequestAttributes) -> Decision:
         if MASTERS in attrs.user.groups:
@@ -559,12 +584,13 @@ class RBACAuthorizer:
         namespace = attrs.namespace if attrs.is_resource_request else ""
         roles = self._roles
         missing: list[str] = []
-        for grant in self._grants(attrs.user, namespace):
-            role = roles.get(grant.role_key)
-            if role is None:
-                missing.append(grant.missing())
-            elif role.allows(attrs):
-                return Decision(True, f"RBAC: allowed by {grant.describe()}")
+        for grants in self._grants(attrs.user, namespace):
+            for grant in grants:
+                role = roles.get(grant.role_key)
+                if role is None:
+                    missing.append(grant.missing())
+                elif role.allows(attrs):
+                    return Decision(True, f"RBAC: allowed by {grant.describe()}")
         if not missing:
             return Decision(False, "")
         # upstream's aggregate error: one message alone, several in brackets
@@ -576,7 +602,7 @@ class RBACAuthorizer:
         resource: dict[ResourceRule, None] = {}
         non_resource: dict[NonResourceRule, None] = {}
         errors: list[str] = []
-        for grant in self._grants(user, namespace):
+        for grant in (g for grants in self._grants(user, namespace) for g in grants):
             role = self._roles.get(grant.role_key)
             if role is None:
                 errors.append(grant.missing())
