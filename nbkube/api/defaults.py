@@ -312,6 +312,18 @@ def _default_limit_range(obj: Obj) -> None:
                     request.setdefault(name, value)
 
 
+def _default_binding(obj: Obj) -> None:
+    # As rbac/v1's SetDefaults_Subject: User and Group subjects belong to the RBAC API group. A
+    # RoleBinding's ServiceAccount subject without a namespace means one in the binding's namespace
+    # (the authorizer reads it so too); written out here so that what is stored says so.
+    namespace = (obj.get("metadata") or {}).get("namespace") if obj.get("kind") == "RoleBinding" else None
+    for subject in _dicts(obj, "subjects"):
+        if subject.get("kind") in ("User", "Group"):
+            _set(subject, "apiGroup", "rbac.authorization.k8s.io")
+        elif subject.get("kind") == "ServiceAccount" and isinstance(namespace, str) and namespace:
+            _set(subject, "namespace", namespace)
+
+
 _BY_KIND = {
     "Pod": _default_pod,
     "ReplicationController": _default_rc,
@@ -323,6 +335,8 @@ _BY_KIND = {
     "Namespace": _default_namespace,
     "Secret": _default_secret,
     "LimitRange": _default_limit_range,
+    "RoleBinding": _default_binding,
+    "ClusterRoleBinding": _default_binding,
 }
 
 

@@ -98,6 +98,9 @@ FIELDS: dict[str, frozenset[str]] = {
         "holderIdentity leaseDurationSeconds acquireTime renewTime leaseTransitions strategy preferredHolder"
     ),
     "EventSource": _f("component host"),
+    "PolicyRule": _f("verbs apiGroups resources resourceNames nonResourceURLs"),
+    "Subject": _f("kind apiGroup name namespace"),
+    "RoleRef": _f("apiGroup kind name"),
     "ObjectReference": _f("kind namespace name uid apiVersion resourceVersion fieldPath"),
     "LocalObjectReference": _f("name"),
 }
@@ -123,6 +126,22 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
         "series action related reportingComponent reportingInstance"
     ),
     "Lease": _f(_TOP + "spec"),
+    "Role": _f(_TOP + "rules"),
+    "ClusterRole": _f(_TOP + "rules aggregationRule"),
+    "RoleBinding": _f(_TOP + "subjects roleRef"),
+    "ClusterRoleBinding": _f(_TOP + "subjects roleRef"),
+}
+
+# top-level fields other than spec with a shape of their own: (kind, field) -> shape
+_TOP_SHAPES: dict[tuple[str, str], str] = {
+    ("Role", "rules"): "PolicyRule",
+    ("ClusterRole", "rules"): "PolicyRule",
+    ("RoleBinding", "subjects"): "Subject",
+    ("RoleBinding", "roleRef"): "RoleRef",
+    ("ClusterRoleBinding", "subjects"): "Subject",
+    ("ClusterRoleBinding", "roleRef"): "RoleRef",
+    ("ServiceAccount", "secrets"): "ObjectReference",
+    ("ServiceAccount", "imagePullSecrets"): "LocalObjectReference",
 }
 
 # (shape, field) -> shape of the field's value (or of each item when the value is a list)
@@ -237,8 +256,6 @@ def unknown_fields(obj: Any) -> list[FieldError]:
             _walk(value, "ObjectReference", key, out)
         elif key == "source" and kind == "Event":
             _walk(value, "EventSource", key, out)
-        elif key == "secrets" and kind == "ServiceAccount":
-            _walk(value, "ObjectReference", key, out)
-        elif key == "imagePullSecrets" and kind == "ServiceAccount":
-            _walk(value, "LocalObjectReference", key, out)
+        elif (shape := _TOP_SHAPES.get((str(kind), key))) is not None:
+            _walk(value, shape, key, out)
     return out

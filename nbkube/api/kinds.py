@@ -51,6 +51,19 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),
+    KindInfo("Role", "rbac.authorization.k8s.io/v1", "roles", (), has_status=False),
+    KindInfo(
+        "ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", (), namespaced=False, has_status=False
+    ),
+    KindInfo("RoleBinding", "rbac.authorization.k8s.io/v1", "rolebindings", (), has_status=False),
+    KindInfo(
+        "ClusterRoleBinding",
+        "rbac.authorization.k8s.io/v1",
+        "clusterrolebindings",
+        (),
+        namespaced=False,
+        has_status=False,
+    ),
 )
 
 _BY_NAME: dict[str, KindInfo] = {}

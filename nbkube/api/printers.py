@@ -332,6 +332,26 @@ def _netpol(obj: Obj, now: float, wide: bool) -> Row:
     ]
 
 
+def _created_at(obj: Obj, now: float, wide: bool) -> Row:
+    # kubectl shows roles' creation time itself (RFC 3339), not an age
+    return [str((obj.get("metadata") or {}).get("creationTimestamp") or _NONE)]
+
+
+def _binding(obj: Obj, now: float, wide: bool) -> Row:
+    ref = obj.get("roleRef") or {}
+    row = [f"{ref.get('kind', '')}/{ref.get('name', '')}", age_of(obj, now)]
+    if wide:
+        # kubectl's SubjectsStrings: users, groups, then service accounts as namespace/name
+        found: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+        for s in obj.get("subjects") or []:
+            name = str(s.get("name", ""))
+            if s.get("kind") == "ServiceAccount" and s.get("namespace"):
+                name = f"{s['namespace']}/{name}"
+            found.get(str(s.get("kind")), []).append(name)
+        row += [", ".join(found[k]) for k in ("User", "Group", "ServiceAccount")]
+    return row
+
+
 def _generic(obj: Obj, now: float, wide: bool) -> Row:
     return [age_of(obj, now)]
 
@@ -366,6 +386,10 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
     "ResourceQuota": (["AGE", "REQUEST", "LIMIT"], [], _quota),
     "Lease": (["HOLDER", "AGE"], [], _lease),
     "NetworkPolicy": (["POD-SELECTOR", "AGE"], [], _netpol),
+    "Role": (["CREATED AT"], [], _created_at),
+    "ClusterRole": (["CREATED AT"], [], _created_at),
+    "RoleBinding": (["ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding),
+    "ClusterRoleBinding": (["ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding),
 }
 
 # Events lead with LAST SEEN rather than NAME, as `kubectl get events` does.

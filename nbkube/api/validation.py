@@ -31,6 +31,13 @@ from nbkube.api.validate_other import (
     validate_service_account,
 )
 from nbkube.api.validate_pod import check_pod_spec
+from nbkube.api.validate_rbac import (
+    validate_binding_update,
+    validate_cluster_role,
+    validate_cluster_role_binding,
+    validate_role,
+    validate_role_binding,
+)
 from nbkube.api.validate_workloads import (
     validate_deployment,
     validate_replica_set,
@@ -66,6 +73,10 @@ _VALIDATORS: dict[str, KindValidator] = {
     "LimitRange": validate_limit_range,
     "Event": validate_event,
     "Lease": validate_lease,
+    "Role": validate_role,
+    "ClusterRole": validate_cluster_role,
+    "RoleBinding": validate_role_binding,
+    "ClusterRoleBinding": validate_cluster_role_binding,
 }
 
 # Names that end up as DNS labels (namespaces; services, whose names become DNS names and env vars)
@@ -73,6 +84,11 @@ _NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {
     "Namespace": naming.check_dns1123_label,
     "Service": naming.check_dns1035_label,
     "Event": check_event_name,
+    # RBAC names only have to be path segments: `system:node:web-1`, `system:masters`
+    "Role": naming.check_path_segment,
+    "ClusterRole": naming.check_path_segment,
+    "RoleBinding": naming.check_path_segment,
+    "ClusterRoleBinding": naming.check_path_segment,
 }
 
 
@@ -145,6 +161,8 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
         _pod_update(e, new_spec, old_spec)
     elif kind == "Node" and old_spec.get("podCIDR") and new_spec.get("podCIDR") != old_spec.get("podCIDR"):
         e.invalid("spec.podCIDR", new_spec.get("podCIDR"), "may not be changed once set")
+    elif kind in ("RoleBinding", "ClusterRoleBinding"):
+        validate_binding_update(e, new, old)
     elif kind in ("ConfigMap", "Secret") and old.get("immutable") is True:
         if new.get("immutable") is not True:
             e.forbidden("immutable", "may not be unset once set to true")

@@ -1,11 +1,12 @@
 """Just enough of the Kubernetes protobuf encoding to read what kubectl's typed clients send.
 
-`kubectl create namespace|configmap|secret` post `application/vnd.kubernetes.protobuf` bodies, and
-`kubectl drain` sends its Eviction and the DeleteOptions of a pod delete that way; none falls back
-to JSON on 415, so these kinds are decoded here into their JSON shape: the `k8s\\0` magic, the
-runtime.Unknown envelope, then the object by the field numbers of the upstream generated.proto
-files. Fields not listed are skipped; any other kind is refused (its manifest still works through
-`kubectl create -f`, which sends JSON).
+`kubectl create namespace|configmap|secret` post `application/vnd.kubernetes.protobuf` bodies;
+`kubectl drain` sends its Eviction and the DeleteOptions of a pod delete that way, `kubectl auth can-i`
+its SelfSubjectAccessReview or SelfSubjectRulesReview, and `kubectl create role|clusterrole|rolebinding|
+clusterrolebinding` (typed clients all) the RBAC kinds; none falls back to JSON on 415, so these
+kinds are decoded here into their JSON shape: the `k8s\\0` magic, the runtime.Unknown envelope, then
+the object by the field numbers of the upstream generated.proto files. Fields not listed are skipped;
+any other kind is refused (its manifest still works through `kubectl create -f`, which sends JSON).
 """
 
 from __future__ import annotations
@@ -39,6 +40,56 @@ _DELETE_OPTIONS: Schema = {
     5: ("dryRun", ("repeated", "string")),
 }
 _EVICTION: Schema = {1: ("metadata", _OBJECT_META), 2: ("deleteOptions", _DELETE_OPTIONS)}
+# k8s.io/api/authorization/v1/generated.proto (kubectl auth can-i)
+_RESOURCE_ATTRIBUTES: Schema = {
+    1: ("namespace", "string"),
+    2: ("verb", "string"),
+    3: ("group", "string"),
+    4: ("version", "string"),
+    5: ("resource", "string"),
+    6: ("subresource", "string"),
+    7: ("name", "string"),
+}
+_NON_RESOURCE_ATTRIBUTES: Schema = {1: ("path", "string"), 2: ("verb", "string")}
+_SSAR: Schema = {
+    1: ("metadata", _OBJECT_META),
+    2: (
+        "spec",
+        {
+            1: ("resourceAttributes", _RESOURCE_ATTRIBUTES),
+            2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES),
+        },
+    ),
+}
+_SSRR: Schema = {1: ("metadata", _OBJECT_META), 2: ("spec", {1: ("namespace", "string")})}
+# k8s.io/api/rbac/v1/generated.proto (kubectl create role|clusterrole|rolebinding|clusterrolebinding)
+_STRINGS = ("repeated", "string")
+_POLICY_RULE: Schema = {
+    1: ("verbs", _STRINGS),
+    2: ("apiGroups", _STRINGS),
+    3: ("resources", _STRINGS),
+    4: ("resourceNames", _STRINGS),
+    5: ("nonResourceURLs", _STRINGS),
+}
+_LABEL_SELECTOR: Schema = {
+    1: ("matchLabels", _STR_MAP),
+    2: (
+        "matchExpressions",
+        ("repeated", {1: ("key", "string"), 2: ("operator", "string"), 3: ("values", _STRINGS)}),
+    ),
+}
+_SUBJECT: Schema = {
+    1: ("kind", "string"),
+    2: ("apiGroup", "string"),
+    3: ("name", "string"),
+    4: ("namespace", "string"),
+}
+_ROLE_REF: Schema = {1: ("apiGroup", "string"), 2: ("kind", "string"), 3: ("name", "string")}
+_BINDING: Schema = {
+    1: ("metadata", _OBJECT_META),
+    2: ("subjects", ("repeated", _SUBJECT)),
+    3: ("roleRef", _ROLE_REF),
+}
 _UNKNOWN: Schema = {1: ("typeMeta", _TYPE_META), 2: ("raw", "bytes"), 4: ("contentType", "string")}
 _KINDS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): {
@@ -63,6 +114,20 @@ _KINDS: dict[tuple[str, str], Schema] = {
     ("meta.k8s.io/v1", "DeleteOptions"): _DELETE_OPTIONS,
     ("policy/v1", "Eviction"): _EVICTION,
     ("policy/v1beta1", "Eviction"): _EVICTION,
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): _SSAR,
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): _SSRR,
+    ("rbac.authorization.k8s.io/v1", "Role"): {
+        1: ("metadata", _OBJECT_META),
+        2: ("rules", ("repeated", _POLICY_RULE)),
+    },
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): {
+        1: ("metadata", _OBJECT_META),
+        2: ("rules", ("repeated", _POLICY_RULE)),
+        # decoded so that validation refuses it rather than the role silently losing it
+        3: ("aggregationRule", {1: ("clusterRoleSelectors", ("repeated", _LABEL_SELECTOR))}),
+    },
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): _BINDING,
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): _BINDING,
 }
 
 
@@ -132,6 +197,8 @@ def _message(buf: bytes, schema: Schema) -> dict[str, Any]:
             out.setdefault(name, {})[entry.get("k", "")] = (
                 base64.b64encode(v).decode() if kind[1] == "bytes" else v
             )
+        elif isinstance(kind, tuple) and isinstance(kind[1], dict):  # repeated message
+            out.setdefault(name, []).append(_message(value if isinstance(value, bytes) else b"", kind[1]))
         elif isinstance(kind, tuple):
             out.setdefault(name, []).append(_scalar(kind[1], value))
         else:
