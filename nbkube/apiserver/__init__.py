@@ -1,22 +1,28 @@
 """nbkube's Kubernetes-compatible HTTP API, so the real kubectl and client libraries can drive it.
 
 The layer sits above the cluster and the registry and below the CLI, notebook and experiments,
-which start it (`nbkube up --api-port`, or `serve(cluster)` in a notebook). Loopback only, no auth.
+which start it (`nbkube up --api-port`, or `serve(cluster)` in a notebook). HTTPS only, with the
+cluster's certificates; every request authenticated (client certificates, bearer tokens) and
+authorized (RBAC), see security.py.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from nbkube.apiserver.kubeconfig import write_kubeconfig
+from nbkube.apiserver.security import cluster_gate
 from nbkube.apiserver.server import ApiServer
+from nbkube.errors import BadRequest
 from nbkube.registry.registry import Registry
 
 __all__ = ["ApiServer", "serve", "write_kubeconfig"]
 
 
-def serve(cluster_or_registry: Any, port: int = 0) -> ApiServer:
-    """Start an ApiServer over a Registry, or over anything with one as `.api` (a LocalCluster)."""
+def serve(cluster_or_registry: Any, port: int = 0, *, host: str = "127.0.0.1", folder: str | None = None) -> ApiServer:
+    """Start an HTTPS ApiServer over a Registry, or over anything with one as `.api` (a
+    LocalCluster). Its certificates live in `folder`, by default `pki/` in the cluster's folder."""
     registry = cluster_or_registry
     if not isinstance(registry, Registry):
         registry = getattr(cluster_or_registry, "api", None)
@@ -24,4 +30,13 @@ def serve(cluster_or_registry: Any, port: int = 0) -> ApiServer:
         raise TypeError(
             f"serve() needs a Registry or a cluster with .api, got {type(cluster_or_registry).__name__}"
         )
-    return ApiServer(registry, port=port).start()
+    if folder is None:
+        if not registry.credentials_dir:
+            raise BadRequest("serve(): this registry has no cluster folder for the API server's certificates; give folder=")
+        folder = os.path.join(registry.credentials_dir, "pki")
+    gate = cluster_gate(registry, folder, [host])
+    try:
+        return ApiServer(registry, gate, host=host, port=port).start()
+    except BaseException:
+        gate.stop()
+        raise

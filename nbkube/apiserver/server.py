@@ -6,8 +6,8 @@ coroutines that wait on the store's wakeup or the agent's socket, so an open wat
 aiohttp gives TLS, streaming and WebSockets; nothing here knows what a Pod is: routing, resources,
 watchstream and podlogs hold the resource logic and know nothing of aiohttp.
 
-Every request passes the `Gate` first (authentication, then authorization), as kube-apiserver's
-filter chain does; a server without a gate serves loopback only.
+It speaks HTTPS only, and every request passes the `Gate` first (authentication, then
+authorization), as kube-apiserver's filter chain does (nbkube/apiserver/security.py is the gate).
 """
 
 from __future__ import annotations
@@ -60,6 +60,17 @@ class RequestContext:
 
 class Gate(Protocol):
     """Authentication and authorization of each request (see nbkube.apiserver.security)."""
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server's TLS: its certificate, and the CA its clients' certificates must come from."""
+        ...
+
+    def write_kubeconfig(self, path: str, server_url: str, *, context: str = "nbkube") -> str:
+        """An admin kubeconfig for this server, written 0600."""
+        ...
+
+    def stop(self) -> None: ...
 
     def authenticate(self, ctx: RequestContext) -> None:
         """Set `ctx.user`, or raise Unauthorized (401)."""
@@ -120,7 +131,7 @@ def _encode(code: int, body: Any, headers: dict[str, str] | None = None) -> _Out
 class _Service:
     """The request handling of one ApiServer; lives on the server's event loop."""
 
-    def __init__(self, registry: Registry, gate: Gate | None, stopping: threading.Event):
+    def __init__(self, registry: Registry, gate: Gate, stopping: threading.Event):
         self.registry = registry
         self.gate = gate
         self.stopping = stopping
@@ -133,19 +144,18 @@ class _Service:
         """Authenticate, route, authorize and (for plain requests) answer; runs in the pool."""
         route: Route | None = None
         try:
-            if self.gate is not None and ctx.path.rstrip("/") not in _HEALTH:
+            if ctx.path.rstrip("/") not in _HEALTH:
                 self.gate.authenticate(ctx)
             if ctx.method in ("GET", "HEAD"):
                 doc = _static_document(ctx.path)
                 if doc is not None:
-                    if self.gate is not None:
+                    if ctx.path.rstrip("/") not in _HEALTH:
                         self.gate.authorize(ctx, None)
                     return _encode(200, doc)
             route = parse_resource_path(ctx.path)
             if route is None:
                 raise NotFound(f"the server could not find the requested resource ({ctx.path})")
-            if self.gate is not None:
-                self.gate.authorize(ctx, route)
+            self.gate.authorize(ctx, route)
             body = bodies.decode(raw, content_type, ctx.method)
             req = Request(
                 "GET" if ctx.method == "HEAD" else ctx.method,
@@ -161,7 +171,7 @@ class _Service:
                 if ctx.method != "GET":
                     raise resources.MethodNotAllowed(f"{ctx.method} is not allowed on pods/log")
                 return _Outcome(stream="log", req=req)
-            answer = self.gate.handle(ctx, route, req) if self.gate is not None else None
+            answer = self.gate.handle(ctx, route, req)
             if answer is None:
                 answer = resources.handle(self.registry, req)
             headers = dict(answer.headers)
@@ -315,29 +325,13 @@ def _peer_certificate(request: web.BaseRequest) -> bytes | None:
 
 
 class ApiServer:
-    """The Kubernetes API over `registry` on HOST:PORT (port 0: a free port, chosen by the kernel).
+    """The Kubernetes API over `registry` on https://HOST:PORT (port 0: a free port, chosen by the
+    kernel), behind `gate`'s TLS, authentication and authorization."""
 
-    With `ssl_context` it speaks HTTPS only; with `gate` every request is authenticated and
-    authorized. A server without a gate has no authentication and binds loopback only.
-    """
-
-    def __init__(
-        self,
-        registry: Registry,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        gate: Gate | None = None,
-    ):
-        if gate is None and host not in ("127.0.0.1", "localhost"):
-            raise BadRequest(
-                f"an API server without authentication listens on 127.0.0.1 only, not {host}"
-            )
+    def __init__(self, registry: Registry, gate: Gate, host: str = "127.0.0.1", port: int = 0):
         self.registry = registry
         self.host = "127.0.0.1" if host == "localhost" else host
         self.port = port
-        self.ssl_context = ssl_context
         self.gate = gate
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -347,8 +341,7 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.ssl_context is not None else "http"
-        return f"{scheme}://{self.host}:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def start(self) -> ApiServer:
         if self._thread is not None:
@@ -386,7 +379,7 @@ class ApiServer:
         server = web.Server(service.handle, handler_cancellation=True, access_log=None)
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.gate.ssl_context, reuse_address=True)
         try:
             await site.start()
         except OSError as e:
@@ -412,11 +405,11 @@ class ApiServer:
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         self._thread = self._loop = None
+        self.gate.stop()
 
     def write_kubeconfig(self, path: str, context: str = "nbkube") -> str:
-        from nbkube.apiserver.kubeconfig import write_kubeconfig
-
-        return write_kubeconfig(path, self.url, context)
+        """An admin kubeconfig (client certificate of the cluster's CA) for this server, 0600."""
+        return self.gate.write_kubeconfig(path, self.url, context=context)
 
     def __enter__(self) -> ApiServer:
         return self.start()

@@ -192,7 +192,7 @@ def _start_api(cluster: Any, args: argparse.Namespace, ctx: Context) -> Any:
         raise BadRequest(f"--api-port must be 0..65535, got {args.api_port}")
     api = serve(cluster, port=args.api_port)
     path = api.write_kubeconfig(args.kubeconfig or os.path.join(cluster.data_dir, "kubeconfig"))
-    ctx.out(f"api: {api.url} (plain HTTP on loopback, no auth); kubeconfig: {path}")
+    ctx.out(f"api: {api.url} (HTTPS, client certificates, RBAC); admin kubeconfig: {path}")
     ctx.out(f"use: kubectl --kubeconfig {path} get pods")
     return api
 

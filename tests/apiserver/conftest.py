@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from nbk_apitest import KUBECTL, Kubectl
 
-from nbkube.apiserver import ApiServer
+from nbkube.apiserver import ApiServer, serve
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
 
@@ -22,8 +22,8 @@ def registry() -> Iterator[Registry]:
 
 
 @pytest.fixture
-def server(registry: Registry) -> Iterator[ApiServer]:
-    srv = ApiServer(registry).start()
+def server(registry: Registry, tmp_path: Any) -> Iterator[ApiServer]:
+    srv = serve(registry, folder=str(tmp_path / "pki"))
     yield srv
     srv.stop()
 

@@ -8,10 +8,13 @@ import http.client
 import json
 import os
 import shutil
+import ssl
 import subprocess
 from typing import Any
 
 from nbkube.apiserver import ApiServer
+from nbkube.apiserver.authn import ADMIN_USER
+from nbkube.apiserver.security import ADMIN_GROUPS
 
 KUBECTL = shutil.which("kubectl")
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
@@ -44,6 +47,25 @@ class Kubectl:
         return proc.stdout
 
 
+_CONTEXTS: dict[tuple[int, str, tuple[str, ...]], ssl.SSLContext] = {}
+
+
+def tls(server: ApiServer, user: str | None = ADMIN_USER, groups: tuple[str, ...] = ADMIN_GROUPS) -> ssl.SSLContext:
+    """A client TLS context for `server`: a certificate of its CA for `user` (None: no certificate)."""
+    pki = server.gate.pki  # type: ignore[attr-defined]
+    key = (id(pki), user or "", groups)
+    if key not in _CONTEXTS:
+        if user is None:
+            _CONTEXTS[key] = pki.client_ssl_context()
+        else:
+            _CONTEXTS[key] = pki.client_ssl_context(*pki.issue_client_cert(user, groups))
+    return _CONTEXTS[key]
+
+
+def connect(server: ApiServer, user: str | None = ADMIN_USER, groups: tuple[str, ...] = ADMIN_GROUPS, timeout: float = 10) -> http.client.HTTPSConnection:
+    return http.client.HTTPSConnection("127.0.0.1", server.port, timeout=timeout, context=tls(server, user, groups))
+
+
 def call(
     server: ApiServer,
     method: str,
@@ -53,12 +75,18 @@ def call(
     content_type: str = "application/json",
     accept: str = "application/json",
     raw: bytes | None = None,
+    user: str | None = ADMIN_USER,
+    groups: tuple[str, ...] = ADMIN_GROUPS,
+    token: str | None = None,
 ) -> tuple[int, Any, dict[str, str]]:
-    """One HTTP request to the test server: (status code, decoded JSON or text, headers)."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    """One HTTPS request to the test server as `user` (the admin by default; None: no client
+    certificate), or with a bearer `token`: (status code, decoded JSON or text, headers)."""
+    conn = connect(server, None if token else user, groups)
     try:
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         headers = {"Accept": accept}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         if data is not None:
             headers["Content-Type"] = content_type
         conn.request(method, path, body=data, headers=headers)

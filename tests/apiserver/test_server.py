@@ -3,19 +3,17 @@ silence, bodies are bounded, HEAD has no body."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from nbk_apitest import call, pod
+from nbk_apitest import call, connect, pod, tls
 
-from nbkube.apiserver import ApiServer
+from nbkube.apiserver import ApiServer, serve
 from nbkube.apiserver.server import MAX_BODY_BYTES
 from nbkube.node.agentserver import ENDPOINT_ANNOTATION
 from nbkube.registry.registry import Registry
@@ -29,7 +27,8 @@ def _wait(cond: Any, timeout: float = 10.0) -> None:
 
 
 def _open_watch(server: ApiServer) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock = tls(server).wrap_socket(raw, server_hostname="127.0.0.1")
     sock.sendall(
         b"GET /api/v1/namespaces/default/pods?watch=true&resourceVersion=1 HTTP/1.1\r\n"
         b"Host: x\r\nAccept: application/json\r\n\r\n"
@@ -50,9 +49,10 @@ def _read_until(sock: socket.socket, needle: bytes, timeout: float = 10.0) -> by
 def test_open_watches_hold_no_thread_and_end_with_their_client(server: ApiServer, registry: Registry) -> None:
     registry.create(pod("seed"))
     before = threading.active_count()
+    base = len(registry._watches)  # the RBAC cache's own
     socks = [_open_watch(server) for _ in range(40)]
     try:
-        _wait(lambda: len(registry._watches) == 40)
+        _wait(lambda: len(registry._watches) == base + 40)
         # a thread per watch would add 40; the loop and a few pool workers add a handful at most
         assert threading.active_count() - before < 20
         registry.create(pod("late"))
@@ -61,7 +61,7 @@ def test_open_watches_hold_no_thread_and_end_with_their_client(server: ApiServer
     finally:
         for s in socks:
             s.close()
-    _wait(lambda: not registry._watches)  # every registry watch cancelled with its client
+    _wait(lambda: len(registry._watches) == base)  # every registry watch cancelled with its client
 
 
 def test_followed_log_survives_silence(server: ApiServer, registry: Registry) -> None:
@@ -98,7 +98,7 @@ def test_followed_log_survives_silence(server: ApiServer, registry: Registry) ->
         p = pod("web")
         p["spec"]["nodeName"] = "n1"
         registry.create(p)
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=15)
+        conn = connect(server, timeout=15)
         conn.request("GET", "/api/v1/namespaces/default/pods/web/log?follow=true")
         resp = conn.getresponse()
         assert resp.status == 200
@@ -115,7 +115,7 @@ def test_followed_log_survives_silence(server: ApiServer, registry: Registry) ->
 def test_body_limit_and_chunked_bodies(server: ApiServer) -> None:
     code, body, _ = call(server, "POST", "/api/v1/namespaces/default/pods", raw=b"x" * (MAX_BODY_BYTES + 1))
     assert code == 413 and body["reason"] == "RequestEntityTooLarge"
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = connect(server)
     data = json.dumps(pod("chunky")).encode()
     conn.request(
         "POST",
@@ -130,7 +130,7 @@ def test_body_limit_and_chunked_bodies(server: ApiServer) -> None:
 
 
 def test_head_has_headers_only(server: ApiServer) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = connect(server)
     conn.request("HEAD", "/api/v1/namespaces/default/pods")
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Content-Type") == "application/json"
@@ -138,20 +138,14 @@ def test_head_has_headers_only(server: ApiServer) -> None:
     conn.close()
 
 
-@pytest.fixture
-def stopped_port(registry: Registry) -> Iterator[int]:
-    srv = ApiServer(registry).start()
+def test_stop_closes_the_port_and_watches(registry: Registry, tmp_path: Any) -> None:
+    base = len(registry._watches)
+    srv = serve(registry, folder=str(tmp_path / "pki"))
+    sock = _open_watch(srv)
+    _wait(lambda: len(registry._watches) == base + 5)  # the RBAC cache's four and this one
     port = srv.port
     srv.stop()
-    yield port
-
-
-def test_stop_closes_the_port_and_watches(registry: Registry, stopped_port: int) -> None:
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", stopped_port), timeout=2).close()
-    srv = ApiServer(registry).start()
-    sock = _open_watch(srv)
-    _wait(lambda: len(registry._watches) == 1)
-    srv.stop()
-    _wait(lambda: not registry._watches)
+    _wait(lambda: len(registry._watches) == base)
     sock.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

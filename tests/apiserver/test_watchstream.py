@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 from typing import Any
 
-from nbk_apitest import pod
+from nbk_apitest import connect, pod
 
 from nbkube.api.kinds import lookup
 from nbkube.apiserver import ApiServer
@@ -18,7 +17,7 @@ from nbkube.registry.registry import Registry
 
 def _stream(server: ApiServer, path: str, count: int) -> list[dict[str, Any]]:
     """Read up to `count` events from a watch (the server ends it at timeoutSeconds anyway)."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = connect(server)
     conn.request("GET", path)
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Transfer-Encoding") == "chunked"
@@ -34,7 +33,7 @@ def _stream(server: ApiServer, path: str, count: int) -> list[dict[str, Any]]:
 
 def test_initial_added_then_changes(server: ApiServer, registry: Registry) -> None:
     registry.create(pod("a"))
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = connect(server)
     conn.request("GET", "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=5")
     resp = conn.getresponse()
     events = [json.loads(resp.readline())]  # the initial state: the watch is now established
@@ -78,7 +77,7 @@ def test_generator_ends_when_stopping(registry: Registry) -> None:
 def test_table_watch_has_columns_once(server: ApiServer, registry: Registry) -> None:
     registry.create(pod("a"))
     registry.create(pod("b"))
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn = connect(server)
     conn.request(
         "GET",
         "/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=2",

@@ -37,7 +37,7 @@ def test_up_serves_the_api_for_kubectl(tmp_path: Path) -> None:
             lines.append(line.rstrip())
             if line.startswith("use: kubectl"):
                 break
-        assert any(x.startswith("api: http://127.0.0.1:") for x in lines), lines
+        assert any(x.startswith("api: https://127.0.0.1:") for x in lines), lines
         assert lines[-1] == f"use: kubectl --kubeconfig {kubeconfig} get pods"
         out = subprocess.run(
             [str(KUBECTL), "--kubeconfig", str(kubeconfig), "get", "nodes"],

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nbkube.apiserver import ApiServer
+from nbkube.apiserver import serve
 from nbkube.cli import main
 from nbkube.client.kubeconfig import load_kubeconfig
 from nbkube.client.rest import RestClient
@@ -29,7 +29,7 @@ def _pod(name: str) -> dict[str, Any]:
 @pytest.fixture
 def served(tmp_path: Any) -> Iterator[tuple[Registry, str]]:
     reg = Registry(open_store("sqlite://:memory:"))
-    srv = ApiServer(reg).start()
+    srv = serve(reg, folder=str(tmp_path / "pki"))
     try:
         yield reg, srv.write_kubeconfig(str(tmp_path / "kube" / "config"))
     finally:

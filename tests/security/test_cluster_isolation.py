@@ -18,7 +18,6 @@ import stat
 import subprocess
 import tempfile
 import textwrap
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,8 @@ import pytest
 
 from nbkube.apiserver import serve
 from nbkube.cli import main
+from nbkube.client.kubeconfig import load_kubeconfig
+from nbkube.client.rest import RestClient
 from nbkube.cluster import LocalCluster
 from nbkube.node.agentserver import ENDPOINT_ANNOTATION
 from nbkube.registry.registry import LAST_APPLIED
@@ -72,13 +73,8 @@ def _write_secrets_every_way(cluster: LocalCluster, folder: Path) -> None:
     }
     api = serve(cluster)
     try:
-        req = urllib.request.Request(
-            f"{api.url}/api/v1/namespaces/default/secrets",
-            data=json.dumps(posted).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            assert resp.status == 201
+        client = RestClient(load_kubeconfig(api.write_kubeconfig(str(folder.parent / f"{uuid.uuid4().hex}.kubeconfig"))))
+        client.create(posted)  # through HTTPS as the admin, as kubectl would post it
     finally:
         api.stop()
     for name in ("by-registry", "by-apply", "by-cli", "by-kubectl"):
