@@ -351,6 +351,7 @@ class LocalCluster(Cluster):
         capacity: dict[str, str] | None = None,
         start: bool = True,
         leader_elect: bool = True,
+        fresh: bool = False,
     ):
         if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= 250:
             raise BadRequest(f"nodes must be a whole number from 0 to 250, got {nodes!r}")
@@ -368,6 +369,8 @@ class LocalCluster(Cluster):
         self.runtime_options = dict(runtime_options or {})
         self.capacity = capacity
         self.leader_elect = leader_elect
+        self.fresh = fresh  # take an empty or foreign store for this folder (see store/clusterid.py)
+        self.cluster_id = ""
         self.etcd: EtcdServer | None = None
         self.store_kind = ""
         self.control_plane: ControlPlane | None = None
@@ -411,7 +414,7 @@ class LocalCluster(Cluster):
                 self.etcd = launch_etcd(os.path.join(self.data_dir, "etcd"), socket_dir=self.data_dir)
                 self.store_url = self.etcd.url
                 self.store_kind = "etcd-private"
-                return open_store(self.etcd.url)
+                return self._check_cluster_id(open_store(self.etcd.url))
             log.info("no etcd binary: cluster %s uses a SQLite file", self.name)
             spec = "sqlite"
         if spec == "sqlite":
@@ -425,7 +428,21 @@ class LocalCluster(Cluster):
             self.store_url = spec
             self.store_kind = "etcd" if spec.startswith(("etcd://", "etcd+unix://")) else "sqlite"
             self.key_dir = _folder_of_url(spec) or self.data_dir
-        return open_store(self.store_url)
+        return self._check_cluster_id(open_store(self.store_url))
+
+    def _check_cluster_id(self, store: Store) -> Store:
+        """Refuse a store that is not this folder's cluster's (store/clusterid.py says why)."""
+        from nbkube.store.clusterid import check_folder_store
+
+        if self.store_kind != "memory":
+            try:
+                self.cluster_id = check_folder_store(
+                    store, self.data_dir, self.store_url, self.store_kind, fresh=self.fresh
+                )
+            except BaseException:
+                store.close()
+                raise
+        return store
 
     def _write_info(self) -> None:
         if self.store_kind == "memory":
@@ -435,6 +452,8 @@ class LocalCluster(Cluster):
             info = {
                 "name": self.name,
                 "store": self.store_url,
+                "storeKind": self.store_kind,
+                "clusterID": self.cluster_id,
                 "pid": os.getpid(),
                 "nodes": sorted(self.agents),
             }

@@ -251,3 +251,60 @@ def test_cli_kill_node_sets_the_fault_the_agent_obeys(tmp_path: Path) -> None:
             )
         finally:
             handle.close()
+
+
+# --- a store knows its cluster ---------------------------------------------------------------------
+
+
+def test_a_truncated_store_of_an_existing_cluster_is_refused(tmp_path: Path) -> None:
+    from nbkube.store.clusterid import WrongStore
+
+    with LocalCluster(nodes=0, store="sqlite", data_dir=str(tmp_path)) as c:
+        first_id = c.cluster_id
+        c.apply(RC)
+    info = (tmp_path / "cluster.json").read_text()
+    assert first_id and first_id in info
+    with LocalCluster(nodes=0, store="sqlite", data_dir=str(tmp_path)) as c:
+        assert c.cluster_id == first_id, "the same store reopens"
+        assert c.api.get("ReplicationController", "nginx", "default")
+    db = tmp_path / "store.db"
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"store.db{suffix}").unlink(missing_ok=True)
+    db.write_bytes(b"")
+    with pytest.raises(WrongStore) as info_exc:
+        LocalCluster(nodes=0, store="sqlite", data_dir=str(tmp_path))
+    message = str(info_exc.value)
+    assert "\n" not in message and str(db) in message and "--fresh" in message
+    with LocalCluster(nodes=0, store="sqlite", data_dir=str(tmp_path), fresh=True) as c:
+        assert c.cluster_id != first_id
+        new_id = c.cluster_id
+    assert new_id in (tmp_path / "cluster.json").read_text()
+
+
+def test_a_foreign_store_at_the_recorded_url_is_refused(tmp_path: Path) -> None:
+    from nbkube.store.clusterid import WrongStore
+
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    with LocalCluster(nodes=0, store="sqlite", data_dir=str(mine)):
+        pass
+    with LocalCluster(nodes=0, store="sqlite", data_dir=str(theirs)):
+        pass
+    shutil.copy(theirs / "store.db", mine / "store.db")
+    with pytest.raises(WrongStore, match="belongs to another cluster"):
+        LocalCluster(nodes=0, store="sqlite", data_dir=str(mine))
+
+
+def test_cli_up_refuses_an_emptied_store_unless_fresh(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/s.db"
+    args = ["up", "--nodes", "0", "--store", url, "--data-dir", str(tmp_path), "--duration", "0"]
+    with redirect_stdout(io.StringIO()):
+        assert main(args) == 0
+    (tmp_path / "s.db").write_bytes(b"")
+    err = io.StringIO()
+    from contextlib import redirect_stderr
+
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        assert main(args) == 1
+    assert err.getvalue().count("\n") == 1 and f"{tmp_path}/s.db is empty" in err.getvalue()
+    with redirect_stdout(io.StringIO()):
+        assert main([*args, "--fresh"]) == 0

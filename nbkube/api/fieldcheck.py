@@ -50,6 +50,13 @@ def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Kubernetes types every integer field as int32 or int64 and its JSON decoder refuses a value that
+# does not fit (and any number with a fraction or exponent): so do the getters below. Python ints are
+# unbounded, and a value beyond 64 bits would not even survive the store's JSON round trip.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 class Errors(list[FieldError]):
     """The FieldErrors found so far, plus typed getters that add to them."""
 
@@ -159,11 +166,18 @@ class Errors(list[FieldError]):
         required: bool = False,
         minimum: int | None = None,
         maximum: int | None = None,
+        *,
+        bits: int = 64,
     ) -> int | None:
+        """An integer field of Go type int32 (`bits=32`) or int64: a bool or float is not one."""
         result: int | None = self._get(parent, key, path, is_int, "an integer", required)
         if result is None:
             return None
         full = join(path, key)
+        low, high = (INT32_MIN, INT32_MAX) if bits == 32 else (INT64_MIN, INT64_MAX)
+        if not low <= result <= high:
+            self.invalid(full, result, f"must be a {bits}-bit integer (between {low} and {high})")
+            return None
         if minimum is not None and result < minimum:
             msg = (
                 "must be greater than or equal to 0"
@@ -176,6 +190,18 @@ class Errors(list[FieldError]):
             self.invalid(full, result, f"must be less than or equal to {maximum}")
             return None
         return result
+
+    def int32(
+        self,
+        parent: dict[str, Any],
+        key: str,
+        path: str,
+        required: bool = False,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
+        """`integer` for a field Kubernetes types as int32 (replicas, ports, counts, probe times)."""
+        return self.integer(parent, key, path, required, minimum, maximum, bits=32)
 
     def maps(
         self, parent: dict[str, Any], key: str, path: str, required: bool = False

@@ -10,14 +10,16 @@ and the field: `rc.yaml doc 1: spec.template.spec.containers[0].image: required`
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
-from nbkube.api import kinds
+from nbkube.api import kinds, wirejson
 from nbkube.api.defaults import apply_defaults
 from nbkube.api.fieldcheck import join, show, type_name
 from nbkube.api.fieldnames import unknown_fields
@@ -25,11 +27,22 @@ from nbkube.api.meta import Obj
 from nbkube.api.validation import validate
 from nbkube.errors import BadRequest, Invalid, ManifestError, TooLarge
 
-__all__ = ["API_MAX_OBJECT_BYTES", "load_manifests", "load_file", "dump_yaml", "dump_json", "object_size"]
+__all__ = [
+    "API_MAX_OBJECT_BYTES",
+    "MAX_MANIFEST_BYTES",
+    "load_manifests",
+    "load_file",
+    "dump_yaml",
+    "dump_json",
+    "object_size",
+]
 
 # etcd's default request limit (1.5 MiB); the store enforces the same number as MAX_VALUE_BYTES,
 # but api/ sits below store/ and may not import it, so the value is repeated here (a test pins both).
 API_MAX_OBJECT_BYTES = 3 * 512 * 1024
+# The most of a manifest file (or standard input) read at all: many objects, each within the limit
+# above, fit; a runaway generator or a link to a device does not.
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -107,7 +120,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _json_documents(text: str) -> list[Any] | None:
+def _json_documents(text: str, source: str) -> list[Any] | None:
     """A stream of JSON values (kubectl accepts concatenated objects), or None if not pure JSON.
 
     None also for JSON with a key given twice: the YAML parser then reports it with its line.
@@ -125,25 +138,33 @@ def _json_documents(text: str) -> list[Any] | None:
             docs.append(value)
     except (json.JSONDecodeError, _DuplicateKey):
         return None
+    except RecursionError:
+        raise _too_deep(source, len(docs) + 1, "JSON") from None
 
 
 def _documents(text: str, source: str) -> Iterator[tuple[int, Any]]:
     """(1-based document index, parsed document) for every document in the stream."""
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
-        docs = _json_documents(text)
+        docs = _json_documents(text, source)
         if docs is not None:
             yield from enumerate(docs, start=1)
             return
     # parse the whole stream first: a syntax error anywhere is reported before any field error
     parsed: list[Any] = []
+    fmt = "JSON" if stripped.startswith(("{", "[")) else "YAML"
     try:
         for doc in yaml.load_all(text, Loader=_Loader):  # _Loader derives from SafeLoader
             parsed.append(doc)
     except yaml.YAMLError as exc:
-        fmt = "JSON" if stripped.startswith(("{", "[")) else "YAML"
         raise _yaml_error(source, len(parsed) + 1, exc, fmt) from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise _too_deep(source, len(parsed) + 1, fmt) from None
     yield from enumerate(parsed, start=1)
+
+
+def _too_deep(source: str, doc: int, fmt: str) -> ManifestError:
+    return ManifestError(f"{source} doc {doc}: malformed {fmt}: nested more than {wirejson.MAX_DEPTH} levels")
 
 
 def _is_list(doc: dict[str, Any]) -> bool:
@@ -215,12 +236,28 @@ def _json_tree(value: Any, source: str, label: str, path: str) -> Any:
         return out
     if isinstance(value, list):
         return [_json_tree(v, source, label, join(path, i)) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer() and abs(value) < _GO_PLAIN_FLOAT_LIMIT:
+        # kubectl turns a manifest into JSON through Go's float64, which prints 3.0 as `3`: the API
+        # server then reads an integer, so `replicas: 3.0` in a file works upstream. 3.5 stays a
+        # float (and an integer field refuses it), as does 1e21 and up, which Go prints with an
+        # exponent that no integer field accepts.
+        return int(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise ManifestError(
         f"{source} {label}: {path}: unsupported value of type {type(value).__name__} "
         "(YAML tags such as !!binary or !!set have no JSON form)"
     )
+
+
+def _meta_name(obj: Obj) -> str:
+    """metadata.name for a message, whatever shape a bad manifest gave metadata."""
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+_GO_PLAIN_FLOAT_LIMIT = 1e21
 
 
 def _identity(obj: Obj) -> tuple[str, str, str] | None:
@@ -244,6 +281,8 @@ def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
     for index, doc in _documents(text, source):
         if doc is None:
             continue
+        if wirejson.depth(doc, wirejson.MAX_DEPTH) > wirejson.MAX_DEPTH:
+            raise _too_deep(source, index, "YAML")
         for label, item in _flatten(source, index, doc):
             obj = _check_shape(source, label, item)
             # without aliases the object is no bigger than the text: measure it in one C-speed call
@@ -266,7 +305,7 @@ def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
                     errors,
                     source=f"{source} {label}",
                     kind=obj["kind"],
-                    name=str((obj.get("metadata") or {}).get("name", "")),
+                    name=_meta_name(obj),
                 )
             ident = _identity(obj)
             if ident is not None:
@@ -280,17 +319,37 @@ def load_manifests(text: str, source: str = "<stdin>") -> list[Obj]:
     return objects
 
 
+def _read_bounded(path: str) -> str:
+    """The text of a manifest file, reading at most MAX_MANIFEST_BYTES + 1 bytes.
+
+    A path may name something endless (a link to /dev/zero, a FIFO fed by a runaway process): such
+    files are still read (`-f <(generate)` works, as with kubectl), but never past the limit.
+    """
+    with open(path, "rb") as f:
+        if stat.S_ISDIR(os.fstat(f.fileno()).st_mode):
+            raise IsADirectoryError(path)
+        data = f.read(MAX_MANIFEST_BYTES + 1)
+    return _decode_bounded(data, path)
+
+
+def _decode_bounded(data: bytes, source: str) -> str:
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise TooLarge(f"cannot read {source}: larger than {MAX_MANIFEST_BYTES // 2**20} MiB")
+    return data.decode("utf-8-sig")  # -sig: tolerate a BOM from Windows editors
+
+
 def load_file(path: str) -> list[Obj]:
     """`load_manifests` on a file's text; "-" reads standard input."""
     if path == "-":
         try:
-            text = sys.stdin.read()
+            raw = getattr(sys.stdin, "buffer", None)  # a notebook swaps in a text-only StringIO
+            data = raw.read(MAX_MANIFEST_BYTES + 1) if raw is not None else sys.stdin.read().encode()
+            text = _decode_bounded(data, "<stdin>")
         except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError(f"cannot read <stdin>: {exc}") from None
         return load_manifests(text, "<stdin>")
     try:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a BOM from Windows editors
-            text = f.read()
+        text = _read_bounded(path)
     except IsADirectoryError:
         raise ManifestError(f"cannot read {path}: is a directory") from None
     except FileNotFoundError:

@@ -122,7 +122,7 @@ def check_template_meta(e: Errors, template: dict[str, Any], path: str) -> dict[
 
 
 def check_port(e: Errors, parent: dict[str, Any], key: str, path: str, required: bool = False) -> int | None:
-    value = e.integer(parent, key, path, required=required)
+    value = e.int32(parent, key, path, required=required)
     if value is not None and not e.extend_messages(join(path, key), value, naming.check_port_number(value)):
         return None
     return value

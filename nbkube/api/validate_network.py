@@ -70,7 +70,7 @@ def validate_service(e: Errors, obj: dict[str, Any]) -> None:
                 e.duplicate(pp, {"port": number, "protocol": protocol})
             seen.add((number, protocol))
         check_int_or_name_port(e, port, "targetPort", pp)
-        node_port = e.integer(port, "nodePort", pp)
+        node_port = e.int32(port, "nodePort", pp)
         if node_port is not None and node_port != 0:
             np_path = join(pp, "nodePort")
             if stype not in ("NodePort", "LoadBalancer"):
@@ -152,7 +152,7 @@ def validate_network_policy(e: Errors, obj: dict[str, Any]) -> None:
             for pp, port in e.maps(rule, "ports", rp):
                 e.one_of(port, "protocol", pp, PROTOCOLS)
                 check_int_or_name_port(e, port, "port", pp)
-                end = e.integer(port, "endPort", pp)
+                end = e.int32(port, "endPort", pp)
                 if end is not None:
                     start = port.get("port")
                     if not isinstance(start, int) or isinstance(start, bool):

@@ -194,7 +194,7 @@ def validate_event(e: Errors, obj: dict[str, Any]) -> None:
     for key in ("firstTimestamp", "lastTimestamp", "eventTime"):
         e.string(obj, key, "")
     e.one_of(obj, "type", "", EVENT_TYPES)
-    e.integer(obj, "count", "", minimum=0)
+    e.int32(obj, "count", "", minimum=0)
     source = e.mapping(obj, "source", "")
     if source is not None:
         e.string(source, "component", "source")
@@ -206,8 +206,8 @@ def validate_lease(e: Errors, obj: dict[str, Any]) -> None:
     if spec is None:
         return
     e.string(spec, "holderIdentity", "spec")
-    e.integer(spec, "leaseDurationSeconds", "spec", minimum=1)
-    e.integer(spec, "leaseTransitions", "spec", minimum=0)
+    e.int32(spec, "leaseDurationSeconds", "spec", minimum=1)
+    e.int32(spec, "leaseTransitions", "spec", minimum=0)
     e.string(spec, "acquireTime", "spec")
     e.string(spec, "renewTime", "spec")
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from nbkube.api import naming
@@ -28,6 +29,28 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TOLERATION_OPERATORS = ("Exists", "Equal")
 PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
 ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+# The pod fields the downward API exposes, as upstream lists them: an environment variable may name
+# these (and one label or annotation by key); a downwardAPI volume file the metadata ones and the
+# whole label or annotation map.
+ENV_FIELD_PATHS = (
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+)
+VOLUME_FIELD_PATHS = (
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.labels",
+    "metadata.annotations",
+)
+_SUBSCRIPTED = re.compile(r"(metadata\.(?:labels|annotations))\['(.*)'\]")
 
 
 def check_pod_spec(e: Errors, spec: dict[str, Any], path: str, *, template: bool = False) -> None:
@@ -45,7 +68,7 @@ def check_pod_spec(e: Errors, spec: dict[str, Any], path: str, *, template: bool
     e.one_of(spec, "dnsPolicy", path, DNS_POLICIES)
     e.integer(spec, "terminationGracePeriodSeconds", path, minimum=0)
     e.integer(spec, "activeDeadlineSeconds", path, minimum=1)
-    e.integer(spec, "priority", path)
+    e.int32(spec, "priority", path)
     check_labels(e, spec, "nodeSelector", path)
     for key, check in (
         ("nodeName", naming.check_dns1123_subdomain),
@@ -123,11 +146,36 @@ def _check_volume_source(e: Errors, source: str, body: dict[str, Any], path: str
         e.string(body, "secretName", path, required=True)
     elif source == "persistentVolumeClaim":
         e.string(body, "claimName", path, required=True)
+    elif source == "downwardAPI":
+        for ip, item in e.maps(body, "items", path):
+            e.string(item, "path", ip, required=True)
+            ref = e.mapping(item, "fieldRef", ip)
+            if ref is not None:
+                check_field_ref(e, ref, join(ip, "fieldRef"), VOLUME_FIELD_PATHS)
+            e.int32(item, "mode", ip, minimum=0, maximum=0o777)
+    if source in ("configMap", "secret", "downwardAPI"):
+        e.int32(body, "defaultMode", path, minimum=0, maximum=0o777)
     if source in ("configMap", "secret"):
-        e.integer(body, "defaultMode", path, minimum=0, maximum=0o777)
         for ip, item in e.maps(body, "items", path):
             e.string(item, "key", ip, required=True)
             e.string(item, "path", ip, required=True)
+
+
+def check_field_ref(e: Errors, ref: dict[str, Any], path: str, supported: tuple[str, ...]) -> None:
+    """A downward API `fieldRef`: a path from `supported`, or one label or annotation by key."""
+    version = e.string(ref, "apiVersion", path)
+    if version and version != "v1":
+        e.unsupported(join(path, "apiVersion"), version, ["v1"])
+    field_path = e.string(ref, "fieldPath", path, required=True)
+    if not field_path:
+        return
+    fp = join(path, "fieldPath")
+    m = _SUBSCRIPTED.fullmatch(field_path)
+    if m is not None:
+        e.extend_messages(fp, field_path, naming.check_qualified_name(m.group(2)))
+    elif field_path not in supported:
+        subscripted = ("metadata.annotations['<KEY>']", "metadata.labels['<KEY>']")
+        e.unsupported(fp, field_path, sorted(set(supported) | set(subscripted)))
 
 
 def _check_container(
@@ -170,7 +218,7 @@ def _check_container_ports(e: Errors, c: dict[str, Any], path: str) -> None:
     port_names: set[str] = set()
     for pp, port in e.maps(c, "ports", path):
         check_port(e, port, "containerPort", pp, required=True)
-        host_port = e.integer(port, "hostPort", pp)
+        host_port = e.int32(port, "hostPort", pp)
         if host_port:
             check_port(e, port, "hostPort", pp)
         check_protocol(e, port, pp)
@@ -204,7 +252,7 @@ def _check_env(e: Errors, c: dict[str, Any], path: str) -> None:
                     e.string(ref, "key", join(sp, k), required=True)
             ref = e.mapping(source, "fieldRef", sp)
             if ref is not None:
-                e.string(ref, "fieldPath", join(sp, "fieldRef"), required=True)
+                check_field_ref(e, ref, join(sp, "fieldRef"), ENV_FIELD_PATHS)
     for fp, item in e.maps(c, "envFrom", path):
         refs = [k for k in ("configMapRef", "secretRef") if item.get(k) is not None]
         if len(refs) != 1:
@@ -274,7 +322,8 @@ def _check_probe(e: Errors, probe: dict[str, Any], path: str, *, single_success:
         "successThreshold",
         "failureThreshold",
     ):
-        e.integer(probe, key, path, minimum=0)
+        e.int32(probe, key, path, minimum=0)
+    e.integer(probe, "terminationGracePeriodSeconds", path, minimum=1)
     success = probe.get("successThreshold")
     if single_success and success not in (None, 1):
         e.invalid(join(path, "successThreshold"), success, "must be 1")

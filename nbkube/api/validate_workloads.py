@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbkube.api.fieldcheck import Errors, is_int, join
+from nbkube.api.fieldcheck import INT32_MAX, Errors, is_int, join
 from nbkube.api.intstr import is_percent, percent_of
 from nbkube.api.selectors import label_selector_errors, selector_from_label_selector
 from nbkube.api.validate_common import check_labels, check_template_meta
@@ -32,12 +32,35 @@ def _check_template(
     return template, labels
 
 
+_STATUS_COUNTS = (
+    "replicas",
+    "fullyLabeledReplicas",
+    "readyReplicas",
+    "availableReplicas",
+    "updatedReplicas",
+    "unavailableReplicas",
+    "terminatingReplicas",
+    "collisionCount",
+)
+
+
+def _check_status(e: Errors, obj: dict[str, Any]) -> None:
+    """The counts a controller writes (int32, never negative) and observedGeneration (int64)."""
+    status = obj.get("status")
+    if not isinstance(status, dict) or not status:
+        return  # a mistyped status is reported by `validation.validate`
+    for key in _STATUS_COUNTS:
+        e.int32(status, key, "status", minimum=0)
+    e.integer(status, "observedGeneration", "status", minimum=0)
+
+
 def validate_replication_controller(e: Errors, obj: dict[str, Any]) -> None:
+    _check_status(e, obj)
     spec = e.mapping(obj, "spec", "", required=True)
     if spec is None:
         return
-    e.integer(spec, "replicas", "spec", minimum=0)
-    e.integer(spec, "minReadySeconds", "spec", minimum=0)
+    e.int32(spec, "replicas", "spec", minimum=0)
+    e.int32(spec, "minReadySeconds", "spec", minimum=0)
     before = len(e)
     selector = check_labels(e, spec, "selector", "spec")
     selector_ok = len(e) == before
@@ -67,22 +90,24 @@ def _check_selector_matches(e: Errors, spec: dict[str, Any], kind: str) -> None:
 
 
 def validate_replica_set(e: Errors, obj: dict[str, Any]) -> None:
+    _check_status(e, obj)
     spec = e.mapping(obj, "spec", "", required=True)
     if spec is None:
         return
-    e.integer(spec, "replicas", "spec", minimum=0)
-    e.integer(spec, "minReadySeconds", "spec", minimum=0)
+    e.int32(spec, "replicas", "spec", minimum=0)
+    e.int32(spec, "minReadySeconds", "spec", minimum=0)
     _check_selector_matches(e, spec, "replicaset")
 
 
 def validate_deployment(e: Errors, obj: dict[str, Any]) -> None:
+    _check_status(e, obj)
     spec = e.mapping(obj, "spec", "", required=True)
     if spec is None:
         return
-    e.integer(spec, "replicas", "spec", minimum=0)
-    min_ready = e.integer(spec, "minReadySeconds", "spec", minimum=0)
-    e.integer(spec, "revisionHistoryLimit", "spec", minimum=0)
-    deadline = e.integer(spec, "progressDeadlineSeconds", "spec", minimum=1)
+    e.int32(spec, "replicas", "spec", minimum=0)
+    min_ready = e.int32(spec, "minReadySeconds", "spec", minimum=0)
+    e.int32(spec, "revisionHistoryLimit", "spec", minimum=0)
+    deadline = e.int32(spec, "progressDeadlineSeconds", "spec", minimum=1)
     if deadline is not None and min_ready is not None and deadline <= min_ready:
         e.invalid("spec.progressDeadlineSeconds", deadline, "must be greater than minReadySeconds")
     e.boolean(spec, "paused", "spec")
@@ -101,6 +126,9 @@ def _int_or_percent(e: Errors, parent: dict[str, Any], key: str, path: str) -> i
     if is_int(value):
         if value < 0:
             e.invalid(full, value, "must be greater than or equal to 0")
+            return None
+        if value > INT32_MAX:  # an IntOrString holds an int32
+            e.invalid(full, value, f"must be less than or equal to {INT32_MAX}")
             return None
         return int(value)
     if isinstance(value, str) and is_percent(value):

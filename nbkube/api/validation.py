@@ -15,7 +15,7 @@ from typing import Any
 
 from nbkube.api import kinds, naming
 from nbkube.api.defaults import default_service_account
-from nbkube.api.fieldcheck import Errors, is_int, join, show
+from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
 from nbkube.api.validate_common import check_object_meta
 from nbkube.api.validate_network import validate_endpoints, validate_network_policy, validate_service
 from nbkube.api.validate_other import (
@@ -116,7 +116,28 @@ def validate(obj: Any) -> list[FieldError]:
     _VALIDATORS[info.kind](e, obj)
     if info.has_status:
         e.mapping(obj, "status", "")
+    if not e:
+        _check_int64(e, obj, "")
     return list(e)
+
+
+def _check_int64(e: Errors, value: Any, path: str) -> None:
+    """No integer anywhere beyond int64, the widest integer Kubernetes has.
+
+    The per-kind validators range-check the fields they know; this covers the open shapes
+    (securityContext, affinity, volume sources...), whose integers would otherwise reach the store,
+    whose JSON reader cannot give such a number back as an integer.
+    """
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, dict | list) or is_int(v):
+                _check_int64(e, v, join(path, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, dict | list) or is_int(v):
+                _check_int64(e, v, join(path, i))
+    elif is_int(value) and not INT64_MIN <= value <= INT64_MAX:
+        e.invalid(path, value, f"must be a 64-bit integer (between {INT64_MIN} and {INT64_MAX})")
 
 
 def kinds_known(kind: str) -> kinds.KindInfo | None:

@@ -6,6 +6,10 @@ standard library that was a tenth of a registry create and most of decoding a la
 It refuses what Kubernetes objects never hold but a hand-made dict might (integers beyond 64 bits,
 non-string keys); those fall back to `json`, whose output is the same JSON text up to float
 spelling (1e+300 vs 1e300), so a value never depends on which encoder wrote it.
+
+`loads_bounded` is the reader for bodies from the network: JSON nested deeper than any Kubernetes
+object (`[[[[...]]]]` a hundred thousand times) is refused with BadRequest, since every recursive
+walk above (validation, defaulting, patching) would otherwise fail with RecursionError.
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nbkube.errors import BadRequest
+
 try:
     import orjson
 except ImportError:  # pragma: no cover - a dependency; kept optional for odd platforms
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["dumps", "loads"]
+__all__ = ["dumps", "loads", "loads_bounded", "depth", "MAX_DEPTH"]
+
+# Kubernetes objects nest about twenty levels (a pod template's probe's httpGet header); custom
+# shapes a few more. A hundred leaves room and stays far below Python's recursion limit.
+MAX_DEPTH = 100
 
 
 def dumps(obj: Any) -> bytes:
@@ -36,3 +46,49 @@ def loads(data: bytes | str) -> Any:
     if orjson is not None:
         return orjson.loads(data)
     return json.loads(data)
+
+
+def depth(value: Any, limit: int | None = None) -> int:
+    """How deeply lists and objects nest in `value` (a scalar is 0, `[]` and `{}` are 1).
+
+    Iterative, so it works on any input; with `limit` it stops as soon as the depth exceeds it.
+    Only call it on a tree whose containers stay alive meanwhile (their ids are remembered).
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    # YAML aliases make one list appear at many places ("billion laughs"): visit each once per depth
+    seen: dict[int, int] = {}
+    while stack:
+        node, level = stack.pop()
+        if seen.get(id(node), -1) >= level:
+            continue
+        seen[id(node)] = level
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        if limit is not None and deepest > limit:
+            return deepest
+        stack.extend((child, level) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def loads_bounded(raw: bytes | str, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse a request body: BadRequest for text that is not JSON or that nests beyond `max_depth`."""
+    try:
+        value = loads(raw)
+    except RecursionError:  # the standard library parser recurses in C, with a guard
+        raise BadRequest(f"the request body is not valid JSON: nested more than {max_depth} levels") from None
+    except ValueError as exc:  # orjson.JSONDecodeError and json.JSONDecodeError both derive from it
+        if "depth" in str(exc):
+            raise BadRequest(
+                f"the request body is not valid JSON: nested more than {max_depth} levels"
+            ) from None
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if depth(value, max_depth) > max_depth:
+        raise BadRequest(f"the request body is not valid JSON: nested more than {max_depth} levels")
+    return value

@@ -7,11 +7,11 @@ from the HTTP library so the same decoding serves any transport.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 
+from nbkube.api import wirejson
 from nbkube.apiserver import protobuf
 from nbkube.apiserver.resources import APPLY_PATCH, UnsupportedMediaType
 from nbkube.errors import BadRequest
@@ -36,9 +36,4 @@ def decode(raw: bytes, content_type: str, method: str) -> Any:
             raise BadRequest(f"the apply patch is not valid YAML: {' '.join(str(e).split())}") from None
     if ctype == "application/yaml" or not ctype.endswith("json"):
         raise UnsupportedMediaType(f'the body of the request was in an unknown format ("{ctype}"); send JSON')
-    try:
-        return json.loads(raw)
-    except ValueError as e:
-        raise BadRequest(f"the request body is not valid JSON: {e}") from None
-    except RecursionError:
-        raise BadRequest("the request body is nested too deeply") from None
+    return wirejson.loads_bounded(raw)  # BadRequest for bad JSON and for nesting past its bound

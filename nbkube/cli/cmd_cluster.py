@@ -56,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
     p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start a new cluster even if the folder's store is empty or another cluster's "
+        "(without it such a store is refused, as a truncated or replaced one)",
+    )
+    p.add_argument(
         "--api-port",
         type=int,
         default=None,
@@ -153,6 +159,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             profile=profile,
             data_dir=args.data_dir,
             name=args.name,
+            fresh=args.fresh,
         )
         api: Any = None
         try:

@@ -2,9 +2,13 @@
 
 Two control planes may run against one store (two notebooks, or a notebook and a CLI-started
 one); only the lease holder may run controllers, or they would fight (and, say, create extra pods).
-Every candidate periodically tries to acquire or renew the Lease with a compare-and-swap write;
-a holder that stops renewing loses it `lease_duration` seconds after its last renewal.
-Time comes from the injected clock, so failover is tested with a FakeClock.
+Every candidate tries to acquire or renew the Lease with a compare-and-swap write every
+`renew_interval` (client-go's RetryPeriod); a holder that stops renewing loses it `lease_duration`
+seconds after its last renewal. Three durations keep two leaders from overlapping, as client-go's
+do (15 s / 10 s / 2 s upstream): lease_duration > renew_deadline > renew_interval. A leader that
+has not renewed within `renew_deadline` stops acting at once (its on_stopped runs), which is
+before any standby may take the lease; an error from the store counts as a failed renewal, never
+as still holding. Time comes from the injected clock, so failover is tested with a FakeClock.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class LeaderElector:
         namespace: str = "kube-system",
         lease_duration: float = 15.0,
         renew_interval: float = 5.0,
+        renew_deadline: float | None = None,
         clock: Clock = REAL_CLOCK,
         renew: float | None = None,  # alias of renew_interval (INTERFACES.md spells it `renew`)
     ):
@@ -46,6 +51,13 @@ class LeaderElector:
         self.namespace = namespace
         self.lease_duration = lease_duration
         self.renew_interval = renew if renew is not None else renew_interval
+        # client-go's ratio when not given: 10 s of a 15 s lease
+        self.renew_deadline = renew_deadline if renew_deadline is not None else lease_duration * 2 / 3
+        if not lease_duration > self.renew_deadline > self.renew_interval > 0:
+            raise ValueError(
+                f"leader election needs lease_duration ({lease_duration:g}) > renew_deadline "
+                f"({self.renew_deadline:g}) > renew_interval ({self.renew_interval:g}) > 0"
+            )
         self.clock = clock
         self._leader = False
         self._last_renew = 0.0
@@ -57,8 +69,9 @@ class LeaderElector:
 
     @property
     def is_leader(self) -> bool:
+        """Leading now: the last renewal succeeded within `renew_deadline` (not merely the lease)."""
         with self._lock:
-            return self._leader and self.clock.now() < self._last_renew + self.lease_duration
+            return self._leader and self.clock.now() < self._last_renew + self.renew_deadline
 
     def _spec(self, now: float, acquire: str, transitions: int) -> dict[str, object]:
         return {
@@ -91,7 +104,7 @@ class LeaderElector:
                 spec = lease.get("spec") or {}
                 holder = spec.get("holderIdentity") or ""
                 if holder and holder != self.identity and not self._expired(spec, now):
-                    return self._set(False, now)
+                    return self._set(False, now)  # someone else holds it: we certainly do not
                 transitions = int(spec.get("leaseTransitions") or 0)
                 if holder == self.identity:
                     acquire = spec.get("acquireTime") or stamp
@@ -102,9 +115,11 @@ class LeaderElector:
                 self.api.update(updated)
         except (Conflict, AlreadyExists):
             return self._set(False, now)  # someone else wrote first; they lead (or will)
-        except NbkubeError:
-            log.warning("lease %s/%s: acquire/renew failed", self.namespace, self.lease_name, exc_info=True)
-            return self._set(False, now)
+        except NbkubeError as exc:
+            # the store could not be reached: not a renewal. Leadership then lasts only until the
+            # renew deadline of the last good one (`is_leader`, the run loop), never beyond.
+            log.warning("lease %s/%s: acquire/renew failed: %s", self.namespace, self.lease_name, exc)
+            return False
         return self._set(True, now)
 
     @staticmethod
@@ -131,8 +146,9 @@ class LeaderElector:
     def run(self, on_started: Callable[[], object], on_stopped: Callable[[], object]) -> None:
         """Try/renew every `renew_interval` in a thread; call on_started/on_stopped on transitions.
 
-        A failed renewal only ends leadership once the lease would have expired (or another
-        holder took it), as client-go tolerates transient errors up to its renew deadline."""
+        A failed renewal (a lost write, an unreachable store) is retried every `renew_interval`;
+        when none has succeeded for `renew_deadline`, or another holder is seen, leadership ends
+        at once, as client-go's renew loop ends at its RenewDeadline."""
         if self._thread is not None:
             return
         self._stop.clear()
@@ -145,31 +161,39 @@ class LeaderElector:
     def _loop(self, on_started: Callable[[], object], on_stopped: Callable[[], object]) -> None:
         leading = False
         while not self._stop.is_set():
+            # the renew deadline may have passed while waiting: stop before writing anything
+            leading = self._check_still_leading(leading, on_stopped)
             ok = self.try_acquire_or_renew()
             if ok and not leading:
                 leading = True
                 log.info("%s became leader of %s/%s", self.identity, self.namespace, self.lease_name)
                 self._callback(on_started)
-            elif not ok and leading and not self._still_holding():
-                leading = False
-                log.info("%s lost leadership of %s/%s", self.identity, self.namespace, self.lease_name)
-                self._callback(on_stopped)
+            # another holder seen, or the attempt itself outlasted the deadline: stop now
+            leading = self._check_still_leading(leading, on_stopped)
             self._leading_in_loop = leading
-            self.clock.wait(self._stop, self.renew_interval)
+            wait = self.renew_interval
+            if leading:
+                # wake no later than the renew deadline, so a leader that cannot renew stops then
+                with self._lock:
+                    left = self._last_renew + self.renew_deadline - self.clock.now()
+                wait = min(wait, max(0.0, left))
+            self.clock.wait(self._stop, wait)
 
-    def _still_holding(self) -> bool:
-        """After a failed renewal: do we still hold a lease that has not expired?"""
-        now = self.clock.now()
-        if now >= self._last_renew + self.lease_duration:
-            return False
-        try:
-            spec = self.api.get("Lease", self.lease_name, self.namespace).get("spec") or {}
-        except NbkubeError:
-            return True  # cannot tell; keep leading until our own lease time runs out
-        held = spec.get("holderIdentity") == self.identity
+    def _check_still_leading(self, leading: bool, on_stopped: Callable[[], object]) -> bool:
+        if not leading or self.is_leader:
+            return leading
         with self._lock:
-            self._leader = held
-        return held
+            self._leader = False
+        self._leading_in_loop = False
+        log.warning(
+            "%s lost leadership of %s/%s (no renewal within %gs, or another holder)",
+            self.identity,
+            self.namespace,
+            self.lease_name,
+            self.renew_deadline,
+        )
+        self._callback(on_stopped)
+        return False
 
     @staticmethod
     def _callback(fn: Callable[[], object]) -> None:

@@ -154,6 +154,7 @@ class ControlPlane:
             namespace=LEADER_NAMESPACE,
             lease_duration=self.profile.leader_lease_duration,
             renew_interval=self.profile.leader_renew_interval,
+            renew_deadline=self.profile.leader_renew_deadline,
             clock=self.clock,
         )
         self._elector.run(self._on_started, self._on_stopped)

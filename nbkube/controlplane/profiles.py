@@ -29,7 +29,8 @@ class Profile:
     toleration_seconds: float  # default tolerationSeconds for the not-ready/unreachable NoExecute taints
     node_monitor_period: float  # how often the lifecycle controller re-checks a node at the latest
     leader_lease_duration: float = 15.0  # control-plane leader Lease
-    leader_renew_interval: float = 2.0
+    leader_renew_interval: float = 2.0  # client-go's RetryPeriod: how often to try/renew
+    leader_renew_deadline: float = 10.0  # a leader that has not renewed for this long stops acting
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -43,13 +44,16 @@ class Profile:
             "grace_period",
             "leader_lease_duration",
             "leader_renew_interval",
+            "leader_renew_deadline",
         ):
             if getattr(self, field_name) <= 0:
                 raise BadRequest(f"profile {self.name!r}: {field_name} must be > 0")
-        if self.leader_renew_interval >= self.leader_lease_duration:
+        # the old leader must stop (renew deadline) before a standby may start (lease expiry)
+        if not self.leader_lease_duration > self.leader_renew_deadline > self.leader_renew_interval:
             raise BadRequest(
-                f"profile {self.name!r}: leader_renew_interval ({self.leader_renew_interval:g}) must be "
-                f"shorter than leader_lease_duration ({self.leader_lease_duration:g})"
+                f"profile {self.name!r}: leader_lease_duration ({self.leader_lease_duration:g}) > "
+                f"leader_renew_deadline ({self.leader_renew_deadline:g}) > leader_renew_interval "
+                f"({self.leader_renew_interval:g}) must hold"
             )
 
     # the names the issue text uses
@@ -68,7 +72,8 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     # upstream: kubelet nodeStatusUpdateFrequency/lease renew 10 s, node-monitor-grace-period 40 s,
-    # DefaultTolerationSeconds 300 s, node-monitor-period 5 s, leader election 15 s / retry 2 s
+    # DefaultTolerationSeconds 300 s, node-monitor-period 5 s, leader election 15 s / renew deadline
+    # 10 s / retry 2 s
     "kubernetes": Profile(
         name="kubernetes",
         heartbeat_interval=10.0,
@@ -77,6 +82,7 @@ PROFILES: dict[str, Profile] = {
         node_monitor_period=5.0,
         leader_lease_duration=15.0,
         leader_renew_interval=2.0,
+        leader_renew_deadline=10.0,
     ),
     "fast": Profile(
         name="fast",
@@ -86,6 +92,7 @@ PROFILES: dict[str, Profile] = {
         node_monitor_period=0.5,
         leader_lease_duration=3.0,
         leader_renew_interval=0.5,
+        leader_renew_deadline=2.0,  # upstream's 15/10/2 ratio, rounded to the retry period
     ),
 }
 

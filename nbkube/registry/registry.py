@@ -863,7 +863,7 @@ class Registry:
         self._admit("DELETE", old, old)
         try:
             if propagation == "Orphan":
-                kv = self._mark_deleting(info, kv, old, name)
+                kv = self._mark_deleting(info, kv, name, retry=expected is None)
                 self._orphan_dependents(
                     str(old["metadata"].get("uid", "")), namespace if info.namespaced else ""
                 )
@@ -872,11 +872,14 @@ class Registry:
                     rev = self.store.delete(kv.key, kv.mod_revision)
                     break
                 except RevisionMismatch:
-                    # Orphan: the marked owner's controller may still write its status; that is
-                    # no reason to keep an object whose dependents were already released
-                    fresh = self.store.get(kv.key) if propagation == "Orphan" and expected is None else None
-                    if fresh is None or attempt == _PATCH_RETRIES - 1:
+                    # Without a precondition, a write that landed since the read (a node agent's
+                    # status, a controller's) is no reason to refuse the delete: read again and
+                    # delete that, as upstream's storage does. With one, the caller asked for it.
+                    if expected is not None or attempt == _PATCH_RETRIES - 1:
                         raise _conflict(info, name) from None
+                    fresh = self.store.get(kv.key)
+                    if fresh is None:
+                        raise _not_found(info, name) from None
                     kv = fresh
                 except KeyNotFound:
                     raise _not_found(info, name) from None
@@ -896,20 +899,29 @@ class Registry:
         self._after_write(self.admission, "committed", "DELETE", old, old)
         return old
 
-    def _mark_deleting(self, info: KindInfo, kv: KeyValue, old: Obj, name: str) -> KeyValue:
+    def _mark_deleting(self, info: KindInfo, kv: KeyValue, name: str, *, retry: bool) -> KeyValue:
         """Set metadata.deletionTimestamp before releasing dependents (what Kubernetes' orphan
         finalizer achieves): the owner's controller then stops adopting and creating, so it
-        neither takes back nor replaces the dependents being released."""
-        marked = _clone(old)
-        marked["metadata"]["deletionTimestamp"] = rfc3339(self.clock.now())
-        value = self._to_store(kv.key, marked)
-        try:
-            rev = self.store.update(kv.key, value, kv.mod_revision)
-        except RevisionMismatch:
-            raise _conflict(info, name) from None
-        except KeyNotFound:
-            raise _not_found(info, name) from None
-        return KeyValue(kv.key, value, kv.create_revision, rev)
+        neither takes back nor replaces the dependents being released. With `retry` (no
+        precondition) a concurrent write is read again and marked, as the delete itself is."""
+        for attempt in range(_PATCH_RETRIES):
+            marked = self._decode(kv)
+            marked["metadata"]["deletionTimestamp"] = rfc3339(self.clock.now())
+            try:
+                value = self._to_store(kv.key, marked)
+                rev = self.store.update(kv.key, value, kv.mod_revision)
+            except RevisionMismatch:
+                if not retry or attempt == _PATCH_RETRIES - 1:
+                    raise _conflict(info, name) from None
+                fresh = self.store.get(kv.key)
+                if fresh is None:
+                    raise _not_found(info, name) from None
+                kv = fresh
+                continue
+            except KeyNotFound:
+                raise _not_found(info, name) from None
+            return KeyValue(kv.key, value, kv.create_revision, rev)
+        raise AssertionError("unreachable")
 
     def _orphan_dependents(self, owner_uid: str, namespace: str) -> None:
         if not owner_uid:

@@ -462,3 +462,53 @@ def test_unknown_fields_in_service_and_open_shapes() -> None:
     pod["spec"]["affinity"] = {"nodeAffinity": {}}
     pod["status"] = {"phase": "Pending", "whatever": 1}
     assert len(load_manifests(json.dumps(pod))) == 1
+
+
+# --- bounds on what a manifest may be --------------------------------------------------------------
+
+
+def test_metadata_that_is_not_an_object_is_a_field_error() -> None:
+    text = "apiVersion: v1\nkind: Pod\nmetadata: [1, 2]\nspec: {containers: [{name: a, image: b}]}\n"
+    with pytest.raises(Invalid) as info:
+        load_manifests(text, "pod.yaml")
+    assert str(info.value).startswith("pod.yaml doc 1: metadata: must be a mapping, got list [1,2]")
+
+
+def test_integral_float_in_a_file_is_an_integer_as_kubectl_sends_it() -> None:
+    text = (
+        "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: web}\n"
+        "spec: {replicas: 3.0, selector: {app: web}, template: {metadata: {labels: {app: web}},"
+        " spec: {containers: [{name: a, image: busybox}]}}}\n"
+    )
+    [rc] = load_manifests(text, "rc.yaml")
+    assert rc["spec"]["replicas"] == 3 and isinstance(rc["spec"]["replicas"], int)
+    with pytest.raises(Invalid, match=r"spec.replicas: must be an integer, got number 3.5"):
+        load_manifests(text.replace("3.0", "3.5"), "rc.yaml")
+
+
+def test_a_link_to_dev_zero_is_read_only_up_to_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serialization, "MAX_MANIFEST_BYTES", 1024)
+    link = tmp_path / "zero.yaml"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(TooLarge, match=r"^cannot read .*zero.yaml: larger than"):
+        serialization.load_file(str(link))
+
+
+def test_a_file_over_the_limit_is_refused_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(serialization, "MAX_MANIFEST_BYTES", 100)
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * 200 + "\n")
+    with pytest.raises(TooLarge, match="big.yaml"):
+        serialization.load_file(str(big))
+    small = tmp_path / "small.yaml"
+    small.write_text("# nothing\n")
+    assert serialization.load_file(str(small)) == []
+
+
+@pytest.mark.parametrize("levels", [150, 5000])
+def test_deeply_nested_yaml_is_a_manifest_error(levels: int) -> None:
+    # libyaml itself stops at 1000 levels; below that the loader's own limit of 100 applies
+    with pytest.raises(ManifestError, match=r"^deep.yaml doc 1: malformed YAML.*nest"):
+        load_manifests("a: " + "[" * levels + "]" * levels + "\n", "deep.yaml")

@@ -647,3 +647,50 @@ def test_immutable_configmap() -> None:
     new = copy.deepcopy(old)
     new["data"]["a"] = "2"
     assert update_errors(new, old) == ["data: Forbidden: field is immutable when `immutable` is set"]
+
+
+# --- downward API field paths ----------------------------------------------------------------------
+
+
+def _env_from_field(path: str) -> Obj:
+    return pod(containers=[container(env=[{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": path}}}])])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.uid",
+        "metadata.labels['app']",
+        "metadata.annotations['example.com/x']",
+        "spec.nodeName",
+        "spec.serviceAccountName",
+        "status.hostIP",
+        "status.hostIPs",
+        "status.podIP",
+        "status.podIPs",
+    ],
+)
+def test_supported_env_field_paths(path: str) -> None:
+    assert errors(_env_from_field(path)) == []
+
+
+@pytest.mark.parametrize("path", ["spec.nope", "metadata.labels", "status.phase", "metadata.labels['-x']"])
+def test_unsupported_env_field_paths(path: str) -> None:
+    errs = errors(_env_from_field(path))
+    assert len(errs) == 1
+    assert errs[0].startswith("spec.containers[0].env[0].valueFrom.fieldRef.fieldPath: ")
+
+
+def test_downward_volume_takes_whole_label_map_but_not_node_name() -> None:
+    def volume(path: str) -> Obj:
+        items = [{"path": "f", "fieldRef": {"fieldPath": path}}]
+        return pod(volumes=[{"name": "info", "downwardAPI": {"items": items}}])
+
+    assert errors(volume("metadata.labels")) == []
+    assert errors(volume("spec.nodeName")) == [
+        'spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: Unsupported value: "spec.nodeName": '
+        'supported values: "metadata.annotations", "metadata.annotations[\'<KEY>\']", "metadata.labels", '
+        '"metadata.labels[\'<KEY>\']", "metadata.name", "metadata.namespace", "metadata.uid"'
+    ]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import queue
 import threading
 
+import pytest
+
 from nbkube.client.leaderelection import LeaderElector
 from nbkube.clock import FakeClock, parse_rfc3339
+from nbkube.errors import StoreUnavailable
 from nbkube.registry.registry import Registry
 
 
@@ -94,3 +97,92 @@ def test_run_threads_failover_and_release(api: Registry) -> None:
     finally:
         a.stop()
         b.stop()
+
+
+# --- renew deadline: a partitioned leader stops before a standby starts -----------------------------
+
+
+class _Partition:
+    """The registry as one elector sees it: while `cut` is set, every call fails as an unreachable
+    store would (the others still reach it)."""
+
+    def __init__(self, api: Registry) -> None:
+        self._api = api
+        self.cut = False
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._api, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            if self.cut:
+                raise StoreUnavailable("partitioned from the store")
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def _advance_until(clock: FakeClock, log: queue.Queue[tuple[str, float]], want: str, until: float) -> float:
+    """Advance the fake clock in small steps up to `until`, returning when `want` was logged (at what
+    fake time); the threads get a bounded real-time moment to act after each step."""
+    while True:
+        try:
+            what, at = log.get(timeout=0.2)
+        except queue.Empty:
+            if clock.now() >= until:
+                raise AssertionError(f"{want!r} did not happen by {until - 1_700_000_000.0:g}s") from None
+            clock.advance(0.5)
+            continue
+        assert what == want, f"{what!r} happened before {want!r}"
+        return at
+
+
+def test_partitioned_leader_stops_before_a_standby_starts(api: Registry) -> None:
+    clock = FakeClock()
+    start = clock.now()
+    link = _Partition(api)
+    kw = {"lease_duration": 15.0, "renew_deadline": 10.0, "renew_interval": 2.0, "clock": clock}
+    a = LeaderElector(link, "cm", "a", **kw)  # type: ignore[arg-type]
+    b = LeaderElector(api, "cm", "b", **kw)  # type: ignore[arg-type]
+    log: queue.Queue[tuple[str, float]] = queue.Queue()
+    try:
+        a.run(lambda: log.put(("a started", clock.now())), lambda: log.put(("a stopped", clock.now())))
+        assert log.get(timeout=5) == ("a started", start)
+        b.run(lambda: log.put(("b started", clock.now())), lambda: log.put(("b stopped", clock.now())))
+        link.cut = True  # a's last renewal was at `start`
+        stopped = _advance_until(clock, log, "a stopped", start + 15)
+        assert stopped <= start + 10.0, "a stops at its renew deadline"
+        assert not a.is_leader and not b.is_leader
+        started = _advance_until(clock, log, "b started", start + 30)
+        assert started >= start + 15.0, "b waits for the lease a last renewed to expire"
+        assert b.is_leader
+        link.cut = False  # a comes back: it finds b holding the lease and stays a standby
+        clock.advance(2)
+        wait_renewed_by(api, clock, "b")
+        assert not a.is_leader
+        assert log.empty()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_store_error_is_not_a_renewal(api: Registry) -> None:
+    clock = FakeClock()
+    link = _Partition(api)
+    a = LeaderElector(link, "cm", "a", lease_duration=15, renew_deadline=10, renew_interval=2, clock=clock)  # type: ignore[arg-type]
+    assert a.try_acquire_or_renew()
+    link.cut = True
+    for _ in range(4):
+        clock.advance(2)
+        assert not a.try_acquire_or_renew()
+    assert a.is_leader, "within the renew deadline of the last good renewal"
+    clock.advance(2)
+    assert not a.try_acquire_or_renew()
+    assert not a.is_leader, "10 s without a renewal: not leading, although the lease runs 15 s"
+
+
+@pytest.mark.parametrize(("lease", "deadline", "retry"), [(15, 15, 2), (15, 10, 10), (3, 4, 1), (15, 10, 0)])
+def test_durations_must_be_ordered(api: Registry, lease: float, deadline: float, retry: float) -> None:
+    with pytest.raises(ValueError, match="lease_duration"):
+        LeaderElector(api, "cm", "a", lease_duration=lease, renew_deadline=deadline, renew_interval=retry)

@@ -525,3 +525,77 @@ def test_reapplying_a_pod_completed_by_mutating_admission_is_unchanged(api: Regi
     [(again, action)] = reg.apply([pod("p1")])
     assert action == "unchanged"
     assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+# --- deletes without preconditions retry conflicts, as upstream's storage does ---------------------
+
+
+class _RacingStore:
+    """The store, except that before each of the first `races` deletes or updates of a key it
+    rewrites that key (a node agent's status write landing between the registry's read and its
+    write), so the registry's compare-and-swap genuinely fails."""
+
+    def __init__(self, inner: Any, races: int) -> None:
+        self._inner = inner
+        self.races = races
+        self.target = ""
+
+    def _race(self, key: str) -> None:
+        if self.races > 0 and key == self.target:
+            self.races -= 1
+            kv = self._inner.get(key)
+            self._inner.update(key, kv.value, kv.mod_revision)
+
+    def delete(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        self._race(key)
+        return self._inner.delete(key, *args, **kwargs)
+
+    def update(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        self._race(key)
+        return self._inner.update(key, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def racing(clock: Any) -> Any:
+    from nbk_teststore import make_store
+
+    store = _RacingStore(make_store(), races=0)
+    reg = Registry(store, clock=clock)  # type: ignore[arg-type]
+    yield reg, store
+    reg.close()
+
+
+@pytest.mark.parametrize("propagation", ["Background", "Orphan"])
+def test_delete_without_precondition_retries_concurrent_writes(racing: Any, propagation: str) -> None:
+    reg, store = racing
+    created = reg.create(cm("c1"))
+    store.target = next(k.key for k in store.list("/")[0] if k.key.endswith("/c1"))
+    store.races = 3
+    gone = reg.delete("ConfigMap", "c1", "default", propagation=propagation)
+    assert gone["metadata"]["uid"] == created["metadata"]["uid"]
+    assert store.races == 0, "the writes really raced the delete"
+    with pytest.raises(NotFound):
+        reg.get("ConfigMap", "c1", "default")
+
+
+def test_delete_with_precondition_still_conflicts_under_a_race(racing: Any) -> None:
+    reg, store = racing
+    created = reg.create(cm("c1"))
+    store.target = next(k.key for k in store.list("/")[0] if k.key.endswith("/c1"))
+    store.races = 1
+    with pytest.raises(Conflict):
+        reg.delete("ConfigMap", "c1", "default", resource_version=created["metadata"]["resourceVersion"])
+    assert reg.get("ConfigMap", "c1", "default")
+
+
+def test_merge_patch_without_resource_version_retries_concurrent_writes(racing: Any) -> None:
+    reg, store = racing
+    reg.create(cm("c1", {"a": "1"}))
+    store.target = next(k.key for k in store.list("/")[0] if k.key.endswith("/c1"))
+    store.races = 3
+    patched = reg.patch("ConfigMap", "c1", "default", {"data": {"b": "2"}})
+    assert patched["data"] == {"a": "1", "b": "2"}
+    assert store.races == 0

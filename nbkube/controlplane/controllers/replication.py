@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbkube.api.fieldcheck import INT32_MAX
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
 from nbkube.api.selectors import Selector, selector_from_label_selector, selector_from_map
 from nbkube.client.controller import Controller
@@ -48,10 +49,15 @@ __all__ = [
     "owner_ref",
     "claim_pods",
     "compute_status",
+    "desired_replicas",
+    "slow_start_batch",
 ]
 
 # More pods than this in one reconcile would hold the worker for long; the rest follow next time.
 BURST = 500
+# Creates go out in batches of 1, 2, 4, ... (upstream's slow start): a template every create of
+# which fails (quota, admission, a full store) costs one failed write, not BURST of them.
+SLOW_START_INITIAL_BATCH = 1
 # Expectations older than this are ignored (a lost watch event must not block a controller forever).
 EXPECTATIONS_TIMEOUT = 300.0
 
@@ -238,6 +244,36 @@ def compute_status(owner: Obj, pods: list[Obj], now: float) -> dict[str, Any]:
     status["availableReplicas"] = sum(1 for p in pods if is_available(p, min_ready, now))
     status["observedGeneration"] = int((owner.get("metadata") or {}).get("generation") or 1)
     return status
+
+
+def desired_replicas(owner: Obj) -> int | None:
+    """spec.replicas (default 1), or None when it is not an int32 count (never true of a validated
+    object; the controller then refuses to act rather than create without end)."""
+    value = (owner.get("spec") or {}).get("replicas", 1)
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT32_MAX:
+        return None
+    return value
+
+
+def slow_start_batch(count: int, initial: int, call: Callable[[], object]) -> NbkubeError | None:
+    """Make `count` calls in batches of `initial`, then twice as many each time, as upstream's
+    slowStartBatch; stop at the first failure and return it (None when every call succeeded).
+
+    Upstream runs a batch's calls in parallel goroutines and stops after the batch; here they run
+    one after another, so the first failure stops at once: never more writes than upstream makes.
+    """
+    done, batch = 0, max(1, initial)
+    while done < count:
+        for _ in range(min(batch, count - done)):
+            try:
+                call()
+            except NbkubeError as exc:
+                return exc
+            done += 1
+        batch *= 2
+    return None
 
 
 # --- expectations ------------------------------------------------------------------------------
@@ -442,36 +478,43 @@ class _ReplicaController(Controller):
             return None  # changed under us: the pod informer will bring the news and a new pass
 
     def _manage(self, key: str, owner: Obj, owned: list[Obj]) -> None:
-        want = int((owner.get("spec") or {}).get("replicas", 1) or 0)
+        want = desired_replicas(owner)
+        if want is None:
+            # only an object stored before validation bounded the field gets here: creating
+            # towards 1e23 pods 500 at a time would fill the store, so do nothing and say why
+            record_event(
+                self.api,
+                owner,
+                "InvalidReplicas",
+                f"spec.replicas must be an integer in 0..{INT32_MAX}, got "
+                f"{(owner.get('spec') or {}).get('replicas')!r}: not managing pods",
+                type="Warning",
+                component=self.component,
+                clock=self.clock,
+            )
+            return
         diff = len(owned) - want
         if diff < 0:
             count = min(-diff, BURST)
             self.expectations.expect(key, adds=count)
-            for i in range(count):
-                try:
-                    pod = self.api.create(pod_from_template(owner))
-                except NbkubeError as e:
-                    # the creates not made will never be observed: stop expecting them
-                    for _ in range(count - i):
-                        self.expectations.created(key)
-                    record_event(
-                        self.api,
-                        owner,
-                        "FailedCreate",
-                        f"Error creating: {e}",
-                        type="Warning",
-                        component=self.component,
-                        clock=self.clock,
-                    )
-                    raise
+            made: list[Obj] = []
+            error = slow_start_batch(
+                count, SLOW_START_INITIAL_BATCH, lambda: made.append(self._create(owner))
+            )
+            # the creates not made (the failed one and those skipped after it) will never be observed
+            for _ in range(count - len(made)):
+                self.expectations.created(key)
+            if error is not None:
                 record_event(
                     self.api,
                     owner,
-                    "SuccessfulCreate",
-                    f"Created pod: {pod['metadata']['name']}",
+                    "FailedCreate",
+                    f"Error creating: {error}",
+                    type="Warning",
                     component=self.component,
                     clock=self.clock,
                 )
+                raise error
         elif diff > 0:
             victims = pods_to_delete(owned, min(diff, BURST))
             self.expectations.expect(key, deletes=[str(p["metadata"].get("uid", "")) for p in victims])
@@ -494,6 +537,18 @@ class _ReplicaController(Controller):
                     component=self.component,
                     clock=self.clock,
                 )
+
+    def _create(self, owner: Obj) -> Obj:
+        pod = self.api.create(pod_from_template(owner))
+        record_event(
+            self.api,
+            owner,
+            "SuccessfulCreate",
+            f"Created pod: {pod['metadata']['name']}",
+            component=self.component,
+            clock=self.clock,
+        )
+        return pod
 
     def _sync_status(self, owner: Obj, owned: list[Obj]) -> None:
         now = self.clock.now()

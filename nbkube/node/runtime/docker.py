@@ -730,6 +730,9 @@ class DockerRuntime:
             "spec.serviceAccountName": str((p.pod.get("spec") or {}).get("serviceAccountName") or "default"),
             "status.podIP": p.pod_ip,
             "status.hostIP": p.sandbox.host_ip,
+            # single-stack: the lists hold the one address (upstream joins them with commas)
+            "status.podIPs": p.pod_ip,
+            "status.hostIPs": p.sandbox.host_ip,
         }
         env: dict[str, str] = {}
         for e in spec.get("env") or []:

@@ -818,6 +818,9 @@ class ProcessRuntime:
             "spec.serviceAccountName": str(p.spec.get("serviceAccountName") or "default"),
             "status.podIP": p.sandbox.pod_ip,
             "status.hostIP": p.sandbox.host_ip,
+            # single-stack: the lists hold the one address (upstream joins them with commas)
+            "status.podIPs": p.sandbox.pod_ip,
+            "status.hostIPs": p.sandbox.host_ip,
         }
         env: dict[str, str] = {}
         for e in spec.get("env") or []:

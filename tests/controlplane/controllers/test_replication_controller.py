@@ -18,9 +18,12 @@ from nbkube.controlplane.controllers.replication import (
     claim_pods,
     compute_status,
     deletion_order,
+    desired_replicas,
     pods_to_delete,
     scale,
+    slow_start_batch,
 )
+from nbkube.errors import Forbidden, StoreUnavailable
 from nbkube.registry.registry import Registry
 
 
@@ -238,3 +241,107 @@ def test_terminal_pods_do_not_count(api: Registry, rcm: ReplicationManager) -> N
     pod["status"] = {"phase": "Failed"}
     api.update_status(pod)
     wait_for(lambda: owned_count(api, "nginx") == 2 and len(api.list("Pod", "default")[0]) == 3)
+
+
+# --- bounded creation: slow start, and a status write that keeps failing ------------------------
+
+
+class _StatusWritesFail:
+    """The registry, except that every status write fails (the store refuses it)."""
+
+    def __init__(self, api: Registry) -> None:
+        self._api = api
+        self.status_failures = 0
+
+    def update_status(self, obj: Obj) -> Obj:
+        self.status_failures += 1
+        raise StoreUnavailable("status writes are failing in this test")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._api, name)
+
+
+def test_failing_status_writes_never_multiply_pods(api: Registry, factory: InformerFactory) -> None:
+    wrapped = _StatusWritesFail(api)
+    ctl = ReplicationManager(wrapped, factory, clock=FakeClock())  # type: ignore[arg-type]
+    factory.start_all()
+    try:
+        assert factory.wait_all_synced(5)
+        api.create(rc_manifest(replicas=5))
+        wait_for(lambda: ctl.owners.get("default/nginx") is not None)
+        for _ in range(30):  # each failed status write is a retry of the whole reconcile
+            with pytest.raises(StoreUnavailable):
+                ctl.reconcile("default/nginx")
+            assert len(active_pods(api)) <= 5
+            wait_for(lambda: len(ctl.pods.list()) == len(active_pods(api)), what="pod informer")
+        assert len(active_pods(api)) == 5
+        assert wrapped.status_failures == 30
+    finally:
+        ctl.stop()
+        factory.stop_all()
+
+
+class _CreatesFailAfter:
+    """The registry, except that pod creates fail after the first `ok` of them."""
+
+    def __init__(self, api: Registry, ok: int) -> None:
+        self._api = api
+        self.ok = ok
+        self.attempts = 0
+
+    def create(self, obj: Obj) -> Obj:
+        if obj.get("kind") == "Pod":
+            self.attempts += 1
+            if self.attempts > self.ok:
+                raise Forbidden("exceeded quota: pods")
+        return self._api.create(obj)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._api, name)
+
+
+def test_a_failing_create_stops_the_batch_and_releases_expectations(
+    api: Registry, factory: InformerFactory
+) -> None:
+    wrapped = _CreatesFailAfter(api, ok=3)
+    ctl = ReplicationManager(wrapped, factory, clock=FakeClock())  # type: ignore[arg-type]
+    ctl.owners.start()
+    try:
+        assert ctl.owners.wait_synced(5)
+        api.create(rc_manifest(replicas=100))
+        wait_for(lambda: ctl.owners.get("default/nginx") is not None)
+        with pytest.raises(Forbidden):
+            ctl.reconcile("default/nginx")
+        assert wrapped.attempts == 4, "one failed create, none after it"
+        assert len(active_pods(api)) == 3
+        assert ctl.expectations.pending("default/nginx") == (3, 0)
+        events, _ = api.list("Event", "default")
+        assert [e["reason"] for e in events].count("FailedCreate") == 1
+    finally:
+        ctl.stop()
+        ctl.owners.stop()
+
+
+def test_slow_start_batches_double() -> None:
+    calls: list[int] = []
+    assert slow_start_batch(10, 1, lambda: calls.append(len(calls))) is None
+    assert len(calls) == 10
+    failing = iter(range(100))
+
+    def call() -> None:
+        if next(failing) == 5:
+            raise Forbidden("no")
+
+    error = slow_start_batch(100, 1, call)
+    assert isinstance(error, Forbidden)
+    assert next(failing) == 6, "stopped at the first failure"
+
+
+@pytest.mark.parametrize("replicas", [1.18e21, 2**31, -1, True, "3"])
+def test_replicas_that_are_not_an_int32_count_are_not_acted_on(replicas: object) -> None:
+    assert desired_replicas({"spec": {"replicas": replicas}}) is None
+
+
+def test_desired_replicas_defaults_to_one() -> None:
+    assert desired_replicas({"spec": {}}) == 1
+    assert desired_replicas({"spec": {"replicas": 0}}) == 0

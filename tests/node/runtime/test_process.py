@@ -256,15 +256,16 @@ def test_env_expansion_downward_api_and_escapes(rt: ProcessRuntime) -> None:
         {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
         {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        {"name": "HOST_IPS", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIPs"}}},
     ]
     c = ctr(
         command=["sh", "-c"],
-        args=["echo '$(MSG)'/$NS/$UID/$NODE/$HOST_IP/$APP/${POD_IP:-none}; sleep 30"],
+        args=["echo '$(MSG)'/$NS/$UID/$NODE/$HOST_IP/$APP/$HOST_IPS/${POD_IP:-none}; sleep 30"],
         env=env,
     )
     rt.start_pod(pod("u1", c), sandbox())
     out = wait_for(lambda: str(rt.logs("u1", "c")).strip(), "output")
-    assert out == "hello world $(GREETING) $(UNKNOWN)/default/u1/node-1/127.240.0.2/web/none"
+    assert out == "hello world $(GREETING) $(UNKNOWN)/default/u1/node-1/127.240.0.2/web/127.240.0.2/none"
 
 
 def test_expand_vars_and_image_names() -> None:
