@@ -65,17 +65,22 @@ def cluster_dir(name: str) -> str:
     return os.path.join(os.path.expanduser("~"), ".nbkube", "clusters", name)
 
 
-def make_registry(store: Store, *, clock: Clock = REAL_CLOCK) -> Registry:
-    """A Registry over `store` with the default admission chain (when it exists in this build)."""
+def make_registry(store: Store, *, clock: Clock = REAL_CLOCK, pod_security: Any = None) -> Registry:
+    """A Registry over `store` with the default admission chain (when it exists in this build).
+
+    `pod_security`: the cluster-wide Pod Security defaults (`parse_pod_security`: "baseline", or
+    "enforce=baseline,warn=restricted"); None keeps upstream's default, privileged."""
     from nbkube.registry.registry import Registry
 
     plugins: Any = ()
     try:
         from nbkube.registry.admission_chain import default_admission_plugins
     except ImportError:
+        if pod_security is not None:
+            raise BadRequest("pod_security needs the admission chain, which this build lacks") from None
         log.info("no admission chain in this build: quota and Service IP allocation are off")
     else:
-        plugins = default_admission_plugins()
+        plugins = default_admission_plugins(pod_security=pod_security)
     return Registry(store, admission=plugins, clock=clock)
 
 
@@ -272,6 +277,15 @@ def connect(store_url: str, *, clock: Clock = REAL_CLOCK) -> Cluster:
     return Cluster(make_registry(open_store(store_url), clock=clock), store_url)
 
 
+def _pod_security_config(value: Any) -> Any:
+    """The parsed Pod Security defaults (a bad level fails here, before anything starts)."""
+    if value is None:
+        return None
+    from nbkube.registry.admission_podsecurity import parse_pod_security
+
+    return parse_pod_security(value)
+
+
 class LocalCluster(Cluster):
     def __init__(
         self,
@@ -287,7 +301,12 @@ class LocalCluster(Cluster):
         capacity: dict[str, str] | None = None,
         start: bool = True,
         leader_elect: bool = True,
+        pod_security: str | dict[str, str] | None = None,
     ):
+        """`pod_security`: the cluster-wide Pod Security level(s) for namespaces without labels,
+        "baseline" (enforce) or "enforce=baseline,warn=restricted"; default privileged, as upstream.
+        It binds this cluster's registry (and its API server): other processes writing the same
+        store directly (`nbkube --store ...`) apply their own defaults; namespace labels hold everywhere."""
         if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= 250:
             raise BadRequest(f"nodes must be a whole number from 0 to 250, got {nodes!r}")
         if not _NAME_RE.match(name):
@@ -302,6 +321,7 @@ class LocalCluster(Cluster):
         self.runtime_options = dict(runtime_options or {})
         self.capacity = capacity
         self.leader_elect = leader_elect
+        self.pod_security = _pod_security_config(pod_security)
         self.etcd: EtcdServer | None = None
         self.store_kind = ""
         self.control_plane: ControlPlane | None = None
@@ -388,7 +408,7 @@ class LocalCluster(Cluster):
                 self.runtime_name = resolve_auto()
             try:
                 self._store = self._open_store()
-                self.api = make_registry(self._store, clock=self.clock)
+                self.api = make_registry(self._store, clock=self.clock, pod_security=self.pod_security)
                 self.control_plane = ControlPlane(
                     self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
                 )
