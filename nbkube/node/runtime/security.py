@@ -3,7 +3,8 @@
 Pod Security admission (`nbkube.registry.admission_podsecurity`) decides what a namespace allows;
 this module makes what is allowed really happen. The Docker runtime turns every field into
 container options (`docker_options`: user, group_add, privileged, cap_add/cap_drop, read_only,
-security_opt for no-new-privileges, seccomp, AppArmor, SELinux and unmasked /proc; sysctls and
+security_opt for no-new-privileges, seccomp, AppArmor and SELinux, empty masked paths for an
+unmasked /proc; sysctls and
 the host namespaces go on the pause container). The process runtime runs host processes, so it
 can switch user and group when it runs as root and set no_new_privs, and refuses what it cannot
 do (`process_refusals`), naming the field and the runtime, e.g.
@@ -240,7 +241,8 @@ def docker_options(pod: Obj, container: Obj, where: str, image_user: str = "") -
         if value:
             security.append(f"label={key}:{value}")
     if sc.get("procMount") == "Unmasked":
-        security.append("systempaths=unconfined")
+        # what `docker run --security-opt systempaths=unconfined` sends (the CLI's own option)
+        opts["host_config_extra"] = {"MaskedPaths": [], "ReadonlyPaths": []}
     if security:
         opts["security_opt"] = security
     if _m(sc, "windowsOptions").get("hostProcess") is True:
