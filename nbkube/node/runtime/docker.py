@@ -776,7 +776,14 @@ class DockerRuntime:
             **(c.spec.get("securityContext") or {}),
         }
         if sc.get("runAsNonRoot") is True or ("runAsGroup" in sc and "runAsUser" not in sc):
-            config = (self.client.api.inspect_image(self._image(c.image)) or {}).get("Config") or {}
+            try:
+                config = (self.client.api.inspect_image(self._image(c.image)) or {}).get("Config") or {}
+            except Exception as exc:  # the daemon's answer is the container's waiting message
+                raise PodConfigError(
+                    "CreateContainerConfigError",
+                    f"image {c.image}: cannot read its user: {_msg(exc)}",
+                    retry=True,
+                ) from exc
             image_user = str(config.get("User") or "")
         try:
             return docker_options(p.pod, c.spec, f"{index}.securityContext", image_user)
