@@ -31,6 +31,7 @@ ENV_SOURCES = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef"
 SECCOMP_TYPES = ("RuntimeDefault", "Localhost", "Unconfined")
 APPARMOR_TYPES = ("RuntimeDefault", "Localhost", "Unconfined")
 PROC_MOUNT_TYPES = ("Default", "Unmasked")
+_IPC_SYSCTLS = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
 MAX_ID = 2147483647  # runAsUser / runAsGroup / fsGroup: what Kubernetes accepts (int32 range, >= 0)
 # Linux capabilities as Kubernetes names them (no CAP_ prefix), plus ALL for drop/add of every one
 CAPABILITIES = frozenset(
@@ -268,6 +269,11 @@ def _check_pod_security_context(e: Errors, spec: dict[str, Any], path: str) -> N
             if name in names:
                 e.duplicate(join(kp, "name"), name)
             names.add(name)
+            # as Kubernetes: a namespaced sysctl of a host namespace the pod shares would change the host's
+            if spec.get("hostNetwork") is True and name.startswith("net."):
+                e.invalid(join(kp, "name"), name, "may not be specified when 'hostNetwork' is true")
+            if spec.get("hostIPC") is True and name.startswith(_IPC_SYSCTLS):
+                e.invalid(join(kp, "name"), name, "may not be specified when 'hostIPC' is true")
 
 
 def _check_container_security_context(e: Errors, c: dict[str, Any], path: str) -> None:

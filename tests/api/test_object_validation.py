@@ -742,3 +742,17 @@ def test_namespace_pod_security_labels() -> None:
         "must be one of privileged, baseline, restricted",
         'metadata.labels[pod-security.kubernetes.io/warn-version]: Invalid value: "v2.0": must be "latest" or "v1.x"',
     ]
+
+
+def test_sysctls_of_a_shared_host_namespace_are_refused() -> None:
+    sysctls = [
+        {"name": "net.ipv4.tcp_syncookies", "value": "1"},
+        {"name": "kernel.shm_rmid_forced", "value": "1"},
+    ]
+    assert errors(pod(hostNetwork=True, hostIPC=True, securityContext={"sysctls": sysctls})) == [
+        'spec.securityContext.sysctls[0].name: Invalid value: "net.ipv4.tcp_syncookies": '
+        "may not be specified when 'hostNetwork' is true",
+        'spec.securityContext.sysctls[1].name: Invalid value: "kernel.shm_rmid_forced": '
+        "may not be specified when 'hostIPC' is true",
+    ]
+    assert errors(pod(securityContext={"sysctls": sysctls})) == []

@@ -101,3 +101,32 @@ def test_what_cannot_hold_is_refused_with_the_kubelets_words(
 def test_run_as_non_root_holds_with_a_non_root_uid() -> None:
     assert options(pod({"runAsNonRoot": True}), image_user="1000") == {}
     assert options(pod({"runAsNonRoot": True, "runAsUser": 1000})) == {"user": "1000"}
+
+
+def test_the_docker_sdk_accepts_every_option() -> None:
+    """The options build a create request (offline: the SDK's own argument check, no daemon)."""
+    from docker.models.containers import _create_container_args
+
+    p = pod(
+        {
+            "runAsUser": 65534,
+            "privileged": True,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]},
+            "seccompProfile": {"type": "Unconfined"},
+            "procMount": "Unmasked",
+        },
+        {"supplementalGroups": [100], "fsGroup": 200},
+    )
+    opts = options(p)
+    extra = opts.pop("host_config_extra")
+    args = _create_container_args(
+        {**opts, "image": "busybox", "version": "1.41", "name": "n", "detach": True}
+    )
+    args["host_config"].update(extra)
+    host = args["host_config"]
+    assert args["user"] == "65534"
+    assert host["Privileged"] is True and host["ReadonlyRootfs"] is True
+    assert (host["CapAdd"], host["CapDrop"], host["GroupAdd"]) == (["NET_ADMIN"], ["ALL"], ["100", "200"])
+    assert host["SecurityOpt"] == ["seccomp=unconfined"]
+    assert (host["MaskedPaths"], host["ReadonlyPaths"]) == ([], [])
