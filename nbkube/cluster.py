@@ -107,21 +107,21 @@ def cluster_folder_for(store_url: str) -> str | None:
     return None
 
 
-def make_registry(store: Store, *, clock: Clock = REAL_CLOCK, folder: str | None = None) -> Registry:
-    """A Registry over `store` with the default admission chain (when it exists in this build).
+def make_registry(
+    store: Store, *, clock: Clock = REAL_CLOCK, folder: str | None = None, pod_security: Any = None
+) -> Registry:
+    """A Registry over `store` with the default admission chain.
+
+    `pod_security`: the cluster-wide Pod Security defaults (`parse_pod_security`: "baseline", or
+    "enforce=baseline,warn=restricted"); None keeps upstream's default, privileged.
 
     With `folder` (the cluster's, see `cluster_folder_for`), Secrets are encrypted with the keys
     there (created at the first start) and the registry names the folder as its `credentials_dir`."""
+    from nbkube.registry.admission_chain import default_admission_plugins
     from nbkube.registry.registry import Registry
     from nbkube.security.encryption import ensure_config, transformers_for
 
-    plugins: Any = ()
-    try:
-        from nbkube.registry.admission_chain import default_admission_plugins
-    except ImportError:
-        log.info("no admission chain in this build: quota and Service IP allocation are off")
-    else:
-        plugins = default_admission_plugins()
+    plugins = default_admission_plugins(pod_security=pod_security)
     if folder is None:
         return Registry(store, admission=plugins, clock=clock)
     transformers = transformers_for(ensure_config(folder))
@@ -336,6 +336,15 @@ def connect(store_url: str, *, clock: Clock = REAL_CLOCK) -> Cluster:
     return Cluster(registry_for_url(store_url, clock=clock), store_url)
 
 
+def _pod_security_config(value: Any) -> Any:
+    """The parsed Pod Security defaults (a bad level fails here, before anything starts)."""
+    if value is None:
+        return None
+    from nbkube.registry.admission_podsecurity import parse_pod_security
+
+    return parse_pod_security(value)
+
+
 class LocalCluster(Cluster):
     def __init__(
         self,
@@ -352,7 +361,12 @@ class LocalCluster(Cluster):
         start: bool = True,
         leader_elect: bool = True,
         fresh: bool = False,
+        pod_security: str | dict[str, str] | None = None,
     ):
+        """`pod_security`: the cluster-wide Pod Security level(s) for namespaces without labels,
+        "baseline" (enforce) or "enforce=baseline,warn=restricted"; default privileged, as upstream.
+        It binds this cluster's registry (and its API server): other processes writing the same
+        store directly (`nbkube --store ...`) apply their own defaults; namespace labels hold everywhere."""
         if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= 250:
             raise BadRequest(f"nodes must be a whole number from 0 to 250, got {nodes!r}")
         if not _NAME_RE.match(name):
@@ -371,6 +385,7 @@ class LocalCluster(Cluster):
         self.leader_elect = leader_elect
         self.fresh = fresh  # take an empty or foreign store for this folder (see store/clusterid.py)
         self.cluster_id = ""
+        self.pod_security = _pod_security_config(pod_security)
         self.etcd: EtcdServer | None = None
         self.store_kind = ""
         self.control_plane: ControlPlane | None = None
@@ -473,7 +488,9 @@ class LocalCluster(Cluster):
                 self._store = self._open_store()
                 # nothing is at rest in a memory store: no keys to make for it
                 keys = None if self.store_kind == "memory" else self.key_dir
-                self.api = make_registry(self._store, clock=self.clock, folder=keys)
+                self.api = make_registry(
+                    self._store, clock=self.clock, folder=keys, pod_security=self.pod_security
+                )
                 if self.runtime_name != "sim":  # simulated nodes serve no logs or exec
                     self._agent_token = ensure_agent_token(self.key_dir)
                     self.api.credentials_dir = self.key_dir

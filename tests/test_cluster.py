@@ -20,7 +20,7 @@ from nbk_teststore import leftover_threads  # noqa: E402
 
 from nbkube.cli import main  # noqa: E402
 from nbkube.cluster import LocalCluster, connect  # noqa: E402
-from nbkube.errors import BadRequest, NotFound  # noqa: E402
+from nbkube.errors import BadRequest, Forbidden, NotFound  # noqa: E402
 
 RC = """\
 apiVersion: v1
@@ -308,3 +308,33 @@ def test_cli_up_refuses_an_emptied_store_unless_fresh(tmp_path: Path) -> None:
     assert err.getvalue().count("\n") == 1 and f"{tmp_path}/s.db is empty" in err.getvalue()
     with redirect_stdout(io.StringIO()):
         assert main([*args, "--fresh"]) == 0
+def test_pod_security_default_of_a_local_cluster(tmp_path: Path) -> None:
+    host_network = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "h"},
+        "spec": {"hostNetwork": True, "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    with (
+        LocalCluster(nodes=0, store="memory", pod_security="baseline") as c,
+        pytest.raises(Forbidden, match=r'violates PodSecurity "baseline:latest": host namespaces'),
+    ):
+        c.api.create(host_network)
+    with LocalCluster(nodes=0, store="memory") as c:  # privileged, as upstream's default
+        assert c.api.create(host_network)["metadata"]["name"] == "h"
+    with pytest.raises(BadRequest, match="level must be one of privileged, baseline, restricted"):
+        LocalCluster(nodes=0, store="memory", pod_security="strict", start=False)
+
+
+def test_cli_up_pod_security(tmp_path: Path) -> None:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(
+            ["up", "--nodes", "0", "--store", f"sqlite://{tmp_path}/s.db", "--duration", "0.1"]
+            + ["--pod-security", "enforce=baseline,warn=restricted"]
+        )
+    assert code == 0
+    assert (
+        "pod security: enforce baseline:latest, warn restricted:latest, audit privileged:latest"
+        in out.getvalue()
+    )

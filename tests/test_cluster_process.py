@@ -113,3 +113,34 @@ def test_host_port_answers_on_the_pods_node_in_the_embedded_mode(tmp_path: Any) 
         wait_until(lambda: answer(node_ip) == "", 20, "hostPort closed after the pod went")
     finally:
         cluster.stop()
+
+
+def test_a_privileged_pod_fails_on_the_process_runtime_with_the_field_named(tmp_path: Any) -> None:
+    with LocalCluster(nodes=1, runtime="process", store="sqlite", data_dir=str(tmp_path), name="psa") as c:
+        c.api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "root"},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "busybox",
+                            "command": ["sleep", "60"],
+                            "securityContext": {"privileged": True},
+                        }
+                    ]
+                },
+            }
+        )
+        wanted = "spec.containers[0].securityContext.privileged: Forbidden: the process runtime cannot run privileged containers"
+
+        def failed() -> Any:
+            status = c.api.get("Pod", "root", "default").get("status") or {}
+            return status.get("phase") == "Failed" and status
+
+        status = wait_until(failed, 20, "the pod to fail")
+        assert status["message"] == f"pod default/root: {wanted}"
+        events = c.api.list("Event", "default")[0]
+        assert any(e["reason"] == "Failed" and wanted in e["message"] for e in events)

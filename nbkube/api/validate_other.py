@@ -11,6 +11,7 @@ from typing import Any
 
 from nbkube.api import naming
 from nbkube.api.fieldcheck import Errors, join
+from nbkube.api.podsecurity import check_namespace_labels
 from nbkube.api.validate_common import check_cidr, check_quantity_map, check_resource_name, quantity_of
 from nbkube.api.validate_pod import TAINT_EFFECTS
 
@@ -20,6 +21,10 @@ EVENT_TYPES = ("Normal", "Warning")
 
 
 def validate_namespace(e: Errors, obj: dict[str, Any]) -> None:
+    meta = obj.get("metadata")
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    if isinstance(labels, dict) and labels:
+        check_namespace_labels(e, labels)  # pod-security.kubernetes.io/* levels and versions
     spec = e.mapping(obj, "spec", "")
     if spec is not None:
         e.strings(spec, "finalizers", "spec")

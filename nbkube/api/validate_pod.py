@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from nbkube.api import naming
-from nbkube.api.fieldcheck import Errors, join
+from nbkube.api.fieldcheck import Errors, is_int, join
 from nbkube.api.validate_common import (
     check_int_or_name_port,
     check_ip,
@@ -51,6 +51,58 @@ VOLUME_FIELD_PATHS = (
     "metadata.annotations",
 )
 _SUBSCRIPTED = re.compile(r"(metadata\.(?:labels|annotations))\['(.*)'\]")
+SECCOMP_TYPES = ("RuntimeDefault", "Localhost", "Unconfined")
+APPARMOR_TYPES = ("RuntimeDefault", "Localhost", "Unconfined")
+PROC_MOUNT_TYPES = ("Default", "Unmasked")
+_IPC_SYSCTLS = ("kernel.shm", "kernel.msg", "kernel.sem", "fs.mqueue.")
+MAX_ID = 2147483647  # runAsUser / runAsGroup / fsGroup: what Kubernetes accepts (int32 range, >= 0)
+# Linux capabilities as Kubernetes names them (no CAP_ prefix), plus ALL for drop/add of every one
+CAPABILITIES = frozenset(
+    [
+        "ALL",
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "AUDIT_WRITE",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "KILL",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "MKNOD",
+        "NET_ADMIN",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_RAW",
+        "PERFMON",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYSLOG",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_CHROOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "WAKE_ALARM",
+    ]
+)
 
 
 def check_pod_spec(e: Errors, spec: dict[str, Any], path: str, *, template: bool = False) -> None:
@@ -83,8 +135,9 @@ def check_pod_spec(e: Errors, spec: dict[str, Any], path: str, *, template: bool
         e.string(spec, key, path)
     for key in ("hostNetwork", "hostPID", "hostIPC", "enableServiceLinks", "automountServiceAccountToken"):
         e.boolean(spec, key, path)
-    for key in ("securityContext", "affinity", "dnsConfig"):
+    for key in ("affinity", "dnsConfig"):
         e.mapping(spec, key, path)
+    _check_pod_security_context(e, spec, path)
     for tp, t in e.maps(spec, "tolerations", path):
         check_toleration(e, t, tp)
 
@@ -197,7 +250,7 @@ def _check_container(
     e.string(c, "terminationMessagePath", path)
     for key in ("stdin", "tty"):
         e.boolean(c, key, path)
-    e.mapping(c, "securityContext", path)
+    _check_container_security_context(e, c, path)
     e.mapping(c, "lifecycle", path)
     _check_container_ports(e, c, path)
     _check_env(e, c, path)
@@ -212,6 +265,92 @@ def _check_container(
         probe = e.mapping(c, key, path)
         if probe is not None:
             _check_probe(e, probe, join(path, key), single_success=key != "readinessProbe")
+
+
+def _check_identity(e: Errors, sc: dict[str, Any], path: str) -> None:
+    """The fields a pod's and a container's securityContext share."""
+    for key in ("runAsUser", "runAsGroup"):
+        e.integer(sc, key, path, minimum=0, maximum=MAX_ID)
+    e.boolean(sc, "runAsNonRoot", path)
+    for key, types in (("seccompProfile", SECCOMP_TYPES), ("appArmorProfile", APPARMOR_TYPES)):
+        profile = e.mapping(sc, key, path)
+        if profile is None:
+            continue
+        pp = join(path, key)
+        kind = e.one_of(profile, "type", pp, types, required=True)
+        local = e.string(profile, "localhostProfile", pp)
+        if kind == "Localhost" and not local:
+            e.required(join(pp, "localhostProfile"))
+        elif kind and kind != "Localhost" and local:
+            e.forbidden(join(pp, "localhostProfile"), "can only be set if the type is Localhost")
+    se = e.mapping(sc, "seLinuxOptions", path)
+    if se is not None:
+        for key in ("user", "role", "type", "level"):
+            e.string(se, key, join(path, "seLinuxOptions"))
+    win = e.mapping(sc, "windowsOptions", path)
+    if win is not None:
+        wp = join(path, "windowsOptions")
+        e.boolean(win, "hostProcess", wp)
+        for key in ("gmsaCredentialSpecName", "gmsaCredentialSpec", "runAsUserName"):
+            e.string(win, key, wp)
+
+
+def _check_pod_security_context(e: Errors, spec: dict[str, Any], path: str) -> None:
+    sc = e.mapping(spec, "securityContext", path)
+    if sc is None:
+        return
+    sp = join(path, "securityContext")
+    _check_identity(e, sc, sp)
+    e.integer(sc, "fsGroup", sp, minimum=0, maximum=MAX_ID)
+    e.one_of(sc, "fsGroupChangePolicy", sp, ("OnRootMismatch", "Always"))
+    items = e.sequence(sc, "supplementalGroups", sp) or []
+    for i, gid in enumerate(items):
+        if not is_int(gid) or not 0 <= gid <= MAX_ID:
+            e.invalid(
+                join(join(sp, "supplementalGroups"), i), gid, f"must be an integer between 0 and {MAX_ID}"
+            )
+    names: set[str] = set()
+    for kp, sysctl in e.maps(sc, "sysctls", sp):
+        name = e.string(sysctl, "name", kp, required=True)
+        e.string(sysctl, "value", kp, required=True)
+        if name:
+            if name in names:
+                e.duplicate(join(kp, "name"), name)
+            names.add(name)
+            # as Kubernetes: a namespaced sysctl of a host namespace the pod shares would change the host's
+            if spec.get("hostNetwork") is True and name.startswith("net."):
+                e.invalid(join(kp, "name"), name, "may not be specified when 'hostNetwork' is true")
+            if spec.get("hostIPC") is True and name.startswith(_IPC_SYSCTLS):
+                e.invalid(join(kp, "name"), name, "may not be specified when 'hostIPC' is true")
+
+
+def _check_container_security_context(e: Errors, c: dict[str, Any], path: str) -> None:
+    sc = e.mapping(c, "securityContext", path)
+    if sc is None:
+        return
+    sp = join(path, "securityContext")
+    _check_identity(e, sc, sp)
+    privileged = e.boolean(sc, "privileged", sp)
+    escalation = e.boolean(sc, "allowPrivilegeEscalation", sp)
+    e.boolean(sc, "readOnlyRootFilesystem", sp)
+    e.one_of(sc, "procMount", sp, PROC_MOUNT_TYPES)
+    if privileged and escalation is False:
+        e.invalid(
+            join(sp, "allowPrivilegeEscalation"),
+            False,
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        )
+    caps = e.mapping(sc, "capabilities", sp)
+    if caps is None:
+        return
+    cp = join(sp, "capabilities")
+    for key in ("add", "drop"):
+        for i, name in enumerate(e.strings(caps, key, cp)):
+            where = join(join(cp, key), i)
+            if name.startswith("CAP_") and name[4:] in CAPABILITIES:
+                e.invalid(where, name, f'capability names are written without the CAP_ prefix ("{name[4:]}")')
+            elif name not in CAPABILITIES:
+                e.invalid(where, name, "must be a Linux capability name (such as NET_BIND_SERVICE) or ALL")
 
 
 def _check_container_ports(e: Errors, c: dict[str, Any], path: str) -> None:

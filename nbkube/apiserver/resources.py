@@ -21,6 +21,7 @@ from nbkube.apiserver.routing import Route, parse_field_selector
 from nbkube.apiserver.tables import INCLUDE_OBJECT, to_table
 from nbkube.errors import BadRequest, NotFound
 from nbkube.registry.registry import Registry
+from nbkube.registry.warnings import capture_warnings
 
 __all__ = ["Request", "Response", "handle"]
 
@@ -51,6 +52,24 @@ class Response:
 
 
 def handle(registry: Registry, req: Request) -> Response:
+    """Serve one request; warnings admission raised for it (Pod Security `warn`) become `Warning`
+    headers next to fieldValidation's, as the Kubernetes API server sends them."""
+    with capture_warnings() as warnings:
+        resp = _dispatch(registry, req)
+    if warnings:
+        texts = [f'299 - "{_quoted(t)}"' for t in warnings]
+        if resp.headers.get("Warning"):
+            texts.insert(0, resp.headers["Warning"])
+        resp.headers["Warning"] = ", ".join(texts)
+    return resp
+
+
+def _quoted(text: str) -> str:
+    """`text` as the inside of an HTTP quoted-string (kubectl unescapes it)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _dispatch(registry: Registry, req: Request) -> Response:
     r = req.route
     if r.subresource == "scale":
         return _scale(registry, req)
@@ -171,7 +190,7 @@ def _field_validation(req: Request, obj: Obj) -> dict[str, str]:
     ]
     if mode == "Strict":
         raise BadRequest("strict decoding error: " + ", ".join(texts))
-    return {"Warning": ", ".join(f'299 - "{t}"' for t in texts)}
+    return {"Warning": ", ".join(f'299 - "{_quoted(t)}"' for t in texts)}
 
 
 def _no_dry_run(req: Request) -> None:

@@ -73,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="where --api-port writes the kubeconfig (default: the cluster folder's kubeconfig)",
     )
+    p.add_argument(
+        "--pod-security",
+        default=None,
+        metavar="LEVEL",
+        help="cluster-wide Pod Security default for namespaces without pod-security labels: "
+        "privileged (default, as Kubernetes), baseline or restricted for enforce, or "
+        "MODE=LEVEL[:VERSION],... for enforce/warn/audit (kube-system is exempt)",
+    )
     p.set_defaults(handler=_up)
 
     j = subparsers.add_parser(
@@ -160,6 +168,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             data_dir=args.data_dir,
             name=args.name,
             fresh=args.fresh,
+            pod_security=args.pod_security,
         )
         api: Any = None
         try:
@@ -170,6 +179,9 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             ctx.out(f"store: {cluster.describe_store()}")
             nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.agents.items()) or "none"
             ctx.out(f"nodes: {nodes}; runtime {args.runtime}")
+            if cluster.pod_security is not None:
+                ps = cluster.pod_security
+                ctx.out(f"pod security: enforce {ps.enforce}, warn {ps.warn}, audit {ps.audit}")
             ctx.out(f"use: nbkube --store {cluster.store_url} get pods   (Ctrl-C to stop)")
             api = _start_api(cluster, args, ctx)
             deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -694,3 +694,110 @@ def test_downward_volume_takes_whole_label_map_but_not_node_name() -> None:
         'supported values: "metadata.annotations", "metadata.annotations[\'<KEY>\']", "metadata.labels", '
         '"metadata.labels[\'<KEY>\']", "metadata.name", "metadata.namespace", "metadata.uid"'
     ]
+def test_security_contexts() -> None:
+    assert (
+        errors(
+            pod(
+                securityContext={
+                    "runAsUser": 1000,
+                    "runAsGroup": 1000,
+                    "runAsNonRoot": True,
+                    "fsGroup": 2000,
+                    "supplementalGroups": [3000],
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                    "sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}],
+                },
+                containers=[
+                    container(
+                        securityContext={
+                            "runAsUser": 65534,
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+                            "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"},
+                        }
+                    )
+                ],
+            )
+        )
+        == []
+    )
+    assert errors(
+        pod(
+            securityContext={
+                "runAsUser": -1,
+                "runAsGroup": 2147483648,
+                "runAsNonRoot": "yes",
+                "supplementalGroups": ["x"],
+                "seccompProfile": {"type": "Strict"},
+                "sysctls": [{"name": "a", "value": "1"}, {"name": "a", "value": "2"}],
+            },
+            containers=[
+                container(
+                    securityContext={
+                        "runAsUser": "root",
+                        "privileged": True,
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": 1,
+                        "procMount": "Masked",
+                        "capabilities": {"add": ["CAP_SYS_ADMIN", "FLY"], "drop": "ALL"},
+                        "seccompProfile": {"type": "Localhost"},
+                    }
+                )
+            ],
+        )
+    ) == [
+        'spec.containers[0].securityContext.runAsUser: must be an integer, got string "root"',
+        "spec.containers[0].securityContext.seccompProfile.localhostProfile: required",
+        "spec.containers[0].securityContext.readOnlyRootFilesystem: must be a boolean, got integer 1",
+        'spec.containers[0].securityContext.procMount: Unsupported value: "Masked": supported values: "Default", "Unmasked"',
+        "spec.containers[0].securityContext.allowPrivilegeEscalation: Invalid value: false: "
+        "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        'spec.containers[0].securityContext.capabilities.add[0]: Invalid value: "CAP_SYS_ADMIN": '
+        'capability names are written without the CAP_ prefix ("SYS_ADMIN")',
+        'spec.containers[0].securityContext.capabilities.add[1]: Invalid value: "FLY": '
+        "must be a Linux capability name (such as NET_BIND_SERVICE) or ALL",
+        'spec.containers[0].securityContext.capabilities.drop: must be a list, got string "ALL"',
+        "spec.securityContext.runAsUser: Invalid value: -1: must be greater than or equal to 0",
+        "spec.securityContext.runAsGroup: Invalid value: 2147483648: must be less than or equal to 2147483647",
+        'spec.securityContext.runAsNonRoot: must be a boolean, got string "yes"',
+        'spec.securityContext.seccompProfile.type: Unsupported value: "Strict": '
+        'supported values: "RuntimeDefault", "Localhost", "Unconfined"',
+        'spec.securityContext.supplementalGroups[0]: Invalid value: "x": must be an integer between 0 and 2147483647',
+        'spec.securityContext.sysctls[1].name: Duplicate value: "a"',
+    ]
+
+
+def test_namespace_pod_security_labels() -> None:
+    ns: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}
+    ns["metadata"]["labels"] = {
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/enforce-version": "v1.30",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit-version": "latest",
+        "pod-security.kubernetes.io/other": "anything",
+    }
+    assert errors(ns) == []
+    ns["metadata"]["labels"] = {
+        "pod-security.kubernetes.io/audit": "Baseline",
+        "pod-security.kubernetes.io/warn-version": "v2.0",
+    }
+    assert errors(ns) == [
+        'metadata.labels[pod-security.kubernetes.io/audit]: Invalid value: "Baseline": '
+        "must be one of privileged, baseline, restricted",
+        'metadata.labels[pod-security.kubernetes.io/warn-version]: Invalid value: "v2.0": must be "latest" or "v1.x"',
+    ]
+
+
+def test_sysctls_of_a_shared_host_namespace_are_refused() -> None:
+    sysctls = [
+        {"name": "net.ipv4.tcp_syncookies", "value": "1"},
+        {"name": "kernel.shm_rmid_forced", "value": "1"},
+    ]
+    assert errors(pod(hostNetwork=True, hostIPC=True, securityContext={"sysctls": sysctls})) == [
+        'spec.securityContext.sysctls[0].name: Invalid value: "net.ipv4.tcp_syncookies": '
+        "may not be specified when 'hostNetwork' is true",
+        'spec.securityContext.sysctls[1].name: Invalid value: "kernel.shm_rmid_forced": '
+        "may not be specified when 'hostIPC' is true",
+    ]
+    assert errors(pod(securityContext={"sysctls": sysctls})) == []

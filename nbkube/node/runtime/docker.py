@@ -15,6 +15,14 @@ lists our containers every `poll_interval` (a single API call), inspects those w
 and schedules restarts and probes. Every container carries labels naming node, pod and container;
 on construction the runtime adopts what it finds, so a restarted agent restarts no container.
 Restart counts and back-off survive that too: they live in a small JSON file per pod.
+
+securityContext is honoured field by field (`nbkube.node.runtime.security.docker_options`: user,
+groups, privileged, capabilities, read-only root, no-new-privileges, seccomp, AppArmor, SELinux,
+unmasked /proc); pod sysctls and hostIPC go on the pause container, hostPID on each app container.
+hostNetwork puts the pause container in the node's own network namespace (Docker's `host`) and
+skips the pod network's wiring and hostPort rules (the ports are the node's own then); a node that
+lives in a namespace of its own (`BridgeNetwork` with a netns) refuses hostNetwork pods, since
+Docker cannot join a container to an existing named namespace and the host's is not the node's.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from nbkube.node.network.hostports import pod_host_ports
 from nbkube.node.probes import run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
+from nbkube.node.runtime.security import containers_with_paths, docker_options
 from nbkube.node.runtime.volumes import (
     UNSUPPORTED_VOLUMES,
     PodConfigError,
@@ -182,7 +191,20 @@ class DockerRuntime:
     # ------------------------------------------------------------------ the Runtime protocol
 
     def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
-        uid, _where = check_pod(pod, "docker")
+        uid, where = check_pod(pod, "docker")
+        spec = pod.get("spec") or {}
+        netns = getattr(self.network, "netns", None)
+        if spec.get("hostNetwork") is True and netns:
+            raise BadRequest(
+                f"{where}: spec.hostNetwork: Forbidden: node {self.node_name} lives in network namespace "
+                f"{netns}, which the docker runtime cannot put a container in"
+            )
+        for path, c in containers_with_paths(pod):
+            if ((c.get("securityContext") or {}).get("windowsOptions") or {}).get("hostProcess") is True:
+                raise BadRequest(
+                    f"{where}: {path}.securityContext.windowsOptions.hostProcess: Forbidden: "
+                    "the docker runtime runs Linux containers"
+                )
         meta = pod.get("metadata") or {}
         containers = (pod.get("spec") or {}).get("containers") or []
         with self._lock:
@@ -475,15 +497,26 @@ class DockerRuntime:
             LABEL_POD_SPEC: json.dumps(p.pod, separators=(",", ":")),
             LABEL_SANDBOX: json.dumps(p.sandbox.__dict__),
         }
-        kwargs = {
+        spec = p.pod.get("spec") or {}
+        host_network = spec.get("hostNetwork") is True
+        kwargs: dict[str, Any] = {
             "name": name,
             "hostname": p.name[:63],
             "labels": labels,
-            "network_mode": "none" if self.network is not None else "bridge",
-            "ipc_mode": "shareable",
+            "network_mode": "host" if host_network else ("none" if self.network is not None else "bridge"),
+            "ipc_mode": "host" if spec.get("hostIPC") is True else "shareable",
             "detach": True,
         }
-        host_ports = pod_host_ports(p.pod)
+        if host_network:
+            kwargs.pop("hostname")  # Docker refuses a hostname with the host's network: it is the node's
+        sysctls = {
+            str(s.get("name")): str(s.get("value"))
+            for s in (spec.get("securityContext") or {}).get("sysctls") or []
+            if isinstance(s, dict)
+        }
+        if sysctls:
+            kwargs["sysctls"] = sysctls  # namespaced ones, in the namespaces the pause container holds
+        host_ports = [] if host_network else pod_host_ports(p.pod)
         if host_ports and self.network is None:
             # Docker's own bridge: the sandbox publishes them, as dockershim did
             kwargs["ports"] = {
@@ -498,7 +531,7 @@ class DockerRuntime:
             attrs = self.client.api.inspect_container(cid)
             p.pause_id = cid
             p.pause_pid = int(attrs["State"].get("Pid") or 0)
-            p.pod_ip = self._attach(p, attrs)
+            p.pod_ip = p.sandbox.host_ip if host_network else self._attach(p, attrs)
             if host_ports and self.network is not None:
                 self.network.set_host_ports(p.uid, host_ports)
         except Exception:  # no half-made sandbox stays behind: the next attempt starts afresh
@@ -526,7 +559,10 @@ class DockerRuntime:
         import docker.errors
         from docker.models.containers import _create_container_args  # type: ignore[import-untyped,unused-ignore]
 
+        extra = kwargs.pop("host_config_extra", None)  # HostConfig fields the SDK has no argument for
         args = _create_container_args({**kwargs, "image": image, "version": self.client.api._version})
+        if extra:
+            args["host_config"].update(extra)
         try:
             return str(self.client.api.create_container(**args)["Id"])
         except docker.errors.APIError as exc:
@@ -689,8 +725,14 @@ class DockerRuntime:
             "ipc_mode": f"container:{p.pause_id}",
             "detach": True,
         }
-        if (p.pod.get("spec") or {}).get("shareProcessNamespace"):
+        pod_spec = p.pod.get("spec") or {}
+        if pod_spec.get("hostPID") is True:
+            kwargs["pid_mode"] = "host"
+        elif pod_spec.get("shareProcessNamespace"):
             kwargs["pid_mode"] = f"container:{p.pause_id}"
+        if pod_spec.get("hostIPC") is True:
+            kwargs["ipc_mode"] = "host"
+        kwargs.update(self._security_options(p, c))
         if command:
             kwargs["entrypoint"] = command
             kwargs["command"] = args
@@ -720,6 +762,33 @@ class DockerRuntime:
         if mounts:
             kwargs["volumes"] = mounts
         return kwargs
+
+    def _security_options(self, p: _Pod, c: _Ctr) -> dict[str, Any]:
+        """The container's securityContext as create options; PodConfigError when it cannot hold
+        (runAsNonRoot and an image that runs as root, an unreadable seccomp profile)."""
+        index = next(
+            (path for path, spec in containers_with_paths(p.pod) if spec is c.spec),
+            f"container {c.name}",
+        )
+        image_user = ""
+        sc = {
+            **((p.pod.get("spec") or {}).get("securityContext") or {}),
+            **(c.spec.get("securityContext") or {}),
+        }
+        if sc.get("runAsNonRoot") is True or ("runAsGroup" in sc and "runAsUser" not in sc):
+            try:
+                config = (self.client.api.inspect_image(self._image(c.image)) or {}).get("Config") or {}
+            except Exception as exc:  # the daemon's answer is the container's waiting message
+                raise PodConfigError(
+                    "CreateContainerConfigError",
+                    f"image {c.image}: cannot read its user: {_msg(exc)}",
+                    retry=True,
+                ) from exc
+            image_user = str(config.get("User") or "")
+        try:
+            return docker_options(p.pod, c.spec, f"{index}.securityContext", image_user)
+        except ValueError as exc:
+            raise PodConfigError("CreateContainerConfigError", str(exc)) from exc
 
     def _env(self, p: _Pod, spec: Obj) -> dict[str, str]:
         fields = {
@@ -883,7 +952,8 @@ class DockerRuntime:
             pause_pid=int(attrs["State"].get("Pid") or 0),
             sandbox_ready=True,
         )
-        p.pod_ip = self._attach(p, attrs)
+        host_network = (pod.get("spec") or {}).get("hostNetwork") is True
+        p.pod_ip = sandbox.host_ip if host_network else self._attach(p, attrs)
         saved: Obj = {}
         with (
             contextlib.suppress(OSError, ValueError),

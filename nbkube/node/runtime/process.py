@@ -20,6 +20,13 @@ Who calls it: the node agent through the `Runtime` seam in the embedded, rootles
   goes to a per-container log file. One reaper thread per runtime notices exits, restarts per
   `restartPolicy` with the kubelet's doubling back-off (scaled by `backoff_base`), and runs probes
   (`nbkube.node.probes`) on a small pool;
+- securityContext (`nbkube.node.runtime.security`): runAsUser / runAsGroup / supplementalGroups /
+  fsGroup switch the process's ids when the runtime runs as root; allowPrivilegeEscalation=false
+  and capabilities.drop set no_new_privs; runAsNonRoot is checked against the uid it will run as;
+  hostNetwork pods report the node's address as their IP (every process is in the host's network
+  namespace). What it cannot do (privileged, added capabilities, a read-only root filesystem,
+  seccomp/AppArmor/SELinux confinement, sysctls, another uid without root) is refused at
+  `start_pod` with the field named, so the pod fails with that message instead of running laxer;
 - no orphans: each pod's pids (with their kernel start times) are kept in a JSON file; `close()`
   kills everything, and a new runtime on the same `state_dir` kills what a crashed one left behind.
 """
@@ -27,6 +34,7 @@ Who calls it: the node agent through the `Runtime` seam in the embedded, rootles
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
@@ -47,6 +55,7 @@ from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
+from nbkube.node.runtime.security import container_context, identity, process_refusals
 from nbkube.node.runtime.volumes import (
     PodConfigError,
     VolumeResolver,
@@ -85,6 +94,37 @@ _SAVED_FIELDS = (
 # every child any ProcessRuntime of this Python process started, by pid: a runtime that adopts
 # them in the same process (a restarted node agent) still reaps them and learns their exit codes
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+_PR_SET_NO_NEW_PRIVS = 38
+# looked up before any fork: a child must not load libraries between fork and exec
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def closed_folder(path: str, uid: int, gids: set[int]) -> str:
+    """The first folder on the way to `path` that `uid` (in `gids`) may not enter, or ""."""
+    parts = os.path.abspath(path).split(os.sep)
+    for i in range(2, len(parts) + 1):
+        folder = os.sep.join(parts[:i]) or os.sep
+        try:
+            st = os.stat(folder)
+        except OSError:
+            return folder
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid in gids:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            return folder
+    return ""
+
+
+def _no_new_privs() -> None:
+    """In the child before exec (allowPrivilegeEscalation=false, capabilities.drop): setuid bits
+    and file capabilities grant nothing from here on, as runc's no_new_privs."""
+    if _prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+
 
 # ---------------------------------------------------------------------- small pure helpers
 
@@ -313,6 +353,13 @@ class _Pod:
         return str(self.spec.get("restartPolicy") or "Always")
 
     @property
+    def pod_ip(self) -> str:
+        """hostNetwork: the node's own address (the process is in the host's namespace anyway)."""
+        if self.spec.get("hostNetwork") is True and self.sandbox.host_ip:
+            return self.sandbox.host_ip
+        return self.sandbox.pod_ip
+
+    @property
     def grace(self) -> float:
         value = self.spec.get("terminationGracePeriodSeconds")
         return float(value) if isinstance(value, int | float) and value >= 0 else DEFAULT_GRACE
@@ -375,6 +422,9 @@ class ProcessRuntime:
 
     def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
         uid, where = check_pod(pod, "process")
+        refused = process_refusals(pod, euid=os.geteuid(), egid=os.getegid())
+        if refused:
+            raise BadRequest(f"{where}: " + "; ".join(refused))
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
         containers = spec.get("containers") or []
@@ -521,6 +571,7 @@ class ProcessRuntime:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                **self._identity_options(p, c, None),  # exec and probes run as the container does
             )
         except OSError as exc:
             return 126, f"exec {argv[0]}: {exc.strerror or exc}"
@@ -580,7 +631,7 @@ class ProcessRuntime:
             namespace=p.namespace,
             name=p.name,
             sandbox_ready=True,
-            pod_ip=p.sandbox.pod_ip,
+            pod_ip=p.pod_ip,
             containers=statuses,
             created_at=p.created_at,
             next_check=max(0.0, min(nexts) - now) if nexts else None,
@@ -686,6 +737,7 @@ class ProcessRuntime:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: stop kills all it starts
                     close_fds=True,
+                    **self._identity_options(p, c, cwd),
                 )
             except OSError as exc:
                 now = self.clock.now()
@@ -705,6 +757,47 @@ class ProcessRuntime:
         self._arm_probes(c, now, ready=False)
         self._save_state(p)
 
+    def _check_reachable(self, p: _Pod, c: _Ctr) -> None:
+        """A container switched to another uid must be able to reach the pod's own volumes (a
+        root-owned state dir under /root is not): say so, rather than fail on its first write."""
+        who = identity(p.pod, c.spec)
+        if os.geteuid() != 0 or who.uid in (None, 0):
+            return
+        gids = {*(who.groups or ()), who.gid if who.gid is not None else os.getegid()}
+        for vname, path in p.volumes.items():
+            if not path.startswith(p.dir + os.sep):
+                continue  # hostPath: the host's permissions apply, as they would in a container
+            blocker = closed_folder(path, who.uid, gids)
+            if blocker:
+                raise PodConfigError(
+                    "CreateContainerConfigError",
+                    f"container {c.name}: volume {vname} cannot be reached by uid {who.uid}: folder "
+                    f"{blocker} is closed to it (give the node a state dir others may traverse)",
+                )
+
+    def _identity_options(self, p: _Pod, c: _Ctr, cwd: str | None) -> dict[str, Any]:
+        """Popen options that make the process run as the container's securityContext says.
+
+        Switching ids needs root (start_pod refused it otherwise); the container's own working
+        folder then belongs to the new uid, so $HOME is writable as under a container runtime."""
+        opts: dict[str, Any] = {}
+        sc = container_context(p.pod, c.spec)
+        if sc.get("allowPrivilegeEscalation") is False or (sc.get("capabilities") or {}).get("drop"):
+            opts["preexec_fn"] = _no_new_privs
+        if os.geteuid() != 0:
+            return opts
+        who = identity(p.pod, c.spec)
+        if who.uid is None and who.gid is None and not who.groups:
+            return opts
+        if who.uid is not None:
+            opts["user"] = who.uid
+        if who.gid is not None:
+            opts["group"] = who.gid
+        opts["extra_groups"] = list(who.groups)  # never the agent's own supplementary groups
+        if cwd is not None and cwd == os.path.join(p.dir, "containers", c.name):
+            os.chown(cwd, -1 if who.uid is None else who.uid, -1 if who.gid is None else who.gid)
+        return opts
+
     def _arm_probes(self, c: _Ctr, started: float, *, ready: bool) -> None:
         """Fresh probe trackers for a run that began at `started` (`ready`: as adopted)."""
         readiness, liveness = c.spec.get("readinessProbe"), c.spec.get("livenessProbe")
@@ -723,6 +816,7 @@ class ProcessRuntime:
             self._prepare_volumes(p)
         if p.volume_error is not None:
             raise p.volume_error
+        self._check_reachable(p, c)
         declared = self._env(p, c.spec)
         env: dict[str, str] = {
             "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
@@ -816,7 +910,7 @@ class ProcessRuntime:
             "metadata.uid": p.uid,
             "spec.nodeName": p.sandbox.node_name or self.node_name,
             "spec.serviceAccountName": str(p.spec.get("serviceAccountName") or "default"),
-            "status.podIP": p.sandbox.pod_ip,
+            "status.podIP": p.pod_ip,
             "status.hostIP": p.sandbox.host_ip,
             # single-stack: the lists hold the one address (upstream joins them with commas)
             "status.podIPs": p.sandbox.pod_ip,
@@ -879,6 +973,10 @@ class ProcessRuntime:
                 if "emptyDir" in v:
                     path = os.path.join(p.dir, "volumes", vname)
                     os.makedirs(path, exist_ok=True)
+                    os.chmod(path, 0o777)  # as Kubernetes makes an emptyDir: any runAsUser may write
+                    fs_group = (p.spec.get("securityContext") or {}).get("fsGroup")
+                    if isinstance(fs_group, int) and os.geteuid() == 0:
+                        os.chown(path, -1, fs_group)
                 elif "hostPath" in v:
                     hp = v.get("hostPath") or {}
                     path = str(hp.get("path") or "")
@@ -947,7 +1045,7 @@ class ProcessRuntime:
                 try:
                     result = run_probe(
                         tracker.probe,
-                        host=p.sandbox.pod_ip or "127.0.0.1",
+                        host=p.pod_ip or "127.0.0.1",
                         ports=list(c.spec.get("ports") or []),
                         exec_fn=exec_fn,
                     )

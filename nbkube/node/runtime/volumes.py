@@ -121,6 +121,11 @@ def prepare_host_volumes(
                 _mount(
                     ["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", path], f"{where} (emptyDir Memory)"
                 )
+            else:
+                os.chmod(path, 0o777)  # as Kubernetes makes an emptyDir: any runAsUser may write
+            fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+            if isinstance(fs_group, int) and not isinstance(fs_group, bool):
+                os.chown(path, -1, fs_group)  # the pod's fsGroup owns its scratch space
             out[vname] = (path, False)
         elif kind == "hostPath":
             out[vname] = (_host_path(src, where, node_name), False)
