@@ -170,25 +170,38 @@ def _field_validation(req: Request, obj: Obj) -> dict[str, str]:
     return {"Warning": ", ".join(f'299 - "{t}"' for t in texts)}
 
 
-def _no_dry_run(req: Request) -> None:
-    if req.query.get("dryRun"):
-        raise BadRequest("dryRun is not supported by nbkube's API server")
+def _dry_run(req: Request, options: Any = None) -> bool:
+    """Whether the request is a dry run: `?dryRun=All`, or DeleteOptions' `dryRun: ["All"]` in the
+    body (kubectl delete --dry-run=server sends only the latter). "All" is the one value the
+    apiserver knows; anything else is refused, as upstream refuses it, so no write slips through."""
+    values: list[Any] = []
+    if "dryRun" in req.query:
+        values.append(req.query["dryRun"])
+    body_values = options.get("dryRun") if isinstance(options, dict) else None
+    if body_values is not None:
+        if not isinstance(body_values, list):
+            raise BadRequest(f"dryRun must be a list of strings, got {body_values!r}")
+        values.extend(body_values)
+    for value in values:
+        if value != "All":
+            raise BadRequest(f'invalid dryRun value "{value}": the only supported value is "All"')
+    return bool(values)
 
 
 def _create(registry: Registry, req: Request) -> Response:
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     obj = _body_object(req)
     headers = _field_validation(req, obj)
-    return Response(201, registry.create(obj), headers)
+    return Response(201, registry.create(obj, dry_run=dry_run), headers)
 
 
 def _update(registry: Registry, req: Request) -> Response:
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     obj = _body_object(req)
     if req.route.subresource == "status":
-        return Response(200, registry.update_status(obj))
+        return Response(200, registry.update_status(obj, dry_run=dry_run))
     headers = _field_validation(req, obj)
-    return Response(200, registry.update(obj), headers)
+    return Response(200, registry.update(obj, dry_run=dry_run), headers)
 
 
 def apply_patch(doc: Obj, patch: Any, content_type: str, kind: str) -> Obj:
@@ -221,7 +234,7 @@ def _patch_type(req: Request) -> str:
 def _patch(registry: Registry, req: Request) -> Obj:
     """Patch the current object and write it back (Registry.mutate: at its resourceVersion, again
     on Conflict, unless the patch itself pins a resourceVersion)."""
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     r = req.route
     ctype = _patch_type(req)
 
@@ -238,13 +251,15 @@ def _patch(registry: Registry, req: Request) -> Obj:
             _field_validation(req, new)
         return new
 
-    return registry.mutate(r.info.kind, r.name, r.namespace, change, status=r.subresource == "status")
+    return registry.mutate(
+        r.info.kind, r.name, r.namespace, change, status=r.subresource == "status", dry_run=dry_run
+    )
 
 
 def _delete(registry: Registry, req: Request) -> Response:
-    _no_dry_run(req)
     r = req.route
     opts = req.body if isinstance(req.body, dict) else {}
+    dry_run = _dry_run(req, opts)
     policy = req.query.get("propagationPolicy") or str(opts.get("propagationPolicy") or "Background")
     if policy not in ("Background", "Foreground", "Orphan"):
         raise BadRequest(f'propagationPolicy must be Background, Foreground or Orphan, got "{policy}"')
@@ -257,6 +272,7 @@ def _delete(registry: Registry, req: Request) -> Response:
         r.namespace,
         resource_version=str(precondition) if precondition else None,
         propagation="Orphan" if policy == "Orphan" else "Background",
+        dry_run=dry_run,
     )
     if r.info.kind == "Pod":  # Kubernetes returns the (gracefully deleting) pod
         return Response(200, obj)
@@ -268,13 +284,17 @@ def _evict(registry: Registry, req: Request) -> Response:
     PodDisruptionBudget that could refuse it; 201 with a Success Status, as the apiserver answers."""
     if req.method != "POST":
         raise MethodNotAllowed(f"{req.method} is not allowed on pods/eviction")
-    _no_dry_run(req)
     r = req.route
     body = req.body if isinstance(req.body, dict) else {}
     opts = body.get("deleteOptions") or {}
+    dry_run = _dry_run(req, opts)
     precondition = (opts.get("preconditions") or {}).get("resourceVersion")
     obj = registry.delete(
-        "Pod", r.name, r.namespace, resource_version=str(precondition) if precondition else None
+        "Pod",
+        r.name,
+        r.namespace,
+        resource_version=str(precondition) if precondition else None,
+        dry_run=dry_run,
     )
     done = status.success(r.info, r.name, str(obj["metadata"].get("uid", "")))
     return Response(201, {**done, "code": 201})
@@ -282,17 +302,19 @@ def _evict(registry: Registry, req: Request) -> Response:
 
 def _delete_collection(registry: Registry, req: Request) -> Response:
     """`deletecollection`: every object the selectors match, one delete each; the deleted list."""
-    _no_dry_run(req)
+    dry_run = _dry_run(req, req.body)
     r = req.route
     items, _rv = list_objects(registry, req)
     deleted = []
     for obj in items:
         meta = obj["metadata"]
         try:
-            deleted.append(registry.delete(r.info.kind, meta["name"], str(meta.get("namespace", ""))))
+            deleted.append(
+                registry.delete(r.info.kind, meta["name"], str(meta.get("namespace", "")), dry_run=dry_run)
+            )
         except NotFound:
             continue  # deleted meanwhile by someone else: what was asked for holds
-    rv = deleted[-1]["metadata"]["resourceVersion"] if deleted else _rv
+    rv = deleted[-1]["metadata"]["resourceVersion"] if deleted and not dry_run else _rv
     return Response(200, list_body(r.info, deleted, rv))
 
 
@@ -330,7 +352,7 @@ def _scale(registry: Registry, req: Request) -> Response:
         return Response(200, scale_of(registry.get(r.info.kind, r.name, r.namespace)))
     if req.method not in ("PUT", "PATCH"):
         raise MethodNotAllowed(f"{req.method} is not allowed on {r.info.plural}/scale")
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     ctype = _patch_type(req) if req.method == "PATCH" else ""
 
     def change(cur: Obj) -> Obj:
@@ -349,4 +371,4 @@ def _scale(registry: Registry, req: Request) -> Response:
         new["metadata"]["resourceVersion"] = str((wanted.get("metadata") or {}).get("resourceVersion") or "")
         return new
 
-    return Response(200, scale_of(registry.mutate(r.info.kind, r.name, r.namespace, change)))
+    return Response(200, scale_of(registry.mutate(r.info.kind, r.name, r.namespace, change, dry_run=dry_run)))

@@ -33,6 +33,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.meta import name as name_of
 from nbkube.api.patch import merge_patch
 from nbkube.api.validation import validate, validate_update
+from nbkube.api.wirenorm import from_wire
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import (
     AlreadyExists,
@@ -463,7 +464,7 @@ class Registry:
     # -- create / get / list -----------------------------------------------------------------------
 
     def _prepare_create(self, obj: Obj) -> tuple[Obj, KindInfo]:
-        obj = _clone(obj)
+        obj = from_wire(obj)
         info = self._info_for_obj(obj)
         meta = self._meta(obj)
         if not meta.get("name") and meta.get("generateName"):
@@ -476,33 +477,46 @@ class Registry:
             raise Invalid(errors, kind=info.kind, name=str(meta.get("name", "")))
         return obj, info
 
-    def create(self, obj: Obj) -> Obj:
-        """Create `obj` (a copy is stored and returned with uid, creationTimestamp, resourceVersion)."""
+    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Create `obj` (a copy is stored and returned with uid, creationTimestamp, resourceVersion).
+
+        `dry_run`: defaulted, validated and admitted as for real, and returned as it would be stored
+        (without a resourceVersion, as the apiserver's dryRun=All answers), but nothing is written:
+        what admission claimed or charged is rolled back, and a missing namespace is not created."""
         obj, info = self._prepare_create(obj)
         meta = self._meta(obj)
         if info.namespaced:
-            self._ensure_namespace(str(meta.get("namespace") or "default"))
+            namespace = str(meta.get("namespace") or "default")
+            if dry_run:
+                self._ensure_namespace_exists_readonly(namespace)
+            else:
+                self._ensure_namespace(namespace)
         if not self.admission:
-            return self._create_admitted(obj, info)
+            return self._create_admitted(obj, info, dry_run=dry_run)
         self._admit("CREATE", obj, None)
         try:
             errors = _validate(obj)  # what mutating plugins added must be valid too
             if errors:
                 raise Invalid(errors, kind=info.kind, name=name_of(obj))
-            created = self._create_admitted(obj, info)
+            created = self._create_admitted(obj, info, dry_run=dry_run)
         except BaseException:
             self._after_write(self.admission, "rollback", "CREATE", obj, None)
             raise
-        self._after_write(self.admission, "committed", "CREATE", created, None)
+        self._after_write(self.admission, "rollback" if dry_run else "committed", "CREATE", created, None)
         return created
 
-    def _create_admitted(self, obj: Obj, info: KindInfo) -> Obj:
+    def _create_admitted(self, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> Obj:
         meta = self._meta(obj)  # a plugin may have replaced it
         meta["uid"] = _new_uid()
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
         meta.pop("deletionTimestamp", None)
+        if dry_run:
+            name = str(meta.get("name", ""))
+            if self.store.get(self._key(info, name, str(meta.get("namespace", "")))) is not None:
+                raise AlreadyExists(f'{info.plural} "{name}" already exists')
+            return obj
         for _attempt in range(5):
             name = str(meta.get("name", ""))
             try:
@@ -575,11 +589,13 @@ class Registry:
         self._meta(obj)["resourceVersion"] = str(rev)
         return obj
 
-    def update(self, obj: Obj) -> Obj:
+    def update(self, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Replace an object's spec/metadata (CAS on its resourceVersion; status is kept as stored).
 
-        An empty resourceVersion means an unconditional update (as Kubernetes allows)."""
-        new = _clone(obj)
+        An empty resourceVersion means an unconditional update (as Kubernetes allows). `dry_run`:
+        everything up to the write (defaults, validation, admission, the immutability checks) and
+        the object that would be stored is returned; nothing is written, admission is rolled back."""
+        new = from_wire(obj)
         info = self._info_for_obj(new)
         kv, old, name, namespace = self._load_for_write(info, new)
         meta = self._meta(new)
@@ -603,7 +619,7 @@ class Registry:
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
         if not self.admission:
-            return self._update_admitted(info, kv, new, old, name)
+            return self._update_admitted(info, kv, new, old, name, dry_run=dry_run)
         # Plugins see a valid object; what they add (LimitRange defaults, allocated ports) is
         # validated too, and the immutability check runs on the admitted result, so a
         # re-applied manifest that admission completes the same way again is no change.
@@ -612,14 +628,20 @@ class Registry:
             errors = _validate(new)
             if errors:
                 raise Invalid(errors, kind=info.kind, name=name)
-            result = self._update_admitted(info, kv, new, old, name)
+            result = self._update_admitted(info, kv, new, old, name, dry_run=dry_run)
         except BaseException:
             self._after_write(self.admission, "rollback", "UPDATE", new, old)
             raise
-        self._after_write(self.admission, "committed", "UPDATE", result, old)
+        if dry_run:
+            # `new` is what admission saw (and what its rollback matches); `result` may be `old`
+            self._after_write(self.admission, "rollback", "UPDATE", new, old)
+        else:
+            self._after_write(self.admission, "committed", "UPDATE", result, old)
         return result
 
-    def _update_admitted(self, info: KindInfo, kv: KeyValue, new: Obj, old: Obj, name: str) -> Obj:
+    def _update_admitted(
+        self, info: KindInfo, kv: KeyValue, new: Obj, old: Obj, name: str, *, dry_run: bool = False
+    ) -> Obj:
         old_meta = old["metadata"]
         errors = _validate_update(new, old)
         if errors:
@@ -629,10 +651,14 @@ class Registry:
         meta["generation"] = generation + 1 if new.get("spec") != old.get("spec") else generation
         if _without_rv(new) == _without_rv(old):
             return old
+        if dry_run:
+            self._meta(new)["resourceVersion"] = str(kv.mod_revision)
+            return new
         return self._write(info, kv, new, name)
 
-    def update_status(self, obj: Obj) -> Obj:
-        """Replace only `.status` of the stored object (CAS on the given resourceVersion)."""
+    def update_status(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Replace only `.status` of the stored object (CAS on the given resourceVersion);
+        `dry_run` validates and returns the result without writing it."""
         info = self._info_for_obj(dict(obj))
         if not info.has_status:
             raise BadRequest(f"{info.kind} has no status subresource")
@@ -641,12 +667,14 @@ class Registry:
         if obj.get("status") is None:
             new.pop("status", None)
         else:
-            new["status"] = _clone(obj["status"])
+            new["status"] = from_wire(obj["status"])
         if new == old:
             return old
         errors = _validate(new)
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
+        if dry_run:
+            return new
         return self._write(info, kv, new, name)
 
     def patch(
@@ -657,7 +685,14 @@ class Registry:
         return self.mutate(kind, name, namespace, lambda cur: merge_patch(cur, patch), status=status)
 
     def mutate(
-        self, kind: str, name: str, namespace: str, change: Callable[[Obj], Obj], *, status: bool = False
+        self,
+        kind: str,
+        name: str,
+        namespace: str,
+        change: Callable[[Obj], Obj],
+        *,
+        status: bool = False,
+        dry_run: bool = False,
     ) -> Obj:
         """Read-modify-write: write `change(current object)` (an update, or with `status` an
         update_status) at the current resourceVersion, reading and changing again on Conflict.
@@ -674,7 +709,9 @@ class Registry:
             if not meta.get("resourceVersion"):
                 meta["resourceVersion"] = current_rv
             try:
-                return self.update_status(new) if status else self.update(new)
+                if status:
+                    return self.update_status(new, dry_run=dry_run)
+                return self.update(new, dry_run=dry_run)
             except Conflict:
                 if pinned or attempt == _PATCH_RETRIES - 1:
                     raise
@@ -690,11 +727,14 @@ class Registry:
         *,
         resource_version: str | None = None,
         propagation: Literal["Background", "Orphan"] = "Background",
+        dry_run: bool = False,
     ) -> Obj:
         """Delete and return the object (its resourceVersion is the deletion's revision).
 
         "Orphan" first removes ownerReferences to it from its dependents; "Background" leaves the
-        dependents for the garbage collector, which sees the owner gone."""
+        dependents for the garbage collector, which sees the owner gone. `dry_run`: the checks
+        (existence, precondition, admission) run and the stored object is returned untouched;
+        nothing is deleted, dependents keep their ownerReferences, admission is rolled back."""
         info = self._info(kind)
         if info.namespaced and not namespace:
             namespace = "default"
@@ -705,6 +745,10 @@ class Registry:
         if expected is not None and expected != kv.mod_revision:
             raise _conflict(info, name)
         old = _decode(kv)
+        if dry_run:
+            self._admit("DELETE", old, old)
+            self._after_write(self.admission, "rollback", "DELETE", old, old)
+            return old
         self._forget_namespace(old)
         self._admit("DELETE", old, old)
         try:
