@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from nbkube.api import kinds, wirejson
 from nbkube.api.defaults import apply_defaults, preserve_allocated
+from nbkube.api.initial_status import fill_initial_status
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.api.meta import name as name_of
@@ -512,6 +513,7 @@ class Registry:
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
         meta.pop("deletionTimestamp", None)
+        fill_initial_status(obj)
         if dry_run:
             name = str(meta.get("name", ""))
             if self.store.get(self._key(info, name, str(meta.get("namespace", "")))) is not None:
@@ -754,6 +756,8 @@ class Registry:
         try:
             if propagation == "Orphan":
                 kv = self._mark_deleting(info, kv, old, name)
+                # the caller sees the object as it was marked (upstream returns it so, finalizing)
+                old["metadata"]["deletionTimestamp"] = _decode(kv)["metadata"]["deletionTimestamp"]
                 self._orphan_dependents(
                     str(old["metadata"].get("uid", "")), namespace if info.namespaced else ""
                 )
