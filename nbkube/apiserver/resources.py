@@ -69,6 +69,13 @@ def handle(registry: Registry, req: Request) -> Response:
     raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({req.method})")
 
 
+# Kinds whose DELETE answers with the deleted object rather than a Success Status: upstream's
+# registries with ReturnDeletedObject (pods, services, serviceaccounts) and the namespace REST,
+# which returns the Namespace it marked Terminating. The official Python client's
+# delete_namespaced_service parses a V1Service (a Status there fails its typed model).
+RETURNS_DELETED_OBJECT = frozenset({"Pod", "Service", "ServiceAccount", "Namespace"})
+
+
 class MethodNotAllowed(BadRequest):
     reason = "MethodNotAllowed"
     code = 405
@@ -274,7 +281,8 @@ def _delete(registry: Registry, req: Request) -> Response:
         propagation="Orphan" if policy == "Orphan" else "Background",
         dry_run=dry_run,
     )
-    if r.info.kind == "Pod":  # Kubernetes returns the (gracefully deleting) pod
+    if r.info.kind in RETURNS_DELETED_OBJECT or policy != "Background":
+        # Orphan/Foreground: upstream answers with the object (its finalizer still holds it)
         return Response(200, obj)
     return Response(200, status.success(r.info, r.name, str(obj["metadata"].get("uid", ""))))
 

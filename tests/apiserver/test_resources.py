@@ -22,6 +22,12 @@ RC = {
         },
     },
 }
+SVC = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "web"},
+    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+}
 
 
 def test_create_get_list(server: ApiServer) -> None:
@@ -165,7 +171,15 @@ def test_delete(server: ApiServer, registry: Registry) -> None:
     base = "/api/v1/namespaces/default/replicationcontrollers"
     call(server, "POST", base, RC)
     code, body, _ = call(server, "DELETE", f"{base}/rc1?propagationPolicy=Orphan")
+    # an orphaning delete answers with the object it marked, as upstream's orphan finalizer does
+    assert code == 200 and body["kind"] == "ReplicationController" and body["metadata"]["deletionTimestamp"]
+    call(server, "POST", base, RC)
+    code, body, _ = call(server, "DELETE", f"{base}/rc1")
     assert code == 200 and body["kind"] == "Status" and body["status"] == "Success"
+    assert body["details"] == {"name": "rc1", "kind": "replicationcontrollers", "uid": body["details"]["uid"]}
+    call(server, "POST", "/api/v1/namespaces/default/services", SVC)
+    code, body, _ = call(server, "DELETE", "/api/v1/namespaces/default/services/web")
+    assert code == 200 and body["kind"] == "Service" and body["metadata"]["name"] == "web"
     code, body, _ = call(server, "DELETE", f"{PODS}/x?propagationPolicy=Sideways")
     assert code == 400
 
