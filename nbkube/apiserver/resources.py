@@ -108,13 +108,41 @@ def list_objects(registry: Registry, req: Request) -> tuple[list[Obj], str]:
     return items, rv
 
 
+def _limit(req: Request) -> int:
+    raw = req.query.get("limit", "")
+    try:
+        value = int(raw) if raw else 0
+    except ValueError:
+        raise BadRequest(f'limit must be an integer, got "{raw}"') from None
+    return max(value, 0)  # as upstream: zero or less means no limit
+
+
 def _list(registry: Registry, req: Request) -> Response:
-    # `limit`/`continue` are accepted and everything is returned at once (no continue token)
+    """A list, or one page of it with `limit` (and `continue` for the next ones)."""
     r = req.route
-    items, rv = list_objects(registry, req)
+    token = req.query.get("continue", "")
+    if token and req.query.get("resourceVersion", "") not in ("", "0"):
+        raise BadRequest("specifying resource version is not allowed when using continue")
+    fields = parse_field_selector(req.query.get("fieldSelector", ""))
+    page = registry.list_page(
+        r.info.kind,
+        r.namespace,
+        label_selector=req.query.get("labelSelector") or None,
+        predicate=(lambda o: all(q.matches(o) for q in fields)) if fields else None,
+        limit=_limit(req),
+        continue_token=token,
+    )
     if req.table:
-        return Response(200, to_table(r.info, items, resource_version=rv, include_object=_include(req)))
-    return Response(200, list_body(r.info, items, rv))
+        body = to_table(
+            r.info, page.items, resource_version=page.resource_version, include_object=_include(req)
+        )
+    else:
+        body = list_body(r.info, page.items, page.resource_version)
+    if page.continue_token:
+        body["metadata"]["continue"] = page.continue_token
+    if page.remaining is not None:
+        body["metadata"]["remainingItemCount"] = page.remaining
+    return Response(200, body)
 
 
 def list_body(info: KindInfo, items: list[Obj], resource_version: str) -> Obj:

@@ -47,6 +47,7 @@ from nbkube.errors import (
     NotFound,
     TooLarge,
 )
+from nbkube.registry.continuation import LATEST, ContinueExpired, decode_continue, encode_continue
 from nbkube.store.base import (
     MAX_VALUE_BYTES,
     Compacted,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Registry",
+    "ListPage",
     "RegistryEvent",
     "RegistryWatch",
     "LAST_APPLIED",
@@ -228,6 +230,17 @@ def _parse_rv(rv: str | int | None, what: str = "resourceVersion") -> int | None
 
 
 # --- watch -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a list: its objects, the snapshot's revision, the token for the next page ("" on
+    the last) and how many objects follow (None when a selector filters: upstream leaves it out)."""
+
+    items: builtins.list[Obj]
+    resource_version: str
+    continue_token: str = ""
+    remaining: int | None = None
 
 
 @dataclass(frozen=True)
@@ -563,6 +576,63 @@ class Registry:
                 continue
             items.append(obj)
         return items, str(rev)
+
+    def list_page(
+        self,
+        kind: str,
+        namespace: str = "",
+        *,
+        label_selector: Any = None,
+        predicate: Callable[[Obj], bool] | None = None,
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> ListPage:
+        """One page of a list (all of it when `limit` is 0), as the apiserver pages with
+        `limit`/`continue`: the first page reads the current revision, each later one the same
+        revision again (see continuation.py), so the pages are one consistent snapshot.
+
+        `predicate` filters further (the API server's field selectors). `remaining` counts the
+        objects after this page only when nothing filters (upstream's remainingItemCount), and a
+        continue token is given only when a matching object is left. ContinueExpired (410) when
+        the snapshot was compacted; BadRequest for a token that is not one of ours."""
+        info = self._info(kind)
+        prefix = self._prefix(info, namespace)
+        selector = _selector(label_selector)
+        revision: int | None = None
+        start = ""
+        if continue_token:
+            token_rev, start = decode_continue(continue_token)
+            revision = None if token_rev == LATEST else token_rev
+        try:
+            kvs, rev = self.store.list(prefix, revision=revision)
+        except Compacted:
+            raise ContinueExpired(encode_continue(LATEST, start)) from None
+        if start:
+            kvs = [kv for kv in kvs if kv.key[len(prefix) :] >= start]
+        filtering = selector is not None or predicate is not None
+
+        def wanted(obj: Obj) -> bool:
+            if selector is not None and not selector.matches(obj["metadata"].get("labels") or {}):
+                return False
+            return predicate is None or predicate(obj)
+
+        items: builtins.list[Obj] = []
+        last = -1
+        for i, kv in enumerate(kvs):
+            if limit and len(items) == limit:
+                break
+            last = i
+            obj = _decode(kv)
+            if not filtering or wanted(obj):
+                items.append(obj)
+        rest = kvs[last + 1 :] if limit and len(items) == limit else []
+        more = bool(rest) if not filtering else any(wanted(_decode(kv)) for kv in rest)
+        return ListPage(
+            items,
+            str(rev),
+            encode_continue(rev, kvs[last].key[len(prefix) :] + "\x00") if more else "",
+            None if filtering or not more else len(rest),
+        )
 
     # -- update ------------------------------------------------------------------------------------
 
