@@ -245,17 +245,33 @@ class ListPage:
 
 @dataclass(frozen=True)
 class RegistryEvent:
+    """One watch event. `prev` is the object before this change when the store told it (both
+    backends do): for a MODIFIED the old version; for a DELETED the last version."""
+
     type: Literal["ADDED", "MODIFIED", "DELETED"]
     object: Obj
+    prev: Obj | None = None
+
+
+def _passes(selector: _Matcher | None, predicate: Callable[[Obj], bool] | None, obj: Obj) -> bool:
+    if selector is not None and not selector.matches((obj.get("metadata") or {}).get("labels") or {}):
+        return False
+    return predicate is None or predicate(obj)
+
+
+def _with_rv(obj: Obj, revision: int) -> Obj:
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
 
 
 class RegistryWatch:
-    """Store events under one kind (and namespace), as API watch events, filtered by labels.
+    """Store events under one kind (and namespace), as API watch events, filtered by labels and by
+    any further predicate (the API server's field selectors).
 
-    With a label selector, an object that stops matching is reported DELETED and one that starts
-    matching ADDED, as the Kubernetes watch cache does. Whether the object matched before comes from
-    the store event's `prev` when the backend provides it, else from what this watch has seen, else
-    from a snapshot of matching keys taken when the watch began.
+    With a filter, an object that stops matching is reported DELETED (carrying its previous,
+    matching version at the event's resourceVersion) and one that starts matching ADDED, as the
+    Kubernetes watch cache does. Whether the object matched before comes from the store event's
+    `prev` when the backend provides it, else from what this watch has seen, else from a snapshot
+    of matching keys taken when the watch began.
     """
 
     def __init__(
@@ -264,9 +280,12 @@ class RegistryWatch:
         selector: _Matcher | None,
         matching: set[str] | None = None,
         on_cancel: Callable[[RegistryWatch], None] | None = None,
+        predicate: Callable[[Obj], bool] | None = None,
     ):
         self._w = store_watch
         self._selector = selector
+        self._predicate = predicate
+        self._filtered = selector is not None or predicate is not None
         self._matching: set[str] = set(matching or ())
         self._on_cancel = on_cancel
         self.cancelled = False
@@ -274,26 +293,29 @@ class RegistryWatch:
         self.resource_version = ""
 
     def _matches(self, obj: Obj) -> bool:
-        assert self._selector is not None
-        return self._selector.matches((obj.get("metadata") or {}).get("labels") or {})
+        return _passes(self._selector, self._predicate, obj)
 
     def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
         obj = _decode(ev.kv)
         self.resource_version = str(ev.kv.mod_revision)
+        prev = None
+        if ev.prev is not None:
+            prev = wirejson.loads(ev.prev.value)
+            prev.setdefault("metadata", {})["resourceVersion"] = str(ev.prev.mod_revision)
         if ev.type == "DELETE":
-            if self._selector is not None:
+            if self._filtered:
                 self._matching.discard(ev.kv.key)
                 if not self._matches(obj):
                     return None
-            return RegistryEvent("DELETED", obj)
+            return RegistryEvent("DELETED", obj, prev)
         created = ev.kv.create_revision == ev.kv.mod_revision
-        if self._selector is None:
-            return RegistryEvent("ADDED" if created else "MODIFIED", obj)
+        if not self._filtered:
+            return RegistryEvent("ADDED" if created else "MODIFIED", obj, prev)
         key = ev.kv.key
         if created:
             was = False
-        elif ev.prev is not None:
-            was = self._matches(wirejson.loads(ev.prev.value))
+        elif prev is not None:
+            was = self._matches(prev)
         else:
             was = key in self._matching
         now = self._matches(obj)
@@ -302,11 +324,12 @@ class RegistryWatch:
         else:
             self._matching.discard(key)
         if now and was:
-            return RegistryEvent("MODIFIED", obj)
+            return RegistryEvent("MODIFIED", obj, prev)
         if now:
-            return RegistryEvent("ADDED", obj)
+            return RegistryEvent("ADDED", obj, prev)
         if was:
-            return RegistryEvent("DELETED", obj)
+            # what the watcher last saw matching, stamped with this event's resourceVersion
+            return RegistryEvent("DELETED", _with_rv(prev, ev.kv.mod_revision) if prev else obj, prev)
         return None
 
     def next(self, timeout: float | None = None) -> RegistryEvent | None:
@@ -911,21 +934,21 @@ class Registry:
         *,
         resource_version: str = "",
         label_selector: Any = None,
+        predicate: Callable[[Obj], bool] | None = None,
     ) -> RegistryWatch:
-        """Events after `resource_version` ("" or "0": from now). Expired if it was compacted."""
+        """Events after `resource_version` ("" or "0": from now). Expired if it was compacted.
+
+        `predicate` filters beyond labels (the API server's field selectors), with the same
+        entering = ADDED / leaving = DELETED translation as the label selector."""
         info = self._info(kind)
         prefix = self._prefix(info, namespace)
         selector = _selector(label_selector)
         after = _parse_rv(resource_version)
         matching: set[str] | None = None
-        if selector is not None:
+        if selector is not None or predicate is not None:
             # Fallback knowledge of "matched before" for backends that do not send `prev`.
             kvs, _ = self.store.list(prefix)
-            matching = {
-                kv.key
-                for kv in kvs
-                if selector.matches((wirejson.loads(kv.value).get("metadata") or {}).get("labels") or {})
-            }
+            matching = {kv.key for kv in kvs if _passes(selector, predicate, wirejson.loads(kv.value))}
         if not after:
             after = self.store.current_revision()
         try:
@@ -934,7 +957,7 @@ class Registry:
             raise Expired(
                 f"too old resource version: {after} ({e.compacted}): the {info.plural} watch must relist"
             ) from e
-        w = RegistryWatch(store_watch, selector, matching, on_cancel=self._forget_watch)
+        w = RegistryWatch(store_watch, selector, matching, on_cancel=self._forget_watch, predicate=predicate)
         w.resource_version = str(after)
         with self._watches_lock:
             self._watches.add(w)
