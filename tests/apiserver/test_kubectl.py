@@ -141,6 +141,11 @@ def test_drain_evicts_through_the_policy_group_and_cordons(kc: Kubectl) -> None:
     _wait_pods(kc, 5)
     nodes = kc.ok("get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}").split()
     victim = nodes[0]
+    before = sorted(_pods(kc))
+    # a server-side dry run (protobuf Evictions with DeleteOptions.dryRun) evicts and cordons nothing
+    dry = kc.ok("drain", victim, "--ignore-daemonsets", "--dry-run=server", "--timeout=30s", timeout=60)
+    assert "(server dry run)" in dry
+    assert sorted(_pods(kc)) == before and "SchedulingDisabled" not in kc.ok("get", "node", victim)
     out = kc.ok("drain", victim, "--ignore-daemonsets", "--timeout=30s", timeout=60)
     assert f"node/{victim} drained" in out and "evicted" in out
     assert "SchedulingDisabled" in kc.ok("get", "node", victim)
