@@ -16,6 +16,7 @@ from nbkube.api.fieldnames import unknown_fields
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.api.patch import json_patch, merge_patch, strategic_merge_patch
+from nbkube.api.wirenorm import from_wire
 from nbkube.apiserver import status
 from nbkube.apiserver.routing import Route, parse_field_selector
 from nbkube.apiserver.tables import INCLUDE_OBJECT, to_table
@@ -163,7 +164,7 @@ def _body_object(req: Request) -> Obj:
     if not isinstance(obj, dict):
         raise BadRequest("the request body must be a JSON object")
     r = req.route
-    obj = copy.deepcopy(obj)
+    obj = from_wire(obj)  # a copy in which null means absent (`"metadata": null` included)
     obj.setdefault("apiVersion", r.info.api_version)
     obj.setdefault("kind", r.info.kind)
     if obj["kind"] != r.info.kind or obj["apiVersion"] != r.info.api_version:

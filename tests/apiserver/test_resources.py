@@ -161,6 +161,21 @@ def test_scale(server: ApiServer, registry: Registry) -> None:
     assert code == 400
 
 
+def test_nulls_in_a_body_are_absent_fields(server: ApiServer) -> None:
+    body = pod("a")
+    body["kind"] = None
+    body["metadata"]["creationTimestamp"] = None
+    body["metadata"]["annotations"] = {}
+    body["spec"]["nodeSelector"] = None
+    code, created, _ = call(server, "POST", PODS, body)
+    assert code == 201 and created["kind"] == "Pod" and created["metadata"]["creationTimestamp"]
+    assert "annotations" not in created["metadata"] and "nodeSelector" not in created["spec"]
+    code, cm, _ = call(
+        server, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": None, "data": {"a": "b"}}
+    )
+    assert code == 422  # no name: the null metadata is an absent one, refused by validation
+
+
 def test_delete(server: ApiServer, registry: Registry) -> None:
     call(server, "POST", PODS, pod("a"))
     code, body, _ = call(
