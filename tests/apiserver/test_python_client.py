@@ -42,6 +42,16 @@ def test_pod_crud(core: Any) -> None:
     assert info.value.status == 404
 
 
+def test_paged_list(core: Any) -> None:
+    for i in range(3):
+        core.create_namespaced_pod("default", _pod(f"page{i}"))
+    first = core.list_namespaced_pod("default", limit=2)
+    assert [p.metadata.name for p in first.items] == ["page0", "page1"]
+    assert first.metadata.remaining_item_count == 1 and first.metadata._continue
+    rest = core.list_namespaced_pod("default", limit=2, _continue=first.metadata._continue)
+    assert [p.metadata.name for p in rest.items] == ["page2"] and rest.metadata._continue is None
+
+
 def test_watch_receives_added(core: Any) -> None:
     core.create_namespaced_pod("default", _pod("w1"))
     w = kubernetes.watch.Watch()
