@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -246,11 +248,16 @@ class ListPage:
 @dataclass(frozen=True)
 class RegistryEvent:
     """One watch event. `prev` is the object before this change when the store told it (both
-    backends do): for a MODIFIED the old version; for a DELETED the last version."""
+    backends do): for a MODIFIED the old version, for a DELETED the last one. It is decoded only
+    when asked for, so watches that never look at it do not pay a second JSON decode per event."""
 
     type: Literal["ADDED", "MODIFIED", "DELETED"]
     object: Obj
-    prev: Obj | None = None
+    prev_kv: KeyValue | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def prev(self) -> Obj | None:
+        return None if self.prev_kv is None else _decode(self.prev_kv)
 
 
 def _passes(selector: _Matcher | None, predicate: Callable[[Obj], bool] | None, obj: Obj) -> bool:
@@ -298,19 +305,16 @@ class RegistryWatch:
     def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
         obj = _decode(ev.kv)
         self.resource_version = str(ev.kv.mod_revision)
-        prev = None
-        if ev.prev is not None:
-            prev = wirejson.loads(ev.prev.value)
-            prev.setdefault("metadata", {})["resourceVersion"] = str(ev.prev.mod_revision)
         if ev.type == "DELETE":
             if self._filtered:
                 self._matching.discard(ev.kv.key)
                 if not self._matches(obj):
                     return None
-            return RegistryEvent("DELETED", obj, prev)
+            return RegistryEvent("DELETED", obj, ev.prev)
         created = ev.kv.create_revision == ev.kv.mod_revision
         if not self._filtered:
-            return RegistryEvent("ADDED" if created else "MODIFIED", obj, prev)
+            return RegistryEvent("ADDED" if created else "MODIFIED", obj, ev.prev)
+        prev = None if ev.prev is None else _decode(ev.prev)
         key = ev.kv.key
         if created:
             was = False
@@ -324,12 +328,12 @@ class RegistryWatch:
         else:
             self._matching.discard(key)
         if now and was:
-            return RegistryEvent("MODIFIED", obj, prev)
+            return RegistryEvent("MODIFIED", obj, ev.prev)
         if now:
-            return RegistryEvent("ADDED", obj, prev)
+            return RegistryEvent("ADDED", obj, ev.prev)
         if was:
             # what the watcher last saw matching, stamped with this event's resourceVersion
-            return RegistryEvent("DELETED", _with_rv(prev, ev.kv.mod_revision) if prev else obj, prev)
+            return RegistryEvent("DELETED", _with_rv(prev, ev.kv.mod_revision) if prev else obj, ev.prev)
         return None
 
     def next(self, timeout: float | None = None) -> RegistryEvent | None:
