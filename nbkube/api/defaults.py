@@ -108,6 +108,10 @@ def _default_container(c: dict[str, Any]) -> None:
     image = c.get("image")
     if isinstance(image, str) and image:
         _set(c, "imagePullPolicy", image_pull_policy(image))
+    # a Go struct, never omitted: upstream objects always carry `resources: {}` (and kubectl
+    # rollout undo sends it back), so a stored template must too, or two equal templates differ
+    if c.get("resources") is None:
+        c["resources"] = {}
     _set(c, "terminationMessagePath", TERMINATION_MESSAGE_PATH)
     _set(c, "terminationMessagePolicy", "File")
     for port in _dicts(c, "ports"):

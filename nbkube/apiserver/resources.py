@@ -16,6 +16,7 @@ from nbkube.api.fieldnames import unknown_fields
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.api.patch import json_patch, merge_patch, strategic_merge_patch
+from nbkube.api.wirenorm import from_wire
 from nbkube.apiserver import status
 from nbkube.apiserver.routing import Route, parse_field_selector
 from nbkube.apiserver.tables import INCLUDE_OBJECT, to_table
@@ -92,6 +93,13 @@ def _dispatch(registry: Registry, req: Request) -> Response:
     raise MethodNotAllowed(f"the server does not allow this method on the requested resource ({req.method})")
 
 
+# Kinds whose DELETE answers with the deleted object rather than a Success Status: upstream's
+# registries with ReturnDeletedObject (pods, services, serviceaccounts) and the namespace REST,
+# which returns the Namespace it marked Terminating. The official Python client's
+# delete_namespaced_service parses a V1Service (a Status there fails its typed model).
+RETURNS_DELETED_OBJECT = frozenset({"Pod", "Service", "ServiceAccount", "Namespace"})
+
+
 class MethodNotAllowed(BadRequest):
     reason = "MethodNotAllowed"
     code = 405
@@ -124,13 +132,41 @@ def list_objects(registry: Registry, req: Request) -> tuple[list[Obj], str]:
     return items, rv
 
 
+def _limit(req: Request) -> int:
+    raw = req.query.get("limit", "")
+    try:
+        value = int(raw) if raw else 0
+    except ValueError:
+        raise BadRequest(f'limit must be an integer, got "{raw}"') from None
+    return max(value, 0)  # as upstream: zero or less means no limit
+
+
 def _list(registry: Registry, req: Request) -> Response:
-    # `limit`/`continue` are accepted and everything is returned at once (no continue token)
+    """A list, or one page of it with `limit` (and `continue` for the next ones)."""
     r = req.route
-    items, rv = list_objects(registry, req)
+    token = req.query.get("continue", "")
+    if token and req.query.get("resourceVersion", "") not in ("", "0"):
+        raise BadRequest("specifying resource version is not allowed when using continue")
+    fields = parse_field_selector(req.query.get("fieldSelector", ""))
+    page = registry.list_page(
+        r.info.kind,
+        r.namespace,
+        label_selector=req.query.get("labelSelector") or None,
+        predicate=(lambda o: all(q.matches(o) for q in fields)) if fields else None,
+        limit=_limit(req),
+        continue_token=token,
+    )
     if req.table:
-        return Response(200, to_table(r.info, items, resource_version=rv, include_object=_include(req)))
-    return Response(200, list_body(r.info, items, rv))
+        body = to_table(
+            r.info, page.items, resource_version=page.resource_version, include_object=_include(req)
+        )
+    else:
+        body = list_body(r.info, page.items, page.resource_version)
+    if page.continue_token:
+        body["metadata"]["continue"] = page.continue_token
+    if page.remaining is not None:
+        body["metadata"]["remainingItemCount"] = page.remaining
+    return Response(200, body)
 
 
 def list_body(info: KindInfo, items: list[Obj], resource_version: str) -> Obj:
@@ -151,7 +187,7 @@ def _body_object(req: Request) -> Obj:
     if not isinstance(obj, dict):
         raise BadRequest("the request body must be a JSON object")
     r = req.route
-    obj = copy.deepcopy(obj)
+    obj = from_wire(obj)  # a copy in which null means absent (`"metadata": null` included)
     obj.setdefault("apiVersion", r.info.api_version)
     obj.setdefault("kind", r.info.kind)
     if obj["kind"] != r.info.kind or obj["apiVersion"] != r.info.api_version:
@@ -193,25 +229,38 @@ def _field_validation(req: Request, obj: Obj) -> dict[str, str]:
     return {"Warning": ", ".join(f'299 - "{_quoted(t)}"' for t in texts)}
 
 
-def _no_dry_run(req: Request) -> None:
-    if req.query.get("dryRun"):
-        raise BadRequest("dryRun is not supported by nbkube's API server")
+def _dry_run(req: Request, options: Any = None) -> bool:
+    """Whether the request is a dry run: `?dryRun=All`, or DeleteOptions' `dryRun: ["All"]` in the
+    body (kubectl delete --dry-run=server sends only the latter). "All" is the one value the
+    apiserver knows; anything else is refused, as upstream refuses it, so no write slips through."""
+    values: list[Any] = []
+    if "dryRun" in req.query:
+        values.append(req.query["dryRun"])
+    body_values = options.get("dryRun") if isinstance(options, dict) else None
+    if body_values is not None:
+        if not isinstance(body_values, list):
+            raise BadRequest(f"dryRun must be a list of strings, got {body_values!r}")
+        values.extend(body_values)
+    for value in values:
+        if value != "All":
+            raise BadRequest(f'invalid dryRun value "{value}": the only supported value is "All"')
+    return bool(values)
 
 
 def _create(registry: Registry, req: Request) -> Response:
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     obj = _body_object(req)
     headers = _field_validation(req, obj)
-    return Response(201, registry.create(obj), headers)
+    return Response(201, registry.create(obj, dry_run=dry_run), headers)
 
 
 def _update(registry: Registry, req: Request) -> Response:
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     obj = _body_object(req)
     if req.route.subresource == "status":
-        return Response(200, registry.update_status(obj))
+        return Response(200, registry.update_status(obj, dry_run=dry_run))
     headers = _field_validation(req, obj)
-    return Response(200, registry.update(obj), headers)
+    return Response(200, registry.update(obj, dry_run=dry_run), headers)
 
 
 def apply_patch(doc: Obj, patch: Any, content_type: str, kind: str) -> Obj:
@@ -244,7 +293,7 @@ def _patch_type(req: Request) -> str:
 def _patch(registry: Registry, req: Request) -> Obj:
     """Patch the current object and write it back (Registry.mutate: at its resourceVersion, again
     on Conflict, unless the patch itself pins a resourceVersion)."""
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     r = req.route
     ctype = _patch_type(req)
 
@@ -261,7 +310,9 @@ def _patch(registry: Registry, req: Request) -> Obj:
             _field_validation(req, new)
         return new
 
-    return registry.mutate(r.info.kind, r.name, r.namespace, change, status=r.subresource == "status")
+    return registry.mutate(
+        r.info.kind, r.name, r.namespace, change, status=r.subresource == "status", dry_run=dry_run
+    )
 
 
 def _server_apply(registry: Registry, req: Request) -> Response:
@@ -269,19 +320,19 @@ def _server_apply(registry: Registry, req: Request) -> Response:
     configuration laid over it, as `nbkube apply` merges (the previous configuration is kept in
     the last-applied annotation). Field managers and their conflicts are not tracked: a
     `force=false` apply that another manager's fields would refuse upstream succeeds here."""
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     if not req.query.get("fieldManager"):
         raise BadRequest("fieldManager is required for apply requests")
     obj = _body_object(req)
     headers = _field_validation(req, obj)
-    (stored, action), = registry.apply([obj])
+    ((stored, action),) = registry.apply([obj], dry_run=dry_run)
     return Response(201 if action == "created" else 200, stored, headers)
 
 
 def _delete(registry: Registry, req: Request) -> Response:
-    _no_dry_run(req)
     r = req.route
     opts = req.body if isinstance(req.body, dict) else {}
+    dry_run = _dry_run(req, opts)
     policy = req.query.get("propagationPolicy") or str(opts.get("propagationPolicy") or "Background")
     if policy not in ("Background", "Foreground", "Orphan"):
         raise BadRequest(f'propagationPolicy must be Background, Foreground or Orphan, got "{policy}"')
@@ -294,8 +345,10 @@ def _delete(registry: Registry, req: Request) -> Response:
         r.namespace,
         resource_version=str(precondition) if precondition else None,
         propagation="Orphan" if policy == "Orphan" else "Background",
+        dry_run=dry_run,
     )
-    if r.info.kind == "Pod":  # Kubernetes returns the (gracefully deleting) pod
+    if r.info.kind in RETURNS_DELETED_OBJECT or policy != "Background":
+        # Orphan/Foreground: upstream answers with the object (its finalizer still holds it)
         return Response(200, obj)
     return Response(200, status.success(r.info, r.name, str(obj["metadata"].get("uid", ""))))
 
@@ -305,13 +358,17 @@ def _evict(registry: Registry, req: Request) -> Response:
     PodDisruptionBudget that could refuse it; 201 with a Success Status, as the apiserver answers."""
     if req.method != "POST":
         raise MethodNotAllowed(f"{req.method} is not allowed on pods/eviction")
-    _no_dry_run(req)
     r = req.route
     body = req.body if isinstance(req.body, dict) else {}
     opts = body.get("deleteOptions") or {}
+    dry_run = _dry_run(req, opts)
     precondition = (opts.get("preconditions") or {}).get("resourceVersion")
     obj = registry.delete(
-        "Pod", r.name, r.namespace, resource_version=str(precondition) if precondition else None
+        "Pod",
+        r.name,
+        r.namespace,
+        resource_version=str(precondition) if precondition else None,
+        dry_run=dry_run,
     )
     done = status.success(r.info, r.name, str(obj["metadata"].get("uid", "")))
     return Response(201, {**done, "code": 201})
@@ -319,17 +376,19 @@ def _evict(registry: Registry, req: Request) -> Response:
 
 def _delete_collection(registry: Registry, req: Request) -> Response:
     """`deletecollection`: every object the selectors match, one delete each; the deleted list."""
-    _no_dry_run(req)
+    dry_run = _dry_run(req, req.body)
     r = req.route
     items, _rv = list_objects(registry, req)
     deleted = []
     for obj in items:
         meta = obj["metadata"]
         try:
-            deleted.append(registry.delete(r.info.kind, meta["name"], str(meta.get("namespace", ""))))
+            deleted.append(
+                registry.delete(r.info.kind, meta["name"], str(meta.get("namespace", "")), dry_run=dry_run)
+            )
         except NotFound:
             continue  # deleted meanwhile by someone else: what was asked for holds
-    rv = deleted[-1]["metadata"]["resourceVersion"] if deleted else _rv
+    rv = deleted[-1]["metadata"]["resourceVersion"] if deleted and not dry_run else _rv
     return Response(200, list_body(r.info, deleted, rv))
 
 
@@ -367,7 +426,7 @@ def _scale(registry: Registry, req: Request) -> Response:
         return Response(200, scale_of(registry.get(r.info.kind, r.name, r.namespace)))
     if req.method not in ("PUT", "PATCH"):
         raise MethodNotAllowed(f"{req.method} is not allowed on {r.info.plural}/scale")
-    _no_dry_run(req)
+    dry_run = _dry_run(req)
     ctype = _patch_type(req) if req.method == "PATCH" else ""
 
     def change(cur: Obj) -> Obj:
@@ -386,4 +445,4 @@ def _scale(registry: Registry, req: Request) -> Response:
         new["metadata"]["resourceVersion"] = str((wanted.get("metadata") or {}).get("resourceVersion") or "")
         return new
 
-    return Response(200, scale_of(registry.mutate(r.info.kind, r.name, r.namespace, change)))
+    return Response(200, scale_of(registry.mutate(r.info.kind, r.name, r.namespace, change, dry_run=dry_run)))

@@ -66,4 +66,9 @@ def status_for(
         ]
         if kind and obj_name:
             message = f'{kind} "{obj_name}" is invalid: {message}'
-    return err.code, failure(err.code, err.reason, message, details)
+    body = failure(err.code, err.reason, message, details)
+    token = getattr(err, "continue_token", "")
+    if token:
+        # an expired list snapshot: the Status's ListMeta carries where to go on (inconsistently)
+        body["metadata"]["continue"] = token
+    return err.code, body

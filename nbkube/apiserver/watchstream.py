@@ -73,7 +73,12 @@ def watch_events(
             for obj in items:
                 yield wire("ADDED", obj)
         w = registry.watch(
-            info.kind, r.namespace, resource_version=rv, label_selector=req.query.get("labelSelector") or None
+            info.kind,
+            r.namespace,
+            resource_version=rv,
+            label_selector=req.query.get("labelSelector") or None,
+            # an object leaving the field selection is DELETED, one entering ADDED (as upstream)
+            predicate=(lambda o: all(f.matches(o) for f in fields)) if fields else None,
         )
     except NbkubeError as e:
         yield {"type": "ERROR", "object": status_for(e, info)[1]}
@@ -105,8 +110,6 @@ def watch_events(
                     }
                 elif idle is not None:
                     yield None
-                continue
-            if fields and not all(f.matches(ev.object) for f in fields):
                 continue
             last_sent = time.monotonic()
             yield wire(ev.type, ev.object)

@@ -38,6 +38,7 @@ from nbkube.errors import AlreadyExists, BadRequest, Conflict, NbkubeError, NotF
 from nbkube.node.ipam import HostLocalIPAM
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
 from nbkube.node.runtime.base import PodRuntimeStatus, PodSandboxConfig, Runtime
+from nbkube.node.sysinfo import go_arch, node_system_info
 
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
@@ -260,12 +261,7 @@ class NodeAgent:
             ],
             "conditions": self._status_conditions(old_status, now),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            "nodeInfo": {
-                "kubeletVersion": "nbkube-0.1.0",
-                "containerRuntimeVersion": f"{self.runtime.name}://0.1.0",
-                "operatingSystem": "linux",
-                "architecture": "amd64",
-            },
+            "nodeInfo": node_system_info(self.node_name, self.runtime.name),
         }
 
     def register(self) -> Obj:
@@ -284,7 +280,7 @@ class NodeAgent:
         labels = {
             "kubernetes.io/hostname": self.node_name,
             "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/arch": go_arch(),
             "nbkube.io/runtime": self.runtime.name,
             **self.extra_labels,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbkube.api.initial_status import pod_qos_class
 from nbkube.api.meta import Obj
 from nbkube.clock import rfc3339
 from nbkube.node.runtime.base import PodRuntimeStatus
@@ -95,22 +96,5 @@ def build_pod_status(
             }
             for c in (pod.get("spec") or {}).get("containers") or []
         ]
-    status["qosClass"] = old.get("qosClass") or _qos_class(pod)
+    status["qosClass"] = old.get("qosClass") or pod_qos_class(pod)
     return status
-
-
-def _qos_class(pod: Obj) -> str:
-    containers = (pod.get("spec") or {}).get("containers") or []
-    any_set = False
-    guaranteed = True
-    for c in containers:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            any_set = True
-        for r in ("cpu", "memory"):
-            if r not in lim or (r in req and req[r] != lim[r]):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"

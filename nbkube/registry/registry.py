@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -39,11 +41,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from nbkube.api import kinds, wirejson
 from nbkube.api.defaults import apply_defaults, preserve_allocated
+from nbkube.api.initial_status import fill_initial_status
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.api.meta import name as name_of
 from nbkube.api.patch import merge_patch
 from nbkube.api.validation import validate, validate_update
+from nbkube.api.wirenorm import from_wire
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import (
     AlreadyExists,
@@ -57,6 +61,7 @@ from nbkube.errors import (
     NotFound,
     TooLarge,
 )
+from nbkube.registry.continuation import LATEST, ContinueExpired, decode_continue, encode_continue
 from nbkube.store.base import (
     MAX_VALUE_BYTES,
     Compacted,
@@ -73,6 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Registry",
+    "ListPage",
     "RegistryEvent",
     "ValueTransformer",
     "RegistryWatch",
@@ -295,18 +301,52 @@ def _parse_rv(rv: str | int | None, what: str = "resourceVersion") -> int | None
 
 
 @dataclass(frozen=True)
+class ListPage:
+    """One page of a list: its objects, the snapshot's revision, the token for the next page ("" on
+    the last) and how many objects follow (None when a selector filters: upstream leaves it out)."""
+
+    items: builtins.list[Obj]
+    resource_version: str
+    continue_token: str = ""
+    remaining: int | None = None
+
+
+@dataclass(frozen=True)
 class RegistryEvent:
+    """One watch event. `prev` is the object before this change when the store told it (both
+    backends do): for a MODIFIED the old version, for a DELETED the last one. It is decoded only
+    when asked for, so watches that never look at it do not pay a second JSON decode per event."""
+
     type: Literal["ADDED", "MODIFIED", "DELETED"]
     object: Obj
+    prev_kv: KeyValue | None = dataclasses.field(default=None, repr=False, compare=False)
+    # the registry's decoder (Secrets are decrypted by it), for `prev`
+    decode: Callable[[KeyValue], Obj] = dataclasses.field(default=_decode, repr=False, compare=False)
+
+    @functools.cached_property
+    def prev(self) -> Obj | None:
+        return None if self.prev_kv is None else self.decode(self.prev_kv)
+
+
+def _passes(selector: _Matcher | None, predicate: Callable[[Obj], bool] | None, obj: Obj) -> bool:
+    if selector is not None and not selector.matches((obj.get("metadata") or {}).get("labels") or {}):
+        return False
+    return predicate is None or predicate(obj)
+
+
+def _with_rv(obj: Obj, revision: int) -> Obj:
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
 
 
 class RegistryWatch:
-    """Store events under one kind (and namespace), as API watch events, filtered by labels.
+    """Store events under one kind (and namespace), as API watch events, filtered by labels and by
+    any further predicate (the API server's field selectors).
 
-    With a label selector, an object that stops matching is reported DELETED and one that starts
-    matching ADDED, as the Kubernetes watch cache does. Whether the object matched before comes from
-    the store event's `prev` when the backend provides it, else from what this watch has seen, else
-    from a snapshot of matching keys taken when the watch began.
+    With a filter, an object that stops matching is reported DELETED (carrying its previous,
+    matching version at the event's resourceVersion) and one that starts matching ADDED, as the
+    Kubernetes watch cache does. Whether the object matched before comes from the store event's
+    `prev` when the backend provides it, else from what this watch has seen, else from a snapshot
+    of matching keys taken when the watch began.
     """
 
     def __init__(
@@ -316,10 +356,13 @@ class RegistryWatch:
         matching: set[str] | None = None,
         on_cancel: Callable[[RegistryWatch], None] | None = None,
         decode: Callable[[KeyValue], Obj] = _decode,
+        predicate: Callable[[Obj], bool] | None = None,
     ):
         self._w = store_watch
         self._decode = decode
         self._selector = selector
+        self._predicate = predicate
+        self._filtered = selector is not None or predicate is not None
         self._matching: set[str] = set(matching or ())
         self._on_cancel = on_cancel
         self.cancelled = False
@@ -327,26 +370,26 @@ class RegistryWatch:
         self.resource_version = ""
 
     def _matches(self, obj: Obj) -> bool:
-        assert self._selector is not None
-        return self._selector.matches((obj.get("metadata") or {}).get("labels") or {})
+        return _passes(self._selector, self._predicate, obj)
 
     def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
         obj = self._decode(ev.kv)
         self.resource_version = str(ev.kv.mod_revision)
         if ev.type == "DELETE":
-            if self._selector is not None:
+            if self._filtered:
                 self._matching.discard(ev.kv.key)
                 if not self._matches(obj):
                     return None
-            return RegistryEvent("DELETED", obj)
+            return RegistryEvent("DELETED", obj, ev.prev, self._decode)
         created = ev.kv.create_revision == ev.kv.mod_revision
-        if self._selector is None:
-            return RegistryEvent("ADDED" if created else "MODIFIED", obj)
+        if not self._filtered:
+            return RegistryEvent("ADDED" if created else "MODIFIED", obj, ev.prev, self._decode)
+        prev = None if ev.prev is None else self._decode(ev.prev)
         key = ev.kv.key
         if created:
             was = False
-        elif ev.prev is not None:
-            was = self._matches(self._decode(ev.prev))
+        elif prev is not None:
+            was = self._matches(prev)
         else:
             was = key in self._matching
         now = self._matches(obj)
@@ -355,11 +398,14 @@ class RegistryWatch:
         else:
             self._matching.discard(key)
         if now and was:
-            return RegistryEvent("MODIFIED", obj)
+            return RegistryEvent("MODIFIED", obj, ev.prev, self._decode)
         if now:
-            return RegistryEvent("ADDED", obj)
+            return RegistryEvent("ADDED", obj, ev.prev, self._decode)
         if was:
-            return RegistryEvent("DELETED", obj)
+            # what the watcher last saw matching, stamped with this event's resourceVersion
+            return RegistryEvent(
+                "DELETED", _with_rv(prev, ev.kv.mod_revision) if prev else obj, ev.prev, self._decode
+            )
         return None
 
     def next(self, timeout: float | None = None) -> RegistryEvent | None:
@@ -614,7 +660,7 @@ class Registry:
     # -- create / get / list -----------------------------------------------------------------------
 
     def _prepare_create(self, obj: Obj) -> tuple[Obj, KindInfo]:
-        obj = _clone(obj)
+        obj = from_wire(obj)
         info = self._info_for_obj(obj)
         meta = self._meta(obj)
         if not meta.get("name") and meta.get("generateName"):
@@ -628,33 +674,47 @@ class Registry:
             raise Invalid(errors, kind=info.kind, name=str(meta.get("name", "")))
         return obj, info
 
-    def create(self, obj: Obj) -> Obj:
-        """Create `obj` (a copy is stored and returned with uid, creationTimestamp, resourceVersion)."""
+    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Create `obj` (a copy is stored and returned with uid, creationTimestamp, resourceVersion).
+
+        `dry_run`: defaulted, validated and admitted as for real, and returned as it would be stored
+        (without a resourceVersion, as the apiserver's dryRun=All answers), but nothing is written:
+        what admission claimed or charged is rolled back, and a missing namespace is not created."""
         obj, info = self._prepare_create(obj)
         meta = self._meta(obj)
         if info.namespaced:
-            self._ensure_namespace(str(meta.get("namespace") or "default"))
+            namespace = str(meta.get("namespace") or "default")
+            if dry_run:
+                self._ensure_namespace_exists_readonly(namespace)
+            else:
+                self._ensure_namespace(namespace)
         if not self.admission:
-            return self._create_admitted(obj, info)
+            return self._create_admitted(obj, info, dry_run=dry_run)
         self._admit("CREATE", obj, None)
         try:
             errors = _validate(obj)  # what mutating plugins added must be valid too
             if errors:
                 raise Invalid(errors, kind=info.kind, name=name_of(obj))
-            created = self._create_admitted(obj, info)
+            created = self._create_admitted(obj, info, dry_run=dry_run)
         except BaseException:
             self._after_write(self.admission, "rollback", "CREATE", obj, None)
             raise
-        self._after_write(self.admission, "committed", "CREATE", created, None)
+        self._after_write(self.admission, "rollback" if dry_run else "committed", "CREATE", created, None)
         return created
 
-    def _create_admitted(self, obj: Obj, info: KindInfo) -> Obj:
+    def _create_admitted(self, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> Obj:
         meta = self._meta(obj)  # a plugin may have replaced it
         meta["uid"] = _new_uid()
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
         meta.pop("deletionTimestamp", None)
+        fill_initial_status(obj)
+        if dry_run:
+            name = str(meta.get("name", ""))
+            if self.store.get(self._key(info, name, str(meta.get("namespace", "")))) is not None:
+                raise AlreadyExists(f'{info.plural} "{name}" already exists')
+            return obj
         for _attempt in range(5):
             name = str(meta.get("name", ""))
             try:
@@ -701,6 +761,63 @@ class Registry:
             items.append(obj)
         return items, str(rev)
 
+    def list_page(
+        self,
+        kind: str,
+        namespace: str = "",
+        *,
+        label_selector: Any = None,
+        predicate: Callable[[Obj], bool] | None = None,
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> ListPage:
+        """One page of a list (all of it when `limit` is 0), as the apiserver pages with
+        `limit`/`continue`: the first page reads the current revision, each later one the same
+        revision again (see continuation.py), so the pages are one consistent snapshot.
+
+        `predicate` filters further (the API server's field selectors). `remaining` counts the
+        objects after this page only when nothing filters (upstream's remainingItemCount), and a
+        continue token is given only when a matching object is left. ContinueExpired (410) when
+        the snapshot was compacted; BadRequest for a token that is not one of ours."""
+        info = self._info(kind)
+        prefix = self._prefix(info, namespace)
+        selector = _selector(label_selector)
+        revision: int | None = None
+        start = ""
+        if continue_token:
+            token_rev, start = decode_continue(continue_token)
+            revision = None if token_rev == LATEST else token_rev
+        try:
+            kvs, rev = self.store.list(prefix, revision=revision)
+        except Compacted:
+            raise ContinueExpired(encode_continue(LATEST, start)) from None
+        if start:
+            kvs = [kv for kv in kvs if kv.key[len(prefix) :] >= start]
+        filtering = selector is not None or predicate is not None
+
+        def wanted(obj: Obj) -> bool:
+            if selector is not None and not selector.matches(obj["metadata"].get("labels") or {}):
+                return False
+            return predicate is None or predicate(obj)
+
+        items: builtins.list[Obj] = []
+        last = -1
+        for i, kv in enumerate(kvs):
+            if limit and len(items) == limit:
+                break
+            last = i
+            obj = self._decode(kv)
+            if not filtering or wanted(obj):
+                items.append(obj)
+        rest = kvs[last + 1 :] if limit and len(items) == limit else []
+        more = bool(rest) if not filtering else any(wanted(self._decode(kv)) for kv in rest)
+        return ListPage(
+            items,
+            str(rev),
+            encode_continue(rev, kvs[last].key[len(prefix) :] + "\x00") if more else "",
+            None if filtering or not more else len(rest),
+        )
+
     # -- update ------------------------------------------------------------------------------------
 
     def _load_for_write(self, info: KindInfo, obj: Obj) -> tuple[KeyValue, Obj, str, str]:
@@ -728,11 +845,13 @@ class Registry:
         self._meta(obj)["resourceVersion"] = str(rev)
         return obj
 
-    def update(self, obj: Obj) -> Obj:
+    def update(self, obj: Obj, *, dry_run: bool = False) -> Obj:
         """Replace an object's spec/metadata (CAS on its resourceVersion; status is kept as stored).
 
-        An empty resourceVersion means an unconditional update (as Kubernetes allows)."""
-        new = _clone(obj)
+        An empty resourceVersion means an unconditional update (as Kubernetes allows). `dry_run`:
+        everything up to the write (defaults, validation, admission, the immutability checks) and
+        the object that would be stored is returned; nothing is written, admission is rolled back."""
+        new = from_wire(obj)
         info = self._info_for_obj(new)
         kv, old, name, namespace = self._load_for_write(info, new)
         meta = self._meta(new)
@@ -757,7 +876,7 @@ class Registry:
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
         if not self.admission:
-            return self._update_admitted(info, kv, new, old, name)
+            return self._update_admitted(info, kv, new, old, name, dry_run=dry_run)
         # Plugins see a valid object; what they add (LimitRange defaults, allocated ports) is
         # validated too, and the immutability check runs on the admitted result, so a
         # re-applied manifest that admission completes the same way again is no change.
@@ -766,14 +885,20 @@ class Registry:
             errors = _validate(new)
             if errors:
                 raise Invalid(errors, kind=info.kind, name=name)
-            result = self._update_admitted(info, kv, new, old, name)
+            result = self._update_admitted(info, kv, new, old, name, dry_run=dry_run)
         except BaseException:
             self._after_write(self.admission, "rollback", "UPDATE", new, old)
             raise
-        self._after_write(self.admission, "committed", "UPDATE", result, old)
+        if dry_run:
+            # `new` is what admission saw (and what its rollback matches); `result` may be `old`
+            self._after_write(self.admission, "rollback", "UPDATE", new, old)
+        else:
+            self._after_write(self.admission, "committed", "UPDATE", result, old)
         return result
 
-    def _update_admitted(self, info: KindInfo, kv: KeyValue, new: Obj, old: Obj, name: str) -> Obj:
+    def _update_admitted(
+        self, info: KindInfo, kv: KeyValue, new: Obj, old: Obj, name: str, *, dry_run: bool = False
+    ) -> Obj:
         old_meta = old["metadata"]
         errors = _validate_update(new, old)
         if errors:
@@ -783,10 +908,14 @@ class Registry:
         meta["generation"] = generation + 1 if new.get("spec") != old.get("spec") else generation
         if _without_rv(new) == _without_rv(old):
             return old
+        if dry_run:
+            self._meta(new)["resourceVersion"] = str(kv.mod_revision)
+            return new
         return self._write(info, kv, new, name)
 
-    def update_status(self, obj: Obj) -> Obj:
-        """Replace only `.status` of the stored object (CAS on the given resourceVersion)."""
+    def update_status(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+        """Replace only `.status` of the stored object (CAS on the given resourceVersion);
+        `dry_run` validates and returns the result without writing it."""
         info = self._info_for_obj(dict(obj))
         if not info.has_status:
             raise BadRequest(f"{info.kind} has no status subresource")
@@ -795,12 +924,14 @@ class Registry:
         if obj.get("status") is None:
             new.pop("status", None)
         else:
-            new["status"] = _clone(obj["status"])
+            new["status"] = from_wire(obj["status"])
         if new == old:
             return old
         errors = _validate(new)
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
+        if dry_run:
+            return new
         return self._write(info, kv, new, name)
 
     def patch(
@@ -811,7 +942,14 @@ class Registry:
         return self.mutate(kind, name, namespace, lambda cur: merge_patch(cur, patch), status=status)
 
     def mutate(
-        self, kind: str, name: str, namespace: str, change: Callable[[Obj], Obj], *, status: bool = False
+        self,
+        kind: str,
+        name: str,
+        namespace: str,
+        change: Callable[[Obj], Obj],
+        *,
+        status: bool = False,
+        dry_run: bool = False,
     ) -> Obj:
         """Read-modify-write: write `change(current object)` (an update, or with `status` an
         update_status) at the current resourceVersion, reading and changing again on Conflict.
@@ -828,7 +966,9 @@ class Registry:
             if not meta.get("resourceVersion"):
                 meta["resourceVersion"] = current_rv
             try:
-                return self.update_status(new) if status else self.update(new)
+                if status:
+                    return self.update_status(new, dry_run=dry_run)
+                return self.update(new, dry_run=dry_run)
             except Conflict:
                 if pinned or attempt == _PATCH_RETRIES - 1:
                     raise
@@ -844,11 +984,14 @@ class Registry:
         *,
         resource_version: str | None = None,
         propagation: Literal["Background", "Orphan"] = "Background",
+        dry_run: bool = False,
     ) -> Obj:
         """Delete and return the object (its resourceVersion is the deletion's revision).
 
         "Orphan" first removes ownerReferences to it from its dependents; "Background" leaves the
-        dependents for the garbage collector, which sees the owner gone."""
+        dependents for the garbage collector, which sees the owner gone. `dry_run`: the checks
+        (existence, precondition, admission) run and the stored object is returned untouched;
+        nothing is deleted, dependents keep their ownerReferences, admission is rolled back."""
         info = self._info(kind)
         if info.namespaced and not namespace:
             namespace = "default"
@@ -859,11 +1002,17 @@ class Registry:
         if expected is not None and expected != kv.mod_revision:
             raise _conflict(info, name)
         old = self._decode(kv)
+        if dry_run:
+            self._admit("DELETE", old, old)
+            self._after_write(self.admission, "rollback", "DELETE", old, old)
+            return old
         self._forget_namespace(old)
         self._admit("DELETE", old, old)
         try:
             if propagation == "Orphan":
                 kv = self._mark_deleting(info, kv, name, retry=expected is None)
+                # the caller sees the object as it was marked (upstream returns it so, finalizing)
+                old["metadata"]["deletionTimestamp"] = self._decode(kv)["metadata"]["deletionTimestamp"]
                 self._orphan_dependents(
                     str(old["metadata"].get("uid", "")), namespace if info.namespaced else ""
                 )
@@ -960,21 +1109,21 @@ class Registry:
         *,
         resource_version: str = "",
         label_selector: Any = None,
+        predicate: Callable[[Obj], bool] | None = None,
     ) -> RegistryWatch:
-        """Events after `resource_version` ("" or "0": from now). Expired if it was compacted."""
+        """Events after `resource_version` ("" or "0": from now). Expired if it was compacted.
+
+        `predicate` filters beyond labels (the API server's field selectors), with the same
+        entering = ADDED / leaving = DELETED translation as the label selector."""
         info = self._info(kind)
         prefix = self._prefix(info, namespace)
         selector = _selector(label_selector)
         after = _parse_rv(resource_version)
         matching: set[str] | None = None
-        if selector is not None:
+        if selector is not None or predicate is not None:
             # Fallback knowledge of "matched before" for backends that do not send `prev`.
             kvs, _ = self.store.list(prefix)
-            matching = {
-                kv.key
-                for kv in kvs
-                if selector.matches((self._decode(kv).get("metadata") or {}).get("labels") or {})
-            }
+            matching = {kv.key for kv in kvs if _passes(selector, predicate, self._decode(kv))}
         if not after:
             after = self.store.current_revision()
         try:
@@ -983,7 +1132,9 @@ class Registry:
             raise Expired(
                 f"too old resource version: {after} ({e.compacted}): the {info.plural} watch must relist"
             ) from e
-        w = RegistryWatch(store_watch, selector, matching, on_cancel=self._forget_watch, decode=self._decode)
+        w = RegistryWatch(
+            store_watch, selector, matching, on_cancel=self._forget_watch, decode=self._decode, predicate=predicate
+        )
         w.resource_version = str(after)
         with self._watches_lock:
             self._watches.add(w)
@@ -995,7 +1146,7 @@ class Registry:
 
     # -- apply -------------------------------------------------------------------------------------
 
-    def apply(self, objs: builtins.list[Obj]) -> builtins.list[tuple[Obj, str]]:
+    def apply(self, objs: builtins.list[Obj], *, dry_run: bool = False) -> builtins.list[tuple[Obj, str]]:
         """Create or update each object, as `kubectl apply` does; returns (object, action) pairs.
 
         Every document is defaulted and validated (and its namespace checked) before anything is
@@ -1047,7 +1198,7 @@ class Registry:
             raise Invalid(errors)
         results: builtins.list[tuple[Obj, str]] = []
         for _i, original, obj, info in prepared:
-            results.append(self._apply_one(original, obj, info))
+            results.append(self._apply_one(original, obj, info, dry_run=dry_run))
         return results
 
     def _ensure_namespace_exists_readonly(self, namespace: str) -> None:
@@ -1062,7 +1213,7 @@ class Registry:
                 f"unable to create new content in namespace {namespace} because it is being terminated"
             )
 
-    def _apply_one(self, original: Obj, obj: Obj, info: KindInfo) -> tuple[Obj, str]:
+    def _apply_one(self, original: Obj, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> tuple[Obj, str]:
         last_applied = json.dumps(_without_rv(original), separators=(",", ":"), sort_keys=True)
         annotations = obj["metadata"].setdefault("annotations", {})
         annotations[LAST_APPLIED] = last_applied
@@ -1073,7 +1224,7 @@ class Registry:
             kv = self.store.get(self._key(info, name, namespace))
             if kv is None:
                 try:
-                    return self.create(obj), "created"
+                    return self.create(obj, dry_run=dry_run), "created"
                 except AlreadyExists:
                     continue  # raced with another writer: merge into theirs
             stored = self._decode(kv)
@@ -1081,7 +1232,7 @@ class Registry:
             if _without_rv(merged) == _without_rv(stored):
                 return stored, "unchanged"
             try:
-                result = self.update(merged)
+                result = self.update(merged, dry_run=dry_run)
             except Conflict:
                 if attempt == _PATCH_RETRIES - 1:
                     raise

@@ -118,8 +118,12 @@ class Store(Protocol):
 
     def get(self, key: str) -> KeyValue | None: ...
 
-    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
-        """All live keys under `prefix`, sorted by key, and the revision the read reflects."""
+    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
+        """All live keys under `prefix`, sorted by key, and the revision the read reflects.
+
+        With `revision`, the keys as they were at that past revision (what a paginated list reads
+        for each of its pages, so that they make one consistent snapshot): Compacted once history
+        before it was compacted away, BadRequest for a revision the store has not reached."""
         ...
 
     def create(self, key: str, value: bytes) -> int:

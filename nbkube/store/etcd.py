@@ -187,10 +187,22 @@ class EtcdStore:
         resp = self._call("Range", etcdrpc.RangeRequest(key=key.encode()))
         return _kv(resp.kvs[0]) if resp.kvs else None
 
-    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
         start, end = _key_range(prefix)
-        resp = self._call("Range", etcdrpc.RangeRequest(key=start, range_end=end))
-        return [_kv(kv) for kv in resp.kvs], resp.header.revision
+        if revision is None:
+            resp = self._call("Range", etcdrpc.RangeRequest(key=start, range_end=end))
+            return [_kv(kv) for kv in resp.kvs], resp.header.revision
+        try:
+            resp = self._call("Range", etcdrpc.RangeRequest(key=start, range_end=end, revision=revision))
+        except StoreUnavailable as err:
+            # etcd says which in the message only (mvcc: required revision has been compacted / is
+            # a future revision); a Range does not tell the compaction revision, a watch would
+            if "compacted" in str(err):
+                raise Compacted(revision, revision + 1) from err
+            if "future revision" in str(err):
+                raise BadRequest(f"revision {revision} is in the future for etcd at {self.url}") from err
+            raise
+        return [_kv(kv) for kv in resp.kvs], revision
 
     def create(self, key: str, value: bytes) -> int:
         check_key(key)

@@ -323,15 +323,24 @@ class SqliteStore:
         rev, _created, _deleted, create_rev, _prev, value = row
         return KeyValue(key, bytes(value), create_rev, rev)
 
-    def list(self, prefix: str) -> tuple[list[KeyValue], int]:
+    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
         cond, params = _name_range(prefix)
 
         def read(conn: sqlite3.Connection) -> tuple[list[KeyValue], int]:
-            # Both statements run in one read transaction: WAL gives them the same snapshot.
+            # All statements run in one read transaction: WAL gives them the same snapshot.
             rev = self._current(conn)
+            upto = ""
+            if revision is not None:
+                if revision > rev:
+                    raise BadRequest(f"revision {revision} is in the future: {self.url} is at {rev}")
+                compacted = self._compaction_revision(conn)
+                # compaction keeps every row a read at `compacted` or later needs (see _Poller.compact)
+                if revision < compacted:
+                    raise Compacted(revision, compacted)
+                rev, upto = revision, f" AND id <= {int(revision)}"
             rows = conn.execute(
                 f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN "
-                f"(SELECT MAX(id) FROM log WHERE {cond} GROUP BY name) AND l.deleted = 0 ORDER BY l.name",
+                f"(SELECT MAX(id) FROM log WHERE {cond}{upto} GROUP BY name) AND l.deleted = 0 ORDER BY l.name",
                 params,
             ).fetchall()
             return [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows], rev

@@ -141,6 +141,11 @@ def test_drain_evicts_through_the_policy_group_and_cordons(kc: Kubectl) -> None:
     _wait_pods(kc, 5)
     nodes = kc.ok("get", "pods", "-o", "jsonpath={.items[*].spec.nodeName}").split()
     victim = nodes[0]
+    before = sorted(_pods(kc))
+    # a server-side dry run (protobuf Evictions with DeleteOptions.dryRun) evicts and cordons nothing
+    dry = kc.ok("drain", victim, "--ignore-daemonsets", "--dry-run=server", "--timeout=30s", timeout=60)
+    assert "(server dry run)" in dry
+    assert sorted(_pods(kc)) == before and "SchedulingDisabled" not in kc.ok("get", "node", victim)
     out = kc.ok("drain", victim, "--ignore-daemonsets", "--timeout=30s", timeout=60)
     assert f"node/{victim} drained" in out and "evicted" in out
     assert "SchedulingDisabled" in kc.ok("get", "node", victim)
@@ -151,3 +156,49 @@ def test_drain_evicts_through_the_policy_group_and_cordons(kc: Kubectl) -> None:
         time.sleep(0.5)
     assert len(placed) == 5 and victim not in placed
     assert f"node/{victim} uncordoned" in kc.ok("uncordon", victim)
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: "nginx:1"}]
+"""
+
+
+def _replicasets(kc: Kubectl) -> dict[str, int]:
+    out = kc.ok("get", "rs", "-o", "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas} {end}")
+    return {name: int(n) for name, n in (pair.split("=") for pair in out.split())}
+
+
+def _wait_rs(kc: Kubectl, want: Any) -> dict[str, int]:
+    rss: dict[str, int] = {}
+    for _ in range(60):  # bounded: the sim controllers settle in well under this
+        rss = _replicasets(kc)
+        if want(rss):
+            return rss
+        time.sleep(0.5)
+    return rss
+
+
+def test_rollout_undo_reuses_the_old_revisions_replicaset(kc: Kubectl) -> None:
+    """kubectl sends back the old ReplicaSet's template as `kubectl get` shows it (with
+    `creationTimestamp: null`): the Deployment must scale that ReplicaSet up again, not make a third."""
+    kc.ok("apply", "-f", "-", stdin=DEPLOYMENT)
+    first = _wait_rs(kc, lambda rss: len(rss) == 1 and sum(rss.values()) == 2)
+    assert len(first) == 1
+    (old_name,) = first
+    kc.ok("set", "image", "deploy/web", "c=nginx:2")
+    second = _wait_rs(kc, lambda rss: len(rss) == 2 and rss.get(old_name) == 0)
+    assert len(second) == 2 and second[old_name] == 0, second
+    assert "rolled back" in kc.ok("rollout", "undo", "deploy/web")
+    third = _wait_rs(kc, lambda rss: rss.get(old_name) == 2)
+    assert set(third) == set(second) and third[old_name] == 2, third
+    assert (
+        kc.ok("get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image}") == "nginx:1"
+    )

@@ -22,6 +22,12 @@ RC = {
         },
     },
 }
+SVC = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "web"},
+    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+}
 
 
 def test_create_get_list(server: ApiServer) -> None:
@@ -155,6 +161,21 @@ def test_scale(server: ApiServer, registry: Registry) -> None:
     assert code == 400
 
 
+def test_nulls_in_a_body_are_absent_fields(server: ApiServer) -> None:
+    body = pod("a")
+    body["kind"] = None
+    body["metadata"]["creationTimestamp"] = None
+    body["metadata"]["annotations"] = {}
+    body["spec"]["nodeSelector"] = None
+    code, created, _ = call(server, "POST", PODS, body)
+    assert code == 201 and created["kind"] == "Pod" and created["metadata"]["creationTimestamp"]
+    assert "annotations" not in created["metadata"] and "nodeSelector" not in created["spec"]
+    code, cm, _ = call(
+        server, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": None, "data": {"a": "b"}}
+    )
+    assert code == 422  # no name: the null metadata is an absent one, refused by validation
+
+
 def test_delete(server: ApiServer, registry: Registry) -> None:
     call(server, "POST", PODS, pod("a"))
     code, body, _ = call(
@@ -165,7 +186,15 @@ def test_delete(server: ApiServer, registry: Registry) -> None:
     base = "/api/v1/namespaces/default/replicationcontrollers"
     call(server, "POST", base, RC)
     code, body, _ = call(server, "DELETE", f"{base}/rc1?propagationPolicy=Orphan")
+    # an orphaning delete answers with the object it marked, as upstream's orphan finalizer does
+    assert code == 200 and body["kind"] == "ReplicationController" and body["metadata"]["deletionTimestamp"]
+    call(server, "POST", base, RC)
+    code, body, _ = call(server, "DELETE", f"{base}/rc1")
     assert code == 200 and body["kind"] == "Status" and body["status"] == "Success"
+    assert body["details"] == {"name": "rc1", "kind": "replicationcontrollers", "uid": body["details"]["uid"]}
+    call(server, "POST", "/api/v1/namespaces/default/services", SVC)
+    code, body, _ = call(server, "DELETE", "/api/v1/namespaces/default/services/web")
+    assert code == 200 and body["kind"] == "Service" and body["metadata"]["name"] == "web"
     code, body, _ = call(server, "DELETE", f"{PODS}/x?propagationPolicy=Sideways")
     assert code == 400
 

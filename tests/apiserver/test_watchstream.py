@@ -59,6 +59,20 @@ def test_from_resource_version_and_field_selector(server: ApiServer, registry: R
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "b")]
 
 
+def test_field_selector_entering_is_added_and_leaving_is_deleted(
+    server: ApiServer, registry: Registry
+) -> None:
+    registry.create(pod("a"))
+    _, rv = registry.list("Pod")
+    registry.patch("Pod", "a", "default", {"status": {"phase": "Running"}}, status=True)
+    registry.patch("Pod", "a", "default", {"metadata": {"labels": {"x": "1"}}})
+    registry.patch("Pod", "a", "default", {"status": {"phase": "Failed"}}, status=True)
+    path = f"/api/v1/pods?watch=1&resourceVersion={rv}&fieldSelector=status.phase%3DRunning&timeoutSeconds=2"
+    events = _stream(server, path, 5)
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
+    assert events[2]["object"]["status"]["phase"] == "Running"  # the version that matched, as upstream
+
+
 def test_compacted_revision_is_an_error_event(server: ApiServer, registry: Registry) -> None:
     for i in range(3):
         registry.create(pod(f"p{i}"))

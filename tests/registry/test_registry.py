@@ -12,7 +12,8 @@ import pytest
 
 from nbkube.api.meta import Obj
 from nbkube.errors import AlreadyExists, Conflict, Expired, Forbidden, Invalid, NotFound, TooLarge
-from nbkube.registry.registry import LAST_APPLIED, Registry, RegistryEvent
+from nbkube.registry.registry import LAST_APPLIED, Registry, RegistryEvent, RegistryWatch
+from nbkube.store.base import KeyValue, WatchEvent
 
 RC_ARTICLE: Obj = {
     "apiVersion": "v1",
@@ -476,6 +477,55 @@ def test_selector_watch_reports_objects_entering_and_leaving(api: Registry) -> N
         assert w.next(timeout=0.05) is None
     finally:
         w.cancel()
+
+
+def test_predicate_watch_leaving_is_deleted_with_the_previous_version(api: Registry) -> None:
+    api.create(pod("a"))
+    running = lambda o: (o.get("status") or {}).get("phase") == "Running"  # noqa: E731
+    w = api.watch("Pod", "default", predicate=running)
+    try:
+        entered = api.patch("Pod", "a", "default", {"status": {"phase": "Running"}}, status=True)
+        api.patch("Pod", "a", "default", {"metadata": {"labels": {"x": "1"}}})
+        left = api.patch("Pod", "a", "default", {"status": {"phase": "Succeeded"}}, status=True)
+        evs = _drain(w, 3)
+        assert [e.type for e in evs] == ["ADDED", "MODIFIED", "DELETED"]
+        assert evs[0].object["metadata"]["resourceVersion"] == entered["metadata"]["resourceVersion"]
+        assert evs[0].prev is not None and evs[0].prev["status"]["phase"] == "Pending"
+        gone = evs[2].object  # the last version that matched, at the leaving event's revision
+        assert gone["status"]["phase"] == "Running" and gone["metadata"]["labels"] == {"x": "1"}
+        assert gone["metadata"]["resourceVersion"] == left["metadata"]["resourceVersion"]
+        assert w.next(timeout=0.05) is None
+    finally:
+        w.cancel()
+
+
+class _ListWatch:
+    """A store watch replaying fixed events: a backend that sends no `prev`."""
+
+    def __init__(self, events: list[WatchEvent]):
+        self.events = events
+
+    def next(self, timeout: float | None = None) -> WatchEvent | None:
+        return self.events.pop(0) if self.events else None
+
+    def cancel(self) -> None:
+        self.events = []
+
+
+def test_predicate_watch_without_prev_uses_what_it_knew_matched() -> None:
+    def put(phase: str, rev: int) -> WatchEvent:
+        body = {"kind": "Pod", "metadata": {"name": "a"}, "status": {"phase": phase}}
+        return WatchEvent("PUT", KeyValue("/registry/pods/default/a", json.dumps(body).encode(), 1, rev))
+
+    events = [put("Running", 5), put("Failed", 6), put("Running", 7)]
+    running = lambda o: o["status"]["phase"] == "Running"  # noqa: E731
+    w = RegistryWatch(_ListWatch(events), None, {"/registry/pods/default/a"}, predicate=running)
+    got = [w.next(0) for _ in range(3)]
+    assert [(e.type, e.object["status"]["phase"]) for e in got if e] == [
+        ("MODIFIED", "Running"),
+        ("DELETED", "Failed"),
+        ("ADDED", "Running"),
+    ]
 
 
 # --- admission -------------------------------------------------------------------------------------

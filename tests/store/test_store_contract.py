@@ -108,6 +108,32 @@ def test_list_returns_live_keys_under_prefix_sorted_with_read_revision(backend: 
     assert store.list(backend.key("none/")) == ([], rev)
 
 
+def test_list_at_a_past_revision_is_that_snapshot(backend: Backend) -> None:
+    store, prefix = backend.store, backend.key("s/")
+    r1 = store.create(backend.key("s/a"), b"a1")
+    store.create(backend.key("s/b"), b"b1")
+    snapshot = store.current_revision()
+    store.update(backend.key("s/a"), b"a2", r1)
+    store.delete(backend.key("s/b"))
+    store.create(backend.key("s/c"), b"c1")
+
+    items, rev = store.list(prefix, revision=snapshot)
+    assert rev == snapshot
+    assert [(kv.key[len(prefix) :], kv.value, kv.mod_revision) for kv in items] == [
+        ("a", b"a1", r1),
+        ("b", b"b1", r1 + 1),
+    ]
+    now, _ = store.list(prefix, revision=store.current_revision())
+    assert [kv.value for kv in now] == [b"a2", b"c1"]
+    with pytest.raises(BadRequest):
+        store.list(prefix, revision=store.current_revision() + 100)
+    latest = store.current_revision()
+    store.compact(latest)
+    with pytest.raises(Compacted):
+        store.list(prefix, revision=snapshot)
+    assert [kv.value for kv in store.list(prefix, revision=latest)[0]] == [b"a2", b"c1"]
+
+
 def test_watch_from_past_revision_replays_then_streams_live(backend: Backend) -> None:
     store, prefix = backend.store, backend.key("w/")
     start = store.current_revision()

@@ -32,9 +32,11 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nbkube.api.defaults import default_pod_spec
 from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of
 from nbkube.api.selectors import selector_from_label_selector
+from nbkube.api.wirenorm import from_wire
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
@@ -81,8 +83,9 @@ _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels: a hash never spells
 
 
 def template_hash(template: Obj, collision_count: int = 0) -> str:
-    """A short stable hash of a pod template (10 characters, DNS-label safe)."""
-    text = json.dumps(strip_hash(template), sort_keys=True, separators=(",", ":"))
+    """A short stable hash of a pod template (10 characters, DNS-label safe); equal for templates
+    that `same_template` finds equal."""
+    text = json.dumps(canonical_template(template), sort_keys=True, separators=(",", ":"))
     if collision_count:
         text += f"#{collision_count}"
     n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
@@ -100,6 +103,22 @@ def strip_hash(template: Obj) -> Obj:
     if isinstance(labels, dict) and HASH_LABEL in labels:
         del labels[HASH_LABEL]
     return t
+
+
+def canonical_template(template: Obj) -> Obj:
+    """The template as the registry would store it today: no hash label, nulls dropped (a template
+    copied from `kubectl get` carries `creationTimestamp: null`), pod spec defaults filled in (a
+    ReplicaSet stored before a default was added lacks it). Compared instead of the raw templates,
+    so `rollout undo` finds the old revision's ReplicaSet again instead of making a new one."""
+    t = from_wire(strip_hash(template))
+    spec = t.get("spec")
+    if isinstance(spec, dict):
+        default_pod_spec(spec)
+    return t
+
+
+def same_template(a: Obj, b: Obj) -> bool:
+    return canonical_template(a) == canonical_template(b)
 
 
 def revision_of(obj: Obj) -> int:
@@ -371,8 +390,9 @@ class DeploymentController(Controller):
     @staticmethod
     def _find_new(d: Obj, views: list[RSView]) -> RSView | None:
         template = (d.get("spec") or {}).get("template") or {}
+        want = canonical_template(template)
         matching = [
-            v for v in views if strip_hash((v.obj.get("spec") or {}).get("template") or {}) == template
+            v for v in views if canonical_template((v.obj.get("spec") or {}).get("template") or {}) == want
         ]
         if not matching:
             return None
@@ -421,7 +441,7 @@ class DeploymentController(Controller):
         except AlreadyExists:
             existing = self.api.get("ReplicaSet", name, namespace)
             ref = controller_of(existing)
-            if strip_hash(existing["spec"]["template"]) == spec["template"] and (
+            if same_template(existing["spec"]["template"], spec["template"]) and (
                 ref is None or ref.get("uid") == d["metadata"].get("uid")
             ):
                 raise Conflict(f'replicasets "{name}" exists already: adopting it on the next pass') from None
@@ -677,7 +697,7 @@ def rollback(api: Registry, name: str, namespace: str = "default", to_revision: 
             raise BadRequest(f'no previous revision to roll back to for deployment "{name}"')
         target_rev = max(earlier)
     template = strip_hash(by_rev[target_rev]["spec"]["template"])
-    if template == d["spec"].get("template"):
+    if same_template(template, d["spec"].get("template") or {}):
         return d, target_rev  # as kubectl: "skipped rollback (current template already matches)"
     d["spec"]["template"] = template
     cause = ((by_rev[target_rev]["metadata"].get("annotations")) or {}).get(CHANGE_CAUSE)

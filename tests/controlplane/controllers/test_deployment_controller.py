@@ -26,6 +26,7 @@ from nbkube.controlplane.controllers.deployment import (
     rollback,
     rollout_history,
     rollout_status,
+    same_template,
     set_paused,
     template_hash,
 )
@@ -165,6 +166,23 @@ def test_template_hash_is_stable_and_ignores_its_own_label() -> None:
     labelled = {"metadata": {"labels": {"app": "x", HASH_LABEL: h}}, "spec": t["spec"]}
     assert template_hash(labelled) == h
     assert template_hash(t, 1) != h
+
+
+def test_templates_equal_up_to_nulls_and_defaults_hash_alike() -> None:
+    # what `kubectl rollout undo` sends back: a template copied from `kubectl get`, with
+    # `creationTimestamp: null` and the zero-value structs Go always writes
+    stored = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "a:1"}]}}
+    copied = {
+        "metadata": {"creationTimestamp": None, "labels": {"app": "x", HASH_LABEL: "abc"}},
+        "spec": {
+            "containers": [{"name": "c", "image": "a:1", "resources": {}, "imagePullPolicy": "IfNotPresent"}],
+            "securityContext": {},
+            "restartPolicy": "Always",
+        },
+    }
+    assert same_template(stored, copied) and template_hash(stored) == template_hash(copied)
+    other = {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "a:2"}]}}
+    assert not same_template(stored, other) and template_hash(stored) != template_hash(other)
 
 
 def test_rollout_status_messages() -> None:
