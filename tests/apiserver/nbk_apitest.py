@@ -11,10 +11,11 @@ import shutil
 import subprocess
 from typing import Any
 
+from nbkube import examples
 from nbkube.apiserver import ApiServer
 
 KUBECTL = shutil.which("kubectl")
-EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+EXAMPLES = examples.folder()
 
 
 class Kubectl:
