@@ -22,9 +22,12 @@ def unload_ipython_extension(ip: object) -> None:
 
 
 def __getattr__(name: str) -> object:
-    """`nbkube.LocalCluster` / `nbkube.connect`, imported on first use (by name, for the same reason)."""
-    if name in ("LocalCluster", "connect"):
-        import importlib
+    """`nbkube.LocalCluster` / `nbkube.connect` / `nbkube.examples`, imported on first use (by name,
+    for the same reason)."""
+    import importlib
 
+    if name in ("LocalCluster", "connect"):
         return getattr(importlib.import_module("nbkube.cluster"), name)
+    if name == "examples":
+        return importlib.import_module("nbkube.examples")
     raise AttributeError(f"module 'nbkube' has no attribute {name!r}")

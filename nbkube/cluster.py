@@ -18,19 +18,32 @@ the store (a SQLite file's, a private etcd socket's; else the cluster's folder) 
 that encrypt Secrets at rest (`nbkube.security.encryption`) and the node agents' credential
 (`nbkube.security.agentauth`), created at the first start; `cluster_folder_for(store_url)` is how
 every other process (the CLI, `connect()`) finds them from the store URL alone.
+
+A LocalCluster without a `name` gets a fresh one (`local-<random>`), so two in one kernel, or in
+two kernels, never share a folder; that folder is removed on `stop()`. A named cluster's folder stays (its store outlives the process).
+
+Running clusters: each LocalCluster (on start) and each `connect()` handle registers in this
+module's registry (`running_clusters()`), which the notebook layer reads to point the `%nbkube`
+magics at the kernel's cluster; this module never imports the notebook layer for it. Dashboards
+and experiments on a cluster register stop callbacks (`on_stop`), so `stop()` ends them before the
+store closes; an atexit hook stops every cluster still running when the process (a kernel) exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import json
 import logging
 import os
 import re
+import secrets
+import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
@@ -63,6 +76,7 @@ __all__ = [
     "free_node_index",
     "make_registry",
     "registry_for_url",
+    "running_clusters",
 ]
 
 log = logging.getLogger(__name__)
@@ -82,6 +96,68 @@ def _folder_of_url(store_url: str) -> str | None:
             path = store_url[len(scheme) :]
             return os.path.dirname(path) if path.startswith("/") else None
     return None
+
+
+# -- the clusters running in this process ------------------------------------------------------------
+
+_running: dict[str, Cluster] = {}  # name -> cluster, oldest first (dicts keep insertion order)
+_running_lock = threading.Lock()
+_atexit_hooked = False
+
+
+def running_clusters() -> dict[str, Cluster]:
+    """The clusters this process started or connected to and has not stopped, by name, oldest first."""
+    with _running_lock:
+        return dict(_running)
+
+
+def _register(cluster: Cluster) -> None:
+    global _atexit_hooked
+    with _running_lock:
+        other = _running.get(cluster.name)
+        if other is not None and other is not cluster:
+            raise BadRequest(
+                f"a cluster named {cluster.name!r} already runs in this process: stop it first, "
+                "or give another name (or none, for a fresh one)"
+            )
+        _running.pop(cluster.name, None)
+        _running[cluster.name] = cluster  # the newest last
+        if not _atexit_hooked:
+            atexit.register(_stop_all_at_exit)
+            _atexit_hooked = True
+
+
+def _unregister(cluster: Cluster) -> None:
+    with _running_lock:
+        if _running.get(cluster.name) is cluster:
+            del _running[cluster.name]
+
+
+def _stop_all_at_exit() -> None:
+    """A kernel (any process) exiting stops what its clusters started: processes, etcd, folders."""
+    for cluster in reversed(list(running_clusters().values())):
+        try:
+            cluster.close()
+        except Exception:  # one cluster's failure must not keep the others running
+            log.warning("stopping cluster %s at exit failed", cluster.name, exc_info=True)
+
+
+def _auto_name(prefix: str) -> str:
+    """`<prefix>-<6 hex digits>`, not running here and without a folder in ~/.nbkube/clusters."""
+    while True:
+        name = f"{prefix}-{secrets.token_hex(3)}"
+        if name not in _running and not os.path.exists(cluster_dir(name)):
+            return name
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def cluster_folder_for(store_url: str) -> str | None:
@@ -141,14 +217,46 @@ def registry_for_url(store_url: str, *, clock: Clock = REAL_CLOCK) -> Registry:
 
 
 class Cluster:
-    """A handle on a cluster's API: apply manifests, read events, inject node faults by annotation."""
+    """A handle on a cluster's API: apply manifests, read events, inject node faults by annotation.
 
-    def __init__(self, api: Registry, store_url: str):
+    `name` is how `%nbkube use NAME` picks it among the clusters of one kernel; `connect()` registers
+    the handle as running until `close()`."""
+
+    def __init__(self, api: Registry, store_url: str, *, name: str | None = None):
         self.api = api
         self.store_url = store_url
+        self.name = name if name is not None else _auto_name("connect")
+        self._stop_callbacks: list[Callable[[], None]] = []
+        self._closed = False
 
     def __repr__(self) -> str:
-        return f"Cluster(store={self.store_url!r})"
+        state = "closed" if self._closed else "connected"
+        return f"Cluster(name={self.name!r}, store={self.store_url!r}, {state})"
+
+    @property
+    def running(self) -> bool:
+        """False once stopped (LocalCluster) or closed (a `connect()` handle)."""
+        return not self._closed
+
+    def on_stop(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when this cluster stops, before its store closes (dashboards, experiments
+        register their own stop here). Returns a function that takes the registration back."""
+        self._stop_callbacks.append(callback)
+
+        def cancel() -> None:
+            with contextlib.suppress(ValueError):
+                self._stop_callbacks.remove(callback)
+
+        return cancel
+
+    def _run_stop_callbacks(self) -> None:
+        # newest first: a view made last may lean on one made before it
+        while self._stop_callbacks:
+            callback = self._stop_callbacks.pop()
+            try:
+                callback()
+            except Exception:  # the cluster must still stop; the log has the details
+                log.warning("a stop callback of cluster %s failed", self.name, exc_info=True)
 
     def apply(self, manifest: str) -> list[tuple[Obj, str]]:
         """`kubectl apply -f`: a file path, "-" for stdin, or YAML/JSON text. Returns (object, action)."""
@@ -207,6 +315,8 @@ class Cluster:
 
     def _repr_html_(self) -> str:
         html = importlib.import_module("nbkube.notebook.html")
+        if not self.running:
+            return str(html.stopped_card(repr(self)))
         return str(
             html.cluster_card(
                 repr(self), self.api.list("Node")[0], self.api.list("Pod")[0], f"store: {self.store_url}"
@@ -223,6 +333,12 @@ class Cluster:
         self.api.patch("Node", name, "", {"metadata": {"annotations": {FAULT_ANNOTATION: value}}})
 
     def close(self) -> None:
+        """Stop what runs on this handle (dashboards, experiments) and close its registry; again: no-op."""
+        self._run_stop_callbacks()
+        if self._closed:
+            return
+        self._closed = True
+        _unregister(self)
         self.api.close()
         self.api.store.close()
 
@@ -331,9 +447,20 @@ def free_node_index(api: Registry, name: str) -> int:
     raise BadRequest("no free node number left in 10.244.0.0/16 (253 nodes)")
 
 
-def connect(store_url: str, *, clock: Clock = REAL_CLOCK) -> Cluster:
-    """Attach to a running cluster's store (e.g. the URL `nbkube up` printed) without running anything."""
-    return Cluster(registry_for_url(store_url, clock=clock), store_url)
+def connect(store_url: str, *, name: str | None = None, clock: Clock = REAL_CLOCK) -> Cluster:
+    """Attach to a running cluster's store (e.g. the URL `nbkube up` printed) without running anything.
+
+    The handle counts as running in this process (the `%nbkube` magics follow it) until `close()`."""
+    if name is not None and not _NAME_RE.match(name):
+        raise BadRequest(f"cluster name {name!r} must be lowercase letters, digits and '-'")
+    cluster = Cluster(registry_for_url(store_url, clock=clock), store_url, name=name)
+    try:
+        _register(cluster)
+    except BaseException:
+        cluster.api.close()
+        cluster.api.store.close()
+        raise
+    return cluster
 
 
 def _pod_security_config(value: Any) -> Any:
@@ -346,6 +473,12 @@ def _pod_security_config(value: Any) -> Any:
 
 
 class LocalCluster(Cluster):
+    """A whole cluster in this process: store, control plane and `nodes` node agents (see the module).
+
+    `name`: None (the default) makes a fresh `local-<random>` whose folder goes away on `stop()`;
+    a name keeps its folder (`~/.nbkube/clusters/NAME`, or `data_dir`) across runs, and only one
+    process may run it at a time."""
+
     def __init__(
         self,
         nodes: int = 3,
@@ -355,7 +488,7 @@ class LocalCluster(Cluster):
         data_dir: str | None = None,
         clock: Clock = REAL_CLOCK,
         *,
-        name: str = "default",
+        name: str | None = None,
         runtime_options: dict[str, Any] | None = None,
         capacity: dict[str, str] | None = None,
         start: bool = True,
@@ -369,14 +502,19 @@ class LocalCluster(Cluster):
         store directly (`nbkube --store ...`) apply their own defaults; namespace labels hold everywhere."""
         if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= 250:
             raise BadRequest(f"nodes must be a whole number from 0 to 250, got {nodes!r}")
-        if not _NAME_RE.match(name):
+        if name is not None and not _NAME_RE.match(name):
             raise BadRequest(f"cluster name {name!r} must be lowercase letters, digits and '-'")
-        self.name = name
+        self.name = name if name is not None else _auto_name("local")
+        # an unnamed cluster in its own fresh folder leaves nothing behind; a named one, or a folder
+        # the caller chose, keeps its data
+        self._remove_dir_on_stop = name is None and not data_dir
+        self._stop_callbacks = []
+        self._closed = False
         self.num_nodes = nodes
         self.runtime_name = runtime
         self.store_spec = store
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
-        self.data_dir = os.path.abspath(data_dir) if data_dir else cluster_dir(name)
+        self.data_dir = os.path.abspath(data_dir) if data_dir else cluster_dir(self.name)
         self.key_dir = self.data_dir  # where the keys and the agent credential are: see _open_store
         self._agent_token: str | None = None
         self.clock = clock
@@ -399,6 +537,10 @@ class LocalCluster(Cluster):
         self._running = False
         if start:
             self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._running
 
     def __repr__(self) -> str:
         state = "running" if self._running else "stopped"
@@ -459,6 +601,19 @@ class LocalCluster(Cluster):
                 raise
         return store
 
+    def _check_not_running_elsewhere(self) -> None:
+        """A named cluster runs in one process at a time: say so now, not when its etcd fails to start."""
+        try:
+            with open(os.path.join(self.data_dir, "cluster.json")) as fh:
+                pid = int(json.load(fh).get("pid") or 0)
+        except (OSError, ValueError, AttributeError):
+            return
+        if pid and pid != os.getpid() and _pid_alive(pid):
+            raise BadRequest(
+                f"cluster {self.name!r} already runs in process {pid} (folder {self.data_dir}): "
+                "give another name (or none, for a fresh one)"
+            )
+
     def _write_info(self) -> None:
         if self.store_kind == "memory":
             return
@@ -484,6 +639,8 @@ class LocalCluster(Cluster):
             self.agents, self.runtimes, self.kits, self._node_index = {}, {}, {}, {}
             if self.runtime_name == "auto":
                 self.runtime_name = resolve_auto()
+            self._check_not_running_elsewhere()
+            _register(self)
             try:
                 self._store = self._open_store()
                 # nothing is at rest in a memory store: no keys to make for it
@@ -513,9 +670,11 @@ class LocalCluster(Cluster):
                 if self.host_proxy is not None:
                     self.host_proxy.start()
                 self._running = True
+                self._closed = False
                 self._write_info()
             except BaseException:
                 self._teardown()
+                self._forget()
                 raise
         self.wait_ready(timeout)
         return self
@@ -649,8 +808,22 @@ class LocalCluster(Cluster):
         self.control_plane.start()
 
     def stop(self) -> None:
+        """Stop the dashboards and experiments on this cluster, then its agents (and their pods),
+        control plane, store and private etcd; an unnamed cluster's folder is removed. Calling it
+        again does nothing."""
+        self._run_stop_callbacks()
         with self._lock:
+            if not self._running:
+                return
             self._teardown()
+            self._forget()
+
+    def _forget(self) -> None:
+        """No longer running: out of the registry; an unnamed cluster's folder goes."""
+        self._closed = True
+        _unregister(self)
+        if self._remove_dir_on_stop and os.path.isdir(self.data_dir):
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _teardown(self) -> None:
         for agent in self.agents.values():

@@ -99,7 +99,7 @@ def test_killed_node_fails_over_within_3s_under_fast_profile(tmp_path: Path) -> 
         node_rows = ev[(ev["kind"] == "Node") & (ev["reason"] == "NodeNotReady")]
         assert list(node_rows["name"]) == [victim]
         assert len(ev[ev["reason"] == "TaintManagerEviction"]) == 2
-        assert repr(c).startswith("LocalCluster(name='default', nodes=3, runtime='sim', store='sqlite://")
+        assert repr(c).startswith(f"LocalCluster(name={c.name!r}, nodes=3, runtime='sim', store='sqlite://")
 
 
 DATA = Path(__file__).parent / "api" / "data"

@@ -1,6 +1,6 @@
 """The embedded mode end to end: process runtime, loopback pod IPs, the userspace proxy (no root needed).
 
-The article's scenario adapted for rootless nodes (examples/rootless/web-*.yaml: busybox httpd on the pod's
+The article's scenario adapted for rootless nodes (nbkube/examples/rootless/web-*.yaml: busybox httpd on the pod's
 own loopback address, port 8080): five pods on three nodes, the Service's ClusterIP answers on its
 loopback mirror round robin, every node answers on NodePort 30001, and stopping the cluster leaves
 no process and no listening socket behind.
@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 from nbk_clustertest import get_or_empty, httpd_pod, pod_ready, wait_until
 
+from nbkube import examples
 from nbkube.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _manifests() -> str:
     parts = []
     for name in ("web-rc.yaml", "web-service.yaml"):
-        with open(os.path.join(REPO, "examples", "rootless", name)) as f:
+        with open(examples.path(f"rootless/{name}")) as f:
             parts.append(f.read())
     return "\n---\n".join(parts)
 

@@ -3,8 +3,10 @@
 Registered by `nbkube.cli` through COMMAND_MODULES; the README's first command (`bash scripts/demo.sh`)
 ends here. Steps: a LocalCluster (store auto: a private etcd when the binary exists, else SQLite;
 runtime process when it is there, else sim, said in one line), the demo RC (5 replicas) and NodePort
-Service from examples/rootless/, round robin through the Service, a node killed and the failover timed, a
-rolling update under load timed; tables printed, plots and report.html written to a folder.
+Service shipped in nbkube.examples (rootless/), round robin through the Service, a node killed and the
+failover timed, a rolling update under load timed; tables printed, plots and report.html written to a
+folder: `--out DIR`, else ~/.nbkube/reports/demo-<timestamp> (never the working directory, which may be
+a checkout or a notebook folder).
 Every wait is bounded; a failure is one `error:` line and exit 1 (from `nbkube.cli.main`).
 """
 
@@ -15,13 +17,12 @@ import os
 import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from nbkube.cli.context import Context
 from nbkube.errors import BadRequest, NbkubeError
 
-__all__ = ["register", "TextProgress", "demo_manifests"]
+__all__ = ["register", "TextProgress", "demo_manifests", "default_report_dir"]
 
 RC_FILE = "web-rc.yaml"
 SERVICE_FILE = "web-service.yaml"
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "show round robin, kill a node and time the failover, time a rolling update under load, then "
         "print the tables and write PNG plots and report.html to a folder.",
     )
-    p.add_argument("--out", default=None, help="report folder (default ./nbkube-demo-<timestamp>)")
+    p.add_argument("--out", default=None, help="report folder (default ~/.nbkube/reports/demo-<timestamp>)")
     p.add_argument(
         "--runtime",
         default="auto",
@@ -69,13 +70,16 @@ class TextProgress:
 
 
 def demo_manifests() -> tuple[str, str]:
-    """Paths of the demo RC and Service (examples/ of the source tree)."""
-    root = Path(__file__).resolve().parents[2] / "examples" / "rootless"
-    rc, svc = root / RC_FILE, root / SERVICE_FILE
-    for path in (rc, svc):
-        if not path.is_file():
-            raise BadRequest(f"{path}: demo manifest missing (run the demo from a checkout of nbkube)")
-    return str(rc), str(svc)
+    """Paths of the demo RC and Service, shipped in the package (nbkube.examples, rootless/)."""
+    from nbkube import examples
+
+    return examples.path(f"rootless/{RC_FILE}"), examples.path(f"rootless/{SERVICE_FILE}")
+
+
+def default_report_dir() -> str:
+    """~/.nbkube/reports/demo-<timestamp>: reports collect there unless `--out` names a folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join(os.path.expanduser("~"), ".nbkube", "reports", f"demo-{stamp}")
 
 
 def _wait_running(cluster: Any, replicas: int, timeout: float) -> None:
@@ -115,7 +119,7 @@ def _demo(args: argparse.Namespace, ctx: Context) -> int:
         raise BadRequest(f"--nodes must be from 2 to 10, got {args.nodes}")
     if not 1 <= args.requests <= 1000:
         raise BadRequest(f"--requests must be from 1 to 1000, got {args.requests}")
-    out_dir = os.path.abspath(args.out or f"nbkube-demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    out_dir = os.path.abspath(args.out) if args.out else default_report_dir()
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise BadRequest(f"--out {out_dir}: exists and is not a folder")
     rc_path, svc_path = demo_manifests()

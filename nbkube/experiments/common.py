@@ -117,10 +117,16 @@ class Session:
     probe: Probe | None = None
     recorder: PodRecorder | None = None
     began: float = 0.0
+    _cancel_hook: Any = None  # takes back the stop callback registered with the cluster
+    _stopped: bool = False
 
     def start(self, warmup: float) -> None:
         self.began = time.time()
         api = self.cluster.api
+        # stopping the cluster (another cell, kernel exit) ends the probe and the recorder first
+        on_stop = getattr(self.cluster, "on_stop", None)
+        if callable(on_stop):
+            self._cancel_hook = on_stop(self.stop)
         try:
             self.recorder = PodRecorder(api, self.controller.namespace, self.controller.selector).start()
             if self.probe_spec is not None:
@@ -154,6 +160,11 @@ class Session:
         return self.probe is None or self.probe.ok_since(t)
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._cancel_hook is not None:
+            self._cancel_hook()
         if self.probe is not None:
             self.probe.stop()
         if self.recorder is not None:

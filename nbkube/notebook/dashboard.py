@@ -121,6 +121,7 @@ class Dashboard(widgets.VBox):
         self._stopping = threading.Event()
         self._local = threading.local()  # marks trait writes made by the dashboard itself
         self._actions: list[threading.Thread] = []
+        self._cancel_cluster_hook: Callable[[], None] | None = None  # set by dashboard_for
         self._columns: dict[str, _Column] = {}
         self._order: list[str] = []
         self._chips: dict[
@@ -198,6 +199,9 @@ class Dashboard(widgets.VBox):
         already = self._stopping.is_set()
         self._stopping.set()
         self._dirty.set()
+        if self._cancel_cluster_hook is not None:  # stopped by hand: the cluster need not call it again
+            self._cancel_cluster_hook()
+            self._cancel_cluster_hook = None
         thread = getattr(self, "_thread", None)
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(_STOP_JOIN)
@@ -448,13 +452,18 @@ def dashboard_for(
     """A Dashboard over a cluster object: uses `cluster.api`, and `cluster.kill_node` for the kill button.
 
     The dashboard runs its own informers (stopped by `stop()`), so it never interferes with the
-    cluster's. LocalCluster's `dashboard()` is meant to be this call.
+    cluster's. LocalCluster's `dashboard()` is meant to be this call. It registers its `stop` with
+    the cluster (`cluster.on_stop`), so stopping the cluster stops it before the store goes away.
     """
     kill = getattr(cluster, "kill_node", None)
-    return Dashboard(
+    dash = Dashboard(
         cluster.api,
         None,
         on_kill=kill if callable(kill) else None,
         on_rolling_update=on_rolling_update,
         **kwargs,
     )
+    on_stop = getattr(cluster, "on_stop", None)
+    if callable(on_stop):
+        dash._cancel_cluster_hook = on_stop(dash.stop)
+    return dash

@@ -134,3 +134,11 @@ def cluster_card(title: str, nodes: Sequence[Obj], pods: Sequence[Obj], details:
         f"<div>{len(nodes)} nodes: {node_badges}</div>"
         f"<div>{len(pods)} pods {pod_badges}</div></div>"
     )
+
+
+def stopped_card(title: str) -> str:
+    """A stopped cluster's `_repr_html_`: it has no store left to read, so only its name and state."""
+    return (
+        f'<div class="nbk-cluster" style="{_FONT};border:1px solid #ccc;border-radius:4px;padding:6px 10px">'
+        f'<div><b>{escape(title)}</b> {badge("stopped", "grey")}</div></div>'
+    )

@@ -6,9 +6,11 @@ captured, so the magic and the command line share one code path. Two differences
 notebook's sake: `get` returns an `ObjectList` (a table in the notebook, `.df` for pandas) built with
 the CLI's own `printers.table_rows`, and user errors show as one short red line, never a traceback.
 
-Which cluster: the one registered with `set_current()` (LocalCluster does this when it starts in the
-kernel), given as a Registry (used in-process, so even a `sqlite://:memory:` store works) or a store
-URL; else `--store` / $NBKUBE_STORE / the CLI's default, exactly as on the command line.
+Which cluster: the kernel's current one (nbkube.notebook.current: a LocalCluster or `connect()`
+handle running in this kernel, the newest unless `%nbkube use NAME` chose another), used
+in-process through its Registry, so even a `sqlite://:memory:` store works. `--store URL` (or
+$NBKUBE_STORE) names a store instead. With neither, a verb that needs a cluster answers with one
+line saying how to get one; it never falls back to the CLI's default store in ~/.nbkube.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from nbkube.notebook.current import get_current, set_current
+from nbkube.notebook import current
+from nbkube.notebook.current import NO_CLUSTER_HINT, get_current, set_current
 from nbkube.notebook.html import error_line
 from nbkube.notebook.views import ObjectList
 
@@ -67,12 +70,20 @@ def _has_store_arg(argv: list[str]) -> bool:
     return any(a == "--store" or a.startswith("--store=") for a in argv)
 
 
+def _no_cluster(store_url: str) -> Registry:
+    """open_registry while the kernel has no cluster: the verb ends with the hint as its one error line."""
+    from nbkube.errors import NbkubeError
+
+    raise NbkubeError(NO_CLUSTER_HINT)
+
+
 @contextlib.contextmanager
 def _cli_target(argv: list[str]) -> Iterator[list[str]]:
     """argv for main(), pointed at the current cluster; a Registry is lent through the CLI's
-    open_registry for the duration of the call."""
+    open_registry for the duration of the call (with no cluster, open_registry gives the hint, so
+    verbs that never open the store, such as `version`, still work)."""
     target = get_current()
-    if target is None or _has_store_arg(argv):
+    if _has_store_arg(argv) or (target is None and os.environ.get("NBKUBE_STORE")):
         yield argv
         return
     if isinstance(target, str):
@@ -81,7 +92,10 @@ def _cli_target(argv: list[str]) -> Iterator[list[str]]:
     from nbkube.cli import context
 
     original = context.open_registry
-    context.open_registry = lambda _url: _Borrowed(target)  # type: ignore[assignment,return-value]
+    if target is None:
+        context.open_registry = _no_cluster
+    else:
+        context.open_registry = lambda _url: _Borrowed(target)  # type: ignore[assignment,return-value]
     try:
         # the URL is unused (open_registry is replaced) but keeps the CLI from touching ~/.nbkube
         yield ["--store", "sqlite://:memory:", *argv]
@@ -134,14 +148,15 @@ def _get_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _registry(store: str | None) -> Iterator[Registry]:
-    current = get_current()
-    if store is None and current is not None and not isinstance(current, str):
-        yield current
+    target = get_current()
+    if store is None and target is not None and not isinstance(target, str):
+        yield target
         return
-    from nbkube.cli.context import default_store_url, open_registry
+    from nbkube.cli.context import open_registry
 
-    url = store or (current if isinstance(current, str) else None)
-    url = url or os.environ.get("NBKUBE_STORE") or default_store_url()
+    url = store or (target if isinstance(target, str) else None) or os.environ.get("NBKUBE_STORE")
+    if not url:
+        raise UserError(f"error: {NO_CLUSTER_HINT}")
     api = open_registry(url)
     try:
         yield api
@@ -204,6 +219,23 @@ def show_error(message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def use_cluster(args: list[str]) -> CliText:
+    """`%nbkube use [NAME]`: switch the magics to the running cluster NAME; without NAME, list them."""
+    if len(args) > 1:
+        raise UserError("error: use takes one cluster name")
+    if args:
+        try:
+            current.use(args[0])
+        except KeyError as exc:
+            raise UserError(f"error: {exc.args[0]}") from None
+    clusters = current.running()
+    if not clusters:
+        return CliText(NO_CLUSTER_HINT + "\n")
+    chosen = current.current_cluster()
+    lines = [f"{'*' if c is chosen else ' '} {name}  {c!r}" for name, c in clusters.items()]
+    return CliText("\n".join(lines) + "\n")
+
+
 def run_magic(line: str, cell: str | None = None) -> Any:
     """The body of `%nbkube` / `%%nbkube`, usable without IPython (returns what the cell shows)."""
     try:
@@ -214,6 +246,8 @@ def run_magic(line: str, cell: str | None = None) -> Any:
     if not argv:
         argv = ["--help"]
     try:
+        if argv[0] == "use" and cell is None:
+            return use_cluster(argv[1:])
         if argv[0] == "get" and cell is None:
             result = get_objects(argv[1:])
             if result is not None:
@@ -249,7 +283,8 @@ def cli_help() -> str:
         return f"nbkube CLI help unavailable: {exc}"
     return (
         "%nbkube ARGS      run an nbkube command (get returns a table with .df)\n"
-        "%%nbkube apply    apply the YAML in the cell body (same as `nbkube apply -f -`)\n\n" + text
+        "%%nbkube apply    apply the YAML in the cell body (same as `nbkube apply -f -`)\n"
+        "%nbkube use NAME  talk to the running cluster NAME of this kernel (no NAME: list them)\n\n" + text
     )
 
 

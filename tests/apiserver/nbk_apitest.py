@@ -12,12 +12,13 @@ import ssl
 import subprocess
 from typing import Any
 
+from nbkube import examples
 from nbkube.apiserver import ApiServer
 from nbkube.apiserver.authn import ADMIN_USER
 from nbkube.apiserver.security import ADMIN_GROUPS
 
 KUBECTL = shutil.which("kubectl")
-EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+EXAMPLES = examples.folder()
 
 
 class Kubectl:

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbkube import examples
+
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
+EXAMPLES = Path(examples.folder())
 RC_YAML = str(EXAMPLES / "nginx-rc.yaml")
 SVC_YAML = str(EXAMPLES / "nginx-service.yaml")
 

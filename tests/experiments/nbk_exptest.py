@@ -10,7 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rootless"
+from nbkube import examples
+
+EXAMPLES = Path(examples.folder("rootless"))
 
 
 @contextmanager

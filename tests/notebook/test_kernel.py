@@ -8,6 +8,7 @@ background thread, and that `%nbkube get` returned a table."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -25,7 +26,7 @@ import time, threading
 api = Registry(open_store("sqlite://:memory:"))
 api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
-magics.set_current(api)
+magics.set_current(api)  # a bare Registry, not a cluster: named by hand
 dash = Dashboard(api, throttle=0.01)
 dash
 """,
@@ -81,3 +82,71 @@ def test_dashboard_and_magics_in_a_real_kernel() -> None:
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     values = json.dumps(state)
     assert "1 nodes, 3 pods" in values and "web-2" in values
+
+
+STOP_CELLS = [
+    """
+import logging, threading, time
+import nbkube
+
+class Keep(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records = []
+    def emit(self, record):
+        self.records.append(record)
+
+keep = Keep()
+logging.getLogger().addHandler(keep)
+cluster = nbkube.LocalCluster(nodes=2, runtime="sim", store="sqlite")
+dash = cluster.dashboard(throttle=0.05)
+dash
+""",
+    "%load_ext nbkube",
+    "%nbkube get nodes",
+    """%%nbkube apply
+apiVersion: v1
+kind: Pod
+metadata: {name: solo}
+spec:
+  containers: [{name: c, image: busybox}]
+""",
+    "print('in the cluster:', cluster.api.get('Pod', 'solo')['metadata']['name'])",
+    "cluster.stop()",
+    "time.sleep(7)",
+    "print(repr(cluster))\ncluster",
+    """
+print("warnings:", [r.getMessage() for r in keep.records])
+print("dashboard thread alive:", dash._thread.is_alive())
+print("folder left:", __import__("os").path.exists(cluster.data_dir))
+""",
+]
+
+
+def test_stopping_the_cluster_stops_its_dashboard_and_nothing_prints_afterwards(tmp_path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src.strip()) for src in STOP_CELLS]
+    client = NotebookClient(nb, timeout=90, kernel_name="python3", allow_errors=False)
+    # the kernel's HOME is the test's folder: the cluster's own folder lands (and goes) there
+    old_home = os.environ.get("HOME")
+    os.environ["HOME"] = str(tmp_path)
+    try:
+        client.execute()
+    finally:
+        if old_home is not None:
+            os.environ["HOME"] = old_home
+    outs = [c.outputs for c in nb.cells]
+    streams = [(i, o.name, o.text) for i, cell in enumerate(outs) for o in cell if o.output_type == "stream"]
+    assert [s for s in streams if s[1] == "stderr"] == []
+    text = "".join(s[2] for s in streams)
+    # the magics followed the kernel's cluster, with no set-up
+    nodes = [o for o in outs[2] if o.output_type == "execute_result"]
+    assert nodes and "node-2" in nodes[0]["data"]["text/html"]
+    assert "in the cluster: solo" in text
+    # after stop: repr and display say stopped, nothing warned, nothing runs, no folder left
+    assert "stopped)" in text
+    shown = [o for o in outs[7] if o.output_type == "execute_result"]
+    assert shown and "stopped" in shown[0]["data"]["text/html"]
+    assert "warnings: []" in text
+    assert "dashboard thread alive: False" in text
+    assert "folder left: False" in text

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import IPython
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing.globalipapp import start_ipython
@@ -63,7 +64,8 @@ class Displayed:
 
 @pytest.fixture(scope="module")
 def ip() -> InteractiveShell:
-    shell = start_ipython()
+    # one global shell per process: another test module may have started it already
+    shell = start_ipython() or IPython.get_ipython()
     assert shell is not None
     return shell
 

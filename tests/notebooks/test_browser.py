@@ -36,8 +36,7 @@ def test_quickstart_in_jupyterlab_shows_dashboard_with_pod_chips(tmp_path):
     os.makedirs(os.path.join(REPO, "artifacts"), exist_ok=True)
     shot = os.path.join(REPO, "artifacts", "quickstart.png")
     # Lab serves a copy, so its autosave and checkpoints never touch the repository's notebooks.
-    for folder in ("notebooks", "examples"):
-        shutil.copytree(os.path.join(REPO, folder), tmp_path / folder)
+    shutil.copytree(os.path.join(REPO, "notebooks"), tmp_path / "notebooks")
     with jupyterlab(str(tmp_path)) as lab, playwright_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
         try:

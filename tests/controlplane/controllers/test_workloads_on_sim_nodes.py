@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from nbk_workload_helpers import wait_for
 
+from nbkube import examples
 from nbkube.api.meta import Obj
 from nbkube.client.events import events_dataframe
 from nbkube.client.informer import Informer
@@ -19,7 +20,7 @@ from nbkube.controlplane.controllers.replication import is_ready
 from nbkube.controlplane.controllers.rollingupdate import rolling_update
 from nbkube.registry.registry import Registry
 
-ARTICLE_RC = Path(__file__).parents[3] / "examples" / "nginx-rc.yaml"
+ARTICLE_RC = Path(examples.path("nginx-rc.yaml"))
 
 
 class Bounds:
