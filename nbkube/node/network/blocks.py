@@ -160,6 +160,11 @@ class BlockLease:
                 os.close(self.fd)
             self.fd = -1
 
+    def __del__(self) -> None:
+        # a lease dropped without close() (its owner failed half-way through construction) must
+        # not keep the slot taken for the life of this process
+        self.close()
+
     def identity_env(self, node: str) -> dict[str, str]:
         """What every pod process of node `node` carries in its environment."""
         return {CLUSTER_ENV: self.cluster_id, NODE_ENV: node}
