@@ -10,8 +10,10 @@ import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -206,3 +208,48 @@ def test_the_lock_files_are_shared_read_only(tmp_path: Path) -> None:
             fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         lease.close()
+
+
+def test_another_user_shares_the_folder_and_gets_another_slot(tmp_path: Path) -> None:
+    """Root claims first (its lock files are 0444 and root's); `nobody` then claims beside it."""
+    python = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.access(p, os.X_OK)), None)
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or python is None or setpriv is None:
+        pytest.skip("needs root, setpriv and a system python3 to run a claim as another user")
+    shared = tempfile.mkdtemp(prefix="nbkube-blocks-test-")
+    try:
+        os.chmod(shared, 0o755)  # traversable by the other user; the blocks folder inside is 1777
+        blocks = os.path.join(shared, "blocks")
+        mine = claim_block(str(tmp_path / "root-cluster"), blocks_dir=blocks)
+        theirs = os.path.join(shared, "nobody-cluster")
+        os.mkdir(theirs)
+        os.chown(theirs, 65534, 65534)
+        proc = subprocess.Popen(
+            [
+                setpriv,
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                python,
+                "-c",
+                _CLAIMER,
+                theirs,
+                blocks,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.getcwd()},
+        )
+        try:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            assert line.strip().isdigit(), line or proc.stderr.read()  # type: ignore[union-attr]
+            assert int(line) != mine.block.slot
+            assert json.loads(Path(theirs, "blocks.json").read_text())["slot"] == int(line)
+        finally:
+            proc.stdin.close()  # type: ignore[union-attr]
+            proc.wait(20)
+            mine.close()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
