@@ -163,6 +163,8 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             ctx.out(f"store: {cluster.describe_store()}")
             nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.agents.items()) or "none"
             ctx.out(f"nodes: {nodes}; runtime {args.runtime}")
+            if cluster.address_block is not None:
+                ctx.out(f"loopback addresses: {cluster.address_block.describe()}")
             ctx.out(f"use: nbkube --store {cluster.store_url} get pods   (Ctrl-C to stop)")
             api = _start_api(cluster, args, ctx)
             deadline = None if args.duration is None else time.monotonic() + args.duration

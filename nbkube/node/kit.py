@@ -128,7 +128,7 @@ class HostProxy:
     recovered and failed anew.
     """
 
-    def __init__(self, factory: InformerFactory, block: LoopbackBlock, api: Any = None):
+    def __init__(self, factory: InformerFactory, block: LoopbackBlock, api: Any):
         self.block = block
         self.proxy = UserspaceProxy(address_map=block.service_address)
         self.node_ips: list[str] = []
@@ -183,7 +183,7 @@ class HostProxy:
             self.reported[key] = message
             informer = self._pods if kind == "Pod" else self._services
             obj = informer.get(name)
-            if self._api is not None and obj is not None:
+            if obj is not None:
                 record_event(
                     self._api,
                     {**obj, "kind": kind, "apiVersion": "v1"},
