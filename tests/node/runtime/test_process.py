@@ -531,3 +531,23 @@ def test_a_foreign_process_group_that_looks_alike_survives_a_new_runtime(tmp_pat
     finally:
         foreign.kill()
         foreign.wait(5)
+
+
+def test_container_processes_carry_the_identity_and_inherit_the_given_descriptors(tmp_path) -> None:
+    lock = tmp_path / "held.lock"
+    lock.write_text("")
+    fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    identity = {"NBKUBE_CLUSTER": "c0ffee", "NBKUBE_NODE": "node-1"}
+    rt = ProcessRuntime(str(tmp_path / "rt"), backoff_base=0.1, pass_fds=(fd,), identity=identity)
+    try:
+        # a declared env cannot pass the container off as another cluster's
+        rt.start_pod(
+            pod("u1", sh("sleep 30", env=[{"name": "NBKUBE_CLUSTER", "value": "forged"}])), sandbox()
+        )
+        pid = pid_of(wait_for(lambda: container(rt, "u1").state == "running" and container(rt, "u1"), "up"))
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"NBKUBE_CLUSTER=c0ffee" in environ and b"NBKUBE_NODE=node-1" in environ
+        assert os.readlink(f"/proc/{pid}/fd/{fd}") == str(lock)
+    finally:
+        rt.close()
+        os.close(fd)
