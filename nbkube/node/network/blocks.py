@@ -57,6 +57,7 @@ __all__ = [
     "LoopbackBlock",
     "claim_block",
     "default_blocks_dir",
+    "holders",
 ]
 
 log = logging.getLogger(__name__)
@@ -315,7 +316,32 @@ def claim_block(
             return BlockLease(cluster_id, block, fd, record)
     finally:
         os.close(claim_fd)
+    held = holders(blocks_dir)
+    who = "; ".join(f"slot {k}: pids {', '.join(map(str, pids))}" for k, pids in sorted(held.items()))
     raise BadRequest(
-        f"no free loopback address block: all {SLOTS} are held by clusters running on this host "
-        f"(locks in {blocks_dir}); stop one of them"
+        f"no free loopback address block: all {SLOTS} are held by clusters (or pods they left running) "
+        f"on this host, locks in {blocks_dir}; stop one of them"
+        + (f" (holders this user can see: {who})" if who else "")
     )
+
+
+def holders(blocks_dir: str) -> dict[int, list[int]]:
+    """{slot: pids holding its lock open}, as far as this user may look into other processes."""
+    targets = {os.path.join(blocks_dir, f"use-{k}.lock"): k for k in range(1, SLOTS + 1)}
+    found: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+        except OSError:
+            continue  # gone, or another user's
+        for fd in fds:
+            try:
+                slot = targets.get(os.readlink(f"/proc/{entry}/fd/{fd}"))
+            except OSError:
+                continue
+            if slot is not None:
+                found.setdefault(slot, []).append(int(entry))
+                break
+    return found

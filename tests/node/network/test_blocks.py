@@ -142,8 +142,9 @@ def test_all_slots_taken_is_a_clear_error(tmp_path: Path) -> None:
     leases = [claim_block(str(tmp_path / f"c{i}"), blocks_dir=blocks) for i in range(SLOTS)]
     try:
         assert sorted(lease.block.slot for lease in leases) == list(range(1, SLOTS + 1))
-        with pytest.raises(BadRequest, match=f"all {SLOTS} are held"):
+        with pytest.raises(BadRequest, match=f"all {SLOTS} are held") as refused:
             claim_block(str(tmp_path / "one-too-many"), blocks_dir=blocks)
+        assert f"slot 1: pids {os.getpid()}" in str(refused.value)  # who holds them, to stop
     finally:
         for lease in leases:
             lease.close()
