@@ -52,8 +52,8 @@ from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
-from nbkube.node.kit import HostProxy, NodeKit, build_node
-from nbkube.node.proxy.userspace import loopback_address
+from nbkube.node.kit import HostProxy, NodeKit, build_node, reap_other_nodes
+from nbkube.node.network.blocks import BlockLease, LoopbackBlock, claim_block
 from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
 from nbkube.security.agentauth import ensure_agent_token
@@ -382,6 +382,8 @@ class JoinedNode:
         self.network = ("host" if node_ip else "netns") if network == "auto" else network
         if self.network == "host" and not node_ip:
             raise BadRequest("network host needs --node-ip: the address other nodes reach this machine at")
+        # a process node takes a loopback block of its own on this host, as a LocalCluster does
+        self.lease = claim_block(self.state_dir) if self.runtime_name == "process" else None
         # the cluster's agent credential when this machine holds the cluster's folder, so that
         # its CLI reaches this node too; else one of this node's own
         self.kit = build_node(
@@ -396,8 +398,9 @@ class JoinedNode:
             agent_token=None
             if self.runtime_name == "sim"
             else ensure_agent_token(getattr(api, "credentials_dir", None) or self.state_dir),
+            lease=self.lease,
         )
-        self.host_proxy = HostProxy(self.factory) if self.runtime_name == "process" else None
+        self.host_proxy = HostProxy(self.factory, self.lease.block, api) if self.lease is not None else None
         if self.host_proxy is not None:
             self.host_proxy.node_ips.append(node_ip or self.kit.node_ip)
         self.agent = NodeAgent(
@@ -427,6 +430,8 @@ class JoinedNode:
                 self.host_proxy.stop()
         self.kit.stop(remove=True)
         self.factory.stop_all()
+        if self.lease is not None:
+            self.lease.close()
 
 
 def free_node_index(api: Registry, name: str) -> int:
@@ -434,7 +439,7 @@ def free_node_index(api: Registry, name: str) -> int:
     used: dict[int, str] = {}
     for node in api.list("Node")[0]:
         match = re.fullmatch(
-            r"(?:10|127)\.244\.(\d+)\.0/24", str((node.get("spec") or {}).get("podCIDR") or "")
+            r"(?:10|127)\.2\d\d\.(\d+)\.0/24", str((node.get("spec") or {}).get("podCIDR") or "")
         )
         if match:
             used[int(match.group(1))] = str(node["metadata"]["name"])
@@ -532,6 +537,8 @@ class LocalCluster(Cluster):
         self.kits: dict[str, NodeKit] = {}  # each node's runtime, network and proxy
         self._node_index: dict[str, int] = {}  # node name -> its number in the address plan
         self.host_proxy: HostProxy | None = None  # the embedded mode's userspace proxy
+        self.lease: BlockLease | None = None  # the embedded mode's loopback block, while running
+        self.address_block: LoopbackBlock | None = None  # ... and the block it had (kept after stop)
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._running = False
@@ -660,9 +667,13 @@ class LocalCluster(Cluster):
                 # the agents of one process share one pod informer (one watch, not N)
                 self._agent_factory = InformerFactory(self.api)
                 if self.runtime_name == "process":
-                    self.host_proxy = HostProxy(self._agent_factory)
+                    self.lease = claim_block(self.data_dir)
+                    self.address_block = self.lease.block
+                    self.host_proxy = HostProxy(self._agent_factory, self.lease.block, self.api)
                 for i in range(1, self.num_nodes + 1):
                     self.add_node(f"node-{i}", _start=False)
+                if self.runtime_name == "process":  # pods of nodes this start has no more
+                    reap_other_nodes(self.data_dir, list(self.agents))
                 self._agent_factory.start_all()
                 for name, agent in self.agents.items():
                     agent.start()
@@ -701,6 +712,7 @@ class LocalCluster(Cluster):
             clock=self.clock,
             options=options,
             agent_token=self._agent_token,
+            lease=self.lease,
         )
         agent = NodeAgent(
             self.api,
@@ -742,8 +754,9 @@ class LocalCluster(Cluster):
         chosen = next((p for p in ports if port is None or p.get("port") == port), None)
         if chosen is None:
             raise NotFound(f'service "{name}" has no port {port}')
-        if self.runtime_name == "process":
-            return loopback_address(str(svc["spec"].get("clusterIP", ""))), int(chosen["port"])
+        if self.runtime_name == "process" and self.address_block is not None:
+            cluster_ip = str(svc["spec"].get("clusterIP", ""))
+            return self.address_block.service_address(cluster_ip), int(chosen["port"])
         if chosen.get("nodePort") and self.kits:
             return next(iter(self.kits.values())).node_ip, int(chosen["nodePort"])
         return str(svc["spec"].get("clusterIP", "")), int(chosen["port"])
@@ -835,6 +848,9 @@ class LocalCluster(Cluster):
             self.host_proxy = None
         for kit in self.kits.values():
             kit.stop(remove=True)  # containers, processes, rules, links: nothing of ours stays
+        if self.lease is not None:  # after the pods: nothing of ours holds the block any more
+            self.lease.close()
+            self.lease = None
         factory = getattr(self, "_agent_factory", None)
         if factory is not None:
             factory.stop_all()

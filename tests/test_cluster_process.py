@@ -9,6 +9,7 @@ no process and no listening socket behind.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import os
 import socket
 import urllib.request
@@ -37,7 +38,9 @@ def _get(host: str, port: int) -> str:
         return str(resp.read().decode().strip())
 
 
-def _busybox_children() -> list[int]:
+def _busybox_children(pod_net: str) -> list[int]:
+    """httpd processes serving on an address of `pod_net` (the cluster's pods, by their command line)."""
+    prefix = pod_net.split(".0.0/")[0].encode() + b"."
     me = os.getpid()
     found = []
     for entry in os.listdir("/proc"):
@@ -51,7 +54,7 @@ def _busybox_children() -> list[int]:
         except OSError:
             continue
         # our httpd children were started in sessions of their own, so match the command line
-        if b"httpd" in cmd and b"127.244." in cmd and fields[0] != "Z":
+        if b"httpd" in cmd and prefix in cmd and fields[0] != "Z":
             found.append(int(entry))
     return [p for p in found if p != me]
 
@@ -67,7 +70,11 @@ def test_article_scenario_on_the_embedded_default(tmp_path: Any) -> None:
             30,
             "5 ready pods",
         )
-        assert all(p["status"]["podIP"].startswith("127.244.") for p in pods)
+        block = cluster.address_block
+        assert block is not None
+        assert all(
+            ipaddress.ip_address(p["status"]["podIP"]) in ipaddress.ip_network(block.pod_net) for p in pods
+        )
         assert len({p["spec"]["nodeName"] for p in pods}) == 3
         names = {p["metadata"]["name"] for p in pods}
         svc = next(
@@ -91,7 +98,7 @@ def test_article_scenario_on_the_embedded_default(tmp_path: Any) -> None:
             assert _get(ip, 30001) in names
     finally:
         cluster.stop()
-    assert _busybox_children() == []
+    assert _busybox_children(block.pod_net) == []
     with pytest.raises(OSError):
         socket.create_connection((host, port), timeout=1)
 

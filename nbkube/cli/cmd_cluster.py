@@ -182,6 +182,8 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             if cluster.pod_security is not None:
                 ps = cluster.pod_security
                 ctx.out(f"pod security: enforce {ps.enforce}, warn {ps.warn}, audit {ps.audit}")
+            if cluster.address_block is not None:
+                ctx.out(f"loopback addresses: {cluster.address_block.describe()}")
             ctx.out(f"use: nbkube --store {cluster.store_url} get pods   (Ctrl-C to stop)")
             api = _start_api(cluster, args, ctx)
             deadline = None if args.duration is None else time.monotonic() + args.duration

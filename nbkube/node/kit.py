@@ -6,8 +6,11 @@ with which runtime is decided here, once:
 
 - `docker` (root): a network namespace per node with a bridge and veths (`BridgeNetwork`), pods as
   Docker containers wired into it, and an iptables proxy in the node's namespace;
-- `process` (embedded, rootless): each pod on its own loopback address from 127.244.N.0/24, node N
-  answering on 127.240.0.(N+1), and one userspace proxy for the whole host (`HostProxy`);
+- `process` (embedded, rootless): each pod on its own loopback address, node N answering on one
+  too, all from the cluster's own block of 127.0.0.0/8 (`nbkube.node.network.blocks`: node N on
+  `node_ip(N)`, its pods in `pod_cidr(N)`), and one userspace proxy for all of the cluster's nodes
+  (`HostProxy`), which answers ClusterIPs on the block's mirror of the service range. The block's
+  lease goes to the runtime, whose pod processes inherit its lock and carry the cluster's id;
 - `sim`: nothing real; addresses from 10.244.N.0/24 for show.
 
 Routes between nodes follow the Node objects (InternalIP + podCIDR), so a node that joins from
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbkube.api.meta import Obj
+from nbkube.client.events import record_event
 from nbkube.client.informer import InformerFactory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
@@ -34,22 +38,17 @@ from nbkube.node.firewall.base import FakeFirewall
 from nbkube.node.firewall.notice import NotEnforcedNotice
 from nbkube.node.firewall.runner import FirewallRunner
 from nbkube.node.network.base import NodeNetInfo, PodNetwork, node_addresses
+from nbkube.node.network.blocks import BlockLease, LoopbackBlock
 from nbkube.node.proxy.hostport_rules import host_port_listeners
 from nbkube.node.proxy.rules import ServicePortRule
 from nbkube.node.proxy.runner import ProxyRunner
-from nbkube.node.proxy.userspace import UserspaceProxy, loopback_address
+from nbkube.node.proxy.userspace import UserspaceProxy
 from nbkube.node.runtime import create_runtime
 from nbkube.node.runtime.base import Runtime
 
-__all__ = ["NodeKit", "HostProxy", "build_node", "embedded_addresses", "volume_resolver"]
+__all__ = ["NodeKit", "HostProxy", "build_node", "reap_other_nodes", "volume_resolver"]
 
 log = logging.getLogger(__name__)
-
-
-def embedded_addresses(index: int) -> tuple[str, str]:
-    """(node_ip, pod_cidr) of node `index` in the embedded mode: all on loopback, no root needed."""
-    node_ip, cidr = node_addresses(index)
-    return "127." + node_ip.split(".", 1)[1], "127." + cidr.split(".", 1)[1]
 
 
 def volume_resolver(api: Any) -> Callable[[Obj, Obj], dict[str, bytes] | None]:
@@ -119,26 +118,33 @@ class RouteSync:
 
 
 class HostProxy:
-    """The embedded mode's one userspace proxy for every node on this host.
+    """The embedded mode's one userspace proxy for all the nodes of a cluster on this host.
 
-    ClusterIPs answer on their loopback mirror (10.96.x.y -> 127.96.x.y) and every node's
-    NodePorts on that node's loopback address, which is where the article's "request to port
-    30001 on any node" lands without root.
+    ClusterIPs answer on their mirror in the cluster's block (10.96.x.y -> an address of
+    `block.service_net`) and every node's NodePorts on that node's loopback address, which is
+    where the article's "request to port 30001 on any node" lands without root. An address that
+    cannot be opened (its port is taken) becomes one Warning event on the Service (on the Pod for a
+    hostPort) naming it, while the proxy retries quietly; it is reported again only after it
+    recovered and failed anew.
     """
 
-    def __init__(self, factory: InformerFactory):
-        self.proxy = UserspaceProxy(address_map=loopback_address)
+    def __init__(self, factory: InformerFactory, block: LoopbackBlock, api: Any):
+        self.block = block
+        self.proxy = UserspaceProxy(address_map=block.service_address)
         self.node_ips: list[str] = []
         self.errors: dict[tuple[str, int], str] = {}
+        self._api = api
         self.runner = ProxyRunner(factory, self._apply, name="userspace-proxy")
         # Pods' hostPorts are listeners too (on their node's address); they change with Pods, not
         # Services, so they are kept here and merged into every sync (under one lock: two informer
         # threads call in).
         self._pods = factory.informer("Pod")
+        self._services = factory.informer("Service")
         self._lock = threading.Lock()
         self._rules: list[ServicePortRule] = []
         self._host_ports: dict[tuple[str, int], ServicePortRule] = {}
         self._host_port_errors: dict[tuple[str, int], str] = {}
+        self.reported: dict[tuple[str, str, int], str] = {}  # (kind, ns/name, port) -> event message
 
     def _apply(self, rules: list[ServicePortRule]) -> None:
         with self._lock:
@@ -158,6 +164,34 @@ class HostProxy:
     def _sync(self) -> None:
         errors = self.proxy.sync(self._rules, self.node_ips, extra=self._host_ports)
         self.errors = {**self._host_port_errors, **errors}
+        self._report(errors)
+
+    def _report(self, errors: dict[tuple[str, int], str]) -> None:
+        """One Warning event per (object, port) that newly cannot be served; forget recovered ones."""
+        by_owner: dict[tuple[str, str, int], list[str]] = {}
+        rules = {addr: rule for addr, rule in self.proxy.wanted().items() if addr in errors}
+        for addr, rule in sorted(rules.items()):
+            kind = "Pod" if rule.port_name.startswith("hostPort-") else "Service"
+            by_owner.setdefault((kind, rule.service, addr[1]), []).append(errors[addr])
+        for key in [k for k in self.reported if k not in by_owner]:
+            del self.reported[key]
+        for key, messages in by_owner.items():
+            if key in self.reported:
+                continue
+            kind, name, port = key
+            message = "; ".join(messages) + " (the proxy retries with back-off)"
+            self.reported[key] = message
+            informer = self._pods if kind == "Pod" else self._services
+            obj = informer.get(name)
+            if obj is not None:
+                record_event(
+                    self._api,
+                    {**obj, "kind": kind, "apiVersion": "v1"},
+                    "PortUnavailable",
+                    f"port {port}: {message}",
+                    type="Warning",
+                    component="userspace-proxy",
+                )
 
     def start(self) -> None:
         self.proxy.start()
@@ -227,13 +261,15 @@ def build_node(
     options: dict[str, Any] | None = None,
     host_ip: str | None = None,
     agent_token: str | None = None,
+    lease: BlockLease | None = None,
 ) -> NodeKit:
     """Create (but do not start) the runtime, network and proxy of node `index` (1..253).
 
     With `host_ip` a Docker node lives in the host's own namespace with that InternalIP (a real
     machine joining a cluster); without, it gets a namespace of its own on this host's `nbk0`.
     `agent_token` is the cluster's node agent credential (nbkube/security/agentauth.py), which the
-    logs/exec endpoint of a docker or process node demands; simulated nodes serve none."""
+    logs/exec endpoint of a docker or process node demands; simulated nodes serve none.
+    A process node needs the cluster's address block `lease` (`network.blocks.claim_block`)."""
     options = dict(options or {})
     if runtime in ("docker", "process") and not agent_token:
         raise BadRequest(
@@ -252,10 +288,18 @@ def build_node(
             agent_token=str(agent_token),
         )
     if runtime == "process":
-        node_ip, cidr = embedded_addresses(index)
+        if lease is None:
+            raise BadRequest(
+                f"node {node_name}: runtime process needs the cluster's loopback address block "
+                "(nbkube.node.network.blocks.claim_block)"
+            )
+        node_ip, cidr = lease.block.node_ip(index), lease.block.pod_cidr(index)
         options.setdefault("clock", clock)
         options.setdefault("resolve_volume", volume_resolver(api))
         options.setdefault("node_name", node_name)
+        # every pod process holds the block's lock and carries the cluster's id and its node's name
+        options.setdefault("pass_fds", (lease.fd,))
+        options.setdefault("identity", lease.identity_env(node_name))
         rt = create_runtime("process", state_dir=os.path.join(state_dir, "process", node_name), **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
         # No per-pod isolation on loopback: say so on every policy that selects a pod here.
@@ -275,6 +319,26 @@ def build_node(
         kit._teardown.append(rt.close)
         return kit
     raise BadRequest(f"unknown runtime {runtime!r} (expected docker, process or sim)")
+
+
+def reap_other_nodes(state_dir: str, keep: list[str]) -> int:
+    """Stop the pods a cluster's earlier run left on process nodes it no longer has.
+
+    Each node's runtime adopts (or reaps) only its own state directory, so the pods of a node that
+    a restart with fewer nodes left out would otherwise run on, holding the cluster's block. A
+    runtime on that node's directory adopts them and is closed at once. Returns the pods stopped."""
+    root = os.path.join(state_dir, "process")
+    stopped = 0
+    for node in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        if node in keep or not os.path.isdir(os.path.join(root, node, "pods")):
+            continue
+        rt = create_runtime("process", state_dir=os.path.join(root, node), node_name=node)
+        count = len(rt.list_pods())
+        rt.close()
+        if count:
+            log.info("stopped %d pod(s) left by node %s, which this cluster no longer runs", count, node)
+        stopped += count
+    return stopped
 
 
 def _docker_node(

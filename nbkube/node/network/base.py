@@ -9,7 +9,8 @@ sandbox exists (a pid or a netns path) and reports the returned address as `stat
 
 Backends:
 - `bridge.BridgeNetwork` (root): node netns + bridge + veth per pod, routes between nodes;
-- `loopback.LoopbackNetwork` (embedded, rootless): each pod its own 127.244.N.z, nothing created;
+- `loopback.LoopbackNetwork` (embedded, rootless): each pod its own loopback address from the
+  cluster's block (`blocks.LoopbackBlock`), nothing created;
 - `NoNetwork` here (sim runtime, unit tests): addresses handed out from the pod CIDR, nothing created.
 
 Contract every backend keeps: `setup_node` and `attach_pod` are idempotent (a second call adopts

@@ -1,9 +1,11 @@
 """The embedded (rootless) pod network: each pod its own loopback address, nothing to create.
 
-On Linux all of 127.0.0.0/8 is routed to `lo`, so a process may bind 127.244.N.z without root and
+On Linux all of 127.0.0.0/8 is routed to `lo`, so a process may bind 127.P.N.z without root and
 without any setup; giving every pod its own such address lets two pods both listen on port 8080, as
-two pods with their own network namespaces would. Node N answers on 127.240.0.(N+1) (where the
-userspace proxy opens its NodePorts) and its pods get 127.244.N.2 .. 127.244.N.254.
+two pods with their own network namespaces would. Which addresses come from the cluster's block
+(`nbkube.node.network.blocks`): node N answers on `block.node_ip(N)` (where the userspace proxy
+opens its NodePorts) and its pods get .2 .. .254 of `block.pod_cidr(N)`; without a block, the fixed
+plan of slot 0 (127.240.0.(N+1), 127.244.N.z).
 
 Called by the node agent in the embedded mode (process runtime) through the `PodNetwork` seam; the
 pod's `netns` argument is ignored because the pod shares the host's namespace.
@@ -14,17 +16,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nbkube.node.network.base import MAX_NODE_INDEX, NetworkError, NodeNetInfo, record_host_ports
+from nbkube.node.network.blocks import LEGACY, LoopbackBlock
 from nbkube.node.network.hostports import HostPortMapping
 
 __all__ = ["LoopbackNetwork"]
 
 
 class LoopbackNetwork:
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, block: LoopbackBlock = LEGACY) -> None:
         if not isinstance(index, int) or not 1 <= index <= MAX_NODE_INDEX:
             raise ValueError(f"node index must be an integer in 1..{MAX_NODE_INDEX}, got {index!r}")
         self.index = index
-        self.info = NodeNetInfo(f"127.240.0.{index + 1}", f"127.244.{index}.0/24", None)
+        self.info = NodeNetInfo(block.node_ip(index), block.pod_cidr(index), None)
+        self._prefix = self.info.pod_cidr.rsplit(".", 1)[0]
         self.pods: dict[str, str] = {}
         self._next = 2  # .1 is kept for the node, as a bridge gateway would be
         self._released: list[str] = []
@@ -39,7 +43,7 @@ class LoopbackNetwork:
         if ip:
             return ip
         if self._next <= 254:
-            ip = f"127.244.{self.index}.{self._next}"
+            ip = f"{self._prefix}.{self._next}"
             self._next += 1
         elif self._released:
             # Fresh addresses first, then the oldest released one: a client still holding a just

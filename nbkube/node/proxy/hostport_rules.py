@@ -1,7 +1,7 @@
 """hostPort in the embedded mode: which listeners the userspace proxy opens for pods' hostPorts.
 
-Why: a process pod listens on its own loopback address (127.244.N.z), so a `hostPort` must be
-answered on its node's address (127.240.0.N+1) by somebody else. Real nodes DNAT in iptables
+Why: a process pod listens on its own loopback address (in its node's `pod_cidr`), so a `hostPort`
+must be answered on its node's loopback address by somebody else. Real nodes DNAT in iptables
 (`nbkube.node.network.hostports`); without root the host's one userspace proxy (`kit.HostProxy`)
 opens a listener per hostPort, fed by this pure function of the Pod objects, as it opens NodePorts.
 The userspace proxy forwards TCP only, so a UDP or SCTP hostPort is reported, never dropped quietly.

@@ -8,6 +8,10 @@ skipped for the next one, as kube-proxy's userspace mode did.
 
 All sockets live on one asyncio loop in one background thread, so a sync (open/close listeners,
 swap backend lists) is a cheap message to that loop and the proxy adds one thread to the kernel.
+
+An address that cannot be opened (the port is taken by someone else) is logged once, reported by
+every `sync` and retried quietly on the loop with a doubling back-off (`RETRY_FIRST`..`RETRY_MAX`),
+not once per sync: a sync comes with every endpoint change, and a log line each time was a flood.
 """
 
 from __future__ import annotations
@@ -21,11 +25,24 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from nbkube.node.network.blocks import LEGACY
 from nbkube.node.proxy.rules import Backend, ServicePortRule
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+RETRY_FIRST = 1.0  # seconds before an address that could not be opened is tried again
+RETRY_MAX = 30.0  # the back-off's ceiling
+
+
+@dataclass
+class _Failure:
+    """An address that could not be opened: why, and when it is tried again."""
+
+    error: str
+    delay: float
+    retry_at: float
 
 
 @dataclass
@@ -71,6 +88,10 @@ class UserspaceProxy:
         self._thread: threading.Thread | None = None
         self._listeners: dict[tuple[str, int], _Listener] = {}
         self._errors: dict[tuple[str, int], str] = {}
+        self._wanted: dict[tuple[str, int], ServicePortRule] = {}
+        self._failing: dict[tuple[str, int], _Failure] = {}
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._apply_lock = asyncio.Lock()  # binds to the proxy's loop on first use
         # Open connections and in-flight backend connects, closed by stop(): no socket left behind.
         self._conns: set[_Side] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -87,6 +108,7 @@ class UserspaceProxy:
         if self._thread is not None:
             return
         loop = asyncio.new_event_loop()
+        self._apply_lock = asyncio.Lock()  # a lock binds to the first loop that waits on it
         ready = threading.Event()
 
         def run() -> None:
@@ -169,6 +191,8 @@ class UserspaceProxy:
 
     async def _shutdown(self) -> None:
         await self._apply({})
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         for side in list(self._conns):
@@ -176,32 +200,82 @@ class UserspaceProxy:
         await asyncio.sleep(0)  # let connection_lost callbacks run before the loop stops
 
     async def _apply(self, wanted: dict[tuple[str, int], ServicePortRule]) -> dict[tuple[str, int], str]:
+        # a retry and a sync both await inside: one at a time, or both would open the same address
+        async with self._apply_lock:
+            return await self._apply_locked(wanted)
+
+    async def _apply_locked(
+        self, wanted: dict[tuple[str, int], ServicePortRule]
+    ) -> dict[tuple[str, int], str]:
+        self._wanted = wanted
         for addr in [a for a in self._listeners if a not in wanted]:
             listener = self._listeners.pop(addr)
             if listener.server is not None:
                 listener.server.close()
                 await listener.server.wait_closed()
-        errors: dict[tuple[str, int], str] = {}
+        for addr in [a for a in self._failing if a not in wanted]:
+            del self._failing[addr]
+        loop = asyncio.get_running_loop()
         for addr, rule in wanted.items():
             existing = self._listeners.get(addr)
             if existing is not None and existing.server is not None:
                 existing.rule = rule  # new backends take effect for the next connection
                 continue
+            failure = self._failing.get(addr)
+            if failure is not None and failure.retry_at > loop.time():
+                continue  # still backing off: the retry timer comes back to it
             listener = _Listener(rule)
             try:
-                listener.server = await asyncio.get_running_loop().create_server(
+                listener.server = await loop.create_server(
                     functools.partial(_ClientSide, self, listener),
                     host=addr[0],
                     port=addr[1],
                     reuse_address=True,
                 )
             except OSError as exc:
-                errors[addr] = f"cannot listen on {addr[0]}:{addr[1]} for {rule.id}: {exc.strerror or exc}"
-                log.warning("%s", errors[addr])
+                error = f"cannot listen on {addr[0]}:{addr[1]} for {rule.id}: {exc.strerror or exc}"
+                if failure is None:
+                    log.warning("%s (retrying quietly with back-off)", error)
+                    delay = RETRY_FIRST
+                else:
+                    delay = min(failure.delay * 2, RETRY_MAX)
+                self._failing[addr] = _Failure(error, delay, loop.time() + delay)
                 continue
+            if failure is not None:
+                del self._failing[addr]
+                log.info("now listening on %s:%d for %s", addr[0], addr[1], rule.id)
             self._listeners[addr] = listener
-        self._errors = errors
-        return errors
+        self._errors = {addr: f.error for addr, f in self._failing.items()}
+        self._arm_retry(loop)
+        return dict(self._errors)
+
+    def _arm_retry(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One timer for the earliest due retry (none when nothing is failing)."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        if not self._failing:
+            return
+        due = min(f.retry_at for f in self._failing.values())
+
+        def retry() -> None:
+            self._retry_timer = None
+            task = loop.create_task(self._retry())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._retry_timer = loop.call_at(due, retry)
+
+    async def _retry(self) -> None:
+        await self._apply(self._wanted)
+
+    def wanted(self) -> dict[tuple[str, int], ServicePortRule]:
+        """Every address the last sync asked for (open or not) and the rule it serves."""
+        return dict(self._wanted)
+
+    def failing(self) -> dict[tuple[str, int], str]:
+        """The addresses that cannot be opened now, with why (being retried with back-off)."""
+        return dict(self._errors)
 
     # -- forwarding ---------------------------------------------------------------------------------
 
@@ -334,11 +408,9 @@ class _BackendSide(_Side):
 
 
 def loopback_address(cluster_ip: str) -> str:
-    """Where the embedded mode answers for a ClusterIP: 10.96.x.y becomes 127.96.x.y.
+    """Where slot 0 of the embedded address plan answers for a ClusterIP: 10.96.x.y becomes 127.96.x.y.
 
     A process without root cannot add 10.96.0.0/12 to an interface, but every 127.0.0.0/8 address
-    is already local, so the service range is mirrored into loopback one for one."""
-    parts = cluster_ip.split(".")
-    if len(parts) != 4:
-        return cluster_ip
-    return ".".join(["127", *parts[1:]])
+    is already local, so the service range is mirrored into loopback one for one. A cluster's own
+    mirror is its block's (`nbkube.node.network.blocks.LoopbackBlock.service_address`)."""
+    return LEGACY.service_address(cluster_ip)

@@ -8,7 +8,8 @@ Who calls it: the node agent through the `Runtime` seam in the embedded, rootles
   command (or the image's default `sh`) runs as a busybox applet when busybox has one, else as a
   program found on this host. Any other image needs an explicit `command` whose program exists
   here; otherwise the container waits with `ErrImagePull` and says why;
-- network: the agent gives each pod its own loopback address (127.244.N.z, `LoopbackNetwork`); the
+- network: the agent gives each pod its own loopback address (from the cluster's block of
+  127.0.0.0/8, `nbkube.node.network.blocks`); the
   containers of a pod share it, and a server must bind it (`httpd -f -p $(POD_IP):8080`) rather
   than 0.0.0.0, which two pods would both want. Ports below 1024 need root: declared ones are
   refused up front, with a message saying so, when running unprivileged;
@@ -27,8 +28,14 @@ Who calls it: the node agent through the `Runtime` seam in the embedded, rootles
   namespace). What it cannot do (privileged, added capabilities, a read-only root filesystem,
   seccomp/AppArmor/SELinux confinement, sysctls, another uid without root) is refused at
   `start_pod` with the field named, so the pod fails with that message instead of running laxer;
-- no orphans: each pod's pids (with their kernel start times) are kept in a JSON file; `close()`
-  kills everything, and a new runtime on the same `state_dir` kills what a crashed one left behind.
+- ownership: each pod's pids (with their kernel start times) are kept in a JSON file, and every
+  container process carries in its environment who started it (`OWNER_ENV`, `STATE_ENV`, and the
+  kit's `identity`: the cluster's id and the node's name) and inherits `pass_fds` (the lock that
+  keeps the cluster's address block taken). `close()` kills everything; a new runtime on the same
+  `state_dir` (the node's agent restarted, or its whole process killed) adopts the pods the last one
+  left running and kills only what it alone could own: processes of this `state_dir` whose runtime
+  died and that no saved pod accounts for. It never touches another node's, another cluster's or
+  another user's processes, whoever runs it (root included).
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,40 +210,46 @@ STATE_ENV = "NBKUBE_RUNTIME_STATE"
 _OWNER = f"{os.getpid()}:{_proc_start_ticks(os.getpid())}"
 
 
-def reap_orphans(keep_state_dir: str) -> int:
-    """Kill container processes left by a process runtime whose owner died (a killed kernel).
+def reap_orphans(state_dir: str, keep: Iterable[int] = ()) -> int:
+    """Kill this state directory's container processes that nobody owns any more.
 
-    Such processes hold their pod's loopback address and port, so the next cluster's pods there
-    would fail to bind. Orphans of `keep_state_dir` are left alone: the runtime on that state
-    directory adopts them (an agent restart keeps its pods). Returns how many groups were killed."""
+    They were started by a runtime on `state_dir` whose process died (a killed kernel or `nbkube
+    up`) and are not among `keep` (the pids this runtime adopted from its saved pods), so no pod
+    accounts for them: a crash between a start and the state file's write. Only processes whose
+    environment names `state_dir` are candidates, so another node's orphans (which its own runtime
+    adopts) and other clusters' processes are never touched. Returns how many groups were killed."""
+    keep = set(keep)
+    wanted = f"{STATE_ENV}={state_dir}".encode()
     killed = 0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) in keep:
             continue
         pid = int(entry)
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
-                environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+                items = f.read().split(b"\0")
         except OSError:
             continue  # gone, or not ours to read
-        owner = environ.get(OWNER_ENV.encode(), b"").decode()
-        state = environ.get(STATE_ENV.encode(), b"").decode()
-        if not owner or state == keep_state_dir:
-            continue  # not a container's process, or one the runtime on our own state dir adopts
+        if wanted not in items:
+            continue  # not a container of this state directory
         try:
             if os.getpgid(pid) != pid:
                 continue  # a child of a container: killing its group's leader takes it too
         except OSError:
             continue
+        prefix = f"{OWNER_ENV}=".encode()
+        owner = next((i[len(prefix) :].decode() for i in items if i.startswith(prefix)), "")
         owner_pid, _, owner_ticks = owner.partition(":")
         if owner_pid.isdigit() and str(_proc_start_ticks(int(owner_pid))) == owner_ticks:
-            continue  # its runtime is alive
+            continue  # its runtime is alive (one being replaced in this very process)
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
             killed += 1
     if killed:
         log.warning(
-            "process runtime: killed %d container process group(s) left by a runtime that died", killed
+            "process runtime %s: killed %d container process group(s) that no saved pod accounts for",
+            state_dir,
+            killed,
         )
     return killed
 
@@ -383,6 +396,8 @@ class ProcessRuntime:
         poll_interval: float = 0.05,
         stop_grace_cap: float = 3.0,
         probe_workers: int = 4,
+        pass_fds: Iterable[int] = (),
+        identity: Mapping[str, str] | None = None,
     ) -> None:
         if not state_dir:
             raise BadRequest("process runtime: state_dir is required")
@@ -402,17 +417,22 @@ class ProcessRuntime:
         self.node_name = node_name
         self.poll_interval = float(poll_interval)
         self.stop_grace_cap = float(stop_grace_cap)
+        self.pass_fds = tuple(pass_fds)  # inherited by every container process (the block's lock)
+        self.identity = dict(identity or {})  # in every container's environment (cluster, node)
         self._pods: dict[str, _Pod] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._closed = False
         os.makedirs(self._pods_dir, exist_ok=True)
-        self.reaped_orphans = reap_orphans(keep_state_dir=self.state_dir)
         self.adopted, self.killed_leftovers = self._adopt()
+        self.reaped_orphans = reap_orphans(self.state_dir, keep=self._pids())
         self._pool = ThreadPoolExecutor(max_workers=probe_workers, thread_name_prefix="nbkube-process-probe")
         self._thread = threading.Thread(target=self._reaper, name="nbkube-process-reaper", daemon=True)
         self._thread.start()
+
+    def _pids(self) -> set[int]:
+        return {c.proc.pid for p in self._pods.values() for c in p.containers if c.proc is not None}
 
     @property
     def _pods_dir(self) -> str:
@@ -738,6 +758,7 @@ class ProcessRuntime:
                     start_new_session=True,  # its own process group: stop kills all it starts
                     close_fds=True,
                     **self._identity_options(p, c, cwd),
+                    pass_fds=self.pass_fds,
                 )
             except OSError as exc:
                 now = self.clock.now()
@@ -821,13 +842,13 @@ class ProcessRuntime:
         env: dict[str, str] = {
             "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
             "HOSTNAME": p.name,
-            # who started it, so a later runtime can find it if this process dies without stopping it
-            OWNER_ENV: _OWNER,
-            STATE_ENV: self.state_dir,
         }
         for vname, path in p.volumes.items():
             env[volume_env_name(vname)] = path
         env.update(declared)
+        # who started it, so a later runtime can find it if this process dies without stopping it
+        # (after the declared env: a container cannot pass itself off as another's)
+        env.update({OWNER_ENV: _OWNER, STATE_ENV: self.state_dir, **self.identity})
         # as the kubelet: $(VAR) refers to the container's declared env only
         command = [expand_vars(str(a), declared) for a in c.spec.get("command") or []]
         args = [expand_vars(str(a), declared) for a in c.spec.get("args") or []]

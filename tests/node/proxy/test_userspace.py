@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import socketserver
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
 from nbkube.node.proxy.rules import Backend, ServicePortRule
-from nbkube.node.proxy.userspace import UserspaceProxy
+from nbkube.node.proxy.userspace import RETRY_MAX, UserspaceProxy
 
 
 class _NameServer(socketserver.ThreadingTCPServer):
@@ -121,6 +123,30 @@ def test_a_port_in_use_is_reported_not_raised(backends):
             errors = proxy.sync([rule], node_ips=[])
             assert list(errors) == [("127.96.0.10", rule.port)]
             assert "default/web" in errors[("127.96.0.10", rule.port)]
+
+
+def test_a_taken_port_is_logged_once_and_retried_quietly_until_it_is_free(backends, caplog):
+    rule = _rule(backends)
+    addr = ("127.96.0.10", rule.port)
+    squatter = socket.socket()
+    squatter.bind(addr)
+    squatter.listen()
+    with UserspaceProxy(address_map=_to_loopback) as proxy:
+        with caplog.at_level(logging.INFO, logger="nbkube.node.proxy.userspace"):
+            for _ in range(5):  # a sync per endpoint change
+                assert list(proxy.sync([rule], node_ips=[])) == [addr]
+            assert list(proxy.failing()) == [addr] and "in use" in proxy.failing()[addr]
+            squatter.close()
+            # no sync needed: the proxy's own retry opens it once the port is free
+            deadline = time.monotonic() + 3 * RETRY_MAX
+            while addr not in proxy.listening() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert addr in proxy.listening() and proxy.failing() == {}
+            assert _ask(*addr).startswith(b"pod-")
+        lines = [r.getMessage() for r in caplog.records]
+        assert len([m for m in lines if "cannot listen" in m]) == 1, lines
+        assert len([m for m in lines if "now listening" in m]) == 1, lines
+        assert proxy.sync([rule], node_ips=[]) == {}
 
 
 class _FakeTransport:

@@ -482,23 +482,73 @@ def test_registry_and_bad_input(state_dir: str) -> None:
         ProcessRuntime(state_dir, busybox="/nonexistent/busybox")
 
 
-def test_orphans_of_a_dead_runtime_are_killed_but_adoptable_ones_kept(tmp_path):
+def test_only_this_state_dirs_unaccounted_orphans_are_killed(tmp_path):
+    """Another node's or another cluster's leftovers are theirs to adopt: never killed from here."""
     import subprocess as sp
 
     from nbkube.node.runtime.process import _OWNER, OWNER_ENV, STATE_ENV, reap_orphans
+
+    mine = str(tmp_path / "mine")
 
     def spawn(owner: str, state: str) -> sp.Popen[bytes]:
         env = {"PATH": "/usr/bin:/bin", OWNER_ENV: owner, STATE_ENV: state}
         return sp.Popen(["sleep", "60"], env=env, start_new_session=True)
 
-    dead_owner = spawn("999999999:1", str(tmp_path / "gone"))
-    same_dir = spawn("999999999:1", str(tmp_path / "mine"))
-    live_owner = spawn(_OWNER, str(tmp_path / "other"))
+    other_node = spawn("999999999:1", str(tmp_path / "other-node"))  # a dead runtime's, elsewhere
+    unaccounted = spawn("999999999:1", mine)
+    adopted = spawn("999999999:1", mine)
+    live_owner = spawn(_OWNER, mine)
+    procs = (other_node, unaccounted, adopted, live_owner)
     try:
-        assert reap_orphans(keep_state_dir=str(tmp_path / "mine")) >= 1
-        assert dead_owner.wait(5) != 0
-        assert same_dir.poll() is None and live_owner.poll() is None
+        assert reap_orphans(mine, keep=[adopted.pid]) == 1
+        assert unaccounted.wait(5) == -signal.SIGKILL
+        assert all(p.poll() is None for p in (other_node, adopted, live_owner))
     finally:
-        for proc in (dead_owner, same_dir, live_owner):
+        for proc in procs:
             proc.kill()
             proc.wait(5)
+
+
+def test_a_foreign_process_group_that_looks_alike_survives_a_new_runtime(tmp_path):
+    """A `sleep` started outside, in a session of its own, with a dead owner and another cluster's
+    state directory in its environment, survives a runtime's start and close."""
+    import subprocess as sp
+
+    from nbkube.node.runtime.process import OWNER_ENV, STATE_ENV
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        OWNER_ENV: "999999999:1",
+        STATE_ENV: str(tmp_path / "someone-else" / "process" / "node-1"),
+        "NBKUBE_CLUSTER": "0123456789abcdef",
+        "NBKUBE_NODE": "node-1",
+    }
+    foreign = sp.Popen(["sleep", "60"], env=env, start_new_session=True)
+    try:
+        rt = ProcessRuntime(str(tmp_path / "me" / "process" / "node-1"), backoff_base=0.1)
+        assert rt.reaped_orphans == 0
+        rt.close()
+        assert foreign.poll() is None
+    finally:
+        foreign.kill()
+        foreign.wait(5)
+
+
+def test_container_processes_carry_the_identity_and_inherit_the_given_descriptors(tmp_path) -> None:
+    lock = tmp_path / "held.lock"
+    lock.write_text("")
+    fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    identity = {"NBKUBE_CLUSTER": "c0ffee", "NBKUBE_NODE": "node-1"}
+    rt = ProcessRuntime(str(tmp_path / "rt"), backoff_base=0.1, pass_fds=(fd,), identity=identity)
+    try:
+        # a declared env cannot pass the container off as another cluster's
+        rt.start_pod(
+            pod("u1", sh("sleep 30", env=[{"name": "NBKUBE_CLUSTER", "value": "forged"}])), sandbox()
+        )
+        pid = pid_of(wait_for(lambda: container(rt, "u1").state == "running" and container(rt, "u1"), "up"))
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert b"NBKUBE_CLUSTER=c0ffee" in environ and b"NBKUBE_NODE=node-1" in environ
+        assert os.readlink(f"/proc/{pid}/fd/{fd}") == str(lock)
+    finally:
+        rt.close()
+        os.close(fd)
