@@ -64,7 +64,9 @@ def _tenant_state(cluster: LocalCluster, name: str) -> dict[str, list[str]]:
     for kind in TENANT_KINDS:
         ns = "" if kind == "Namespace" else name
         items = cluster.api.list(kind, ns)[0]
-        names = sorted(o["metadata"]["name"] for o in items if kind != "Namespace" or o["metadata"]["name"] == name)
+        names = sorted(
+            o["metadata"]["name"] for o in items if kind != "Namespace" or o["metadata"]["name"] == name
+        )
         if kind == "ServiceAccount":
             names = [n for n in names if n != "default"]  # the ServiceAccount controller's
         if names:
@@ -111,7 +113,11 @@ def test_create_over_the_store_without_a_server_makes_the_objects_and_says_how_t
     assert limits["default"] == {"cpu": "500m", "memory": "256Mi"}
     assert limits["defaultRequest"] == {"cpu": "100m", "memory": "128Mi"}
     binding = cluster.api.get("RoleBinding", "alice-admin", "alice")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "admin",
+    }
     assert binding["subjects"] == [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "alice"}]
     deny = cluster.api.get("NetworkPolicy", "default-deny", "alice")["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
@@ -123,7 +129,10 @@ def test_create_over_the_store_without_a_server_makes_the_objects_and_says_how_t
         done = run("tenant", "kubeconfig", "alice")
         assert done.code == 0, done.err
         path = tmp_path / "alice.kubeconfig"
-        assert f"kubeconfig {path} written (client certificate CN=alice of the cluster CA; server {api.url})" in done.out
+        assert (
+            f"kubeconfig {path} written (client certificate CN=alice of the cluster CA; server {api.url})"
+            in done.out
+        )
         assert _mode(path) == 0o600
         target = load_kubeconfig(str(path))
         assert (target.server, target.namespace, target.token) == (api.url, "alice", None)
@@ -134,12 +143,19 @@ def test_create_over_the_store_without_a_server_makes_the_objects_and_says_how_t
             "kind": "Pod",
             "metadata": {"name": "p"},
             "spec": {
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 1000,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
                 "containers": [
                     {
                         "name": "c",
                         "image": "busybox",
-                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
                     }
                 ],
             },
@@ -163,7 +179,10 @@ def test_create_through_the_api_with_a_token_and_list_and_delete(
     done = nbkube("--kubeconfig", admin, "tenant", "create", "bob", "-o", str(out), "--pods", "3")
     assert done.code == 0, done.err
     # no readable PKI found from this kubeconfig: the API server issues a ServiceAccount token
-    assert f"kubeconfig {out} written (token of ServiceAccount bob/bob, valid 48 h; server {served.url})" in done.out
+    assert (
+        f"kubeconfig {out} written (token of ServiceAccount bob/bob, valid 48 h; server {served.url})"
+        in done.out
+    )
     assert "serviceaccount/bob -n bob created" in done.out
     assert _tenant_state(cluster, "bob")["RoleBinding"] == ["bob-admin", "bob-serviceaccount-admin"]
     assert _mode(out) == 0o600 and _mode(out.parent) == 0o700
@@ -174,17 +193,37 @@ def test_create_through_the_api_with_a_token_and_list_and_delete(
     with pytest.raises(Forbidden):
         bob.list("Secret", "default")
     with pytest.raises(Forbidden):  # the admin role cannot change its namespace's labels
-        bob.patch("Namespace", "bob", "", {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
+        bob.patch(
+            "Namespace",
+            "bob",
+            "",
+            {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "privileged"}}},
+        )
     bob.close()
     # with the admin kubeconfig in the cluster's folder, the PKI is found: a certificate
     admin_in_folder = served.write_kubeconfig(os.path.join(cluster.data_dir, "kubeconfig"))
-    done = nbkube("--kubeconfig", admin_in_folder, "tenant", "create", "carol", "-o", str(tmp_path / "carol.kc"))
+    done = nbkube(
+        "--kubeconfig", admin_in_folder, "tenant", "create", "carol", "-o", str(tmp_path / "carol.kc")
+    )
     assert done.code == 0, done.err
     assert "client certificate CN=carol of the cluster CA" in done.out
     done = nbkube("--kubeconfig", admin, "tenant", "list")
     assert done.code == 0, done.err
     lines = done.out.splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "PODS", "CPU", "REQ", "CPU", "LIM", "MEM", "REQ", "MEM", "LIM", "AGE"]
+    assert lines[0].split() == [
+        "NAME",
+        "STATUS",
+        "PODS",
+        "CPU",
+        "REQ",
+        "CPU",
+        "LIM",
+        "MEM",
+        "REQ",
+        "MEM",
+        "LIM",
+        "AGE",
+    ]
     assert [line.split()[0] for line in lines[1:]] == ["bob", "carol"]
     assert lines[1].split()[2].endswith("/3")
     done = nbkube("--kubeconfig", admin, "tenant", "delete", "bob")
@@ -194,9 +233,14 @@ def test_create_through_the_api_with_a_token_and_list_and_delete(
         "rolebinding/bob-serviceaccount-admin -n bob deleted",
         "namespace/bob deleted",
     ]
-    assert [line.split()[0] for line in nbkube("--kubeconfig", admin, "tenant", "list").out.splitlines()[1:]] == ["carol"]
+    assert [
+        line.split()[0] for line in nbkube("--kubeconfig", admin, "tenant", "list").out.splitlines()[1:]
+    ] == ["carol"]
     done = nbkube("--kubeconfig", admin, "tenant", "delete", "default")
-    assert (done.code, done.err_lines) == (1, ["error: tenant name 'default': a system namespace's name; choose another"])
+    assert (done.code, done.err_lines) == (
+        1,
+        ["error: tenant name 'default': a system namespace's name; choose another"],
+    )
 
 
 @pytest.mark.parametrize(
@@ -208,7 +252,10 @@ def test_create_through_the_api_with_a_token_and_list_and_delete(
         (["alice", "--cpu", "lots"], "error: --cpu: invalid quantity 'lots'"),
         (["alice", "--memory", "0"], "error: --memory 0: must be more than 0"),
         (["alice", "--pods", "0"], "error: --pods: must be a whole number of at least 1, got 0"),
-        (["alice", "--credential", "token"], "error: --credential token: a ServiceAccount token is issued by the API server"),
+        (
+            ["alice", "--credential", "token"],
+            "error: --credential token: a ServiceAccount token is issued by the API server",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nothing_is_made(
@@ -225,10 +272,16 @@ def test_bad_input_is_one_line_and_nothing_is_made(
 def test_an_existing_namespace_is_left_alone(cluster: LocalCluster, run: Run) -> None:
     cluster.api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dora"}})
     done = run("tenant", "create", "dora")
-    assert (done.code, done.err_lines) == (1, ['error: namespace "dora" already exists: tenant dora not created'])
+    assert (done.code, done.err_lines) == (
+        1,
+        ['error: namespace "dora" already exists: tenant dora not created'],
+    )
     assert _tenant_state(cluster, "dora") == {"Namespace": ["dora"]}
     done = run("tenant", "delete", "dora")
-    assert (done.code, done.err_lines) == (1, [f"error: namespace 'dora' is not a tenant's (no label {TENANT_LABEL}=dora)"])
+    assert (done.code, done.err_lines) == (
+        1,
+        [f"error: namespace 'dora' is not a tenant's (no label {TENANT_LABEL}=dora)"],
+    )
     assert _tenant_state(cluster, "dora") == {"Namespace": ["dora"]}
 
 

@@ -9,8 +9,9 @@ and then, as that user:
 - the admin's kubeconfig, the CA key, the store and bob's kubeconfig cannot even be opened;
 - the real kubectl (1.32, 1.33 and 1.28) with alice's kubeconfig creates a Pod that meets the
   `restricted` level in `alice` (no resources named: the LimitRange's defaults fit the quota), is
-  Forbidden in `bob`, answers `auth can-i create pods` yes in alice and no in bob, and has a
-  hostPath and a privileged pod refused with the PodSecurity reason.
+  Forbidden in `bob`, answers `auth can-i create pods` yes in alice and no in bob, has a
+  hostPath and a privileged pod refused with the PodSecurity reason, and can neither bind
+  `cluster-admin` in `alice` nor relabel the namespace out of `restricted`.
 
 The official Python client loads alice's kubeconfig unchanged. (The process runtime refuses
 seccomp RuntimeDefault when it starts such a pod, as host processes cannot be confined: admission
@@ -67,7 +68,16 @@ def _useradd(shared: Path) -> tuple[str, Path]:
     name = f"nbkt-{uuid.uuid4().hex[:8]}"
     home = shared / name
     subprocess.run(
-        ["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/usr/sbin/nologin", "--user-group", name],
+        [
+            "useradd",
+            "--no-create-home",
+            "--home-dir",
+            str(home),
+            "--shell",
+            "/usr/sbin/nologin",
+            "--user-group",
+            name,
+        ],
         check=True,
         capture_output=True,
         timeout=30,
@@ -91,7 +101,9 @@ def setup() -> Iterator[Setup]:
         home.mkdir(mode=0o700)
         os.chown(home, entry.pw_uid, entry.pw_gid)
         folder = shared / "cluster"
-        with LocalCluster(nodes=1, runtime="process", store="sqlite", data_dir=str(folder), name="tenancy") as cluster:
+        with LocalCluster(
+            nodes=1, runtime="process", store="sqlite", data_dir=str(folder), name="tenancy"
+        ) as cluster:
             api = serve(cluster)
             try:
                 admin = Path(api.write_kubeconfig(str(folder / "kubeconfig")))
@@ -107,7 +119,9 @@ def setup() -> Iterator[Setup]:
         shutil.rmtree(shared, ignore_errors=True)
 
 
-def _as_user(s: Setup, argv: list[str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _as_user(
+    s: Setup, argv: list[str], stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     def drop() -> None:
         os.setgroups([])
         os.setgid(s.gid)
@@ -181,7 +195,11 @@ def _pod(name: str, *, volumes: list[Any] | None = None, privileged: bool = Fals
     if privileged:  # (validation refuses privileged together with allowPrivilegeEscalation false)
         container["securityContext"] = {"privileged": True, "capabilities": {"drop": ["ALL"]}}
     spec: dict[str, Any] = {
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [container],
     }
     if volumes:
@@ -216,7 +234,10 @@ def test_alice_with_the_real_kubectl(setup: Setup, version: str) -> None:
     other = kubectl(*create, "-n", "bob", stdin=json.dumps(_pod(f"in-bob-{tag}")))
     assert other.returncode == 1
     assert other.stderr.startswith("Error from server (Forbidden): ")
-    assert 'pods is forbidden: User "alice" cannot create resource "pods" in API group "" in the namespace "bob"' in other.stderr
+    assert (
+        'pods is forbidden: User "alice" cannot create resource "pods" in API group "" in the namespace "bob"'
+        in other.stderr
+    )
     listing = kubectl("get", "pods", "-n", "bob")
     assert listing.returncode == 1 and "(Forbidden)" in listing.stderr
 
@@ -225,7 +246,9 @@ def test_alice_with_the_real_kubectl(setup: Setup, version: str) -> None:
     no = kubectl("auth", "can-i", "create", "pods", "-n", "bob")
     assert (no.returncode, no.stdout.strip()) == (1, "no")
 
-    host = kubectl(*create, stdin=json.dumps(_pod(f"root-{tag}", volumes=[{"name": "root", "hostPath": {"path": "/"}}])))
+    host = kubectl(
+        *create, stdin=json.dumps(_pod(f"root-{tag}", volumes=[{"name": "root", "hostPath": {"path": "/"}}]))
+    )
     assert host.returncode == 1
     assert f'pods "root-{tag}" is forbidden: violates PodSecurity "restricted:latest": ' in host.stderr
     # restricted's volume check stands in for baseline's hostPath one, as upstream
@@ -234,6 +257,12 @@ def test_alice_with_the_real_kubectl(setup: Setup, version: str) -> None:
     assert priv.returncode == 1
     assert f'pods "priv-{tag}" is forbidden: violates PodSecurity "restricted:latest": ' in priv.stderr
     assert 'privileged (container "c" must not set securityContext.privileged=true)' in priv.stderr
+    # no way out of the fence: binding cluster-admin in her namespace, relabelling it
+    esc = kubectl("create", "rolebinding", f"esc-{tag}", "--clusterrole=cluster-admin", "--user=alice")
+    assert esc.returncode == 1
+    assert "is attempting to grant RBAC permissions not currently held" in esc.stderr
+    relabel = kubectl("label", "namespace", "alice", "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
+    assert relabel.returncode == 1 and "(Forbidden)" in relabel.stderr
     names = {p["metadata"]["name"] for p in s.cluster.api.list("Pod", "")[0]}
     assert f"ok-{tag}" in names and not {f"in-bob-{tag}", f"root-{tag}", f"priv-{tag}"} & names
 
