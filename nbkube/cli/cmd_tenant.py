@@ -20,6 +20,7 @@ from nbkube.client.tenants import (
     DEFAULT_CPU,
     DEFAULT_MEMORY,
     DEFAULT_PODS,
+    POD_SECURITY_LEVELS,
     TenantResult,
     Tenants,
 )
@@ -55,6 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"quota on memory requests and limits (default {DEFAULT_MEMORY})",
     )
     c.add_argument("--pods", type=int, default=DEFAULT_PODS, help=f"quota on pods (default {DEFAULT_PODS})")
+    c.add_argument(
+        "--pod-security",
+        choices=POD_SECURITY_LEVELS,
+        default="restricted",
+        help="the namespace's enforced Pod Security level (default restricted; baseline for clusters on "
+        "the process runtime, which cannot apply the seccomp profile restricted demands)",
+    )
     _credential_arg(c)
     c.set_defaults(handler=_create)
     k = verbs.add_parser("kubeconfig", help="write a new kubeconfig for an existing tenant")
@@ -99,6 +107,7 @@ def _create(args: argparse.Namespace, ctx: Context) -> int | None:
         memory=args.memory,
         pods=args.pods,
         credential=args.credential,
+        pod_security=args.pod_security,
     )
     _report(ctx, result, "created")
     return None

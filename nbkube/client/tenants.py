@@ -8,7 +8,10 @@ verbs (get, list, create, delete), so it runs the same over a `Registry` (a clus
 `create(NAME)` makes, all or nothing (a failure deletes again what this call made):
 
 - Namespace NAME, labelled `nbkube.io/tenant: NAME` and Pod Security `restricted` for enforce,
-  warn and audit (the tenant's admin role cannot change a namespace's labels);
+  warn and audit (the tenant's admin role cannot change a namespace's labels). `pod_security=
+  "baseline"` is the one other level offered, for clusters on the process runtime: it cannot
+  confine a process with seccomp, which `restricted` demands of every pod, so there such pods are
+  admitted and then fail to start, saying so;
 - ResourceQuota `tenant-quota`: pods and cpu/memory requests and limits (`--cpu/--memory/--pods`);
 - LimitRange `tenant-limits`: default requests and limits per container, so a pod that names no
   resources is admitted under the quota (clamped to the quota when it is smaller);
@@ -49,6 +52,7 @@ from nbkube.security.tokens import MAX_EXPIRATION_SECONDS
 
 __all__ = [
     "CREDENTIALS",
+    "POD_SECURITY_LEVELS",
     "TENANT_LABEL",
     "TenantInfo",
     "TenantResult",
@@ -59,6 +63,7 @@ __all__ = [
 
 TENANT_LABEL = "nbkube.io/tenant"
 CREDENTIALS = ("auto", "certificate", "token")
+POD_SECURITY_LEVELS = ("restricted", "baseline")
 RBAC = "rbac.authorization.k8s.io"
 QUOTA_NAME = "tenant-quota"
 LIMITS_NAME = "tenant-limits"
@@ -108,10 +113,19 @@ def _smaller(a: str, b: str) -> str:
 
 
 def tenant_objects(
-    name: str, *, cpu: Any = DEFAULT_CPU, memory: Any = DEFAULT_MEMORY, pods: Any = DEFAULT_PODS
+    name: str,
+    *,
+    cpu: Any = DEFAULT_CPU,
+    memory: Any = DEFAULT_MEMORY,
+    pods: Any = DEFAULT_PODS,
+    pod_security: str = "restricted",
 ) -> list[Obj]:
     """The objects `create` makes for tenant `name`, namespace first (nothing is written here)."""
     check_tenant_name(name)
+    if pod_security not in POD_SECURITY_LEVELS:
+        raise BadRequest(
+            f"--pod-security must be one of {', '.join(POD_SECURITY_LEVELS)}, got {pod_security!r}"
+        )
     quota = _Quota.checked(cpu, memory, pods)
     labels = {TENANT_LABEL: name}
     caps = {"cpu": quota.cpu, "memory": quota.memory}
@@ -130,7 +144,9 @@ def tenant_objects(
                 "name": name,
                 "labels": {
                     **labels,
-                    **{f"{_PSA}/{mode}": "restricted" for mode in ("enforce", "warn", "audit")},
+                    f"{_PSA}/enforce": pod_security,
+                    # what restricted would refuse is still warned about and audited
+                    **{f"{_PSA}/{mode}": "restricted" for mode in ("warn", "audit")},
                     **{f"{_PSA}/{mode}-version": "latest" for mode in ("enforce", "warn", "audit")},
                 },
             },
@@ -338,9 +354,10 @@ class Tenants:
         memory: Any = DEFAULT_MEMORY,
         pods: Any = DEFAULT_PODS,
         credential: str = "auto",
+        pod_security: str = "restricted",
     ) -> TenantResult:
         """Make tenant `name` (see the module docstring); `kubeconfig` defaults to ./NAME.kubeconfig."""
-        objs = tenant_objects(name, cpu=cpu, memory=memory, pods=pods)
+        objs = tenant_objects(name, cpu=cpu, memory=memory, pods=pods, pod_security=pod_security)
         how, pki = self._choose(credential)
         try:
             self.api.get("Namespace", name)

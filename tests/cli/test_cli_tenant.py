@@ -320,3 +320,24 @@ def test_tenant_objects_clamp_the_defaults_to_a_small_quota() -> None:
     assert limits["defaultRequest"] == {"cpu": "100m", "memory": "64Mi"}
     with pytest.raises(BadRequest):
         check_tenant_name("")
+
+
+def test_a_baseline_tenant_for_the_process_runtime(cluster: LocalCluster, run: Run) -> None:
+    done = run("tenant", "create", "hal", "--pod-security", "baseline")
+    assert done.code == 0, done.err
+    labels = cluster.api.get("Namespace", "hal")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    plain = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "plain", "namespace": "hal"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+    assert cluster.api.create(plain)["metadata"]["name"] == "plain"  # no seccomp profile needed
+    plain["metadata"]["name"] = "host"
+    plain["spec"]["volumes"] = [{"name": "root", "hostPath": {"path": "/"}}]
+    with pytest.raises(Forbidden, match=r'violates PodSecurity "baseline:latest": hostPath volumes'):
+        cluster.api.create(plain)
+    done = run("tenant", "create", "ida", "--pod-security", "privileged")
+    assert done.code == 2 and "invalid choice: 'privileged'" in done.err
