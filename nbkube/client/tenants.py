@@ -75,6 +75,7 @@ _DEFAULT_REQUEST = {"cpu": "100m", "memory": "128Mi"}
 _DEFAULT_LIMIT = {"cpu": "500m", "memory": "256Mi"}
 _RESERVED = ("default", "kube-system", "kube-public", "kube-node-lease")
 _PSA = "pod-security.kubernetes.io"
+ADMIN_USER_NAME = "kubernetes-admin"  # the admin kubeconfig's user (nbkube/apiserver/authn.py)
 
 
 def check_tenant_name(name: Any) -> str:
@@ -86,6 +87,8 @@ def check_tenant_name(name: Any) -> str:
         raise BadRequest(f"tenant name {name!r}: {problems[0]}")
     if name in _RESERVED or name.startswith("kube-"):
         raise BadRequest(f"tenant name {name!r}: a system namespace's name; choose another")
+    if name == ADMIN_USER_NAME:
+        raise BadRequest(f"tenant name {name!r}: the cluster admin's user name; choose another")
     return name
 
 

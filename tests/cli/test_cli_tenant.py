@@ -249,6 +249,7 @@ def test_create_through_the_api_with_a_token_and_list_and_delete(
         (["Alice"], "error: tenant name 'Alice': a lowercase RFC 1123 label must consist of lower case"),
         (["a" * 64], "error: tenant name '" + "a" * 64 + "': must be no more than 63 characters"),
         (["kube-tenant"], "error: tenant name 'kube-tenant': a system namespace's name"),
+        (["kubernetes-admin"], "error: tenant name 'kubernetes-admin': the cluster admin's user name"),
         (["alice", "--cpu", "lots"], "error: --cpu: invalid quantity 'lots'"),
         (["alice", "--memory", "0"], "error: --memory 0: must be more than 0"),
         (["alice", "--pods", "0"], "error: --pods: must be a whole number of at least 1, got 0"),
