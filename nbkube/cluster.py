@@ -309,6 +309,16 @@ class Cluster:
             return importlib.import_module("nbkube.notebook.experiments_view").experiments_for(self)
         return importlib.import_module("nbkube.experiments").Experiments(self)
 
+    @property
+    def tenants(self) -> Any:
+        """Tenants of this cluster (nbkube/client/tenants.py): `cluster.tenants.create("alice")`
+        makes alice's fenced namespace and, while an API server serves the cluster
+        (`nbkube.apiserver.serve(cluster)`), her kubeconfig; `.list()`, `.delete(name)`. The result
+        renders as a table of what was made."""
+        from nbkube.client.tenants import Tenants
+
+        return Tenants(self.api)
+
     def dashboard(self, **kwargs: Any) -> Any:
         """The live dashboard widget: nodes as columns, pods as chips, scale / cordon / drain / kill."""
         return importlib.import_module("nbkube.notebook.dashboard").dashboard_for(self, **kwargs)

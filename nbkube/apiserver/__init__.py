@@ -14,6 +14,7 @@ from typing import Any
 from nbkube.apiserver.kubeconfig import write_kubeconfig
 from nbkube.apiserver.security import cluster_gate
 from nbkube.apiserver.server import ApiServer
+from nbkube.client.apiserverinfo import forget_api_server, record_api_server
 from nbkube.errors import BadRequest
 from nbkube.registry.registry import Registry
 
@@ -22,7 +23,9 @@ __all__ = ["ApiServer", "serve", "write_kubeconfig"]
 
 def serve(cluster_or_registry: Any, port: int = 0, *, host: str = "127.0.0.1", folder: str | None = None) -> ApiServer:
     """Start an HTTPS ApiServer over a Registry, or over anything with one as `.api` (a
-    LocalCluster). Its certificates live in `folder`, by default `pki/` in the cluster's folder."""
+    LocalCluster). Its certificates live in `folder`, by default `pki/` in the cluster's folder;
+    its URL is recorded in the cluster's folder (`apiserver.json`, see
+    nbkube/client/apiserverinfo.py) until it stops."""
     registry = cluster_or_registry
     if not isinstance(registry, Registry):
         registry = getattr(cluster_or_registry, "api", None)
@@ -36,7 +39,18 @@ def serve(cluster_or_registry: Any, port: int = 0, *, host: str = "127.0.0.1", f
         folder = os.path.join(registry.credentials_dir, "pki")
     gate = cluster_gate(registry, folder, [host])
     try:
-        return ApiServer(registry, gate, host=host, port=port).start()
+        server = ApiServer(registry, gate, host=host, port=port).start()
     except BaseException:
         gate.stop()
         raise
+    cluster_folder = registry.credentials_dir
+    if cluster_folder:
+        # so that processes holding only the store (`nbkube tenant create`) know the server's URL
+        url = server.url
+        try:
+            record_api_server(cluster_folder, url)
+        except BaseException:
+            server.stop()
+            raise
+        server.stop_hooks.append(lambda: forget_api_server(cluster_folder, url))
+    return server

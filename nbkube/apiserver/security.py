@@ -3,7 +3,8 @@
 kube-apiserver runs every request through authentication, then authorization (RBAC), then
 admission; this module is the first two for nbkube's server, and the answers that need the
 caller's identity (SelfSubjectAccessReview, SelfSubjectRulesReview, SelfSubjectReview, TokenRequest)
-plus NodeRestriction, the admission check that depends on who writes. `secure_server` builds a
+plus the checks that depend on who writes: NodeRestriction and RBAC escalation prevention
+(escalation.py: no Role or binding grants what its writer does not hold). `secure_server` builds a
 server from a cluster's folder: its PKI (created at first start), ServiceAccount token signer,
 authenticator and RBAC authorizer, and the default roles reconciled into the registry.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from nbkube.api.meta import Obj
 from nbkube.apiserver import selfreviews, tokenrequest
 from nbkube.apiserver.authn import ADMIN_USER, ANONYMOUS, MASTERS_GROUP, Authenticator, UserInfo
+from nbkube.apiserver.escalation import RBAC_KINDS, check_escalation
 from nbkube.apiserver.kubeconfig import write_kubeconfig
 from nbkube.apiserver.noderestriction import node_name_of, node_restriction
 from nbkube.apiserver.rbac import RBACAuthorizer, forbidden, request_attributes
@@ -76,6 +78,8 @@ class ClusterGate:
             return Response(201, body)
         if node_name_of(user) and req.method in _WRITES:
             self._node_restriction(user, route, req)
+        if kind in RBAC_KINDS and MASTERS_GROUP not in user.groups:
+            check_escalation(self.registry, self.authorizer, user, route, req)
         return None
 
     def _node_restriction(self, user: UserInfo, route: Route, req: Request) -> None:

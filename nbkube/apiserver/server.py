@@ -339,6 +339,7 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         self._runner: web.ServerRunner | None = None
         self._service: _Service | None = None
+        self.stop_hooks: list[Callable[[], None]] = []  # run once on stop (serve() forgets its record)
 
     @property
     def url(self) -> str:
@@ -407,6 +408,9 @@ class ApiServer:
         thread.join(timeout=10)
         self._thread = self._loop = None
         self.gate.stop()
+        hooks, self.stop_hooks = self.stop_hooks, []
+        for hook in hooks:
+            hook()
 
     def write_kubeconfig(self, path: str, context: str = "nbkube") -> str:
         """An admin kubeconfig (client certificate of the cluster's CA) for this server, 0600."""

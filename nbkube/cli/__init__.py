@@ -31,7 +31,7 @@ Reusable pieces: `cmd_basic.load_manifest_args` (-f files, validated, with origi
 Global options: `--store URL` may come before or after the verb (it is taken out of argv before
 argparse sees it); otherwise `$NBKUBE_STORE`; otherwise `--kubeconfig PATH` (or `$KUBECONFIG`),
 which makes `ctx.api` a RestClient that works through the cluster's API server with that file's
-credentials; otherwise `sqlite:///~/.nbkube/store.db`.
+credentials (and makes its context's namespace the default of `-n`, as kubectl does); otherwise `sqlite:///~/.nbkube/store.db`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from types import ModuleType
 
 from nbkube import __version__
 from nbkube.cli.context import Context, Output, add_namespace_args, add_output_arg, default_store_url
-from nbkube.client.kubeconfig import kubeconfig_from_env
+from nbkube.client.kubeconfig import kubeconfig_from_env, load_kubeconfig
 from nbkube.errors import NbkubeError
 
 __all__ = [
@@ -69,6 +69,7 @@ COMMAND_MODULES: list[str] = [
     "nbkube.cli.cmd_pods",
     "nbkube.cli.cmd_demo",
     "nbkube.cli.cmd_secrets",
+    "nbkube.cli.cmd_tenant",
 ]
 
 
@@ -194,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not given and not kubeconfig:
             kubeconfig = kubeconfig_from_env()
         ctx = Context(given or default_store_url(), out=out, err=err, store_given=given, kubeconfig=kubeconfig)
+        if kubeconfig and getattr(args, "namespace", "") is None and not getattr(args, "all_namespaces", False):
+            # as kubectl: without -n, the kubeconfig context's namespace (a tenant's own)
+            args.namespace = load_kubeconfig(kubeconfig).namespace
         code = handler(args, ctx)
         return int(code or 0)
     except KeyboardInterrupt:

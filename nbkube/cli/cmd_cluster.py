@@ -65,8 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--api-port",
         type=int,
         default=None,
-        help="also serve the Kubernetes API on http://127.0.0.1:PORT (0: any free port; no auth, "
-        "loopback only) and write a kubeconfig for kubectl",
+        help="also serve the Kubernetes API on https://127.0.0.1:PORT (0: any free port; client "
+        "certificates and tokens, RBAC), write the admin's kubeconfig and record the URL in the "
+        "cluster folder's apiserver.json (for `nbkube tenant create`)",
     )
     p.add_argument(
         "--kubeconfig",
