@@ -9,7 +9,9 @@ parametrized; a test that needs kubectl 1.28 itself is skipped only when that bi
 
 from __future__ import annotations
 
+import copy
 import glob
+import json
 import os
 import re
 import shutil
@@ -21,7 +23,7 @@ import pytest
 from nbk_apitest import EXAMPLES, KUBECTL
 
 from nbkube.api.kinds import KINDS
-from nbkube.apiserver import ApiServer, serve
+from nbkube.apiserver import ApiServer, openapi, serve
 from nbkube.apiserver.routing import REVIEW_KINDS
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
@@ -174,6 +176,63 @@ def test_apply_and_diff_on_kubectl_128(kubectl128: Runner) -> None:
     )
     # the strategic merge patch from the v2 definitions deleted port 80 by its merge key
     assert ports == '3 [{"containerPort":8080,"protocol":"TCP"}]'
+
+
+def _without_field_validation(group_version: str) -> bytes | None:
+    """A v3 document whose operations do not offer `fieldValidation`, as an older API server's."""
+    doc = copy.deepcopy(openapi.group_version_doc(group_version))
+    if doc is None:
+        return None
+    for item in doc["paths"].values():
+        for op in item.values():
+            op["parameters"] = [p for p in op["parameters"] if p["name"] != "fieldValidation"]
+    return json.dumps(doc).encode()
+
+
+_DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: client-validated}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: cv}}
+  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: "25%"}}
+  template:
+    metadata: {labels: {app: cv}}
+    spec:
+      securityContext: {runAsUser: 1000}
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms: [{matchExpressions: [{key: k, operator: In, values: [v]}]}]
+      containers:
+      - name: c
+        image: busybox
+        resources: {limits: {cpu: 1, memory: 128Mi}}
+        livenessProbe: {httpGet: {port: 80}}
+        ports: [{containerPort: 80}]
+      volumes: [{name: v, emptyDir: {}}]
+"""
+
+
+def test_client_side_validation_against_the_v2_schema(
+    kubectl128: Runner, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # without `fieldValidation` on the server, kubectl 1.28 validates against /openapi/v2 itself
+    monkeypatch.setattr(openapi, "group_version_json", _without_field_validation)
+    registry = Registry(open_store("sqlite://:memory:"))
+    server = serve(registry, folder=str(tmp_path / "pki2"))
+    try:
+        runner = _runner((server, server.write_kubeconfig(str(tmp_path / "kubeconfig2"))), kubectl128.binary, tmp_path)
+        args = [a for m in _MANIFESTS for a in ("-f", m)]
+        assert "created" in runner.ok("apply", "--validate=strict", *args)
+        runner.ok("create", "--validate=strict", "--dry-run=server", "-f", "-", stdin=_DEPLOYMENT)
+        bad = _DEPLOYMENT.replace("runAsUser:", "runAsUserr:")
+        proc = runner("create", "--validate=strict", "--dry-run=server", "-f", "-", stdin=bad)
+        assert proc.returncode == 1
+        assert 'unknown field "runAsUserr" in io.k8s.api.core.v1.PodSecurityContext' in proc.stderr, proc.stderr
+    finally:
+        server.stop()
+        registry.close()
 
 
 _BAD = """apiVersion: apps/v1
