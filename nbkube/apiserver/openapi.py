@@ -73,6 +73,8 @@ _SCALAR_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
 }
+# the scalar models that v3 (unlike v2) types as "one of" two JSON types
+_V3_ONE_OF = {"intstr": ("integer", "string"), "quantity": ("string", "number")}
 _PRIMITIVES: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "int32": {"type": "integer", "format": "int32"},
@@ -220,6 +222,10 @@ def definitions(roots: list[str], v3: bool) -> dict[str, Any]:
         if name in _SCALAR_MODELS:
             model, schema = _SCALAR_MODELS[name]
             out[model] = dict(schema)
+            if v3 and name in _V3_ONE_OF:
+                # as upstream's v3: a value of either type, so `kubectl explain` names the model
+                del out[model]["type"]
+                out[model]["oneOf"] = [{"type": t} for t in _V3_ONE_OF[name]]
         else:
             out[schemas.SHAPES[name].model] = _shape_schema(name, v3)
     return dict(sorted(out.items()))

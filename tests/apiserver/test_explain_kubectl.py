@@ -135,6 +135,10 @@ def test_explain_recursive(kubectl: Runner) -> None:
     out = kubectl.ok("explain", "deployment.spec", "--recursive")
     for field in ("maxUnavailable", "livenessProbe", "initialDelaySeconds", "matchExpressions", "runAsNonRoot"):
         assert re.search(rf"^\s+{field}\s+<", out, re.MULTILINE), field
+    rolling = kubectl.ok("explain", "deployment.spec.strategy.rollingUpdate")
+    assert re.search(r"maxSurge\s+<IntOrString>", rolling), rolling
+    resources = kubectl.ok("explain", "pod.spec.containers.resources")
+    assert re.search(r"limits\s+<map\[string\]Quantity>", resources), resources
     rbac = kubectl.ok("explain", "clusterrolebinding.roleRef")
     assert re.search(r"kind\s+<string> -required-", rbac)
     sa = kubectl.ok("explain", "serviceaccount.imagePullSecrets")

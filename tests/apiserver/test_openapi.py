@@ -93,7 +93,9 @@ def test_types_refs_and_extensions(server: ApiServer) -> None:
     limits = defs["io.k8s.api.core.v1.ResourceRequirements"]["properties"]["limits"]
     assert limits["type"] == "object"
     assert limits["additionalProperties"] == {"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.api.resource.Quantity"}
-    assert defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["x-kubernetes-int-or-string"] is True
+    intstr = defs["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]
+    assert intstr["x-kubernetes-int-or-string"] is True and intstr["format"] == "int-or-string"
+    assert intstr["oneOf"] == [{"type": "integer"}, {"type": "string"}]  # v2 says type: string
     spec = defs["io.k8s.api.core.v1.PodSpec"]["properties"]
     assert spec["tolerations"]["x-kubernetes-list-type"] == "atomic"
     assert spec["volumes"]["x-kubernetes-patch-strategy"] == "merge,retainKeys"
