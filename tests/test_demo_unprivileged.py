@@ -32,6 +32,24 @@ def _system_python() -> str | None:
     return None
 
 
+def install_for_another_user(root: str, python: str, busybox: str) -> tuple[str, str]:
+    """nbkube in a venv of the system python under `root` (made 0755), and a bin folder with busybox
+    but no etcd or docker: what another user of the machine can run. Returns (venv, bin folder)."""
+    os.chmod(root, 0o755)
+    venv = os.path.join(root, "venv")
+    subprocess.run([python, "-m", "venv", venv], check=True, timeout=120)
+    subprocess.run(
+        [os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", "-e", REPO],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    bindir = os.path.join(root, "bin")
+    os.makedirs(bindir)
+    os.symlink(busybox, os.path.join(bindir, "busybox"))
+    return venv, bindir
+
+
 def test_demo_runs_as_nobody_without_docker_or_etcd():
     if os.geteuid() != 0:
         pytest.skip("needs root to drop to another user (unprivileged runs are covered by tests/experiments)")
@@ -41,18 +59,7 @@ def test_demo_runs_as_nobody_without_docker_or_etcd():
         pytest.skip("needs a system python3 >= 3.11 with venv, busybox and setpriv")
     root = tempfile.mkdtemp(prefix="nbkube-nobody-")
     try:
-        os.chmod(root, 0o755)
-        venv = os.path.join(root, "venv")
-        subprocess.run([python, "-m", "venv", venv], check=True, timeout=120)
-        subprocess.run(
-            [os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", "-e", REPO],
-            check=True,
-            capture_output=True,
-            timeout=900,
-        )
-        bindir = os.path.join(root, "bin")
-        os.makedirs(bindir)
-        os.symlink(busybox, os.path.join(bindir, "busybox"))
+        venv, bindir = install_for_another_user(root, python, busybox)
         home = os.path.join(root, "home")
         os.makedirs(home)
         os.chown(home, NOBODY, NOBODY)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
+import uvloop
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from nbkube.api import wirejson
@@ -357,7 +358,7 @@ class ApiServer:
         if self._thread is not None:
             return self
         self._stopping.clear()
-        loop = asyncio.new_event_loop()
+        loop = uvloop.new_event_loop()  # its TLS and sockets in C: HTTPS costs little over HTTP
         started: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._loop = loop
         self._thread = threading.Thread(

@@ -67,6 +67,9 @@ LOCK_FILE = ".lock"
 _SERVING_CN = "kube-apiserver"
 
 
+_VERIFIED_CACHE = 4096  # client certificates remembered as verified (see verify_client_cert)
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
@@ -196,6 +199,8 @@ class ClusterPKI:
         self._ca_pem = b""
         self._sa_key_pem = b""
         self._sa_pub_pem = b""
+        # verified client certificates: DER -> (identity, not before, not after)
+        self._verified: dict[bytes, tuple[tuple[str, tuple[str, ...]], datetime.datetime, datetime.datetime]] = {}
 
     def __repr__(self) -> str:
         return f"ClusterPKI({self.folder!r})"
@@ -411,9 +416,22 @@ class ClusterPKI:
         return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
     def verify_client_cert(self, der: bytes) -> tuple[str, tuple[str, ...]]:
-        """(user, groups) of a client certificate after checking it against this cluster's CA."""
-        verify_client_cert(der, self.ca_cert)
-        return identity_from_cert(der)
+        """(user, groups) of a client certificate after checking it against this cluster's CA.
+
+        A certificate once verified is remembered with its validity window (a signature check
+        costs far more than the request it guards, and a kept-alive client sends the same
+        certificate with every request); outside that window it is checked, and refused, again."""
+        now = _now()
+        hit = self._verified.get(der)
+        if hit is not None and hit[1] <= now <= hit[2]:
+            return hit[0]
+        verify_client_cert(der, self.ca_cert, now)
+        cert = x509.load_der_x509_certificate(der)
+        identity = identity_from_cert(der)
+        if len(self._verified) >= _VERIFIED_CACHE:
+            self._verified.clear()  # bounded; the next requests verify again
+        self._verified[der] = (identity, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        return identity
 
     identity_from_cert = staticmethod(identity_from_cert)
 
