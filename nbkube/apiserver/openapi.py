@@ -273,7 +273,11 @@ def _operation(info: KindInfo, action: str, content: tuple[str, ...], v3: bool) 
 def _paths(infos: list[KindInfo], v3: bool) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for info in infos:
-        merge: tuple[str, ...] = ("application/merge-patch+json", "application/json-patch+json")
+        merge: tuple[str, ...] = (
+            "application/apply-patch+yaml",
+            "application/merge-patch+json",
+            "application/json-patch+json",
+        )
         if not v3:
             # kubectl < 1.30 computes apply's strategic patch from the v2 definitions
             merge = (*merge, "application/strategic-merge-patch+json")
