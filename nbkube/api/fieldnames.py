@@ -5,6 +5,9 @@ error rather than silently ignored (and then defaulted). `unknown_fields(obj)` g
 `serialization.load_manifests` calls it on user files. The registry does not: components may write
 fields this table does not list, and `status` is never checked. Shapes not listed here (affinity,
 securityContext, volume source bodies, ...) are open.
+
+nbkube/api/schemas.py gives every field here a type and a description for the OpenAPI documents;
+tests/api/test_schemas.py fails when a field is added to one table and not the other.
 """
 
 from __future__ import annotations

@@ -360,6 +360,12 @@ def _table(kind: str) -> dict[str, Strategy]:
     return {**_METADATA_TABLE, **FIELD_STRATEGIES.get(kind, {})}
 
 
+def field_strategies(kind: str) -> dict[str, Strategy]:
+    """Every tagged field of `kind`, metadata included (dotted path -> strategy): what the OpenAPI
+    schema's x-kubernetes-patch-* annotations say (nbkube/apiserver/openapi.py)."""
+    return _table(kind)
+
+
 # -- strategic merge patch: the merge ---------------------------------------------------------------
 
 _PATCH = "$patch"

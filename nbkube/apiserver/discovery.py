@@ -1,9 +1,15 @@
 """The discovery documents: which groups, versions, kinds, verbs and subresources nbkube serves.
 
 kubectl builds its REST mapping (`po` -> pods in v1, `deploy` -> deployments.apps) from these, so
-they are generated from `nbkube.api.kinds` and from nothing else. We answer only the legacy
-(non-aggregated) forms with `Content-Type: application/json`: kubectl 1.32 asks for the aggregated
-`apidiscovery.k8s.io/v2` form first and falls back when the server answers plain JSON.
+they are generated from `nbkube.api.kinds` and from nothing else. Both forms are served: the legacy
+documents (/api, /apis, then one APIResourceList per group/version) and the aggregated ones
+(`apidiscovery.k8s.io/v2` and `v2beta1` APIGroupDiscoveryList: every group's resources in one
+answer to /api and one to /apis), which kubectl >= 1.28 asks for first through its Accept header.
+
+A group is advertised only with resources of its own: upstream lists `policy/v1` for its
+PodDisruptionBudgets, which nbkube does not have, and an empty `policy/v1` makes `kubectl
+api-resources` fail ("received empty response"). The Eviction kind needs no group of its own:
+kubectl drain finds it as the `pods/eviction` subresource of v1, whose group and version say policy/v1.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from nbkube.apiserver.routing import REVIEW_KINDS
 
 __all__ = [
     "GIT_VERSION",
+    "aggregated",
+    "aggregated_content_type",
+    "aggregated_version",
     "api_group_list",
     "api_versions",
     "resource_list",
@@ -59,14 +68,9 @@ def api_versions() -> dict[str, Any]:
     }
 
 
-# Groups served only through a subresource of another group's kind: `policy/v1` for pods/eviction.
-# Its resource list is empty (no PodDisruptionBudgets), but kubectl drain evicts only when it is listed.
-SUBRESOURCE_GROUPS = ("policy/v1",)
-
-
 def api_group_list() -> dict[str, Any]:
     groups = []
-    for gv in [*served_group_versions(), *SUBRESOURCE_GROUPS]:
+    for gv in served_group_versions():
         if "/" not in gv:
             continue
         group, _, ver = gv.partition("/")
@@ -109,7 +113,7 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
     """The APIResourceList of one group/version, or None when nbkube does not serve it."""
     infos = [i for i in KINDS if i.api_version == group_version]
     reviews = [i for i in REVIEW_KINDS if i.api_version == group_version]
-    if not infos and not reviews and group_version not in SUBRESOURCE_GROUPS:
+    if not infos and not reviews:
         return None
     resources: list[dict[str, Any]] = [{**_resource(i), "verbs": ["create"]} for i in reviews]
     for info in infos:
@@ -129,4 +133,88 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
         "apiVersion": "v1",
         "groupVersion": group_version,
         "resources": resources,
+    }
+
+
+# -- aggregated discovery --------------------------------------------------------------------------
+
+_AGGREGATED_VERSIONS = ("v2", "v2beta1")  # best first
+
+
+def aggregated_version(accept: str) -> str | None:
+    """The apidiscovery.k8s.io version (`v2`, `v2beta1`) an Accept header asks for in JSON, or None.
+
+    client-go lists the aggregated media types before plain `application/json`, best first; we
+    answer the best one we serve. A protobuf-only ask is not answered in the aggregated form."""
+    asked: set[str] = set()
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        if media.lower() not in ("application/json", "*/*"):
+            continue
+        fields = dict(p.partition("=")[::2] for p in params)
+        if fields.get("g") == "apidiscovery.k8s.io" and fields.get("as") == "APIGroupDiscoveryList":
+            asked.add(fields.get("v", ""))
+    return next((v for v in _AGGREGATED_VERSIONS if v in asked), None)
+
+
+def aggregated_content_type(version: str) -> str:
+    return f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+
+
+def _resource_discovery(res: dict[str, Any], subs: list[dict[str, Any]], group: str, ver: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resource": res["name"],
+        "responseKind": {"group": group, "version": ver, "kind": res["kind"]},
+        "scope": "Namespaced" if res["namespaced"] else "Cluster",
+        "singularResource": res["singularName"],
+        "verbs": res["verbs"],
+    }
+    for key in ("shortNames", "categories"):
+        if key in res:
+            out[key] = res[key]
+    if subs:
+        out["subresources"] = [
+            {
+                "subresource": s["name"].partition("/")[2],
+                "responseKind": {
+                    "group": s.get("group", group),
+                    "version": s.get("version", ver),
+                    "kind": s["kind"],
+                },
+                "verbs": s["verbs"],
+            }
+            for s in subs
+        ]
+    return out
+
+
+def _group_discovery(group_version: str) -> dict[str, Any]:
+    listing = resource_list(group_version)
+    assert listing is not None
+    group, _, ver = group_version.rpartition("/")
+    tops = [r for r in listing["resources"] if "/" not in r["name"]]
+    resources = [
+        _resource_discovery(
+            r, [s for s in listing["resources"] if s["name"].startswith(r["name"] + "/")], group, ver
+        )
+        for r in tops
+    ]
+    return {"version": ver, "resources": resources, "freshness": "Current"}
+
+
+def aggregated(core: bool, version: str) -> dict[str, Any]:
+    """The APIGroupDiscoveryList of /api (`core`) or /apis, in apidiscovery.k8s.io/`version`."""
+    items = []
+    for gv in served_group_versions():
+        if ("/" not in gv) != core:
+            continue
+        metadata: dict[str, Any] = {"creationTimestamp": None}
+        if not core:
+            metadata["name"] = gv.partition("/")[0]
+        items.append({"metadata": metadata, "versions": [_group_discovery(gv)]})
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": f"apidiscovery.k8s.io/{version}",
+        "metadata": {},
+        "items": items,
     }

@@ -86,11 +86,20 @@ class Gate(Protocol):
         ...
 
 
-def _static_document(path: str) -> Any | None:
-    """The static documents (version, discovery, health, openapi) served at `path`, if any."""
+def _static_document(path: str, accept: str = "") -> Any | None:
+    """The static documents (version, discovery, health, openapi) served at `path`, if any: a JSON
+    value, or an `_Outcome` when the body is already encoded or `accept` picks another media type
+    (aggregated discovery, the protobuf /openapi/v2)."""
     p = path.rstrip("/") or "/"
     if p in _HEALTH:
         return "ok"
+    if p in ("/api", "/apis") and (agg := discovery.aggregated_version(accept)) is not None:
+        body = wirejson.dumps(discovery.aggregated(p == "/api", agg))
+        return _Outcome(200, body, discovery.aggregated_content_type(agg))
+    if p == "/openapi/v2":
+        if "protobuf" in accept:
+            return _Outcome(200, openapi.v2_protobuf(), openapi.V2_PROTOBUF)
+        return _Outcome(200, openapi.v2_json())
     static: dict[str, Any] = {
         "/version": discovery.version,
         "/api": discovery.api_versions,
@@ -103,7 +112,8 @@ def _static_document(path: str) -> Any | None:
     if parts[:2] == ["openapi", "v3"] and len(parts) > 2:
         rest = parts[2:]
         gv = rest[1] if rest[0] == "api" and len(rest) == 2 else "/".join(rest[1:]) if len(rest) == 3 else ""
-        return openapi.group_version_doc(gv) if gv else None
+        doc = openapi.group_version_json(gv) if gv else None
+        return None if doc is None else _Outcome(200, doc)
     if parts[:1] == ["api"] and len(parts) == 2:
         return discovery.resource_list(parts[1])
     if parts[:1] == ["apis"] and len(parts) == 3:
@@ -148,11 +158,11 @@ class _Service:
             if ctx.path.rstrip("/") not in _HEALTH:
                 self.gate.authenticate(ctx)
             if ctx.method in ("GET", "HEAD"):
-                doc = _static_document(ctx.path)
+                doc = _static_document(ctx.path, ctx.headers.get("accept", ""))
                 if doc is not None:
                     if ctx.path.rstrip("/") not in _HEALTH:
                         self.gate.authorize(ctx, None)
-                    return _encode(200, doc)
+                    return doc if isinstance(doc, _Outcome) else _encode(200, doc)
             route = parse_resource_path(ctx.path)
             if route is None:
                 raise NotFound(f"the server could not find the requested resource ({ctx.path})")

@@ -1,4 +1,5 @@
-"""Discovery documents are generated from the kind table, in the legacy (non-aggregated) form."""
+"""Discovery documents are generated from the kind table, in the legacy form and the aggregated
+(apidiscovery.k8s.io v2 and v2beta1) form kubectl asks for first."""
 
 from __future__ import annotations
 
@@ -47,11 +48,76 @@ def test_version_api_health(server: ApiServer) -> None:
         assert call(server, "GET", path)[:2] == (200, "ok")
 
 
-def test_aggregated_discovery_request_gets_legacy_json(server: ApiServer) -> None:
-    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
-    code, body, headers = call(server, "GET", "/apis", accept=accept)
+_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
+
+
+def test_plain_json_request_gets_legacy_documents(server: ApiServer) -> None:
+    code, body, headers = call(server, "GET", "/apis", accept="application/json")
     assert code == 200 and body["kind"] == "APIGroupList"
-    assert headers["Content-Type"] == "application/json"  # kubectl falls back on this content type
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_aggregated_discovery_best_version_first(server: ApiServer) -> None:
+    # kubectl >= 1.30 asks for v2, then v2beta1, then the legacy form
+    accept = f"{_V2},{_V2BETA1},application/json"
+    code, body, headers = call(server, "GET", "/apis", accept=accept)
+    assert code == 200 and headers["Content-Type"] == _V2
+    assert body["kind"] == "APIGroupDiscoveryList" and body["apiVersion"] == "apidiscovery.k8s.io/v2"
+    # kubectl 1.28 and 1.29 ask for v2beta1 only
+    code, body, headers = call(server, "GET", "/api", accept=f"{_V2BETA1},application/json")
+    assert code == 200 and headers["Content-Type"] == _V2BETA1
+    assert body["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
+    # a protobuf-only aggregated ask is answered in the legacy JSON form
+    accept = "application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    assert call(server, "GET", "/apis", accept=accept)[1]["kind"] == "APIGroupList"
+
+
+def test_aggregated_core_group(server: ApiServer) -> None:
+    _, body, _ = call(server, "GET", "/api", accept=_V2)
+    [core] = body["items"]
+    assert "name" not in core["metadata"]
+    [v1] = core["versions"]
+    assert v1["version"] == "v1" and v1["freshness"] == "Current"
+    pods = next(r for r in v1["resources"] if r["resource"] == "pods")
+    assert pods["responseKind"] == {"group": "", "version": "v1", "kind": "Pod"}
+    assert pods["scope"] == "Namespaced" and pods["singularResource"] == "pod" and pods["shortNames"] == ["po"]
+    assert pods["categories"] == ["all"] and "watch" in pods["verbs"]
+    subs = {s["subresource"]: s for s in pods["subresources"]}
+    assert subs["eviction"]["responseKind"] == {"group": "policy", "version": "v1", "kind": "Eviction"}
+    assert subs["log"]["verbs"] == ["get"] and subs["status"]["responseKind"]["kind"] == "Pod"
+    nodes = next(r for r in v1["resources"] if r["resource"] == "nodes")
+    assert nodes["scope"] == "Cluster"
+    assert {r["responseKind"]["kind"] for r in v1["resources"]} == {k.kind for k in KINDS if k.api_version == "v1"}
+
+
+def test_aggregated_groups_match_the_legacy_documents(server: ApiServer) -> None:
+    _, body, _ = call(server, "GET", "/apis", accept=_V2)
+    _, legacy, _ = call(server, "GET", "/apis")
+    assert [g["metadata"]["name"] for g in body["items"]] == [g["name"] for g in legacy["groups"]]
+    for group in body["items"]:
+        [version] = group["versions"]
+        gv = f"{group['metadata']['name']}/{version['version']}"
+        _, listing, _ = call(server, "GET", f"/apis/{gv}")
+        assert [r["resource"] for r in version["resources"]] == [
+            r["name"] for r in listing["resources"] if "/" not in r["name"]
+        ]
+        assert version["resources"], f"{gv} is advertised without resources"
+    apps = next(g for g in body["items"] if g["metadata"]["name"] == "apps")
+    deploy = next(r for r in apps["versions"][0]["resources"] if r["resource"] == "deployments")
+    scale = next(s for s in deploy["subresources"] if s["subresource"] == "scale")
+    assert scale["responseKind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+
+
+def test_no_group_without_resources(server: ApiServer) -> None:
+    # upstream serves policy/v1 for PodDisruptionBudgets, which nbkube does not have; Eviction is
+    # found as pods/eviction. An empty group makes `kubectl api-resources` fail.
+    _, legacy, _ = call(server, "GET", "/apis")
+    assert "policy" not in [g["name"] for g in legacy["groups"]]
+    assert call(server, "GET", "/apis/policy/v1")[0] == 404
+    for group in legacy["groups"]:
+        _, listing, _ = call(server, "GET", f"/apis/{group['preferredVersion']['groupVersion']}")
+        assert listing["resources"], group["name"]
 
 
 def test_unknown_path_is_a_404_status(server: ApiServer) -> None:
