@@ -63,7 +63,7 @@ def test_configmap_and_secret() -> None:
 
 def test_other_kinds_and_garbage_are_refused() -> None:
     with pytest.raises(UnsupportedMediaType):
-        decode(_body("apps/v1", "Deployment", b""))
+        decode(_body("batch/v1", "CronJob", b""))
     with pytest.raises(BadRequest):
         decode(b"not protobuf")
     with pytest.raises(BadRequest):
