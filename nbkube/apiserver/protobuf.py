@@ -6,8 +6,9 @@ kubectl's typed clients (`create deployment|quota|service|token|...`, `auth can-
 send protobuf and ask for it back; none falls back to JSON on 415. A body is the `k8s\\0` magic, then
 a runtime.Unknown envelope (typeMeta, raw, contentEncoding, contentType) whose `raw` is the object's
 message. Messages map field by field onto the JSON shape the resource handlers take; a few upstream
-messages are JSON scalars of their own (Time, MicroTime, Duration, IntOrString, Quantity, FieldsV1,
-RawExtension).
+messages are JSON values of their own (Time, MicroTime, Duration, IntOrString, Quantity, FieldsV1,
+RawExtension, and ExtraValue's list of strings); a message Go embeds `json:",inline"` (a Probe's
+handler, a Volume's source) has its fields in the parent's JSON object.
 
 Decoding refuses a field number the table does not have (400 naming the message and the number):
 the table holds every field upstream defines for these messages, so an unknown number is data no
@@ -78,6 +79,7 @@ class _Message:
     by_number: dict[int, _Field] = field(default_factory=dict)
     by_name: dict[str, _Field] = field(default_factory=dict)
     zero_is_absent: frozenset[int] = frozenset()
+    inline: dict[str, _Field] = field(default_factory=dict)  # JSON key -> the embedded field holding it
 
 
 def _compile() -> dict[str, _Message]:
@@ -89,6 +91,19 @@ def _compile() -> dict[str, _Message]:
             f = _Field(number, json_name, "" if sub else kind, card, sub)
             m.by_number[number] = f
             m.by_name[json_name] = f
+
+    def inline_keys(m: _Message) -> set[str]:
+        keys = set(m.by_name) - {f.name for f in m.by_name.values() if f.card == 3}
+        for f in m.by_name.values():
+            if f.card == 3 and f.message is not None:
+                keys |= inline_keys(f.message)
+        return keys
+
+    for m in messages.values():
+        for f in m.by_number.values():
+            if f.card == 3 and f.message is not None:
+                for key in inline_keys(f.message):
+                    m.inline[key] = f
     return messages
 
 
@@ -180,6 +195,8 @@ def _trim(x: float) -> str:
 
 def _special(kind: str, data: bytes, where: str) -> Any:
     """The JSON value of a message the codec treats as a scalar (None: absent)."""
+    if kind == "StringList":
+        return [_text(v, where) for n, _w, v in _fields(data, where) if n == 1]
     values: dict[int, int | bytes] = {number: value for number, _w, value in _fields(data, where)}
     if kind in ("Time", "MicroTime"):
         if not data:  # Go writes a zero Time as an empty message: JSON null
@@ -284,7 +301,9 @@ def _message(buf: bytes, msg: _Message) -> dict[str, Any]:
         if f is None:
             raise BadRequest(f"protobuf body: {msg.name} has no field number {number}")
         where = f"{msg.name}.{f.name}"
-        if f.card == 2:
+        if f.card == 3:  # embedded with json:",inline": its fields are the parent's
+            out.update(_value(f, wire, value, where))
+        elif f.card == 2:
             if not isinstance(value, bytes):
                 raise _malformed(f"a number where a map entry was expected in {where}")
             k, v = _map_entry(f, value, where)
@@ -418,6 +437,11 @@ def _special_bytes(kind: str, value: Any, where: str) -> bytes:
             _put_varint(out, value)
         else:
             raise NotEncodable(f"{where}: {value!r} is neither an integer nor a string")
+    elif kind == "StringList":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise NotEncodable(f"{where}: not a list of strings")
+        for v in value:
+            _put_bytes(out, 1, v.encode())
     elif kind == "Duration":
         _put_varint(out, 8)
         _put_varint(out, _parse_duration(value, where))
@@ -474,11 +498,16 @@ def _put_value(out: bytearray, f: _Field, number: int, value: Any, where: str) -
 def _message_bytes(obj: dict[str, Any], msg: _Message, where: str) -> bytes:
     out = bytearray()
     by_name = msg.by_name
+    embedded: dict[int, dict[str, Any]] = {}
     for key, value in obj.items():
         if value is None:
             continue
         f = by_name.get(key)
-        if f is None:
+        if f is None or f.card == 3:
+            holder = msg.inline.get(key)
+            if holder is not None:
+                embedded.setdefault(holder.number, {})[key] = value
+                continue
             if key in ("apiVersion", "kind"):  # the TypeMeta of an embedded object (a list's items)
                 continue
             raise NotEncodable(f"{msg.name} has no field {key} ({where})")
@@ -499,6 +528,10 @@ def _message_bytes(obj: dict[str, Any], msg: _Message, where: str) -> bytes:
                 if v is not None:
                     _put_value(entry, f, 2, v, f"{where}.{key}[{k}]")
                 _put_bytes(out, number, bytes(entry))
+    for number, fields in embedded.items():
+        holder = msg.by_number[number]
+        assert holder.message is not None
+        _put_bytes(out, number, _message_bytes(fields, holder.message, where))
     return bytes(out)
 
 
