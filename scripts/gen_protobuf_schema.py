@@ -200,7 +200,7 @@ def short(name: str) -> str:
     return re.sub(r"^k8s\.io\.(api\.|apimachinery\.pkg\.apis\.|apimachinery\.pkg\.)", "", name)
 
 
-def main(binary: str) -> None:
+def main(binary: str, out: str = OUT) -> None:
     msgs = descriptors(binary)
     with open(binary, "rb") as f:
         data = f.read()
@@ -302,9 +302,9 @@ def main(binary: str) -> None:
         lines.append(f"    {key!r}: {short(roots[key])!r},")
     lines.append("}")
     lines.append("# fmt: on")
-    with open(OUT, "w") as f:
+    with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"{len(table)} messages, {len(roots)} kinds -> {os.path.normpath(OUT)}")
+    print(f"{len(table)} messages, {len(roots)} kinds -> {os.path.normpath(out)}")
 
 
 if __name__ == "__main__":
