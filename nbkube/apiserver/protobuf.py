@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import functools
 import json
 import re
 import struct
@@ -69,8 +70,10 @@ class _Field:
     number: int
     name: str
     kind: str  # a scalar, a codec scalar (Time, Quantity, ...) or "" for a message
-    card: int  # 0 one value, 1 repeated, 2 map<string, kind>
+    card: int  # 0 one value, 1 repeated, 2 map<string, kind>, 3 embedded json:",inline"
     message: _Message | None = None
+    where: str = ""  # message.field, for error messages
+    key: bytes = b""  # the field's tag as its wire type writes it (encoding)
 
 
 @dataclass
@@ -82,13 +85,24 @@ class _Message:
     inline: dict[str, _Field] = field(default_factory=dict)  # JSON key -> the embedded field holding it
 
 
+_WIRE = {"int32": 0, "int64": 0, "uint32": 0, "uint64": 0, "bool": 0, "double": 1, "float": 5}
+
+
+def _varint_bytes(n: int) -> bytes:
+    out = bytearray()
+    _put_varint(out, n)
+    return bytes(out)
+
+
 def _compile() -> dict[str, _Message]:
     messages = {name: _Message(name, zero_is_absent=ZERO_IS_ABSENT.get(name, frozenset())) for name in MESSAGES}
     for name, fields in MESSAGES.items():
         m = messages[name]
         for number, (json_name, kind, card) in fields.items():
             sub = messages.get(kind)
-            f = _Field(number, json_name, "" if sub else kind, card, sub)
+            f = _Field(number, json_name, "" if sub else kind, card, sub, f"{name}.{json_name}")
+            wire = _WIRE.get(f.kind, 2) if card != 2 else 2
+            f.key = _varint_bytes(number << 3 | wire)
             m.by_number[number] = f
             m.by_name[json_name] = f
 
@@ -107,8 +121,6 @@ def _compile() -> dict[str, _Message]:
     return messages
 
 
-_MESSAGES = _compile()
-_KIND_MESSAGES = {key: _MESSAGES[name] for key, name in KINDS.items()}
 _VARINT_KINDS = frozenset({"int32", "int64", "uint32", "uint64", "bool"})
 _U64 = (1 << 64) - 1
 
@@ -122,8 +134,10 @@ def _malformed(what: str) -> BadRequest:
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     value = shift = 0
-    end = min(len(buf), pos + 10)  # a varint is at most 10 bytes
-    while pos < end:
+    n = len(buf)
+    for _ in range(10):  # a varint is at most 10 bytes
+        if pos >= n:
+            break
         b = buf[pos]
         pos += 1
         value |= (b & 0x7F) << shift
@@ -136,24 +150,36 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def _fields(buf: bytes, where: str) -> list[tuple[int, int, int | bytes]]:
     """(number, wire type, value) of each field in `buf`: an int for wire types 0, 1 and 5."""
     out: list[tuple[int, int, int | bytes]] = []
+    append = out.append
     pos, n = 0, len(buf)
     while pos < n:
-        tag, pos = _varint(buf, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-            out.append((number, 0, value))
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            if pos + length > n:
+        tag = buf[pos]
+        if tag < 0x80:  # one-byte tags and lengths are nearly all of them: no call
+            pos += 1
+        else:
+            tag, pos = _varint(buf, pos)
+        wire = tag & 7
+        if wire == 2:
+            if pos >= n:
                 raise _malformed(f"a field of {where} runs past the end")
-            out.append((number, 2, buf[pos : pos + length]))
-            pos += length
+            length = buf[pos]
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos)
+            end = pos + length
+            if end > n:
+                raise _malformed(f"a field of {where} runs past the end")
+            append((tag >> 3, 2, buf[pos:end]))
+            pos = end
+        elif wire == 0:
+            value, pos = _varint(buf, pos)
+            append((tag >> 3, 0, value))
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
             if pos + size > n:
                 raise _malformed(f"a field of {where} runs past the end")
-            out.append((number, wire, int.from_bytes(buf[pos : pos + size], "little")))
+            append((tag >> 3, wire, int.from_bytes(buf[pos : pos + size], "little")))
             pos += size
         else:
             raise _malformed(f"wire type {wire} in {where}")
@@ -164,6 +190,7 @@ def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+@functools.lru_cache(maxsize=4096)  # objects share timestamps (a list's pods, their conditions)
 def _rfc3339(seconds: int, nanos: int, micro: bool) -> str:
     try:
         t = _dt.datetime.fromtimestamp(seconds, _dt.UTC)
@@ -268,7 +295,8 @@ def _packed(kind: str, data: bytes, where: str) -> list[Any]:
     return out
 
 
-def _value(f: _Field, wire: int, value: int | bytes, where: str) -> Any:
+def _value(f: _Field, wire: int, value: int | bytes, where: str = "") -> Any:
+    where = where or f.where
     if f.message is not None:
         if not isinstance(value, bytes):
             raise _malformed(f"a number where a message was expected in {where}")
@@ -280,7 +308,8 @@ def _value(f: _Field, wire: int, value: int | bytes, where: str) -> Any:
     return _scalar(f.kind, wire, value, where)
 
 
-def _map_entry(f: _Field, data: bytes, where: str) -> tuple[str, Any]:
+def _map_entry(f: _Field, data: bytes) -> tuple[str, Any]:
+    where = f.where
     key, value = "", None
     for number, wire, v in _fields(data, where):
         if number == 1:
@@ -296,32 +325,44 @@ def _map_entry(f: _Field, data: bytes, where: str) -> tuple[str, Any]:
 
 def _message(buf: bytes, msg: _Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    by_number = msg.by_number
     for number, wire, value in _fields(buf, msg.name):
-        f = msg.by_number.get(number)
+        f = by_number.get(number)
         if f is None:
             raise BadRequest(f"protobuf body: {msg.name} has no field number {number}")
-        where = f"{msg.name}.{f.name}"
-        if f.card == 3:  # embedded with json:",inline": its fields are the parent's
-            out.update(_value(f, wire, value, where))
-        elif f.card == 2:
-            if not isinstance(value, bytes):
-                raise _malformed(f"a number where a map entry was expected in {where}")
-            k, v = _map_entry(f, value, where)
-            out.setdefault(f.name, {})[k] = v
-        elif f.card == 1:
-            items = out.setdefault(f.name, [])
-            if wire == 2 and f.kind in _VARINT_KINDS and isinstance(value, bytes):
-                items.extend(_packed(f.kind, value, where))
-            else:
-                items.append(_value(f, wire, value, where))
-        else:
-            v = _value(f, wire, value, where)
-            # Go marshals every string field and every non-pointer number and boolean; its JSON omits
-            # the empty strings, and the zeros of the non-pointer `omitempty` fields (ZERO_IS_ABSENT)
+        card = f.card
+        if card == 0:
+            # the common cases first, without a call: strings, messages, integers
+            kind = f.kind
+            if wire == 2 and kind == "string":
+                if value:
+                    out[f.name] = _text(value, f.where)
+                else:  # Go marshals every string field; its JSON omits the empty ones
+                    out.pop(f.name, None)
+                continue
+            if wire == 2 and f.message is not None:
+                out[f.name] = _message(value, f.message)  # type: ignore[arg-type]
+                continue
+            v = _value(f, wire, value)
+            # Go marshals every non-pointer number and boolean; its JSON omits the zeros of the
+            # `omitempty` ones (ZERO_IS_ABSENT)
             if v is None or v == "" or ((v is False or v == 0) and number in msg.zero_is_absent):
                 out.pop(f.name, None)
             else:
                 out[f.name] = v
+        elif card == 1:
+            items = out.setdefault(f.name, [])
+            if wire == 2 and f.kind in _VARINT_KINDS and isinstance(value, bytes):
+                items.extend(_packed(f.kind, value, f.where))
+            else:
+                items.append(_value(f, wire, value))
+        elif card == 2:
+            if not isinstance(value, bytes):
+                raise _malformed(f"a number where a map entry was expected in {f.where}")
+            k, v = _map_entry(f, value)
+            out.setdefault(f.name, {})[k] = v
+        else:  # embedded with json:",inline": its fields are the parent's
+            out.update(_value(f, wire, value))
     return out
 
 
@@ -373,6 +414,9 @@ def decode(body: bytes) -> dict[str, Any]:
 
 
 def _put_varint(out: bytearray, n: int) -> None:
+    if 0 <= n < 0x80:
+        out.append(n)
+        return
     n &= _U64
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -392,11 +436,24 @@ _DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10*
 
 
 def _parse_time(value: Any, where: str) -> tuple[int, int]:
-    m = _TIME.match(value) if isinstance(value, str) else None
-    if m is None:
+    if not isinstance(value, str):
         raise NotEncodable(f"{where}: {value!r} is not an RFC 3339 time")
+    parsed = _parse_rfc3339(value)
+    if parsed is None:
+        raise NotEncodable(f"{where}: {value!r} is not an RFC 3339 time")
+    return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_rfc3339(value: str) -> tuple[int, int] | None:
+    m = _TIME.match(value)
+    if m is None:
+        return None
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
-    t = _dt.datetime.fromisoformat(m.group(1) + zone)
+    try:
+        t = _dt.datetime.fromisoformat(m.group(1) + zone)
+    except ValueError:  # a month 13, a February 30th
+        return None
     return int(t.timestamp()), int((m.group(2) or "0").ljust(9, "0"))
 
 
@@ -511,23 +568,39 @@ def _message_bytes(obj: dict[str, Any], msg: _Message, where: str) -> bytes:
             if key in ("apiVersion", "kind"):  # the TypeMeta of an embedded object (a list's items)
                 continue
             raise NotEncodable(f"{msg.name} has no field {key} ({where})")
-        number = f.number
-        if f.card == 0:
-            _put_value(out, f, number, value, f"{where}.{key}")
-        elif f.card == 1:
+        card = f.card
+        if card == 0:
+            # the common cases first, without a call: strings and messages
+            if f.kind == "string" and type(value) is str:
+                data = value.encode()
+                out += f.key
+                _put_varint(out, len(data))
+                out += data
+            elif f.message is not None and type(value) is dict:
+                data = _message_bytes(value, f.message, where)
+                out += f.key
+                _put_varint(out, len(data))
+                out += data
+            else:
+                _put_value(out, f, f.number, value, f.where)
+        elif card == 1:
             if not isinstance(value, list):
-                raise NotEncodable(f"{where}.{key}: not a list")
+                raise NotEncodable(f"{f.where}: not a list")
             for item in value:
-                _put_value(out, f, number, item, f"{where}.{key}[]")
+                _put_value(out, f, f.number, item, f.where)
         else:
             if not isinstance(value, dict):
-                raise NotEncodable(f"{where}.{key}: not a map")
+                raise NotEncodable(f"{f.where}: not a map")
             for k, v in value.items():
-                entry = bytearray()
-                _put_bytes(entry, 1, str(k).encode())
+                entry = bytearray(b"\n")  # field 1, length-delimited: the key
+                data = str(k).encode()
+                _put_varint(entry, len(data))
+                entry += data
                 if v is not None:
-                    _put_value(entry, f, 2, v, f"{where}.{key}[{k}]")
-                _put_bytes(out, number, bytes(entry))
+                    _put_value(entry, f, 2, v, f.where)
+                out += f.key
+                _put_varint(out, len(entry))
+                out += entry
     for number, fields in embedded.items():
         holder = msg.by_number[number]
         assert holder.message is not None
@@ -561,6 +634,10 @@ def encode_watch_event(event: dict[str, Any]) -> bytes:
     _put_bytes(out, 1, str(event.get("type", "")).encode())
     _put_bytes(out, 2, _special_bytes("RawExtension", event.get("object"), "WatchEvent.object"))
     return len(out).to_bytes(4, "big") + bytes(out)
+
+
+_MESSAGES = _compile()
+_KIND_MESSAGES = {key: _MESSAGES[name] for key, name in KINDS.items()}
 
 
 # -- content negotiation -----------------------------------------------------------------------------
