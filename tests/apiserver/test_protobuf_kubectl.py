@@ -151,6 +151,39 @@ def test_drain(kc: _Kubectl) -> None:
     assert f"node/{victim} uncordoned" in kc.ok("uncordon", victim)
 
 
+@pytest.mark.slow
+def test_events_watch_reads_the_protobuf_watch_stream(kc: _Kubectl, tmp_path: Any) -> None:
+    import subprocess
+
+    out_path, err_path = tmp_path / "events.out", tmp_path / "events.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        # a typed client's watch: Accept protobuf, answered with length-prefixed WatchEvent frames
+        watcher = subprocess.Popen(
+            [kc.binary, "--kubeconfig", kc.kubeconfig, "events", "--watch", "-v=8"],
+            stdout=out,
+            stderr=err,
+            env=kc.env,
+        )
+        try:
+            seen = ""
+            for _ in range(60):  # bounded: until the watch has printed the list and later events
+                seen = out_path.read_text()
+                if "LAST SEEN" in seen:
+                    break
+                time.sleep(0.5)
+            kc.ok("create", "deployment", "web", "--image=busybox")
+            for _ in range(60):
+                seen = out_path.read_text()
+                if "Scaled up replica set web-" in seen and "Created pod: web-" in seen:
+                    break
+                time.sleep(0.5)
+        finally:
+            watcher.terminate()
+            watcher.wait(10)
+    assert "Scaled up replica set web-" in seen and "Created pod: web-" in seen, seen
+    assert "Content-Type: application/vnd.kubernetes.protobuf;stream=watch" in err_path.read_text()
+
+
 # --- the table against kubectl's own descriptors ---------------------------------------------------
 
 
