@@ -403,3 +403,16 @@ def test_server_watch_in_protobuf_frames(server: ApiServer) -> None:
     finally:
         conn.close()
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "a")]
+
+
+def test_encode_answer_falls_back_to_json_or_406() -> None:
+    from nbkube.apiserver.server import _encode
+
+    table = {"apiVersion": "meta.k8s.io/v1", "kind": "Table", "rows": []}  # no protobuf schema
+    out = _encode(200, table, None, CLIENT_GO_ACCEPT)
+    assert out.code == 200 and out.content_type == "application/json"
+    out = _encode(200, table, None, PROTOBUF)  # the client takes nothing else
+    assert out.code == 406 and out.content_type == PROTOBUF
+    assert decode(out.body)["reason"] == "NotAcceptable"
+    out = _encode(200, pod("p"), None, PROTOBUF)
+    assert out.content_type == PROTOBUF and decode(out.body) == pod("p")
