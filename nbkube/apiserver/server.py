@@ -27,7 +27,7 @@ import uvloop
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from nbkube.api import wirejson
-from nbkube.apiserver import bodies, discovery, openapi, podlogs, resources, status
+from nbkube.apiserver import bodies, discovery, openapi, podlogs, protobuf, resources, status
 from nbkube.apiserver.resources import Request
 from nbkube.apiserver.routing import Route, parse_resource_path
 from nbkube.apiserver.tables import wants_table
@@ -133,9 +133,19 @@ class _Outcome:
     req: Request | None = None
 
 
-def _encode(code: int, body: Any, headers: dict[str, str] | None = None) -> _Outcome:
+def _encode(code: int, body: Any, headers: dict[str, str] | None = None, accept: str = "") -> _Outcome:
+    """The answer in the encoding the client's Accept header prefers: protobuf when it asks for it
+    and the schema holds the object, else JSON (406 when the client takes no JSON)."""
     if isinstance(body, str):
         return _Outcome(code, body.encode(), "text/plain; charset=utf-8", dict(headers or {}))
+    proto, json_ok = protobuf.negotiate(accept)
+    if proto and isinstance(body, dict):
+        try:
+            return _Outcome(code, protobuf.encode(body), protobuf.CONTENT_TYPE, dict(headers or {}))
+        except protobuf.NotEncodable as e:
+            if not json_ok:
+                return _encode(406, status.status_for(protobuf.NotAcceptable(str(e)), None, "")[1], None, accept)
+            log.debug("answering JSON: %s", e)
     return _Outcome(code, wirejson.dumps(body), "application/json", dict(headers or {}))
 
 
@@ -162,6 +172,7 @@ class _Service:
                 if doc is not None:
                     if ctx.path.rstrip("/") not in _HEALTH:
                         self.gate.authorize(ctx, None)
+                    # JSON (or the OpenAPI v2 protobuf answer made for it): no static document as k8s protobuf
                     return doc if isinstance(doc, _Outcome) else _encode(200, doc)
             route = parse_resource_path(ctx.path)
             if route is None:
@@ -188,7 +199,7 @@ class _Service:
             headers = dict(answer.headers)
             if ctx.warnings:
                 headers["Warning"] = ", ".join(f'299 - "{w}"' for w in ctx.warnings)
-            return _encode(answer.code, answer.body, headers)
+            return _encode(answer.code, answer.body, headers, ctx.headers.get("accept", ""))
         except Exception as e:
             return self.failure(e, ctx, route)
 
@@ -198,7 +209,7 @@ class _Service:
             log.exception("%s %s failed", ctx.method, ctx.path)
         code, body = status.status_for(e, route.info if route else None, route.name if route else "")
         headers = {"WWW-Authenticate": 'Bearer realm="nbkube"'} if code == 401 else {}
-        return _encode(code, body, headers)
+        return _encode(code, body, headers, ctx.headers.get("accept", ""))
 
     # -- the event-loop part -------------------------------------------------------------------------
 
@@ -243,7 +254,9 @@ class _Service:
             w.set_wakeup(lambda: _call_soon(loop, wake.set))
 
         events = watch_events(self.registry, req, self.stopping.is_set, idle=hook)
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        proto = not req.table and protobuf.negotiate(request.headers.get("Accept", ""))[0]
+        ctype = protobuf.WATCH_CONTENT_TYPE if proto else "application/json"
+        resp = web.StreamResponse(status=200, headers={"Content-Type": ctype})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         try:
@@ -256,7 +269,7 @@ class _Service:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), POLL_SECONDS)
                 else:
-                    await resp.write(wirejson.dumps(event) + b"\n")
+                    await resp.write(_watch_frame(event, proto))
                 wake.clear()  # before asking again, so a wakeup from here on is not lost
                 event = next(events, _END)
             await resp.write_eof()
@@ -302,6 +315,12 @@ class _Service:
         if self.session is not None:
             await self.session.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _watch_frame(event: Any, proto: bool) -> bytes:
+    if proto:
+        return protobuf.encode_watch_event(event)  # an object it cannot hold goes as JSON inside
+    return wirejson.dumps(event) + b"\n"
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:

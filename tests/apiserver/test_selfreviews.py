@@ -132,8 +132,9 @@ def _f(number: int, value: bytes | int | str) -> bytes:
 
 
 def _empty_meta() -> bytes:
-    # name, generateName, namespace, selfLink, uid, resourceVersion, generation, creationTimestamp{}
-    return b"".join(_f(i, "") for i in range(1, 7)) + _f(7, 0) + _f(8, _f(1, 0) + _f(2, 0))
+    # name, generateName, namespace, selfLink, uid, resourceVersion, generation, creationTimestamp
+    # (a zero metav1.Time marshals to an empty message)
+    return b"".join(_f(i, "") for i in range(1, 7)) + _f(7, 0) + _f(8, b"")
 
 
 def _envelope(kind: str, raw: bytes, api_version: str = SSAR) -> bytes:
@@ -154,6 +155,7 @@ def test_protobuf_access_review() -> None:
         "kind": "SelfSubjectAccessReview",
         "metadata": {},
         "spec": {"resourceAttributes": {"namespace": "bob", "verb": "list", "resource": "pods"}},
+        "status": {"allowed": False},  # not omitempty in Go; `denied` is
     }
     nra = _f(1, "/healthz") + _f(2, "get")
     body = _envelope("SelfSubjectAccessReview", _f(1, _empty_meta()) + _f(2, _f(2, nra)) + _f(3, _status()))
@@ -168,6 +170,7 @@ def test_protobuf_rules_review() -> None:
         "kind": "SelfSubjectRulesReview",
         "metadata": {},
         "spec": {"namespace": "bob"},
+        "status": {"incomplete": False},
     }
 
 
