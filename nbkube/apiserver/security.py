@@ -18,6 +18,7 @@ from nbkube.api.meta import Obj
 from nbkube.apiserver import selfreviews, tokenrequest
 from nbkube.apiserver.authn import ADMIN_USER, ANONYMOUS, MASTERS_GROUP, Authenticator, UserInfo
 from nbkube.apiserver.escalation import RBAC_KINDS, check_escalation
+from nbkube.apiserver.impersonation import impersonated_user
 from nbkube.apiserver.kubeconfig import write_kubeconfig
 from nbkube.apiserver.noderestriction import node_name_of, node_restriction
 from nbkube.apiserver.rbac import RBACAuthorizer, forbidden, request_attributes
@@ -52,7 +53,7 @@ class ClusterGate:
         user = self.authenticator.authenticate(ctx.peer_cert, ctx.headers.get("authorization"))
         if user is ANONYMOUS:
             raise Unauthorized("Unauthorized: this API server needs a client certificate or a bearer token")
-        ctx.user = user
+        ctx.user = impersonated_user(self.authorizer, user, ctx.headers, ctx.impersonate_groups) or user
 
     def authorize(self, ctx: RequestContext, route: Route | None) -> None:
         attrs = request_attributes(ctx.user, ctx.method, ctx.path, ctx.query)

@@ -57,6 +57,8 @@ class RequestContext:
     peer_cert: bytes | None = None  # the client certificate (DER) the TLS handshake verified
     user: Any = None
     warnings: list[str] = field(default_factory=list)
+    # every `Impersonate-Group` header (`headers` keeps one value per name)
+    impersonate_groups: list[str] = field(default_factory=list)
 
 
 class Gate(Protocol):
@@ -220,6 +222,7 @@ class _Service:
             dict(parse_qsl(request.query_string, keep_blank_values=True)),
             {k.lower(): v for k, v in request.headers.items()},
             _peer_certificate(request),
+            impersonate_groups=request.headers.getall("Impersonate-Group", []),
         )
         loop = asyncio.get_running_loop()
         try:
