@@ -36,6 +36,7 @@ __all__ = [
     "json_patch",
     "merge_patch",
     "strategic_merge_patch",
+    "strategies",
 ]
 
 
@@ -358,6 +359,12 @@ _METADATA_TABLE = _under("metadata", _OBJECT_META)
 
 def _table(kind: str) -> dict[str, Strategy]:
     return {**_METADATA_TABLE, **FIELD_STRATEGIES.get(kind, {})}
+
+
+def strategies(kind: str) -> dict[str, Strategy]:
+    """Every tagged field of `kind`, metadata's included (server-side apply derives list types
+    from the same table: see nbkube/api/managedfields.py)."""
+    return _table(kind)
 
 
 # -- strategic merge patch: the merge ---------------------------------------------------------------
