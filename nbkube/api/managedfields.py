@@ -29,6 +29,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from json.encoder import encode_basestring
 from typing import Any
 
 from nbkube.api.kinds import lookup
@@ -107,7 +108,10 @@ _ATOMIC_FIELD_NAMES = frozenset({"podSelector", "namespaceSelector", "labelSelec
 @dataclass(frozen=True)
 class _ListType:
     kind: str  # "atomic" | "set" | "map"
-    keys: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # sorted
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(sorted(self.keys)))
 
 
 _ATOMIC = _ListType("atomic")
@@ -117,8 +121,15 @@ class _Schema:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self.table = strategies(kind)
+        self._list_types: dict[str, _ListType] = {}
 
     def list_type(self, dotted: str) -> _ListType:
+        found = self._list_types.get(dotted)
+        if found is None:
+            found = self._list_types[dotted] = self._find_list_type(dotted)
+        return found
+
+    def _find_list_type(self, dotted: str) -> _ListType:
         strategy = self.table.get(dotted)
         if strategy is None or not strategy.merge or not strategy.is_list:
             return _ATOMIC
@@ -150,21 +161,34 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
+def _scalar_json(value: Any) -> str:
+    """`_json` of a scalar without the encoder's per-call setup (list items are keyed often)."""
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    return _json(value)
+
+
 def _element(item: Any, lt: _ListType) -> str | None:
     """The path element of one list item, or None when it has none (a map item missing a key)."""
     if lt.kind == "set":
-        return None if isinstance(item, dict | list) else "v:" + _json(item)
+        return None if isinstance(item, dict | list) else "v:" + _scalar_json(item)
     if not isinstance(item, dict):
         return None
-    key: dict[str, Any] = {}
-    for name in lt.keys:
-        if item.get(name) is not None:
-            key[name] = item[name]
-        elif name in _KEY_DEFAULTS:
-            key[name] = _KEY_DEFAULTS[name]
-        else:
-            return None
-    return "k:" + _json(key)
+    parts = []
+    for name in lt.keys:  # sorted, as upstream's key text is
+        value = item.get(name)
+        if value is None:
+            if name not in _KEY_DEFAULTS:
+                return None
+            value = _KEY_DEFAULTS[name]
+        parts.append(f'"{name}":{_scalar_json(value)}')
+    return "k:{" + ",".join(parts) + "}"
 
 
 def _elements(items: list[Any], lt: _ListType, dotted: str, *, strict: bool) -> list[str] | None:
@@ -771,6 +795,8 @@ def _prune(obj: Obj, to_remove: set[Path], owned: set[Path], schema: _Schema) ->
     """Remove what the applier gave up and nobody owns (in place). A node with an owned node
     under it stays, a list item keeps its key fields, and a map or list left empty by a removal
     goes too unless somebody owns it."""
+    if not to_remove:
+        return
     keep = {p[:i] for p in owned for i in range(1, len(p))}
     for path in sorted(to_remove, key=len):
         if path in keep:
@@ -865,7 +891,7 @@ def apply(
         if ident != me.ident:
             entry.fields -= changed
             entry.fields -= removed
-    if live is None or not _same(base, merged):
+    if live is None or base != merged or not _same(base, merged):
         me.time = now
     annotations = (base.get("metadata") or {}).get("annotations") or {}
     if manager == KUBECTL_MANAGER and annotations.get(LAST_APPLIED):
