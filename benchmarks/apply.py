@@ -6,9 +6,10 @@ the API uses it for every object; this measures what that costs per request.
 In one process, an API server (HTTPS, the admin's client certificate, one kept-alive connection)
 over an in-memory SQLite registry serves two Deployments with three containers each:
   - apply: PATCH application/apply-patch+yaml (fieldManager=bench), replicas alternating so that
-    every request is a real write; then the same configuration again (nothing to write);
+    every request is a real write; each followed by the same configuration again (nothing to write);
   - baseline: PUT of the full object as last read, replicas alternating the same way (the registry
     records that write's managedFields too, as every API write).
+The three requests take turns, so that load from elsewhere on the machine falls on all of them.
 Median and p90 latency of each; the ratio apply/PUT is printed.
 
 Usage: python benchmarks/apply.py [--requests 300]
@@ -95,16 +96,13 @@ def main() -> int:
         timed(conn, "PATCH", apply_path, deployment("ssa", 1), "application/apply-patch+yaml")
         _t, live = timed(conn, "POST", f"{PATH}?fieldManager=bench", deployment("put", 1), "application/json")
         applies, unchanged, puts = [], [], []
+        # interleaved, so that the three see the same load from whatever else runs on the machine
         for i in range(args.requests):
-            ms, _obj = timed(
-                conn, "PATCH", apply_path, deployment("ssa", 2 + i % 2), "application/apply-patch+yaml"
-            )
+            config = deployment("ssa", 2 + i % 2)
+            ms, _obj = timed(conn, "PATCH", apply_path, config, "application/apply-patch+yaml")
             applies.append(ms)
-        config = deployment("ssa", 2 + (args.requests - 1) % 2)
-        for _ in range(args.requests):
             ms, _obj = timed(conn, "PATCH", apply_path, config, "application/apply-patch+yaml")
             unchanged.append(ms)
-        for i in range(args.requests):
             live["spec"]["replicas"] = 2 + i % 2
             ms, live = timed(conn, "PUT", f"{PATH}/put?fieldManager=bench", live, "application/json")
             puts.append(ms)

@@ -122,6 +122,7 @@ class _Schema:
         self.kind = kind
         self.table = strategies(kind)
         self._list_types: dict[str, _ListType] = {}
+        self._atomic: dict[str, bool] = {}
 
     def list_type(self, dotted: str) -> _ListType:
         found = self._list_types.get(dotted)
@@ -143,9 +144,12 @@ class _Schema:
         return _ListType("map", (strategy.merge_key,))
 
     def atomic_map(self, dotted: str) -> bool:
-        if dotted == "spec.selector" and self.kind in _SELECTOR_KINDS:
-            return True
-        return dotted.rpartition(".")[2] in _ATOMIC_FIELD_NAMES
+        found = self._atomic.get(dotted)
+        if found is None:
+            found = self._atomic[dotted] = (dotted == "spec.selector" and self.kind in _SELECTOR_KINDS) or (
+                dotted.rpartition(".")[2] in _ATOMIC_FIELD_NAMES
+            )
+        return found
 
 
 @lru_cache(maxsize=64)
@@ -300,9 +304,20 @@ def compare(old: Any, new: Any, kind: str, subresource: str = "") -> tuple[set[P
     added: set[Path] = set()
     modified: set[Path] = set()
     removed: set[Path] = set()
-    _compare(_without_managed(old), _without_managed(new), (), "", _schema(kind), added, modified, removed)
     part = _part(kind, subresource)
+    _compare(_view(old, part), _view(new, part), (), "", _schema(kind), added, modified, removed)
     return _owned(added, part), _owned(modified, part), _owned(removed, part)
+
+
+def _view(obj: Any, part: str) -> Any:
+    """The part of `obj` a write's ownership is computed over (the rest is nobody's anyway)."""
+    if not isinstance(obj, dict):
+        return obj
+    if part == "status":
+        return {"status": obj["status"]} if "status" in obj else {}
+    if part == "main" and "status" in obj:
+        obj = {k: v for k, v in obj.items() if k != "status"}
+    return _without_managed(obj)
 
 
 def _without_managed(obj: Any) -> Any:
@@ -864,6 +879,15 @@ def apply(
         added, _m, _r = compare(_skeleton(live), live, kind, subresource)
         first = Entry(BEFORE_FIRST_APPLY, UPDATE, str(live.get("apiVersion") or api_version), added, now)
         managed = {first.ident: first}
+    part = _part(kind, subresource)
+    if part != "all":
+        # upstream resets what the endpoint does not write: status on the main resource, the
+        # rest on the status subresource
+        config = (
+            {k: v for k, v in config.items() if k != "status"}
+            if part == "main"
+            else {k: v for k, v in config.items() if k in ("apiVersion", "kind", "metadata", "status")}
+        )
     merged = merge(base, config, kind)
     me = Entry(
         manager, APPLY, api_version, applied_fields(config, kind, subresource), subresource=subresource

@@ -9,6 +9,7 @@ Watches stream and are handled in `watchstream`.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -425,12 +426,25 @@ def _server_apply(registry: Registry, req: Request) -> Response:
                 return Response(200, live, headers)  # nothing to write: same resourceVersion
             if not pinned:
                 new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
-            write = registry.update_status if status_only else registry.update
-            return Response(200, write(new, dry_run=dry_run), headers)
+            if status_only:
+                # update_status keeps the stored metadata: hand it the applied managedFields
+                owners = new["metadata"].get("managedFields")
+                hook = functools.partial(_set_managed_fields, owners)
+                return Response(
+                    200, registry.update_status(new, dry_run=dry_run, managed_fields=hook), headers
+                )
+            return Response(200, registry.update(new, dry_run=dry_run), headers)
         except (AlreadyExists, Conflict) as e:
             if isinstance(e, managedfields.ApplyConflict) or pinned or attempt == _APPLY_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _set_managed_fields(owners: Any, new: Obj, _old: Obj | None) -> None:
+    if owners:
+        new["metadata"]["managedFields"] = owners
+    else:
+        new["metadata"].pop("managedFields", None)
 
 
 def _delete(registry: Registry, req: Request) -> Response:

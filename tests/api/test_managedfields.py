@@ -320,3 +320,12 @@ def test_manager_names() -> None:
     mf.validate_manager("kubectl-client-side-apply")
     with pytest.raises(BadRequest, match="Too long"):
         mf.validate_manager("m" * 129)
+
+
+def test_apply_to_the_main_resource_leaves_status_alone() -> None:
+    live = apply(None, deployment())
+    live["status"] = {"replicas": 1}
+    config = deployment()
+    config["status"] = {"replicas": 9}
+    again = apply(live, config, now="T7")
+    assert again == live  # status is the status subresource's: nothing changed, nothing owned

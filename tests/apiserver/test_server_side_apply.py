@@ -216,3 +216,16 @@ def test_every_write_records_its_manager(server: ApiServer) -> None:
     assert managers(patched)["controller/Update/status"]["fieldsV1"] == {
         "f:status": {"f:observedGeneration": {}}
     }
+
+
+def test_apply_to_the_status_subresource(server: ApiServer) -> None:
+    apply(server, deployment())
+    status = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    status["status"] = {"observedGeneration": 1, "replicas": 2}
+    code, obj, _ = call(
+        server, "PATCH", f"{DEPLOYMENTS}/web/status?fieldManager=ctl", status, content_type=APPLY
+    )
+    assert code == 200 and obj["status"]["replicas"] == 2
+    entry = managers(obj)["ctl/Apply/status"]
+    assert entry["fieldsV1"] == {"f:status": {"f:observedGeneration": {}, "f:replicas": {}}}
+    assert "tool/Apply" in managers(obj)  # the main resource's applier is untouched
