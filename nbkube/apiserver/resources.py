@@ -389,6 +389,15 @@ def _server_apply(registry: Registry, req: Request) -> Response:
     it into the live object by field ownership; a missing object is created, 201). Another
     manager's field the configuration would change is a 409 with the conflicts as causes, unless
     `force=true`. Retried on a write Conflict unless the configuration pins a resourceVersion."""
+    config = _body_object(req)
+    headers = _field_validation(req, config)
+    code, obj = _apply(registry, req, config, req.route.subresource)
+    return Response(code, obj, headers)
+
+
+def _apply(registry: Registry, req: Request, config: Obj, subresource: str) -> tuple[int, Obj]:
+    """Server-side apply of `config` to the object of the route (created when missing, unless a
+    subresource is applied): the HTTP code and the object written (or left as it was)."""
     dry_run = _dry_run(req)
     manager = req.query.get("fieldManager", "")
     if not manager:
@@ -398,15 +407,13 @@ def _server_apply(registry: Registry, req: Request) -> Response:
     managedfields.validate_manager(manager)
     force = _force(req)
     r = req.route
-    status_only = r.subresource == "status"
-    config = _body_object(req)
-    headers = _field_validation(req, config)
+    status_only = subresource == "status"
     pinned = bool(config["metadata"].get("resourceVersion"))
     for attempt in range(_APPLY_RETRIES):
         try:
             live: Obj | None = registry.get(r.info.kind, r.name, r.namespace)
         except NotFound:
-            if status_only:
+            if subresource:
                 raise
             live = None
         new = managedfields.apply(
@@ -417,23 +424,21 @@ def _server_apply(registry: Registry, req: Request) -> Response:
             manager=manager,
             now=rfc3339(registry.clock.now()),
             force=force,
-            subresource="status" if status_only else "",
+            subresource=subresource,
         )
         try:
             if live is None:
-                return Response(201, registry.create(new, dry_run=dry_run), headers)
+                return 201, registry.create(new, dry_run=dry_run)
             if new == live:
-                return Response(200, live, headers)  # nothing to write: same resourceVersion
+                return 200, live  # nothing to write: same resourceVersion
             if not pinned:
                 new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
             if status_only:
                 # update_status keeps the stored metadata: hand it the applied managedFields
                 owners = new["metadata"].get("managedFields")
                 hook = functools.partial(_set_managed_fields, owners)
-                return Response(
-                    200, registry.update_status(new, dry_run=dry_run, managed_fields=hook), headers
-                )
-            return Response(200, registry.update(new, dry_run=dry_run), headers)
+                return 200, registry.update_status(new, dry_run=dry_run, managed_fields=hook)
+            return 200, registry.update(new, dry_run=dry_run)
         except (AlreadyExists, Conflict) as e:
             if isinstance(e, managedfields.ApplyConflict) or pinned or attempt == _APPLY_RETRIES - 1:
                 raise
@@ -513,6 +518,25 @@ def _delete_collection(registry: Registry, req: Request) -> Response:
 # --- scale -----------------------------------------------------------------------------------------
 
 
+def _apply_scale(registry: Registry, req: Request) -> Response:
+    """Server-side apply of a Scale: its `spec.replicas` applied to the parent's, owned by the
+    manager with `subresource: scale` (as kube-apiserver records it against the parent)."""
+    r = req.route
+    body = req.body
+    if not isinstance(body, dict) or not isinstance(body.get("spec") or {}, dict):
+        raise BadRequest("the request body must be a Scale object")
+    config: Obj = {"apiVersion": r.info.api_version, "kind": r.info.kind, "metadata": {"name": r.name}}
+    if "replicas" in (body.get("spec") or {}):
+        replicas = body["spec"]["replicas"]
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise BadRequest(f"spec.replicas must be a non-negative integer, got {replicas!r}")
+        config["spec"] = {"replicas": replicas}
+    if r.info.namespaced:
+        config["metadata"]["namespace"] = r.namespace
+    _code, obj = _apply(registry, req, config, "scale")
+    return Response(200, scale_of(obj))
+
+
 def _selector_text(obj: Obj) -> str:
     sel = (obj.get("spec") or {}).get("selector") or {}
     if isinstance(sel, dict) and ("matchLabels" in sel or "matchExpressions" in sel):
@@ -547,7 +571,7 @@ def _scale(registry: Registry, req: Request) -> Response:
     dry_run = _dry_run(req)
     ctype = _patch_type(req) if req.method == "PATCH" else ""
     if ctype == APPLY_PATCH:
-        raise UnsupportedMediaType("apply patches on the scale subresource are not served")
+        return _apply_scale(registry, req)
     _no_force(req)
     hook = _ownership(registry, req, "scale")
 

@@ -229,3 +229,23 @@ def test_apply_to_the_status_subresource(server: ApiServer) -> None:
     entry = managers(obj)["ctl/Apply/status"]
     assert entry["fieldsV1"] == {"f:status": {"f:observedGeneration": {}, "f:replicas": {}}}
     assert "tool/Apply" in managers(obj)  # the main resource's applier is untouched
+
+
+def test_apply_to_the_scale_subresource(server: ApiServer) -> None:
+    apply(server, deployment(), "fieldManager=first")
+    scale = {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 6},
+    }
+    path = f"{DEPLOYMENTS}/web/scale?fieldManager=hpa"
+    code, status, _ = call(server, "PATCH", path, scale, content_type=APPLY)
+    assert (
+        code == 409
+        and status["message"] == 'Apply failed with 1 conflict: conflict with "first": .spec.replicas'
+    )
+    code, body, _ = call(server, "PATCH", path + "&force=true", scale, content_type=APPLY)
+    assert code == 200 and body["kind"] == "Scale" and body["spec"]["replicas"] == 6
+    _code, obj, _ = call(server, "GET", f"{DEPLOYMENTS}/web")
+    assert managers(obj)["hpa/Apply/scale"]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
