@@ -362,7 +362,8 @@ def _table(kind: str) -> dict[str, Strategy]:
 
 def field_strategies(kind: str) -> dict[str, Strategy]:
     """Every tagged field of `kind`, metadata included (dotted path -> strategy): what the OpenAPI
-    schema's x-kubernetes-patch-* annotations say (nbkube/apiserver/openapi.py)."""
+    schema's x-kubernetes-patch-* annotations say (nbkube/apiserver/openapi.py), and the list types
+    server-side apply derives (nbkube/api/managedfields.py)."""
     return _table(kind)
 
 

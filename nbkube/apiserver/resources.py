@@ -9,9 +9,11 @@ Watches stream and are handled in `watchstream`.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbkube.api import managedfields
 from nbkube.api.fieldnames import unknown_fields
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
@@ -20,8 +22,9 @@ from nbkube.api.wirenorm import from_wire
 from nbkube.apiserver import status
 from nbkube.apiserver.routing import Route, parse_field_selector
 from nbkube.apiserver.tables import INCLUDE_OBJECT, to_table
-from nbkube.errors import BadRequest, NotFound
-from nbkube.registry.registry import Registry
+from nbkube.clock import rfc3339
+from nbkube.errors import AlreadyExists, BadRequest, Conflict, NotFound
+from nbkube.registry.registry import FieldsHook, Registry
 from nbkube.registry.warnings import capture_warnings
 
 __all__ = ["Request", "Response", "handle"]
@@ -43,6 +46,7 @@ class Request:
     body: Any = None
     content_type: str = "application/json"
     table: bool = False  # the client asked for a meta.k8s.io Table
+    user_agent: str = ""  # names the field manager of a write without `fieldManager`
 
 
 @dataclass
@@ -247,20 +251,60 @@ def _dry_run(req: Request, options: Any = None) -> bool:
     return bool(values)
 
 
+def _manager(req: Request) -> str:
+    """The write's field manager: `fieldManager`, else the User-Agent's product (upstream's
+    `kubectl-client-side-apply`, `kubectl-edit`... come as `fieldManager` from kubectl itself)."""
+    name = req.query.get("fieldManager", "")
+    if name:
+        managedfields.validate_manager(name)
+        return name
+    return managedfields.manager_from_user_agent(req.user_agent)
+
+
+def _ownership(registry: Registry, req: Request, subresource: str = "") -> FieldsHook:
+    """The registry hook that records this request's manager in metadata.managedFields (every
+    write through the API records it, as kube-apiserver does)."""
+    manager = _manager(req)
+    info = req.route.info
+
+    def record(new: Obj, old: Obj | None) -> None:
+        managedfields.record_update(
+            old,
+            new,
+            kind=info.kind,
+            api_version=info.api_version,
+            manager=manager,
+            now=rfc3339(registry.clock.now()),
+            subresource=subresource,
+        )
+
+    return record
+
+
+def _no_force(req: Request) -> None:
+    if "force" in req.query:
+        raise BadRequest("force: Forbidden: may not be specified for non-apply patch")
+
+
 def _create(registry: Registry, req: Request) -> Response:
     dry_run = _dry_run(req)
     obj = _body_object(req)
     headers = _field_validation(req, obj)
-    return Response(201, registry.create(obj, dry_run=dry_run), headers)
+    return Response(
+        201, registry.create(obj, dry_run=dry_run, managed_fields=_ownership(registry, req)), headers
+    )
 
 
 def _update(registry: Registry, req: Request) -> Response:
     dry_run = _dry_run(req)
     obj = _body_object(req)
     if req.route.subresource == "status":
-        return Response(200, registry.update_status(obj, dry_run=dry_run))
+        hook = _ownership(registry, req, "status")
+        return Response(200, registry.update_status(obj, dry_run=dry_run, managed_fields=hook))
     headers = _field_validation(req, obj)
-    return Response(200, registry.update(obj, dry_run=dry_run), headers)
+    return Response(
+        200, registry.update(obj, dry_run=dry_run, managed_fields=_ownership(registry, req)), headers
+    )
 
 
 def apply_patch(doc: Obj, patch: Any, content_type: str, kind: str) -> Obj:
@@ -294,8 +338,10 @@ def _patch(registry: Registry, req: Request) -> Obj:
     """Patch the current object and write it back (Registry.mutate: at its resourceVersion, again
     on Conflict, unless the patch itself pins a resourceVersion)."""
     dry_run = _dry_run(req)
+    _no_force(req)
     r = req.route
     ctype = _patch_type(req)
+    hook = _ownership(registry, req, "status" if r.subresource == "status" else "")
 
     def change(cur: Obj) -> Obj:
         new = apply_patch(cur, req.body, ctype, r.info.kind)
@@ -311,22 +357,99 @@ def _patch(registry: Registry, req: Request) -> Obj:
         return new
 
     return registry.mutate(
-        r.info.kind, r.name, r.namespace, change, status=r.subresource == "status", dry_run=dry_run
+        r.info.kind,
+        r.name,
+        r.namespace,
+        change,
+        status=r.subresource == "status",
+        dry_run=dry_run,
+        managed_fields=hook,
     )
 
 
+_APPLY_RETRIES = 10
+
+
+class InvalidOptions(BadRequest):
+    """Request options kube-apiserver validates as an object (PatchOptions): 422 Invalid."""
+
+    reason = "Invalid"
+    code = 422
+
+
+def _force(req: Request) -> bool:
+    value = req.query.get("force", "false") or "false"
+    if value not in ("true", "false"):
+        raise BadRequest(f'force must be true or false, got "{value}"')
+    return value == "true"
+
+
 def _server_apply(registry: Registry, req: Request) -> Response:
-    """PATCH with an apply configuration: the object created, or the stored one with the
-    configuration laid over it, as `nbkube apply` merges (the previous configuration is kept in
-    the last-applied annotation). Field managers and their conflicts are not tracked: a
-    `force=false` apply that another manager's fields would refuse upstream succeeds here."""
+    """PATCH with an apply configuration: server-side apply (nbkube/api/managedfields.py merges
+    it into the live object by field ownership; a missing object is created, 201). Another
+    manager's field the configuration would change is a 409 with the conflicts as causes, unless
+    `force=true`. Retried on a write Conflict unless the configuration pins a resourceVersion."""
+    config = _body_object(req)
+    headers = _field_validation(req, config)
+    code, obj = _apply(registry, req, config, req.route.subresource)
+    return Response(code, obj, headers)
+
+
+def _apply(registry: Registry, req: Request, config: Obj, subresource: str) -> tuple[int, Obj]:
+    """Server-side apply of `config` to the object of the route (created when missing, unless a
+    subresource is applied): the HTTP code and the object written (or left as it was)."""
     dry_run = _dry_run(req)
-    if not req.query.get("fieldManager"):
-        raise BadRequest("fieldManager is required for apply requests")
-    obj = _body_object(req)
-    headers = _field_validation(req, obj)
-    ((stored, action),) = registry.apply([obj], dry_run=dry_run)
-    return Response(201 if action == "created" else 200, stored, headers)
+    manager = req.query.get("fieldManager", "")
+    if not manager:
+        raise InvalidOptions(
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
+        )
+    managedfields.validate_manager(manager)
+    force = _force(req)
+    r = req.route
+    status_only = subresource == "status"
+    pinned = bool(config["metadata"].get("resourceVersion"))
+    for attempt in range(_APPLY_RETRIES):
+        try:
+            live: Obj | None = registry.get(r.info.kind, r.name, r.namespace)
+        except NotFound:
+            if subresource:
+                raise
+            live = None
+        new = managedfields.apply(
+            live,
+            config,
+            kind=r.info.kind,
+            api_version=r.info.api_version,
+            manager=manager,
+            now=rfc3339(registry.clock.now()),
+            force=force,
+            subresource=subresource,
+        )
+        try:
+            if live is None:
+                return 201, registry.create(new, dry_run=dry_run)
+            if new == live:
+                return 200, live  # nothing to write: same resourceVersion
+            if not pinned:
+                new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            if status_only:
+                # update_status keeps the stored metadata: hand it the applied managedFields
+                owners = new["metadata"].get("managedFields")
+                hook = functools.partial(_set_managed_fields, owners)
+                return 200, registry.update_status(new, dry_run=dry_run, managed_fields=hook)
+            return 200, registry.update(new, dry_run=dry_run)
+        except (AlreadyExists, Conflict) as e:
+            if isinstance(e, managedfields.ApplyConflict) or pinned or attempt == _APPLY_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _set_managed_fields(owners: Any, new: Obj, _old: Obj | None) -> None:
+    if owners:
+        new["metadata"]["managedFields"] = owners
+    else:
+        new["metadata"].pop("managedFields", None)
 
 
 def _delete(registry: Registry, req: Request) -> Response:
@@ -395,6 +518,25 @@ def _delete_collection(registry: Registry, req: Request) -> Response:
 # --- scale -----------------------------------------------------------------------------------------
 
 
+def _apply_scale(registry: Registry, req: Request) -> Response:
+    """Server-side apply of a Scale: its `spec.replicas` applied to the parent's, owned by the
+    manager with `subresource: scale` (as kube-apiserver records it against the parent)."""
+    r = req.route
+    body = req.body
+    if not isinstance(body, dict) or not isinstance(body.get("spec") or {}, dict):
+        raise BadRequest("the request body must be a Scale object")
+    config: Obj = {"apiVersion": r.info.api_version, "kind": r.info.kind, "metadata": {"name": r.name}}
+    if "replicas" in (body.get("spec") or {}):
+        replicas = body["spec"]["replicas"]
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise BadRequest(f"spec.replicas must be a non-negative integer, got {replicas!r}")
+        config["spec"] = {"replicas": replicas}
+    if r.info.namespaced:
+        config["metadata"]["namespace"] = r.namespace
+    _code, obj = _apply(registry, req, config, "scale")
+    return Response(200, scale_of(obj))
+
+
 def _selector_text(obj: Obj) -> str:
     sel = (obj.get("spec") or {}).get("selector") or {}
     if isinstance(sel, dict) and ("matchLabels" in sel or "matchExpressions" in sel):
@@ -428,6 +570,10 @@ def _scale(registry: Registry, req: Request) -> Response:
         raise MethodNotAllowed(f"{req.method} is not allowed on {r.info.plural}/scale")
     dry_run = _dry_run(req)
     ctype = _patch_type(req) if req.method == "PATCH" else ""
+    if ctype == APPLY_PATCH:
+        return _apply_scale(registry, req)
+    _no_force(req)
+    hook = _ownership(registry, req, "scale")
 
     def change(cur: Obj) -> Obj:
         if req.method == "PUT":
@@ -445,4 +591,9 @@ def _scale(registry: Registry, req: Request) -> Response:
         new["metadata"]["resourceVersion"] = str((wanted.get("metadata") or {}).get("resourceVersion") or "")
         return new
 
-    return Response(200, scale_of(registry.mutate(r.info.kind, r.name, r.namespace, change, dry_run=dry_run)))
+    return Response(
+        200,
+        scale_of(
+            registry.mutate(r.info.kind, r.name, r.namespace, change, dry_run=dry_run, managed_fields=hook)
+        ),
+    )

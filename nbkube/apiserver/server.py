@@ -188,6 +188,7 @@ class _Service:
                 body,
                 content_type or "application/json",
                 table=wants_table(ctx.headers.get("accept", "")),
+                user_agent=ctx.headers.get("user-agent", ""),
             )
             if ctx.method == "GET" and not route.name and ctx.query.get("watch") in ("true", "1"):
                 return _Outcome(stream="watch", req=req)

@@ -66,6 +66,10 @@ def status_for(
         ]
         if kind and obj_name:
             message = f'{kind} "{obj_name}" is invalid: {message}'
+    causes = getattr(err, "causes", None)
+    if causes:
+        # a server-side apply conflict: one cause a field, as kube-apiserver's ApplyConflict
+        details = {"causes": causes}
     body = failure(err.code, err.reason, message, details)
     token = getattr(err, "continue_token", "")
     if token:

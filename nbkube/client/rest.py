@@ -275,7 +275,9 @@ class RestClient:
 
     def apply(self, objs: builtins.list[Obj]) -> builtins.list[tuple[Obj, str]]:
         """`kubectl apply` of every object: all validated here first (nothing is sent when one is
-        invalid), then each applied by the server (application/apply-patch+yaml)."""
+        invalid), then each applied by the server (application/apply-patch+yaml) as field manager
+        "nbkube" with `force`: the manifest wins over other managers' values, as the in-process
+        Registry.apply does (kubectl's `apply --server-side --force-conflicts`)."""
         errors: builtins.list[FieldError] = []
         for i, raw in enumerate(objs, start=1):
             try:
@@ -299,7 +301,7 @@ class RestClient:
             except NotFound:
                 before = ""
             code, stored = self.request(
-                "PATCH", path, obj, query={"fieldManager": "nbkube"}, content_type="application/apply-patch+yaml"
+                "PATCH", path, obj, query={"fieldManager": "nbkube", "force": "true"}, content_type="application/apply-patch+yaml"
             )
             rv = str(stored["metadata"].get("resourceVersion", ""))
             action = "created" if code == 201 or not before else "unchanged" if rv == before else "configured"

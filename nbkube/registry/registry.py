@@ -120,6 +120,8 @@ class ValueTransformer(Protocol):
 # Imported at the top (they used to be imported inside each call while the api layer was being
 # written; an import statement per call was ~1 us of every create). Both return fresh lists.
 _apply_defaults = apply_defaults
+# sets metadata.managedFields on the object about to be written, from the stored one (None: create)
+FieldsHook = Callable[[Obj, Obj | None], None]
 _validate = validate
 _validate_update = validate_update
 
@@ -674,13 +676,17 @@ class Registry:
             raise Invalid(errors, kind=info.kind, name=str(meta.get("name", "")))
         return obj, info
 
-    def create(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+    def create(self, obj: Obj, *, dry_run: bool = False, managed_fields: FieldsHook | None = None) -> Obj:
         """Create `obj` (a copy is stored and returned with uid, creationTimestamp, resourceVersion).
 
         `dry_run`: defaulted, validated and admitted as for real, and returned as it would be stored
         (without a resourceVersion, as the apiserver's dryRun=All answers), but nothing is written:
-        what admission claimed or charged is rolled back, and a missing namespace is not created."""
+        what admission claimed or charged is rolled back, and a missing namespace is not created.
+        `managed_fields(new, None)` records field ownership on the defaulted object (the API
+        server's writes; see nbkube/api/managedfields.py)."""
         obj, info = self._prepare_create(obj)
+        if managed_fields is not None:
+            managed_fields(obj, None)
         meta = self._meta(obj)
         if info.namespaced:
             namespace = str(meta.get("namespace") or "default")
@@ -845,12 +851,13 @@ class Registry:
         self._meta(obj)["resourceVersion"] = str(rev)
         return obj
 
-    def update(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+    def update(self, obj: Obj, *, dry_run: bool = False, managed_fields: FieldsHook | None = None) -> Obj:
         """Replace an object's spec/metadata (CAS on its resourceVersion; status is kept as stored).
 
         An empty resourceVersion means an unconditional update (as Kubernetes allows). `dry_run`:
         everything up to the write (defaults, validation, admission, the immutability checks) and
-        the object that would be stored is returned; nothing is written, admission is rolled back."""
+        the object that would be stored is returned; nothing is written, admission is rolled back.
+        `managed_fields(new, stored)` records field ownership on the defaulted object."""
         new = from_wire(obj)
         info = self._info_for_obj(new)
         kv, old, name, namespace = self._load_for_write(info, new)
@@ -865,6 +872,9 @@ class Registry:
                 meta[field] = old_meta[field]
             else:
                 meta.pop(field, None)
+        if not meta.get("managedFields") and old_meta.get("managedFields"):
+            # a writer that leaves field ownership out keeps it, as kube-apiserver does
+            meta["managedFields"] = old_meta["managedFields"]
         if info.has_status:
             if "status" in old:
                 new["status"] = _clone(old["status"])
@@ -872,6 +882,8 @@ class Registry:
                 new.pop("status", None)
         for hook in PRESERVE_ON_UPDATE.get(info.kind, ()):
             hook(new, old)
+        if managed_fields is not None:
+            managed_fields(new, old)
         errors = _validate(new)
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
@@ -913,9 +925,12 @@ class Registry:
             return new
         return self._write(info, kv, new, name)
 
-    def update_status(self, obj: Obj, *, dry_run: bool = False) -> Obj:
+    def update_status(
+        self, obj: Obj, *, dry_run: bool = False, managed_fields: FieldsHook | None = None
+    ) -> Obj:
         """Replace only `.status` of the stored object (CAS on the given resourceVersion);
-        `dry_run` validates and returns the result without writing it."""
+        `dry_run` validates and returns the result without writing it. `managed_fields` as for
+        `update`."""
         info = self._info_for_obj(dict(obj))
         if not info.has_status:
             raise BadRequest(f"{info.kind} has no status subresource")
@@ -925,6 +940,8 @@ class Registry:
             new.pop("status", None)
         else:
             new["status"] = from_wire(obj["status"])
+        if managed_fields is not None:
+            managed_fields(new, old)
         if new == old:
             return old
         errors = _validate(new)
@@ -950,6 +967,7 @@ class Registry:
         *,
         status: bool = False,
         dry_run: bool = False,
+        managed_fields: FieldsHook | None = None,
     ) -> Obj:
         """Read-modify-write: write `change(current object)` (an update, or with `status` an
         update_status) at the current resourceVersion, reading and changing again on Conflict.
@@ -967,8 +985,8 @@ class Registry:
                 meta["resourceVersion"] = current_rv
             try:
                 if status:
-                    return self.update_status(new, dry_run=dry_run)
-                return self.update(new, dry_run=dry_run)
+                    return self.update_status(new, dry_run=dry_run, managed_fields=managed_fields)
+                return self.update(new, dry_run=dry_run, managed_fields=managed_fields)
             except Conflict:
                 if pinned or attempt == _PATCH_RETRIES - 1:
                     raise

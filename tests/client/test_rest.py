@@ -90,6 +90,20 @@ def test_apply_actions_and_watch(served: tuple[Registry, str]) -> None:
     assert w.next(timeout=0.1) is None
 
 
+def test_apply_wins_over_other_managers_and_owns_its_fields(served: tuple[Registry, str]) -> None:
+    reg, kubeconfig = served
+    api = RestClient(load_kubeconfig(kubeconfig))
+    first = _pod("o")
+    first["metadata"]["labels"]["v"] = "1"
+    reg.create(first)  # in-process: no manager recorded ("before-first-apply" to the API)
+    changed = _pod("o")
+    changed["metadata"]["labels"]["v"] = "2"
+    ((stored, action),) = api.apply([changed])
+    assert action == "configured" and stored["metadata"]["labels"]["v"] == "2"
+    owners = {(e["manager"], e["operation"]) for e in stored["metadata"]["managedFields"]}
+    assert ("nbkube", "Apply") in owners
+
+
 def test_cli_through_the_api(served: tuple[Registry, str], tmp_path: Any, capsys: Any) -> None:
     reg, kubeconfig = served
     manifest = tmp_path / "pod.yaml"

@@ -239,6 +239,25 @@ def test_update_keeps_status_and_update_status_keeps_spec(api: Registry) -> None
     assert api.get("rc", "nginx-test-controller", "default")["status"] == {"replicas": 3}
 
 
+def test_managed_fields_hook_sees_the_defaulted_object_and_updates_keep_them(api: Registry) -> None:
+    seen: list[tuple[Obj, Obj | None]] = []
+
+    def record(new: Obj, old: Obj | None) -> None:
+        seen.append((copy.deepcopy(new), old))
+        new["metadata"]["managedFields"] = [{"manager": "m", "operation": "Update", "fieldsV1": {}}]
+
+    created = api.create(pod("mf"), managed_fields=record)
+    assert seen[0][1] is None and seen[0][0]["spec"]["restartPolicy"] == "Always"  # defaulted
+    assert created["metadata"]["managedFields"][0]["manager"] == "m"
+    bare = copy.deepcopy(created)
+    del bare["metadata"]["managedFields"]  # a writer that knows nothing of field ownership
+    bare["metadata"]["labels"] = {"x": "1"}
+    updated = api.update(bare)
+    assert updated["metadata"]["managedFields"] == created["metadata"]["managedFields"]
+    api.mutate("Pod", "mf", "default", lambda cur: cur, managed_fields=record)
+    assert seen[-1][1] is not None and seen[-1][1]["metadata"]["labels"] == {"x": "1"}
+
+
 def test_update_missing_is_not_found_and_immutable_field_is_invalid(api: Registry) -> None:
     with pytest.raises(NotFound):
         api.update(cm("ghost"))
