@@ -48,6 +48,7 @@ from nbkube import __version__
 from nbkube.cli.context import Context, Output, add_namespace_args, add_output_arg, default_store_url
 from nbkube.client.kubeconfig import kubeconfig_from_env
 from nbkube.errors import NbkubeError
+from nbkube.logutil import show_logs
 
 __all__ = [
     "COMMAND_MODULES",
@@ -167,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one `nbkube` command; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
     out = Output(sys.stdout)
     err = Output(sys.stderr)
+    show_logs()  # the background loops' warnings (one line each) on stderr, as before
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         store, args_list = _extract_store(args_list)
