@@ -51,6 +51,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
+from nbkube.logutil import log_failure
 from nbkube.node.netns import setns
 from nbkube.node.network.hostports import pod_host_ports
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
@@ -372,8 +373,8 @@ class DockerRuntime:
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:  # a worker must never die silently; the status shows what is known
-            log.exception("docker runtime %s: %s failed", self.node_name, getattr(fn, "__name__", fn))
+        except Exception as exc:  # a worker must never die silently; the status shows what is known
+            log_failure(log, f"docker runtime {self.node_name}: {getattr(fn, '__name__', fn)}", exc)
 
     def _labels(self, p: _Pod, container: str) -> dict[str, str]:
         return {
@@ -1014,8 +1015,8 @@ class DockerRuntime:
             soon = False
             try:
                 soon = self._tick()
-            except Exception:
-                log.exception("docker runtime %s: status pass failed", self.node_name)
+            except Exception as exc:  # the daemon restarting, a full disk: one line each
+                log_failure(log, f"docker runtime {self.node_name}: status pass", exc)
             self._wake.wait(FAST_READINESS / 2 if soon else self.poll_interval)
             self._wake.clear()
 

@@ -70,6 +70,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_memory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
+from nbkube.logutil import log_failure
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
@@ -710,8 +711,8 @@ class ProcessRuntime:
         while not self._stop.is_set():
             try:
                 self._tick()
-            except Exception:
-                log.exception("process runtime: reaper pass failed")
+            except Exception as exc:
+                log_failure(log, "process runtime: reaper pass", exc)
             self._wake.wait(self.poll_interval)
             self._wake.clear()
 
@@ -1392,8 +1393,8 @@ class ProcessRuntime:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(state, f)
             os.replace(tmp, os.path.join(p.dir, "state.json"))
-        except (OSError, TypeError, ValueError) as exc:
-            log.warning("process runtime: cannot save state of pod %s: %s", p.name, exc)
+        except (OSError, TypeError, ValueError) as exc:  # a full disk: one line per 30 s, not per change
+            log_failure(log, "process runtime: saving pod state", exc, detail=f"pod {p.namespace}/{p.name}")
 
     def _adopt(self) -> tuple[int, int]:
         """Take over the pods a previous runtime on this state_dir left (a restarted agent, a

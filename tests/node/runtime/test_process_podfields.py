@@ -225,3 +225,24 @@ def test_host_path_types_are_checked(rt: ProcessRuntime, tmp_path: Path) -> None
     rt.start_pod(pod("u2", sh("sleep 30"), volumes=vols), sandbox())
     wait_for(lambda: status(rt, "u2").state == "running", "running with a made file")
     assert os.path.isfile(made)
+
+
+def test_a_full_disk_is_one_line_not_one_per_state_change(
+    rt: ProcessRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+    import logging
+
+    import nbkube.node.runtime.process as process_module
+
+    def full(*_args: Any, **_kw: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(process_module.json, "dump", full)
+    with caplog.at_level(logging.INFO, logger="nbkube"):
+        for i in range(5):
+            rt.start_pod(pod(f"full{i}", sh("exit 1")), sandbox())  # crash loops: a save per exit
+        wait_for(lambda: all(status(rt, f"full{i}").restart_count >= 2 for i in range(5)), "crash loops")
+    lines = [r for r in caplog.records if "saving pod state" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "(disk full)" in lines[0].getMessage()
