@@ -169,7 +169,7 @@ def end_leftover(socket_dir: str) -> bool:
     owner = rec.get("owner")
     if same_process(owner, rec.get("ownerTicks")):
         raise StoreUnavailable(
-            f"{socket_dir}: its etcd ({describe(pid)}) belongs to process {owner}, which still runs: "
+            f"an etcd already serves {socket_dir} ({describe(pid)}) for process {owner}, which still runs: "
             "stop that cluster first"
         )
     if not end_process(pid, ticks):
