@@ -5,7 +5,7 @@ users, the scheduler, node agent sync and heartbeat loops, the proxies). An etcd
 with a newer write, an object deleted between a read and a write, a full disk or a watch cancelled
 at shutdown are the weather of a distributed system: an operator needs to see each cause once, with
 its message, not a traceback every 100 ms. Anything else escaping a loop is a bug and keeps its
-traceback. This module sits beside errors.py at the bottom of the layers so that all can use it.
+traceback. This module sits just above errors.py at the bottom of the layers so that all can use it.
 """
 
 from __future__ import annotations
