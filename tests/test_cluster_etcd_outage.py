@@ -9,6 +9,7 @@ import signal
 import time
 from typing import Any
 
+import pytest
 from nbk_clustertest import wait_until
 
 from nbkube.cluster import LocalCluster
@@ -45,6 +46,7 @@ class _Collect(logging.Handler):
         self.records.append(record)
 
 
+@pytest.mark.slow
 def test_cluster_rides_out_a_10s_etcd_outage_quietly(tmp_path: Any, etcd_binary: None) -> None:
     etcd = launch_etcd(str(tmp_path / "etcd"))
     collect = _Collect()

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nbk_clustertest import wait_until
 
 from nbkube.cluster import LocalCluster
@@ -61,6 +62,7 @@ def _pod(name: str) -> str:
     )
 
 
+@pytest.mark.slow
 def test_a_restarted_join_agent_stops_pods_deleted_while_it_was_dead(tmp_path: Path) -> None:
     assert find_busybox() is not None, "the process runtime runs busybox-static"
     home = tmp_path / "home"

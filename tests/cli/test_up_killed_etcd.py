@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from nbk_clustertest import wait_until
 
 from nbkube.procutil import same_process
@@ -36,6 +37,7 @@ def _serving(log: str, count: int) -> bool:
     return Path(log).read_text().count("use: nbkube --store etcd+unix://") >= count
 
 
+@pytest.mark.slow
 def test_up_killed_then_restarted_with_its_private_etcd(tmp_path: Any, etcd_binary: None) -> None:
     folder = str(tmp_path / "c")
     log = str(tmp_path / "up.log")
