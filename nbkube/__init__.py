@@ -1,6 +1,13 @@
 """nbkube: a small, real container orchestrator after Kubernetes that lives first in a Jupyter notebook."""
 
+import logging
+
 __version__ = "0.1.0"
+
+# A library's loggers print nothing unless the application asks (logging.basicConfig, or
+# nbkube.logutil.show_logs(), which the `nbkube` command calls): without this, Python's last-resort
+# handler would write every warning of a background thread into whichever notebook cell runs.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 

@@ -27,6 +27,9 @@ module's registry (`running_clusters()`), which the notebook layer reads to poin
 magics at the kernel's cluster; this module never imports the notebook layer for it. Dashboards
 and experiments on a cluster register stop callbacks (`on_stop`), so `stop()` ends them before the
 store closes; an atexit hook stops every cluster still running when the process (a kernel) exits.
+A process that never got there (a kernel killed, shut down without `stop()`) leaves its unnamed
+cluster's folder behind: the next LocalCluster start removes the folders of unnamed clusters whose
+owner (the pid and start time in `cluster.json`) is dead, after ending their etcd and pods.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from nbkube.node.kit import HostProxy, NodeKit, build_node, reap_other_nodes
 from nbkube.node.network.blocks import BlockLease, LoopbackBlock, claim_block
 from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
+from nbkube.procutil import same_process, start_ticks
 from nbkube.security.agentauth import ensure_agent_token
 from nbkube.security.private import make_private_dir, write_private_file
 
@@ -158,6 +162,58 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+def _owner_alive(info: dict[str, Any]) -> bool:
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if isinstance(info.get("pidTicks"), int):
+        return same_process(pid, info["pidTicks"])
+    return _pid_alive(pid)  # written before start times were recorded
+
+
+def clean_stale_folders(root: str | None = None) -> list[str]:
+    """Remove the folders of unnamed clusters (`local-*`) whose owner process is dead, after ending
+    what they may have left running (their private etcd, process-runtime pods); the removed folders.
+
+    Those clusters would have removed their folder on `stop()`; their owner died first (a killed
+    kernel, one shut down without stopping it). A folder without a readable `cluster.json` may be a
+    cluster still starting: it stays."""
+    from nbkube.node.kit import reap_other_nodes
+    from nbkube.node.runtime.process import reap_orphans
+    from nbkube.store.etcd_server import end_leftover
+
+    root = root or os.path.join(os.path.expanduser("~"), ".nbkube", "clusters")
+    removed: list[str] = []
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return removed
+    for name in names:
+        folder = os.path.join(root, name)
+        if not name.startswith("local-") or name in _running:
+            continue
+        try:
+            with open(os.path.join(folder, "cluster.json")) as fh:
+                info = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(info, dict) or _owner_alive(info):
+            continue
+        try:
+            end_leftover(folder)
+            reap_other_nodes(folder, [])
+            process_root = os.path.join(folder, "process")
+            for node in os.listdir(process_root) if os.path.isdir(process_root) else []:
+                reap_orphans(os.path.join(process_root, node))
+        except (NbkubeError, OSError) as exc:
+            log.warning("cannot clean folder %s of dead cluster %s: %s", folder, name, exc)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        log.info("removed folder %s of cluster %s, whose process %s died", folder, name, info.get("pid"))
+        removed.append(folder)
+    return removed
 
 
 def cluster_folder_for(store_url: str) -> str | None:
@@ -622,10 +678,11 @@ class LocalCluster(Cluster):
         """A named cluster runs in one process at a time: say so now, not when its etcd fails to start."""
         try:
             with open(os.path.join(self.data_dir, "cluster.json")) as fh:
-                pid = int(json.load(fh).get("pid") or 0)
-        except (OSError, ValueError, AttributeError):
+                info = json.load(fh)
+            pid = int(info.get("pid") or 0)
+        except (OSError, ValueError, AttributeError, TypeError):
             return
-        if pid and pid != os.getpid() and _pid_alive(pid):
+        if pid and pid != os.getpid() and _owner_alive(info):
             raise BadRequest(
                 f"cluster {self.name!r} already runs in process {pid} (folder {self.data_dir}): "
                 "give another name (or none, for a fresh one)"
@@ -642,6 +699,7 @@ class LocalCluster(Cluster):
                 "storeKind": self.store_kind,
                 "clusterID": self.cluster_id,
                 "pid": os.getpid(),
+                "pidTicks": start_ticks(os.getpid()),  # a pid alone may be reused by then
                 "nodes": sorted(self.agents),
             }
             write_private_file(os.path.join(self.data_dir, "cluster.json"), json.dumps(info).encode())
@@ -657,6 +715,7 @@ class LocalCluster(Cluster):
             if self.runtime_name == "auto":
                 self.runtime_name = resolve_auto()
             self._check_not_running_elsewhere()
+            clean_stale_folders()
             _register(self)
             try:
                 self._store = self._open_store()

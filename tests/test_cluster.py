@@ -176,10 +176,9 @@ def test_restarted_control_plane_finishes_a_rollout(tmp_path: Path) -> None:
         "apiVersion: v1\nkind: ReplicationController", "apiVersion: apps/v1\nkind: Deployment"
     ).replace("  selector:\n    app: nginx\n", "  selector:\n    matchLabels:\n      app: nginx\n")
     with LocalCluster(nodes=3, store="sqlite", data_dir=str(tmp_path)) as c:
-        if "deployment" not in (c.control_plane.components if c.control_plane else {}):
-            c.control_plane.wait_leading(10)  # type: ignore[union-attr]
-        if "deployment" not in c.control_plane.components:  # type: ignore[union-attr]
-            pytest.skip("deployment controller not in this build")
+        assert c.control_plane is not None
+        c.control_plane.wait_leading(10)
+        assert "deployment" in c.control_plane.components
         c.apply(deploy)
         wait_for(lambda: len(ready_pods(c)) == 5, what="first rollout")
         c.apply(deploy.replace("image: nginx", "image: nginx:1.9"))

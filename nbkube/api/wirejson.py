@@ -1,4 +1,4 @@
-"""Compact JSON for stored and served objects: orjson where it can, the standard library where not.
+"""Compact JSON for stored and served objects: orjson, the standard library for what orjson refuses.
 
 Why: every create, update, get, list and watch event passes an object through JSON once; with the
 standard library that was a tenth of a registry create and most of decoding a large list. orjson
@@ -17,12 +17,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nbkube.errors import BadRequest
+import orjson
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - a dependency; kept optional for odd platforms
-    orjson = None  # type: ignore[assignment]
+from nbkube.errors import BadRequest
 
 __all__ = ["dumps", "loads", "loads_bounded", "depth", "MAX_DEPTH"]
 
@@ -33,19 +30,16 @@ MAX_DEPTH = 100
 
 def dumps(obj: Any) -> bytes:
     """`obj` as compact UTF-8 JSON (no spaces, non-ASCII kept); TypeError for what JSON cannot hold."""
-    if orjson is not None:
-        try:
-            return orjson.dumps(obj)
-        except orjson.JSONEncodeError:
-            pass  # big ints, non-str keys: the standard library decides (and says why, if it refuses)
+    try:
+        return orjson.dumps(obj)
+    except orjson.JSONEncodeError:
+        pass  # big ints, non-str keys: the standard library decides (and says why, if it refuses)
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON text (bytes or str)."""
-    if orjson is not None:
-        return orjson.loads(data)
-    return json.loads(data)
+    return orjson.loads(data)
 
 
 def depth(value: Any, limit: int | None = None) -> int:

@@ -23,8 +23,7 @@ built-in default). Returning None means exit 0. Raise `NbkubeError` (or `OSError
 errors: `main` prints exactly one line `error: <message>` on stderr and returns 1. Ctrl-C in a
 handler ends with exit 130 unless the handler catches KeyboardInterrupt itself (as a foreground
 `nbkube up` should, to shut down cleanly).
-A module that does not exist yet (its own ModuleNotFoundError) is skipped silently, so helpers can
-land their verbs in any order; a module that exists but fails to import gets one warning line.
+A module that fails to import is a broken install and fails the command (no verb goes missing quietly).
 Reusable pieces: `cmd_basic.load_manifest_args` (-f files, validated, with origins),
 `cmd_basic.parse_targets` (`rc,svc NAME` / `rc/NAME`), `printers.table_rows` / `format_table`.
 
@@ -48,6 +47,7 @@ from nbkube import __version__
 from nbkube.cli.context import Context, Output, add_namespace_args, add_output_arg, default_store_url
 from nbkube.client.kubeconfig import kubeconfig_from_env, load_kubeconfig
 from nbkube.errors import NbkubeError
+from nbkube.logutil import show_logs
 
 __all__ = [
     "COMMAND_MODULES",
@@ -125,14 +125,8 @@ def _extract_store(argv: list[str]) -> tuple[str | None, list[str]]:
 def _load_modules(err: Output) -> list[ModuleType]:
     modules = []
     for name in COMMAND_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # not written yet: its verbs simply do not exist
-            err(f"warning: {name} not loaded: {exc}")
-        except ImportError as exc:
-            err(f"warning: {name} not loaded: {exc}")
+        # a module that fails to import is a broken install: say so by failing, not by a missing verb
+        modules.append(importlib.import_module(name))
     return modules
 
 
@@ -168,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one `nbkube` command; returns the exit code (0 ok, 1 error, 2 usage, 130 interrupted)."""
     out = Output(sys.stdout)
     err = Output(sys.stderr)
+    show_logs()  # the background loops' warnings (one line each) on stderr, as before
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         store, args_list = _extract_store(args_list)

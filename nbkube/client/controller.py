@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from nbkube.api.meta import Obj, key_of
 from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.logutil import log_failure
 
 if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
@@ -58,9 +59,9 @@ class Controller:
             return False
         try:
             self.reconcile(key)
-        except Exception:
+        except Exception as exc:
             retries = self.queue.num_requeues(key)
-            self.log.exception("%s: reconcile %s failed (retry %d)", self.name, key, retries + 1)
+            log_failure(self.log, f"{self.name}: reconcile", exc, detail=f"{key}, retry {retries + 1}")
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)

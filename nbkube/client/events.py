@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
+from nbkube.logutil import log_failure
 
 if TYPE_CHECKING:
     import pandas
@@ -75,13 +76,12 @@ def record_event(
             "count": 1,
         }
         api.create(event)
-    except Exception:
-        log.warning(
-            "could not record event %s for %s %s",
-            reason,
-            obj.get("kind"),
-            (obj.get("metadata") or {}).get("name"),
-            exc_info=True,
+    except Exception as exc:
+        log_failure(
+            log,
+            "recording an event",
+            exc,
+            detail=f"{reason} for {obj.get('kind')} {(obj.get('metadata') or {}).get('name')}",
         )
 
 

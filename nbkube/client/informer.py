@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nbkube.api import kinds
 from nbkube.api.meta import Obj, key_of
 from nbkube.errors import Expired
+from nbkube.logutil import log_failure
 
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
@@ -287,13 +288,13 @@ class Informer:
             except Expired:
                 log.info("%s informer: watch expired at %s, relisting", self.kind, self.resource_version)
                 need_list = True
-            except Exception:
-                if self._stop.is_set():
-                    break
+            except Exception as exc:
+                if self._stop.is_set() or getattr(self.api, "closed", False):
+                    break  # shutting down: the registry closed its watches under us
                 if self.resource_version == "0":
                     need_list = True
-                log.warning(
-                    "%s informer: list/watch failed, retrying in %.1fs", self.kind, backoff, exc_info=True
+                log_failure(
+                    log, f"{self.kind} informer: list/watch", exc, detail=f"retrying in {backoff:.1f}s"
                 )
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from nbkube.api.meta import Obj
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
+from nbkube.logutil import log_failure
 
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
@@ -118,7 +119,7 @@ class LeaderElector:
         except NbkubeError as exc:
             # the store could not be reached: not a renewal. Leadership then lasts only until the
             # renew deadline of the last good one (`is_leader`, the run loop), never beyond.
-            log.warning("lease %s/%s: acquire/renew failed: %s", self.namespace, self.lease_name, exc)
+            log_failure(log, f"lease {self.namespace}/{self.lease_name}: acquire/renew", exc)
             return False
         return self._set(True, now)
 
@@ -236,5 +237,5 @@ class LeaderElector:
                 },
             }
             self.api.update(lease)
-        except NbkubeError:
-            log.warning("lease %s/%s: release failed", self.namespace, self.lease_name, exc_info=True)
+        except NbkubeError as exc:
+            log_failure(log, f"lease {self.namespace}/{self.lease_name}: release", exc)

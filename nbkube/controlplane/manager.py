@@ -10,8 +10,8 @@ is how controllers create extra pods), then starts their workers. On losing the 
 `nbkube up`) never both act: the second is a hot standby that takes over when the first stops or
 dies (after the lease lapses).
 
-Controller modules are imported defensively by name: one that does not exist yet is skipped with
-a log line, so the manager works while the controllers land one by one. Every `Controller`
+Controller modules are imported by name (a module that fails to import fails the start: a control
+plane quietly missing a controller would be worse). Every `Controller`
 subclass defined in such a module is run; a constructor that takes `profile` gets the profile.
 """
 
@@ -62,16 +62,9 @@ class _Component(Protocol):
 
 
 def _import(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            log.info("control plane: %s does not exist yet; skipped", name)
-            return None
-        log.warning("control plane: %s not loaded: %s", name, exc)
-    except ImportError as exc:
-        log.warning("control plane: %s not loaded: %s", name, exc)
-    return None
+    """A component module; one that fails to import is a broken install, which must not start
+    a control plane quietly missing a controller."""
+    return importlib.import_module(name)
 
 
 def controller_classes(modules: list[str] | None = None) -> list[type[Controller]]:

@@ -191,20 +191,10 @@ def resolve_target(cluster: Any, probe: Any, namespace: str = "default") -> Prob
 
 
 def default_runtime(wanted: str = "auto") -> tuple[str, str]:
-    """(runtime name, one line saying why) for the rootless default: "process" when this build has it
-    and LocalCluster can map a Service to a local address, else "sim" (said plainly)."""
-    from nbkube.cluster import LocalCluster
-    from nbkube.node.runtime import available_runtimes
-
+    """(runtime name, one line saying why) for the rootless default: "process" unless "sim" is
+    asked for."""
     if wanted not in ("auto", "process", "sim"):
         raise BadRequest(f"runtime {wanted!r}: expected auto, process or sim")
     if wanted == "sim":
         return "sim", "runtime sim (asked for): pods are simulated; a stand-in answers for the Service"
-    if "process" in available_runtimes() and hasattr(LocalCluster, "service_address"):
-        return "process", "runtime process: each pod is a host process on its own loopback IP"
-    if wanted == "process":
-        raise BadRequest("runtime process is not available in this build (try --runtime sim)")
-    return "sim", (
-        "runtime process not available here: falling back to sim (pods are simulated; "
-        "a stand-in answers for the Service from its Endpoints)"
-    )
+    return "process", "runtime process: each pod is a host process on its own loopback IP"

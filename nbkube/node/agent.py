@@ -35,6 +35,7 @@ from nbkube.client.informer import Informer, InformerFactory
 from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import AlreadyExists, BadRequest, Conflict, NbkubeError, NotFound
+from nbkube.logutil import log_failure
 from nbkube.node.ipam import HostLocalIPAM
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
 from nbkube.node.runtime.base import PodRuntimeStatus, PodSandboxConfig, Runtime
@@ -422,10 +423,8 @@ class NodeAgent:
         while not self.clock.wait(self._stop, self.heartbeat_interval):
             try:
                 self._heartbeat()
-            except NbkubeError:
-                log.warning("node %s: heartbeat failed", self.node_name, exc_info=True)
-            except Exception:
-                log.exception("node %s: heartbeat crashed", self.node_name)
+            except Exception as exc:
+                log_failure(log, f"node {self.node_name}: heartbeat", exc)
 
     def _relist_loop(self) -> None:
         while not self.clock.wait(self._stop, self.heartbeat_interval):
@@ -433,8 +432,8 @@ class NodeAgent:
                 continue
             try:
                 self._resync()
-            except Exception:
-                log.exception("node %s: relist failed", self.node_name)
+            except Exception as exc:
+                log_failure(log, f"node {self.node_name}: relist", exc)
 
     # -- pod sync ----------------------------------------------------------------------------------
 
@@ -475,8 +474,8 @@ class NodeAgent:
                 self.sync_pod(key)
             except Conflict:
                 self.queue.add_rate_limited(key)  # our cache was stale; the newer version is on its way
-            except Exception:
-                log.exception("node %s: syncing pod %s failed", self.node_name, key)
+            except Exception as exc:
+                log_failure(log, f"node {self.node_name}: pod sync", exc, detail=key)
                 self.queue.add_rate_limited(key)
             else:
                 self.queue.forget(key)

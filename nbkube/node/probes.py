@@ -1,4 +1,4 @@
-"""Container probes (readiness, liveness) as the kubelet runs them, for every runtime that has processes.
+"""Container probes (startup, readiness, liveness) as the kubelet runs them, for every runtime that has processes.
 
 Who calls it: the process runtime (`nbkube.node.runtime.process`) from its reaper thread, and any
 other runtime that wants the same semantics (the docker runtime may switch to it). Two parts:
@@ -33,7 +33,7 @@ __all__ = [
     "HANDLERS",
 ]
 
-ProbeKind = Literal["readiness", "liveness"]
+ProbeKind = Literal["readiness", "liveness", "startup"]
 HANDLERS = ("httpGet", "tcpSocket", "exec")
 
 # (argv, timeout seconds) -> (exit code, output)
@@ -162,6 +162,8 @@ class ProbeTracker:
     Readiness starts not ready and turns ready after `successThreshold` successes in a row; it turns
     unready after `failureThreshold` failures in a row. Liveness starts healthy and turns unhealthy
     after `failureThreshold` failures in a row (the runtime then kills and restarts the container).
+    Startup starts not passed and passes at its first success; until then the runtime runs no
+    other probe, and `failureThreshold` failures in a row (`failures`) kill the container.
     `first_success_period`, when given, replaces the period until the first success, so a fresh
     container is seen ready moments after it starts serving rather than up to a period later.
     """

@@ -13,6 +13,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from nbkube.logutil import log_failure
+
 __all__ = ["RETRY_MAX", "RETRY_START", "SyncLoop"]
 
 RETRY_START = 0.1  # seconds before the first retry of a failed sync
@@ -65,7 +67,7 @@ class SyncLoop:
     def _failed(self, exc: Exception, log: logging.Logger, what: str) -> None:
         """Record a failed sync and wait out the back-off; the flag stays set, so it is retried."""
         self.last_error = str(exc)
-        log.warning("%s failed (retrying in %.1fs): %s", what, self._delay, exc)
+        log_failure(log, what, exc, detail=f"retrying in {self._delay:.1f}s")
         self._dirty.set()
         self._stop.wait(self._delay)
         self._delay = min(self._delay * 2, RETRY_MAX)

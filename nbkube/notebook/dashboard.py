@@ -16,7 +16,6 @@ status line; no reconcile logic lives here.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import ipywidgets as widgets
 
 from nbkube.api.meta import Obj
+from nbkube.client import maintenance
 from nbkube.notebook.html import badge, chip
 from nbkube.notebook.summary import status_of
 
@@ -413,21 +413,16 @@ class Dashboard(widgets.VBox):
                 return
             self._background(f"kill {node}", lambda: on_kill(node))
             return
-        try:
-            maintenance: Any = importlib.import_module("nbkube.client.maintenance")
-        except ImportError:
-            maintenance = None
-        fn = getattr(maintenance, verb, None)
-        if fn is not None:
-            self._background(f"{verb} {node}", lambda: fn(self.api, node))
-        elif verb in ("cordon", "uncordon"):
-            flag = verb == "cordon"
-            self._background(
-                f"{verb} {node}",
-                lambda: self.api.patch("Node", node, "", {"spec": {"unschedulable": flag}}),
-            )
-        else:
-            self._say(f"{verb}: needs nbkube.client.maintenance, which is not installed", error=True)
+        actions: dict[str, Callable[[Any, str], object]] = {
+            "cordon": maintenance.cordon,
+            "uncordon": maintenance.uncordon,
+            "drain": maintenance.drain,
+        }
+        fn = actions.get(verb)
+        if fn is None:
+            self._say(f"{verb}: not a node action (cordon, uncordon, drain, kill)", error=True)
+            return
+        self._background(f"{verb} {node}", lambda: fn(self.api, node))
 
     def _rolling_update(self) -> None:
         ref = self.controller.value

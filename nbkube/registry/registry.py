@@ -1312,8 +1312,14 @@ class Registry:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """Whether close() ran: watches ending then are a shutdown, not a failure (see client/informer.py)."""
+        return getattr(self, "_closed", False)
+
     def close(self) -> None:
         """Cancel open watches and close the store."""
+        self._closed = True
         with self._watches_lock:
             watches, self._watches = builtins.list(self._watches), set()
         for w in watches:

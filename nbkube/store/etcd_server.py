@@ -9,11 +9,19 @@ With `socket_dir` (what a cluster's private etcd uses) it listens on no port at 
 peer endpoints are unix sockets in that folder, which must be 0700, so only the folder's owner (and
 root) can connect; any local user could connect to a loopback port, and etcd without TLS asks no
 credential. The data directory is 0700 either way.
+
+Crash safety (a cluster's etcd must not outlive the process that started it, or the next start finds
+its data folder locked): the child gets PR_SET_PDEATHSIG (nbkube/procutil.py), and with `socket_dir`
+a pidfile `etcd.pid` there records etcd's and its owner's pid and start time. A launch that finds
+the etcd of a dead owner ends it and says so in one line; one whose data folder another process
+locks fails at once naming that process, instead of waiting for an etcd that cannot start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import shutil
 import socket
@@ -23,6 +31,7 @@ import tempfile
 import time
 
 from nbkube.errors import BadRequest, StoreUnavailable
+from nbkube.procutil import describe, end_process, lock_holders, pdeathsig_preexec, same_process, start_ticks
 from nbkube.security.private import make_private_dir
 from nbkube.store.base import MAX_VALUE_BYTES
 
@@ -36,6 +45,9 @@ _MAX_REQUEST_BYTES = MAX_VALUE_BYTES + 512 * 1024
 CLIENT_SOCKET = "etcd.sock:2379"
 PEER_SOCKET = "etcd-peer.sock:2380"
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
+PIDFILE = "etcd.pid"
+
+log = logging.getLogger(__name__)
 
 
 def etcd_available() -> bool:
@@ -89,7 +101,7 @@ class EtcdServer:
                 self.proc.wait(timeout=10)
         if self.socket_path is not None:
             folder = os.path.dirname(self.socket_path)
-            for name in (CLIENT_SOCKET, PEER_SOCKET):
+            for name in (CLIENT_SOCKET, PEER_SOCKET, PIDFILE):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
         if self._own_dir is not None:
@@ -133,6 +145,70 @@ def _prepare_socket_dir(socket_dir: str) -> str:
     return client
 
 
+def _pidfile_record(socket_dir: str) -> dict[str, object] | None:
+    try:
+        with open(os.path.join(socket_dir, PIDFILE), encoding="utf-8") as fh:
+            rec = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def end_leftover(socket_dir: str) -> bool:
+    """End the etcd that a dead owner left serving `socket_dir` (its pidfile says which); True if one
+    was ended. An etcd whose owner still runs is that owner's: StoreUnavailable names it."""
+    rec = _pidfile_record(socket_dir)
+    if rec is None:
+        return False
+    pid, ticks = rec.get("etcd"), rec.get("etcdTicks")
+    if not same_process(pid, ticks):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(socket_dir, PIDFILE))
+        return False
+    assert isinstance(pid, int) and isinstance(ticks, int)
+    owner = rec.get("owner")
+    if same_process(owner, rec.get("ownerTicks")):
+        raise StoreUnavailable(
+            f"an etcd already serves {socket_dir} ({describe(pid)}) for process {owner}, which still runs: "
+            "stop that cluster first"
+        )
+    if not end_process(pid, ticks):
+        raise StoreUnavailable(
+            f"{socket_dir}: cannot end the etcd left by dead process {owner}: {describe(pid)}"
+        )
+    log.warning("ended etcd pid %d left running in %s by process %s, which died", pid, socket_dir, owner)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(socket_dir, PIDFILE))
+    return True
+
+
+def _check_unlocked(data: str) -> None:
+    """Fail now, naming the holder, when another process locks etcd's data folder (etcd itself
+    would wait for the lock without a word)."""
+    holders = lock_holders(data)
+    if holders:
+        pid, path = sorted(holders.items())[0]
+        raise StoreUnavailable(
+            f"etcd cannot start: its data folder {data} is locked by {describe(pid)} (file {path}); "
+            "another etcd runs on it"
+        )
+
+
+def _write_pidfile(socket_dir: str, proc: subprocess.Popen[bytes]) -> None:
+    rec = {
+        "etcd": proc.pid,
+        "etcdTicks": start_ticks(proc.pid),
+        "owner": os.getpid(),
+        "ownerTicks": start_ticks(os.getpid()),
+    }
+    path = os.path.join(socket_dir, PIDFILE)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(rec, fh)
+    os.replace(tmp, path)
+
+
 def launch_etcd(
     data_dir: str | None = None, *, socket_dir: str | None = None, timeout: float = 15.0
 ) -> EtcdServer:
@@ -158,6 +234,7 @@ def launch_etcd(
         client_port: int | None = None
         if socket_dir is not None:
             try:
+                end_leftover(os.path.abspath(socket_dir))
                 socket_path = _prepare_socket_dir(socket_dir)
             except BaseException:
                 shutil.rmtree(own_dir, ignore_errors=True)
@@ -181,11 +258,23 @@ def launch_etcd(
             "--logger=zap",
             "--log-level=warn",
         ]
-        with open(log_path, "wb") as log:
+        try:
+            _check_unlocked(data)
+        except BaseException:
+            shutil.rmtree(own_dir, ignore_errors=True)
+            raise
+        with open(log_path, "wb") as log_file:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=socket_dir
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=socket_dir,
+                preexec_fn=pdeathsig_preexec(),
             )
         server = EtcdServer(proc, client_port, data, log_path, own_dir, socket_path)
+        if socket_dir is not None:
+            _write_pidfile(os.path.abspath(socket_dir), proc)
         try:
             _wait_ready(server, timeout)
             return server
@@ -216,9 +305,13 @@ def _wait_ready(server: EtcdServer, timeout: float) -> None:
                 kv.Range(etcdrpc.RangeRequest(key=b"\0", count_only=True), timeout=1.0)
                 return
             if time.monotonic() > deadline:
-                raise StoreUnavailable(
-                    f"etcd on {server.url} did not answer within {timeout:g}s: {_tail(server.log_path)}"
+                holders = {p: f for p, f in lock_holders(server.data_dir).items() if p != server.proc.pid}
+                cause = (
+                    f"its data folder {server.data_dir} is locked by {describe(min(holders))}"
+                    if holders
+                    else _tail(server.log_path) or "its log is empty"
                 )
+                raise StoreUnavailable(f"etcd on {server.url} did not answer within {timeout:g}s: {cause}")
             time.sleep(0.05)
     finally:
         channel.close()

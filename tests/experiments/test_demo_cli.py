@@ -55,10 +55,6 @@ def test_text_progress_prints_a_line_per_step() -> None:
 
 @pytest.mark.slow
 def test_demo_on_the_process_runtime(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from nbkube.experiments import default_runtime
-
-    if default_runtime()[0] != "process":
-        pytest.skip("the process runtime is not available here")
     out = tmp_path / "report"
     assert main(["demo", "--runtime", "process", "--out", str(out), "--requests", "10"]) == 0
     text = capsys.readouterr().out

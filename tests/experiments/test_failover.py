@@ -86,6 +86,6 @@ def test_default_runtime_names_its_choice() -> None:
 
     assert default_runtime("sim")[0] == "sim"
     runtime, note = default_runtime()
-    assert runtime in ("process", "sim") and note.startswith("runtime")
+    assert runtime == "process" and note.startswith("runtime process:")
     with pytest.raises(BadRequest, match="expected auto, process or sim"):
         default_runtime("docker")

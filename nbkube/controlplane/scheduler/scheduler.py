@@ -36,6 +36,7 @@ from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.controlplane.scheduler.framework import TERMINAL_PHASES, Framework, PodInfo, Result, Snapshot
 from nbkube.errors import Conflict, NotFound
+from nbkube.logutil import log_failure
 
 if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
@@ -194,9 +195,9 @@ class Scheduler:
                 continue
             try:
                 self.schedule_key(key)
-            except Exception:
+            except Exception as exc:
                 self._count("errors")
-                log.exception("%s: scheduling %s failed", self.name, key)
+                log_failure(log, f"{self.name}: scheduling", exc, detail=key)
                 self.queue.add_rate_limited(key)
             finally:
                 self.queue.done(key)
@@ -233,10 +234,10 @@ class Scheduler:
         """Bind, then the bookkeeping and the Scheduled event; undo the assume on failure."""
         try:
             bound = self._bind(pod, node_name)
-        except Exception:
+        except Exception as exc:
             self.snapshot.forget(key)
             self._count("errors")
-            log.exception("%s: binding %s to %s failed", self.name, key, node_name)
+            log_failure(log, f"{self.name}: binding", exc, detail=f"{key} to {node_name}")
             self.queue.add_rate_limited(key)
             return False
         if bound is None:

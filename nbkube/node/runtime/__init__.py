@@ -6,8 +6,9 @@ imported on first use, so a missing optional dependency (the docker SDK) only ma
 asks for that backend, and backends written later (docker, process) plug in with one line here
 or one `register_runtime` call.
 
-`auto` = docker when a Docker daemon answers and we are root, else process (DESIGN.md); while the
-process runtime does not exist yet, `auto` falls back to `sim` with a warning.
+`auto` = docker when a Docker daemon answers and we are root, else process (DESIGN.md). A backend
+whose module fails to import is a broken install: the import error propagates, never a quiet
+switch to another backend.
 """
 
 from __future__ import annotations
@@ -58,26 +59,14 @@ def _load(name: str) -> RuntimeFactory:
     if not isinstance(target, str):
         return target
     module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise BadRequest(f"runtime {name!r} is not available in this build of nbkube") from None
-        raise BadRequest(f"runtime {name!r} cannot be loaded: {exc}") from exc
+    module = importlib.import_module(module_name)
     factory: RuntimeFactory = getattr(module, attr)
     return factory
 
 
 def available_runtimes() -> list[str]:
-    """Names whose backend module can be imported here (does not probe daemons)."""
-    names = []
-    for name in _BACKENDS:
-        try:
-            _load(name)
-        except BadRequest:
-            continue
-        names.append(name)
-    return names
+    """The registered backends' names (does not probe daemons)."""
+    return list(_BACKENDS)
 
 
 def _docker_usable() -> bool:
@@ -93,17 +82,12 @@ def _docker_usable() -> bool:
             client.close()
     except Exception:
         return False
-    return "docker" in available_runtimes()
+    return True
 
 
 def resolve_auto() -> str:
     """The backend `auto` stands for on this machine."""
-    if _docker_usable():
-        return "docker"
-    if "process" in available_runtimes():
-        return "process"
-    log.warning("runtime auto: neither docker (as root) nor the process runtime is available; using sim")
-    return "sim"
+    return "docker" if _docker_usable() else "process"
 
 
 def create_runtime(name: str = "sim", **options: Any) -> Runtime:

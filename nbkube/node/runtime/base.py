@@ -59,6 +59,8 @@ class ContainerStatus:
     image_id: str = ""
     # the previous run's end, for crash loops: {"exitCode", "reason", "startedAt", "finishedAt"} (epoch floats)
     last_terminated: dict[str, Any] | None = None
+    # whether its startupProbe has passed (None: as good as running, the container has none)
+    started: bool | None = None
 
     def to_wire(self) -> Obj:
         """This status as one entry of a Pod's `status.containerStatuses`."""
@@ -84,7 +86,7 @@ class ContainerStatus:
             "image": self.image,
             "imageID": self.image_id,
             "ready": self.ready,
-            "started": self.state == "running",
+            "started": self.started if self.started is not None else self.state == "running",
             "restartCount": self.restart_count,
             "state": state,
             "lastState": {},
@@ -182,7 +184,7 @@ def check_pod(pod: Obj, runtime: str) -> tuple[str, str]:
     for i, c in enumerate(containers):
         if not c.get("name") or not c.get("image"):
             raise BadRequest(f"{where}: spec.containers[{i}] needs a name and an image")
-        for kind in ("readinessProbe", "livenessProbe"):
+        for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
             if c.get(kind) is not None:
                 validate_probe(c[kind], f"{where}: spec.containers[{i}].{kind}")
     return uid, where

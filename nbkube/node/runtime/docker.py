@@ -23,6 +23,13 @@ hostNetwork puts the pause container in the node's own network namespace (Docker
 skips the pod network's wiring and hostPort rules (the ports are the node's own then); a node that
 lives in a namespace of its own (`BridgeNetwork` with a netns) refuses hostNetwork pods, since
 Docker cannot join a container to an existing named namespace and the host's is not the node's.
+
+Pod fields (`nbkube.node.runtime.podfields` lists what is refused): probes are the shared
+`ProbeTracker`s (startup first, then readiness and liveness); `lifecycle` hooks run as the kubelet
+runs them (postStart after the start, a failure kills the container; preStop before removal and
+before a probe's kill, within the grace period); `envFrom` exports ConfigMaps and Secrets;
+`limits.cpu`/`memory` become the container's CPU quota and memory limit; `emptyDir.sizeLimit` is
+the size of a `medium: Memory` tmpfs; a volumeMount's `subPath` may name a single file.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,11 +51,13 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
+from nbkube.logutil import log_failure
 from nbkube.node.netns import setns
 from nbkube.node.network.hostports import pod_host_ports
-from nbkube.node.probes import run_probe
+from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
+from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import containers_with_paths, docker_options
 from nbkube.node.runtime.volumes import (
     UNSUPPORTED_VOLUMES,
@@ -55,6 +65,7 @@ from nbkube.node.runtime.volumes import (
     VolumeResolver,
     prepare_host_volumes,
     release_host_volumes,
+    sub_path,
 )
 
 __all__ = ["DockerRuntime", "LABEL_NODE", "LABEL_POD_UID", "LABEL_CONTAINER", "UNSUPPORTED_VOLUMES"]
@@ -73,6 +84,8 @@ PAUSE_NAME = "POD"
 MAX_BACKOFF = 300.0
 BACKOFF_RESET_AFTER = 600.0  # a container that ran this long starts its back-off afresh
 PULL_ERROR_SHOWN = 1.0
+HOOK_TIMEOUT = 30.0  # a postStart hook still running after this long has failed
+MAX_PRE_STOP = 30.0  # preStop hooks get the pod's grace period, at most this long
 FAST_READINESS = 0.1  # seconds between readiness probes before a container's first success  # ErrImagePull turns into ImagePullBackOff after this long
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
@@ -98,12 +111,12 @@ class _Ctr:
     busy: bool = False  # a pool task works on it
     ready: bool = False
     probe_busy: bool = False
-    next_readiness: float = 0.0
-    next_liveness: float = 0.0
-    readiness_ok: int = 0
+    hook_busy: bool = False  # postStart runs: no probe until it is done
     ever_ready: bool = False  # since the last start: until then readiness is probed fast
-    readiness_fail: int = 0
-    liveness_fail: int = 0
+    readiness: ProbeTracker | None = None
+    liveness: ProbeTracker | None = None
+    startup: ProbeTracker | None = None
+    kill_message: str = ""  # why we killed it (a probe, a hook), for its termination record
 
 
 @dataclass
@@ -205,6 +218,9 @@ class DockerRuntime:
                     f"{where}: {path}.securityContext.windowsOptions.hostProcess: Forbidden: "
                     "the docker runtime runs Linux containers"
                 )
+        refused = refusals(pod, "docker")
+        if refused:
+            raise BadRequest(f"{where}: " + "; ".join(refused))
         meta = pod.get("metadata") or {}
         containers = (pod.get("spec") or {}).get("containers") or []
         with self._lock:
@@ -322,7 +338,7 @@ class DockerRuntime:
                 if c.state != "running" and c.state != "terminated":
                     hints.append(0.25 if c.retry_at is None else max(c.retry_at - now, 0.05))
                 elif c.state == "running" and not c.ready:
-                    hints.append(max(c.next_readiness - now, 0.05) if c.next_readiness else 0.1)
+                    hints.append(max(c.readiness.next_at - now, 0.05) if c.readiness is not None else 0.1)
                 out.append(
                     ContainerStatus(
                         name=c.name,
@@ -338,6 +354,7 @@ class DockerRuntime:
                         container_id=f"docker://{c.id}" if c.id else "",
                         image_id=c.image_id,
                         last_terminated=dict(c.last_terminated) if c.last_terminated else None,
+                        started=c.state == "running" and (c.startup is None or c.startup.passing),
                     )
                 )
             return PodRuntimeStatus(
@@ -356,8 +373,8 @@ class DockerRuntime:
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:  # a worker must never die silently; the status shows what is known
-            log.exception("docker runtime %s: %s failed", self.node_name, getattr(fn, "__name__", fn))
+        except Exception as exc:  # a worker must never die silently; the status shows what is known
+            log_failure(log, f"docker runtime {self.node_name}: {getattr(fn, '__name__', fn)}", exc)
 
     def _labels(self, p: _Pod, container: str) -> dict[str, str]:
         return {
@@ -637,12 +654,16 @@ class DockerRuntime:
                 c.retry_at = self.clock.now() + self._backoff(c)
                 c.crash_streak += 1
             return
+        handler = lifecycle_handler(c.spec, "postStart")
         with p.lock:
             c.retry_at = None
             c.ready = False
-            c.readiness_ok = c.readiness_fail = c.liveness_fail = 0
+            c.readiness = c.liveness = c.startup = None
             c.ever_ready = False
             self._observe(p, c, attrs)
+            if handler is not None and c.state == "running":
+                c.hook_busy = True
+                self._pool.submit(self._guard, self._post_start, p, c, c.id, handler)
         self._wake.set()  # probes of a fresh container are due now, not at the next poll
 
     def _observe(self, p: _Pod, c: _Ctr, attrs: Obj) -> None:
@@ -653,8 +674,7 @@ class DockerRuntime:
             if c.state != "running":
                 c.state, c.reason, c.message = "running", "", ""
                 c.started_at = started
-                c.next_readiness = c.next_liveness = 0.0
-                c.ready = not c.spec.get("readinessProbe")
+                self._arm_probes(c, self.clock.now(), ready=False)
             return
         if c.state == "terminated" or (c.state == "waiting" and c.retry_at is not None):
             return  # this exit is already handled
@@ -667,9 +687,12 @@ class DockerRuntime:
         term = {
             "exitCode": code,
             "reason": reason,
+            "message": c.kill_message,
             "startedAt": c.started_at or finished,
             "finishedAt": finished,
         }
+        c.kill_message = ""
+        c.readiness = c.liveness = c.startup = None
         policy = p.restart_policy
         if policy == "Always" or (policy == "OnFailure" and code != 0):
             if (c.started_at or finished) + BACKOFF_RESET_AFTER < finished:
@@ -755,9 +778,8 @@ class DockerRuntime:
                     f"container {c.name}: volumeMount of unknown volume {vname!r}",
                 )
             host, ro = binds[vname]
-            if m.get("subPath"):
-                host = os.path.join(host, str(m["subPath"]))
-                os.makedirs(host, exist_ok=True)
+            if m.get("subPath"):  # a folder, or one file (a single ConfigMap key) mounted alone
+                host = sub_path(host, str(m["subPath"]), f"container {c.name}: volumeMount {vname!r}")
             mounts.append(f"{host}:{m.get('mountPath')}:{'ro' if ro or m.get('readOnly') else 'rw'}")
         if mounts:
             kwargs["volumes"] = mounts
@@ -803,7 +825,7 @@ class DockerRuntime:
             "status.podIPs": p.pod_ip,
             "status.hostIPs": p.sandbox.host_ip,
         }
-        env: dict[str, str] = {}
+        env: dict[str, str] = env_from(p.pod, spec, self.resolve_volume)  # `env` entries win over these
         for e in spec.get("env") or []:
             name = str(e.get("name") or "")
             if "value" in e or not e.get("valueFrom"):
@@ -871,7 +893,8 @@ class DockerRuntime:
 
     def _remove_pod(self, p: _Pod) -> None:
         with p.lock:  # waits for a setup in progress
-            pass
+            running = [c for c in p.containers if c.id and c.state == "running"]
+        self._pre_stop(p, running)
         for row in self._our_containers(extra={LABEL_POD_UID: p.uid}):
             if row["Labels"].get(LABEL_CONTAINER) != PAUSE_NAME:
                 with contextlib.suppress(Exception):
@@ -974,10 +997,10 @@ class DockerRuntime:
             cattrs = self.client.api.inspect_container(c.id)
             c.image_id = str(cattrs.get("Image") or "")
             self._observe(p, c, cattrs)
-            probe = c.spec.get("readinessProbe")
+            probe = c.spec.get("readinessProbe") or c.spec.get("startupProbe")
             if c.state == "running" and probe and self._probe(p, c, probe):
                 # probed once now, so that an agent restart does not flap the pod's Ready condition
-                c.ready = c.ever_ready = True
+                self._arm_probes(c, c.started_at or self.clock.now(), ready=True)
         p.init_done = any(c.id for c in p.containers)
         with self._lock:
             self._pods[uid] = p
@@ -992,8 +1015,8 @@ class DockerRuntime:
             soon = False
             try:
                 soon = self._tick()
-            except Exception:
-                log.exception("docker runtime %s: status pass failed", self.node_name)
+            except Exception as exc:  # the daemon restarting, a full disk: one line each
+                log_failure(log, f"docker runtime {self.node_name}: status pass", exc)
             self._wake.wait(FAST_READINESS / 2 if soon else self.poll_interval)
             self._wake.clear()
 
@@ -1028,7 +1051,7 @@ class DockerRuntime:
                             self._observe(p, c, attrs)
                     else:
                         self._schedule_probes(p, c, now)
-                        soon = soon or (not c.ever_ready and bool(c.spec.get("readinessProbe")))
+                        soon = soon or (not c.ever_ready and c.readiness is not None)
                 elif c.state == "waiting" and c.retry_at is not None and c.retry_at <= now:
                     c.busy = True
                     self._pool.submit(self._guard, self._retry, p, c)
@@ -1052,79 +1075,141 @@ class DockerRuntime:
 
     # ------------------------------------------------------------------ probes
 
+    def _arm_probes(self, c: _Ctr, started: float, *, ready: bool) -> None:
+        """Fresh probe trackers for a run that began at `started` (`ready`: seen ready already)."""
+        readiness, liveness = c.spec.get("readinessProbe"), c.spec.get("livenessProbe")
+        startup = c.spec.get("startupProbe")
+        c.ready = ready or not (readiness or startup)
+        c.ever_ready = ready
+        c.readiness = c.liveness = c.startup = None
+        if startup and not ready:
+            c.startup = ProbeTracker(startup, "startup", started, first_success_period=FAST_READINESS)
+        if readiness:
+            c.readiness = ProbeTracker(readiness, "readiness", started, first_success_period=FAST_READINESS)
+            c.readiness.passing = c.readiness.ever_succeeded = ready
+        if liveness:
+            c.liveness = ProbeTracker(liveness, "liveness", started)
+
     def _schedule_probes(self, p: _Pod, c: _Ctr, now: float) -> None:
-        readiness = c.spec.get("readinessProbe")
-        liveness = c.spec.get("livenessProbe")
-        if not readiness:
-            c.ready = True
-        if c.probe_busy or (not readiness and not liveness):
+        if c.probe_busy or c.hook_busy:
             return
-        started = c.started_at or now
-        due: list[tuple[str, Obj]] = []
-        if readiness and now >= max(
-            c.next_readiness, started + float(readiness.get("initialDelaySeconds") or 0)
-        ):
-            due.append(("readiness", readiness))
-        if liveness and now >= max(
-            c.next_liveness, started + float(liveness.get("initialDelaySeconds") or 0)
-        ):
-            due.append(("liveness", liveness))
+        if c.startup is not None and not c.startup.passing:  # nothing else until it has started
+            due = [c.startup] if c.startup.due(now) else []
+        else:
+            due = [t for t in (c.readiness, c.liveness) if t is not None and t.due(now)]
         if due:
             c.probe_busy = True
-            self._pool.submit(self._guard, self._run_probes, p, c, due)
+            self._pool.submit(self._guard, self._run_probes, p, c, c.id, due)
 
-    def _run_probes(self, p: _Pod, c: _Ctr, due: list[tuple[str, Obj]]) -> None:
+    def _run_probes(self, p: _Pod, c: _Ctr, cid: str, due: list[ProbeTracker]) -> None:
         try:
-            for kind, probe in due:
-                ok = self._probe(p, c, probe)
-                period = float(probe.get("periodSeconds") or 10)
-                if kind == "readiness" and not c.ever_ready:
-                    # Until the first success a fresh container is probed every 0.1 s instead of
-                    # every period: Ready then follows the server's start by < 0.1 s, not by a period.
-                    period = min(period, FAST_READINESS)
+            for tracker in due:
+                result = self._probe_result(p, c, tracker.probe)
                 with p.lock:
-                    now = self.clock.now()
-                    if kind == "readiness":
-                        c.next_readiness = now + period
-                        if ok:
-                            c.readiness_ok, c.readiness_fail = c.readiness_ok + 1, 0
-                            if c.readiness_ok >= int(probe.get("successThreshold") or 1):
-                                c.ready = c.ever_ready = True
-                        else:
-                            c.readiness_ok, c.readiness_fail = 0, c.readiness_fail + 1
-                            if c.readiness_fail >= int(probe.get("failureThreshold") or 3):
-                                c.ready = False
+                    if p.stopped or c.id != cid or c.state != "running":
+                        return  # the container this probe was for is gone
+                    verdict = tracker.record(result, self.clock.now())
+                    if tracker.kind == "readiness":
+                        c.ready = verdict
+                        c.ever_ready = c.ever_ready or verdict
                         continue
-                    c.next_liveness = now + period
-                    c.liveness_fail = 0 if ok else c.liveness_fail + 1
-                    kill = c.liveness_fail >= int(probe.get("failureThreshold") or 3)
-                if kill:  # the status thread sees the exit and restarts per policy
-                    log.info(
-                        "pod %s/%s container %s failed liveness; killing it", p.namespace, p.name, c.name
-                    )
-                    with contextlib.suppress(Exception):
-                        self.client.api.kill(c.id)
+                    if tracker.kind == "startup":
+                        if verdict:
+                            if c.readiness is None:
+                                c.ready = c.ever_ready = True
+                            continue
+                        if tracker.failures < tracker.failure_threshold:
+                            continue
+                        c.kill_message = f"Startup probe failed: {tracker.last_message}; container restarted"
+                    elif verdict:
+                        continue
+                    else:
+                        c.kill_message = f"Liveness probe failed: {tracker.last_message}; container restarted"
+                # the status thread sees the exit and restarts per policy
+                log.info(
+                    "pod %s/%s container %s failed its %s probe; killing it",
+                    p.namespace,
+                    p.name,
+                    c.name,
+                    tracker.kind,
+                )
+                self._pre_stop(p, [c])
+                with contextlib.suppress(Exception):
+                    self.client.api.kill(cid)
+                return
         finally:
             c.probe_busy = False
             self._wake.set()
 
+    def _handler_result(self, p: _Pod, c: _Ctr, handler: Obj, timeout: float) -> ProbeResult:
+        """One lifecycle hook action (exec, httpGet, tcpSocket, sleep), bounded by `timeout`."""
+        if "sleep" in handler:
+            seconds = float((handler.get("sleep") or {}).get("seconds") or 0)
+            self._stop.wait(max(0.0, min(seconds, timeout)))
+            return ProbeResult(True)
+        return self._probe_result(p, c, {**handler, "timeoutSeconds": max(timeout, 0.001)})
+
+    def _post_start(self, p: _Pod, c: _Ctr, cid: str, handler: Obj) -> None:
+        """The postStart hook; a failure kills the container (which restarts per policy), as the kubelet does."""
+        try:
+            result = self._handler_result(p, c, handler, HOOK_TIMEOUT)
+            with p.lock:
+                if result.ok or p.stopped or c.id != cid or c.state != "running":
+                    return
+                c.kill_message = f"PostStartHookError: {result.message}"
+            log.info(
+                "pod %s/%s container %s: postStart hook failed: %s",
+                p.namespace,
+                p.name,
+                c.name,
+                result.message,
+            )
+            with contextlib.suppress(Exception):
+                self.client.api.kill(cid)
+        finally:
+            c.hook_busy = False
+            self._wake.set()
+
+    def _pre_stop(self, p: _Pod, containers: list[_Ctr]) -> None:
+        """Run the preStop hooks of `containers` (in parallel), together bounded by the grace period."""
+        grace = (p.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        timeout = min(float(grace) if isinstance(grace, int | float) else 30.0, MAX_PRE_STOP)
+        threads = []
+        for c in containers:
+            handler = lifecycle_handler(c.spec, "preStop")
+            if handler is None or not c.id:
+                continue
+            t = threading.Thread(
+                target=self._handler_result, args=(p, c, handler, timeout), name="nbkube-prestop", daemon=True
+            )
+            t.start()
+            threads.append(t)
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
     def _probe(self, p: _Pod, c: _Ctr, probe: Obj) -> bool:
+        return self._probe_result(p, c, probe).ok
+
+    def _probe_result(self, p: _Pod, c: _Ctr, probe: Obj) -> ProbeResult:
         """One check of `probe` (the shared `nbkube.node.probes.run_probe`) against pod `p`."""
         timeout = float(probe.get("timeoutSeconds") or 1)
         host = p.pod_ip or "127.0.0.1"
         ports = list(c.spec.get("ports") or [])
+        results: list[ProbeResult] = []
 
         def check() -> bool:
             result = run_probe(
                 probe, host=host, ports=ports, exec_fn=lambda argv, t: self._exec_bounded(c, argv, t)
             )
-            if not result.ok:
-                log.debug("probe of %s/%s failed: %s", p.name, c.name, result.message)
+            results.append(result)
             return result.ok
 
         if "exec" in probe:
-            return check()
-        return self._in_pod_netns(p, check, timeout)
+            check()
+        else:
+            self._in_pod_netns(p, check, timeout)
+        return results[0] if results else ProbeResult(False, f"no answer within {timeout:g}s")
 
     def _exec_bounded(self, c: _Ctr, argv: list[str], timeout: float) -> tuple[int, str]:
         """`exec` for a probe: a command still running after `timeout` counts as a failure."""

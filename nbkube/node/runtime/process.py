@@ -20,7 +20,15 @@ Who calls it: the node agent through the `Runtime` seam in the embedded, rootles
   whole group (SIGTERM, then SIGKILL after the grace period capped to `stop_grace_cap`); output
   goes to a per-container log file. One reaper thread per runtime notices exits, restarts per
   `restartPolicy` with the kubelet's doubling back-off (scaled by `backoff_base`), and runs probes
-  (`nbkube.node.probes`) on a small pool;
+  (`nbkube.node.probes`: startup, then readiness and liveness) on a small pool. Init containers run
+  one after another, each to success, before the app containers start (their progress shows on
+  the app containers: PodInitializing, Init:Error, Init:CrashLoopBackOff). `lifecycle` hooks run
+  as the kubelet runs them: postStart after the start (a failure kills the container, which
+  restarts per policy; probes wait for it), preStop before the SIGTERM, within the grace period;
+- resources (`nbkube.node.runtime.podfields` says what is refused): `limits.memory` bounds each
+  container process's address space (RLIMIT_AS: an allocation beyond it fails, as a cgroup limit
+  would end the container); `limits.cpu` and `emptyDir.sizeLimit` are refused (no cgroups, no
+  bounded folders), naming the field;
 - securityContext (`nbkube.node.runtime.security`): runAsUser / runAsGroup / supplementalGroups /
   fsGroup switch the process's ids when the runtime runs as root; allowPrivilegeEscalation=false
   and capabilities.drop set no_new_privs; runAsNonRoot is checked against the uid it will run as;
@@ -47,6 +55,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -58,15 +67,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbkube.api.meta import Obj
+from nbkube.api.quantity import parse_memory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
+from nbkube.logutil import log_failure
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
+from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import container_context, identity, process_refusals
 from nbkube.node.runtime.volumes import (
     PodConfigError,
     VolumeResolver,
     file_mode,
+    host_path,
     source_files,
     write_volume_files,
 )
@@ -78,6 +91,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0  # the kubelet's cap on the crash-loop back-off, before scaling
 DEFAULT_GRACE = 30.0  # terminationGracePeriodSeconds when the pod gives none
 FAST_READINESS = 0.1  # readiness probed this often until its first success
+HOOK_TIMEOUT = 30.0  # a postStart hook still running after this long has failed
 BUSYBOX_DEFAULT_CMD = ["sh"]  # the busybox image's CMD
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 _SUPPORTED_VOLUMES = ("emptyDir", "hostPath", "configMap", "secret")
@@ -124,6 +138,19 @@ def closed_folder(path: str, uid: int, gids: set[int]) -> str:
         if not ok:
             return folder
     return ""
+
+
+def _limit_memory(limit: int) -> None:
+    """In the child before exec (resources.limits.memory): bound its address space."""
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _chain(fns: list[Any]) -> Any:
+    def run() -> None:
+        for fn in fns:
+            fn()
+
+    return run
 
 
 def _no_new_privs() -> None:
@@ -336,8 +363,10 @@ class _Ctr:
     kill_reason: str = ""  # why we killed it (liveness), for the termination record
     kill_message: str = ""
     probe_busy: bool = False
+    hook_busy: bool = False  # postStart runs: no probe until it is done
     readiness: ProbeTracker | None = None
     liveness: ProbeTracker | None = None
+    startup: ProbeTracker | None = None
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
 
@@ -356,6 +385,8 @@ class _Pod:
     volume_error: PodConfigError | None = None
     stopped: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
+    init: list[_Ctr] = field(default_factory=list)  # init containers, in order
+    init_done: bool = True
 
     @property
     def spec(self) -> Obj:
@@ -432,7 +463,9 @@ class ProcessRuntime:
         self._thread.start()
 
     def _pids(self) -> set[int]:
-        return {c.proc.pid for p in self._pods.values() for c in p.containers if c.proc is not None}
+        return {
+            c.proc.pid for p in self._pods.values() for c in [*p.init, *p.containers] if c.proc is not None
+        }
 
     @property
     def _pods_dir(self) -> str:
@@ -442,7 +475,7 @@ class ProcessRuntime:
 
     def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
         uid, where = check_pod(pod, "process")
-        refused = process_refusals(pod, euid=os.geteuid(), egid=os.getegid())
+        refused = process_refusals(pod, euid=os.geteuid(), egid=os.getegid()) + refusals(pod, "process")
         if refused:
             raise BadRequest(f"{where}: " + "; ".join(refused))
         meta = pod.get("metadata") or {}
@@ -465,7 +498,16 @@ class ProcessRuntime:
                     _Ctr(spec=c, name=str(c["name"]), image=str(c["image"]), retry_at=now) for c in containers
                 ],
                 dir=os.path.join(self._pods_dir, uid),
+                init=[
+                    _Ctr(spec=c, name=str(c["name"]), image=str(c["image"]))
+                    for c in spec.get("initContainers") or []
+                ],
             )
+            if p.init:
+                p.init_done = False
+                p.init[0].retry_at = now
+                for c in p.containers:
+                    c.retry_at, c.reason = None, "PodInitializing"
             self._pods[uid] = p
         with p.lock:
             self._save_state(p)
@@ -609,7 +651,7 @@ class ProcessRuntime:
             p = self._pods.get(uid)
         if p is None:
             raise NotFound(f"pod {uid} is not running on this node")
-        for c in p.containers:
+        for c in [*p.containers, *p.init]:
             if c.name == container:
                 return p, c
         raise NotFound(f"pod {p.name} has no container {container!r}")
@@ -640,12 +682,18 @@ class ProcessRuntime:
                         if is_busybox_image(c.image) and self.busybox
                         else "",
                         last_terminated=dict(c.last_terminated) if c.last_terminated else None,
+                        started=c.state == "running" and (c.startup is None or c.startup.passing),
                     )
                 )
                 if c.state == "waiting" and c.retry_at is not None:
                     nexts.append(c.retry_at)
                 elif c.state == "running" and c.readiness is not None and not c.ready:
                     nexts.append(c.readiness.next_at)
+            for ic in p.init if not p.init_done else []:
+                if ic.state == "waiting" and ic.retry_at is not None:
+                    nexts.append(ic.retry_at)
+                elif ic.state == "running":
+                    nexts.append(now + 0.2)  # its end lets the app containers start: look again soon
         return PodRuntimeStatus(
             uid=p.uid,
             namespace=p.namespace,
@@ -663,8 +711,8 @@ class ProcessRuntime:
         while not self._stop.is_set():
             try:
                 self._tick()
-            except Exception:
-                log.exception("process runtime: reaper pass failed")
+            except Exception as exc:
+                log_failure(log, "process runtime: reaper pass", exc)
             self._wake.wait(self.poll_interval)
             self._wake.clear()
 
@@ -678,6 +726,9 @@ class ProcessRuntime:
                 if p.stopped:
                     continue
                 now = self.clock.now()
+                if not p.init_done:
+                    self._tick_init(p, now)
+                    continue
                 for c in p.containers:
                     if c.stopping:
                         continue
@@ -688,6 +739,89 @@ class ProcessRuntime:
                             self._schedule_probes(p, c, now)
                     elif c.state == "waiting" and c.retry_at is not None and c.retry_at <= now:
                         self._start(p, c)
+
+    def _tick_init(self, p: _Pod, now: float) -> None:
+        """Run the pod's init containers one after another, each to success (under p.lock); then
+        let the app containers start."""
+        for ic in p.init:
+            if ic.state == "terminated" and ic.exit_code == 0:
+                continue
+            if ic.stopping:
+                return
+            if ic.state == "running" and ic.proc is not None:
+                if ic.proc.exited():
+                    self._on_init_exit(p, ic)
+            elif ic.state == "waiting" and ic.retry_at is not None and ic.retry_at <= now:
+                self._start(p, ic)
+                if ic.state == "running":
+                    self._show_init(p, "waiting", "PodInitializing", f"init container {ic.name} running")
+                else:
+                    self._show_init(
+                        p, "waiting", f"Init:{ic.reason}", f"init container {ic.name}: {ic.message}"
+                    )
+            return  # one at a time, in order
+        p.init_done = True
+        for c in p.containers:
+            c.state, c.reason, c.message, c.exit_code, c.retry_at = (
+                "waiting",
+                "ContainerCreating",
+                "",
+                None,
+                now,
+            )
+        self._save_state(p)
+        self._wake.set()
+
+    def _show_init(self, p: _Pod, state: str, reason: str, message: str, code: int | None = None) -> None:
+        """Init progress on the app containers, as the runtime status has no init container list."""
+        for c in p.containers:
+            c.state, c.reason, c.message, c.exit_code, c.retry_at = state, reason, message, code, None
+            if state == "terminated":
+                c.finished_at = self.clock.now()
+
+    def _on_init_exit(self, p: _Pod, ic: _Ctr) -> None:
+        """Record the end of init container `ic` (under p.lock): the next one, a retry, or a failed pod."""
+        assert ic.proc is not None
+        ic.proc.signal_group(signal.SIGKILL)
+        reaped = ic.proc.reap(1.0)
+        ic.proc = None
+        now = self.clock.now()
+        code = 255 if reaped is None else reaped
+        ic.finished_at = now
+        if code == 0:
+            ic.state, ic.reason, ic.exit_code, ic.message, ic.retry_at = (
+                "terminated",
+                "Completed",
+                0,
+                "",
+                None,
+            )
+            following = next((x for x in p.init if not (x.state == "terminated" and x.exit_code == 0)), None)
+            if following is not None:
+                following.retry_at = now
+        elif p.restart_policy == "Never":
+            ic.state, ic.reason, ic.exit_code, ic.retry_at = "terminated", "Error", code, None
+            self._show_init(
+                p, "terminated", "Init:Error", f"init container {ic.name} exited with {code}", code
+            )
+        else:
+            delay = min(self.backoff_base * (2 ** min(ic.crash_streak, 30)), self.max_backoff)
+            ic.crash_streak += 1
+            ic.last_terminated = {
+                "exitCode": code,
+                "reason": "Error",
+                "startedAt": ic.started_at or now,
+                "finishedAt": now,
+            }
+            ic.state, ic.reason, ic.retry_at = "waiting", "CrashLoopBackOff", now + delay
+            self._show_init(
+                p,
+                "waiting",
+                "Init:CrashLoopBackOff",
+                f"init container {ic.name} exited with {code}; back-off {delay:g}s",
+            )
+        self._save_state(p)
+        self._wake.set()
 
     def _on_exit(self, p: _Pod, c: _Ctr) -> None:
         """Record the end of `c`'s run (under p.lock) and decide on its restart."""
@@ -706,7 +840,7 @@ class ProcessRuntime:
         if now - started >= 60 * self.backoff_base:  # ran long enough: back-off starts afresh
             c.crash_streak = 0
         c.ready = False
-        c.readiness = c.liveness = None
+        c.readiness = c.liveness = c.startup = None
         restart = p.restart_policy == "Always" or (p.restart_policy == "OnFailure" and code != 0)
         if restart:
             c.last_terminated = {
@@ -777,6 +911,77 @@ class ProcessRuntime:
         _CHILDREN[proc.pid] = proc
         self._arm_probes(c, now, ready=False)
         self._save_state(p)
+        handler = None if any(c is x for x in p.init) else lifecycle_handler(c.spec, "postStart")
+        if handler is not None:
+            c.hook_busy = True
+            try:
+                self._pool.submit(self._post_start, p, c, c.proc, handler)
+            except RuntimeError:  # the pool is shutting down with the runtime
+                c.hook_busy = False
+
+    def _run_handler(self, p: _Pod, c: _Ctr, handler: Obj, timeout: float) -> ProbeResult:
+        """One lifecycle hook action (exec, httpGet, tcpSocket, sleep), bounded by `timeout`."""
+        if "sleep" in handler:
+            seconds = float((handler.get("sleep") or {}).get("seconds") or 0)
+            self._stop.wait(max(0.0, min(seconds, timeout)))
+            return ProbeResult(True)
+        with p.lock:
+            env, cwd = dict(c.env), c.cwd
+
+        def exec_fn(argv: list[str], limit: float) -> tuple[int, str]:
+            return self._run(p, c, argv, env, cwd, limit)
+
+        try:
+            return run_probe(
+                {**handler, "timeoutSeconds": max(timeout, 0.001)},
+                host=p.pod_ip or "127.0.0.1",
+                ports=list(c.spec.get("ports") or []),
+                exec_fn=exec_fn,
+            )
+        except Exception as exc:  # a hook's bug must not take the reaper with it
+            return ProbeResult(False, f"hook error: {exc}")
+
+    def _post_start(self, p: _Pod, c: _Ctr, proc: _Proc | None, handler: Obj) -> None:
+        """The postStart hook; a failure kills the container (which restarts per policy), as the kubelet does."""
+        try:
+            result = self._run_handler(p, c, handler, HOOK_TIMEOUT)
+            with p.lock:
+                if result.ok or p.stopped or c.proc is not proc or c.state != "running" or proc is None:
+                    return
+                c.stopping = True
+                c.kill_reason = "Error"
+                c.kill_message = f"PostStartHookError: {result.message}"
+            log.info(
+                "pod %s/%s container %s: postStart hook failed: %s",
+                p.namespace,
+                p.name,
+                c.name,
+                result.message,
+            )
+            self._terminate([proc], min(p.grace, self.stop_grace_cap))
+            with p.lock:
+                c.stopping = False
+                if not p.stopped and c.proc is proc:
+                    self._on_exit(p, c)
+        finally:
+            c.hook_busy = False
+            self._wake.set()
+
+    def _pre_stop(self, p: _Pod, targets: list[tuple[_Ctr, _Proc]], timeout: float) -> None:
+        """Run the preStop hooks of `targets` (in parallel), together bounded by `timeout`."""
+        threads = []
+        for c, proc in targets:
+            handler = lifecycle_handler(c.spec, "preStop")
+            if handler is None or proc.exited():
+                continue
+            t = threading.Thread(
+                target=self._run_handler, args=(p, c, handler, timeout), name="nbkube-prestop", daemon=True
+            )
+            t.start()
+            threads.append(t)
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def _check_reachable(self, p: _Pod, c: _Ctr) -> None:
         """A container switched to another uid must be able to reach the pod's own volumes (a
@@ -803,8 +1008,15 @@ class ProcessRuntime:
         folder then belongs to the new uid, so $HOME is writable as under a container runtime."""
         opts: dict[str, Any] = {}
         sc = container_context(p.pod, c.spec)
+        preexec: list[Any] = []
         if sc.get("allowPrivilegeEscalation") is False or (sc.get("capabilities") or {}).get("drop"):
-            opts["preexec_fn"] = _no_new_privs
+            preexec.append(_no_new_privs)
+        memory = ((c.spec.get("resources") or {}).get("limits") or {}).get("memory")
+        if memory is not None:
+            limit = parse_memory(memory)
+            preexec.append(lambda: _limit_memory(limit))
+        if preexec:
+            opts["preexec_fn"] = _chain(preexec)
         if os.geteuid() != 0:
             return opts
         who = identity(p.pod, c.spec)
@@ -822,8 +1034,11 @@ class ProcessRuntime:
     def _arm_probes(self, c: _Ctr, started: float, *, ready: bool) -> None:
         """Fresh probe trackers for a run that began at `started` (`ready`: as adopted)."""
         readiness, liveness = c.spec.get("readinessProbe"), c.spec.get("livenessProbe")
-        c.ready = ready or not readiness
-        c.readiness = c.liveness = None
+        startup = c.spec.get("startupProbe")
+        c.ready = ready or not (readiness or startup)
+        c.readiness = c.liveness = c.startup = None
+        if startup and not ready:  # an adopted ready container has started
+            c.startup = ProbeTracker(startup, "startup", started, first_success_period=FAST_READINESS)
         if readiness:
             c.readiness = ProbeTracker(readiness, "readiness", started, first_success_period=FAST_READINESS)
             c.readiness.passing = c.readiness.ever_succeeded = c.ready
@@ -937,7 +1152,7 @@ class ProcessRuntime:
             "status.podIPs": p.sandbox.pod_ip,
             "status.hostIPs": p.sandbox.host_ip,
         }
-        env: dict[str, str] = {}
+        env: dict[str, str] = env_from(p.pod, spec, self.resolve_volume)  # `env` entries win over these
         for e in spec.get("env") or []:
             name = str(e.get("name") or "")
             src = e.get("valueFrom")
@@ -999,20 +1214,9 @@ class ProcessRuntime:
                     if isinstance(fs_group, int) and os.geteuid() == 0:
                         os.chown(path, -1, fs_group)
                 elif "hostPath" in v:
-                    hp = v.get("hostPath") or {}
-                    path = str(hp.get("path") or "")
-                    if not path or not os.path.isabs(path):
-                        raise PodConfigError(
-                            "CreateContainerConfigError", f"volume {vname}: hostPath.path must be absolute"
-                        )
-                    kind = str(hp.get("type") or "")
-                    if kind == "DirectoryOrCreate":
-                        os.makedirs(path, exist_ok=True)
-                    elif kind == "Directory" and not os.path.isdir(path):
-                        raise PodConfigError(
-                            "CreateContainerConfigError",
-                            f"volume {vname}: hostPath {path} is not a directory",
-                        )
+                    path = host_path(
+                        v.get("hostPath") or {}, f"volume {vname!r}", self.node_name or "this node"
+                    )
                 elif "configMap" in v or "secret" in v:
                     source = v.get("configMap") or v.get("secret") or {}
                     path = os.path.join(p.dir, "volumes", vname)
@@ -1042,9 +1246,12 @@ class ProcessRuntime:
     # ------------------------------------------------------------------ probes
 
     def _schedule_probes(self, p: _Pod, c: _Ctr, now: float) -> None:
-        if c.probe_busy:
+        if c.probe_busy or c.hook_busy:
             return
-        due = [t for t in (c.readiness, c.liveness) if t is not None and t.due(now)]
+        if c.startup is not None and not c.startup.passing:  # nothing else until it has started
+            due = [c.startup] if c.startup.due(now) else []
+        else:
+            due = [t for t in (c.readiness, c.liveness) if t is not None and t.due(now)]
         if due and c.proc is not None:
             c.probe_busy = True
             try:
@@ -1076,18 +1283,39 @@ class ProcessRuntime:
                     if p.stopped or c.proc is not proc or c.state != "running":
                         return  # the container this probe was for is gone
                     verdict = tracker.record(result, self.clock.now())
-                    if tracker.kind == "readiness":
+                    if tracker.kind == "startup":
+                        if verdict:
+                            if c.readiness is None and not c.ready:
+                                c.ready = True
+                                self._save_state(p)
+                            continue
+                        if tracker.failures < tracker.failure_threshold:
+                            continue
+                        c.stopping = True
+                        c.kill_reason = "Unhealthy"
+                        c.kill_message = f"Startup probe failed: {tracker.last_message}; container restarted"
+                    elif tracker.kind == "readiness":
                         if c.ready != verdict:
                             c.ready = verdict
                             self._save_state(p)  # an adopting runtime keeps it, with no Ready flap
                         continue
-                    if verdict:
+                    elif verdict:
                         continue
-                    c.stopping = True
-                    c.kill_reason = "Unhealthy"
-                    c.kill_message = f"Liveness probe failed: {tracker.last_message}; container restarted"
-                log.info("pod %s/%s container %s failed liveness; killing it", p.namespace, p.name, c.name)
-                self._terminate([proc], min(p.grace, self.stop_grace_cap))
+                    else:
+                        c.stopping = True
+                        c.kill_reason = "Unhealthy"
+                        c.kill_message = f"Liveness probe failed: {tracker.last_message}; container restarted"
+                log.info(
+                    "pod %s/%s container %s failed its %s probe; killing it",
+                    p.namespace,
+                    p.name,
+                    c.name,
+                    tracker.kind,
+                )
+                grace = min(p.grace, self.stop_grace_cap)
+                deadline = time.monotonic() + grace
+                self._pre_stop(p, [(c, proc)], grace)
+                self._terminate([proc], max(0.0, deadline - time.monotonic()))
                 with p.lock:
                     c.stopping = False
                     if not p.stopped and c.proc is proc:
@@ -1102,12 +1330,16 @@ class ProcessRuntime:
     def _kill_pod(self, p: _Pod) -> None:
         with p.lock:
             p.stopped = True
-            procs = [c.proc for c in p.containers if c.proc is not None]
-            for c in p.containers:
+            running = [(c, c.proc) for c in p.containers if c.proc is not None]
+            procs = [c.proc for c in [*p.init, *p.containers] if c.proc is not None]
+            for c in [*p.init, *p.containers]:
                 c.stopping = True
-        self._terminate(procs, min(p.grace, self.stop_grace_cap))
+        grace = min(p.grace, self.stop_grace_cap)
+        deadline = time.monotonic() + grace
+        self._pre_stop(p, running, grace)  # the hooks' time comes out of the grace period
+        self._terminate(procs, max(0.0, deadline - time.monotonic()))
         with p.lock:
-            for c in p.containers:
+            for c in [*p.init, *p.containers]:
                 c.proc = None
                 c.ready = False
 
@@ -1135,12 +1367,14 @@ class ProcessRuntime:
         """The pod, its sandbox and each container's pid (with its start time) and counters, so that
         a later runtime on this state_dir adopts what this one started (or at least kills it)."""
         containers: dict[str, Any] = {}
-        for c in p.containers:
-            containers[c.name] = {
-                "pid": c.proc.pid if c.proc is not None else None,
-                "ticks": c.proc.ticks if c.proc is not None else None,
-                **{k: getattr(c, k) for k in _SAVED_FIELDS},
-            }
+        init: dict[str, Any] = {}
+        for group, records in ((p.containers, containers), (p.init, init)):
+            for c in group:
+                records[c.name] = {
+                    "pid": c.proc.pid if c.proc is not None else None,
+                    "ticks": c.proc.ticks if c.proc is not None else None,
+                    **{k: getattr(c, k) for k in _SAVED_FIELDS},
+                }
         state = {
             "uid": p.uid,
             "namespace": p.namespace,
@@ -1150,6 +1384,8 @@ class ProcessRuntime:
             "created_at": p.created_at,
             "volumes": p.volumes,
             "containers": containers,
+            "init": init,
+            "init_done": p.init_done,
         }
         try:
             os.makedirs(p.dir, exist_ok=True)
@@ -1157,8 +1393,8 @@ class ProcessRuntime:
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(state, f)
             os.replace(tmp, os.path.join(p.dir, "state.json"))
-        except (OSError, TypeError, ValueError) as exc:
-            log.warning("process runtime: cannot save state of pod %s: %s", p.name, exc)
+        except (OSError, TypeError, ValueError) as exc:  # a full disk: one line per 30 s, not per change
+            log_failure(log, "process runtime: saving pod state", exc, detail=f"pod {p.namespace}/{p.name}")
 
     def _adopt(self) -> tuple[int, int]:
         """Take over the pods a previous runtime on this state_dir left (a restarted agent, a
@@ -1224,6 +1460,26 @@ class ProcessRuntime:
             p.containers.append(c)
         if not p.containers:
             raise ValueError("the saved pod has no containers")
+        p.init_done = bool(state.get("init_done", True))
+        saved_init = state.get("init") or {}
+        for spec in (pod.get("spec") or {}).get("initContainers") or []:
+            ic = _Ctr(spec=spec, name=str(spec["name"]), image=str(spec["image"]))
+            rec = saved_init.get(ic.name) or {}
+            for k in _SAVED_FIELDS:
+                if k in rec:
+                    setattr(ic, k, rec[k])
+            pid, ticks = rec.get("pid"), rec.get("ticks")
+            if not p.init_done and ic.state == "running":
+                if isinstance(pid, int) and ticks is not None and _proc_start_ticks(pid) == ticks:
+                    popen = _CHILDREN.get(pid)
+                    ic.proc = _Proc(
+                        pid, popen if popen is not None and popen.returncode is None else None, ticks
+                    )
+                else:  # it ended while nobody watched: run it again
+                    ic.state, ic.reason, ic.retry_at = "waiting", "ContainerCreating", now
+            elif not p.init_done and ic.state == "waiting":
+                ic.retry_at = now
+            p.init.append(ic)
         return p
 
     def _kill_recorded(self, pod_dir: str) -> int:
@@ -1231,7 +1487,7 @@ class ProcessRuntime:
         try:
             with open(os.path.join(pod_dir, "state.json"), encoding="utf-8") as f:
                 state = json.load(f)
-            records = list((state.get("containers") or {}).values())
+            records = [*(state.get("containers") or {}).values(), *(state.get("init") or {}).values()]
         except (OSError, ValueError, AttributeError):
             return 0
         for rec in records:

@@ -4,8 +4,10 @@ Why one module: the Docker and process runtimes both turn a pod's `volumes` into
 (emptyDir, hostPath, configMap and secret files); they used to do it twice, and drifted (one
 honoured `optional`, the other `defaultMode`). What a volume means is decided here once; what each
 runtime does with the path (a bind mount, or a directory the process is told about) stays with it.
-Docker nodes also get tmpfs emptyDirs, nfs mounts and gitRepo clones (`prepare_host_volumes`);
-`release_host_volumes` unmounts what was mounted when the pod goes.
+Docker nodes also get tmpfs emptyDirs (of `sizeLimit` bytes when given), nfs mounts and gitRepo
+clones (`prepare_host_volumes`); `release_host_volumes` unmounts what was mounted when the pod
+goes. `host_path` is every runtime's hostPath rule and `sub_path` the one for a volumeMount's
+`subPath` (a single file, such as one ConfigMap key, or a folder).
 
 Errors are `PodConfigError(reason, message)`: the reason goes to the container's waiting state
 (`CreateContainerConfigError`, `VolumeUnsupported`) and the message names the volume.
@@ -16,18 +18,22 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Callable
 from typing import Any
 
 from nbkube.api.meta import Obj
+from nbkube.api.quantity import parse_memory
 
 __all__ = [
     "PodConfigError",
     "VolumeResolver",
     "UNSUPPORTED_VOLUMES",
     "file_mode",
+    "host_path",
     "prepare_host_volumes",
+    "sub_path",
     "release_host_volumes",
     "source_files",
     "volume_kind",
@@ -118,9 +124,10 @@ def prepare_host_volumes(
             path = os.path.join(base, "empty-dir", vname)
             os.makedirs(path, exist_ok=True)
             if src.get("medium") == "Memory" and not os.path.ismount(path):
-                _mount(
-                    ["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", path], f"{where} (emptyDir Memory)"
-                )
+                options = "mode=1777"
+                if src.get("sizeLimit") is not None:  # the tmpfs refuses writes beyond it
+                    options += f",size={parse_memory(src['sizeLimit'])}"
+                _mount(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path], f"{where} (emptyDir Memory)")
             else:
                 os.chmod(path, 0o777)  # as Kubernetes makes an emptyDir: any runAsUser may write
             fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
@@ -128,7 +135,7 @@ def prepare_host_volumes(
                 os.chown(path, -1, fs_group)  # the pod's fsGroup owns its scratch space
             out[vname] = (path, False)
         elif kind == "hostPath":
-            out[vname] = (_host_path(src, where, node_name), False)
+            out[vname] = (host_path(src, where, node_name), False)
         elif kind in ("configMap", "secret"):
             path = os.path.join(base, kind, vname)
             write_volume_files(
@@ -159,19 +166,60 @@ def release_host_volumes(base: str) -> None:
                 subprocess.run(["umount", "-l", path], capture_output=True, timeout=15)
 
 
-def _host_path(src: Obj, where: str, node_name: str) -> str:
+_HOST_PATH_TYPES: dict[str, Callable[[int], bool]] = {
+    "Directory": stat.S_ISDIR,
+    "File": stat.S_ISREG,
+    "Socket": stat.S_ISSOCK,
+    "CharDevice": stat.S_ISCHR,
+    "BlockDevice": stat.S_ISBLK,
+}
+
+
+def host_path(src: Obj, where: str, node_name: str) -> str:
+    """The host path a hostPath volume names, made or checked as its `type` says (every runtime's
+    rule: an absolute path; `DirectoryOrCreate`/`FileOrCreate` make it; `Directory`, `File`,
+    `Socket`, `CharDevice`, `BlockDevice` must be one; no type: it must exist)."""
     path = str(src.get("path") or "")
     htype = str(src.get("type") or "")
+    if not path or not os.path.isabs(path):
+        raise PodConfigError(
+            "CreateContainerConfigError", f"{where}: hostPath.path must be absolute, got {path!r}"
+        )
     if htype == "DirectoryOrCreate":
         os.makedirs(path, exist_ok=True)
     elif htype == "FileOrCreate" and not os.path.exists(path):
         os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
         open(path, "a").close()  # noqa: SIM115
-    if not path or not os.path.exists(path):
+    if not os.path.exists(path):
         raise PodConfigError(
             "CreateContainerConfigError", f"{where}: hostPath {path!r} does not exist on node {node_name}"
         )
+    check = _HOST_PATH_TYPES.get(htype)
+    if check is not None and not check(os.stat(path).st_mode):
+        raise PodConfigError(
+            "CreateContainerConfigError", f"{where}: hostPath {path!r} on node {node_name} is not a {htype}"
+        )
     return path
+
+
+def sub_path(volume_path: str, sub: str, where: str) -> str:
+    """The host path of a volumeMount's `subPath` inside a volume: a file (one ConfigMap key) or a
+    folder, made as a folder when missing (as the kubelet does); never outside the volume."""
+    if os.path.isabs(sub) or ".." in sub.split("/"):
+        raise PodConfigError(
+            "CreateContainerConfigError",
+            f"{where}: subPath {sub!r} must be a relative path inside the volume",
+        )
+    target = os.path.join(volume_path, sub)
+    root = os.path.realpath(volume_path)
+    real = os.path.realpath(target)
+    if real != root and not real.startswith(root + os.sep):
+        raise PodConfigError(
+            "CreateContainerConfigError", f"{where}: subPath {sub!r} leads outside the volume"
+        )
+    if not os.path.lexists(target):
+        os.makedirs(target, exist_ok=True)
+    return real
 
 
 def _nfs_volume(path: str, src: Obj, where: str, node_name: str) -> str:

@@ -1,0 +1,235 @@
+"""Recovery after failures: `nbkube up` killed with SIGKILL and started again, and a standby control
+plane taking over from a crashed leader. The README's "Failure behaviour" table quotes it.
+
+1. `up` killed: `nbkube up --nodes 2 --runtime process` (and `--runtime docker` when root with a
+   Docker engine) runs PODS pods behind a NodePort Service; the process is killed with SIGKILL and
+   started again on the same folder. Measured from the restart: until the Service answers on its
+   NodePort, and until every pod is Ready again (adopted: the same processes or containers). The
+   baseline, in the same run, is the first start: from launching `up` to the same two points.
+2. Leader takeover: two control planes on one store (profile "fast"); the leader crashes without
+   releasing its Lease; measured until the standby leads, against the Lease's duration.
+
+    python benchmarks/recovery.py [--pods 4] [--runs 2] [--runtime process|docker]...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from nbkube.cluster import connect  # noqa: E402
+from nbkube.node.runtime import resolve_auto  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+NODE_PORT = 30099
+MANIFEST = """
+apiVersion: v1
+kind: ReplicationController
+metadata: {{name: rec}}
+spec:
+  replicas: {pods}
+  selector: {{app: rec}}
+  template:
+    metadata: {{labels: {{app: rec}}}}
+    spec:
+      containers:
+      - name: web
+        image: busybox
+        # its own address: on process nodes every pod shares the host's network namespace
+        command: ["sh", "-c", "mkdir -p www; echo ok > www/index.html; exec httpd -f -p $(POD_IP):{port} -h www"]
+        env: [{{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}]
+        ports: [{{containerPort: {port}}}]
+        readinessProbe: {{httpGet: {{port: {port}, path: /index.html}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: rec}}
+spec:
+  type: NodePort
+  selector: {{app: rec}}
+  ports: [{{port: {port}, targetPort: {port}, nodePort: {node_port}}}]
+"""
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _free_port() -> int:
+    """A port nobody listens on here: process pods share the host's network namespace, where a
+    server on the wildcard address would take the same port from every pod address."""
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        return int(sock.getsockname()[1])
+
+
+def _up(folder: str, runtime: str, log: str) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nbkube.cli", "up", "--nodes", "2", "--runtime", runtime]
+            + ["--data-dir", folder, "--name", "recovery"],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": REPO, "NBKUBE_STORE": ""},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _store_url(log: str, count: int, deadline: float) -> str:
+    while time.monotonic() < deadline:
+        with open(log, errors="replace") as fh:
+            lines = [x for x in fh.read().splitlines() if x.startswith("use: nbkube --store ")]
+        if len(lines) >= count:
+            return lines[-1].split()[3]
+        time.sleep(0.02)
+    raise TimeoutError(f"nbkube up did not start (see {log})")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with _NO_PROXY.open(url, timeout=0.5) as resp:
+            return bool(resp.read())
+    except OSError:
+        return False
+
+
+def _ready(api: Any, pods: int) -> bool:
+    items = api.list("Pod", "default", label_selector="app=rec")[0]
+    return len(items) == pods and all(
+        any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (p.get("status") or {}).get("conditions") or []
+        )
+        for p in items
+    )
+
+
+def _node_url(api: Any) -> str:
+    node = api.list("Node")[0][0]
+    ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    return f"http://{ip}:{NODE_PORT}/index.html"
+
+
+def _times(started: float, api: Any, url: str, pods: int, timeout: float) -> tuple[float, float]:
+    """Seconds from `started` until the Service answers, and until every pod is Ready."""
+    answered = ready = None
+    deadline = started + timeout
+    while (answered is None or ready is None) and time.monotonic() < deadline:
+        now = time.monotonic()
+        if answered is None and _answers(url):
+            answered = now - started
+        if ready is None:
+            try:
+                if _ready(api, pods):
+                    ready = now - started
+            except Exception:  # the store may not answer yet
+                pass
+        time.sleep(0.02)
+    if answered is None or ready is None:
+        raise TimeoutError(f"not recovered within {timeout:g}s (service {answered}, pods {ready})")
+    return answered, ready
+
+
+def up_killed(runtime: str, pods: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((first start: service, pods), (after SIGKILL: service, pods)) in seconds."""
+    with tempfile.TemporaryDirectory(prefix="nbk-rec-") as tmp:
+        folder, log = os.path.join(tmp, "c"), os.path.join(tmp, "up.log")
+        t0 = time.monotonic()
+        up = _up(folder, runtime, log)
+        try:
+            client = connect(_store_url(log, 1, t0 + 120))
+            client.apply(MANIFEST.format(pods=pods, node_port=NODE_PORT, port=_free_port()))
+            url = _node_url(client.api)
+            first = _times(t0, client.api, url, pods, 90)
+            os.kill(up.pid, signal.SIGKILL)
+            up.wait(10)
+            client.close()
+            t1 = time.monotonic()
+            up = _up(folder, runtime, log)
+            client = connect(_store_url(log, 2, t1 + 120))
+            again = _times(t1, client.api, url, pods, 60)
+            client.api.delete("ReplicationController", "rec", "default")
+            client.close()
+            up.send_signal(signal.SIGTERM)
+            up.wait(60)
+            return first, again
+        finally:
+            if up.poll() is None:  # a failed run: stop it cleanly (its containers, namespaces go too)
+                up.send_signal(signal.SIGTERM)
+                try:
+                    up.wait(60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(up.pid, signal.SIGKILL)
+                    up.wait(10)
+
+
+def leader_takeover() -> tuple[float, float]:
+    """(seconds until the standby leads after the leader crashed, the Lease's duration)."""
+    from nbkube.cluster import make_registry
+    from nbkube.controlplane.manager import ControlPlane
+    from nbkube.controlplane.profiles import get_profile
+    from nbkube.store import open_store
+
+    profile = get_profile("fast")
+    api = make_registry(open_store("sqlite://:memory:"))
+    first = ControlPlane(api, profile=profile)
+    second = ControlPlane(api, profile=profile)
+    try:
+        first.start()
+        first.wait_leading(30)
+        second.start()
+        time.sleep(profile.leader_renew_interval * 2)
+        assert not second.is_leader
+        t0 = time.monotonic()
+        first.crash()
+        while not second.is_leader:
+            if time.monotonic() - t0 > 60:
+                raise TimeoutError("the standby did not take over")
+            time.sleep(0.005)
+        return time.monotonic() - t0, profile.leader_lease_duration
+    finally:
+        second.stop()
+        first.stop()
+        api.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--runtime",
+        choices=["process", "docker"],
+        action="append",
+        help="only these (default: both where possible)",
+    )
+    args = parser.parse_args()
+    runtimes = args.runtime or (["process", "docker"] if resolve_auto() == "docker" else ["process"])
+    print(f"{'scenario':<44} {'run':>3} {'after failure':>14} {'baseline':>10} {'ratio':>6}")
+    for runtime in runtimes:
+        for run in range(1, args.runs + 1):
+            (svc0, pods0), (svc1, pods1) = up_killed(runtime, args.pods)
+            label = f"up SIGKILL, {runtime} nodes, {args.pods} pods:"
+            print(
+                f"{label + ' Service answers':<44} {run:>3} {svc1:>13.2f}s {svc0:>9.2f}s {svc1 / svc0:>5.2f}x"
+            )
+            print(
+                f"{label + ' all Ready':<44} {run:>3} {pods1:>13.2f}s {pods0:>9.2f}s {pods1 / pods0:>5.2f}x"
+            )
+    for run in range(1, args.runs + 1):
+        took, lease = leader_takeover()
+        print(
+            f"{'standby control plane leads (vs lease)':<44} {run:>3} {took:>13.2f}s {lease:>9.2f}s {took / lease:>5.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""nbkube/procutil.py: pid identities with start times, lock holders, children dying with their parent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+from nbk_clustertest import wait_until
+
+from nbkube.procutil import describe, end_process, lock_holders, same_process, start_ticks
+
+
+def test_same_process_tells_a_pid_from_its_reuse() -> None:
+    me = os.getpid()
+    ticks = start_ticks(me)
+    assert isinstance(ticks, int)
+    assert same_process(me, ticks)
+    assert not same_process(me, ticks + 1)  # what a reused pid looks like
+    assert not same_process(me, None)
+    assert not same_process(True, ticks)
+    done = subprocess.Popen(["true"])
+    done.wait()
+    assert start_ticks(done.pid) is None
+
+
+def test_lock_holders_names_the_process_holding_a_file(tmp_path: Any) -> None:
+    (tmp_path / "member").mkdir()
+    target = tmp_path / "member" / "db"
+    target.write_bytes(b"x")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl,sys,time\nf=open(sys.argv[1],'rb+')\nfcntl.flock(f,fcntl.LOCK_EX)\n"
+            "print('locked',flush=True)\ntime.sleep(60)",
+            str(target),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert lock_holders(str(tmp_path)) == {holder.pid: str(target)}
+        assert describe(holder.pid).startswith(f"pid {holder.pid} (")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_holders(str(tmp_path)) == {}
+
+
+def test_a_child_started_with_pdeathsig_dies_with_its_parent(tmp_path: Any) -> None:
+    pidfile = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import subprocess, sys, time
+                from nbkube.procutil import pdeathsig_preexec
+                child = subprocess.Popen(["sleep", "60"], preexec_fn=pdeathsig_preexec())
+                open({str(pidfile)!r}, "w").write(str(child.pid))
+                time.sleep(60)
+                """
+            ),
+        ],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        wait_until(lambda: pidfile.exists() and pidfile.read_text(), 20, "the child's pid")
+        child = int(pidfile.read_text())
+        ticks = start_ticks(child)
+        assert ticks is not None
+        parent.kill()  # SIGKILL: no handler of the parent runs
+        parent.wait()
+        wait_until(lambda: not same_process(child, ticks) or _zombie(child), 10, "the child ended")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_end_process_terminates_a_recorded_process() -> None:
+    proc = subprocess.Popen(["sleep", "60"])
+    ticks = start_ticks(proc.pid)
+    assert ticks is not None
+    assert end_process(proc.pid, ticks, grace=5)
+    assert not same_process(proc.pid, ticks)
+    proc.wait(5)  # end_process reaped its own child already
+    assert end_process(proc.pid, ticks)  # gone already: nothing to do
