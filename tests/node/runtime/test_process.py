@@ -566,7 +566,7 @@ def test_scratch_files_live_in_the_pods_folder_and_go_with_it(rt: ProcessRuntime
     tmp = str(rt.logs("u1", "a")).strip()
     assert tmp == os.path.join(pod_dir, "tmp")
     wait_for(lambda: str(rt.logs("u1", "b")).strip() == tmp, "both containers share it")
-    assert open(os.path.join(tmp, "www-pod-u1", "index.html")).read() == "page\n"
+    assert Path(tmp, "www-pod-u1", "index.html").read_text() == "page\n"
     assert not os.path.exists("/tmp/www-pod-u1")
     rt.stop_pod("u1")
     assert not os.path.exists(tmp)
