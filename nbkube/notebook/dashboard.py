@@ -179,6 +179,8 @@ class Dashboard(widgets.VBox):
             ]
         )
 
+        self.add_class("nbk-dashboard")  # for the browser tests and anyone styling it
+        self.title.add_class("nbk-dashboard-title")
         self._informers: dict[str, Informer] = {
             kind: factory.informer(kind) for kind in ("Node", "Pod", *CONTROLLER_KINDS)
         }

@@ -23,6 +23,10 @@ _COLUMNS = ("kind", "name", "namespace", "action")
 class ApplyResult(list[tuple[Obj, str]]):
     """(object, action) pairs, with a table as text (`repr`) and as HTML (`_repr_html_`)."""
 
+    def __add__(self, other: list[tuple[Obj, str]]) -> ApplyResult:  # type: ignore[override]
+        """Two applies shown as one table: `cluster.apply(rc) + cluster.apply(service)`."""
+        return ApplyResult([*self, *other])
+
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(kind, name, namespace, action) per applied object, in the order applied."""
         out = []

@@ -136,3 +136,44 @@ def run_all_cells(page, lab: Lab, notebook: str, timeout_ms: int) -> None:  # ty
         timeout=timeout_ms,
     )
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def wait_until_all_ran(page, timeout_ms: int) -> None:  # type: ignore[no-untyped-def]
+    """Wait until every code cell of the open notebook has run (an execution count) and the kernel
+    is idle: the end of "run all"."""
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            if (!w || !w.content || !w.sessionContext.session) return false;
+            const kernel = w.sessionContext.session.kernel;
+            if (!kernel || kernel.status !== 'idle') return false;
+            const cells = w.content.widgets.filter(c => c.model.type === 'code');
+            return cells.length > 0 && cells.every(c => c.model.executionCount !== null);
+        }""",
+        timeout=timeout_ms,
+        polling=500,
+    )
+
+
+def output_problems(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """Text of every stderr stream and error shown in the notebook's outputs (empty when clean)."""
+    outputs = page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+    )
+    return [t for t in outputs.all_inner_texts() if t.strip()]
+
+
+def run_in_kernel(page, code: str, timeout_ms: int = 60_000) -> None:  # type: ignore[no-untyped-def]
+    """Run `code` in the open notebook's kernel (no cell, no output), as another cell would."""
+    page.evaluate(
+        """async (code) => {
+            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            const future = kernel.requestExecute({code, silent: false, store_history: false});
+            const reply = await future.done;
+            if (reply.content.status !== 'ok') {
+                throw new Error(reply.content.ename + ': ' + reply.content.evalue);
+            }
+        }""",
+        code,
+    )

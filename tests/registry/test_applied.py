@@ -35,3 +35,13 @@ def test_ipython_pretty_prints_the_table() -> None:
 
     result = ApplyResult([(_obj("Pod", "p", "default"), "created")])
     assert pretty(result) == repr(result)
+
+
+def test_two_applies_add_up_to_one_table() -> None:
+    both = ApplyResult([(_obj("ReplicationController", "web", "default"), "created")]) + ApplyResult(
+        [(_obj("Service", "web", "default"), "created")]
+    )
+    assert isinstance(both, ApplyResult) and [r[0] for r in both.rows()] == [
+        "ReplicationController",
+        "Service",
+    ]
