@@ -5,6 +5,9 @@ register informer handlers in `__init__` that only enqueue keys (`self.enqueue(o
 implement `reconcile(key)`: read the cache, compare desired with observed, write with the
 resourceVersion read, and be safe to run again. This base runs the worker threads: a reconcile
 that raises is logged and retried with per-key exponential backoff; one that returns resets it.
+A Conflict (the cache was behind the store: another writer got there first) is the expected
+outcome of optimistic concurrency, not a bug: one line at INFO and a requeue, no traceback (in a
+notebook a WARNING or a traceback is a red box under whatever cell is running).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 from nbkube.api.meta import Obj, key_of
 from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.errors import Conflict
 
 if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
@@ -58,6 +62,12 @@ class Controller:
             return False
         try:
             self.reconcile(key)
+        except Conflict as exc:
+            retries = self.queue.num_requeues(key)
+            self.log.info(
+                "%s: reconcile %s conflicted, requeued (retry %d): %s", self.name, key, retries + 1, exc
+            )
+            self.queue.add_rate_limited(key)
         except Exception:
             retries = self.queue.num_requeues(key)
             self.log.exception("%s: reconcile %s failed (retry %d)", self.name, key, retries + 1)
