@@ -148,7 +148,8 @@ class Dashboard(widgets.VBox):
         ] = {}  # pod key -> (resourceVersion, word, html)
 
         self.title = widgets.HTML()
-        self.columns_box = widgets.HBox(layout=widgets.Layout(overflow="auto", align_items="flex-start"))
+        # columns of one width (see _Column) and, stretched, of one height
+        self.columns_box = widgets.HBox(layout=widgets.Layout(overflow="auto", align_items="stretch"))
         self.controller = widgets.Dropdown(description="controller", options=[], value=None)
         self.replicas = widgets.IntSlider(
             description="replicas", min=0, max=20, value=0, continuous_update=False, disabled=True
