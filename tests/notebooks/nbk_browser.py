@@ -135,7 +135,24 @@ def run_all_cells(page, lab: Lab, notebook: str, timeout_ms: int) -> None:  # ty
         }""",
         timeout=timeout_ms,
     )
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # "run all" sent while Lab still settles the new session can be dropped without a word: send it
+    # again (at most 3 times) until the first cell has started
+    started = """() => {
+        const w = window.jupyterapp.shell.currentWidget;
+        const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+        return (kernel && kernel.status === 'busy') ||
+               w.content.widgets.some(c => c.model.type === 'code' && c.model.executionCount !== null);
+    }"""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        try:
+            page.wait_for_function(started, timeout=30_000, polling=200)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
 
 
 def wait_until_all_ran(page, timeout_ms: int) -> None:  # type: ignore[no-untyped-def]

@@ -30,7 +30,8 @@ QUICKSTART = "notebooks/01-quickstart.ipynb"
 NOTEBOOKS = sorted(p.name for p in (Path(REPO) / "notebooks").glob("*.ipynb"))
 RUN_ALL_MS = 600_000  # the failover notebook runs two experiments of up to 90 s each
 
-pytestmark = pytest.mark.slow
+# Run All of the failover notebook alone takes minutes on a shared machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _require(condition: bool, why: str) -> None:
