@@ -49,7 +49,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from nbkube.api.meta import Obj
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
@@ -60,6 +59,7 @@ from nbkube.node.network.blocks import BlockLease, LoopbackBlock, claim_block
 from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
 from nbkube.procutil import same_process, start_ticks
+from nbkube.registry.applied import ApplyResult
 from nbkube.security.agentauth import ensure_agent_token
 from nbkube.security.private import make_private_dir, write_private_file
 
@@ -314,8 +314,9 @@ class Cluster:
             except Exception:  # the cluster must still stop; the log has the details
                 log.warning("a stop callback of cluster %s failed", self.name, exc_info=True)
 
-    def apply(self, manifest: str) -> list[tuple[Obj, str]]:
-        """`kubectl apply -f`: a file path, "-" for stdin, or YAML/JSON text. Returns (object, action)."""
+    def apply(self, manifest: str) -> ApplyResult:
+        """`kubectl apply -f`: a file path, "-" for stdin, or YAML/JSON text. Returns (object, action)
+        pairs as an ApplyResult, a list that shows as a small table in a notebook."""
         from nbkube.api.serialization import load_file, load_manifests
 
         if "\n" not in manifest and (manifest == "-" or os.path.exists(manifest)):
@@ -324,7 +325,7 @@ class Cluster:
             raise BadRequest(f"{manifest}: no such file")
         else:
             objs = load_manifests(manifest, "<text>")
-        return self.api.apply(objs)
+        return ApplyResult(self.api.apply(objs))
 
     def events_df(self, namespace: str = "") -> pandas.DataFrame:
         """The event log as a DataFrame (time, namespace, kind, name, reason, message, ...)."""

@@ -5,6 +5,9 @@ register informer handlers in `__init__` that only enqueue keys (`self.enqueue(o
 implement `reconcile(key)`: read the cache, compare desired with observed, write with the
 resourceVersion read, and be safe to run again. This base runs the worker threads: a reconcile
 that raises is logged and retried with per-key exponential backoff; one that returns resets it.
+A Conflict (the cache was behind the store: another writer got there first) is the expected
+outcome of optimistic concurrency, not a bug: one line at INFO and a requeue, no traceback (in a
+notebook a WARNING or a traceback is a red box under whatever cell is running).
 """
 
 from __future__ import annotations

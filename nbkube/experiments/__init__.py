@@ -89,6 +89,14 @@ class Experiments:
             time.sleep(0.1)
 
     def round_robin(self, probe: Any, requests: int = 50, namespace: str = "default") -> Any:
-        """Requests one after another through `probe` (a Service name or (host, port)): count per pod."""
+        """Requests one after another through `probe` (a Service name or (host, port)): count per pod,
+        with the node each pod runs on (columns pod, node, requests, share)."""
         with resolve_target(self.cluster, probe, namespace) as target:
-            return round_robin(*target.address, requests=requests)
+            table = round_robin(*target.address, requests=requests)
+        pods, _ = self.cluster.api.list("Pod", namespace)
+        node_of = {
+            str((p.get("metadata") or {}).get("name")): str((p.get("spec") or {}).get("nodeName") or "")
+            for p in pods
+        }
+        table.insert(1, "node", [node_of.get(str(pod), "") for pod in table["pod"]])
+        return table

@@ -8,6 +8,7 @@ result also says how many requests failed in between.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,9 @@ from nbkube.experiments.results import (
     Progress,
     action_time,
     metric,
+    seconds,
     summary_frame,
+    summary_value,
     wait_until,
 )
 from nbkube.experiments.timeline import ready_series
@@ -61,23 +64,23 @@ def failover_summary(df: pandas.DataFrame) -> pandas.DataFrame:
     failed = probe[probe["ok"] == False]  # noqa: E712
     failed_after = failed[failed["t"] >= 0]
     rows: list[dict[str, Any]] = []
-    metric(rows, "time to detect (node NotReady)", detect, "s")
-    metric(rows, "time to evict (first pod marked for deletion)", evict, "s")
-    metric(
-        rows,
-        "time to reschedule (all pods scheduled elsewhere)",
-        sched["t"].iloc[0] if len(sched) else None,
-        "s",
-    )
-    metric(
-        rows, "time to ready (all replicas ready elsewhere)", ready["t"].iloc[0] if len(ready) else None, "s"
-    )
+    metric(rows, DETECT, detect, "s")
+    metric(rows, EVICT, evict, "s")
+    metric(rows, RESCHEDULE, sched["t"].iloc[0] if len(sched) else None, "s")
+    metric(rows, READY, ready["t"].iloc[0] if len(ready) else None, "s")
     metric(rows, "replicas", desired, "pods")
     metric(rows, "requests sent", len(probe), "requests")
     metric(rows, "requests failed", len(failed), "requests")
     outage = float(failed_after["t"].max() - failed_after["t"].min()) if len(failed_after) else 0.0
     metric(rows, "longest outage (first to last failed request)", outage if len(probe) else None, "s")
     return summary_frame(rows)
+
+
+DETECT = "time to detect (node NotReady)"
+EVICT = "time to evict (first pod marked for deletion)"
+RESCHEDULE = "time to reschedule (all pods scheduled elsewhere)"
+READY = "time to ready (all replicas ready elsewhere)"
+NOT_NOTICED = "the API has not noticed yet"
 
 
 class FailoverResult(ExperimentResult):
@@ -92,14 +95,38 @@ class FailoverResult(ExperimentResult):
     def summary(self) -> pandas.DataFrame:
         return failover_summary(self.df)
 
-    def plot(self) -> Figure:
-        from nbkube.experiments.plots import timeline_figure
+    def story(self) -> str:
+        s = self.summary
+        value = functools.partial(summary_value, s)
+        failed, sent = value("requests failed"), value("requests sent")
+        return (
+            f"{self.node} was powered off at 0 s while {value('replicas')} replicas served requests. "
+            f"The API marked it NotReady after {seconds(value(DETECT))}; until then it still showed the "
+            f"node and its pods as Ready. The first pod was evicted at {seconds(value(EVICT))}, all were "
+            f"scheduled elsewhere at {seconds(value(RESCHEDULE))} and all ready elsewhere at "
+            f"{seconds(value(READY))}. {failed} of {sent} requests failed."
+        )
 
+    def plot(self) -> Figure:
+        from nbkube.experiments.plots import Window, timeline_figure
+
+        s = self.summary
+        detect = summary_value(s, DETECT)
         markers = {
-            f"kill {self.node}": action_time(self.df, "KillNode"),
-            "recovered": action_time(self.df, "Recovered"),
+            f"{self.node} killed": action_time(self.df, "KillNode"),
+            "API marks it NotReady": detect,
+            "first pod evicted": summary_value(s, EVICT),
+            "all ready elsewhere": summary_value(s, READY),
         }
-        return timeline_figure(self.df, title=self.title, markers=markers)
+        window = Window(0.0, float(detect), NOT_NOTICED) if detect is not None else None
+        return timeline_figure(
+            self.df,
+            title=self.title,
+            markers=markers,
+            window=window,
+            exclude_node=self.node,
+            xlabel=f"seconds since {self.node} was killed",
+        )
 
 
 def failover(

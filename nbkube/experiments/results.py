@@ -9,7 +9,6 @@ Kubernetes Event ("event"), probe request ("probe"), observed pod change ("pod")
 from __future__ import annotations
 
 import base64
-import io
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -150,13 +149,41 @@ class ExperimentResult:
     def probe_df(self) -> pandas.DataFrame:
         return self.df[self.df["source"] == "probe"]
 
+    def story(self) -> str:
+        """One paragraph for people: what was done, what happened, the key numbers (the summary's)."""
+        raise NotImplementedError
+
+    def _repr_png_(self) -> bytes:
+        from nbkube.experiments.plots import figure_png
+
+        return figure_png(self.plot())
+
     def _repr_html_(self) -> str:
-        fig = self.plot()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-        png = base64.b64encode(buf.getvalue()).decode()
-        table = self.summary.to_html(index=False, border=0)
-        return f"<h4>{self.title}</h4>{table}<img src='data:image/png;base64,{png}'/>"
+        """Title, the story, then the summary table beside the plot (an embedded PNG)."""
+        from html import escape
+
+        png = base64.b64encode(self._repr_png_()).decode()
+        table = self.summary.to_html(index=False, border=0, na_rep="")
+        return (
+            f"<div class='nbk-result'><h4>{escape(self.title)}</h4><p>{escape(self.story())}</p>"
+            "<div style='display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start'>"
+            f"<div style='flex:0 0 auto'>{table}</div>"
+            f"<img style='flex:1 1 560px;max-width:100%' src='data:image/png;base64,{png}'/></div></div>"
+        )
+
+
+def summary_value(summary: pandas.DataFrame, name: str) -> Any:
+    """The value of one metric of a summary frame (None when it was not measured)."""
+    rows = summary[summary["metric"] == name]
+    if not len(rows):
+        raise KeyError(name)
+    value = rows["value"].iloc[0]
+    return None if value is None or (isinstance(value, float) and value != value) else value
+
+
+def seconds(value: Any) -> str:
+    """A summary's seconds as the story says them: the table's number, or "not measured"."""
+    return "not measured" if value is None else f"{value:g} s"
 
 
 def metric(rows: list[dict[str, Any]], name: str, value: float | int | None, unit: str) -> None:

@@ -10,6 +10,7 @@ and is Ready (bounded by `timeout`).
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,9 @@ from nbkube.experiments.results import (
     Progress,
     action_time,
     metric,
+    seconds,
     summary_frame,
+    summary_value,
     wait_until,
 )
 from nbkube.experiments.timeline import ready_series
@@ -74,14 +77,32 @@ class RolloutResult(ExperimentResult):
     def summary(self) -> pandas.DataFrame:
         return rollout_summary(self.df)
 
+    @property
+    def image(self) -> str:
+        start = self.df[(self.df["source"] == "action") & (self.df["reason"] == "RolloutStart")]
+        return str(start["message"].iloc[0])
+
+    def story(self) -> str:
+        s = self.summary
+        value = functools.partial(summary_value, s)
+        return (
+            f"{value('replicas')} replicas were rolled to {self.image} while requests kept coming. "
+            f"It took {seconds(value('time to complete'))}, created {value('pods created')} pods, "
+            f"never had fewer than {value('min ready during rollout')} ready nor more than "
+            f"{value('max pods scheduled during rollout')} scheduled; {value('requests failed')} of "
+            f"{value('requests sent')} requests failed."
+        )
+
     def plot(self) -> Figure:
         from nbkube.experiments.plots import timeline_figure
 
         markers = {
             "update starts": action_time(self.df, "RolloutStart"),
-            "done": action_time(self.df, "RolloutDone"),
+            "all pods new and ready": summary_value(self.summary, "time to complete"),
         }
-        return timeline_figure(self.df, title=self.title, markers=markers)
+        return timeline_figure(
+            self.df, title=self.title, markers=markers, xlabel="seconds since the update started"
+        )
 
 
 def _images_ok(pod: dict[str, Any], image: str, container: str | None) -> bool:

@@ -10,7 +10,9 @@ Background threads never print or display: ipykernel 7 routes a thread's output 
 started it, so the updater only sets widget traits, which travel over the widget comm from any
 thread. Controls write through the registry (scale = a patch of spec.replicas, cordon = a patch of
 spec.unschedulable, or nbkube.client.maintenance when that module is there) and report in a
-status line; no reconcile logic lives here.
+status line; no reconcile logic lives here. The header counts nodes by state (NotReady, cordoned);
+columns share one width; after `stop()` (the cluster stopping, or by hand) the dashboard says it
+is stopped, greys out and disables its controls, so an old output cell never looks live.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ CONTROLLER_KINDS = ("ReplicationController", "ReplicaSet", "Deployment")
 _SHORT = {"ReplicationController": "rc", "ReplicaSet": "rs", "Deployment": "deploy"}
 _UNSCHEDULED = ""  # column key for pods without spec.nodeName
 _STOP_JOIN = 5.0
+_COLUMN_WIDTH = "210px"  # every node column the same width, whatever its pods' names
 
 
 class ControllerRef(NamedTuple):
@@ -63,6 +66,13 @@ def _ns_name(obj: Obj) -> tuple[str, str]:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def _node_ready(node: Obj) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
+
+
 def _rv(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -77,16 +87,22 @@ class _Column:
         self.box = widgets.VBox(
             [self.header, self.pods],
             layout=widgets.Layout(
-                min_width="170px", max_width="320px", border="1px solid #ccc", padding="4px", margin="2px"
+                width=_COLUMN_WIDTH,
+                min_width=_COLUMN_WIDTH,
+                max_width=_COLUMN_WIDTH,
+                border="1px solid #ccc",
+                padding="4px",
+                margin="2px",
+                overflow="hidden",
             ),
         )
 
 
 class Dashboard(widgets.VBox):
-    """Live view of nodes and pods with scale / cordon / drain / kill / rolling-update controls.
+    """Live view of nodes and pods with scale / cordon / drain / kill / restart / rolling-update controls.
 
     `factory`: an InformerFactory already running (the cluster's); when None the dashboard makes and
-    starts its own, and `stop()` stops it. `on_kill(node_name)` and
+    starts its own, and `stop()` stops it. `on_kill(node_name)`, `on_restart(node_name)` and
     `on_rolling_update(ControllerRef, image)` are the cluster's callables; without them those
     buttons say they are unavailable.
     """
@@ -101,11 +117,13 @@ class Dashboard(widgets.VBox):
         on_kill: Callable[[str], Any] | None = None,
         on_rolling_update: Callable[[ControllerRef, str], Any] | None = None,
         sync_timeout: float = 5.0,
+        on_restart: Callable[[str], Any] | None = None,
     ):
         self.api = api
         self.throttle = throttle
         self.max_nodes = max_nodes
         self.on_kill = on_kill
+        self.on_restart = on_restart
         self.on_rolling_update = on_rolling_update
         self.refreshes = 0  # how many refreshes ran (tests and the benchmark read it)
 
@@ -124,12 +142,14 @@ class Dashboard(widgets.VBox):
         self._cancel_cluster_hook: Callable[[], None] | None = None  # set by dashboard_for
         self._columns: dict[str, _Column] = {}
         self._order: list[str] = []
+        self._last_counts = ""  # the header's numbers, kept for the stopped state
         self._chips: dict[
             tuple[str, str], tuple[str, str, str]
         ] = {}  # pod key -> (resourceVersion, word, html)
 
         self.title = widgets.HTML()
-        self.columns_box = widgets.HBox(layout=widgets.Layout(overflow="auto", align_items="flex-start"))
+        # columns of one width (see _Column) and, stretched, of one height
+        self.columns_box = widgets.HBox(layout=widgets.Layout(overflow="auto", align_items="stretch"))
         self.controller = widgets.Dropdown(description="controller", options=[], value=None)
         self.replicas = widgets.IntSlider(
             description="replicas", min=0, max=20, value=0, continuous_update=False, disabled=True
@@ -137,7 +157,7 @@ class Dashboard(widgets.VBox):
         self.node = widgets.Dropdown(description="node", options=[], value=None)
         self.buttons = {
             verb: widgets.Button(description=verb, layout=widgets.Layout(width="90px"))
-            for verb in ("cordon", "uncordon", "drain", "kill")
+            for verb in ("cordon", "uncordon", "drain", "kill", "restart")
         }
         self.image = widgets.Text(description="image", placeholder="busybox:1.36")
         self.rollout = widgets.Button(description="rolling update", layout=widgets.Layout(width="120px"))
@@ -160,6 +180,8 @@ class Dashboard(widgets.VBox):
             ]
         )
 
+        self.add_class("nbk-dashboard")  # for the browser tests and anyone styling it
+        self.title.add_class("nbk-dashboard-title")
         self._informers: dict[str, Informer] = {
             kind: factory.informer(kind) for kind in ("Node", "Pod", *CONTROLLER_KINDS)
         }
@@ -210,6 +232,38 @@ class Dashboard(widgets.VBox):
                 t.join(_STOP_JOIN)
         if self._own_factory and not already:
             self.factory.stop_all()
+        if not already:
+            self._show_stopped()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopping.is_set()
+
+    def _show_stopped(self) -> None:
+        """Say so, grey the columns out and disable every control: nothing here is live any more."""
+        with self._lock:
+            changes: list[tuple[widgets.Widget, str, Any]] = [
+                (
+                    self.title,
+                    "value",
+                    f"{badge('stopped', 'grey')} <b>{escape(self._last_counts)}</b> "
+                    '<span style="color:#666">(as last seen; the cluster is stopped)</span>',
+                ),
+                (self.status, "value", '<span style="color:#666">stopped: controls are disabled</span>'),
+            ]
+            for col in self._columns.values():  # greyed out: what was last seen, not what is
+                for w in (col.header, col.pods):
+                    changes.append((w, "value", f'<div style="opacity:0.45">{w.value}</div>'))
+            for control in (
+                self.controller,
+                self.replicas,
+                self.node,
+                self.image,
+                self.rollout,
+                *self.buttons.values(),
+            ):
+                changes.append((control, "disabled", True))
+            self._apply(changes)
 
     def close(self) -> None:
         """Close the widget (also what `Widget.close_all()` does at kernel shutdown): stop first."""
@@ -257,6 +311,8 @@ class Dashboard(widgets.VBox):
     def refresh(self) -> None:
         """Bring every widget in line with the informer caches, sending only what changed."""
         with self._lock:
+            if self.stopped:
+                return  # the stopped state stays: the caches are no longer fed
             self._refresh_locked()
             self.refreshes += 1
 
@@ -301,8 +357,15 @@ class Dashboard(widgets.VBox):
                 changes.append((col.pods, "value", body))
 
         hidden = len(nodes) - len(shown)
+        not_ready = sum(1 for n in nodes if not _node_ready(n))
+        cordoned = sum(1 for n in nodes if (n.get("spec") or {}).get("unschedulable"))
+        node_notes = [
+            badge(f"{not_ready} NotReady", "red") if not_ready else "",
+            badge(f"{cordoned} cordoned", "amber") if cordoned else "",
+        ]
+        self._last_counts = f"{len(nodes)} nodes, {len(pods)} pods"
         title = (
-            f"<b>{len(nodes)} nodes, {len(pods)} pods</b> "
+            f"<b>{len(nodes)} nodes</b> {' '.join(x for x in node_notes if x)} · <b>{len(pods)} pods</b> "
             + " ".join(f"{escape(w)}: {n}" for w, n in sorted(counts.items()))
             + (f' <span style="color:#666">({hidden} more nodes not shown)</span>' if hidden > 0 else "")
         )
@@ -406,6 +469,13 @@ class Dashboard(widgets.VBox):
         if not node:
             self._say(f"{verb}: choose a node first", error=True)
             return
+        if verb == "restart":
+            on_restart = self.on_restart
+            if on_restart is None:
+                self._say("restart: this dashboard was not given the cluster's restart_node", error=True)
+                return
+            self._background(f"restart {node}", lambda: on_restart(node))
+            return
         if verb == "kill":
             on_kill = self.on_kill
             if on_kill is None:
@@ -444,17 +514,20 @@ def dashboard_for(
     on_rolling_update: Callable[[ControllerRef, str], Any] | None = None,
     **kwargs: Any,
 ) -> Dashboard:
-    """A Dashboard over a cluster object: uses `cluster.api`, and `cluster.kill_node` for the kill button.
+    """A Dashboard over a cluster object: uses `cluster.api`, `cluster.kill_node` for the kill button
+    and `cluster.restart_node` (a kubelet restart: pods keep running) for the restart button.
 
     The dashboard runs its own informers (stopped by `stop()`), so it never interferes with the
     cluster's. LocalCluster's `dashboard()` is meant to be this call. It registers its `stop` with
     the cluster (`cluster.on_stop`), so stopping the cluster stops it before the store goes away.
     """
     kill = getattr(cluster, "kill_node", None)
+    restart = getattr(cluster, "restart_node", None)
     dash = Dashboard(
         cluster.api,
         None,
         on_kill=kill if callable(kill) else None,
+        on_restart=restart if callable(restart) else None,
         on_rolling_update=on_rolling_update,
         **kwargs,
     )

@@ -62,12 +62,8 @@ def experiments_for(cluster: Any) -> NotebookExperiments:
 
 
 def show_result(result: ExperimentResult) -> None:
-    """Display a result's summary table and its plot (as PNG) in the cell's output."""
-    import io
+    """Display a result in the cell's output: its story, summary table and plot (what it shows as a
+    cell's last expression too)."""
+    from IPython.display import display
 
-    from IPython.display import Image, display
-
-    display(result.summary)
-    buf = io.BytesIO()
-    result.plot().savefig(buf, format="png", dpi=90)
-    display(Image(data=buf.getvalue(), format="png"))
+    display(result)

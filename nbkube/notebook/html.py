@@ -140,5 +140,5 @@ def stopped_card(title: str) -> str:
     """A stopped cluster's `_repr_html_`: it has no store left to read, so only its name and state."""
     return (
         f'<div class="nbk-cluster" style="{_FONT};border:1px solid #ccc;border-radius:4px;padding:6px 10px">'
-        f'<div><b>{escape(title)}</b> {badge("stopped", "grey")}</div></div>'
+        f"<div><b>{escape(title)}</b> {badge('stopped', 'grey')}</div></div>"
     )

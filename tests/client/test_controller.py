@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+
+import pytest
 
 from nbkube.client.controller import Controller
 from nbkube.client.informer import InformerFactory
 from nbkube.clock import FakeClock
+from nbkube.errors import Conflict
 from nbkube.registry.registry import Registry
 
 
@@ -122,4 +126,32 @@ def test_process_next_without_threads(api: Registry) -> None:
     assert ctl.process_next(timeout=1)
     assert ctl.reconciled.get_nowait() == "default/missing"
     assert not ctl.process_next(timeout=0.01)
+    ctl.stop()
+
+
+class Conflicted(Controller):
+    """Raises a Conflict on its first attempt, as a write with a stale resourceVersion does."""
+
+    name = "conflicted"
+
+    def __init__(self, api: Registry, factory: InformerFactory) -> None:
+        super().__init__(api, factory, clock=FakeClock())
+        self.attempts = 0
+
+    def reconcile(self, key: str) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise Conflict(f'configmaps "{key}": the object has been modified')
+
+
+def test_a_conflict_is_one_line_and_a_requeue_not_a_traceback(
+    api: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctl = Conflicted(api, InformerFactory(api))
+    ctl.queue.add("default/a")
+    with caplog.at_level(logging.DEBUG, logger="nbkube.controller.conflicted"):
+        assert ctl.process_next(timeout=1)
+    assert ctl.queue.num_requeues("default/a") == 1
+    (record,) = caplog.records  # one line, through logutil's rate-limited transient failures
+    assert record.exc_info is None and "(conflict)" in record.message and "retry 1" in record.message
     ctl.stop()

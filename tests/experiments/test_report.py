@@ -51,3 +51,25 @@ def test_bad_names_write_nothing(tmp_path: Path) -> None:
 
 def test_markdown_of_an_empty_table() -> None:
     assert markdown_table(pd.DataFrame(columns=["a", "b"])) == "| a | b |\n|---|---|\n"
+
+
+def test_report_opens_with_the_narrative_and_puts_each_plot_beside_its_table(tmp_path: Path) -> None:
+    table = pd.DataFrame({"metric": ["time to ready"], "value": [1.5], "unit": ["s"]})
+    path = write_report(
+        str(tmp_path / "out"),
+        tables={"failover": table, "timings": pd.DataFrame({"step": ["all"], "seconds": [9.5]})},
+        figures={"failover": _fig()},
+        narrative=["We killed node-1; all ready elsewhere after 1.5 s."],
+        texts={"failover": "the shaded stretch: the API has not noticed yet"},
+    )
+    html = Path(path).read_text()
+    assert html.index("class='narrative'") < html.index("<h2")
+    section = html[html.index("<h2 id='failover'>") : html.index("<h2 id='timings'>")]
+    assert section.index("<table") < section.index("<img src='failover.png'")
+    assert "class='pair'" in section and "the API has not noticed yet" in section
+
+
+def test_report_texts_must_name_a_section(tmp_path: Path) -> None:
+    with pytest.raises(BadRequest, match="report texts nope"):
+        write_report(str(tmp_path / "r"), tables={"ok": pd.DataFrame({"a": [1]})}, texts={"nope": "x"})
+    assert not (tmp_path / "r").exists()

@@ -109,4 +109,85 @@ def test_plot_has_bars_ready_line_and_red_ticks() -> None:
     (ticks,) = [ln for ln in bottom.lines if ln.get_gid() == "failed-requests"]
     assert ticks.get_color() == "red" and list(ticks.get_xdata()) == [0.5, 1.5]
     assert [t.get_text() for t in gantt.get_yticklabels()] == ["node-1  a", "node-2  b", "node-2  c"]
-    assert "<img src='data:image/png;base64," in result._repr_html_()
+    assert "src='data:image/png;base64," in result._repr_html_()
+
+
+def test_markers_sit_at_the_summary_times_and_the_detection_window_is_shaded() -> None:
+    result = FailoverResult(_frame(), title="t")
+    summary = result.summary.set_index("metric")["value"]
+    fig = result.plot()
+    gantt = fig.axes[0]
+    marker_x = sorted({float(ln.get_xdata()[0]) for ln in gantt.lines if ln.get_gid() == "marker"})
+    assert marker_x == sorted(
+        {0.0}
+        | {
+            float(summary[m])
+            for m in (
+                "time to detect (node NotReady)",
+                "time to evict (first pod marked for deletion)",
+                "time to ready (all replicas ready elsewhere)",
+            )
+        }
+    )
+    legend_texts = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "all ready elsewhere (3 s)" in legend_texts and "API marks it NotReady (1.9 s)" in legend_texts
+    (window,) = [p for p in gantt.patches if p.get_gid() == "window"]
+    assert window.get_x() == 0.0 and window.get_x() + window.get_width() == 1.9
+    labels = [t for t in gantt.texts if t.get_gid() == "window-label"]
+    assert labels and labels[0].get_text() == "the API has not noticed yet"
+    assert "the API has not noticed yet" in legend_texts
+
+
+def test_labels_stay_off_the_bars_and_are_readable() -> None:
+    fig = FailoverResult(_frame(), title="t").plot()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    gantt, bottom = fig.axes[:2]
+    renderer = canvas.get_renderer()
+    data_box = gantt.get_window_extent(renderer)
+    # the legends sit outside both panels' data areas
+    for legend in fig.legends:
+        box = legend.get_window_extent(renderer)
+        for ax in (gantt, bottom):
+            assert not box.overlaps(ax.get_window_extent(renderer))
+    # the window's label is above the chart, not on a bar
+    (label,) = [t for t in gantt.texts if t.get_gid() == "window-label"]
+    assert label.get_window_extent(renderer).y0 >= data_box.y1 - 1
+    assert all(t.get_fontsize() >= 9 for t in gantt.get_yticklabels())
+    assert gantt.get_ylabel() and gantt.get_xlabel() and bottom.get_ylabel() and bottom.get_xlabel()
+
+
+def test_a_result_shows_once_as_png_and_tells_its_story() -> None:
+    result = FailoverResult(_frame(), title="t")
+    assert result._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.plot()._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    story = result.story()
+    assert "1.9 s" in story and "3 s" in story and "2 of 4 requests failed" in story
+    html = result._repr_html_()
+    assert html.index("<table") < html.index("<img") and story.split(".")[0] in html
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # nothing in pyplot's state for Jupyter to show a second time
+
+
+def test_round_robin_bars_are_coloured_by_node_with_axis_labels() -> None:
+    from nbkube.experiments.plots import round_robin_figure
+
+    table = pd.DataFrame(
+        {
+            "pod": ["a", "b", "c"],
+            "node": ["node-2", "node-1", "node-2"],
+            "requests": [3, 4, 3],
+            "share": [0.3, 0.4, 0.3],
+        }
+    )
+    fig = round_robin_figure(table)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_gid() == "round-robin"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["b", "a", "c"]  # grouped by node
+    assert bars[1].get_facecolor() == bars[2].get_facecolor() != bars[0].get_facecolor()
+    assert ax.get_xlabel() == "pod" and ax.get_ylabel() == "requests answered"
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["node-1", "node-2"]

@@ -135,4 +135,62 @@ def run_all_cells(page, lab: Lab, notebook: str, timeout_ms: int) -> None:  # ty
         }""",
         timeout=timeout_ms,
     )
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # "run all" sent while Lab still settles the new session can be dropped without a word: send it
+    # again (at most 3 times) until the first cell has started
+    started = """() => {
+        const w = window.jupyterapp.shell.currentWidget;
+        const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
+        return (kernel && kernel.status === 'busy') ||
+               w.content.widgets.some(c => c.model.type === 'code' && c.model.executionCount !== null);
+    }"""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        try:
+            page.wait_for_function(started, timeout=30_000, polling=200)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
+def wait_until_all_ran(page, timeout_ms: int) -> None:  # type: ignore[no-untyped-def]
+    """Wait until every code cell of the open notebook has run (an execution count) and the kernel
+    is idle: the end of "run all"."""
+    page.wait_for_function(
+        """() => {
+            const w = window.jupyterapp.shell.currentWidget;
+            if (!w || !w.content || !w.sessionContext.session) return false;
+            const kernel = w.sessionContext.session.kernel;
+            if (!kernel || kernel.status !== 'idle') return false;
+            const cells = w.content.widgets.filter(c => c.model.type === 'code');
+            return cells.length > 0 && cells.every(c => c.model.executionCount !== null);
+        }""",
+        timeout=timeout_ms,
+        polling=500,
+    )
+
+
+def output_problems(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """Text of every stderr stream and error shown in the notebook's outputs (empty when clean)."""
+    outputs = page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+    )
+    return [t for t in outputs.all_inner_texts() if t.strip()]
+
+
+def run_in_kernel(page, code: str, timeout_ms: int = 60_000) -> None:  # type: ignore[no-untyped-def]
+    """Run `code` in the open notebook's kernel (no cell, no output), as another cell would."""
+    page.evaluate(
+        """async (code) => {
+            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            const future = kernel.requestExecute({code, silent: false, store_history: false});
+            const reply = await future.done;
+            if (reply.content.status !== 'ok') {
+                throw new Error(reply.content.ename + ': ' + reply.content.evalue);
+            }
+        }""",
+        code,
+    )

@@ -1,7 +1,7 @@
 """Every notebook in notebooks/ runs top to bottom in a real kernel (nbclient) without an error.
 
-The quickstart must also show the three kinds of output the issue names: a widget view (the
-dashboard), a DataFrame table and a PNG plot. Each notebook starts and stops its own cluster.
+The quickstart must also show a widget view (the dashboard, left live at its end), the coloured pod
+table and a PNG plot. Nothing may reach stderr. The other notebooks stop their own cluster.
 """
 
 from __future__ import annotations
@@ -61,6 +61,13 @@ def test_notebook_runs_top_to_bottom(name: str) -> None:
         out for cell in nb.cells for out in cell.get("outputs", []) if out.get("output_type") == "error"
     ]
     assert errors == []
+    stderr = [
+        out.get("text", "")
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "stream" and out.get("name") == "stderr"
+    ]
+    assert stderr == []  # a warning or a log line is a red box in the notebook
     if name.startswith("01-"):
         kinds = _mimetypes(nb)
         assert "application/vnd.jupyter.widget-view+json" in kinds
@@ -71,3 +78,8 @@ def test_notebook_runs_top_to_bottom(name: str) -> None:
             for out in cell.get("outputs", [])
         ]
         assert any("<table" in t for t in tables)
+        assert any("nbk-table" in t for t in tables)  # the coloured pod table, not only a DataFrame
+        # Run All leaves the dashboard live: the last output is the widget, and no cell stops the cluster
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        assert "application/vnd.jupyter.widget-view+json" in (code[-1].outputs[-1].get("data") or {})
+        assert not any("cluster.stop()" in cell.source for cell in code)

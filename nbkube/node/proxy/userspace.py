@@ -12,15 +12,24 @@ swap backend lists) is a cheap message to that loop and the proxy adds one threa
 An address that cannot be opened (the port is taken by someone else) is logged once, reported by
 every `sync` and retried quietly on the loop with a doubling back-off (`RETRY_FIRST`..`RETRY_MAX`),
 not once per sync: a sync comes with every endpoint change, and a log line each time was a flood.
+
+Running out of file descriptors (EMFILE/ENFILE, e.g. a kernel that opened too many files) is one
+cause, said in one line: asyncio already stops accepting on a listener for a second when accept()
+fails that way, but reports each such failure with a traceback through the loop's exception handler,
+once per listener per second, which filled a notebook with tens of thousands of them. The proxy's
+own handler turns those into the one line and a note when descriptors are free again; listeners and
+backend connections that fail for the same reason back off without a line of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -34,6 +43,13 @@ _T = TypeVar("_T")
 
 RETRY_FIRST = 1.0  # seconds before an address that could not be opened is tried again
 RETRY_MAX = 30.0  # the back-off's ceiling
+# accept()/socket() failing for want of descriptors or kernel memory: wait, do not shout
+RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+STARVE_QUIET = 2.0  # seconds without running out before "available again" (near the limit it flaps)
+
+
+def _out_of_resources(exc: BaseException | None) -> bool:
+    return isinstance(exc, OSError) and exc.errno in RESOURCE_ERRNOS
 
 
 @dataclass
@@ -95,6 +111,9 @@ class UserspaceProxy:
         # Open connections and in-flight backend connects, closed by stop(): no socket left behind.
         self._conns: set[_Side] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.starved = 0  # how many times descriptors ran out (accepts, listens, backend connects)
+        self._starving = False  # said once; cleared (with one more line) when a connection works again
+        self._starved_at = 0.0
 
     def _track(self, side: _Side) -> None:
         self._conns.add(side)
@@ -108,6 +127,7 @@ class UserspaceProxy:
         if self._thread is not None:
             return
         loop = asyncio.new_event_loop()
+        loop.set_exception_handler(self._loop_error)
         self._apply_lock = asyncio.Lock()  # a lock binds to the first loop that waits on it
         ready = threading.Event()
 
@@ -138,6 +158,33 @@ class UserspaceProxy:
         self._thread.join(10)
         self._loop = None
         self._thread = None
+
+    # -- running out of descriptors -------------------------------------------------------------------
+
+    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """The loop's exception handler: an accept() out of descriptors is one line, not a traceback."""
+        if _out_of_resources(context.get("exception")):
+            self._starved(context["exception"], "accepting connections (each listener pauses a second)")
+            return
+        loop.default_exception_handler(context)
+
+    def _starved(self, exc: OSError, doing: str) -> None:
+        self.starved += 1
+        self._starved_at = time.monotonic()
+        if self._starving:
+            return
+        self._starving = True
+        log.warning(
+            "%s: out of file descriptors or memory (%s) while %s; backing off until some are free",
+            self._name,
+            exc.strerror or exc,
+            doing,
+        )
+
+    def _fed(self) -> None:
+        if self._starving and time.monotonic() - self._starved_at >= STARVE_QUIET:
+            self._starving = False
+            log.info("%s: file descriptors available again, forwarding as before", self._name)
 
     def __enter__(self) -> UserspaceProxy:
         self.start()
@@ -234,7 +281,9 @@ class UserspaceProxy:
                 )
             except OSError as exc:
                 error = f"cannot listen on {addr[0]}:{addr[1]} for {rule.id}: {exc.strerror or exc}"
-                if failure is None:
+                if _out_of_resources(exc):
+                    self._starved(exc, "opening listeners (retried with back-off)")
+                elif failure is None:
                     log.warning("%s (retrying quietly with back-off)", error)
                     delay = RETRY_FIRST
                 else:
@@ -289,12 +338,17 @@ class UserspaceProxy:
                     loop.create_connection(lambda: _BackendSide(client), backend.ip, backend.port),
                     self._connect_timeout,
                 )
-            except (OSError, TimeoutError):
+            except (OSError, TimeoutError) as exc:
                 listener.failures += 1
+                if _out_of_resources(exc):
+                    assert isinstance(exc, OSError)
+                    self._starved(exc, "connecting to backends (clients dropped meanwhile)")
+                    break  # every other backend would fail the same way: drop this client now
                 continue
             if listener.rule.session_affinity:
                 listener.affinity[peer[0]] = (backend, loop.time() + listener.rule.affinity_timeout)
             listener.connections += 1
+            self._fed()
             client.attach(upstream)
             return
         client.transport.close()

@@ -1001,6 +1001,15 @@ class ProcessRuntime:
                     f"{blocker} is closed to it (give the node a state dir others may traverse)",
                 )
 
+    @staticmethod
+    def _scratch(p: _Pod) -> str:
+        """The pod's temporary folder (shared by its containers, as a pod's emptyDir would be)."""
+        path = os.path.join(p.dir, "tmp")
+        if not os.path.isdir(path):
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, 0o1777)  # like /tmp: whichever runAsUser a container has may write
+        return path
+
     def _identity_options(self, p: _Pod, c: _Ctr, cwd: str | None) -> dict[str, Any]:
         """Popen options that make the process run as the container's securityContext says.
 
@@ -1084,6 +1093,9 @@ class ProcessRuntime:
             cwd = os.path.join(p.dir, "containers", c.name)
             os.makedirs(cwd, exist_ok=True)
         env.setdefault("HOME", cwd)
+        # a pod's scratch files (TMPDIR, as a container's own /tmp) live in its folder under the
+        # node's state dir, i.e. the cluster's folder, and go when the pod goes, not in the host's /tmp
+        env.setdefault("TMPDIR", self._scratch(p))
         note = ""
         mounts = c.spec.get("volumeMounts") or []
         if mounts:

@@ -552,3 +552,21 @@ def test_container_processes_carry_the_identity_and_inherit_the_given_descriptor
     finally:
         rt.close()
         os.close(fd)
+
+
+def test_scratch_files_live_in_the_pods_folder_and_go_with_it(rt: ProcessRuntime) -> None:
+    """$TMPDIR is the pod's own folder under the state dir (the cluster's folder), not the host's /tmp:
+    the article's web pod writes its page to ${TMPDIR:-/tmp}/www-$POD_NAME."""
+    script = (
+        "d=${TMPDIR:-/tmp}/www-pod-u1; mkdir -p $d && echo page > $d/index.html && echo $TMPDIR; sleep 30"
+    )
+    rt.start_pod(pod("u1", sh(script, name="a"), sh("echo $TMPDIR; sleep 30", name="b")), sandbox())
+    pod_dir = os.path.join(rt.state_dir, "pods", "u1")
+    wait_for(lambda: str(rt.logs("u1", "a")).strip(), "TMPDIR printed")
+    tmp = str(rt.logs("u1", "a")).strip()
+    assert tmp == os.path.join(pod_dir, "tmp")
+    wait_for(lambda: str(rt.logs("u1", "b")).strip() == tmp, "both containers share it")
+    assert Path(tmp, "www-pod-u1", "index.html").read_text() == "page\n"
+    assert not os.path.exists("/tmp/www-pod-u1")
+    rt.stop_pod("u1")
+    assert not os.path.exists(tmp)
