@@ -91,9 +91,7 @@ def _ports(query: Sequence[tuple[str, str]]) -> tuple[int, ...]:
             if not 0 < port < 65536:
                 raise BadRequest(f"ports: {port} is not between 1 and 65535")
             ports.append(port)
-    if not ports:
-        raise BadRequest("at least one port must be specified (ports=N)")
-    return tuple(ports)
+    return tuple(ports)  # none: a SPDY client names them per stream (and is refused later)
 
 
 def stream_target(
@@ -105,12 +103,16 @@ def stream_target(
     pod = registry.get("Pod", name, namespace)
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise BadRequest(f"cannot {subresource} into a container in a completed pod; current phase is {phase}")
+        raise BadRequest(
+            f"cannot {subresource} into a container in a completed pod; current phase is {phase}"
+        )
     endpoint, chosen = agent_target(registry, namespace, name, container)
     headers = agent_headers(registry)
     if subresource == "portforward":
         ports = _ports(query)
-        urls = tuple(agent_url(endpoint, "stream/portforward", namespace, name, "-", {"port": str(p)}) for p in ports)
+        urls = tuple(
+            agent_url(endpoint, "stream/portforward", namespace, name, "-", {"port": str(p)}) for p in ports
+        )
         return StreamTarget(urls, endpoint, headers, ports=ports)
     stdin, tty = _flag(query, "stdin", False), _flag(query, "tty", False)
     stdout, stderr = _flag(query, "stdout", True), _flag(query, "stderr", True)
@@ -119,6 +121,7 @@ def stream_target(
     if tty and stderr:
         # kubectl sends stderr=false with -t: a terminal has one output
         raise BadRequest("tty and stderr cannot both be true")
+    _check_container(pod, chosen, subresource, stdin)
     params = [("stdin", "1" if stdin else "0"), ("tty", "1" if tty else "0")]
     command: tuple[str, ...] = ()
     if subresource == "exec":
@@ -130,12 +133,33 @@ def stream_target(
     return StreamTarget((url,), endpoint, headers, stdin, stdout, stderr, tty, command=command)
 
 
+def _check_container(pod: dict[str, Any], container: str, subresource: str, stdin: bool) -> None:
+    """Refusals the pod object already shows (kubectl retries a refused WebSocket with SPDY, so
+    the API server, not only the agent, says them): a container not running, and an attach with
+    stdin to a container without `stdin: true`."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    state = next((s.get("state") or {} for s in statuses if s.get("name") == container), {})
+    if "running" not in state:
+        raise BadRequest(f'container not found ("{container}"): it is not running')
+    spec = next(c for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") == container)
+    if subresource == "attach" and stdin and spec.get("stdin") is not True:
+        raise BadRequest(
+            f"container {container} of pod {(pod.get('metadata') or {}).get('name')} was not started with "
+            "stdin: true; attach without -i, or set spec.containers[].stdin"
+        )
+
+
 def end_status(end: dict[str, Any], command: Sequence[str]) -> dict[str, Any]:
     """The metav1 Status sent on channel 3 when the agent says the session is over (`end` is its
     {"exitCode": N}, {} for an attach, or {"message": ...}), in kube-apiserver's words."""
     code = end.get("exitCode")
     if "message" in end:
-        return {"metadata": {}, "status": "Failure", "message": str(end["message"]), "reason": "InternalError"}
+        return {
+            "metadata": {},
+            "status": "Failure",
+            "message": str(end["message"]),
+            "reason": "InternalError",
+        }
     if not code:
         return {"metadata": {}, "status": "Success"}
     return {

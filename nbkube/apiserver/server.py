@@ -177,7 +177,9 @@ class _Service:
                 return _Outcome(stream="log", req=req)
             if route.subresource in CONNECT_SUBRESOURCES:
                 if ctx.method not in ("GET", "POST"):
-                    raise resources.MethodNotAllowed(f"{ctx.method} is not allowed on pods/{route.subresource}")
+                    raise resources.MethodNotAllowed(
+                        f"{ctx.method} is not allowed on pods/{route.subresource}"
+                    )
                 return _Outcome(stream="connect", req=req)
             answer = self.gate.handle(ctx, route, req)
             if answer is None:
@@ -267,7 +269,9 @@ class _Service:
                 events.close()  # cancels the registry watch
         return resp
 
-    async def stream_logs(self, request: web.BaseRequest, ctx: RequestContext, req: Request) -> web.StreamResponse:
+    async def stream_logs(
+        self, request: web.BaseRequest, ctx: RequestContext, req: Request
+    ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         r = req.route
         try:
@@ -306,12 +310,20 @@ class _Service:
         r = req.route
         query = list(request.query.items())  # every value: exec repeats `command`
         try:
+            # the pod and container first, as kube-apiserver: kubectl retries a refused WebSocket
+            # with SPDY, and should hear about a missing container either way
             target = await loop.run_in_executor(
                 self.pool, podstreams.stream_target, self.registry, r.namespace, r.name, r.subresource, query
             )
-            protocol = podstreams.choose_protocol(request.headers.get("Sec-WebSocket-Protocol", ""), r.subresource)
+            protocol = podstreams.choose_protocol(
+                request.headers.get("Sec-WebSocket-Protocol", ""), r.subresource
+            )
+            if r.subresource == "portforward" and not target.ports:
+                raise BadRequest("at least one port must be specified (ports=N)")
             if not web.WebSocketResponse(protocols=(protocol,)).can_prepare(request).ok:
-                raise BadRequest(f"Upgrade request required: pods/{r.subresource} is served over WebSocket ({protocol})")
+                raise BadRequest(
+                    f"Upgrade request required: pods/{r.subresource} is served over WebSocket ({protocol})"
+                )
             if r.subresource == "portforward":
                 return await wsstreams.relay_portforward(request, target, protocol)
             return await wsstreams.relay_channels(request, target, protocol)
@@ -410,12 +422,16 @@ class ApiServer:
         server = web.Server(service.handle, handler_cancellation=True, access_log=None)
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.gate.ssl_context, reuse_address=True)
+        site = web.TCPSite(
+            runner, self.host, self.port, ssl_context=self.gate.ssl_context, reuse_address=True
+        )
         try:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            raise BadRequest(f"the API server cannot listen on {self.host}:{self.port}: {e.strerror}") from None
+            raise BadRequest(
+                f"the API server cannot listen on {self.host}:{self.port}: {e.strerror}"
+            ) from None
         sockets = [s for s in (runner.addresses or [])]
         self.port = int(sockets[0][1]) if sockets else self.port
         self._service, self._runner = service, runner
@@ -450,4 +466,3 @@ class ApiServer:
 
     def __repr__(self) -> str:
         return f"ApiServer({self.url}, {'running' if self._thread else 'stopped'})"
-

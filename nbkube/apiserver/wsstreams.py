@@ -18,7 +18,7 @@ import json
 import logging
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from nbkube.api import wirejson
 from nbkube.apiserver.podstreams import V5, StreamTarget, end_status
@@ -73,6 +73,16 @@ async def open_agent(
     raise agent_refusal(endpoint, code, body)
 
 
+def _message_bytes(msg: WSMessage) -> bytes:
+    """A client message as bytes: binary ones as they are, text ones (the Python client sends
+    str data as text) as their UTF-8, as kube-apiserver reads both; b"" for control messages."""
+    if msg.type == WSMsgType.BINARY:
+        return bytes(msg.data)
+    if msg.type == WSMsgType.TEXT:
+        return str(msg.data).encode()
+    return b""
+
+
 def _socket_gone(e: BaseException) -> bool:
     return isinstance(e, ConnectionError | asyncio.IncompleteReadError | RuntimeError)
 
@@ -91,9 +101,10 @@ async def relay_channels(
     async def from_client() -> None:
         try:
             async for msg in ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
+                data = _message_bytes(msg)
+                if not data:
                     continue
-                channel, payload = msg.data[0], msg.data[1:]
+                channel, payload = data[0], data[1:]
                 if (channel == agentstream.STDIN and target.stdin) or channel == agentstream.RESIZE:
                     writer.write(agentstream.encode(channel, payload))
                 elif channel == agentstream.CLOSE and protocol == V5:
@@ -111,7 +122,9 @@ async def relay_channels(
             header = await reader.readexactly(5)
             channel, length = agentstream.parse_header(header)
             payload = await reader.readexactly(length)
-            if (channel == agentstream.STDOUT and target.stdout) or (channel == agentstream.STDERR and target.stderr):
+            if (channel == agentstream.STDOUT and target.stdout) or (
+                channel == agentstream.STDERR and target.stderr
+            ):
                 await ws.send_bytes(bytes([channel]) + payload)
             elif channel == agentstream.ERROR:
                 status = end_status(json.loads(payload), target.command)
@@ -131,7 +144,9 @@ async def relay_channels(
     return ws
 
 
-async def relay_portforward(request: web.BaseRequest, target: StreamTarget, protocol: str) -> web.WebSocketResponse:
+async def relay_portforward(
+    request: web.BaseRequest, target: StreamTarget, protocol: str
+) -> web.WebSocketResponse:
     """portforward over `v4.channel.k8s.io`: one agent connection per requested port; a port
     the agent cannot reach gets its message on its error channel, as the kubelet sends it."""
     conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = []
@@ -154,13 +169,14 @@ async def relay_portforward(request: web.BaseRequest, target: StreamTarget, prot
     async def from_client() -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             async for msg in ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
+                data = _message_bytes(msg)
+                if not data:
                     continue
-                channel = msg.data[0]
+                channel = data[0]
                 index = channel // 2
                 conn = conns[index] if channel % 2 == 0 and index < len(conns) else None
                 if conn is not None:
-                    conn[1].write(msg.data[1:])
+                    conn[1].write(data[1:])
                     await conn[1].drain()
 
     inbound: asyncio.Task[None] | None = None

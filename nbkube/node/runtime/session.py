@@ -98,10 +98,14 @@ class PopenSession:
         sources: list[tuple[int, int]] = (
             [(self.master, 1)]
             if self.master is not None
-            else [(f.fileno(), ch) for f, ch in ((self.proc.stdout, 1), (self.proc.stderr, 2)) if f is not None]
+            else [
+                (f.fileno(), ch) for f, ch in ((self.proc.stdout, 1), (self.proc.stderr, 2)) if f is not None
+            ]
         )
         for fd, channel in sources:
-            t = threading.Thread(target=_pump, args=(fd, channel, emit), name="nbkube-session-out", daemon=True)
+            t = threading.Thread(
+                target=_pump, args=(fd, channel, emit), name="nbkube-session-out", daemon=True
+            )
             t.start()
             readers.append(t)
         try:
