@@ -11,7 +11,8 @@ credential (`Authorization: Bearer <token>`, nbkube/security/agentauth.py; the t
 the cluster's 0700 folder), as the kubelet only serves the API server's client certificate. Without
 it the answer is 401 and nothing runs.
 
-    GET  /logs/<namespace>/<pod>/<container>?tail=N&follow=1   -> text (streamed with follow)
+    GET  /logs/<namespace>/<pod>/<container>?tail=N&follow=1&limitBytes=N&since=EPOCH&timestamps=1&previous=1
+                                                -> text (streamed with follow)
     POST /exec/<namespace>/<pod>/<container>   {"argv": [...]}  -> {"exitCode": n, "output": "..."}
     POST /stream/exec/<ns>/<pod>/<container>?command=..&stdin=1&tty=1   (Upgrade: nbkube-stream)
     POST /stream/attach/<ns>/<pod>/<container>?stdin=1&tty=1             (Upgrade: nbkube-stream)
@@ -35,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from nbkube.errors import NbkubeError, NotFound
+from nbkube.errors import BadRequest, NbkubeError, NotFound
 from nbkube.node import agentstream
 from nbkube.security.agentauth import token_matches
 
@@ -145,10 +146,23 @@ def _handler_for(server: AgentServer) -> type[BaseHTTPRequestHandler]:
             if target is None:
                 return
             uid, container, query = target
-            tail = int(query["tail"][0]) if query.get("tail") else None
-            follow = query.get("follow", ["0"])[0] == "1"
             try:
-                logs = server.runtime.logs(uid, container, tail=tail, follow=follow)
+                tail = int(query["tail"][0]) if query.get("tail") else None
+                limit = int(query["limitBytes"][0]) if query.get("limitBytes") else None
+                options: dict[str, Any] = {"tail": tail, "follow": _flag(query, "follow")}
+                # only what was asked for, so a runtime without an option is not handed it
+                if query.get("since"):
+                    options["since"] = float(query["since"][0])
+                for name in ("timestamps", "previous"):
+                    if _flag(query, name):
+                        options[name] = True
+                logs = server.runtime.logs(uid, container, **options)
+            except ValueError as exc:
+                self._error(400, f"logs: {exc}")
+                return
+            except BadRequest as exc:
+                self._error(400, str(exc))
+                return
             except (NbkubeError, OSError) as exc:
                 self._error(404, str(exc))
                 return
@@ -158,8 +172,13 @@ def _handler_for(server: AgentServer) -> type[BaseHTTPRequestHandler]:
             chunks: Iterator[str] = iter([logs]) if isinstance(logs, str) else logs
             try:
                 for chunk in chunks:
-                    self.wfile.write(chunk.encode())
+                    data = chunk.encode()
+                    if limit is not None:  # limitBytes: the first N bytes, then the end
+                        data, limit = data[:limit], limit - len(data[:limit])
+                    self.wfile.write(data)
                     self.wfile.flush()
+                    if limit == 0:
+                        break
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped following
             finally:

@@ -305,3 +305,32 @@ def test_python_client_exec_and_portforward(env: Env) -> None:
         data += chunk
     assert data.startswith(b"HTTP/1.") and data.endswith(b"\r\n\r\nweb\n"), data
     assert pf.error(8080) is None
+
+
+def test_logs_options(env: Env) -> None:
+    env.start(_pod("counter", "for i in 1 2 3 4 5; do echo line$i; done; exec sleep 3600"))
+    wait_until(lambda: "line5" in env.kubectl.ok("logs", "counter"), 10, "five lines")
+    assert env.kubectl.ok("logs", "counter", "--tail=2") == "line4\nline5\n"
+    assert env.kubectl.ok("logs", "counter", "--limit-bytes=8") == "line1\nli"
+    assert env.kubectl.ok("logs", "counter", "-c", "c", "--tail=1") == "line5\n"
+    proc = env.kubectl("logs", "counter", "--timestamps")
+    assert proc.returncode == 1 and "process runtime keeps no time per log line" in proc.stderr
+    proc = env.kubectl("logs", "counter", "--previous")
+    assert (
+        proc.returncode == 1 and 'previous terminated container "c" in pod "counter" not found' in proc.stderr
+    )
+
+
+def test_logs_previous_after_a_restart(env: Env) -> None:
+    env.start(_pod("crasher", "echo run at $(date +%s%N); sleep 0.2; exit 1"), phase="Running")
+    pod = wait_until(
+        lambda: (lambda p: p if p["status"]["containerStatuses"][0]["restartCount"] >= 1 else None)(
+            env.cluster.api.get("Pod", "crasher", "default")
+        ),
+        30,
+        "a restart",
+    )
+    assert pod
+    previous = env.kubectl.ok("logs", "crasher", "--previous")
+    assert previous.count("run at") == 1
+    env.cluster.api.delete("Pod", "crasher", "default")

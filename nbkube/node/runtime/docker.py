@@ -269,14 +269,42 @@ class DockerRuntime:
     # ------------------------------------------------------------------ extras: logs, exec, down
 
     def logs(
-        self, uid: str, container: str, tail: int | None = None, follow: bool = False
+        self,
+        uid: str,
+        container: str,
+        tail: int | None = None,
+        follow: bool = False,
+        *,
+        since: float | None = None,
+        timestamps: bool = False,
+        previous: bool = False,
     ) -> str | Generator[str, None, None]:
-        """The container's output (stdout and stderr); with `follow`, an iterator of chunks until it ends."""
+        """The container's output (stdout and stderr); with `follow`, an iterator of chunks until it
+        ends. `since` (epoch seconds) and `timestamps` are the engine's own; `previous` is the
+        last run's output (the engine restarts the same container, so: its start to its end)."""
         c = self._container(uid, container)
         kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
+        kwargs["timestamps"] = timestamps
+        if previous:
+            last = self._last_terminated(uid, container)
+            kwargs["since"] = max(float(last.get("startedAt") or 0), since or 0) or None
+            kwargs["until"] = float(last["finishedAt"]) + 0.001
+            follow = False  # a finished run has nothing more to say
+        elif since is not None:
+            kwargs["since"] = since
+        if kwargs.get("since") is None:
+            kwargs.pop("since", None)
         if follow:
             return _follow(c.logs(stream=True, follow=True, **kwargs))
         return str(c.logs(**kwargs).decode("utf-8", "replace"))
+
+    def _last_terminated(self, uid: str, container: str) -> dict[str, Any]:
+        with self._lock:
+            p = self._pods.get(uid)
+        c = next((x for x in p.containers if x.name == container), None) if p else None
+        if c is None or not c.last_terminated or not c.last_terminated.get("finishedAt"):
+            raise BadRequest(f'previous terminated container "{container}" in pod "{p.name if p else uid}" not found')
+        return dict(c.last_terminated)
 
     def exec(self, uid: str, container: str, argv: list[str]) -> tuple[int, str]:
         """Run `argv` in the container; (exit code, combined output)."""

@@ -99,6 +99,7 @@ _SAVED_FIELDS = (
     "last_terminated",
     "env",
     "cwd",
+    "log_runs",
 )
 # every child any ProcessRuntime of this Python process started, by pid: a runtime that adopts
 # them in the same process (a restarted node agent) still reaps them and learns their exit codes
@@ -349,6 +350,7 @@ class _Ctr:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
     stdin: IO[bytes] | None = None  # the main process's stdin, kept open when spec.stdin is true
+    log_runs: list[int] = field(default_factory=list)  # where the last two runs began in the log
 
 
 @dataclass
@@ -536,14 +538,39 @@ class ProcessRuntime:
         return os.path.join(p.dir, "logs", f"{c.name}.log")
 
     def logs(
-        self, uid: str, container: str, tail: int | None = None, follow: bool = False
+        self,
+        uid: str,
+        container: str,
+        tail: int | None = None,
+        follow: bool = False,
+        *,
+        since: float | None = None,
+        timestamps: bool = False,
+        previous: bool = False,
     ) -> str | Iterator[str]:
         """The container's output (stdout and stderr, every run); with `follow`, an iterator of
-        chunks that ends when the container is no longer running (or the pod stops)."""
+        chunks that ends when the container is no longer running (or the pod stops). `previous`:
+        the run before the current one. The log is the processes' own file, without a time per
+        line, so `since` and `timestamps` are refused rather than guessed."""
+        if since is not None or timestamps:
+            raise BadRequest(
+                "the process runtime keeps no time per log line: sinceSeconds, sinceTime and timestamps "
+                "are not served (the docker runtime serves them)"
+            )
         path = self.log_path(uid, container)
         text = ""
         with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
+            if previous:
+                p, c = self._find(uid, container)
+                with p.lock:
+                    runs = list(c.log_runs)
+                if len(runs) < 2:
+                    raise BadRequest(f'previous terminated container "{container}" in pod "{p.name}" not found')
+                f.seek(runs[0])
+                text = f.read(runs[1] - runs[0]).decode("utf-8", "replace")
+                follow = False  # a finished run has nothing more to say
+            else:
+                text = f.read().decode("utf-8", "replace")
         if tail is not None:
             if tail < 0:
                 raise BadRequest(f"logs: tail must be >= 0, got {tail}")
@@ -847,6 +874,8 @@ class ProcessRuntime:
             if note and c.restart_count == 0 and c.last_terminated is None:
                 logf.write(f"[nbkube] {note}\n".encode())
                 logf.flush()
+            logf.seek(0, os.SEEK_END)
+            c.log_runs = [*c.log_runs[-1:], logf.tell()]  # for `kubectl logs --previous`
             try:
                 proc = subprocess.Popen(
                     argv,
