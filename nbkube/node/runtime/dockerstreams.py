@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -27,6 +28,18 @@ def _raw(sock: Any) -> Any:
     """The socket under what the SDK hands back (a SocketIO over the engine's unix socket; None
     once that is closed)."""
     return getattr(sock, "_sock", sock)
+
+
+_FRAME = struct.Struct(">BxxxL")
+
+
+def _response_reader(sock: Any) -> Any:
+    """The buffered reader of the HTTP response that upgraded `sock`: the engine's first output
+    can arrive in the same read as the response's headers, and then sits in that buffer, where
+    reading the raw socket (as the SDK's frames_iter does) would lose it. None when the SDK's
+    transport kept no such reader."""
+    response = getattr(sock, "_response", None)
+    return getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
 
 
 class _Hijacked:
@@ -44,12 +57,31 @@ class _Hijacked:
             _raw(self.sock).shutdown(socket.SHUT_WR)
 
     def _pump(self, emit: Emit) -> None:
-        from docker.utils.socket import frames_iter  # the SDK loads where Docker is used, as docker.py does
+        reader = _response_reader(self.sock)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if reader is None:  # a transport whose socket the SDK hands back unbuffered
+                from docker.utils.socket import frames_iter  # loaded where Docker is used, as in docker.py
 
-        with contextlib.suppress(OSError, ValueError):
-            for stream, data in frames_iter(self.sock, self.tty):
+                for stream, data in frames_iter(self.sock, self.tty):
+                    if data:
+                        emit(1 if self.tty else int(stream), data)
+                return
+            while True:
+                if self.tty:  # a terminal's raw bytes
+                    data = reader.read1(65536)
+                    if not data:
+                        return
+                    emit(1, data)
+                    continue
+                header = reader.read(8)  # the engine's frame: stream (1 byte), 3 zero bytes, size
+                if len(header) < 8:
+                    return
+                stream, size = _FRAME.unpack(header)
+                data = reader.read(size)
                 if data:
-                    emit(1 if self.tty else int(stream), data)
+                    emit(2 if stream == 2 else 1, data)
+                if len(data) < size:
+                    return
 
     def _close(self) -> None:
         with contextlib.suppress(OSError, AttributeError):
