@@ -334,3 +334,87 @@ def test_logs_previous_after_a_restart(env: Env) -> None:
     previous = env.kubectl.ok("logs", "crasher", "--previous")
     assert previous.count("run at") == 1
     env.cluster.api.delete("Pod", "crasher", "default")
+
+
+def _ws_call(
+    env: Env, path: str, protocol: str, user: str = "admin", groups: tuple[str, ...] = ("system:masters",)
+) -> Any:
+    """A WebSocket to `path` with websocket-client (a plain client: one subprotocol, no retries)."""
+    import ssl
+
+    import websocket
+    from nbk_apitest import tls
+
+    ctx = tls(env.server, user, groups)
+    return websocket.create_connection(
+        f"wss://127.0.0.1:{env.server.port}{path}",
+        subprotocols=[protocol],
+        sslopt={"context": ctx, "cert_reqs": ssl.CERT_REQUIRED},
+        timeout=10,
+    )
+
+
+def test_v4_exec_ends_with_upstreams_exit_status(env: Env) -> None:
+    ws = _ws_call(
+        env,
+        "/api/v1/namespaces/default/pods/box/exec?command=sh&command=-c&command=echo+x;exit+7&stdout=true&stderr=true",
+        "v4.channel.k8s.io",
+    )
+    assert ws.subprotocol == "v4.channel.k8s.io"
+    frames: list[bytes] = []
+    while True:
+        op, data = ws.recv_data()
+        if op == 8:  # close
+            break
+        frames.append(bytes(data))
+    assert frames[0] == b"\x01x\n"
+    status = json.loads(frames[-1][1:])
+    assert frames[-1][0] == 3 and status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "7"}]
+
+
+def test_exec_needs_create_as_well_as_get(env: Env) -> None:
+    import websocket
+    from nbk_rbactest import binding, role, rule, subject
+
+    api = env.cluster.api
+    api.create(role("exec-get", "default", rule("get", "", "pods pods/exec")))
+    api.create(binding("exec-get", "default", "Role", "exec-get", subject("User", "getter")))
+    path = "/api/v1/namespaces/default/pods/box/exec?command=true&stdout=true"
+
+    def refused() -> str:
+        try:
+            _ws_call(env, path, "v5.channel.k8s.io", user="getter", groups=()).close()
+        except websocket.WebSocketBadStatusException as e:
+            return f"{e.status_code} {e.resp_body!r}"
+        return ""
+
+    message = wait_until(refused, 10, "the RBAC informers to know the role")
+    assert message.startswith("403") and "cannot create resource" in message and "pods/exec" in message
+    api.patch("Role", "exec-get", "default", {"rules": [rule("get create", "", "pods pods/exec")]})
+    wait_until(lambda: not refused(), 10, "create on pods/exec to be granted")
+
+
+@pytest.mark.parametrize("binary", ["/usr/lib/google-cloud-sdk/bin/kubectl.1.33"])
+def test_other_kubectl_versions_exec(env: Env, binary: str) -> None:
+    assert os.path.exists(binary), f"{binary} is missing"
+    proc = subprocess.run(
+        [
+            binary,
+            "--kubeconfig",
+            env.kubectl.kubeconfig,
+            "exec",
+            "-i",
+            "box",
+            "--",
+            "sh",
+            "-c",
+            "cat; exit 2",
+        ],
+        input="via 1.33\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env.kubectl.env,
+    )
+    assert proc.returncode == 2 and proc.stdout == "via 1.33\n", proc.stderr
