@@ -62,6 +62,7 @@ from nbkube.api.meta import Obj
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
+from nbkube.node.runtime import logtimes
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.security import container_context, identity, process_refusals
 from nbkube.node.runtime.session import PopenSession, make_controlling_tty
@@ -271,6 +272,12 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _prepend(first: str, chunks: Iterator[str]) -> Iterator[str]:
+    if first:
+        yield first
+    yield from chunks
+
+
 def _close_quietly(f: IO[bytes] | None) -> None:
     if f is not None:
         with contextlib.suppress(OSError):
@@ -351,6 +358,7 @@ class _Ctr:
     cwd: str = ""
     stdin: IO[bytes] | None = None  # the main process's stdin, kept open when spec.stdin is true
     log_runs: list[int] = field(default_factory=list)  # where the last two runs began in the log
+    log_seen: int = 0  # the log's size when the reaper last noted its growth
 
 
 @dataclass
@@ -550,40 +558,39 @@ class ProcessRuntime:
     ) -> str | Iterator[str]:
         """The container's output (stdout and stderr, every run); with `follow`, an iterator of
         chunks that ends when the container is no longer running (or the pod stops). `previous`:
-        the run before the current one. The log is the processes' own file, without a time per
-        line, so `since` and `timestamps` are refused rather than guessed."""
-        if since is not None or timestamps:
-            raise BadRequest(
-                "the process runtime keeps no time per log line: sinceSeconds, sinceTime and timestamps "
-                "are not served (the docker runtime serves them)"
-            )
+        the run before the current one. `since` and `timestamps` use the times the reaper noted
+        the log growing (nbkube/node/runtime/logtimes.py)."""
         path = self.log_path(uid, container)
-        text = ""
+        data, start = b"", 0
         with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
             if previous:
                 p, c = self._find(uid, container)
                 with p.lock:
                     runs = list(c.log_runs)
                 if len(runs) < 2:
-                    raise BadRequest(f'previous terminated container "{container}" in pod "{p.name}" not found')
+                    raise BadRequest(
+                        f'previous terminated container "{container}" in pod "{p.name}" not found'
+                    )
                 f.seek(runs[0])
-                text = f.read(runs[1] - runs[0]).decode("utf-8", "replace")
+                data, start = f.read(runs[1] - runs[0]), runs[0]
                 follow = False  # a finished run has nothing more to say
             else:
-                text = f.read().decode("utf-8", "replace")
+                data = f.read()
+        end = start + len(data)
+        lines = logtimes.timed_lines(data, start, logtimes.load(path), time.time())
+        if since is not None:
+            lines = [(t, line) for t, line in lines if t >= since]
         if tail is not None:
             if tail < 0:
                 raise BadRequest(f"logs: tail must be >= 0, got {tail}")
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[len(lines) - tail :]) if tail else ""
+            lines = lines[len(lines) - tail :] if tail else []
+        text = logtimes.render(lines, since=None, timestamps=timestamps)
         if not follow:
             return text
-        return self._follow(uid, container, path, text)
+        chunks = self._follow(uid, container, path, end)
+        return logtimes.stamp_stream(chunks, text) if timestamps else _prepend(text, chunks)
 
-    def _follow(self, uid: str, container: str, path: str, first: str) -> Iterator[str]:
-        if first:
-            yield first
-        offset = os.path.getsize(path) if os.path.exists(path) else 0
+    def _follow(self, uid: str, container: str, path: str, offset: int) -> Iterator[str]:
         while True:
             chunk = b""
             with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
@@ -642,7 +649,9 @@ class ProcessRuntime:
 
     # ------------------------------------------------------------------ streams: exec, attach, ports
 
-    def exec_stream(self, uid: str, container: str, argv: list[str], *, stdin: bool, tty: bool) -> PopenSession:
+    def exec_stream(
+        self, uid: str, container: str, argv: list[str], *, stdin: bool, tty: bool
+    ) -> PopenSession:
         """An interactive exec (nbkube/node/runtime/session.py): `argv` with the container's
         environment, working directory and user, on pipes or (`tty`) a pseudo-terminal."""
         if not argv:
@@ -807,7 +816,14 @@ class ProcessRuntime:
                     if c.stopping:
                         continue
                     if c.state == "running" and c.proc is not None:
+                        # when the log grew, for `logs --timestamps/--since` (logtimes.py)
+                        c.log_seen = logtimes.note_growth(
+                            os.path.join(p.dir, "logs", f"{c.name}.log"), c.log_seen, time.time()
+                        )
                         if c.proc.exited():
+                            c.log_seen = logtimes.note_growth(  # its last words, written as it ended
+                                os.path.join(p.dir, "logs", f"{c.name}.log"), c.log_seen, time.time()
+                            )
                             self._on_exit(p, c)
                         else:
                             self._schedule_probes(p, c, now)
