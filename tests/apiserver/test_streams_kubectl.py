@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -252,6 +254,55 @@ def test_client_gone_mid_stream_leaves_no_process(env: Env) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     wait_until(lambda: not _alive(pid), 10, f"exec'd process {pid} gone after its client went away")
+    wait_until(lambda: not _stream_threads(), 10, "the agent's stream threads gone")
+    wait_until(lambda: _agent_connections(env) == 0, 10, "no connection left to the agent")
+
+
+_STREAM_THREADS = ("agent-stream-in", "nbkube-session-out", "agent-portforward")
+
+
+def _stream_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in _STREAM_THREADS]
+
+
+def _agent_connections(env: Env) -> int:
+    """Established TCP connections to the node agent's port (the API server's relays)."""
+    node = env.cluster.api.get("Node", NODE)
+    port = int(node["metadata"]["annotations"]["nbkube.io/agent-endpoint"].rsplit(":", 1)[1])
+    count = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port and fields[3] == "01":  # remote = agent, ESTABLISHED
+                count += 1
+    return count
+
+
+_FORWARDER = """
+import sys, time
+from kubernetes import client, config
+from kubernetes.stream import portforward
+config.load_kube_config(sys.argv[1])
+pf = portforward(client.CoreV1Api().connect_get_namespaced_pod_portforward, "web2", "default", ports="8081")
+pf.socket(8081).sendall(b"GET / HTTP/1.0\\r\\n")  # a request left unfinished
+print("open", flush=True)
+time.sleep(300)
+"""
+
+
+def test_port_forward_client_gone_leaves_nothing(env: Env) -> None:
+    env.start(httpd_pod("web2", NODE, 8081))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FORWARDER, env.kubectl.kubeconfig], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "open\n"
+        wait_until(lambda: _stream_threads() and _agent_connections(env), 10, "the forward open at the agent")
+    finally:
+        proc.kill()  # the client goes away without a close message
+        proc.wait(10)
+    wait_until(lambda: not _stream_threads(), 10, "the agent's port-forward threads gone")
+    wait_until(lambda: _agent_connections(env) == 0, 10, "no connection left to the agent")
 
 
 def _alive(pid: int) -> bool:
