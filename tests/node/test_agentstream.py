@@ -11,7 +11,7 @@ from nbkube.node import agentstream
 
 def test_frames_round_trip_and_end() -> None:
     data = agentstream.encode(1, b"out") + agentstream.encode(3, b"") + agentstream.encode(255, b"\x00")
-    f = io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+    f = io.BufferedReader(io.BytesIO(data))
     assert agentstream.read_frame(f) == (1, b"out")
     assert agentstream.read_frame(f) == (3, b"")
     assert agentstream.read_frame(f) == (255, b"\x00")
