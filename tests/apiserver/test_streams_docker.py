@@ -115,3 +115,15 @@ def test_docker_python_client_portforward(dk: tuple[LocalCluster, Kubectl]) -> N
             break
         data += chunk
     assert data.startswith(b"HTTP/1.") and data.endswith(b"\r\n\r\nweb\n"), (data, pf.error(80))
+
+
+def test_docker_logs_options(dk: tuple[LocalCluster, Kubectl]) -> None:
+    _, kc = dk
+    kc.ok("exec", "web", "--", "sh", "-c", "echo hit > /proc/1/fd/1")  # a line in the container's log
+    last = kc.ok("logs", "web", "--tail=1", "--timestamps")
+    stamp, line = last.split(" ", 1)
+    assert line == "hit\n" and stamp.endswith("Z") and "T" in stamp
+    assert kc.ok("logs", "web", "--limit-bytes=2") == "hi"
+    assert "hit\n" in kc.ok("logs", "web", "--since=1h")
+    proc = kc("logs", "web", "--previous")
+    assert proc.returncode == 1 and 'previous terminated container "web"' in proc.stderr
