@@ -269,9 +269,7 @@ class _Service:
                 events.close()  # cancels the registry watch
         return resp
 
-    async def stream_logs(
-        self, request: web.BaseRequest, ctx: RequestContext, req: Request
-    ) -> web.StreamResponse:
+    async def stream_logs(self, request: web.BaseRequest, ctx: RequestContext, req: Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         r = req.route
         try:
@@ -422,16 +420,12 @@ class ApiServer:
         server = web.Server(service.handle, handler_cancellation=True, access_log=None)
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(
-            runner, self.host, self.port, ssl_context=self.gate.ssl_context, reuse_address=True
-        )
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self.gate.ssl_context, reuse_address=True)
         try:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            raise BadRequest(
-                f"the API server cannot listen on {self.host}:{self.port}: {e.strerror}"
-            ) from None
+            raise BadRequest(f"the API server cannot listen on {self.host}:{self.port}: {e.strerror}") from None
         sockets = [s for s in (runner.addresses or [])]
         self.port = int(sockets[0][1]) if sockets else self.port
         self._service, self._runner = service, runner
@@ -466,3 +460,4 @@ class ApiServer:
 
     def __repr__(self) -> str:
         return f"ApiServer({self.url}, {'running' if self._thread else 'stopped'})"
+
