@@ -122,6 +122,9 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
             resources.append(_sub(info, "status", info.kind, ["get", "patch", "update"]))
         if info.kind == "Pod":
             resources.append(_sub(info, "log", "Pod", ["get"]))
+            for sub, options in (("attach", "PodAttachOptions"), ("exec", "PodExecOptions")):
+                resources.append(_sub(info, sub, options, ["create", "get"]))
+            resources.append(_sub(info, "portforward", "PodPortForwardOptions", ["create", "get"]))
             # `kubectl drain` evicts through this when the `policy` group is served (see below)
             resources.append(_sub(info, "eviction", "Eviction", ["create"], "policy", "v1"))
         if info.kind == "ServiceAccount":

@@ -11,6 +11,7 @@ authenticator and RBAC authorizer, and the default roles reconciled into the reg
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from typing import Any
 
@@ -24,7 +25,7 @@ from nbkube.apiserver.noderestriction import node_name_of, node_restriction
 from nbkube.apiserver.rbac import RBACAuthorizer, forbidden, request_attributes
 from nbkube.apiserver.rbac_defaults import ensure_default_roles
 from nbkube.apiserver.resources import Request, Response
-from nbkube.apiserver.routing import Route
+from nbkube.apiserver.routing import CONNECT_SUBRESOURCES, Route
 from nbkube.apiserver.server import RequestContext
 from nbkube.errors import BadRequest, NotFound, StoreUnavailable, Unauthorized
 from nbkube.registry.registry import Registry
@@ -58,6 +59,11 @@ class ClusterGate:
     def authorize(self, ctx: RequestContext, route: Route | None) -> None:
         attrs = request_attributes(ctx.user, ctx.method, ctx.path, ctx.query)
         decision = self.authorizer.authorize(attrs)
+        if decision.allowed and attrs.verb == "get" and route and route.subresource in CONNECT_SUBRESOURCES:
+            # a WebSocket upgrade is a GET, yet it runs commands: kube-apiserver (its
+            # AuthorizePodWebsocketUpgradeCreatePermission) also asks for `create`, as a POST would
+            attrs = dataclasses.replace(attrs, verb="create")
+            decision = self.authorizer.authorize(attrs)
         if not decision.allowed:
             raise forbidden(attrs, decision.reason)
 

@@ -6,6 +6,10 @@ coroutines that wait on the store's wakeup or the agent's socket, so an open wat
 aiohttp gives TLS, streaming and WebSockets; nothing here knows what a Pod is: routing, resources,
 watchstream and podlogs hold the resource logic and know nothing of aiohttp.
 
+`pods/exec`, `pods/attach` and `pods/portforward` upgrade to a WebSocket (aiohttp's
+`web.WebSocketResponse`) once nbkube/apiserver/podstreams.py has checked them; the relay to the
+node agent is nbkube/apiserver/wsstreams.py.
+
 It speaks HTTPS only, and every request passes the `Gate` first (authentication, then
 authorization), as kube-apiserver's filter chain does (nbkube/apiserver/security.py is the gate).
 """
@@ -27,9 +31,19 @@ import uvloop
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 from nbkube.api import wirejson
-from nbkube.apiserver import bodies, discovery, openapi, podlogs, protobuf, resources, status
+from nbkube.apiserver import (
+    bodies,
+    discovery,
+    openapi,
+    podlogs,
+    podstreams,
+    protobuf,
+    resources,
+    status,
+    wsstreams,
+)
 from nbkube.apiserver.resources import Request
-from nbkube.apiserver.routing import Route, parse_resource_path
+from nbkube.apiserver.routing import CONNECT_SUBRESOURCES, Route, parse_resource_path
 from nbkube.apiserver.tables import wants_table
 from nbkube.apiserver.watchstream import POLL_SECONDS, watch_events
 from nbkube.errors import BadRequest, NbkubeError, NotFound, TooLarge
@@ -131,7 +145,7 @@ class _Outcome:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
-    stream: str = ""  # "watch" or "log": the coroutine continues with `req`
+    stream: str = ""  # "watch", "log" or "connect": the coroutine continues with `req`
     req: Request | None = None
 
 
@@ -196,6 +210,12 @@ class _Service:
                 if ctx.method != "GET":
                     raise resources.MethodNotAllowed(f"{ctx.method} is not allowed on pods/log")
                 return _Outcome(stream="log", req=req)
+            if route.subresource in CONNECT_SUBRESOURCES:
+                if ctx.method not in ("GET", "POST"):
+                    raise resources.MethodNotAllowed(
+                        f"{ctx.method} is not allowed on pods/{route.subresource}"
+                    )
+                return _Outcome(stream="connect", req=req)
             answer = self.gate.handle(ctx, route, req)
             if answer is None:
                 answer = resources.handle(self.registry, req)
@@ -240,6 +260,9 @@ class _Service:
         if out.stream == "log":
             assert out.req is not None
             return await self.stream_logs(request, ctx, out.req)
+        if out.stream == "connect":
+            assert out.req is not None
+            return await self.stream_connect(request, ctx, out.req)
         return self.response(request, out)
 
     @staticmethod
@@ -314,6 +337,34 @@ class _Service:
             except (ConnectionResetError, ClientError):
                 pass  # the client stopped following, or the agent went away
         return resp
+
+    async def stream_connect(
+        self, request: web.BaseRequest, ctx: RequestContext, req: Request
+    ) -> web.StreamResponse:
+        """exec, attach, portforward: checked (in the pool), then upgraded and relayed."""
+        loop = asyncio.get_running_loop()
+        r = req.route
+        query = list(request.query.items())  # every value: exec repeats `command`
+        try:
+            # the pod and container first, as kube-apiserver: kubectl retries a refused WebSocket
+            # with SPDY, and should hear about a missing container either way
+            target = await loop.run_in_executor(
+                self.pool, podstreams.stream_target, self.registry, r.namespace, r.name, r.subresource, query
+            )
+            protocol = podstreams.choose_protocol(
+                request.headers.get("Sec-WebSocket-Protocol", ""), r.subresource
+            )
+            if r.subresource == "portforward" and not target.ports:
+                raise BadRequest("at least one port must be specified (ports=N)")
+            if not web.WebSocketResponse(protocols=(protocol,)).can_prepare(request).ok:
+                raise BadRequest(
+                    f"Upgrade request required: pods/{r.subresource} is served over WebSocket ({protocol})"
+                )
+            if r.subresource == "portforward":
+                return await wsstreams.relay_portforward(request, target, protocol)
+            return await wsstreams.relay_channels(request, target, protocol)
+        except NbkubeError as e:
+            return self.response(request, self.failure(e, ctx, r))
 
     async def close(self) -> None:
         if self.session is not None:

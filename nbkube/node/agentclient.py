@@ -56,10 +56,16 @@ def agent_target(api: Any, namespace: str, name: str, container: str | None) -> 
 
 
 def agent_url(
-    endpoint: str, verb: str, namespace: str, pod: str, container: str, query: dict[str, str]
+    endpoint: str,
+    verb: str,
+    namespace: str,
+    pod: str,
+    container: str,
+    query: dict[str, str] | list[tuple[str, str]],
 ) -> str:
-    """The agent's URL for `verb` (logs, exec) on one container."""
-    path = "/".join(urllib.parse.quote(p, safe="") for p in (verb, namespace or "default", pod, container))
+    """The agent's URL for `verb` (logs, exec, stream/exec...) on one container."""
+    names = (urllib.parse.quote(p, safe="") for p in (namespace or "default", pod, container))
+    path = "/".join([verb, *names])
     suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
     return f"http://{endpoint}/{path}{suffix}"
 

@@ -8,7 +8,7 @@ from typing import Any
 from nbk_apitest import call
 
 from nbkube.api.kinds import KINDS
-from nbkube.apiserver import ApiServer
+from nbkube.apiserver import ApiServer, discovery
 from nbkube.apiserver.routing import REVIEW_KINDS
 
 
@@ -130,3 +130,16 @@ def test_review_kinds_are_create_only(server: ApiServer) -> None:
     _, body, _ = call(server, "GET", "/apis/authorization.k8s.io/v1")
     verbs = {r["name"]: r["verbs"] for r in body["resources"]}
     assert verbs == {"selfsubjectaccessreviews": ["create"], "selfsubjectrulesreviews": ["create"]}
+
+
+def test_pod_stream_subresources_are_discovered() -> None:
+    doc = discovery.resource_list("v1")
+    assert doc is not None
+    by_name = {r["name"]: r for r in doc["resources"]}
+    for sub, kind in (
+        ("exec", "PodExecOptions"),
+        ("attach", "PodAttachOptions"),
+        ("portforward", "PodPortForwardOptions"),
+    ):
+        assert by_name[f"pods/{sub}"]["kind"] == kind
+        assert by_name[f"pods/{sub}"]["verbs"] == ["create", "get"]

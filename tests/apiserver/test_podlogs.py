@@ -76,3 +76,29 @@ def test_simulated_node_has_no_logs(server: ApiServer, registry: Registry) -> No
     code, body, _ = call(server, "GET", "/api/v1/namespaces/default/pods/web/log")
     assert code == 400 and "node n1 does not serve logs" in body["message"]
     assert call(server, "GET", "/api/v1/namespaces/default/services/web/log")[0] == 404
+
+
+def test_log_options_reach_the_agent(server: ApiServer, registry: Registry, agent: str) -> None:
+    _scheduled_pod(registry, agent)
+    path = (
+        "/api/v1/namespaces/default/pods/web/log?limitBytes=10&timestamps=true&previous=true&sinceSeconds=60"
+    )
+    assert call(server, "GET", path)[0] == 200
+    sent = _Agent.paths[-1]
+    assert sent.startswith("/logs/default/web/c?limitBytes=10&since=")
+    assert sent.endswith("&timestamps=1&previous=1")
+    since = float(sent.split("since=")[1].split("&")[0])
+    assert (
+        call(server, "GET", "/api/v1/namespaces/default/pods/web/log?sinceTime=2026-01-02T03:04:05Z")[0]
+        == 200
+    )
+    assert _Agent.paths[-1] == "/logs/default/web/c?since=1767323045.0"
+    assert since > 1767323045.0
+    for bad, message in (
+        ("limitBytes=0", "limitBytes must be at least 1"),
+        ("sinceSeconds=x", 'sinceSeconds must be an integer, got "x"'),
+        ("sinceTime=yesterday", "sinceTime must be an RFC 3339 time"),
+        ("sinceSeconds=5&sinceTime=2026-01-02T03:04:05Z", "at most one of sinceTime or sinceSeconds"),
+    ):
+        code, body, _ = call(server, "GET", f"/api/v1/namespaces/default/pods/web/log?{bad}")
+        assert code == 400 and message in body["message"], bad

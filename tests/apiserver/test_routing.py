@@ -40,7 +40,8 @@ def test_scale_subresource() -> None:
     [
         "/api/v1/widgets",
         "/apis/apps/v1/pods",  # pods live in the core group
-        "/api/v1/namespaces/default/pods/web/exec",
+        "/api/v1/namespaces/default/pods/web/proxy",  # not served
+        "/api/v1/namespaces/default/services/web/exec",  # exec is a pod's
         "/api/v1/namespaces/default/configmaps/c/status",  # ConfigMaps have no status
         "/api/v1/namespaces/default/nodes/n1",  # cluster-scoped
     ],
@@ -48,6 +49,12 @@ def test_scale_subresource() -> None:
 def test_unknown_resources_are_not_found(path: str) -> None:
     with pytest.raises(NotFound):
         parse_resource_path(path)
+
+
+@pytest.mark.parametrize("sub", ["exec", "attach", "portforward"])
+def test_pod_stream_subresources(sub: str) -> None:
+    r = parse_resource_path(f"/api/v1/namespaces/default/pods/web/{sub}")
+    assert r is not None and (r.info.kind, r.name, r.subresource) == ("Pod", "web", sub)
 
 
 def test_non_resource_paths() -> None:

@@ -40,6 +40,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -52,10 +53,11 @@ from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
 from nbkube.logutil import log_failure
-from nbkube.node.netns import setns
+from nbkube.node.netns import entered, setns
 from nbkube.node.network.hostports import pod_host_ports
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
+from nbkube.node.runtime.dockerstreams import DockerAttach, DockerExec
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
 from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import containers_with_paths, docker_options
@@ -285,14 +287,88 @@ class DockerRuntime:
     # ------------------------------------------------------------------ extras: logs, exec, down
 
     def logs(
-        self, uid: str, container: str, tail: int | None = None, follow: bool = False
+        self,
+        uid: str,
+        container: str,
+        tail: int | None = None,
+        follow: bool = False,
+        *,
+        since: float | None = None,
+        timestamps: bool = False,
+        previous: bool = False,
     ) -> str | Generator[str, None, None]:
-        """The container's output (stdout and stderr); with `follow`, an iterator of chunks until it ends."""
+        """The container's output (stdout and stderr); with `follow`, an iterator of chunks until it
+        ends. `since` (epoch seconds) and `timestamps` are the engine's own; `previous` is the
+        last run's output (the engine restarts the same container, so: its start to its end)."""
         c = self._container(uid, container)
         kwargs: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail if tail is not None else "all"}
+        kwargs["timestamps"] = timestamps
+        if previous:
+            last = self._last_terminated(uid, container)
+            kwargs["since"] = max(float(last.get("startedAt") or 0), since or 0) or None
+            kwargs["until"] = float(last["finishedAt"]) + 0.001
+            follow = False  # a finished run has nothing more to say
+        elif since is not None:
+            kwargs["since"] = since
+        if kwargs.get("since") is None:
+            kwargs.pop("since", None)
         if follow:
             return _follow(c.logs(stream=True, follow=True, **kwargs))
         return str(c.logs(**kwargs).decode("utf-8", "replace"))
+
+    # ------------------------------------------------------------------ streams: exec, attach, ports
+
+    def exec_stream(self, uid: str, container: str, argv: list[str], *, stdin: bool, tty: bool) -> DockerExec:
+        """An interactive exec through the engine's exec API (nbkube/node/runtime/dockerstreams.py)."""
+        if not argv:
+            raise BadRequest("exec: a command is required")
+        c = self._running_container(uid, container)
+        res = self.client.api.exec_create(c.id, list(argv), stdin=stdin, tty=tty, stdout=True, stderr=True)
+        sock = self.client.api.exec_start(res["Id"], socket=True, tty=tty)
+        return DockerExec(self.client.api, res["Id"], sock, tty)
+
+    def attach(self, uid: str, container: str, *, stdin: bool, tty: bool = False) -> DockerAttach:
+        """An attach to the container's main process through the engine."""
+        c = self._running_container(uid, container)
+        config = c.attrs.get("Config") or {}
+        if stdin and not config.get("OpenStdin"):
+            raise BadRequest(f"container {container} was not started with stdin: true; attach without -i")
+        params = {"stdin": 1 if stdin else 0, "stdout": 1, "stderr": 1, "stream": 1}
+        sock = self.client.api.attach_socket(c.id, params=params)
+        return DockerAttach(
+            self.client.api, c.id, sock, bool(config.get("Tty")), bool(config.get("StdinOnce"))
+        )
+
+    def connect_port(self, uid: str, port: int, timeout: float = 10.0) -> socket.socket:
+        """A TCP connection to `port` inside the pod: made from its network namespace (entered by
+        this thread only), to its loopback, as the kubelet forwards ports."""
+        with self._lock:
+            p = self._pods.get(uid)
+        if p is None:
+            raise NotFound(f"pod {uid} is not running on node {self.node_name}")
+        try:
+            if os.geteuid() == 0 and p.pause_pid:
+                with entered(f"/proc/{p.pause_pid}/ns/net"):
+                    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            return socket.create_connection((p.pod_ip, port), timeout=timeout)
+        except OSError as exc:
+            raise BadRequest(f"error forwarding port {port} to pod {p.name}: {exc.strerror or exc}") from None
+
+    def _running_container(self, uid: str, container: str) -> Any:
+        c = self._container(uid, container)
+        if (c.attrs.get("State") or {}).get("Status") != "running":
+            raise BadRequest(f"container {container} is not running")
+        return c
+
+    def _last_terminated(self, uid: str, container: str) -> dict[str, Any]:
+        with self._lock:
+            p = self._pods.get(uid)
+        c = next((x for x in p.containers if x.name == container), None) if p else None
+        if c is None or not c.last_terminated or not c.last_terminated.get("finishedAt"):
+            raise BadRequest(
+                f'previous terminated container "{container}" in pod "{p.name if p else uid}" not found'
+            )
+        return dict(c.last_terminated)
 
     def exec(self, uid: str, container: str, argv: list[str]) -> tuple[int, str]:
         """Run `argv` in the container; (exit code, combined output)."""
@@ -577,17 +653,31 @@ class DockerRuntime:
         from docker.models.containers import _create_container_args  # type: ignore[import-untyped,unused-ignore]
 
         extra = kwargs.pop("host_config_extra", None)  # HostConfig fields the SDK has no argument for
+        # Config fields the SDK sets only for attached runs (StdinOnce, for a detached container)
+        config_extra = kwargs.pop("config_extra", None)
         args = _create_container_args({**kwargs, "image": image, "version": self.client.api._version})
         if extra:
             args["host_config"].update(extra)
+
+        def create() -> str:
+            api = self.client.api
+            if not config_extra:
+                return str(api.create_container(**args)["Id"])
+            a = dict(args)
+            name, platform = a.pop("name", None), a.pop("platform", None)
+            a.pop("use_config_proxy", None)
+            config = api.create_container_config(**a)
+            config.update(config_extra)
+            return str(api.create_container_from_config(config, name, platform)["Id"])
+
         try:
-            return str(self.client.api.create_container(**args)["Id"])
+            return create()
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 self._image_ids.pop(normalize_ref(image), None)
                 raise
         self.client.api.remove_container(kwargs["name"], force=True)
-        return str(self.client.api.create_container(**args)["Id"])
+        return create()
 
     def _attach(self, p: _Pod, attrs: Obj) -> str:
         if self.network is not None:
@@ -763,6 +853,13 @@ class DockerRuntime:
             kwargs["command"] = args
         if spec.get("workingDir"):
             kwargs["working_dir"] = str(spec["workingDir"])
+        # stdin: an open stdin for `kubectl attach -i` (closed after the first attach with stdinOnce)
+        if spec.get("stdin") is True:
+            kwargs["stdin_open"] = True
+            if spec.get("stdinOnce") is True:
+                kwargs["config_extra"] = {"StdinOnce": True}
+        if spec.get("tty") is True:
+            kwargs["tty"] = True
         limits = (spec.get("resources") or {}).get("limits") or {}
         if limits.get("cpu") is not None:
             kwargs["nano_cpus"] = parse_cpu(limits["cpu"]) * 1_000_000

@@ -66,6 +66,11 @@ def refusals(pod: Obj, runtime: str) -> list[str]:
                 f"{path}.restartPolicy: Forbidden: the {runtime} runtime does not run sidecar containers "
                 "(init containers run to completion)"
             )
+        if runtime == "process" and c.get("tty") is True:
+            out.append(
+                f"{path}.tty: Forbidden: the process runtime runs a container's main process on pipes, "
+                "not a terminal (exec -t still gets one; use runtime docker for tty containers)"
+            )
         for hook in ("postStart", "preStop"):
             handler = _m(c, "lifecycle").get(hook)
             if handler is None:

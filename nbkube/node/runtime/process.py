@@ -58,13 +58,14 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_memory
@@ -72,9 +73,11 @@ from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
 from nbkube.logutil import log_failure
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
+from nbkube.node.runtime import logtimes
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
 from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import container_context, identity, process_refusals
+from nbkube.node.runtime.session import PopenSession, make_controlling_tty
 from nbkube.node.runtime.volumes import (
     PodConfigError,
     VolumeResolver,
@@ -111,6 +114,7 @@ _SAVED_FIELDS = (
     "last_terminated",
     "env",
     "cwd",
+    "log_runs",
 )
 # every child any ProcessRuntime of this Python process started, by pid: a runtime that adopts
 # them in the same process (a restarted node agent) still reaps them and learns their exit codes
@@ -295,6 +299,18 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+def _prepend(first: str, chunks: Iterator[str]) -> Iterator[str]:
+    if first:
+        yield first
+    yield from chunks
+
+
+def _close_quietly(f: IO[bytes] | None) -> None:
+    if f is not None:
+        with contextlib.suppress(OSError):
+            f.close()
+
+
 def _exit_code(returncode: int) -> int:
     # a signal shows as 128 + signal number, as in a container's exit code
     return 128 - returncode if returncode < 0 else returncode
@@ -369,6 +385,9 @@ class _Ctr:
     startup: ProbeTracker | None = None
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = ""
+    stdin: IO[bytes] | None = None  # the main process's stdin, kept open when spec.stdin is true
+    log_runs: list[int] = field(default_factory=list)  # where the last two runs began in the log
+    log_seen: int = 0  # the log's size when the reaper last noted its growth
 
 
 @dataclass
@@ -569,27 +588,51 @@ class ProcessRuntime:
         return os.path.join(p.dir, "logs", f"{c.name}.log")
 
     def logs(
-        self, uid: str, container: str, tail: int | None = None, follow: bool = False
+        self,
+        uid: str,
+        container: str,
+        tail: int | None = None,
+        follow: bool = False,
+        *,
+        since: float | None = None,
+        timestamps: bool = False,
+        previous: bool = False,
     ) -> str | Iterator[str]:
         """The container's output (stdout and stderr, every run); with `follow`, an iterator of
-        chunks that ends when the container is no longer running (or the pod stops)."""
+        chunks that ends when the container is no longer running (or the pod stops). `previous`:
+        the run before the current one. `since` and `timestamps` use the times the reaper noted
+        the log growing (nbkube/node/runtime/logtimes.py)."""
         path = self.log_path(uid, container)
-        text = ""
+        data, start = b"", 0
         with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
+            if previous:
+                p, c = self._find(uid, container)
+                with p.lock:
+                    runs = list(c.log_runs)
+                if len(runs) < 2:
+                    raise BadRequest(
+                        f'previous terminated container "{container}" in pod "{p.name}" not found'
+                    )
+                f.seek(runs[0])
+                data, start = f.read(runs[1] - runs[0]), runs[0]
+                follow = False  # a finished run has nothing more to say
+            else:
+                data = f.read()
+        end = start + len(data)
+        lines = logtimes.timed_lines(data, start, logtimes.load(path), time.time())
+        if since is not None:
+            lines = [(t, line) for t, line in lines if t >= since]
         if tail is not None:
             if tail < 0:
                 raise BadRequest(f"logs: tail must be >= 0, got {tail}")
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[len(lines) - tail :]) if tail else ""
+            lines = lines[len(lines) - tail :] if tail else []
+        text = logtimes.render(lines, since=None, timestamps=timestamps)
         if not follow:
             return text
-        return self._follow(uid, container, path, text)
+        chunks = self._follow(uid, container, path, end)
+        return logtimes.stamp_stream(chunks, text) if timestamps else _prepend(text, chunks)
 
-    def _follow(self, uid: str, container: str, path: str, first: str) -> Iterator[str]:
-        if first:
-            yield first
-        offset = os.path.getsize(path) if os.path.exists(path) else 0
+    def _follow(self, uid: str, container: str, path: str, offset: int) -> Iterator[str]:
         while True:
             chunk = b""
             with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
@@ -645,6 +688,97 @@ class ProcessRuntime:
             return 137, out.decode("utf-8", "replace") + f"\nexec timed out after {timeout:g}s"
         _killpg(proc.pid, signal.SIGKILL)  # what it left in the background dies with it
         return _exit_code(proc.returncode), out.decode("utf-8", "replace")
+
+    # ------------------------------------------------------------------ streams: exec, attach, ports
+
+    def exec_stream(
+        self, uid: str, container: str, argv: list[str], *, stdin: bool, tty: bool
+    ) -> PopenSession:
+        """An interactive exec (nbkube/node/runtime/session.py): `argv` with the container's
+        environment, working directory and user, on pipes or (`tty`) a pseudo-terminal."""
+        if not argv:
+            raise BadRequest("exec: a command is required")
+        p, c = self._running(uid, container)
+        with p.lock:
+            env, cwd = dict(c.env), c.cwd
+        try:
+            resolved = self._resolve(c.image, argv, env)
+        except PodConfigError as err:
+            raise BadRequest(err.message) from None
+        opts = self._identity_options(p, c, None)
+        master: int | None = None
+        if tty:
+            master, slave = os.openpty()
+            env.setdefault("TERM", "xterm")
+            inner = opts.get("preexec_fn")
+
+            def preexec() -> None:
+                make_controlling_tty()
+                if inner is not None:
+                    inner()
+
+            opts["preexec_fn"] = preexec
+            streams: dict[str, Any] = {"stdin": slave, "stdout": slave, "stderr": slave}
+        else:
+            streams = {
+                "stdin": subprocess.PIPE if stdin else subprocess.DEVNULL,
+                "stdout": subprocess.PIPE,
+                "stderr": subprocess.PIPE,
+            }
+        try:
+            proc = subprocess.Popen(resolved, cwd=cwd, env=env, start_new_session=True, **streams, **opts)
+        except OSError as exc:
+            if master is not None:
+                os.close(master)
+            raise BadRequest(f"exec {argv[0]}: {exc.strerror or exc}") from None
+        finally:
+            if tty:
+                os.close(slave)
+        return PopenSession(proc, master)
+
+    def attach(self, uid: str, container: str, *, stdin: bool, tty: bool = False) -> ProcessAttach:
+        """An attach to the container's main process: its output from now on (the log's end), and
+        with `stdin` its standard input, which needs `stdin: true` in the container's spec."""
+        p, c = self._running(uid, container)
+        if tty:
+            raise BadRequest(
+                f"container {container} of pod {p.name}: the process runtime starts containers on "
+                "pipes, not a terminal: attach without -t"
+            )
+        if stdin and c.spec.get("stdin") is not True:
+            raise BadRequest(
+                f"container {container} of pod {p.name} was not started with stdin: true; "
+                "attach without -i, or set spec.containers[].stdin"
+            )
+        with p.lock:
+            if stdin and c.stdin is None:
+                raise BadRequest(
+                    f"container {container} of pod {p.name}: its standard input is closed "
+                    "(stdinOnce, or the process was adopted from an earlier runtime)"
+                )
+            proc = c.proc
+        return ProcessAttach(self, p, c, proc, self.log_path(uid, container), stdin=stdin)
+
+    def connect_port(self, uid: str, port: int, timeout: float = 10.0) -> socket.socket:
+        """A TCP connection to `port` at the pod's address (its loopback address on this host)."""
+        with self._lock:
+            p = self._pods.get(uid)
+        if p is None:
+            raise NotFound(f"pod {uid} is not running on this node")
+        try:
+            return socket.create_connection((p.pod_ip, port), timeout=timeout)
+        except OSError as exc:
+            raise BadRequest(
+                f"error forwarding port {port} to pod {p.name}: connect to {p.pod_ip}:{port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+
+    def _running(self, uid: str, container: str) -> tuple[_Pod, _Ctr]:
+        p, c = self._find(uid, container)
+        with p.lock:
+            if c.state != "running" or c.proc is None or not c.cwd:
+                raise BadRequest(f"container {container} of pod {p.name} is not running")
+        return p, c
 
     def _find(self, uid: str, container: str) -> tuple[_Pod, _Ctr]:
         with self._lock:
@@ -733,7 +867,14 @@ class ProcessRuntime:
                     if c.stopping:
                         continue
                     if c.state == "running" and c.proc is not None:
+                        # when the log grew, for `logs --timestamps/--since` (logtimes.py)
+                        c.log_seen = logtimes.note_growth(
+                            os.path.join(p.dir, "logs", f"{c.name}.log"), c.log_seen, time.time()
+                        )
                         if c.proc.exited():
+                            c.log_seen = logtimes.note_growth(  # its last words, written as it ended
+                                os.path.join(p.dir, "logs", f"{c.name}.log"), c.log_seen, time.time()
+                            )
                             self._on_exit(p, c)
                         else:
                             self._schedule_probes(p, c, now)
@@ -827,6 +968,8 @@ class ProcessRuntime:
         """Record the end of `c`'s run (under p.lock) and decide on its restart."""
         assert c.proc is not None
         c.proc.signal_group(signal.SIGKILL)  # the container is over: so is all it started
+        _close_quietly(c.stdin)
+        c.stdin = None
         reaped = c.proc.reap(1.0)
         c.proc = None
         now = self.clock.now()
@@ -881,12 +1024,15 @@ class ProcessRuntime:
             if note and c.restart_count == 0 and c.last_terminated is None:
                 logf.write(f"[nbkube] {note}\n".encode())
                 logf.flush()
+            logf.seek(0, os.SEEK_END)
+            c.log_runs = [*c.log_runs[-1:], logf.tell()]  # for `kubectl logs --previous`
             try:
                 proc = subprocess.Popen(
                     argv,
                     cwd=cwd,
                     env=env,
-                    stdin=subprocess.DEVNULL,
+                    # `stdin: true`: a pipe this runtime holds open for `kubectl attach` to feed
+                    stdin=subprocess.PIPE if c.spec.get("stdin") is True else subprocess.DEVNULL,
                     stdout=logf,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: stop kills all it starts
@@ -905,6 +1051,7 @@ class ProcessRuntime:
             c.restart_count += 1
         now = self.clock.now()
         c.proc = _Proc(proc.pid, proc)
+        c.stdin = proc.stdin
         c.env, c.cwd, c.note = env, cwd, note
         c.state, c.reason, c.message, c.exit_code = "running", "", "", None
         c.started_at, c.finished_at = now, None
@@ -1354,6 +1501,8 @@ class ProcessRuntime:
             for c in [*p.init, *p.containers]:
                 c.proc = None
                 c.ready = False
+                _close_quietly(c.stdin)
+                c.stdin = None
 
     def _terminate(self, procs: list[_Proc], grace: float) -> None:
         """SIGTERM each process group, SIGKILL whatever is left after `grace`, reap the leaders."""
@@ -1508,3 +1657,62 @@ class ProcessRuntime:
                 _killpg(pid, signal.SIGKILL)
                 killed += 1
         return killed
+
+
+class ProcessAttach:
+    """`kubectl attach` to a container's main process (a StreamSession, see
+    nbkube/node/runtime/session.py): what it writes to its log from now on, as stdout (the log
+    holds stdout and stderr together), and writes to the stdin pipe the runtime holds open.
+    `stdinOnce` closes that pipe when this first attach ends, as the kubelet does."""
+
+    def __init__(self, rt: ProcessRuntime, p: _Pod, c: _Ctr, proc: _Proc | None, path: str, *, stdin: bool):
+        self.rt, self.p, self.c, self.proc, self.path = rt, p, c, proc, path
+        self.stdin = stdin
+        self.offset = os.path.getsize(path) if os.path.exists(path) else 0
+        self._detached = threading.Event()
+
+    def write(self, data: bytes) -> None:
+        if not self.stdin:
+            return
+        with self.p.lock:
+            f = self.c.stdin if self.c.proc is self.proc else None
+            if f is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    f.write(data)
+                    f.flush()
+
+    def close_stdin(self) -> None:
+        if not self.stdin or self.c.spec.get("stdinOnce") is not True:
+            return
+        with self.p.lock:
+            if self.c.proc is self.proc:
+                _close_quietly(self.c.stdin)
+                self.c.stdin = None
+
+    def resize(self, width: int, height: int) -> None:
+        """No terminal: the process runtime starts containers on pipes."""
+
+    def kill(self) -> None:
+        self._detached.set()
+
+    def run(self, emit: Callable[[int, bytes], None]) -> int | None:
+        try:
+            over = False
+            while not self._detached.is_set():
+                chunk = b""
+                with contextlib.suppress(FileNotFoundError), open(self.path, "rb") as f:
+                    f.seek(self.offset)
+                    chunk = f.read(256 * 1024)
+                if chunk:
+                    self.offset += len(chunk)
+                    emit(1, chunk)
+                    continue
+                if over:  # read once more after the end was seen: its last words are in the log
+                    return None
+                with self.p.lock:
+                    over = self.p.stopped or self.c.proc is not self.proc or self.c.state != "running"
+                if not over:
+                    self._detached.wait(0.05)
+            return None
+        finally:
+            self.close_stdin()

@@ -246,3 +246,12 @@ def test_a_full_disk_is_one_line_not_one_per_state_change(
     lines = [r for r in caplog.records if "saving pod state" in r.getMessage()]
     assert len(lines) == 1 and lines[0].exc_info is None
     assert "(disk full)" in lines[0].getMessage()
+
+
+def test_a_tty_container_is_refused_not_run_on_pipes() -> None:
+    from nbkube.node.runtime.podfields import refusals
+
+    pod = {"spec": {"containers": [{"name": "c", "image": "busybox", "tty": True, "stdin": True}]}}
+    (line,) = refusals(pod, "process")
+    assert line.startswith("spec.containers[0].tty: Forbidden: the process runtime")
+    assert refusals(pod, "docker") == []

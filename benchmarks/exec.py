@@ -1,0 +1,181 @@
+"""Exec round trip through nbkube's API server, beside the runtime's own exec, measured in one run.
+
+Why: `kubectl exec` goes client -> API server (TLS, WebSocket, v5 channels) -> node agent (a framed
+upgrade) -> runtime; this shows what that path costs over asking the runtime directly. Each
+series runs `echo hi` in the same pod's container, one at a time, and waits for its output and
+exit code:
+
+  api stream     the official Python client's stream(connect_get_namespaced_pod_exec) (one TLS
+                 connection and WebSocket per exec, as the client does it);
+  kubectl exec   the real kubectl (a process start, discovery cache, TLS, WebSocket);
+  docker:  docker SDK   the engine's exec API from Python (exec_create + exec_start);
+           docker exec  the docker CLI on the same container;
+  process: spawn        a direct subprocess of the host's busybox (what the process runtime runs).
+
+The ratio column is each series' p50 over its baseline's: the SDK (docker) or the direct spawn
+(process) for the Python series, the docker CLI (docker) or the direct spawn (process) for kubectl.
+
+Usage: python benchmarks/exec.py [--runtime process|docker|both] [--count 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+from nbkube.apiserver import serve
+from nbkube.cluster import LocalCluster
+from nbkube.node.runtime.process import find_busybox
+
+ECHO = ["echo", "hi"]
+
+
+def _timed(fn: Callable[[], Any], count: int) -> list[float]:
+    fn()  # warm up (connections, caches)
+    out: list[float] = []
+    for _ in range(count):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def _wait_running(cluster: LocalCluster, name: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pod = cluster.api.get("Pod", name, "default")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        if statuses and "running" in (statuses[0].get("state") or {}):
+            return pod
+        time.sleep(0.2)
+    raise SystemExit(f"pod {name} is not running after {timeout:g}s")
+
+
+def _check(out: str, what: str) -> None:
+    if out.strip() != "hi":
+        raise SystemExit(f"{what} answered {out!r}, not 'hi'")
+
+
+def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    kubectl = shutil.which("kubectl")
+    rows: list[tuple[str, list[float], str]] = []
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        LocalCluster(
+            nodes=1, runtime=runtime, store="sqlite", data_dir=folder + "/c", name=f"bx{runtime[:2]}"
+        ) as cluster,
+    ):
+        srv = serve(cluster)
+        try:
+            kubeconfig = srv.write_kubeconfig(folder + "/kubeconfig")
+            cluster.api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "box", "namespace": "default"},
+                    "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]},
+                }
+            )
+            pod = _wait_running(cluster, "box")
+            config.load_kube_config(kubeconfig)
+            api = client.CoreV1Api()
+
+            def api_exec() -> None:
+                out = stream(
+                    api.connect_get_namespaced_pod_exec,
+                    "box",
+                    "default",
+                    command=ECHO,
+                    stdout=True,
+                    stderr=True,
+                    stdin=False,
+                    tty=False,
+                )
+                _check(out, "the API")
+
+            env = {**os.environ, "KUBECONFIG": kubeconfig, "HOME": folder}
+
+            def kubectl_exec() -> None:
+                assert kubectl is not None
+                res = subprocess.run(
+                    [kubectl, "exec", "box", "--", *ECHO], capture_output=True, text=True, env=env
+                )
+                _check(res.stdout, "kubectl exec")
+
+            if runtime == "docker":
+                import docker
+
+                dclient = docker.from_env()
+                cid = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+
+                def sdk_exec() -> None:
+                    # output not checked: the SDK reads the raw socket past the HTTP response's
+                    # buffer, so a fast exec's output is sometimes lost (nbkube's
+                    # dockerstreams.py reads that buffer first)
+                    res = dclient.api.exec_create(cid, ECHO)
+                    dclient.api.exec_start(res["Id"])
+
+                def cli_exec() -> None:
+                    res = subprocess.run(["docker", "exec", cid, *ECHO], capture_output=True, text=True)
+                    _check(res.stdout, "docker exec")
+
+                base_py, base_cli = "docker SDK", "docker exec"
+                rows.append((base_py, _timed(sdk_exec, count), ""))
+                rows.append((base_cli, _timed(cli_exec, count), ""))
+            else:
+                busybox = find_busybox()
+                if busybox is None:
+                    raise SystemExit("no busybox on this host")
+
+                def spawn() -> None:
+                    res = subprocess.run([busybox, *ECHO], capture_output=True, text=True)
+                    _check(res.stdout, "the direct spawn")
+
+                base_py = base_cli = "spawn"
+                rows.append(("spawn", _timed(spawn, count), ""))
+            rows.append(("api stream", _timed(api_exec, count), base_py))
+            if kubectl is not None:
+                rows.append(("kubectl exec", _timed(kubectl_exec, count), base_cli))
+            else:
+                print("kubectl not found: its series is left out", file=sys.stderr)
+        finally:
+            srv.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime", choices=["process", "docker", "both"], default="process")
+    parser.add_argument("--count", type=int, default=30)
+    args = parser.parse_args()
+    runtimes = ["process", "docker"] if args.runtime == "both" else [args.runtime]
+    print(f"{'runtime':8} {'series':14} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}  ratio (p50 / baseline)")
+    for runtime in runtimes:
+        rows = run(runtime, args.count)
+        p50 = {name: statistics.median(values) for name, values, _ in rows}
+        for name, values, baseline in rows:
+            ratio = f"{p50[name] / p50[baseline]:.1f}x {baseline}" if baseline else "(baseline)"
+            print(
+                f"{runtime:8} {name:14} {p50[name]:8.1f} {_pct(values, 99):8.1f} "
+                f"{statistics.mean(values):8.1f}  {ratio}"
+            )
+
+
+if __name__ == "__main__":
+    main()
