@@ -2,7 +2,8 @@
 
 For each backend (SQLite file, real etcd) it measures
   - raw puts/s and gets/s through the bare client (the `sqlite3` module on a plain table with the
-    same pragmas; the `etcd3` client's put/get),
+    same pragmas; for etcd the same generated gRPC stubs and channel options the EtcdStore uses,
+    one Put / Range each),
   - our Store's create/s and get/s,
   - watch delivery latency p50/p99: from just before `create()` to the watcher thread holding the
     event,
@@ -29,9 +30,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from common import Row, Skip, pct_label, percentile
+
 from nbkube.store import open_store
 from nbkube.store.base import Store
-from nbkube.store.etcd import parse_etcd_url
 from nbkube.store.etcd_server import etcd_available, launch_etcd
 
 VALUE = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":"v"}}' * 4  # ~320 B
@@ -62,17 +64,23 @@ def raw_sqlite_rates(directory: str, n: int) -> tuple[float, float]:
 
 
 def raw_etcd_rates(url: str, n: int) -> tuple[float, float]:
-    import etcd3
+    """Put/s and Range/s straight through the generated gRPC stubs the EtcdStore itself calls
+    (same channel options, same deadline), without the Store's checks and compare-and-swap."""
+    import grpc
+    from etcd3 import etcdrpc
 
-    host, port = parse_etcd_url(url)[0]
-    client = etcd3.client(host, port, timeout=10)
+    from nbkube.store.etcd import _CHANNEL_OPTIONS, etcd_targets
+
+    channel = grpc.insecure_channel(etcd_targets(url)[0], options=_CHANNEL_OPTIONS)
+    kv = etcdrpc.KVStub(channel)
     run = uuid.uuid4().hex[:8]
     try:
-        puts = rate(n, lambda i: client.put(f"/raw-{run}/{i}", VALUE))
-        gets = rate(n, lambda i: client.get(f"/raw-{run}/{i}"))
-        client.delete_prefix(f"/raw-{run}/")
+        puts = rate(n, lambda i: kv.Put(etcdrpc.PutRequest(key=f"/raw-{run}/{i}".encode(), value=VALUE), timeout=5))
+        gets = rate(n, lambda i: kv.Range(etcdrpc.RangeRequest(key=f"/raw-{run}/{i}".encode()), timeout=5))
+        prefix = f"/raw-{run}/".encode()
+        kv.DeleteRange(etcdrpc.DeleteRangeRequest(key=prefix, range_end=prefix[:-1] + b"0"), timeout=30)
     finally:
-        client.close()
+        channel.close()
     return puts, gets
 
 
@@ -114,43 +122,38 @@ def watch_latency(store: Store, n: int) -> tuple[float, float]:
         watch.cancel()
         thread.join(5)
     latencies.sort()
-    return statistics.median(latencies), latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return statistics.median(latencies), percentile(latencies, 99)
 
 
-# --- registry (written in parallel by another helper) ---------------------------------------------
+# --- registry -------------------------------------------------------------------------------------
 
 
-def registry_rates(store: Store, n: int) -> dict[str, float] | str:
-    """HOOK: Registry ConfigMap create/s and update/s over `store`, or a reason string if unavailable."""
-    try:
-        from nbkube.registry.registry import Registry
-    except ImportError as err:
-        return f"n/a ({err})"
-    try:
-        registry: Any = Registry(store)
-        run = uuid.uuid4().hex[:6]
+def registry_rates(store: Store, n: int) -> dict[str, float]:
+    """Registry ConfigMap create/s and update/s over `store` (validation, defaulting, encoding)."""
+    from nbkube.registry.registry import Registry
 
-        def configmap(i: int) -> dict[str, Any]:
-            return {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": f"bench-{run}-{i}", "namespace": "default"},
-                "data": {"key": "value"},
-            }
+    registry: Any = Registry(store)
+    run = uuid.uuid4().hex[:6]
 
-        registry.create(configmap(-1))  # creates the default namespace on demand, outside the timing
-        created: list[dict[str, Any]] = []
-        creates = rate(n, lambda i: created.append(registry.create(configmap(i))))
+    def configmap(i: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"bench-{run}-{i}", "namespace": "default"},
+            "data": {"key": "value"},
+        }
 
-        def update(i: int) -> None:
-            obj = dict(created[i])
-            obj["data"] = {"key": f"changed-{i}"}
-            registry.update(obj)
+    registry.create(configmap(-1))  # creates the default namespace on demand, outside the timing
+    created: list[dict[str, Any]] = []
+    creates = rate(n, lambda i: created.append(registry.create(configmap(i))))
 
-        updates = rate(n, update)
-        return {"create": creates, "update": updates}
-    except Exception as err:  # a half-finished registry must not stop the store numbers
-        return f"n/a ({type(err).__name__}: {err})"
+    def update(i: int) -> None:
+        obj = dict(created[i])
+        obj["data"] = {"key": f"changed-{i}"}
+        registry.update(obj)
+
+    updates = rate(n, update)
+    return {"create": creates, "update": updates}
 
 
 # --- driver ---------------------------------------------------------------------------------------
@@ -199,18 +202,36 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("-" * len(header))
     for r in rows:
         reg = r["registry"]
-        if isinstance(reg, dict):
-            reg_cols = f"{reg['create']:>12.0f} {reg['update']:>12.0f} {reg['create'] / r['raw_put']:>8.0%}"
-        else:
-            reg_cols = f"{'n/a':>12} {'n/a':>12} {'n/a':>8}"
+        reg_cols = f"{reg['create']:>12.0f} {reg['update']:>12.0f} {reg['create'] / r['raw_put']:>8.0%}"
         print(
             f"{r['backend']:8} {r['raw_put']:>10.0f} {r['raw_get']:>10.0f} {r['create']:>10.0f} {r['get']:>10.0f} "
             f"{r['create'] / r['raw_put']:>10.0%} {r['get'] / r['raw_get']:>8.0%} {reg_cols} "
             f"{r['watch_p50']:>8.2f}ms {r['watch_p99']:>8.2f}ms"
         )
-    for r in rows:
-        if not isinstance(r["registry"], dict):
-            print(f"registry ({r['backend']}): {r['registry']}")
+
+
+def rows(quick: bool = False) -> list[Row]:
+    """The figures for benchmarks/run.py: each backend's Store and Registry against its bare client."""
+    n, watch_n = (300, 50) if quick else (2000, 300)
+    backends = ["sqlite", "etcd"]
+    if not etcd_available():
+        raise Skip("no etcd binary on PATH (apt-get install etcd-server)")
+    out: list[Row] = []
+    for name in backends:
+        r = bench_backend(name, n, watch_n, None)
+        label = "SQLite file" if name == "sqlite" else "etcd"
+        raw = "raw sqlite3 INSERT (autocommit)" if name == "sqlite" else "raw etcd Put (same gRPC stubs)"
+        out += [
+            Row(f"Store create, {label}", r["create"], "ops/s", raw, r["raw_put"], "same-run", samples=n),
+            Row(f"Registry create (ConfigMap), {label}", r["registry"]["create"], "ops/s", raw, r["raw_put"],
+                "same-run", samples=n),
+            Row(f"Store get, {label}", r["get"], "ops/s",
+                "raw sqlite3 SELECT" if name == "sqlite" else "raw etcd Range (same gRPC stubs)",
+                r["raw_get"], "same-run", samples=n),
+            Row(f"watch delivery p99, {label}", r["watch_p99"], "ms", samples=watch_n,
+                note=f"{pct_label(99, watch_n)}; p50 {r['watch_p50']:.2f} ms"),
+        ]  # fmt: skip
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
