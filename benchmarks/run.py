@@ -54,7 +54,7 @@ BENCHES = [
     Bench("pod_start_e2e", 60, 900),
     Bench("service_throughput", 40, 300),
     Bench("replicas", 60, 900),
-    Bench("failover", 120, 1800),
+    Bench("failover", 150, 1800),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
 
