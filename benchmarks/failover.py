@@ -85,12 +85,14 @@ def rows(quick: bool = False) -> list[Row]:
     for rt, runs in measure(runtimes, repeat, 30 if quick else 60).items():
         times = [r[0] for r in runs]
         note = f"runs: {', '.join(f'{t:.1f}' for t in times)} s"
-        if rt != "sim":
-            failed = [int(r[1] or 0) for r in runs]
-            note += f"; requests failed per run: {', '.join(map(str, failed))}"
         out.append(Row(f"failover, {rt} nodes: power-off -> all {REPLICAS} replicas Ready elsewhere, median",
                        statistics.median(times), "s", "Docker Swarm: node declared down (before any rescheduling)",
                        SWARM_DOWN_S, "published", SWARM_SOURCE, samples=repeat, note=note))  # fmt: skip
+        if rt != "sim":  # simulated pods serve nothing, so there is nothing to probe
+            failed = [int(r[1] or 0) for r in runs]
+            out.append(Row(f"failover, {rt} nodes: requests failed through the Service, per run", max(failed),
+                           "requests", samples=repeat,
+                           note=f"worst run; all runs: {', '.join(map(str, failed))}; ~20 requests/s"))  # fmt: skip
     return out
 
 

@@ -2,10 +2,10 @@
 
 Why: the Kubernetes pod startup SLO is about this path (create to running, images present), not
 about the container runtime alone (benchmarks/pod_start.py). A one-node LocalCluster (store, control
-plane with its scheduler, one node agent) gets pods created one at a time through its Registry (the
-API server's write path, without HTTP), each a busybox httpd with an httpGet readiness probe; the
-clock runs from `create` until the pod's status says Running, and until its Ready condition is True
-(the store polled every 5 ms). Pods stay up (as a deployment's would) until the cluster stops.
+plane with its scheduler, one node agent) and its HTTPS API server get pods created one at a time
+through the API (`RestClient` with the admin kubeconfig, as `kubectl create` would), each a busybox
+httpd with an httpGet readiness probe; the clock runs from the create request until the pod's
+status says Running, and until its Ready condition is True (read from the registry every 5 ms). Pods stay up (as a deployment's would) until the cluster stops.
 
 Baselines, in the same run, one at a time like the pods:
 - embedded mode (process runtime): spawning the same busybox httpd as a bare process (-> running:
@@ -31,6 +31,9 @@ from typing import Any
 
 from common import Row, docker_available, pct_label, percentile
 
+from nbkube.apiserver import serve
+from nbkube.client.kubeconfig import load_kubeconfig
+from nbkube.client.rest import RestClient
 from nbkube.cluster import LocalCluster
 
 HTTPD = "mkdir -p /tmp/www-$POD_NAME && echo ok > /tmp/www-$POD_NAME/index.html && exec httpd -f -p $POD_IP:8080 -h /tmp/www-$POD_NAME"
@@ -57,31 +60,40 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 def nbkube_series(runtime: str, n: int, timeout: float) -> tuple[list[float], list[float]]:
     """(create -> Running, create -> Ready) in seconds for n pods created one at a time."""
-    running: list[float] = []
-    ready: list[float] = []
     with (
         tempfile.TemporaryDirectory(prefix="nbkube-bench-e2e-") as data,
         LocalCluster(nodes=1, runtime=runtime, store="memory", data_dir=data) as cluster,
     ):
         cluster.wait_ready(60)
-        deadline = time.monotonic() + timeout
-        for i in range(n):
-            pod = _pod(i)
-            t0 = time.monotonic()
-            cluster.api.create(pod)
-            t_run = None
-            while True:
-                got = cluster.api.get("Pod", pod["metadata"]["name"], "default")
-                now = time.monotonic()
-                if t_run is None and (got.get("status") or {}).get("phase") == "Running":
-                    t_run = now
-                if t_run is not None and _ready(got):
-                    break
-                if (got.get("status") or {}).get("phase") == "Failed" or now > deadline:
-                    raise RuntimeError(f"{runtime}: pod {i} not Ready ({got.get('status')})")
-                time.sleep(0.005)
-            running.append(t_run - t0)
-            ready.append(now - t0)
+        server = serve(cluster)
+        try:
+            client = RestClient(load_kubeconfig(server.write_kubeconfig(f"{data}/kubeconfig")))
+            return _series(cluster.api, client, runtime, n, time.monotonic() + timeout)
+        finally:
+            server.stop()
+
+
+def _series(api: Any, client: RestClient, runtime: str, n: int, deadline: float) -> tuple[list[float], list[float]]:
+    running: list[float] = []
+    ready: list[float] = []
+    for i in range(n):
+        pod = _pod(i)
+        t0 = time.monotonic()
+        client.create(pod)
+        t_run: float | None = None
+        while True:
+            got = api.get("Pod", pod["metadata"]["name"], "default")
+            now = time.monotonic()
+            phase = (got.get("status") or {}).get("phase")
+            if t_run is None and phase == "Running":
+                t_run = now
+            if t_run is not None and _ready(got):
+                break
+            if phase == "Failed" or now > deadline:
+                raise RuntimeError(f"{runtime}: pod {i} not Ready in time ({got.get('status')})")
+            time.sleep(0.005)
+        running.append(t_run - t0)
+        ready.append(now - t0)
     return running, ready
 
 

@@ -42,15 +42,15 @@ class Bench:
 # In the order they run; the quick timeouts add up to well under the 5 minutes CI allows, and each
 # benchmark's quick sizes keep it far below its own limit on a 2-core machine.
 BENCHES = [
-    Bench("store", 40, 600),
-    Bench("scheduler", 40, 900),
+    Bench("store", 60, 600),
+    Bench("scheduler", 60, 900),
     Bench("control_plane", 60, 900),
     Bench("rbac", 20, 300),
     Bench("notebook", 30, 300),
     Bench("userspace_proxy", 20, 120),
     Bench("proxy", 30, 900),
     Bench("firewall", 20, 300),
-    Bench("pod_start", 40, 300),
+    Bench("pod_start", 75, 300),
     Bench("pod_start_e2e", 60, 900),
     Bench("service_throughput", 40, 300),
     Bench("replicas", 60, 900),
