@@ -8,7 +8,7 @@ sqlite://:memory: with N pods spread over M nodes):
   - messages per second under live churn with the real updater thread (throttled), beside the
     baseline's rate at the same number of refreshes.
 
-The userspace proxy's throughput, which issue 5 lists beside these numbers, is measured by
+The userspace proxy's throughput is measured by
 `benchmarks/userspace_proxy.py` (backend and client in processes of their own, as in real use).
 
     python benchmarks/notebook.py --pods 1000 --nodes 10

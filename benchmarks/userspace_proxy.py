@@ -1,6 +1,6 @@
 """Userspace proxy throughput: 1 KiB HTTP responses through `UserspaceProxy` beside a direct connection.
 
-Issue 5 asks for >= 0.5x of direct. The set-up mirrors the embedded mode: the backend pod is a
+Target: >= 0.5x of direct. The set-up mirrors the embedded mode: the backend pod is a
 separate process (the host's busybox httpd serving a 1 KiB file on a loopback pod address), the
 proxy runs in this process (as it runs in the notebook's kernel), and the client is another
 process, as curl or a browser would be. The client makes one connection per request (busybox httpd
