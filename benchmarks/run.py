@@ -17,6 +17,7 @@ CI sets) when one was skipped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -85,6 +86,18 @@ def child(name: str, quick: bool, out: str) -> int:
     return 0
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a benchmark's process group: SIGTERM (its cleanup runs), SIGKILL after 15 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def run_one(bench: Bench, quick: bool, timeout: float) -> dict[str, Any]:
     """Run `bench` in a child process; its result with timings and load averages."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", prefix=f"nbkube-bench-{bench.name}-") as tmp:
@@ -101,12 +114,10 @@ def run_one(bench: Bench, quick: bool, timeout: float) -> dict[str, Any]:
                 status = f"failed (exit code {code})"
         except subprocess.TimeoutExpired:
             status = f"timed out after {timeout:g} s"
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _stop(proc)
+        except BaseException:  # interrupted ourselves (Ctrl-C, an outer timeout): the child goes too
+            _stop(proc)
+            raise
         seconds = round(time.monotonic() - t0, 1)
         load_end = load_average()
         body: dict[str, Any] = {}
@@ -143,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path[:0] = [ROOT, HERE]
     from common import machine
+
+    # an outer `timeout` (as in CI) sends SIGTERM: unwind, so the running benchmark is stopped too
+    signal.signal(signal.SIGTERM, _interrupted)
 
     started = time.time()
     results = []

@@ -114,3 +114,30 @@ def test_a_skipping_benchmark_reports_its_reason(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     res = run.run_one(run.Bench("nbk_skip_bench", 30, 30), True, 30)
     assert res["status"] == "ok" and res["skipped"] == "needs a unicorn"
+
+
+def test_the_runner_stopped_from_outside_stops_its_benchmark(tmp_path) -> None:
+    import subprocess
+    import time
+
+    marker = tmp_path / "cleaned"
+    (tmp_path / "nbk_hang_bench2.py").write_text(
+        "import time\n"
+        "def rows(quick=False):\n"
+        "    try:\n"
+        "        time.sleep(60)\n"
+        "    finally:\n"
+        f"        open({str(marker)!r}, 'w').close()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    # run.main only runs listed benchmarks: list the hanging one for this child process only
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import run; "
+        "run.BENCHES[:] = [run.Bench('nbk_hang_bench2', 60, 60)]; run.BY_NAME.clear(); "
+        "run.BY_NAME.update({b.name: b for b in run.BENCHES}); sys.exit(run.main(['--quick']))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, os.path.abspath(BENCH)], env=env)
+    time.sleep(3)
+    proc.terminate()
+    assert proc.wait(30) != 0
+    assert marker.exists()
