@@ -125,7 +125,7 @@ def rows(quick: bool = False) -> list[Row]:
     require_docker()
     import docker  # type: ignore[import-untyped,unused-ignore]
 
-    n = 10 if quick else 100
+    n = 6 if quick else 100
     client = docker.from_env(timeout=60)
     try:
         ensure_images(client)

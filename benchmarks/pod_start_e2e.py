@@ -183,7 +183,7 @@ def rows(quick: bool = False) -> list[Row]:
     out = _rows("embedded (process runtime)", n, nbkube_series("process", n, 120 if quick else 600),
                 process_baseline(n, 60), "bare busybox httpd spawn (-> ready: port answers)")
     if docker_available():
-        nd = 10 if quick else 100
+        nd = 20 if quick else 100
         import docker  # type: ignore[import-untyped,unused-ignore]
 
         from nbkube.node.runtime.images import ensure_images
