@@ -129,7 +129,7 @@ def rows(quick: bool = False) -> list[Row]:
     client = docker.from_env(timeout=60)
     try:
         ensure_images(client)
-        deadline = time.monotonic() + (65 if quick else 280)
+        deadline = time.monotonic() + (50 if quick else 280)
         bench_raw(client, 2, True, deadline)  # warm-up
         raw = bench_raw(client, n, True, deadline)
         ours = bench_runtime(client, n, False, deadline)
