@@ -3,7 +3,8 @@
 Why: a figure for "how big a cluster fits in a notebook kernel" must count everything the control
 plane keeps, not the scheduler alone. In one fresh process: a SQLite store and its Registry, the
 HTTPS API server (`nbkube.apiserver.serve`), and a `ControlPlane` with every controller and the
-scheduler (profile `kubernetes`, so nodes without agents are not evicted during the run). Then N
+scheduler (Kubernetes' timings, with the node-monitor grace stretched to an hour so that nodes
+without agents are not marked NotReady and evicted during the run). Then N
 simulated Node objects (Ready, no agent) and ReplicationControllers of 100 replicas each for P pods;
 the controllers create the pods and the scheduler binds them. The process's RSS is read once every
 pod is bound (after a garbage collection), beside the RSS before anything started.
@@ -57,13 +58,18 @@ def _rc(i: int, replicas: int) -> dict[str, Any]:
 def measure(nodes: int, pods: int, timeout: float) -> dict[str, float]:
     from nbkube.apiserver import serve
     from nbkube.controlplane.manager import ControlPlane
+    from nbkube.controlplane.profiles import get_profile
 
     with tempfile.TemporaryDirectory(prefix="nbkube-bench-cp-") as tmp:
         gc.collect()
         before = rss_mib()
         api = Registry(open_store(f"sqlite:///{tmp}/store.db"))
         server = serve(api, folder=os.path.join(tmp, "pki"))
-        cp = ControlPlane(api, profile="kubernetes", leader_elect=False)
+        # Kubernetes' timings, except that the simulated nodes (which have no agents to renew their
+        # Leases) stay Ready for the run: with the 40 s grace they would go NotReady and, 300 s
+        # later, have their pods evicted and recreated while the reading is taken
+        profile = get_profile("kubernetes", grace_period=3600.0)
+        cp = ControlPlane(api, profile=profile, leader_elect=False)
         try:
             limit = max(110, -(-pods * 2 // max(1, nodes)))
             for i in range(nodes):
