@@ -21,7 +21,7 @@ START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 def _num(v: float | None) -> str:
     if v is None:
         return "n/a"
-    if abs(v) >= 100:
+    if float(v).is_integer() or abs(v) >= 100:
         return f"{v:,.0f}"
     if abs(v) >= 10:
         return f"{v:.1f}"
