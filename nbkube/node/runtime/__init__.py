@@ -6,7 +6,7 @@ imported on first use, so a missing optional dependency (the docker SDK) only ma
 asks for that backend, and backends written later (docker, process) plug in with one line here
 or one `register_runtime` call.
 
-`auto` = docker when a Docker daemon answers and we are root, else process (DESIGN.md); while the
+`auto` = docker when a Docker daemon answers and we are root, else process (docs/architecture.md); while the
 process runtime does not exist yet, `auto` falls back to `sim` with a warning.
 """
 
