@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 "list": "/api/v1/namespaces/ns5/configmaps",
             }
             samples: dict[tuple[str, str], list[float]] = {(s, k): [] for s in conns for k in paths}
-            for conn_name, conn in conns.items():  # warm up: TLS handshake, caches
+            for conn in conns.values():  # warm up: TLS handshake, caches
                 for path in paths.values():
                     for _ in range(20):
                         _timed(conn, path)

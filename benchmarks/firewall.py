@@ -27,6 +27,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from common import Row, require_root  # noqa: E402
+
 from nbkube.node.firewall.iptables import IptablesFirewall  # noqa: E402
 from nbkube.node.firewall.policy import compute  # noqa: E402
 from nbkube.node.firewall.render import render  # noqa: E402
@@ -77,12 +79,7 @@ def netns(name: str, *, create: bool) -> None:
         subprocess.run(["ip", "netns", "add", name], check=True)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pods", type=int, default=1000)
-    ap.add_argument("--policies", type=int, default=100)
-    ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+def measure(args: argparse.Namespace) -> dict[str, Any]:
     pods, nss, pols = objects(args.pods, args.policies)
     table = compute(pods, nss, pols, "n1")
     text = restore_text(render(table))  # the same ruleset, as one restore's input
@@ -114,6 +111,29 @@ def main() -> int:
         netns(hand_ns, create=False)
         netns(ours_ns, create=False)
     isolated = sum(1 for fw_ in table.values() if fw_.ingress is not None)
+    return {"ours_ms": ours_ms, "hand_ms": hand_ms, "compute_ms": compute_ms, "isolated": isolated,
+            "chains": chains, "lines": lines}  # fmt: skip
+
+
+def rows(quick: bool = False) -> list[Row]:
+    require_root()
+    args = argparse.Namespace(pods=200 if quick else 1000, policies=20 if quick else 100, repeat=2 if quick else 5)
+    m = measure(args)
+    return [Row(f"NetworkPolicy firewall full sync, {args.pods:,} pods x {args.policies} policies, median",
+                statistics.median(m["ours_ms"]), "ms", f"iptables-restore of the same {m['lines']:,} rules",
+                statistics.median(m["hand_ms"]), "same-run", samples=args.repeat,
+                note=f"of which policy.compute {statistics.median(m['compute_ms']):.1f} ms")]  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pods", type=int, default=1000)
+    ap.add_argument("--policies", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    m = measure(args)
+    ours_ms, hand_ms, compute_ms = m["ours_ms"], m["hand_ms"], m["compute_ms"]
+    isolated, chains, lines = m["isolated"], m["chains"], m["lines"]
     hand, ours = statistics.median(hand_ms), statistics.median(ours_ms)
     print(
         f"NetworkPolicy firewall, {args.pods} pods x {args.policies} policies: {isolated} isolated pods,"

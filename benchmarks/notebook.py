@@ -8,7 +8,7 @@ sqlite://:memory: with N pods spread over M nodes):
   - messages per second under live churn with the real updater thread (throttled), beside the
     baseline's rate at the same number of refreshes.
 
-The userspace proxy's throughput, which issue 5 lists beside these numbers, is measured by
+The userspace proxy's throughput is measured by
 `benchmarks/userspace_proxy.py` (backend and client in processes of their own, as in real use).
 
     python benchmarks/notebook.py --pods 1000 --nodes 10
@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import comm as comm_pkg
+from common import Row
 
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
@@ -145,7 +146,7 @@ class RebuildBaseline:
 
 def bench_dashboard(
     n_pods: int, n_nodes: int, changes: int, refreshes: int, churn_seconds: float
-) -> list[list[str]]:
+) -> tuple[list[list[str]], dict[str, float]]:
     from nbkube.notebook.dashboard import Dashboard
 
     _install_counting_comm()
@@ -224,7 +225,19 @@ def bench_dashboard(
             f"{reb_m * refresh_rate / max(live_msgs / elapsed, 0.1):.1f}x",
         ],
     ]
-    return rows
+    nums = {"inc_ms": inc_ms, "reb_ms": reb_ms, "inc_msgs": inc_m, "reb_msgs": reb_m}
+    return rows, nums
+
+
+def rows(quick: bool = False) -> list[Row]:
+    pods, nodes, changes, refreshes = (200, 10, 20, 5) if quick else (1000, 10, 20, 20)
+    _, m = bench_dashboard(pods, nodes, changes, refreshes, 1.0 if quick else 3.0)
+    return [
+        Row(f"dashboard refresh at {pods:,} pods, {changes} changed, median", m["inc_ms"], "ms",
+            "rebuild every widget", m["reb_ms"], "same-run", samples=refreshes),
+        Row(f"dashboard comm messages per refresh at {pods:,} pods", m["inc_msgs"], "messages",
+            "rebuild every widget", m["reb_msgs"], "same-run", samples=refreshes),
+    ]  # fmt: skip
 
 
 def _print(title: str, headers: list[str], rows: list[list[str]]) -> None:
@@ -243,11 +256,11 @@ def main() -> None:
     ap.add_argument("--churn-seconds", type=float, default=3.0)
     args = ap.parse_args()
 
-    rows = bench_dashboard(args.pods, args.nodes, args.changes, args.refreshes, args.churn_seconds)
+    table, _ = bench_dashboard(args.pods, args.nodes, args.changes, args.refreshes, args.churn_seconds)
     _print(
         f"dashboard at {args.pods} pods / {args.nodes} nodes",
         ["measure", "incremental (ours)", "rebuild (baseline)", "baseline/ours"],
-        rows,
+        table,
     )
 
 

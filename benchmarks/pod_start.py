@@ -1,8 +1,9 @@
-"""Pod start latency on the Docker runtime, beside raw Docker create+start of the same containers.
+"""The Docker runtime's share of a pod start, beside raw Docker create+start of the same containers.
 
-Why: issue 4 asks for pod start latency (create -> Ready) p50/p99 for pods created one at a time,
-next to raw `docker create`+`start` through the SDK, measured in the same run. Anchor: the
-Kubernetes SLO is p99 <= 5 s with pre-pulled images. Target: p99 <= 1 s and <= 1.5x raw Docker.
+Why: this isolates the runtime layer (`DockerRuntime.start_pod`, no API, scheduler or agent), to
+show what nbkube's container handling adds over the engine. It is NOT the end-to-end pod start
+latency: benchmarks/pod_start_e2e.py measures API create -> Running/Ready through the scheduler and
+the node agent. With fewer than 100 pods, p99 is the maximum, and the rows say so.
 
 What is measured, per pod, one pod at a time (images seeded beforehand, so nothing is pulled):
   running  `DockerRuntime.start_pod` -> every container running (pause sandbox + 1 busybox httpd);
@@ -27,6 +28,8 @@ import tempfile
 import time
 import uuid
 from typing import Any
+
+from common import Row, pct_label, percentile, require_docker
 
 from nbkube.node.runtime.base import PodSandboxConfig
 from nbkube.node.runtime.docker import DockerRuntime
@@ -118,9 +121,31 @@ def bench_raw(client: Any, n: int, with_pause: bool, deadline: float) -> list[fl
     return out
 
 
+def rows(quick: bool = False) -> list[Row]:
+    require_docker()
+    import docker  # type: ignore[import-untyped,unused-ignore]
+
+    n = 6 if quick else 100
+    client = docker.from_env(timeout=60)
+    try:
+        ensure_images(client)
+        deadline = time.monotonic() + (50 if quick else 280)
+        bench_raw(client, 2, True, deadline)  # warm-up
+        raw = bench_raw(client, n, True, deadline)
+        ours = bench_runtime(client, n, False, deadline)
+    finally:
+        client.close()
+    out = []
+    for q in (50, 99):
+        out.append(Row(f"DockerRuntime.start_pod -> running (runtime layer only) {pct_label(q, n)}",
+                       percentile(ours, q) * 1e3, "ms", "raw SDK create+start of pause + app",
+                       percentile(raw, q) * 1e3, "same-run", samples=n))  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--pods", type=int, default=20, help="pods per series (1..200, default 20)")
+    ap.add_argument("--pods", type=int, default=100, help="pods per series (1..200, default 100)")
     ap.add_argument("--bridge", action="store_true", help="also measure pods on a BridgeNetwork node (root)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds for the whole run (default 120)")
     args = ap.parse_args(argv)
@@ -155,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     ready99 = pct(series["nbkube docker: start_pod -> ready (httpGet)"], 99)
     run99 = pct(series["nbkube docker: start_pod -> running"], 99)
     print(
-        f"targets: p99 <= 1 s: running {'met' if run99 <= 1 else 'MISSED'}, ready {'met' if ready99 <= 1 else 'MISSED'};"
-        f" running p99 <= 1.5x raw pod: {'met' if run99 <= 1.5 * base else 'MISSED'} ({run99 / base:.2f}x)"
+        f"runtime layer only (not end to end): running p99 {run99 * 1e3:.0f} ms, ready p99 {ready99 * 1e3:.0f} ms,"
+        f" running p99 / raw pod p99 {run99 / base:.2f}x" + (" (p99 = the maximum below 100 pods)" if n < 100 else "")
     )
     client.close()
     return 0

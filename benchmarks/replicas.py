@@ -1,6 +1,6 @@
 """50 replicas from 0 to all running: nbkube on 3 Docker nodes beside Docker Swarm on the same engine.
 
-Issue 4 target: nbkube <= 0.3x Swarm's time. Both start the same image (busybox:latest, imported
+Target: nbkube <= 0.3x Swarm's time. Both start the same image (busybox:latest, imported
 from the host by `nbkube images seed`, so neither pulls) running `sleep`. nbkube's clock runs from
 applying a ReplicationController with 50 replicas until 50 pods report Running; Swarm's from
 `docker service create --replicas 50` until `docker service ps` shows 50 tasks Running. Swarm is
@@ -21,6 +21,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from common import Row, require_docker  # noqa: E402
 
 from nbkube.cluster import LocalCluster  # noqa: E402
 
@@ -135,6 +137,21 @@ def raw_docker_time(replicas: int, workers: int, *, sandbox: bool) -> float:
     finally:
         for cid in made:
             api.remove_container(cid, force=True)
+
+
+def rows(quick: bool = False) -> list[Row]:
+    require_docker()
+    replicas, workers = (5, 5) if quick else (50, 24)
+    ours = nbkube_time(replicas, 120 if quick else 300)
+    swarm = swarm_time(replicas, 120 if quick else 300)
+    floor_pods = raw_docker_time(replicas, workers, sandbox=True)
+    return [
+        Row(f"{replicas} replicas, 0 -> all Running, 3 Docker nodes", ours, "s",
+            "Docker Swarm service on the same engine", swarm, "same-run", samples=1),
+        Row(f"{replicas} pods (pause + app) through the Docker SDK, {workers} at a time, no orchestration",
+            floor_pods, "s", "Docker Swarm service on the same engine", swarm, "same-run", samples=1,
+            note="the engine's floor for nbkube's pods"),
+    ]  # fmt: skip
 
 
 def main() -> int:

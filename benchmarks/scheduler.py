@@ -1,7 +1,10 @@
 """Scheduler throughput: pods/s scheduled and bound on simulated nodes, beside raw store writes.
 
-Why: issue 3 asks for >= 1,000 pods/s at 1,000 nodes and >= 680 pods/s at 5,000 nodes (the
-upstream kube-scheduler threshold of scheduler_perf for 5,000 nodes / 10,000 pods) on SQLite.
+The comparison figure is PUBLISHED, not measured here: upstream's scheduler_perf suite fails its
+SchedulingBasic 5,000 nodes / 10,000 pods case below 680 pods/s (a threshold, see KUBE_SCHEDULER_SOURCE).
+The headline runs use upstream's adaptive percentageOfNodesToScore (max(5, 50 - nodes/125) percent
+of the nodes, at least 100: ~500 feasible nodes scored at 5,000), so they do the work kube-scheduler's
+default configuration does; nbkube's own default (stop at 100 feasible nodes) is reported beside it.
 For each node count, in one process and on a fresh SQLite file:
   1. N Node objects (Ready, allocatable cpu 32 / memory 256Gi / pods 110, more pods where needed)
      are created directly through the Registry, then P pending pods (100 owners of P/100 replicas,
@@ -10,11 +13,11 @@ For each node count, in one process and on a fresh SQLite file:
      (so the informers' initial list of nodes and pods is included) - each bind is one CAS write
      plus a "Scheduled" Event write;
   3. the raw store rate is measured on the same store: P keys, one plain `store.update` each.
-Then a 1,000 node / 30,000 pod run reports the process RSS (the whole control plane's memory:
-registry, informer caches, scheduler snapshot; the SQLite file is on disk, not in RSS).
+Then a 1,000 node / 30,000 pod run reports the process RSS of the scheduler and its informers
+(benchmarks/control_plane.py measures the whole control plane).
 
 Usage: python benchmarks/scheduler.py [--nodes 100,1000,5000] [--pods 10000] [--rss-pods 30000]
-       [--no-rss] [--timeout 120] [--percentage default|adaptive|1-100] [--store-dir DIR]
+       [--no-rss] [--timeout 120] [--percentage adaptive|default|1-100] [--store-dir DIR]
 """
 
 from __future__ import annotations
@@ -29,13 +32,19 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from common import Row
+
 from nbkube.client.informer import InformerFactory
 from nbkube.controlplane.scheduler import Framework, Scheduler
 from nbkube.controlplane.scheduler.framework import Percentage
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
 
-KUBE_SCHEDULER_THRESHOLD = 680.0  # pods/s, scheduler_perf SchedulingBasic 5000 nodes / 10000 pods
+KUBE_SCHEDULER_THRESHOLD = 680.0  # pods/s: a published threshold, not a measurement of this run
+KUBE_SCHEDULER_SOURCE = (
+    "kubernetes/kubernetes test/integration/scheduler_perf performance-config.yaml: "
+    "SchedulingBasic 5000Nodes_10000Pods, threshold 680 pods/s"
+)
 OWNERS = 100
 
 
@@ -222,6 +231,32 @@ def rss_case(nodes: int, pods: int, store_dir: str, timeout: float) -> tuple[Cas
     return res, before, after, peak
 
 
+def rows(quick: bool = False) -> list[Row]:
+    """benchmarks/run.py's figures: pods/s under upstream's adaptive scoring at each node count, and
+    nbkube's default (100 feasible nodes) at the largest, in the same run."""
+    counts, pods = ([100, 1000], 2000) if quick else ([100, 1000, 5000], 10_000)
+    out: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in counts:
+            r = run_case(n, pods, tmp, 120.0 if quick else 300.0, percentage="adaptive")
+            name = f"scheduling, {n:,} nodes / {pods:,} pods, adaptive percentageOfNodesToScore (upstream default)"
+            if n == counts[-1]:
+                note = "" if (n, pods) == (5000, 10_000) else "threshold is for 5,000 nodes / 10,000 pods"
+                out.append(Row(name, r.pods_per_s, "pods/s", "kube-scheduler scheduler_perf threshold",
+                               KUBE_SCHEDULER_THRESHOLD, "published", KUBE_SCHEDULER_SOURCE, samples=r.bound,
+                               note=note))  # fmt: skip
+                adaptive = r
+            else:
+                out.append(Row(name, r.pods_per_s, "pods/s", "raw store CAS update/s, same store (a bind's write alone)",
+                               r.store_writes_per_s, "same-run", samples=r.bound))  # fmt: skip
+        n = counts[-1]
+        d = run_case(n, pods, tmp, 120.0 if quick else 300.0, raw=False, percentage=None)
+        out.append(Row(f"scheduling, {n:,} nodes / {pods:,} pods, nbkube default (100 feasible nodes scored)",
+                       d.pods_per_s, "pods/s", "adaptive percentage, same run", adaptive.pods_per_s,
+                       "same-run", samples=d.bound))  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nodes", default="100,1000,5000", help="comma-separated node counts")
@@ -232,15 +267,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per scheduling run")
     ap.add_argument(
         "--percentage",
-        default=None,
-        help="percentage of nodes to score: default (100 feasible nodes), 'adaptive' (upstream) or 1-100",
+        default="adaptive",
+        help="percentage of nodes to score: 'adaptive' (upstream's default; this one's default), "
+        "'default' (nbkube's: 100 feasible nodes) or 1-100",
     )
     ap.add_argument("--store-dir", default=None, help="where the SQLite files go (default: a temp dir)")
     args = ap.parse_args(argv)
     node_counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     with tempfile.TemporaryDirectory(dir=args.store_dir) as tmp:
         print(f"scheduler benchmark: {args.pods} pods, SQLite file store, python {sys.version.split()[0]}")
-        print(f"anchor: kube-scheduler threshold {KUBE_SCHEDULER_THRESHOLD:.0f} pods/s at 5000 nodes")
+        print(f"anchor (published, not measured here): {KUBE_SCHEDULER_SOURCE}")
         print(
             f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
         )

@@ -1,6 +1,6 @@
 """Requests per second through a Service (ClusterIP and NodePort, iptables mode) beside the pod's own IP.
 
-Issue 4 target: >= 0.9x of direct. Three Docker nodes, one busybox httpd pod serving a 1 KiB file
+Target: >= 0.9x of direct. Three Docker nodes, one busybox httpd pod serving a 1 KiB file
 (one backend, so every path ends at the same server), and a client process that opens a new
 connection per request. ClusterIP and the pod IP are measured from inside a node's network
 namespace, where service addresses are routed; the NodePort from the host, as a browser would.
@@ -19,6 +19,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from common import Row, require_docker  # noqa: E402
 
 from nbkube.cluster import LocalCluster  # noqa: E402
 
@@ -76,16 +78,7 @@ def rate(netns: str | None, host: str, port: int, count: int, seconds: float) ->
     return float(out.stdout.strip())
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--count", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("needs root and a running dockerd", file=sys.stderr)
-        return 1
+def measure(args: argparse.Namespace) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as data,
         LocalCluster(nodes=3, runtime="docker", store="memory", data_dir=data, name="tput") as cluster,
@@ -117,6 +110,38 @@ def main() -> int:
         via_cluster_ip = rate(netns, cluster_ip, 8000, args.count, args.seconds)
         direct_host = rate(None, pod_ip, 80, args.count, args.seconds)
         via_node_port = rate(None, node_ip, 30080, args.count, args.seconds)
+    return {"direct": direct, "via_cluster_ip": via_cluster_ip, "direct_host": direct_host,
+            "via_node_port": via_node_port}  # fmt: skip
+
+
+def rows(quick: bool = False) -> list[Row]:
+    require_docker()
+    args = argparse.Namespace(count=300 if quick else 2000, seconds=1.5 if quick else 5.0)
+    m = measure(args)
+    note = f"up to {args.count} requests or {args.seconds:g} s each; a new connection per request"
+    return [
+        Row("Service ClusterIP (iptables), 1 KiB HTTP from a node", m["via_cluster_ip"], "req/s",
+            "the pod IP direct, same client", m["direct"], "same-run", note=note),
+        Row("Service NodePort (iptables), 1 KiB HTTP from the host", m["via_node_port"], "req/s",
+            "the pod IP direct from the host", m["direct_host"], "same-run", note=note),
+    ]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    require_docker()
+    m = measure(args)
+    direct, via_cluster_ip, direct_host, via_node_port = (
+        m["direct"],
+        m["via_cluster_ip"],
+        m["direct_host"],
+        m["via_node_port"],
+    )
     print(f"machine: {os.cpu_count()} cores; 1 KiB over HTTP/1.0, a new connection per request")
     print(f"{'path':40} {'req/s':>8} {'direct':>8} {'ratio':>7}  target")
     print(

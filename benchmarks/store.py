@@ -2,7 +2,8 @@
 
 For each backend (SQLite file, real etcd) it measures
   - raw puts/s and gets/s through the bare client (the `sqlite3` module on a plain table with the
-    same pragmas; the `etcd3` client's put/get),
+    same pragmas; for etcd the same generated gRPC stubs and channel options the EtcdStore uses,
+    one Put / Range each),
   - our Store's create/s and get/s,
   - watch delivery latency p50/p99: from just before `create()` to the watcher thread holding the
     event,
@@ -29,9 +30,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from common import Row, Skip, pct_label, percentile
+
 from nbkube.store import open_store
 from nbkube.store.base import Store
-from nbkube.store.etcd import parse_etcd_url
 from nbkube.store.etcd_server import etcd_available, launch_etcd
 
 VALUE = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":{"k":"v"}}' * 4  # ~320 B
@@ -62,17 +64,23 @@ def raw_sqlite_rates(directory: str, n: int) -> tuple[float, float]:
 
 
 def raw_etcd_rates(url: str, n: int) -> tuple[float, float]:
-    import etcd3
+    """Put/s and Range/s straight through the generated gRPC stubs the EtcdStore itself calls
+    (same channel options, same deadline), without the Store's checks and compare-and-swap."""
+    import grpc
+    from etcd3 import etcdrpc
 
-    host, port = parse_etcd_url(url)[0]
-    client = etcd3.client(host, port, timeout=10)
+    from nbkube.store.etcd import _CHANNEL_OPTIONS, etcd_targets
+
+    channel = grpc.insecure_channel(etcd_targets(url)[0], options=_CHANNEL_OPTIONS)
+    kv = etcdrpc.KVStub(channel)
     run = uuid.uuid4().hex[:8]
     try:
-        puts = rate(n, lambda i: client.put(f"/raw-{run}/{i}", VALUE))
-        gets = rate(n, lambda i: client.get(f"/raw-{run}/{i}"))
-        client.delete_prefix(f"/raw-{run}/")
+        puts = rate(n, lambda i: kv.Put(etcdrpc.PutRequest(key=f"/raw-{run}/{i}".encode(), value=VALUE), timeout=5))
+        gets = rate(n, lambda i: kv.Range(etcdrpc.RangeRequest(key=f"/raw-{run}/{i}".encode()), timeout=5))
+        prefix = f"/raw-{run}/".encode()
+        kv.DeleteRange(etcdrpc.DeleteRangeRequest(key=prefix, range_end=prefix[:-1] + b"0"), timeout=30)
     finally:
-        client.close()
+        channel.close()
     return puts, gets
 
 
@@ -114,43 +122,38 @@ def watch_latency(store: Store, n: int) -> tuple[float, float]:
         watch.cancel()
         thread.join(5)
     latencies.sort()
-    return statistics.median(latencies), latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return statistics.median(latencies), percentile(latencies, 99)
 
 
-# --- registry (written in parallel by another helper) ---------------------------------------------
+# --- registry -------------------------------------------------------------------------------------
 
 
-def registry_rates(store: Store, n: int) -> dict[str, float] | str:
-    """HOOK: Registry ConfigMap create/s and update/s over `store`, or a reason string if unavailable."""
-    try:
-        from nbkube.registry.registry import Registry
-    except ImportError as err:
-        return f"n/a ({err})"
-    try:
-        registry: Any = Registry(store)
-        run = uuid.uuid4().hex[:6]
+def registry_rates(store: Store, n: int) -> dict[str, float]:
+    """Registry ConfigMap create/s and update/s over `store` (validation, defaulting, encoding)."""
+    from nbkube.registry.registry import Registry
 
-        def configmap(i: int) -> dict[str, Any]:
-            return {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": f"bench-{run}-{i}", "namespace": "default"},
-                "data": {"key": "value"},
-            }
+    registry: Any = Registry(store)
+    run = uuid.uuid4().hex[:6]
 
-        registry.create(configmap(-1))  # creates the default namespace on demand, outside the timing
-        created: list[dict[str, Any]] = []
-        creates = rate(n, lambda i: created.append(registry.create(configmap(i))))
+    def configmap(i: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"bench-{run}-{i}", "namespace": "default"},
+            "data": {"key": "value"},
+        }
 
-        def update(i: int) -> None:
-            obj = dict(created[i])
-            obj["data"] = {"key": f"changed-{i}"}
-            registry.update(obj)
+    registry.create(configmap(-1))  # creates the default namespace on demand, outside the timing
+    created: list[dict[str, Any]] = []
+    creates = rate(n, lambda i: created.append(registry.create(configmap(i))))
 
-        updates = rate(n, update)
-        return {"create": creates, "update": updates}
-    except Exception as err:  # a half-finished registry must not stop the store numbers
-        return f"n/a ({type(err).__name__}: {err})"
+    def update(i: int) -> None:
+        obj = dict(created[i])
+        obj["data"] = {"key": f"changed-{i}"}
+        registry.update(obj)
+
+    updates = rate(n, update)
+    return {"create": creates, "update": updates}
 
 
 # --- driver ---------------------------------------------------------------------------------------
@@ -165,25 +168,44 @@ def etcd_for_run(url: str | None) -> Iterator[str]:
         yield server.url
 
 
-def bench_backend(name: str, n: int, watch_n: int, etcd_url: str | None) -> dict[str, Any]:
+def bench_backend(name: str, n: int, watch_n: int, etcd_url: str | None, rounds: int = 3) -> dict[str, Any]:
+    """One backend's figures. Raw client, Store and Registry take turns for `rounds` rounds (each on
+    fresh keys, a SQLite round on fresh files), so a change in the machine's load hits all three
+    alike; each rate is the median over the rounds."""
     row: dict[str, Any] = {"backend": name}
     tmp = tempfile.mkdtemp(prefix="nbkube-bench-")
+    samples: dict[str, list[float]] = {k: [] for k in ("raw_put", "raw_get", "create", "get", "reg_create", "reg_update")}
     try:
         with contextlib.ExitStack() as stack:
             if name == "sqlite":
-                row["raw_put"], row["raw_get"] = raw_sqlite_rates(tmp, n)
                 open_fresh = lambda tag: open_store(f"sqlite://{tmp}/{tag}.db")  # noqa: E731
                 row["url"] = f"sqlite://{tmp}/store.db"
             else:
                 url = stack.enter_context(etcd_for_run(etcd_url))
-                row["raw_put"], row["raw_get"] = raw_etcd_rates(url, n)
                 open_fresh = lambda tag: open_store(url)  # noqa: E731
                 row["url"] = url
-            store = stack.enter_context(contextlib.closing(open_fresh("store")))
-            row["create"], row["get"] = store_rates(store, n)
-            row["watch_p50"], row["watch_p99"] = watch_latency(store, watch_n)
-            reg_store = stack.enter_context(contextlib.closing(open_fresh("registry")))
-            row["registry"] = registry_rates(reg_store, n)
+            for r in range(rounds):
+                if name == "sqlite":
+                    rdir = os.path.join(tmp, f"raw{r}")
+                    os.mkdir(rdir)
+                    put, get = raw_sqlite_rates(rdir, n)
+                else:
+                    put, get = raw_etcd_rates(url, n)
+                samples["raw_put"].append(put)
+                samples["raw_get"].append(get)
+                with contextlib.closing(open_fresh(f"store{r}")) as store:
+                    create, get = store_rates(store, n)
+                samples["create"].append(create)
+                samples["get"].append(get)
+                with contextlib.closing(open_fresh(f"registry{r}")) as reg_store:
+                    reg = registry_rates(reg_store, n)
+                samples["reg_create"].append(reg["create"])
+                samples["reg_update"].append(reg["update"])
+            med = {k: statistics.median(v) for k, v in samples.items()}
+            row.update(raw_put=med["raw_put"], raw_get=med["raw_get"], create=med["create"], get=med["get"])
+            row["registry"] = {"create": med["reg_create"], "update": med["reg_update"]}
+            with contextlib.closing(open_fresh("watch")) as store:
+                row["watch_p50"], row["watch_p99"] = watch_latency(store, watch_n)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return row
@@ -199,18 +221,37 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("-" * len(header))
     for r in rows:
         reg = r["registry"]
-        if isinstance(reg, dict):
-            reg_cols = f"{reg['create']:>12.0f} {reg['update']:>12.0f} {reg['create'] / r['raw_put']:>8.0%}"
-        else:
-            reg_cols = f"{'n/a':>12} {'n/a':>12} {'n/a':>8}"
+        reg_cols = f"{reg['create']:>12.0f} {reg['update']:>12.0f} {reg['create'] / r['raw_put']:>8.0%}"
         print(
             f"{r['backend']:8} {r['raw_put']:>10.0f} {r['raw_get']:>10.0f} {r['create']:>10.0f} {r['get']:>10.0f} "
             f"{r['create'] / r['raw_put']:>10.0%} {r['get'] / r['raw_get']:>8.0%} {reg_cols} "
             f"{r['watch_p50']:>8.2f}ms {r['watch_p99']:>8.2f}ms"
         )
-    for r in rows:
-        if not isinstance(r["registry"], dict):
-            print(f"registry ({r['backend']}): {r['registry']}")
+
+
+def rows(quick: bool = False) -> list[Row]:
+    """The figures for benchmarks/run.py: each backend's Store and Registry against its bare client."""
+    n, watch_n, rounds = (300, 50, 3) if quick else (2000, 300, 5)
+    backends = ["sqlite", "etcd"]
+    if not etcd_available():
+        raise Skip("no etcd binary on PATH (apt-get install etcd-server)")
+    out: list[Row] = []
+    turns = f"median of {rounds} rounds of {n}, raw and ours in turn"
+    for name in backends:
+        r = bench_backend(name, n, watch_n, None, rounds)
+        label = "SQLite file" if name == "sqlite" else "etcd"
+        raw = "raw sqlite3 INSERT (autocommit)" if name == "sqlite" else "raw etcd Put (same gRPC stubs)"
+        out += [
+            Row(f"Store create, {label}", r["create"], "ops/s", raw, r["raw_put"], "same-run", samples=rounds, note=turns),
+            Row(f"Registry create (ConfigMap), {label}", r["registry"]["create"], "ops/s", raw, r["raw_put"],
+                "same-run", samples=rounds, note=turns),
+            Row(f"Store get, {label}", r["get"], "ops/s",
+                "raw sqlite3 SELECT" if name == "sqlite" else "raw etcd Range (same gRPC stubs)",
+                r["raw_get"], "same-run", samples=rounds, note=turns),
+            Row(f"watch delivery p99, {label}", r["watch_p99"], "ms", samples=watch_n,
+                note=f"{pct_label(99, watch_n)}; p50 {r['watch_p50']:.2f} ms"),
+        ]  # fmt: skip
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

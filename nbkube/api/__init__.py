@@ -1,6 +1,6 @@
 """api layer of nbkube: objects in Kubernetes wire shape, with nothing below it but errors and clock.
 
-Modules (see DESIGN.md for what may import this layer):
+Modules (see docs/architecture.md for what may import this layer):
   kinds          the table of kinds, their names, groups and scope
   meta           accessors for plain-dict objects (`Obj`)
   serialization  load_manifests / load_file (YAML, JSON, multi-document, `kind: List`), dump_yaml / dump_json

@@ -1,7 +1,7 @@
 """The offline image verbs: `nbkube images seed` and `nbkube images list`.
 
 Registered by `nbkube.cli.main` through `COMMAND_MODULES`. Machines here have no registry
-(DESIGN.md, "Images without a registry"): `seed` imports the host's static busybox into the local
+(docs/architecture.md): `seed` imports the host's static busybox into the local
 Docker engine as `busybox:latest` and the pod infra image `nbkube/pause:latest`; the work is done
 by `nbkube.node.runtime.images`, this module only talks to the user.
 """

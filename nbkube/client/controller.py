@@ -1,6 +1,6 @@
 """The base of every reconcile loop (replication, deployment, endpoints, node lifecycle, ...).
 
-A controller = informer cache + work queue + `reconcile(key)`, as DESIGN.md says. Subclasses
+A controller = informer cache + work queue + `reconcile(key)`, as docs/architecture.md describes. Subclasses
 register informer handlers in `__init__` that only enqueue keys (`self.enqueue(obj)`), and
 implement `reconcile(key)`: read the cache, compare desired with observed, write with the
 resourceVersion read, and be safe to run again. This base runs the worker threads: a reconcile

@@ -44,7 +44,7 @@ class LeaderElector:
         renew_interval: float = 5.0,
         renew_deadline: float | None = None,
         clock: Clock = REAL_CLOCK,
-        renew: float | None = None,  # alias of renew_interval (INTERFACES.md spells it `renew`)
+        renew: float | None = None,  # alias of renew_interval
     ):
         self.api = api
         self.lease_name = lease_name

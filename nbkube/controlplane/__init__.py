@@ -1,1 +1,1 @@
-"""controlplane layer of nbkube; see DESIGN.md for what it may import."""
+"""controlplane layer of nbkube; see docs/architecture.md (Layers) for what it may import."""

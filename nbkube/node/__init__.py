@@ -1,1 +1,1 @@
-"""node layer of nbkube; see DESIGN.md for what it may import."""
+"""node layer of nbkube; see docs/architecture.md (Layers) for what it may import."""

@@ -5,7 +5,7 @@ firewall, the hostPort table) and the Docker runtime's probes (which must see th
 network) all need "be in that namespace for a moment". A namespace is a per-thread attribute in
 Linux, so a thread can `setns(2)` in, start a program (which inherits it) or open a socket, and
 step back, without `ip netns exec` (one more program to start, which also unshares a mount
-namespace and remounts /sys: a few ms per call on a quiet box, several times that on a loaded one).
+namespace and remounts /sys: milliseconds per call, more on a busy machine).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""controllers layer of nbkube; see DESIGN.md for what it may import."""
+"""controllers layer of nbkube; see docs/architecture.md (Layers) for what it may import."""

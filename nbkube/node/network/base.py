@@ -65,7 +65,7 @@ class PodNetwork(Protocol):
     def teardown(self) -> None: ...
 
 
-# The address plan of the local multi-node cluster (DESIGN.md): node N (1..253) has the node IP
+# The address plan of the local multi-node cluster (docs/architecture.md): node N (1..253) has the node IP
 # 10.240.0.(N+1) on the host bridge, whose host side is 10.240.0.1, and the pod CIDR 10.244.N.0/24.
 NODE_NET = ipaddress.IPv4Network("10.240.0.0/24")
 HOST_IP = "10.240.0.1"

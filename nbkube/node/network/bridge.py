@@ -1,6 +1,6 @@
 """The local multi-node pod network (root): a network namespace per node, a bridge per node, host-gw.
 
-DESIGN.md, "Local multi-node cluster on one Linux host". Node N (1..253) is the namespace
+docs/architecture.md, "A local multi-node cluster on one host". Node N (1..253) is the namespace
 `nbk-<node>`; its uplink is a veth whose outer end is a port of the host bridge `nbk0` (10.240.0.1)
 and whose inner end `eth0` carries the node IP 10.240.0.(N+1), the Node's InternalIP, reachable
 from the host. Inside, the bridge `cbr0` holds 10.244.N.1/24, the pods' gateway. A pod is wired in

@@ -1,1 +1,1 @@
-"""proxy layer of nbkube; see DESIGN.md for what it may import."""
+"""proxy layer of nbkube; see docs/architecture.md (Layers) for what it may import."""

@@ -26,12 +26,12 @@ Why it looks like this:
 - iptables-restore is started inside the namespace by the sync thread itself (`nbkube.node.netns`), not
   through `ip netns exec`: one process start per sync instead of two.
 
-What an endpoint change costs (iptables-nft 1.8.9, kernel 6.18, 2 cores, 1,000 services): well
-under 1 ms of Python (the one service recomputed and rendered, the diff), ~1 ms to start
-iptables-restore, and then the kernel: a restore that only adds chains and rules exits after
-~4 ms, one that deletes anything (flushing a chain deletes its rules) after ~16 ms, whatever the
-ruleset size: iptables-restore's close of its netlink socket waits for the deleted objects to be
-released (an RCU grace period), although the new rules were live before. So a sync that can do
+What an endpoint change costs (benchmarks/proxy.py measures it): little Python (the one service
+recomputed and rendered, the diff), one iptables-restore start, and then the kernel: on nf_tables a
+restore that only adds chains and rules exits quickly, one that deletes anything (flushing a chain
+deletes its rules) exits several times later, whatever the ruleset size: iptables-restore's close
+of its netlink socket waits for the deleted objects to be released (an RCU grace period), although
+the new rules were live before. So a sync that can do
 without deleting does (`prepend`: new chains, the service chain's new body inserted in front of
 its old one, which is then dead), and `compact` deletes the leftovers in one restore when the node
 is quiet (the proxy runner's idle hook) or when they pile up; syncs that must delete anyway (a

@@ -6,8 +6,8 @@ backends to spread connections over. Keeping that computation pure and in one pl
 proxies cannot disagree about which pods a service reaches.
 
 `RuleCache` is the same computation with memory, for the proxy's sync loop: with 1,000 services,
-recomputing every rule on each endpoint change costs ~20 ms of CPU (more on a loaded box) for one
-changed service. A resourceVersion names one version of one object, so a service whose Service and
+recomputing every rule on each endpoint change costs CPU in proportion to all of them for one
+changed service (benchmarks/proxy.py measures the change path). A resourceVersion names one version of one object, so a service whose Service and
 Endpoints versions are those of the last sync keeps its rules, as the very same objects; that lets
 the proxy below skip unchanged services by identity instead of comparing them.
 """

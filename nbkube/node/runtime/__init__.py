@@ -6,7 +6,7 @@ imported on first use, so a missing optional dependency (the docker SDK) only ma
 asks for that backend, and backends written later (docker, process) plug in with one line here
 or one `register_runtime` call.
 
-`auto` = docker when a Docker daemon answers and we are root, else process (DESIGN.md). A backend
+`auto` = docker when a Docker daemon answers and we are root, else process (docs/architecture.md). A backend
 whose module fails to import is a broken install: the import error propagates, never a quiet
 switch to another backend.
 """

@@ -1,6 +1,6 @@
 """Images without a registry: seed Docker from the host's static busybox, and pull without hanging.
 
-Machines running nbkube have no registry (DESIGN.md, "Images without a registry"). This module
+Machines running nbkube have no registry (docs/architecture.md). This module
 builds a tiny root filesystem in memory (the host's `/bin/busybox`, one symlink per applet, a
 minimal /etc/passwd and /etc/group, /tmp) and imports it into the daemon as `busybox:latest`
 (CMD ["sh"]) and `nbkube/pause:latest` (the pod's infra container, which only sleeps).
