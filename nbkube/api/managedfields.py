@@ -34,7 +34,7 @@ from typing import Any
 
 from nbkube.api.kinds import lookup
 from nbkube.api.meta import Obj
-from nbkube.api.patch import field_strategies
+from nbkube.api.patch import field_strategies, json_equal
 from nbkube.errors import BadRequest, Conflict
 
 __all__ = [
@@ -217,19 +217,6 @@ def _elements(items: list[Any], lt: _ListType, dotted: str, *, strict: bool) -> 
     return out
 
 
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality (True is not 1; 1 is 1.0)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
-
-
 def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: v if isinstance(v, _SCALARS) else _copy(v) for k, v in value.items()}
@@ -379,7 +366,7 @@ def _compare(
                         removed,
                     )
                 return
-    if not _same(a, b):
+    if not json_equal(a, b):
         modified.add(path)
 
 
@@ -915,7 +902,7 @@ def apply(
         if ident != me.ident:
             entry.fields -= changed
             entry.fields -= removed
-    if live is None or base != merged or not _same(base, merged):
+    if live is None or base != merged or not json_equal(base, merged):
         me.time = now
     annotations = (base.get("metadata") or {}).get("annotations") or {}
     if manager == KUBECTL_MANAGER and annotations.get(LAST_APPLIED):

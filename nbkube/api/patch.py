@@ -30,6 +30,7 @@ from typing import Any
 from nbkube.errors import BadRequest
 
 __all__ = [
+    "json_equal",
     "FIELD_STRATEGIES",
     "PatchError",
     "Strategy",
@@ -59,16 +60,16 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _json_equal(a: Any, b: Any) -> bool:
+def json_equal(a: Any, b: Any) -> bool:
     """Equality as JSON means it: Python's `True == 1` must not make a `test` op pass."""
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a == b
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 
@@ -214,7 +215,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
         elif name == "replace":
             result = _replace(result, tokens, _copy(op["value"]), where, pointer)
         elif name == "test":
-            if not _json_equal(_get(result, tokens, where, pointer), op["value"]):
+            if not json_equal(_get(result, tokens, where, pointer), op["value"]):
                 raise PatchError(f"{where}: test failed, the value differs", pointer)
         else:  # move, copy
             if "from" not in op:
@@ -537,7 +538,7 @@ class _Merger:
         if not maps:
             merged: list[Any] = []
             for item in (*orig, *patch):
-                if not any(_json_equal(item, seen) for seen in merged):
+                if not any(json_equal(item, seen) for seen in merged):
                     merged.append(item)
             return self.order(merged, patch, orig, None)
         key = strategy.merge_key
