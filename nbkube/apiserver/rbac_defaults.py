@@ -236,7 +236,14 @@ def _reconcile_role(registry: Registry, want: Obj) -> str:
     if (meta.get("annotations") or {}).get(AUTOUPDATE) == "false":
         return ""
     rules = list(have.get("rules") or [])
-    missing = [r for r in want["rules"] if not _covers(rules, r)]
+    return _add_missing(registry, have, want, "rules", [r for r in want["rules"] if not _covers(rules, r)])
+
+
+def _add_missing(registry: Registry, have: Obj, want: Obj, field: str, missing: list[Any]) -> str:
+    """Write `have` with `missing` appended to its `field` and the default labels and annotations
+    it lacks (its own values win), as the bootstrap policy repairs a default object; "" when
+    nothing is missing."""
+    meta = have.get("metadata") or {}
     labels = {**want["metadata"]["labels"], **(meta.get("labels") or {})}
     annotations = {**want["metadata"]["annotations"], **(meta.get("annotations") or {})}
     if (
@@ -246,7 +253,7 @@ def _reconcile_role(registry: Registry, want: Obj) -> str:
     ):
         return ""
     new = copy.deepcopy(have)
-    new["rules"] = rules + missing
+    new[field] = list(have.get(field) or []) + missing
     new["metadata"]["labels"] = labels
     new["metadata"]["annotations"] = annotations
     registry.update(new)
@@ -271,21 +278,7 @@ def _reconcile_binding(registry: Registry, want: Obj) -> str:
         registry.create({**want, "subjects": subjects})
         return "recreated"
     subjects = list(have.get("subjects") or [])
-    missing = [s for s in want["subjects"] if s not in subjects]
-    labels = {**want["metadata"]["labels"], **(meta.get("labels") or {})}
-    annotations = {**want["metadata"]["annotations"], **(meta.get("annotations") or {})}
-    if (
-        not missing
-        and labels == (meta.get("labels") or {})
-        and annotations == (meta.get("annotations") or {})
-    ):
-        return ""
-    new = copy.deepcopy(have)
-    new["subjects"] = subjects + missing
-    new["metadata"]["labels"] = labels
-    new["metadata"]["annotations"] = annotations
-    registry.update(new)
-    return "updated"
+    return _add_missing(registry, have, want, "subjects", [s for s in want["subjects"] if s not in subjects])
 
 
 def ensure_default_roles(registry: Registry) -> list[tuple[str, str, str]]:
