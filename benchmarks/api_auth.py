@@ -9,7 +9,7 @@ over plain HTTP with no gate, with 1,000 objects stored. In one process, same ru
      namespace) and a baseline server on the same registry with an open gate over plain HTTP;
   3. N GETs of single objects and N LISTs of one namespace (100 objects) on a kept-alive
      connection to each, interleaved in rounds so both see the same machine load.
-Prints p50/p99 per request kind and the ratio of the secure server to the baseline.
+Rows: p50/p99 per request kind, the secure server against the baseline.
 
 Usage: python benchmarks/api_auth.py [--requests 2000]
 """
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import statistics
 import sys
 import tempfile
 import time
 from typing import Any
+
+from common import Row, pct_label, percentile, print_rows
 
 from nbkube.apiserver import serve
 from nbkube.apiserver.resources import Request, Response
@@ -35,6 +36,11 @@ OBJECTS = 1000
 NAMESPACES = 10
 BINDINGS = 1000
 TARGET = 1.3
+SECURE, PLAIN = "https+auth+rbac", "plain, no gate"
+PATHS = {
+    "get": "/api/v1/namespaces/ns5/configmaps/cm5",
+    "list": "/api/v1/namespaces/ns5/configmaps",
+}
 
 
 class OpenGate:
@@ -93,15 +99,8 @@ def _timed(conn: http.client.HTTPConnection, path: str) -> float:
     return elapsed
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--requests", type=int, default=2000, help="requests per kind and server")
-    args = ap.parse_args(argv)
+def measure(requests: int) -> dict[tuple[str, str], list[float]]:
+    """Latency samples in seconds per (server, request kind), `requests` of each, interleaved."""
     registry = Registry(open_store("sqlite://:memory:"))
     _fill(registry)
     with tempfile.TemporaryDirectory(prefix="nbkube-bench-") as folder:
@@ -112,42 +111,50 @@ def main(argv: list[str] | None = None) -> int:
             # user5 is bound to view in ns5 by rb5 (one RoleBinding among 1,000)
             ctx = pki.client_ssl_context(*pki.issue_client_cert("user5", []))
             conns: dict[str, Any] = {
-                "https+auth+rbac": http.client.HTTPSConnection("127.0.0.1", secure.port, context=ctx),
-                "plain, no gate": http.client.HTTPConnection("127.0.0.1", plain.port),
+                SECURE: http.client.HTTPSConnection("127.0.0.1", secure.port, context=ctx),
+                PLAIN: http.client.HTTPConnection("127.0.0.1", plain.port),
             }
-            paths = {
-                "get": "/api/v1/namespaces/ns5/configmaps/cm5",
-                "list": "/api/v1/namespaces/ns5/configmaps",
-            }
-            samples: dict[tuple[str, str], list[float]] = {(s, k): [] for s in conns for k in paths}
+            samples: dict[tuple[str, str], list[float]] = {(s, k): [] for s in conns for k in PATHS}
             for conn in conns.values():  # warm up: TLS handshake, caches
-                for path in paths.values():
+                for path in PATHS.values():
                     for _ in range(20):
                         _timed(conn, path)
-            for _ in range(args.requests):
-                for kind, path in paths.items():
+            for _ in range(requests):
+                for kind, path in PATHS.items():
                     for conn_name, conn in conns.items():
                         samples[(conn_name, kind)].append(_timed(conn, path))
         finally:
             secure.stop()
             plain.stop()
             registry.close()
-    print(f"{OBJECTS} ConfigMaps, {BINDINGS} RoleBindings, {args.requests} requests per kind and server")
-    print(f"{'request':<6} {'server':<18} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
-    worst = 0.0
-    for kind in paths:
-        p50s = {}
-        for conn_name in conns:
-            vals = samples[(conn_name, kind)]
-            p50s[conn_name] = _pct(vals, 0.5)
-            print(
-                f"{kind:<6} {conn_name:<18} {_pct(vals, 0.5):8.3f} {_pct(vals, 0.99):8.3f} "
-                f"{statistics.fmean(vals) * 1e3:8.3f}"
-            )
-        ratio = p50s["https+auth+rbac"] / p50s["plain, no gate"]
-        worst = max(worst, ratio)
-        print(f"{kind:<6} ratio p50 secure/plain: {ratio:.2f}x (target <= {TARGET}x)")
-    print(f"worst p50 ratio {worst:.2f}x: {'met' if worst <= TARGET else 'NOT met'}")
+    return samples
+
+
+def rows_for(requests: int) -> list[Row]:
+    samples = measure(requests)
+    out = []
+    for kind in PATHS:
+        for q in (50, 99):
+            ours = percentile(samples[(SECURE, kind)], q) * 1e3
+            base = percentile(samples[(PLAIN, kind)], q) * 1e3
+            out.append(
+                Row(f"API {kind.upper()} {pct_label(q, requests)}, HTTPS + authn + RBAC ({BINDINGS:,} bindings)",
+                    ours, "ms", baseline="same server, plain HTTP, no gate", baseline_value=base,
+                    baseline_kind="same-run", samples=requests,
+                    note=f"{OBJECTS:,} ConfigMaps; aim: p50 ratio <= {TARGET}")
+            )  # fmt: skip
+    return out
+
+
+def rows(quick: bool = False) -> list[Row]:
+    return rows_for(200 if quick else 2000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=2000, help="requests per kind and server")
+    args = ap.parse_args(argv)
+    print_rows(rows_for(args.requests))
     return 0
 
 

@@ -10,7 +10,7 @@ over an in-memory SQLite registry serves two Deployments with three containers e
   - baseline: PUT of the full object as last read, replicas alternating the same way (the registry
     records that write's managedFields too, as every API write).
 The three requests take turns, so that load from elsewhere on the machine falls on all of them.
-Median and p90 latency of each; the ratio apply/PUT is printed.
+Rows: median and p90 latency of applies against the PUTs.
 
 Usage: python benchmarks/apply.py [--requests 300]
 """
@@ -21,19 +21,20 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from common import Row, percentile, print_rows
 
-from nbkube.apiserver import serve  # noqa: E402
-from nbkube.apiserver.authn import ADMIN_USER  # noqa: E402
-from nbkube.apiserver.security import ADMIN_GROUPS  # noqa: E402
-from nbkube.registry.registry import Registry  # noqa: E402
-from nbkube.store import open_store  # noqa: E402
+from nbkube.apiserver import serve
+from nbkube.apiserver.authn import ADMIN_USER
+from nbkube.apiserver.security import ADMIN_GROUPS
+from nbkube.registry.registry import Registry
+from nbkube.store import open_store
 
 PATH = "/apis/apps/v1/namespaces/default/deployments"
 
@@ -76,15 +77,8 @@ def timed(
     return elapsed, json.loads(text)
 
 
-def summary(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[int(len(ordered) * 0.9) - 1]
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=300)
-    args = ap.parse_args()
+def measure(requests: int) -> dict[str, list[float]]:
+    """Latency samples in ms of applies that write, unchanged applies and PUTs, taking turns."""
     folder = tempfile.mkdtemp(prefix="nbk-bench-apply-")
     registry = Registry(open_store("sqlite://:memory:"))
     server = serve(registry, folder=os.path.join(folder, "pki"))
@@ -97,7 +91,7 @@ def main() -> int:
         _t, live = timed(conn, "POST", f"{PATH}?fieldManager=bench", deployment("put", 1), "application/json")
         applies, unchanged, puts = [], [], []
         # interleaved, so that the three see the same load from whatever else runs on the machine
-        for i in range(args.requests):
+        for i in range(requests):
             config = deployment("ssa", 2 + i % 2)
             ms, _obj = timed(conn, "PATCH", apply_path, config, "application/apply-patch+yaml")
             applies.append(ms)
@@ -110,15 +104,36 @@ def main() -> int:
     finally:
         server.stop()
         registry.close()
-    a_med, a_p90 = summary(applies)
-    u_med, u_p90 = summary(unchanged)
-    p_med, p_p90 = summary(puts)
-    print(f"Deployment (3 containers) through the API, {args.requests} requests each, {os.cpu_count()} cores")
-    print(f"{'request':<34}{'median ms':>10}{'p90 ms':>10}")
-    print(f"{'server-side apply (a write)':<34}{a_med:>10.2f}{a_p90:>10.2f}")
-    print(f"{'server-side apply (unchanged)':<34}{u_med:>10.2f}{u_p90:>10.2f}")
-    print(f"{'PUT (baseline)':<34}{p_med:>10.2f}{p_p90:>10.2f}")
-    print(f"ratio apply/PUT: {a_med / p_med:.2f}x (unchanged apply/PUT: {u_med / p_med:.2f}x)")
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"apply": applies, "unchanged": unchanged, "put": puts}
+
+
+def rows_for(requests: int) -> list[Row]:
+    m = measure(requests)
+    put = statistics.median(m["put"])
+    what = "Deployment (3 containers) through the API, HTTPS"
+    return [
+        Row("server-side apply (a write), median", statistics.median(m["apply"]), "ms",
+            baseline="PUT of the same object", baseline_value=put, baseline_kind="same-run",
+            samples=requests, note=what),
+        Row("server-side apply (unchanged), median", statistics.median(m["unchanged"]), "ms",
+            baseline="PUT of the same object", baseline_value=put, baseline_kind="same-run",
+            samples=requests, note=what),
+        Row("server-side apply (a write), p90", percentile(m["apply"], 90), "ms",
+            baseline="PUT of the same object", baseline_value=percentile(m["put"], 90),
+            baseline_kind="same-run", samples=requests, note=what),
+    ]  # fmt: skip
+
+
+def rows(quick: bool = False) -> list[Row]:
+    return rows_for(40 if quick else 300)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=300)
+    args = ap.parse_args()
+    print_rows(rows_for(args.requests))
     return 0
 
 

@@ -131,3 +131,19 @@ def rss_mib(pid: int | str = "self") -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise OSError(f"no VmRSS for process {pid}")
+
+
+def print_rows(rows: list[Row]) -> None:
+    """A benchmark run by hand prints its rows as `benchmarks/run.py` does: value, baseline, ratio."""
+    for row in rows:
+        value = "n/a" if row.value is None else f"{row.value:.4g} {row.unit}"
+        line = f"{row.name}: {value}"
+        if row.baseline_value is not None:
+            line += f"  vs {row.baseline} {row.baseline_value:.4g} {row.unit} ({row.baseline_kind})"
+        if row.ratio is not None:
+            line += f"  ratio {row.ratio:.2f}"
+        if row.samples is not None:
+            line += f"  [{row.samples} samples]"
+        print(line)
+        if row.note:
+            print(f"    {row.note}")

@@ -27,6 +27,8 @@ import time
 import urllib.request
 from typing import Any
 
+from common import Row, Skip, print_rows
+
 from nbkube.cluster import LocalCluster
 from nbkube.examples import path as example_path
 from nbkube.node.runtime.process import find_busybox
@@ -136,6 +138,32 @@ def _print(title: str, headers: list[str], rows: list[list[str]]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
+def rows_for(runs: int, nodes: int) -> list[Row]:
+    busybox = find_busybox()
+    if busybox is None:
+        raise Skip("needs the host's busybox (apt-get install busybox-static)")
+    ups, readies, hand_nodes, hand_pods = [], [], [], []
+    for _ in range(runs):
+        up, ready = bench_cluster(nodes, 5)
+        ups.append(up)
+        readies.append(ready)
+        hand_nodes.append(bench_by_hand(busybox, nodes, httpd=False))
+        hand_pods.append(bench_by_hand(busybox, 5, httpd=True))
+    what = f"median of {runs}; process runtime, store auto"
+    return [
+        Row(f"LocalCluster() to {nodes} nodes Ready", statistics.median(ups), "s",
+            baseline=f"{nodes} busybox processes started by hand", baseline_value=statistics.median(hand_nodes),
+            baseline_kind="same-run", samples=runs, note=what),
+        Row("apply of the article's RC + Service to 5 pods Ready", statistics.median(readies), "s",
+            baseline="5 busybox httpd started by hand, answering", baseline_value=statistics.median(hand_pods),
+            baseline_kind="same-run", samples=runs, note=what),
+    ]  # fmt: skip
+
+
+def rows(quick: bool = False) -> list[Row]:
+    return rows_for(1 if quick else 3, 3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3, help="cluster starts to time (median reported)")
@@ -144,38 +172,7 @@ def main() -> None:
     args = ap.parse_args()
     if not 1 <= args.runs <= 10:
         raise SystemExit("--runs must be from 1 to 10")
-    busybox = find_busybox()
-    if busybox is None:
-        raise SystemExit("needs the host's busybox (apt-get install busybox-static)")
-
-    ups, readies, hand_nodes, hand_pods = [], [], [], []
-    for i in range(args.runs):
-        up, ready = bench_cluster(args.nodes, 5)
-        ups.append(up)
-        readies.append(ready)
-        hand_nodes.append(bench_by_hand(busybox, args.nodes, httpd=False))
-        hand_pods.append(bench_by_hand(busybox, 5, httpd=True))
-        print(f"run {i + 1}: up {up:.2f} s, 5 pods ready {ready:.2f} s", flush=True)
-    up, ready = statistics.median(ups), statistics.median(readies)
-    hn, hp = statistics.median(hand_nodes), statistics.median(hand_pods)
-    _print(
-        f"notebook start, median of {args.runs} runs ({args.nodes} nodes, process runtime, store auto)",
-        ["measure", "nbkube", "by hand (baseline)", "nbkube/baseline"],
-        [
-            [
-                f"LocalCluster() -> {args.nodes} nodes Ready vs {args.nodes} busybox processes running",
-                f"{up:.3f} s",
-                f"{hn * 1000:.1f} ms",
-                f"{up / hn:.0f}x",
-            ],
-            [
-                "apply -> 5 pods Ready vs 5 busybox httpd answering",
-                f"{ready:.3f} s",
-                f"{hp * 1000:.1f} ms",
-                f"{ready / hp:.1f}x",
-            ],
-        ],
-    )
+    print_rows(rows_for(args.runs, args.nodes))
     if not args.skip_dashboard:
         for pods in (1000, 5000):
             _print(
