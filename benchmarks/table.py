@@ -6,6 +6,7 @@ produced means the text and the table cannot disagree. The table goes between th
 
     python benchmarks/table.py RESULT.json                       # print the table
     python benchmarks/table.py RESULT.json README.md docs/benchmarks.md   # and write it into them
+    python benchmarks/table.py RESULT.json --and MORE.json README.md       # two runs, two tables
 """
 
 from __future__ import annotations
@@ -79,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("json", help="the file `benchmarks/run.py --json` wrote")
     ap.add_argument("files", nargs="*", help="Markdown files to write the table into, between the markers")
+    ap.add_argument("--and", dest="more", action="append", default=[], metavar="JSON",
+                    help="another run's JSON (e.g. `run.py --only` of benchmarks added since): its own "
+                         "table, with its own run line, follows")  # fmt: skip
     args = ap.parse_args(argv)
-    try:
-        with open(args.json) as f:
-            report = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"{args.json}: {exc}") from None
-    table = render(report)
+    tables = []
+    for name in [args.json, *args.more]:
+        try:
+            with open(name) as f:
+                report = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"{name}: {exc}") from None
+        tables.append(render(report))
+    table = "\n".join(tables)
     if not args.files:
         sys.stdout.write(table)
     for path in args.files:

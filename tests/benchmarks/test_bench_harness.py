@@ -141,3 +141,16 @@ def test_the_runner_stopped_from_outside_stops_its_benchmark(tmp_path) -> None:
     proc.terminate()
     assert proc.wait(30) != 0
     assert marker.exists()
+
+
+def test_a_second_run_gets_its_own_table_with_its_own_run_line(tmp_path, capsys) -> None:
+    first, second = _report(), _report()
+    second["started"] = "LATER"
+    second["rows"] = [{**second["rows"][0], "benchmark": "dns", "name": "DNS queries"}]
+    paths = []
+    for i, report in enumerate((first, second)):
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(report))
+    assert table.main([str(paths[0]), "--and", str(paths[1])]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Run: ") == 2 and out.index("Store create") < out.index("at LATER") < out.index("DNS queries")
