@@ -1,0 +1,239 @@
+"""kubectl port-forward (1.28, 1.31, 1.33: SPDY/3.1 plain and tunnelled in a WebSocket) and
+kubectl 1.28's SPDY exec, cp and attach against a served LocalCluster(nodes=1, runtime="process").
+
+One cluster for the module; every kubectl call is bounded by a subprocess timeout, every
+port-forward process is killed and waited for in a finally, and every wait is a bounded poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from nbk_apitest import Kubectl
+from nbk_clustertest import httpd_pod, pod_ready, wait_until
+
+from nbkube.apiserver import serve, spdystreams
+from nbkube.cluster import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+NODE = "node-1"
+SDK = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
+
+
+class Env:
+    def __init__(self, cluster: LocalCluster, kubectl: Kubectl, folder: str):
+        self.cluster, self.kubectl, self.folder = cluster, kubectl, folder
+
+    def start(self, pod: dict[str, Any]) -> None:
+        self.cluster.api.create(pod)
+        name = pod["metadata"]["name"]
+        wait_until(lambda: pod_ready(self.cluster.api.get("Pod", name, "default")), 30, f"pod {name} ready")
+
+    def run(
+        self, minor: int, *args: str, stdin: str | None = None, timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        binary = SDK.format(minor)
+        assert os.path.exists(binary), f"{binary} is missing"
+        return subprocess.run(
+            [binary, "--kubeconfig", self.kubectl.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.kubectl.env,
+        )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: Any) -> Iterator[Env]:
+    folder = str(tmp_path_factory.mktemp("spdy"))
+    with LocalCluster(nodes=1, runtime="process", store="sqlite", data_dir=folder + "/c", name="spdy") as c:
+        srv = serve(c)
+        try:
+            home = os.path.join(folder, "home")
+            os.mkdir(home)
+            e = Env(c, Kubectl(srv.write_kubeconfig(folder + "/kubeconfig"), home), folder)
+            e.start(httpd_pod("web", NODE, 8080))
+            e.start(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "box", "namespace": "default"},
+                    "spec": {
+                        "nodeName": NODE,
+                        "containers": [
+                            {"name": "c", "image": "busybox", "command": ["sh", "-c", "exec sleep 3600"]}
+                        ],
+                    },
+                }
+            )
+            yield e
+        finally:
+            srv.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(port: int) -> bytes:
+    """GET / through the forwarded local port (HTTP/1.0: the pod closes after its answer)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+@contextlib.contextmanager
+def _forward(env: Env, minor: int, *targets: str) -> Iterator[subprocess.Popen[str]]:
+    """`kubectl port-forward TARGETS` running until the block ends (killed and waited for then,
+    and after 60 s whatever happens, which also bounds reading its first line)."""
+    binary = SDK.format(minor)
+    assert os.path.exists(binary), f"{binary} is missing"
+    proc = subprocess.Popen(
+        [binary, "--kubeconfig", env.kubectl.kubeconfig, "port-forward", *targets],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env.kubectl.env,
+    )
+    timer = threading.Timer(60, proc.kill)
+    timer.start()
+    try:
+        yield proc
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait(10)
+
+
+def _listening(proc: subprocess.Popen[str], local: int, remote: int) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:N -> P" once it listens
+    if f"127.0.0.1:{local} -> {remote}" not in line:
+        proc.kill()
+        pytest.fail(f"kubectl port-forward did not start: {line}{proc.stderr.read() if proc.stderr else ''}")
+
+
+@pytest.fixture
+def paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which SPDY path the server took, in order: "upgrade" or "tunnel"."""
+    taken: list[str] = []
+    upgrade, tunnel = spdystreams.serve_upgrade, spdystreams.serve_tunnel
+
+    async def counted_upgrade(*args: Any) -> Any:
+        taken.append("upgrade")
+        return await upgrade(*args)
+
+    async def counted_tunnel(*args: Any) -> Any:
+        taken.append("tunnel")
+        return await tunnel(*args)
+
+    monkeypatch.setattr(spdystreams, "serve_upgrade", counted_upgrade)
+    monkeypatch.setattr(spdystreams, "serve_tunnel", counted_tunnel)
+    return taken
+
+
+# kubectl tunnels port-forward's SPDY in a WebSocket from 1.31 (PortForwardWebsockets, on by default)
+@pytest.mark.parametrize(
+    ("minor", "path"), [(28, "upgrade"), (29, "upgrade"), (31, "tunnel"), (32, "tunnel"), (33, "tunnel")]
+)
+def test_kubectl_port_forward_http_get(env: Env, minor: int, path: str, paths: list[str]) -> None:
+    local = _free_port()
+    with _forward(env, minor, "pod/web", f"{local}:8080") as proc:
+        _listening(proc, local, 8080)
+        for _ in range(3):  # one stream pair per connection, all on the one session
+            data = _get(local)
+            assert data.startswith(b"HTTP/1.") and data.endswith(b"\r\n\r\nweb\n"), data
+        assert proc.poll() is None
+    assert paths == [path]
+
+
+def test_port_forward_to_a_closed_port_says_so(env: Env) -> None:
+    local = _free_port()
+    with _forward(env, 33, "pod/web", f"{local}:9") as proc:
+        _listening(proc, local, 9)
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            s.settimeout(10)
+            assert s.recv(100) == b""
+        proc.wait(20)  # kubectl ends a port-forward whose connection the pod refused
+        err = proc.stderr.read() if proc.stderr else ""
+    assert "error forwarding port 9" in err and "default/web" in err, err
+
+
+@pytest.mark.parametrize("minor", [28, 33])
+def test_port_forward_client_gone_leaves_no_agent_connection(env: Env, minor: int) -> None:
+    local = _free_port()
+    with _forward(env, minor, "pod/web", f"{local}:8080") as proc:
+        _listening(proc, local, 8080)
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n")  # a request left unfinished: the pod waits
+            wait_until(lambda: _agent_connections(env) > 0, 10, "the forward open at the agent")
+            proc.kill()  # kubectl goes away without closing anything
+            proc.wait(10)
+    wait_until(lambda: _agent_connections(env) == 0, 10, "no connection left to the agent")
+
+
+def _agent_connections(env: Env) -> int:
+    """Established TCP connections to the node agent's port (the API server's relays)."""
+    node = env.cluster.api.get("Node", NODE)
+    port = int(node["metadata"]["annotations"]["nbkube.io/agent-endpoint"].rsplit(":", 1)[1])
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows if int(r[2].split(":")[1], 16) == port and r[3] == "01")
+
+
+def test_kubectl_128_exec_over_spdy(env: Env) -> None:
+    proc = env.run(28, "exec", "box", "--", "sh", "-c", "echo out; echo err >&2")
+    assert proc.returncode == 0 and proc.stdout == "out\n" and "err\n" in proc.stderr, proc.stderr
+    proc = env.run(28, "exec", "-i", "box", "--", "sh", "-c", "cat; exit 3", stdin="via spdy\n")
+    assert proc.returncode == 3 and proc.stdout == "via spdy\n", proc.stderr
+    assert "command terminated with exit code 3" in proc.stderr
+
+
+def test_kubectl_128_cp_both_ways(env: Env) -> None:
+    src = os.path.join(env.folder, "up.txt")
+    with open(src, "w") as f:
+        f.write("up and down\n" * 20000)  # past any 64 KiB window: flow control is not needed
+    env.run(28, "cp", src, "box:/tmp/nbk-spdy-up.txt").check_returncode()
+    back = os.path.join(env.folder, "down.txt")
+    proc = env.run(28, "cp", "box:/tmp/nbk-spdy-up.txt", back)
+    assert proc.returncode == 0, proc.stderr
+    with open(back) as f, open(src) as g:
+        assert f.read() == g.read()
+
+
+def test_kubectl_128_attach_with_stdin(env: Env) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "reader", "namespace": "default"},
+        "spec": {
+            "nodeName": NODE,
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "busybox",
+                    "command": ["sh", "-c", "while read l; do echo got $l; done"],
+                    "stdin": True,
+                    "stdinOnce": True,
+                }
+            ],
+        },
+    }
+    env.start(pod)
+    proc = env.run(28, "attach", "-i", "reader", stdin="one\ntwo\n")
+    assert proc.returncode == 0 and proc.stdout == "got one\ngot two\n", proc.stderr
