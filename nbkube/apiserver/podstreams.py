@@ -120,9 +120,10 @@ def stream_target(
     stdout, stderr = _flag(query, "stdout", True), _flag(query, "stderr", True)
     if not (stdin or stdout or stderr):
         raise BadRequest("you must specify at least 1 of stdin, stdout, stderr")
-    if tty and stderr:
-        # kubectl sends stderr=false with -t: a terminal has one output
-        raise BadRequest("tty and stderr cannot both be true")
+    if tty:
+        # a terminal has one output: stderr is dropped, as the kubelet drops it (kubectl >= 1.30
+        # sends stderr=false with -t, kubectl 1.28/1.29 stderr=true and expect no stderr stream)
+        stderr = False
     _check_container(pod, chosen, subresource, stdin)
     params = [("stdin", "1" if stdin else "0"), ("tty", "1" if tty else "0")]
     command: tuple[str, ...] = ()

@@ -8,10 +8,16 @@ port-forward process is killed and waited for in a finally, and every wait is a 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import pty
+import select
 import socket
+import struct
 import subprocess
+import termios
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -237,3 +243,50 @@ def test_kubectl_128_attach_with_stdin(env: Env) -> None:
     env.start(pod)
     proc = env.run(28, "attach", "-i", "reader", stdin="one\ntwo\n")
     assert proc.returncode == 0 and proc.stdout == "got one\ngot two\n", proc.stderr
+
+
+def test_kubectl_128_exec_with_a_terminal_sends_its_size(env: Env) -> None:
+    # -t needs a terminal on kubectl's side: a pty of 40x100, read until kubectl exits (bounded)
+    binary = SDK.format(28)
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--kubeconfig",
+            env.kubectl.kubeconfig,
+            "exec",
+            "-it",
+            "box",
+            "--",
+            "sh",
+            "-c",
+            # the size arrives on its own stream, maybe after the command starts: wait for it
+            "until stty size 2>/dev/null | grep -qv '^0 0$'; do sleep 0.1; done; stty size; exit 5",
+        ],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env.kubectl.env,
+        start_new_session=True,
+    )
+    os.close(secondary)
+    out = b""
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(primary, 4096)
+                except OSError:  # EIO: every holder of the terminal has closed it
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        assert proc.wait(10) == 5, out
+    finally:
+        proc.kill()
+        proc.wait(10)
+        os.close(primary)
+    assert b"40 100" in out, out
