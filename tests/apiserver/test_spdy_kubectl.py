@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import select
@@ -23,10 +24,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_apitest import Kubectl
+from nbk_apitest import Kubectl, tls
 from nbk_clustertest import httpd_pod, pod_ready, wait_until
 
-from nbkube.apiserver import serve, spdystreams
+from nbkube.apiserver import ApiServer, serve, spdy, spdystreams
 from nbkube.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
@@ -36,8 +37,8 @@ SDK = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
 
 
 class Env:
-    def __init__(self, cluster: LocalCluster, kubectl: Kubectl, folder: str):
-        self.cluster, self.kubectl, self.folder = cluster, kubectl, folder
+    def __init__(self, cluster: LocalCluster, server: ApiServer, kubectl: Kubectl, folder: str):
+        self.cluster, self.server, self.kubectl, self.folder = cluster, server, kubectl, folder
 
     def start(self, pod: dict[str, Any]) -> None:
         self.cluster.api.create(pod)
@@ -67,7 +68,7 @@ def env(tmp_path_factory: Any) -> Iterator[Env]:
         try:
             home = os.path.join(folder, "home")
             os.mkdir(home)
-            e = Env(c, Kubectl(srv.write_kubeconfig(folder + "/kubeconfig"), home), folder)
+            e = Env(c, srv, Kubectl(srv.write_kubeconfig(folder + "/kubeconfig"), home), folder)
             e.start(httpd_pod("web", NODE, 8080))
             e.start(
                 {
@@ -315,3 +316,89 @@ def test_kubectl_128_exec_with_a_terminal_sends_its_size(env: Env) -> None:
         proc.wait(10)
         os.close(primary)
     assert b"40 100" in out, out
+
+
+class RawClient:
+    """A SPDY client of our own codec on a TLS connection upgraded by hand (bounded reads)."""
+
+    def __init__(self, env: Env, path: str, protocols: tuple[str, ...]):
+        raw = socket.create_connection(("127.0.0.1", env.server.port), timeout=10)
+        self.sock = tls(env.server).wrap_socket(raw, server_hostname="127.0.0.1")
+        offered = "".join(f"X-Stream-Protocol-Version: {p}\r\n" for p in protocols)
+        self.sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+            f"{offered}Content-Length: 0\r\n\r\n".encode()
+        )
+        self.head = b""
+        while b"\r\n\r\n" not in self.head:
+            chunk = self.sock.recv(1)
+            assert chunk, self.head
+            self.head += chunk
+        self.enc, self.dec = spdy.Encoder(), spdy.Decoder()
+
+    def send(self, *frames: spdy.Frame) -> None:
+        self.sock.sendall(b"".join(self.enc.encode(f) for f in frames))
+
+    def frames(self, until: Any) -> list[spdy.Frame]:
+        """Frames received until `until(frames)` holds or the server closes."""
+        got: list[spdy.Frame] = []
+        while not until(got):
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            got += self.dec.feed(chunk)
+        return got
+
+
+def test_raw_spdy_port_forward_session(env: Env) -> None:
+    c = RawClient(env, "/api/v1/namespaces/default/pods/web/portforward", ("portforward.k8s.io",))
+    try:
+        assert (
+            c.head.startswith(b"HTTP/1.1 101") and b"X-Stream-Protocol-Version: portforward.k8s.io" in c.head
+        )
+        c.send(
+            spdy.Ping(1),
+            spdy.SynStream(1, {"streamtype": "error", "port": "8080", "requestid": "0"}, fin=True),
+            spdy.SynStream(3, {"streamtype": "data", "port": "8080", "requestid": "0"}),
+            spdy.DataFrame(3, b"GET / HTTP/1.0\r\n\r\n"),
+        )
+
+        def finished(frames: list[spdy.Frame]) -> bool:
+            return any(isinstance(f, spdy.DataFrame) and f.stream_id == 1 and f.fin for f in frames)
+
+        frames = c.frames(finished)
+        assert frames[:3] == [spdy.Ping(1), spdy.SynReply(1), spdy.SynReply(3)]
+        body = b"".join(f.data for f in frames if isinstance(f, spdy.DataFrame) and f.stream_id == 3)
+        assert body.startswith(b"HTTP/1.") and body.endswith(b"\r\n\r\nweb\n")
+        assert spdy.DataFrame(3, b"", fin=True) in frames  # the pod closed: so did the data stream
+        # a stream without a request id is refused; garbage then ends the session with GOAWAY
+        c.send(spdy.SynStream(5, {"streamtype": "data", "port": "8080"}))
+        assert c.frames(lambda fs: spdy.RstStream(5, spdy.CANCEL) in fs)[-1] == spdy.RstStream(5, spdy.CANCEL)
+        c.sock.sendall(bytes.fromhex("80020006 00000004 00000001"))
+        tail = c.frames(lambda fs: False)  # until the server closes the connection
+        assert tail[-1] == spdy.GoAway(5, spdy.GOAWAY_PROTOCOL_ERROR)
+    finally:
+        c.sock.close()
+
+
+def test_spdy_protocol_versions_are_negotiated(env: Env) -> None:
+    path = "/api/v1/namespaces/default/pods/box/exec?command=true&stdout=true&stderr=false"
+    c = RawClient(env, path, ("v3.channel.k8s.io", "v2.channel.k8s.io"))
+    try:
+        assert c.head.startswith(b"HTTP/1.1 400"), c.head
+        body = c.sock.recv(4096).decode()
+        assert (
+            "(v3.channel.k8s.io, v2.channel.k8s.io) is supported; this server speaks v4.channel.k8s.io"
+            in body
+        )
+    finally:
+        c.sock.close()
+    c = RawClient(env, path, ("v4.channel.k8s.io", "v3.channel.k8s.io"))
+    try:
+        assert b"X-Stream-Protocol-Version: v4.channel.k8s.io" in c.head, c.head
+        c.send(spdy.SynStream(1, {"streamtype": "error"}), spdy.SynStream(3, {"streamtype": "stdout"}))
+        frames = c.frames(lambda fs: spdy.DataFrame(1, b"", fin=True) in fs)
+        status = b"".join(f.data for f in frames if isinstance(f, spdy.DataFrame) and f.stream_id == 1)
+        assert json.loads(status)["status"] == "Success"
+    finally:
+        c.sock.close()
