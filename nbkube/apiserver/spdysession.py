@@ -18,8 +18,11 @@ What the server does, as kubelet's spdystream does for kubectl:
 Deviation from SPDY/3.1: flow-control windows are neither enforced on what is received nor
 honoured on what is sent. kubectl (spdystream) sends no WINDOW_UPDATE and does not count
 windows either, so honouring a 64 KiB window would stall every stream after its first 64 KiB.
-What bounds memory instead is backpressure: write() waits while more than HIGH_WATER bytes are
-queued for the transport, and the inbound queue of a stream is drained by its handler.
+What bounds memory instead is backpressure both ways: write() waits while more than HIGH_WATER
+bytes are queued for the transport, and when more than HIGH_WATER received bytes wait for their
+streams' readers, `pause_reading(True)` stops reading the transport (TCP then holds the client
+back) until the readers have taken half of them (`pause_reading(False)`). A stream whose reader
+never reads can so hold up the others: kubectl's streams are all read by their relays.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Stream:
         data = await self._inbound.get()
         if not data:
             self._inbound.put_nowait(b"")  # the end stays the end for later reads
+        self.session._consumed(len(data))
         return data
 
     async def write(self, data: bytes) -> None:
@@ -82,6 +86,7 @@ class Stream:
     def _received(self, data: bytes, fin: bool) -> None:
         if data:
             self._inbound.put_nowait(data)
+            self.session._buffered(len(data))
         if fin:
             self._remote_end()
 
@@ -102,8 +107,15 @@ class Session:
     """The server side of one SPDY/3.1 connection. `on_stream(stream)` is called (on the event
     loop, synchronously) for each stream the client opens, after its SYN_REPLY is queued."""
 
-    def __init__(self, send: Callable[[bytes], Awaitable[None]], on_stream: Callable[[Stream], None]):
-        self._send, self._on_stream = send, on_stream
+    def __init__(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        on_stream: Callable[[Stream], None],
+        pause_reading: Callable[[bool], None] | None = None,
+    ):
+        self._send, self._on_stream, self._pause = send, on_stream, pause_reading
+        self._inbound_bytes = 0
+        self.reading_paused = False
         self._encoder, self._decoder = spdy.Encoder(), spdy.Decoder()
         self.streams: dict[int, Stream] = {}
         self._last_client_id = 0
@@ -132,6 +144,18 @@ class Session:
                 self._handle(frame)
             except spdy.FrameError as e:
                 self._broken(e)
+
+    def _buffered(self, n: int) -> None:
+        self._inbound_bytes += n
+        if self._inbound_bytes > HIGH_WATER and not self.reading_paused and self._pause is not None:
+            self.reading_paused = True
+            self._pause(True)
+
+    def _consumed(self, n: int) -> None:
+        self._inbound_bytes -= n
+        if self.reading_paused and self._inbound_bytes <= HIGH_WATER // 2 and self._pause is not None:
+            self.reading_paused = False
+            self._pause(False)
 
     def feed_eof(self) -> None:
         """The transport's input ended: every stream ends with it."""

@@ -107,7 +107,13 @@ async def serve_upgrade(
             agent[1].close()
         raise
     handler = _handler(target, subresource, agent)
-    session = Session(resp.write, handler.on_stream)
+    transport = request.transport
+
+    def pause(paused: bool) -> None:
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading() if paused else transport.resume_reading()
+
+    session = Session(resp.write, handler.on_stream, pause)
     request.protocol.set_parser(_Parser(session))  # type: ignore[arg-type]  # duck-typed reader
     try:
         await handler.run(session)
@@ -124,13 +130,16 @@ async def serve_tunnel(request: web.BaseRequest, target: StreamTarget) -> web.We
     ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL,), max_msg_size=_MAX_MESSAGE)
     await ws.prepare(request)
     handler = _PortForward(target)
-    session = Session(ws.send_bytes, handler.on_stream)
+    room = asyncio.Event()
+    room.set()
+    session = Session(ws.send_bytes, handler.on_stream, lambda paused: room.clear() if paused else room.set())
 
     async def pump() -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     session.feed(bytes(msg.data))
+                await room.wait()  # the streams' readers are behind: read no further for now
         session.feed_eof()
 
     reader = asyncio.create_task(pump())

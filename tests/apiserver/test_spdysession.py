@@ -222,3 +222,24 @@ def test_writes_after_close_fail_and_flush_ends_the_writer() -> None:
         assert (await c.settle())[-1] == spdy.DataFrame(1, b"", fin=True)
 
     run(go)
+
+
+def test_reading_pauses_while_the_streams_readers_are_behind() -> None:
+    async def go() -> None:
+        calls: list[bool] = []
+        c = Client()
+        c.session._pause = calls.append
+        c.put(spdy.SynStream(1, {}))
+        chunk = b"y" * spdysession.MAX_DATA
+        n = spdysession.HIGH_WATER // len(chunk) + 1
+        c.put(*(spdy.DataFrame(1, chunk) for _ in range(n)))
+        assert calls == [True] and c.session.reading_paused
+        s = c.opened[0]
+        for _ in range(n // 2):
+            await s.read()
+        assert calls == [True]  # still more than half of HIGH_WATER waiting
+        for _ in range(n - n // 2):
+            await s.read()
+        assert calls == [True, False] and not c.session.reading_paused
+
+    run(go)
