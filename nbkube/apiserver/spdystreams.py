@@ -119,7 +119,8 @@ async def serve_upgrade(
         await handler.run(session)
     finally:
         session.close()
-        await session.flush()
+        if not _cancelled():
+            await session.flush()
         if request.transport is not None:
             request.transport.close()
     return resp
@@ -147,10 +148,11 @@ async def serve_tunnel(request: web.BaseRequest, target: StreamTarget) -> web.We
         await handler.run(session)
     finally:
         session.close()
-        await session.flush()
         reader.cancel()
-        with contextlib.suppress(Exception):
-            await ws.close()
+        if not _cancelled():
+            await session.flush()
+            with contextlib.suppress(Exception):
+                await ws.close()
     return ws
 
 
@@ -253,7 +255,7 @@ class _PortForward:
         finally:
             for task in list(self.tasks):
                 task.cancel()
-            if self.tasks:
+            if self.tasks and not _cancelled():
                 await asyncio.wait(self.tasks, timeout=5)
 
 
@@ -286,6 +288,7 @@ class _Channels:
             self.ready.set()
 
     async def run(self, session: Session) -> None:
+        tasks: set[asyncio.Task[object]] = set()
         try:
             try:
                 await asyncio.wait_for(_first(self.ready.wait(), session.done.wait()), STREAMS_TIMEOUT)
@@ -301,15 +304,16 @@ class _Channels:
                 return  # the client went away first
             relay = asyncio.create_task(self._relay())
             gone = asyncio.create_task(session.done.wait())
-            await asyncio.wait({relay, gone}, return_when=asyncio.FIRST_COMPLETED)
+            tasks.update((relay, gone))
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if relay.done():
                 relay.result()
                 # the end is written: give the client a moment to read it and hang up itself
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(gone), LINGER)
-            for task in (relay, gone):
-                task.cancel()
         finally:
+            for task in tasks:
+                task.cancel()
             self.writer.close()  # the agent then ends what it started, if it has not ended
 
     async def _relay(self) -> None:
@@ -361,6 +365,13 @@ class _Channels:
                     if line.strip():
                         self.writer.write(agentstream.encode(agentstream.RESIZE, line))
                 await self.writer.drain()
+
+
+def _cancelled() -> bool:
+    """Whether this task is being cancelled (the server shutting down, aiohttp ending a handler
+    whose client went away): clean up without waiting, or the event loop may close first."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _first(*aws: Awaitable[object]) -> None:
