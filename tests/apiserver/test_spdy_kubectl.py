@@ -45,6 +45,19 @@ class Env:
         name = pod["metadata"]["name"]
         wait_until(lambda: pod_ready(self.cluster.api.get("Pod", name, "default")), 30, f"pod {name} ready")
 
+    def listening(self, name: str, port: int) -> None:
+        """Wait until the pod accepts connections on `port` (running is not listening yet)."""
+        ip = self.cluster.api.get("Pod", name, "default")["status"]["podIP"]
+
+        def accepts() -> bool:
+            try:
+                socket.create_connection((ip, port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_until(accepts, 30, f"pod {name} listening on {port}")
+
     def run(
         self, minor: int, *args: str, stdin: str | None = None, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:
@@ -82,8 +95,10 @@ def env(tmp_path_factory: Any) -> Iterator[Env]:
             os.mkdir(home)
             e = Env(c, srv, Kubectl(srv.write_kubeconfig(folder + "/kubeconfig"), home), folder)
             e.start(httpd_pod("web", NODE, 8080))
+            e.listening("web", 8080)
             e.start(_pod("box", "exec sleep 3600"))
             e.start(_pod("sink", 'exec nc -ll -p 9000 -e sh -c "cat > up.bin"'))  # a file per upload
+            e.listening("sink", 9000)
             yield e
         finally:
             srv.stop()

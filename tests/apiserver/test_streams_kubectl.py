@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from nbk_apitest import KUBECTL, Kubectl, connect
-from nbk_clustertest import httpd_pod, pod_ready, wait_until
+from nbk_clustertest import get_or_empty, httpd_pod, pod_ready, wait_until
 
 from nbkube.apiserver import ApiServer, serve
 from nbkube.clock import parse_rfc3339, rfc3339
@@ -180,6 +180,8 @@ def test_unknown_channel_protocol_is_400_naming_the_supported(env: Env) -> None:
 def test_kubectl_port_forward(env: Env) -> None:
     # the default kubectl: SPDY/3.1 tunnelled in a WebSocket (other versions: test_spdy_kubectl.py)
     env.start(httpd_pod("web3", NODE, 8082))
+    ip = env.cluster.api.get("Pod", "web3", "default")["status"]["podIP"]
+    wait_until(lambda: get_or_empty(f"http://{ip}:8082/") == "web3", 30, "web3 answering")
     assert KUBECTL is not None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
