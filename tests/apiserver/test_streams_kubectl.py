@@ -345,6 +345,8 @@ def test_python_client_exec_and_portforward(env: Env) -> None:
     from kubernetes.stream import portforward, stream
 
     env.start(httpd_pod("web", NODE, 8080))
+    ip = env.cluster.api.get("Pod", "web", "default")["status"]["podIP"]
+    wait_until(lambda: get_or_empty(f"http://{ip}:8080/") == "web", 30, "web answering")  # running is not listening
     config.load_kube_config(env.kubectl.kubeconfig)
     api = client.CoreV1Api()
     out = stream(
