@@ -161,3 +161,27 @@ def test_docker_kubectl_port_forward(dk: tuple[LocalCluster, Kubectl], minor: in
         timer.cancel()
         proc.kill()
         proc.wait(10)
+
+
+def test_docker_kubectl_128_exec_and_cp_over_spdy(dk: tuple[LocalCluster, Kubectl], tmp_path: Any) -> None:
+    _, kc = dk
+    binary = "/usr/lib/google-cloud-sdk/bin/kubectl.1.28"
+    assert os.path.exists(binary), f"{binary} is missing"
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [binary, "--kubeconfig", kc.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=kc.env,
+        )
+
+    proc = run("exec", "-i", "web", "--", "sh", "-c", "cat; echo err >&2; exit 4", stdin="in\n")
+    assert proc.returncode == 4 and proc.stdout == "in\n" and "err\n" in proc.stderr, proc.stderr
+    src = tmp_path / "spdy.txt"
+    src.write_text("over SPDY\n" * 10000)
+    assert run("cp", str(src), "web:/tmp/spdy.txt").returncode == 0
+    assert run("cp", "web:/tmp/spdy.txt", str(tmp_path / "back.txt")).returncode == 0
+    assert (tmp_path / "back.txt").read_text() == src.read_text()
