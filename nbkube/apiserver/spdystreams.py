@@ -140,6 +140,9 @@ async def serve_tunnel(request: web.BaseRequest, target: StreamTarget) -> web.We
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     session.feed(bytes(msg.data))
+                elif msg.type == WSMsgType.TEXT:
+                    log.info("port-forward tunnel: a text message, where SPDY comes in binary ones: closing")
+                    break
                 await room.wait()  # the streams' readers are behind: read no further for now
         session.feed_eof()
 
