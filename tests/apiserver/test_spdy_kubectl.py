@@ -427,3 +427,45 @@ def test_spdy_protocol_versions_are_negotiated(env: Env) -> None:
         assert json.loads(status)["status"] == "Success"
     finally:
         c.sock.close()
+
+
+def test_raw_spdy_in_a_websocket(env: Env) -> None:
+    import ssl
+
+    import websocket
+
+    def tunnel() -> Any:
+        return websocket.create_connection(
+            f"wss://127.0.0.1:{env.server.port}/api/v1/namespaces/default/pods/web/portforward",
+            subprotocols=["SPDY/3.1+portforward.k8s.io"],
+            sslopt={"context": tls(env.server), "cert_reqs": ssl.CERT_REQUIRED},
+            timeout=10,
+        )
+
+    ws = tunnel()
+    try:
+        assert ws.subprotocol.lower() == "spdy/3.1+portforward.k8s.io"  # websocket-client lower-cases it
+        enc, dec = spdy.Encoder(), spdy.Decoder()
+        wire = b"".join(
+            enc.encode(f)
+            for f in (
+                spdy.SynStream(1, {"streamtype": "error", "port": "8080", "requestid": "7"}, fin=True),
+                spdy.SynStream(3, {"streamtype": "data", "port": "8080", "requestid": "7"}),
+                spdy.DataFrame(3, b"GET / HTTP/1.0\r\n\r\n"),
+            )
+        )
+        for i in range(0, len(wire), 5):  # messages cut anywhere: the tunnel is a byte stream
+            ws.send_binary(wire[i : i + 5])
+        frames: list[spdy.Frame] = []
+        while spdy.DataFrame(1, b"", fin=True) not in frames:
+            frames += dec.feed(ws.recv())
+        body = b"".join(f.data for f in frames if isinstance(f, spdy.DataFrame) and f.stream_id == 3)
+        assert body.endswith(b"\r\n\r\nweb\n"), frames
+    finally:
+        ws.close()
+    ws = tunnel()
+    try:
+        ws.send("text")  # SPDY travels in binary messages only
+        assert ws.recv_data()[0] == websocket.ABNF.OPCODE_CLOSE
+    finally:
+        ws.close()
