@@ -12,8 +12,16 @@ exit code:
            docker exec  the docker CLI on the same container;
   process: spawn        a direct subprocess of the host's busybox (what the process runtime runs).
 
+And a port-forward pair: one `kubectl port-forward pod/web LOCAL:8080` left running (SPDY/3.1,
+tunnelled in a WebSocket by kubectl >= 1.31), then one HTTP/1.0 GET at a time on a new TCP
+connection (so a new pair of SPDY streams, and a new agent connection to the pod, per GET):
+
+  port-forward GET   through kubectl's local port -> API server -> node agent -> pod;
+  direct GET         the same GET straight to the pod's IP and port (the baseline).
+
 The ratio column is each series' p50 over its baseline's: the SDK (docker) or the direct spawn
-(process) for the Python series, the docker CLI (docker) or the direct spawn (process) for kubectl.
+(process) for the Python series, the docker CLI (docker) or the direct spawn (process) for kubectl,
+the direct GET for the port-forward GET.
 
 Usage: python benchmarks/exec.py [--runtime process|docker|both] [--count 30]
 """
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -67,6 +76,63 @@ def _wait_running(cluster: LocalCluster, name: str, timeout: float = 60) -> dict
 def _check(out: str, what: str) -> None:
     if out.strip() != "hi":
         raise SystemExit(f"{what} answered {out!r}, not 'hi'")
+
+
+def _http_get(host: str, port: int) -> None:
+    """One HTTP/1.0 GET on a new connection, read to its end; SystemExit unless it is the pod's."""
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    if not (data.startswith(b"HTTP/1.") and data.endswith(b"\r\n\r\nweb\n")):
+        raise SystemExit(f"GET {host}:{port} answered {data[:200]!r}")
+
+
+def _port_forward_rows(
+    cluster: LocalCluster, kubectl: str, env: dict[str, str], count: int
+) -> list[tuple[str, list[float], str]]:
+    """GETs through `kubectl port-forward` and straight to the pod, one run each."""
+    serve_web = "mkdir -p w && echo web > w/index.html && exec httpd -f -p 8080 -h w"
+    cluster.api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"containers": [{"name": "web", "image": "busybox", "command": ["sh", "-c", serve_web]}]},
+        }
+    )
+    pod_ip = _wait_running(cluster, "web")["status"]["podIP"]
+    deadline = time.monotonic() + 30
+    while True:  # running is not listening yet
+        try:
+            _http_get(pod_ip, 8080)
+            break
+        except (OSError, SystemExit):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [kubectl, "port-forward", "pod/web", f"{local}:8080"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # kubectl prints it once it listens (or exits)
+        if f":{local} -> 8080" not in line:
+            raise SystemExit(f"kubectl port-forward did not start: {line}")
+        direct = _timed(lambda: _http_get(pod_ip, 8080), count)
+        forwarded = _timed(lambda: _http_get("127.0.0.1", local), count)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    return [("direct GET", direct, ""), ("port-forward GET", forwarded, "direct GET")]
 
 
 def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
@@ -152,8 +218,9 @@ def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
             rows.append(("api stream", _timed(api_exec, count), base_py))
             if kubectl is not None:
                 rows.append(("kubectl exec", _timed(kubectl_exec, count), base_cli))
+                rows += _port_forward_rows(cluster, kubectl, env, count)
             else:
-                print("kubectl not found: its series is left out", file=sys.stderr)
+                print("kubectl not found: its series (exec, port-forward) are left out", file=sys.stderr)
         finally:
             srv.stop()
     return rows
@@ -165,14 +232,15 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=30)
     args = parser.parse_args()
     runtimes = ["process", "docker"] if args.runtime == "both" else [args.runtime]
-    print(f"{'runtime':8} {'series':14} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}  ratio (p50 / baseline)")
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"{'runtime':8} {'series':16} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}  ratio (p50 / baseline)")
     for runtime in runtimes:
         rows = run(runtime, args.count)
         p50 = {name: statistics.median(values) for name, values, _ in rows}
         for name, values, baseline in rows:
             ratio = f"{p50[name] / p50[baseline]:.1f}x {baseline}" if baseline else "(baseline)"
             print(
-                f"{runtime:8} {name:14} {p50[name]:8.1f} {_pct(values, 99):8.1f} "
+                f"{runtime:8} {name:16} {p50[name]:8.1f} {_pct(values, 99):8.1f} "
                 f"{statistics.mean(values):8.1f}  {ratio}"
             )
 

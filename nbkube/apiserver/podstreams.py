@@ -12,15 +12,15 @@ Channel protocols (the WebSocket subprotocol the client offers):
   stdin) and `v4.channel.k8s.io` (the official Python client's default): binary messages whose
   first byte is the channel (0 stdin, 1 stdout, 2 stderr, 3 the end as a metav1 Status, 4 resize);
 - portforward: `v4.channel.k8s.io`, two channels per requested port (data 2i, error 2i+1), each
-  opened by the port number (2 bytes, little-endian). kubectl's own port-forward speaks SPDY
-  (tunnelled in a WebSocket as `SPDY/3.1+portforward.k8s.io` since 1.31), which this server does
-  not: it is refused with the protocols it does speak.
+  opened by the port number (2 bytes, little-endian); and `SPDY/3.1+portforward.k8s.io`, kubectl's
+  SPDY session tunnelled in the WebSocket (nbkube/apiserver/spdystreams.py, which also serves the
+  plain `Upgrade: SPDY/3.1` of kubectl's port-forward and of exec/attach before kubectl 1.30).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nbkube.errors import BadRequest
@@ -32,12 +32,14 @@ __all__ = [
     "StreamTarget",
     "choose_protocol",
     "end_status",
+    "portforward_url",
     "stream_target",
 ]
 
 V5, V4 = "v5.channel.k8s.io", "v4.channel.k8s.io"
 EXEC_PROTOCOLS = (V5, V4)
-PORTFORWARD_PROTOCOLS = (V4,)
+SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
+PORTFORWARD_PROTOCOLS = (SPDY_TUNNEL, V4)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class StreamTarget:
     tty: bool = False
     ports: tuple[int, ...] = ()
     command: tuple[str, ...] = ()
+    namespace: str = ""
+    pod: str = ""
 
 
 def choose_protocol(offered: str, subresource: str) -> str:
@@ -91,7 +95,7 @@ def _ports(query: Sequence[tuple[str, str]]) -> tuple[int, ...]:
             if not 0 < port < 65536:
                 raise BadRequest(f"ports: {port} is not between 1 and 65535")
             ports.append(port)
-    return tuple(ports)  # none: a SPDY client names them per stream (and is refused later)
+    return tuple(ports)  # none: a SPDY client names them per stream
 
 
 def stream_target(
@@ -110,17 +114,16 @@ def stream_target(
     headers = agent_headers(registry)
     if subresource == "portforward":
         ports = _ports(query)
-        urls = tuple(
-            agent_url(endpoint, "stream/portforward", namespace, name, "-", {"port": str(p)}) for p in ports
-        )
-        return StreamTarget(urls, endpoint, headers, ports=ports)
+        target = StreamTarget((), endpoint, headers, ports=ports, namespace=namespace, pod=name)
+        return replace(target, urls=tuple(portforward_url(target, p) for p in ports))
     stdin, tty = _flag(query, "stdin", False), _flag(query, "tty", False)
     stdout, stderr = _flag(query, "stdout", True), _flag(query, "stderr", True)
     if not (stdin or stdout or stderr):
         raise BadRequest("you must specify at least 1 of stdin, stdout, stderr")
-    if tty and stderr:
-        # kubectl sends stderr=false with -t: a terminal has one output
-        raise BadRequest("tty and stderr cannot both be true")
+    if tty:
+        # a terminal has one output: stderr is dropped, as the kubelet drops it (kubectl >= 1.30
+        # sends stderr=false with -t, kubectl 1.28/1.29 stderr=true and expect no stderr stream)
+        stderr = False
     _check_container(pod, chosen, subresource, stdin)
     params = [("stdin", "1" if stdin else "0"), ("tty", "1" if tty else "0")]
     command: tuple[str, ...] = ()
@@ -130,7 +133,16 @@ def stream_target(
             raise BadRequest("you must specify at least one command for the container")
     params += [("command", c) for c in command]
     url = agent_url(endpoint, f"stream/{subresource}", namespace, name, chosen, params)
-    return StreamTarget((url,), endpoint, headers, stdin, stdout, stderr, tty, command=command)
+    return StreamTarget(
+        (url,), endpoint, headers, stdin, stdout, stderr, tty, command=command, namespace=namespace, pod=name
+    )
+
+
+def portforward_url(target: StreamTarget, port: int) -> str:
+    """The agent URL that connects to `port` of the target's pod."""
+    return agent_url(
+        target.endpoint, "stream/portforward", target.namespace, target.pod, "-", {"port": str(port)}
+    )
 
 
 def _check_container(pod: dict[str, Any], container: str, subresource: str, stdin: bool) -> None:

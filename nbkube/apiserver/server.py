@@ -39,6 +39,7 @@ from nbkube.apiserver import (
     podstreams,
     protobuf,
     resources,
+    spdystreams,
     status,
     wsstreams,
 )
@@ -351,9 +352,19 @@ class _Service:
             target = await loop.run_in_executor(
                 self.pool, podstreams.stream_target, self.registry, r.namespace, r.name, r.subresource, query
             )
+            if request.headers.get("Upgrade", "").lower().startswith("spdy/"):
+                spdy_protocol = spdystreams.choose_spdy_protocol(
+                    request.headers.getall("X-Stream-Protocol-Version", []), r.subresource
+                )
+                return await spdystreams.serve_upgrade(request, target, spdy_protocol, r.subresource)
             protocol = podstreams.choose_protocol(
                 request.headers.get("Sec-WebSocket-Protocol", ""), r.subresource
             )
+            if (
+                protocol == podstreams.SPDY_TUNNEL
+                and web.WebSocketResponse(protocols=(protocol,)).can_prepare(request).ok
+            ):
+                return await spdystreams.serve_tunnel(request, target)
             if r.subresource == "portforward" and not target.ports:
                 raise BadRequest("at least one port must be specified (ports=N)")
             if not web.WebSocketResponse(protocols=(protocol,)).can_prepare(request).ok:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -127,3 +129,59 @@ def test_docker_logs_options(dk: tuple[LocalCluster, Kubectl]) -> None:
     assert "hit\n" in kc.ok("logs", "web", "--since=1h")
     proc = kc("logs", "web", "--previous")
     assert proc.returncode == 1 and 'previous terminated container "web"' in proc.stderr
+
+
+@pytest.mark.parametrize("minor", [28, 33])  # SPDY/3.1 upgraded, and tunnelled in a WebSocket
+def test_docker_kubectl_port_forward(dk: tuple[LocalCluster, Kubectl], minor: int) -> None:
+    _, kc = dk
+    binary = f"/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"
+    assert os.path.exists(binary), f"{binary} is missing"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--kubeconfig", kc.kubeconfig, "port-forward", "pod/web", f"{local}:80"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=kc.env,
+    )
+    timer = threading.Timer(60, proc.kill)  # bounds the readline below
+    timer.start()
+    try:
+        assert proc.stdout is not None and f":{local} -> 80" in proc.stdout.readline()
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", local), timeout=10) as conn:
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := conn.recv(4096):
+                    data += chunk
+            assert data.startswith(b"HTTP/1.") and data.endswith(b"\r\n\r\nweb\n"), data
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait(10)
+
+
+def test_docker_kubectl_128_exec_and_cp_over_spdy(dk: tuple[LocalCluster, Kubectl], tmp_path: Any) -> None:
+    _, kc = dk
+    binary = "/usr/lib/google-cloud-sdk/bin/kubectl.1.28"
+    assert os.path.exists(binary), f"{binary} is missing"
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [binary, "--kubeconfig", kc.kubeconfig, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=kc.env,
+        )
+
+    proc = run("exec", "-i", "web", "--", "sh", "-c", "cat; echo err >&2; exit 4", stdin="in\n")
+    assert proc.returncode == 4 and proc.stdout == "in\n" and "err\n" in proc.stderr, proc.stderr
+    src = tmp_path / "spdy.txt"
+    src.write_text("over SPDY\n" * 10000)
+    assert run("cp", str(src), "web:/tmp/spdy.txt").returncode == 0
+    assert run("cp", "web:/tmp/spdy.txt", str(tmp_path / "back.txt")).returncode == 0
+    assert (tmp_path / "back.txt").read_text() == src.read_text()

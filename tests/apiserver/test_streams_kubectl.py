@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 from nbk_apitest import KUBECTL, Kubectl, connect
-from nbk_clustertest import httpd_pod, pod_ready, wait_until
+from nbk_clustertest import get_or_empty, httpd_pod, pod_ready, wait_until
 
 from nbkube.apiserver import ApiServer, serve
 from nbkube.clock import parse_rfc3339, rfc3339
@@ -176,10 +177,36 @@ def test_unknown_channel_protocol_is_400_naming_the_supported(env: Env) -> None:
         assert resp.status == 400 and "base64.channel.k8s.io" in body and supported in body, body
 
 
-def test_kubectl_port_forward_says_it_needs_spdy(env: Env) -> None:
-    # kubectl's port-forward is SPDY (inside a WebSocket since 1.31): refused with what is spoken
-    proc = env.kubectl("port-forward", "box", "18080:8080", timeout=20)
-    assert proc.returncode != 0 and "v4.channel.k8s.io" in proc.stderr, proc.stderr
+def test_kubectl_port_forward(env: Env) -> None:
+    # the default kubectl: SPDY/3.1 tunnelled in a WebSocket (other versions: test_spdy_kubectl.py)
+    env.start(httpd_pod("web3", NODE, 8082))
+    ip = env.cluster.api.get("Pod", "web3", "default")["status"]["podIP"]
+    wait_until(lambda: get_or_empty(f"http://{ip}:8082/") == "web3", 30, "web3 answering")
+    assert KUBECTL is not None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        local = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [KUBECTL, "--kubeconfig", env.kubectl.kubeconfig, "port-forward", "web3", f"{local}:8082"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env.kubectl.env,
+    )
+    timer = threading.Timer(30, proc.kill)  # bounds the readline below
+    timer.start()
+    try:
+        assert proc.stdout is not None and f":{local} -> 8082" in proc.stdout.readline()
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := conn.recv(4096):
+                data += chunk
+        assert data.startswith(b"HTTP/1.") and data.endswith(b"\r\n\r\nweb3\n"), data
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait(10)
 
 
 def test_attach_to_a_main_process_with_stdin(env: Env) -> None:
@@ -318,6 +345,8 @@ def test_python_client_exec_and_portforward(env: Env) -> None:
     from kubernetes.stream import portforward, stream
 
     env.start(httpd_pod("web", NODE, 8080))
+    ip = env.cluster.api.get("Pod", "web", "default")["status"]["podIP"]
+    wait_until(lambda: get_or_empty(f"http://{ip}:8080/") == "web", 30, "web answering")  # running is not listening
     config.load_kube_config(env.kubectl.kubeconfig)
     api = client.CoreV1Api()
     out = stream(
