@@ -1,4 +1,4 @@
-"""kubectl port-forward (1.28, 1.31, 1.33: SPDY/3.1 plain and tunnelled in a WebSocket) and
+"""kubectl port-forward (1.27 to 1.33: SPDY/3.1 plain and tunnelled in a WebSocket) and
 kubectl 1.28's SPDY exec, cp and attach against a served LocalCluster(nodes=1, runtime="process").
 
 One cluster for the module; every kubectl call is bounded by a subprocess timeout, every
@@ -172,7 +172,7 @@ def paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 # kubectl tunnels port-forward's SPDY in a WebSocket from 1.31 (PortForwardWebsockets, on by default)
 @pytest.mark.parametrize(
-    ("minor", "path"), [(28, "upgrade"), (29, "upgrade"), (31, "tunnel"), (32, "tunnel"), (33, "tunnel")]
+    ("minor", "path"), [(27, "upgrade"), (28, "upgrade"), (29, "upgrade"), (31, "tunnel"), (32, "tunnel"), (33, "tunnel")]
 )
 def test_kubectl_port_forward_http_get(env: Env, minor: int, path: str, paths: list[str]) -> None:
     local = _free_port()
@@ -252,7 +252,7 @@ def _agent_connections(env: Env) -> int:
     return sum(1 for r in rows if int(r[2].split(":")[1], 16) == port and r[3] == "01")
 
 
-@pytest.mark.parametrize("minor", [28, 29])
+@pytest.mark.parametrize("minor", [27, 28, 29])
 def test_kubectl_128_exec_over_spdy(env: Env, minor: int) -> None:
     proc = env.run(minor, "exec", "box", "--", "sh", "-c", "echo out; echo err >&2")
     assert proc.returncode == 0 and proc.stdout == "out\n" and "err\n" in proc.stderr, proc.stderr

@@ -480,7 +480,7 @@ def test_exec_needs_create_as_well_as_get(env: Env) -> None:
     wait_until(lambda: not refused(), 10, "create on pods/exec to be granted")
 
 
-@pytest.mark.parametrize("binary", ["/usr/lib/google-cloud-sdk/bin/kubectl.1.33"])
+@pytest.mark.parametrize("binary", [f"/usr/lib/google-cloud-sdk/bin/kubectl.1.{m}" for m in (27, 30, 31, 33)])
 def test_other_kubectl_versions_exec(env: Env, binary: str) -> None:
     assert os.path.exists(binary), f"{binary} is missing"
     proc = subprocess.run(
