@@ -24,6 +24,7 @@ The ratio column is each series' p50 over its baseline's: the SDK (docker) or th
 the direct GET for the port-forward GET.
 
 Usage: python benchmarks/exec.py [--runtime process|docker|both] [--count 30]
+(benchmarks/run.py runs both runtimes where Docker answers: 30 of each, 5 with --quick)
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
+
+from common import Row, docker_available
 
 from nbkube.apiserver import serve
 from nbkube.cluster import LocalCluster
@@ -224,6 +227,25 @@ def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
         finally:
             srv.stop()
     return rows
+
+
+def rows_for(runtimes: list[str], count: int) -> list[Row]:
+    out = []
+    for runtime in runtimes:
+        series = run(runtime, count)
+        values = {name: v for name, v, _ in series}
+        for name, samples, baseline in series:
+            if not baseline:
+                continue  # a baseline is shown beside what it is the baseline of
+            out.append(Row(f"{name} ({runtime}), p50", statistics.median(samples), "ms", baseline=baseline,
+                           baseline_value=statistics.median(values[baseline]), baseline_kind="same-run",
+                           samples=count, note=f"p99 {_pct(samples, 99):.1f} ms"))  # fmt: skip
+    return out
+
+
+def rows(quick: bool = False) -> list[Row]:
+    runtimes = ["process", "docker"] if docker_available() else ["process"]
+    return rows_for(runtimes, 5 if quick else 30)
 
 
 def main() -> None:

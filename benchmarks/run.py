@@ -58,6 +58,7 @@ BENCHES = [
     Bench("firewall", 20, 300),
     Bench("pod_start", 60, 300),
     Bench("pod_start_e2e", 90, 900),
+    Bench("exec", 60, 600),
     Bench("service_throughput", 40, 300),
     Bench("replicas", 60, 900),
     Bench("failover", 150, 1800),
