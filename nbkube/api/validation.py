@@ -17,6 +17,7 @@ from nbkube.api import kinds, naming
 from nbkube.api.defaults import default_service_account
 from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
 from nbkube.api.validate_common import check_object_meta
+from nbkube.api.validate_daemonset_pdb import validate_daemon_set, validate_pod_disruption_budget
 from nbkube.api.validate_network import validate_endpoints, validate_network_policy, validate_service
 from nbkube.api.validate_other import (
     check_event_name,
@@ -61,6 +62,8 @@ _VALIDATORS: dict[str, KindValidator] = {
     "ReplicationController": validate_replication_controller,
     "ReplicaSet": validate_replica_set,
     "Deployment": validate_deployment,
+    "DaemonSet": validate_daemon_set,
+    "PodDisruptionBudget": validate_pod_disruption_budget,
     "Service": validate_service,
     "Endpoints": validate_endpoints,
     "NetworkPolicy": validate_network_policy,
@@ -174,7 +177,7 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
         return list(e)
     new_spec, old_spec = _mapping(new.get("spec")), _mapping(old.get("spec"))
     kind = new.get("kind")
-    if kind in ("ReplicaSet", "Deployment") and new_spec.get("selector") != old_spec.get("selector"):
+    if kind in ("ReplicaSet", "Deployment", "DaemonSet") and new_spec.get("selector") != old_spec.get("selector"):
         e.invalid("spec.selector", new_spec.get("selector"), _IMMUTABLE)
     elif kind == "Service":
         _service_update(e, new_spec, old_spec)
