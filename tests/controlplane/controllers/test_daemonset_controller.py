@@ -27,6 +27,7 @@ from nbkube.controlplane.controllers.daemonset import (
     pod_node,
     revision_hash,
 )
+from nbkube.controlplane.controllers.gc import GarbageCollector
 from nbkube.controlplane.scheduler.scheduler import Scheduler
 from nbkube.errors import Conflict, NotFound
 from nbkube.registry.registry import Registry
@@ -286,15 +287,16 @@ def add_node(api: Registry, name: str, labels: dict[str, str] | None = None) -> 
 def running_controller(api: Registry, factory: InformerFactory) -> Iterator[DaemonSetController]:
     ctl = DaemonSetController(api, factory)
     scheduler = Scheduler(api, factory)
+    gc = GarbageCollector(api, factory)
     factory.start_all()
     assert factory.wait_all_synced(5)
-    ctl.start()
-    scheduler.start()
+    for component in (ctl, scheduler, gc):
+        component.start()
     readier = Readier(api)
     yield ctl
     readier.stop()
-    scheduler.stop()
-    ctl.stop()
+    for component in (gc, scheduler, ctl):
+        component.stop()
 
 
 def daemon_pods(api: Registry) -> dict[str, str]:
@@ -332,3 +334,6 @@ def test_controller_follows_nodes_and_rolls_an_update(api: Registry, running_con
         detail=lambda: (daemon_pods(api), status()),
     )
     assert status()["observedGeneration"] == api.get("DaemonSet", "agent", "default")["metadata"]["generation"]
+    # deleting the DaemonSet takes its pods with it (the garbage collector follows its owner)
+    api.delete("DaemonSet", "agent", "default")
+    wait_for(lambda: daemon_pods(api) == {}, what="the daemon pods garbage collected")
