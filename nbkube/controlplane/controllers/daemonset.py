@@ -82,6 +82,8 @@ DAEMON_TOLERATIONS: tuple[dict[str, str], ...] = (
 NETWORK_UNAVAILABLE = {"key": "node.kubernetes.io/network-unavailable", "operator": "Exists", "effect": "NoSchedule"}
 
 
+_OMITTED_WHEN_ZERO = ("updatedNumberScheduled", "numberAvailable", "numberUnavailable")
+
 # --- pure helpers ---------------------------------------------------------------------------------
 
 
@@ -268,6 +270,9 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[Obj], now: float) -> Plan:
     }
     if (ds.get("status") or {}).get("collisionCount"):
         out.status["collisionCount"] = ds["status"]["collisionCount"]
+    for key in _OMITTED_WHEN_ZERO:  # as upstream's JSON (`omitempty`); the other four are required
+        if not out.status.get(key):
+            out.status.pop(key, None)
     return out
 
 
@@ -490,7 +495,8 @@ class DaemonSetController(Controller):
             return None  # changed meanwhile: the pod informer brings the news and a new pass
 
     def _sync_status(self, ds: Obj, status: dict[str, Any]) -> None:
-        merged = {**(ds.get("status") or {}), **status}
+        merged = {k: v for k, v in (ds.get("status") or {}).items() if k not in _OMITTED_WHEN_ZERO}
+        merged.update(status)
         if merged == (ds.get("status") or {}):
             return
         new = copy.deepcopy(ds)
