@@ -4,6 +4,7 @@ nothing says so), the eviction subresource's 429 naming the budget, and drain st
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Iterator
 from typing import Any
@@ -209,3 +210,35 @@ def test_two_budgets_for_one_pod_are_refused(api: Registry) -> None:
     api.evict("y", "default")
     with pytest.raises(NotFound):
         api.get("Pod", "y", "default")
+
+
+def test_unhealthy_pods_and_the_eviction_policy(api: Registry) -> None:
+    for name, ready in (("ok", True), ("sick", False)):
+        created = api.create(
+            {**pod(name, ready=ready), "apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "c", "image": "busybox"}], "nodeName": "n"}}
+        )
+        created["status"] = pod(name, ready=ready)["status"]
+        api.update_status(created)
+
+    def budget(policy: str, healthy: int, desired: int) -> None:
+        with contextlib.suppress(NotFound):  # the first call has none to replace
+            api.delete("PodDisruptionBudget", "web-pdb", "default")
+        obj = api.create(pdb(minAvailable=desired, unhealthyPodEvictionPolicy=policy))
+        obj["status"] = {"observedGeneration": 1, "disruptionsAllowed": 0, "currentHealthy": healthy,
+                         "desiredHealthy": desired, "expectedPods": 2}  # fmt: skip
+        api.update_status(obj)
+
+    # IfHealthyBudget: an unhealthy pod goes without spending only while the budget is met
+    budget("IfHealthyBudget", healthy=0, desired=1)
+    with pytest.raises(TooManyRequests):
+        api.evict("sick", "default")
+    budget("IfHealthyBudget", healthy=1, desired=1)
+    with pytest.raises(TooManyRequests):
+        api.evict("ok", "default")  # a healthy pod still needs the budget
+    api.evict("sick", "default", dry_run=True)
+    assert api.get("Pod", "sick", "default")
+    budget("AlwaysAllow", healthy=0, desired=1)
+    api.evict("sick", "default")
+    with pytest.raises(NotFound):
+        api.get("Pod", "sick", "default")
+    assert status(api)["disruptionsAllowed"] == 0 and "disruptedPods" not in status(api)
