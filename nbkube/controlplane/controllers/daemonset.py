@@ -225,6 +225,7 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[Obj], now: float) -> Plan:
                 out.delete.append((pod, f"its node {name or '(none)'} does not exist"))
     desired = current = misscheduled = ready = updated = available = 0
     should: dict[str, list[Obj]] = {}  # nodes that should run a pod -> their live pods, oldest first
+    kept: dict[str, list[Obj]] = {}  # nodes that keep a pod they would not get now (NoSchedule taint)
     gone = {id(p) for p, _ in out.delete}
     for node in sorted(nodes, key=lambda n: str((n.get("metadata") or {}).get("name") or "")):
         name = str((node.get("metadata") or {}).get("name") or "")
@@ -239,7 +240,7 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[Obj], now: float) -> Plan:
             if live:
                 misscheduled += 1
                 if cont:
-                    should[name] = live  # a NoSchedule taint came after the pod: it stays
+                    kept[name] = live  # a NoSchedule taint came after the pod: it stays
                 else:
                     out.delete.extend((pod, "its node should not run it") for pod in live)
             continue
@@ -257,6 +258,8 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[Obj], now: float) -> Plan:
         if waits:
             soonest = min(waits)
             out.recheck_after = soonest if out.recheck_after is None else min(out.recheck_after, soonest)
+    for live in kept.values():  # never updated there (no new pod may start), only deduplicated
+        out.delete.extend((pod, "another daemon pod runs on its node") for pod in live[1:])
     _update_and_dedupe(spec, should, out, hash_, generation, desired, min_ready, now)
     out.status = {
         "currentNumberScheduled": current,
@@ -314,8 +317,13 @@ def _update_and_dedupe(
                     out.delete.append((pod, "its replacement is available (rolling update)"))
             continue
         if not any(is_available(p, min_ready, now) for p in old):
-            for pod in old:  # an unavailable old pod costs no availability to replace
-                out.delete.append((pod, "it is out of date and unavailable (rolling update)"))
+            # replacing an unavailable old pod costs no availability: with surge its replacement
+            # starts beside it at once, without surge it goes at once
+            if max_surge > 0:
+                out.create.append(name)
+            else:
+                for pod in old:
+                    out.delete.append((pod, "it is out of date and unavailable (rolling update)"))
             continue
         for pod in old[1:]:
             out.delete.append((pod, "another daemon pod runs on its node"))

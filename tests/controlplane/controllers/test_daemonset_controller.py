@@ -337,3 +337,18 @@ def test_controller_follows_nodes_and_rolls_an_update(api: Registry, running_con
     # deleting the DaemonSet takes its pods with it (the garbage collector follows its owner)
     api.delete("DaemonSet", "agent", "default")
     wait_for(lambda: daemon_pods(api) == {}, what="the daemon pods garbage collected")
+
+
+def test_surge_starts_a_replacement_beside_an_unavailable_old_pod_at_once() -> None:
+    ds = ds_manifest(updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}})
+    nodes = [node("a"), node("b")]
+    old = [running(ds, "a", hash_="old", name="old-a", ready=False), running(ds, "b", hash_="old", name="old-b")]
+    p = plan(ds, nodes, old, now=0.0)
+    assert p.create == ["a", "b"] and p.delete == []  # a: outside the surge budget; b: within it
+
+
+def test_a_node_that_keeps_its_pod_under_a_new_taint_gets_no_update() -> None:
+    ds = ds_manifest(updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}})
+    tainted = node("a", taints=[{"key": "gpu", "effect": "NoSchedule"}])
+    p = plan(ds, [tainted], [running(ds, "a", hash_="old")], now=0.0)
+    assert p.create == [] and p.delete == [] and p.status["numberMisscheduled"] == 1
