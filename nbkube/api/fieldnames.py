@@ -120,6 +120,7 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
     "ReplicaSet": _f(_TOP + "spec status"),
     "Deployment": _f(_TOP + "spec status"),
     "DaemonSet": _f(_TOP + "spec status"),
+    "ControllerRevision": _f(_TOP + "data revision"),
     "PodDisruptionBudget": _f(_TOP + "spec status"),
     "Namespace": _f(_TOP + "spec status"),
     "Node": _f(_TOP + "spec status"),

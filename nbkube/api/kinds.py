@@ -50,6 +50,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("ReplicaSet", "apps/v1", "replicasets", ("rs",)),
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",)),
     KindInfo("DaemonSet", "apps/v1", "daemonsets", ("ds",)),
+    KindInfo("ControllerRevision", "apps/v1", "controllerrevisions", (), has_status=False),
     KindInfo("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets", ("pdb",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),

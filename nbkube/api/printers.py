@@ -215,6 +215,16 @@ def _daemon_set(obj: Obj, now: float, wide: bool) -> Row:
     return row
 
 
+def _controller_revision(obj: Obj, now: float, wide: bool) -> Row:
+    # kubectl prints the controller as kind.group/name, lower-cased
+    ref = next((r for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")), None)
+    owner = _NONE
+    if ref is not None:
+        group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+        owner = f"{str(ref.get('kind') or '').lower()}{'.' + group if group else ''}/{ref.get('name')}"
+    return [owner, _num(obj.get("revision")), age_of(obj, now)]
+
+
 def _pdb(obj: Obj, now: float, wide: bool) -> Row:
     spec = _spec(obj)
     return [
@@ -406,6 +416,7 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
         ["CONTAINERS", "IMAGES", "SELECTOR"],
         _daemon_set,
     ),
+    "ControllerRevision": (["CONTROLLER", "REVISION", "AGE"], [], _controller_revision),
     "PodDisruptionBudget": (["MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [], _pdb),
     "Service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _service),
     "Node": (

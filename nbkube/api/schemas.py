@@ -1113,6 +1113,11 @@ _kind("DaemonSet", _APPS + "DaemonSet", "Runs a copy of a pod on every eligible 
     "spec": ("DaemonSetSpec", _SPEC),
     "status": ("DaemonSetStatus", _STATUS),
 })
+_kind("ControllerRevision", _APPS + "ControllerRevision", "An immutable snapshot of state a controller "
+      "keeps to roll back to (a DaemonSet's pod template).", {
+    "data": ("object", "The serialized state (a patch that restores it)."),
+    "revision": ("int64", "The revision number of the state in data."),
+}, required=("revision",))
 _kind("PodDisruptionBudget", _POLICY + "PodDisruptionBudget", "The most disruption a set of pods may "
       "take at once from evictions.", {
     "spec": ("PDBSpec", _SPEC),

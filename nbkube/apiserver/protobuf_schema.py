@@ -18,6 +18,15 @@ __all__ = ["KINDS", "MESSAGES", "ZERO_IS_ABSENT"]
 
 # fmt: off
 MESSAGES: dict[str, dict[int, tuple[str, str, int]]] = {
+    'apps.v1.ControllerRevision': {
+        1: ('metadata', 'meta.v1.ObjectMeta', 0),
+        2: ('data', 'RawExtension', 0),
+        3: ('revision', 'int64', 0),
+    },
+    'apps.v1.ControllerRevisionList': {
+        1: ('metadata', 'meta.v1.ListMeta', 0),
+        2: ('items', 'apps.v1.ControllerRevision', 1),
+    },
     'apps.v1.DaemonSet': {
         1: ('metadata', 'meta.v1.ObjectMeta', 0),
         2: ('spec', 'apps.v1.DaemonSetSpec', 0),
@@ -1674,6 +1683,8 @@ ZERO_IS_ABSENT: dict[str, frozenset[int]] = {
 
 # (apiVersion, kind) -> message
 KINDS: dict[tuple[str, str], str] = {
+    ('apps/v1', 'ControllerRevision'): 'apps.v1.ControllerRevision',
+    ('apps/v1', 'ControllerRevisionList'): 'apps.v1.ControllerRevisionList',
     ('apps/v1', 'DaemonSet'): 'apps.v1.DaemonSet',
     ('apps/v1', 'DaemonSetList'): 'apps.v1.DaemonSetList',
     ('apps/v1', 'Deployment'): 'apps.v1.Deployment',

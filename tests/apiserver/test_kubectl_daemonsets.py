@@ -149,3 +149,24 @@ spec: {minAvailable: 1, maxUnavailable: 1, selector: {matchLabels: {app: web}}}
         in kc.ok("get", "pdb", "none", "-o", "jsonpath={.status.conditions[0].message}"),
         "the empty budget's condition",
     )
+
+
+def test_rollout_history_and_undo_through_controller_revisions(served: tuple[Kubectl, str]) -> None:
+    kc, _ = served
+    kc.ok("apply", "-f", "-", stdin=DAEMONSET)
+    kc.ok("rollout", "status", "ds/agent", "--timeout=30s", timeout=60)
+    kc.ok("set", "image", "ds/agent", "agent=busybox:2")
+    kc.ok("rollout", "status", "ds/agent", "--timeout=30s", timeout=60)
+    header, *rows = kc.ok("get", "controllerrevisions").splitlines()
+    assert header.split() == ["NAME", "CONTROLLER", "REVISION", "AGE"]
+    assert sorted(r.split()[1:3] for r in rows) == [["daemonset.apps/agent", "1"], ["daemonset.apps/agent", "2"]]
+    history = kc.ok("rollout", "history", "ds/agent").split()
+    assert history[history.index("CHANGE-CAUSE") + 1 :] == ["1", "<none>", "2", "<none>"]
+    assert "daemonset.apps/agent rolled back" in kc.ok("rollout", "undo", "ds/agent")
+    kc.ok("rollout", "status", "ds/agent", "--timeout=30s", timeout=60)
+    assert kc.ok("get", "ds", "agent", "-o", "jsonpath={.spec.template.spec.containers[0].image}") == "busybox"
+    history = kc.ok("rollout", "history", "ds/agent").split()
+    assert history[history.index("CHANGE-CAUSE") + 1 :] == ["2", "<none>", "3", "<none>"]  # 1 became 3
+    hashes = kc.ok("get", "pods", "-l", "app=agent", "-o", "jsonpath={.items[*].metadata.labels.controller-revision-hash}")
+    first = kc.ok("get", "controllerrevisions", "-o", "jsonpath={.items[?(@.revision==3)].metadata.name}")
+    assert set(hashes.split()) == {first.removeprefix("agent-")}

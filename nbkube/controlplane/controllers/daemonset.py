@@ -19,7 +19,12 @@ reconcile(key), from the informer caches:
   while at most `maxUnavailable` nodes lack an available pod, or with `maxSurge` starts the new pod
   beside the old one and deletes the old one once the new one is available. Pods carry
   `controller-revision-hash` (the template's hash) and `pod-template-generation` labels as upstream's;
-- status: desired/current/misscheduled/ready/updated/available/unavailable counts, observedGeneration.
+- status: desired/current/misscheduled/ready/updated/available/unavailable counts, observedGeneration;
+- history: one ControllerRevision per template, named `<ds>-<hash>`, whose data is the patch that
+  restores the template (`{"spec": {"template": {..., "$patch": "replace"}}}`) and whose revision
+  number is the highest when it is the current one (a rollback renumbers the old revision), as
+  upstream's, so `kubectl rollout history|undo ds/NAME` work; old revisions no live pod runs are
+  pruned beyond `revisionHistoryLimit`.
 
 The planning is a pure function (`plan`), so the tests check the rules without threads.
 """
@@ -49,7 +54,7 @@ from nbkube.controlplane.controllers.replication import (
 )
 from nbkube.controlplane.scheduler.plugins.node_affinity import matches_node
 from nbkube.controlplane.scheduler.plugins.taint_toleration import tolerates
-from nbkube.errors import Conflict, NbkubeError, NotFound
+from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
     from nbkube.client.informer import Informer, InformerFactory
@@ -175,6 +180,13 @@ def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
     affinity = spec.setdefault("affinity", {})
     affinity.setdefault("nodeAffinity", {})["requiredDuringSchedulingIgnoredDuringExecution"] = by_name
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+
+
+def history_data(ds: Obj) -> dict[str, Any]:
+    """What a ControllerRevision of `ds` holds: the strategic merge patch restoring its template."""
+    template = copy.deepcopy((ds.get("spec") or {}).get("template") or {})
+    template["$patch"] = "replace"
+    return {"spec": {"template": template}}
 
 
 def _created(pod: Obj) -> tuple[float, str]:
@@ -352,6 +364,7 @@ class DaemonSetController(Controller):
         self.daemonsets: Informer = factory.informer("DaemonSet")
         self.pods: Informer = factory.informer("Pod")
         self.nodes: Informer = factory.informer("Node")
+        self.revisions: Informer = factory.informer("ControllerRevision")
         self.daemonsets.add_handler(
             on_add=self.enqueue,
             on_update=lambda old, new: self.enqueue(new),
@@ -435,11 +448,13 @@ class DaemonSetController(Controller):
             adopted = self._set_owner(pod, ds, adopt=True)
             if adopted is not None:
                 owned.append(adopted)
+        deleting = bool((ds.get("metadata") or {}).get("deletionTimestamp"))
+        if not deleting:
+            self._sync_history(ds, owned)
         now = self.clock.now()
         todo = plan(ds, self.nodes.list(), owned, now)
         if todo.recheck_after is not None:
             self.queue.add_after(key, todo.recheck_after + 0.001)
-        deleting = bool((ds.get("metadata") or {}).get("deletionTimestamp"))
         if not deleting and self.expectations.satisfied(key):
             self._act(key, ds, todo)
         self._sync_status(ds, todo.status)
@@ -474,6 +489,65 @@ class DaemonSetController(Controller):
             self._event(ds, reason, f"Deleted pod: {name} ({why})", warning=reason == "FailedDaemonPod")
         if error is not None:
             raise error
+
+    def _sync_history(self, ds: Obj, pods: list[Obj]) -> None:
+        """The current template's ControllerRevision exists with the highest revision number; old
+        ones beyond revisionHistoryLimit that no live pod runs are deleted (see module doc)."""
+        meta = ds.get("metadata") or {}
+        uid = meta.get("uid")
+        ns = str(meta.get("namespace") or "default")
+        hash_ = revision_hash(ds)
+        data = history_data(ds)
+        mine = [r for r in self.revisions.by_index("namespace", ns) if (controller_of(r) or {}).get("uid") == uid]
+        top = max((int(r.get("revision") or 0) for r in mine), default=0)
+        current = next((r for r in mine if r.get("data") == data), None)
+        if current is None:
+            labels = dict(((ds.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
+            labels[REVISION_HASH_LABEL] = hash_
+            revision: Obj = {
+                "apiVersion": "apps/v1",
+                "kind": "ControllerRevision",
+                "metadata": {
+                    "name": f"{meta.get('name')}-{hash_}",
+                    "namespace": ns,
+                    "labels": labels,
+                    "ownerReferences": [owner_ref(ds)],
+                },
+                "data": data,
+                "revision": top + 1,
+            }
+            if meta.get("annotations"):
+                revision["metadata"]["annotations"] = dict(meta["annotations"])
+            try:
+                current = self.api.create(revision)
+            except AlreadyExists:
+                return  # made by an earlier pass the cache has not shown yet: next pass
+        elif int(current.get("revision") or 0) < top:
+            renumbered = copy.deepcopy(current)
+            renumbered["revision"] = top + 1  # rolled back to it: it is the newest again
+            try:
+                current = self.api.update(renumbered)
+            except (Conflict, NotFound):
+                self.queue.add_rate_limited(key_of(ds))
+                return
+        limit = (ds.get("spec") or {}).get("revisionHistoryLimit", 10)
+        limit = limit if isinstance(limit, int) and limit >= 0 else 10
+        running = {((p.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) for p in pods}
+        current_name = (current.get("metadata") or {}).get("name")
+        old = sorted(
+            (
+                r
+                for r in mine
+                if r["metadata"]["name"] != current_name
+                and ((r.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) not in running
+            ),
+            key=lambda r: int(r.get("revision") or 0),
+        )
+        for r in old[: max(0, len(old) - limit)]:
+            try:
+                self.api.delete("ControllerRevision", r["metadata"]["name"], ns)
+            except NotFound:
+                continue
 
     def _event(self, ds: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         record_event(

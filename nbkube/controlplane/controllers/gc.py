@@ -38,6 +38,7 @@ DEPENDENT_KINDS: tuple[str, ...] = (
     "ReplicationController",
     "Deployment",
     "DaemonSet",
+    "ControllerRevision",
     "Service",
     "Endpoints",
     "ConfigMap",

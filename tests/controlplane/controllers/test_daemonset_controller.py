@@ -352,3 +352,27 @@ def test_a_node_that_keeps_its_pod_under_a_new_taint_gets_no_update() -> None:
     tainted = node("a", taints=[{"key": "gpu", "effect": "NoSchedule"}])
     p = plan(ds, [tainted], [running(ds, "a", hash_="old")], now=0.0)
     assert p.create == [] and p.delete == [] and p.status["numberMisscheduled"] == 1
+
+
+def test_history_is_one_revision_per_template_pruned_to_the_limit(api: Registry, running_controller: DaemonSetController) -> None:
+    add_node(api, "n1")
+    spec = ds_manifest()["spec"]
+    spec["revisionHistoryLimit"] = 1
+    api.create({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": "default"}, "spec": spec})
+
+    def revisions() -> dict[int, str]:
+        return {r["revision"]: r["metadata"]["name"] for r in api.list("ControllerRevision", "default")[0]}
+
+    for image in ("busybox:2", "busybox:3", "busybox:4"):
+        api.patch("DaemonSet", "agent", "default", {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": image}]}}}})
+        current = f"agent-{revision_hash(api.get('DaemonSet', 'agent', 'default'))}"
+        wait_for(lambda current=current: set(daemon_pods(api).values()) == {current.removeprefix("agent-")}, what=f"{image} rolled out")
+    # the current revision and one old one (the limit); older ones no pod runs are gone
+    wait_for(lambda: len(revisions()) == 2, what="history pruned to the limit", detail=revisions)
+    # (the first template may never get one: the controller can see the DaemonSet first patched)
+    top = max(revisions())
+    assert sorted(revisions()) == [top - 1, top] and revisions()[top] == current
+    revision = api.list("ControllerRevision", "default")[0][0]
+    assert revision["data"]["spec"]["template"]["$patch"] == "replace"
+    assert revision["metadata"]["ownerReferences"][0]["kind"] == "DaemonSet"
+    assert revision["metadata"]["labels"]["app"] == "agent"
