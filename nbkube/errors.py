@@ -107,3 +107,15 @@ class StoreUnavailable(NbkubeError):
 class TooLarge(NbkubeError):
     reason = "RequestEntityTooLarge"
     code = 413
+
+
+class TooManyRequests(NbkubeError):
+    """Try again later: e.g. an eviction that would break a PodDisruptionBudget. `causes` are
+    Kubernetes StatusCauses (`{"reason": "DisruptionBudget", "message": ...}`) that name why."""
+
+    reason = "TooManyRequests"
+    code = 429
+
+    def __init__(self, message: str, causes: list[dict[str, str]] | None = None):
+        super().__init__(message)
+        self.causes = list(causes or [])

@@ -222,6 +222,22 @@ def _default_deployment(obj: Obj) -> None:
     _default_template(spec)
 
 
+def _default_daemon_set(obj: Obj) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    _set(spec, "revisionHistoryLimit", 10)
+    strategy = _dict(spec, "updateStrategy")
+    if strategy is not None:
+        _set(strategy, "type", "RollingUpdate")
+        if strategy.get("type") == "RollingUpdate":
+            rolling = _dict(strategy, "rollingUpdate")
+            if rolling is not None:
+                _set(rolling, "maxUnavailable", 1)
+                _set(rolling, "maxSurge", 0)
+    _default_template(spec)
+
+
 # --- networking ----------------------------------------------------------------------------------
 
 
@@ -333,6 +349,7 @@ _BY_KIND = {
     "ReplicationController": _default_rc,
     "ReplicaSet": _default_replica_set,
     "Deployment": _default_deployment,
+    "DaemonSet": _default_daemon_set,
     "Service": _default_service,
     "Endpoints": _default_endpoints,
     "NetworkPolicy": _default_network_policy,

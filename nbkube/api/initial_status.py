@@ -81,6 +81,17 @@ def _empty(status: dict[str, Any], obj: Obj) -> None:
     """Deployment, ResourceQuota: `status: {}` (every field of theirs is omitted when zero)."""
 
 
+def _daemon_set(status: dict[str, Any], obj: Obj) -> None:
+    # upstream's DaemonSetStatus: these four counts are required (always written, even when 0)
+    for key in ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"):
+        status.setdefault(key, 0)
+
+
+def _pdb(status: dict[str, Any], obj: Obj) -> None:
+    for key in ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"):
+        status.setdefault(key, 0)
+
+
 _BY_KIND = {
     "Pod": _pod,
     "Service": _service,
@@ -88,6 +99,8 @@ _BY_KIND = {
     "ReplicaSet": _replicas,
     "Namespace": _namespace,
     "Deployment": _empty,
+    "DaemonSet": _daemon_set,
+    "PodDisruptionBudget": _pdb,
     "ResourceQuota": _empty,
 }
 

@@ -343,6 +343,8 @@ FIELD_STRATEGIES: dict[str, dict[str, Strategy]] = {
     "ReplicationController": _WORKLOAD,
     "ReplicaSet": _WORKLOAD,
     "Deployment": {**_WORKLOAD, "spec.strategy": RETAIN_KEYS},
+    "DaemonSet": {**_WORKLOAD, "spec.updateStrategy": RETAIN_KEYS},
+    "PodDisruptionBudget": _CONDITIONS,
     "Service": {"spec.ports": by("port"), **_CONDITIONS},
     "Node": {
         "spec.podCIDRs": MERGE_SET,

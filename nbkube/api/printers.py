@@ -196,6 +196,45 @@ def _deployment(obj: Obj, now: float, wide: bool) -> Row:
     return row
 
 
+def _daemon_set(obj: Obj, now: float, wide: bool) -> Row:
+    st = _status(obj)
+    node_selector = ((_spec(obj).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    row = [
+        _num(st.get(key))
+        for key in (
+            "desiredNumberScheduled",
+            "currentNumberScheduled",
+            "numberReady",
+            "updatedNumberScheduled",
+            "numberAvailable",
+        )
+    ]
+    row += [",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or _NONE, age_of(obj, now)]
+    if wide:
+        row += _containers_images(_template_containers(obj)) + [_selector_text(_spec(obj).get("selector"))]
+    return row
+
+
+def _controller_revision(obj: Obj, now: float, wide: bool) -> Row:
+    # kubectl prints the controller as kind.group/name, lower-cased
+    ref = next((r for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")), None)
+    owner = _NONE
+    if ref is not None:
+        group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+        owner = f"{str(ref.get('kind') or '').lower()}{'.' + group if group else ''}/{ref.get('name')}"
+    return [owner, _num(obj.get("revision")), age_of(obj, now)]
+
+
+def _pdb(obj: Obj, now: float, wide: bool) -> Row:
+    spec = _spec(obj)
+    return [
+        "N/A" if spec.get("minAvailable") is None else str(spec["minAvailable"]),
+        "N/A" if spec.get("maxUnavailable") is None else str(spec["maxUnavailable"]),
+        _num(_status(obj).get("disruptionsAllowed")),
+        age_of(obj, now),
+    ]
+
+
 def service_ports(svc: Obj) -> str:
     """`8000:30001/TCP` for a NodePort, `8000/TCP` otherwise; comma-separated."""
     parts = []
@@ -372,6 +411,13 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
         ["CONTAINERS", "IMAGES", "SELECTOR"],
         _deployment,
     ),
+    "DaemonSet": (
+        ["DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+        ["CONTAINERS", "IMAGES", "SELECTOR"],
+        _daemon_set,
+    ),
+    "ControllerRevision": (["CONTROLLER", "REVISION", "AGE"], [], _controller_revision),
+    "PodDisruptionBudget": (["MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [], _pdb),
     "Service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _service),
     "Node": (
         ["STATUS", "ROLES", "AGE", "VERSION"],

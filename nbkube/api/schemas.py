@@ -25,6 +25,7 @@ _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _NET = "io.k8s.api.networking.v1."
 _COORD = "io.k8s.api.coordination.v1."
 _RBAC = "io.k8s.api.rbac.v1."
+_POLICY = "io.k8s.api.policy.v1."
 
 
 @dataclass(frozen=True)
@@ -964,6 +965,52 @@ _shape("DeploymentCondition", _APPS + "DeploymentCondition", "The state of a dep
     "message": ("string", "A human readable message about the transition."),
 }, required=("type", "status"))
 
+_shape("DaemonSetSpec", _APPS + "DaemonSetSpec", "The desired behaviour of a daemon set.", {
+    "selector": ("LabelSelector", "Label selector for the pods; must match the template's labels."),
+    "template": ("PodTemplate", "The pod run on every eligible node."),
+    "updateStrategy": ("DaemonSetUpdateStrategy", "How old pods are replaced when the template changes."),
+    "minReadySeconds": ("int32", "Seconds a new pod must be ready to count as available."),
+    "revisionHistoryLimit": ("int32", "The number of old history entries kept. Defaults to 10."),
+}, required=("selector", "template"))
+_shape("DaemonSetUpdateStrategy", _APPS + "DaemonSetUpdateStrategy", "How a daemon set replaces its pods.", {
+    "type": ("string", "RollingUpdate or OnDelete. Defaults to RollingUpdate."),
+    "rollingUpdate": ("RollingUpdateDaemonSet", "Rolling update config; only with type RollingUpdate."),
+}, enums={"type": ("OnDelete", "RollingUpdate")})
+_shape("RollingUpdateDaemonSet", _APPS + "RollingUpdateDaemonSet", "Controls a daemon set's rolling update.", {
+    "maxUnavailable": ("intstr", "Nodes (number or percentage) whose daemon pod may be unavailable during "
+                       "the update. Defaults to 1."),
+    "maxSurge": ("intstr", "Nodes (number or percentage) that may run an updated pod beside the old one "
+                 "during the update. Defaults to 0."),
+})
+_shape("DaemonSetStatus", _APPS + "DaemonSetStatus", "The observed state of a daemon set.", {
+    "currentNumberScheduled": ("int32", "Nodes running at least one daemon pod that should run it."),
+    "numberMisscheduled": ("int32", "Nodes running the daemon pod that should not run it."),
+    "desiredNumberScheduled": ("int32", "Nodes that should run the daemon pod."),
+    "numberReady": ("int32", "Nodes that should run the daemon pod and have one Ready."),
+    "observedGeneration": ("int64", "The generation observed by the daemon set controller."),
+    "updatedNumberScheduled": ("int32", "Nodes running the updated daemon pod."),
+    "numberAvailable": ("int32", "Nodes with the daemon pod available (ready for minReadySeconds)."),
+    "numberUnavailable": ("int32", "Nodes that should run the daemon pod and have none available."),
+    "collisionCount": ("int32", "Count of hash collisions of the daemon set."),
+    "conditions": ("[]WorkloadCondition", "The latest observations of the daemon set's state."),
+}, required=("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"))
+_shape("PDBSpec", _POLICY + "PodDisruptionBudgetSpec", "The desired state of a disruption budget.", {
+    "minAvailable": ("intstr", "Pods that must stay available after an eviction (number or percent)."),
+    "maxUnavailable": ("intstr", "Pods that may be unavailable after an eviction (number or percent)."),
+    "selector": ("LabelSelector", "The pods the budget covers; an empty selector covers every pod."),
+    "unhealthyPodEvictionPolicy": ("string", "IfHealthyBudget or AlwaysAllow: when unhealthy pods may be "
+                                   "evicted."),
+}, enums={"unhealthyPodEvictionPolicy": ("AlwaysAllow", "IfHealthyBudget")})
+_shape("PDBStatus", _POLICY + "PodDisruptionBudgetStatus", "The observed state of a disruption budget.", {
+    "observedGeneration": ("int64", "The generation observed when this status was written."),
+    "disruptedPods": ("{}time", "Pods evicted but not yet seen deleted, with the eviction time."),
+    "disruptionsAllowed": ("int32", "Pod disruptions currently allowed."),
+    "currentHealthy": ("int32", "Current number of healthy pods."),
+    "desiredHealthy": ("int32", "Minimum desired number of healthy pods."),
+    "expectedPods": ("int32", "Total number of pods counted by this budget."),
+    "conditions": ("[]Condition", "DisruptionAllowed: whether an eviction would be allowed now."),
+}, required=("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"))
+
 # --- networking, coordination, rbac ----------------------------------------------------------------
 
 _shape("NetworkPolicySpec", _NET + "NetworkPolicySpec", "The desired state of a network policy.", {
@@ -1061,6 +1108,20 @@ _kind("ReplicaSet", _APPS + "ReplicaSet", "Ensures that a specified number of po
 _kind("Deployment", _APPS + "Deployment", "Declarative updates for pods and ReplicaSets.", {
     "spec": ("DeploymentSpec", _SPEC),
     "status": ("DeploymentStatus", _STATUS),
+})
+_kind("DaemonSet", _APPS + "DaemonSet", "Runs a copy of a pod on every eligible node.", {
+    "spec": ("DaemonSetSpec", _SPEC),
+    "status": ("DaemonSetStatus", _STATUS),
+})
+_kind("ControllerRevision", _APPS + "ControllerRevision", "An immutable snapshot of state a controller "
+      "keeps to roll back to (a DaemonSet's pod template).", {
+    "data": ("object", "The serialized state (a patch that restores it)."),
+    "revision": ("int64", "The revision number of the state in data."),
+}, required=("revision",))
+_kind("PodDisruptionBudget", _POLICY + "PodDisruptionBudget", "The most disruption a set of pods may "
+      "take at once from evictions.", {
+    "spec": ("PDBSpec", _SPEC),
+    "status": ("PDBStatus", _STATUS),
 })
 _kind("Namespace", _CORE + "Namespace", "A scope for names.", {
     "spec": ("NamespaceSpec", _SPEC),

@@ -17,6 +17,11 @@ from nbkube.api import kinds, naming
 from nbkube.api.defaults import default_service_account
 from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
 from nbkube.api.validate_common import check_object_meta
+from nbkube.api.validate_daemonset_pdb import (
+    validate_controller_revision,
+    validate_daemon_set,
+    validate_pod_disruption_budget,
+)
 from nbkube.api.validate_network import validate_endpoints, validate_network_policy, validate_service
 from nbkube.api.validate_other import (
     check_event_name,
@@ -61,6 +66,9 @@ _VALIDATORS: dict[str, KindValidator] = {
     "ReplicationController": validate_replication_controller,
     "ReplicaSet": validate_replica_set,
     "Deployment": validate_deployment,
+    "DaemonSet": validate_daemon_set,
+    "ControllerRevision": validate_controller_revision,
+    "PodDisruptionBudget": validate_pod_disruption_budget,
     "Service": validate_service,
     "Endpoints": validate_endpoints,
     "NetworkPolicy": validate_network_policy,
@@ -174,7 +182,7 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
         return list(e)
     new_spec, old_spec = _mapping(new.get("spec")), _mapping(old.get("spec"))
     kind = new.get("kind")
-    if kind in ("ReplicaSet", "Deployment") and new_spec.get("selector") != old_spec.get("selector"):
+    if kind in ("ReplicaSet", "Deployment", "DaemonSet") and new_spec.get("selector") != old_spec.get("selector"):
         e.invalid("spec.selector", new_spec.get("selector"), _IMMUTABLE)
     elif kind == "Service":
         _service_update(e, new_spec, old_spec)
@@ -184,6 +192,8 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
         e.invalid("spec.podCIDR", new_spec.get("podCIDR"), "may not be changed once set")
     elif kind in ("RoleBinding", "ClusterRoleBinding"):
         validate_binding_update(e, new, old)
+    elif kind == "ControllerRevision" and new.get("data") != old.get("data"):
+        e.invalid("data", new.get("data"), _IMMUTABLE)
     elif kind in ("ConfigMap", "Secret") and old.get("immutable") is True:
         if new.get("immutable") is not True:
             e.forbidden("immutable", "may not be unset once set to true")

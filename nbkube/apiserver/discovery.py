@@ -6,10 +6,10 @@ documents (/api, /apis, then one APIResourceList per group/version) and the aggr
 (`apidiscovery.k8s.io/v2` and `v2beta1` APIGroupDiscoveryList: every group's resources in one
 answer to /api and one to /apis), which kubectl >= 1.28 asks for first through its Accept header.
 
-A group is advertised only with resources of its own: upstream lists `policy/v1` for its
-PodDisruptionBudgets, which nbkube does not have, and an empty `policy/v1` makes `kubectl
-api-resources` fail ("received empty response"). The Eviction kind needs no group of its own:
-kubectl drain finds it as the `pods/eviction` subresource of v1, whose group and version say policy/v1.
+A group is advertised only with resources of its own (an empty group makes `kubectl
+api-resources` fail: "received empty response"); `policy/v1` has PodDisruptionBudgets. kubectl
+drain finds the Eviction kind as the `pods/eviction` subresource of v1, whose group and version say
+policy/v1, and evicts through it once the `policy` group is served.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _resource(info: KindInfo) -> dict[str, Any]:
     }
     if info.short_names:
         res["shortNames"] = list(info.short_names)
-    if info.kind in ("Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment"):
+    if info.kind in ("Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment", "DaemonSet"):
         res["categories"] = ["all"]
     return res
 

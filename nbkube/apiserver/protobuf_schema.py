@@ -18,6 +18,54 @@ __all__ = ["KINDS", "MESSAGES", "ZERO_IS_ABSENT"]
 
 # fmt: off
 MESSAGES: dict[str, dict[int, tuple[str, str, int]]] = {
+    'apps.v1.ControllerRevision': {
+        1: ('metadata', 'meta.v1.ObjectMeta', 0),
+        2: ('data', 'RawExtension', 0),
+        3: ('revision', 'int64', 0),
+    },
+    'apps.v1.ControllerRevisionList': {
+        1: ('metadata', 'meta.v1.ListMeta', 0),
+        2: ('items', 'apps.v1.ControllerRevision', 1),
+    },
+    'apps.v1.DaemonSet': {
+        1: ('metadata', 'meta.v1.ObjectMeta', 0),
+        2: ('spec', 'apps.v1.DaemonSetSpec', 0),
+        3: ('status', 'apps.v1.DaemonSetStatus', 0),
+    },
+    'apps.v1.DaemonSetCondition': {
+        1: ('type', 'string', 0),
+        2: ('status', 'string', 0),
+        3: ('lastTransitionTime', 'Time', 0),
+        4: ('reason', 'string', 0),
+        5: ('message', 'string', 0),
+    },
+    'apps.v1.DaemonSetList': {
+        1: ('metadata', 'meta.v1.ListMeta', 0),
+        2: ('items', 'apps.v1.DaemonSet', 1),
+    },
+    'apps.v1.DaemonSetSpec': {
+        1: ('selector', 'meta.v1.LabelSelector', 0),
+        2: ('template', 'core.v1.PodTemplateSpec', 0),
+        3: ('updateStrategy', 'apps.v1.DaemonSetUpdateStrategy', 0),
+        4: ('minReadySeconds', 'int32', 0),
+        6: ('revisionHistoryLimit', 'int32', 0),
+    },
+    'apps.v1.DaemonSetStatus': {
+        1: ('currentNumberScheduled', 'int32', 0),
+        2: ('numberMisscheduled', 'int32', 0),
+        3: ('desiredNumberScheduled', 'int32', 0),
+        4: ('numberReady', 'int32', 0),
+        5: ('observedGeneration', 'int64', 0),
+        6: ('updatedNumberScheduled', 'int32', 0),
+        7: ('numberAvailable', 'int32', 0),
+        8: ('numberUnavailable', 'int32', 0),
+        9: ('collisionCount', 'int32', 0),
+        10: ('conditions', 'apps.v1.DaemonSetCondition', 1),
+    },
+    'apps.v1.DaemonSetUpdateStrategy': {
+        1: ('type', 'string', 0),
+        2: ('rollingUpdate', 'apps.v1.RollingUpdateDaemonSet', 0),
+    },
     'apps.v1.Deployment': {
         1: ('metadata', 'meta.v1.ObjectMeta', 0),
         2: ('spec', 'apps.v1.DeploymentSpec', 0),
@@ -90,6 +138,10 @@ MESSAGES: dict[str, dict[int, tuple[str, str, int]]] = {
         5: ('availableReplicas', 'int32', 0),
         6: ('conditions', 'apps.v1.ReplicaSetCondition', 1),
         7: ('terminatingReplicas', 'int32', 0),
+    },
+    'apps.v1.RollingUpdateDaemonSet': {
+        1: ('maxUnavailable', 'IntOrString', 0),
+        2: ('maxSurge', 'IntOrString', 0),
     },
     'apps.v1.RollingUpdateDeployment': {
         1: ('maxUnavailable', 'IntOrString', 0),
@@ -1399,6 +1451,30 @@ MESSAGES: dict[str, dict[int, tuple[str, str, int]]] = {
         1: ('metadata', 'meta.v1.ObjectMeta', 0),
         2: ('deleteOptions', 'meta.v1.DeleteOptions', 0),
     },
+    'policy.v1.PodDisruptionBudget': {
+        1: ('metadata', 'meta.v1.ObjectMeta', 0),
+        2: ('spec', 'policy.v1.PodDisruptionBudgetSpec', 0),
+        3: ('status', 'policy.v1.PodDisruptionBudgetStatus', 0),
+    },
+    'policy.v1.PodDisruptionBudgetList': {
+        1: ('metadata', 'meta.v1.ListMeta', 0),
+        2: ('items', 'policy.v1.PodDisruptionBudget', 1),
+    },
+    'policy.v1.PodDisruptionBudgetSpec': {
+        1: ('minAvailable', 'IntOrString', 0),
+        2: ('selector', 'meta.v1.LabelSelector', 0),
+        3: ('maxUnavailable', 'IntOrString', 0),
+        4: ('unhealthyPodEvictionPolicy', 'string', 0),
+    },
+    'policy.v1.PodDisruptionBudgetStatus': {
+        1: ('observedGeneration', 'int64', 0),
+        2: ('disruptedPods', 'Time', 2),
+        3: ('disruptionsAllowed', 'int32', 0),
+        4: ('currentHealthy', 'int32', 0),
+        5: ('desiredHealthy', 'int32', 0),
+        6: ('expectedPods', 'int32', 0),
+        7: ('conditions', 'meta.v1.Condition', 1),
+    },
     'policy.v1beta1.Eviction': {
         1: ('metadata', 'meta.v1.ObjectMeta', 0),
         2: ('deleteOptions', 'meta.v1.DeleteOptions', 0),
@@ -1561,6 +1637,8 @@ MESSAGES: dict[str, dict[int, tuple[str, str, int]]] = {
 }
 
 ZERO_IS_ABSENT: dict[str, frozenset[int]] = {
+    'apps.v1.DaemonSetSpec': frozenset([4]),
+    'apps.v1.DaemonSetStatus': frozenset([5, 6, 7, 8]),
     'apps.v1.DeploymentSpec': frozenset([5, 7]),
     'apps.v1.DeploymentStatus': frozenset([3, 4, 5, 7]),
     'apps.v1.ReplicaSetSpec': frozenset([4]),
@@ -1605,6 +1683,10 @@ ZERO_IS_ABSENT: dict[str, frozenset[int]] = {
 
 # (apiVersion, kind) -> message
 KINDS: dict[tuple[str, str], str] = {
+    ('apps/v1', 'ControllerRevision'): 'apps.v1.ControllerRevision',
+    ('apps/v1', 'ControllerRevisionList'): 'apps.v1.ControllerRevisionList',
+    ('apps/v1', 'DaemonSet'): 'apps.v1.DaemonSet',
+    ('apps/v1', 'DaemonSetList'): 'apps.v1.DaemonSetList',
     ('apps/v1', 'Deployment'): 'apps.v1.Deployment',
     ('apps/v1', 'DeploymentList'): 'apps.v1.DeploymentList',
     ('apps/v1', 'ReplicaSet'): 'apps.v1.ReplicaSet',
@@ -1622,6 +1704,8 @@ KINDS: dict[tuple[str, str], str] = {
     ('networking.k8s.io/v1', 'NetworkPolicy'): 'networking.v1.NetworkPolicy',
     ('networking.k8s.io/v1', 'NetworkPolicyList'): 'networking.v1.NetworkPolicyList',
     ('policy/v1', 'Eviction'): 'policy.v1.Eviction',
+    ('policy/v1', 'PodDisruptionBudget'): 'policy.v1.PodDisruptionBudget',
+    ('policy/v1', 'PodDisruptionBudgetList'): 'policy.v1.PodDisruptionBudgetList',
     ('policy/v1beta1', 'Eviction'): 'policy.v1beta1.Eviction',
     ('rbac.authorization.k8s.io/v1', 'ClusterRole'): 'rbac.v1.ClusterRole',
     ('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'): 'rbac.v1.ClusterRoleBinding',

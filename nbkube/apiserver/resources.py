@@ -477,8 +477,8 @@ def _delete(registry: Registry, req: Request) -> Response:
 
 
 def _evict(registry: Registry, req: Request) -> Response:
-    """POST pods/NAME/eviction (what `kubectl drain` sends): a delete, as nbkube has no
-    PodDisruptionBudget that could refuse it; 201 with a Success Status, as the apiserver answers."""
+    """POST pods/NAME/eviction (what `kubectl drain` sends): a delete the pod's PodDisruptionBudget
+    may refuse with 429 (registry/eviction.py); 201 with a Success Status, as the apiserver answers."""
     if req.method != "POST":
         raise MethodNotAllowed(f"{req.method} is not allowed on pods/eviction")
     r = req.route
@@ -486,8 +486,7 @@ def _evict(registry: Registry, req: Request) -> Response:
     opts = body.get("deleteOptions") or {}
     dry_run = _dry_run(req, opts)
     precondition = (opts.get("preconditions") or {}).get("resourceVersion")
-    obj = registry.delete(
-        "Pod",
+    obj = registry.evict(
         r.name,
         r.namespace,
         resource_version=str(precondition) if precondition else None,

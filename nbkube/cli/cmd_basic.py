@@ -29,7 +29,7 @@ from nbkube.errors import BadRequest, FieldError, Invalid, ManifestError, NotFou
 __all__ = ["register", "load_manifest_args", "parse_targets", "Target"]
 
 # What `nbkube get all` means (kubectl's "all" category, for the kinds nbkube has).
-_ALL = ("Pod", "Service", "ReplicationController", "Deployment", "ReplicaSet")
+_ALL = ("Pod", "Service", "ReplicationController", "DaemonSet", "Deployment", "ReplicaSet")
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 

@@ -34,9 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--ignore-daemonsets",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="leave DaemonSet-managed pods in place (default: yes)",
+        action="store_true",
+        help="leave DaemonSet-managed pods in place (without it, a node running them refuses to drain)",
     )
     p.add_argument(
         "--delete-emptydir-data",
@@ -48,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=_seconds,
         default=60.0,
         metavar="SECONDS",
-        help="how long to wait for evicted pods to go (default 60; 0 = do not wait)",
+        help="how long to retry evictions a PodDisruptionBudget refuses and wait for evicted pods to go "
+        "(default 60; 0 = try once, do not wait)",
     )
     p.set_defaults(handler=_drain)
 

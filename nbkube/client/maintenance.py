@@ -5,10 +5,13 @@ follow `kubectl drain`: cordon marks the Node `spec.unschedulable` (one compare-
 the scheduler skips it); drain cordons, then checks every pod bound to the node *before* touching
 any of them, and evicts only pods a controller will recreate elsewhere. Pods nobody would recreate
 (bare pods, or pods whose controller is gone) refuse the whole drain unless `force`; pods with
-emptyDir data refuse unless `delete_emptydir_data`; DaemonSet pods are left alone with
-`ignore_daemonsets` (they would come straight back); mirror pods are never deleted through the API;
-finished pods are simply deleted. Then it waits, bounded by `timeout`, until the evicted pods are
-gone, and reports what moved. nbkube has no PodDisruptionBudgets, so eviction is a delete.
+emptyDir data refuse unless `delete_emptydir_data`; DaemonSet pods refuse the drain (naming them)
+unless `ignore_daemonsets`, which leaves them in place (they would come straight back: a DaemonSet
+tolerates the cordon); mirror pods are never deleted through the API; finished pods are simply
+deleted. Pods go through the eviction subresource (`api.evict`, registry/eviction.py), which a
+PodDisruptionBudget may refuse with TooManyRequests: drain retries every `retry_interval` until
+`timeout`, then raises DrainBlocked naming the budgets that still hold pods. Then it waits, in the
+same `timeout`, until the evicted pods are gone, and reports what moved.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from nbkube.api.meta import Obj
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock
-from nbkube.errors import Conflict, Forbidden, NbkubeError, NotFound
+from nbkube.errors import Conflict, Forbidden, NbkubeError, NotFound, TooManyRequests
 
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
@@ -35,6 +38,7 @@ __all__ = [
     "EvictedPod",
     "DrainRefused",
     "DrainTimeout",
+    "DrainBlocked",
     "MIRROR_ANNOTATION",
 ]
 
@@ -65,6 +69,18 @@ class DrainTimeout(NbkubeError):
         super().__init__(message)
         self.report = report
         self.remaining = remaining
+
+
+class DrainBlocked(DrainTimeout):
+    """A PodDisruptionBudget still refused some evictions when the timeout ran out; `blocked` maps
+    each pod (ns/name) to the eviction's answer, which names the budget."""
+
+    reason = "TooManyRequests"
+    code = 429
+
+    def __init__(self, message: str, report: DrainReport, blocked: dict[str, str]):
+        super().__init__(message, report, sorted(blocked))
+        self.blocked = dict(blocked)
 
 
 @dataclass(frozen=True)
@@ -173,19 +189,12 @@ def _finished(pod: Obj) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
-def _delete_pod(api: Registry, pod: Obj) -> bool:
-    """Delete whatever its resourceVersion (its node agent may be writing status); False if gone."""
-    meta = pod["metadata"]
-    for attempt in range(_CAS_RETRIES):
-        try:
-            api.delete("Pod", meta["name"], meta.get("namespace", "default"))
-            return True
-        except NotFound:
-            return False
-        except Conflict:
-            if attempt == _CAS_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+def _budget_detail(err: TooManyRequests) -> str:
+    """The DisruptionBudget cause of a refused eviction (it names the budget), else the message."""
+    for cause in err.causes:
+        if cause.get("reason") == "DisruptionBudget" and cause.get("message"):
+            return str(cause["message"])
+    return str(err)
 
 
 def _classify(
@@ -252,18 +261,21 @@ def drain(
     node: str,
     *,
     force: bool = False,
-    ignore_daemonsets: bool = True,
+    ignore_daemonsets: bool = False,
     delete_emptydir_data: bool = False,
     timeout: float = 60.0,
     poll_interval: float = 0.1,
+    retry_interval: float = 1.0,
     clock: Clock = REAL_CLOCK,
     on_evict: Callable[[EvictedPod], None] | None = None,
 ) -> DrainReport:
     """Cordon `node` and evict its pods (see module doc); returns what was evicted and left.
 
-    Raises DrainRefused (nothing evicted) when some pod blocks the drain, and DrainTimeout when
-    evicted pods are still present after `timeout` seconds of `clock` time. `on_evict` is called
-    for each pod as it is evicted (the CLI prints `evicting pod ns/name`)."""
+    Raises DrainRefused (nothing evicted) when some pod blocks the drain, DrainBlocked when a
+    PodDisruptionBudget still refuses evictions after `timeout` seconds of `clock` time (retried
+    every `retry_interval`), and DrainTimeout when evicted pods are still present then. `on_evict`
+    is called for each pod as it is first tried (the CLI prints `evicting pod ns/name`)."""
+    deadline = clock.monotonic() + timeout
     report = DrainReport(node)
     report.cordoned = cordon(api, node, clock=clock)
     pods, _rv = api.list("Pod", field_selector={"spec.nodeName": node})
@@ -282,10 +294,20 @@ def drain(
         message = "; ".join(f"{why}: {', '.join(keys)}" for why, keys in by_reason.items())
         raise DrainRefused(message, report)
     uids: dict[str, str] = {}
-    for pod, entry in to_evict:
+    pending = list(to_evict)
+    for _pod, entry in pending:
         if on_evict is not None:
             on_evict(entry)
-        if _delete_pod(api, pod):
+    while True:
+        blocked: dict[str, str] = {}
+        for pod, entry in pending:
+            try:
+                api.evict(entry.name, entry.namespace)
+            except NotFound:
+                continue  # gone already: what the drain wants
+            except TooManyRequests as e:
+                blocked[entry.key] = _budget_detail(e)
+                continue
             uids[entry.key] = str((pod.get("metadata") or {}).get("uid", ""))
             report.evicted.append(entry)
             owner = f" (owner {entry.owner_kind}/{entry.owner_name})" if entry.owner_kind else ""
@@ -297,7 +319,28 @@ def drain(
                 component=COMPONENT,
                 clock=clock,
             )
-    _wait_gone(api, node, uids, report, timeout=timeout, poll_interval=poll_interval, clock=clock)
+        pending = [(p, e) for p, e in pending if e.key in blocked]
+        if not pending:
+            break
+        if clock.monotonic() >= deadline:
+            budgets = sorted(set(blocked.values()))
+            raise DrainBlocked(
+                f"drain node/{node} stopped after {timeout:g}s: a PodDisruptionBudget refuses to evict "
+                f"{', '.join(sorted(blocked))}: " + "; ".join(budgets),
+                report,
+                blocked,
+            )
+        log.info("drain %s: %d eviction(s) refused by a disruption budget; retrying", node, len(blocked))
+        clock.sleep(max(0.0, min(retry_interval, deadline - clock.monotonic())))
+    _wait_gone(
+        api,
+        node,
+        uids,
+        report,
+        timeout=max(0.0, deadline - clock.monotonic()),
+        poll_interval=poll_interval,
+        clock=clock,
+    )
     return report
 
 

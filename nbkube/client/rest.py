@@ -41,6 +41,7 @@ from nbkube.errors import (
     NotFound,
     StoreUnavailable,
     TooLarge,
+    TooManyRequests,
     Unauthorized,
 )
 from nbkube.security.pki import client_ssl_context
@@ -83,6 +84,9 @@ def _error(code: int, body: Any) -> NbkubeError:
         causes = details.get("causes") or []
         errors = [FieldError(str(c.get("field", "")), str(c.get("message", ""))) for c in causes]
         return Invalid(errors or [FieldError("", message)], kind=str(details.get("kind", "")), name=str(details.get("name", "")))
+    if reason == "TooManyRequests":
+        causes = (body.get("details") or {}).get("causes") or []
+        return TooManyRequests(message, [c for c in causes if isinstance(c, dict)])
     cls = _ERRORS.get(reason)
     if cls is not None:
         return cls(message)
@@ -272,6 +276,20 @@ class RestClient:
         if resource_version:
             options["preconditions"] = {"resourceVersion": resource_version}
         return self.request("DELETE", self.path(info, self._ns(info, namespace), name), options)[1]
+
+    def evict(self, name: str, namespace: str = "", *, dry_run: bool = False) -> None:
+        """POST pods/NAME/eviction: delete the pod if its PodDisruptionBudget allows (else
+        TooManyRequests naming the budget), as `Registry.evict` does in process."""
+        info = kinds.lookup("Pod")
+        ns = self._ns(info, namespace)
+        body: dict[str, Any] = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": ns},
+        }
+        if dry_run:
+            body["deleteOptions"] = {"dryRun": ["All"]}
+        self.request("POST", self.path(info, ns, name, "eviction"), body)
 
     def apply(self, objs: builtins.list[Obj]) -> builtins.list[tuple[Obj, str]]:
         """`kubectl apply` of every object: all validated here first (nothing is sent when one is

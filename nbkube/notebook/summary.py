@@ -174,6 +174,12 @@ def _controller_status(obj: Obj) -> Status:
     return word, "amber"
 
 
+def _daemon_set_status(obj: Obj) -> Status:
+    desired = int(_status(obj).get("desiredNumberScheduled") or 0)
+    ready = int(_status(obj).get("numberReady") or 0)
+    return f"{ready}/{desired} nodes ready", "green" if ready == desired else "amber"
+
+
 def status_of(obj: Obj) -> Status:
     """The status word and colour for any object (grey when the kind has no notion of health)."""
     kind = kind_of(obj)
@@ -183,6 +189,8 @@ def status_of(obj: Obj) -> Status:
         return _node_status(obj)
     if kind in ("ReplicationController", "ReplicaSet", "Deployment"):
         return _controller_status(obj)
+    if kind == "DaemonSet":
+        return _daemon_set_status(obj)
     if kind == "Service":
         return str(_spec(obj).get("type") or "ClusterIP"), "blue"
     if kind == "Namespace":
@@ -272,6 +280,18 @@ def _row_controller(o: Obj) -> dict[str, Any]:
     }
 
 
+def _row_daemon_set(o: Obj) -> dict[str, Any]:
+    st = _status(o)
+    return {
+        "desired": int(st.get("desiredNumberScheduled") or 0),
+        "current": int(st.get("currentNumberScheduled") or 0),
+        "ready": int(st.get("numberReady") or 0),
+        "available": int(st.get("numberAvailable") or 0),
+        "images": _image(o),
+        "selector": _selector_text(o),
+    }
+
+
 _ROWS: dict[str, Callable[[Obj], dict[str, Any]]] = {
     "Pod": _row_pod,
     "Node": _row_node,
@@ -279,6 +299,7 @@ _ROWS: dict[str, Callable[[Obj], dict[str, Any]]] = {
     "ReplicationController": _row_controller,
     "ReplicaSet": _row_controller,
     "Deployment": _row_controller,
+    "DaemonSet": _row_daemon_set,
 }
 
 # Column order per kind; "namespace" is dropped for cluster-scoped kinds.
@@ -323,6 +344,7 @@ _COLUMNS: dict[str, list[str]] = {
 }
 _COLUMNS["ReplicaSet"] = _COLUMNS["ReplicationController"]
 _COLUMNS["Deployment"] = _COLUMNS["ReplicationController"]
+_COLUMNS["DaemonSet"] = _COLUMNS["ReplicationController"]
 _GENERIC = ["namespace", "name", "status", "age", "labels"]
 
 

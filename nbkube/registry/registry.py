@@ -61,6 +61,7 @@ from nbkube.errors import (
     NotFound,
     TooLarge,
 )
+from nbkube.registry import eviction
 from nbkube.registry.continuation import LATEST, ContinueExpired, decode_continue, encode_continue
 from nbkube.store.base import (
     MAX_VALUE_BYTES,
@@ -993,6 +994,15 @@ class Registry:
         raise AssertionError("unreachable")
 
     # -- delete ------------------------------------------------------------------------------------
+
+    def evict(
+        self, name: str, namespace: str = "", *, dry_run: bool = False, resource_version: str | None = None
+    ) -> Obj:
+        """pods/NAME/eviction: delete the pod if its PodDisruptionBudget allows it, else
+        TooManyRequests naming the budget (registry/eviction.py); returns the deleted pod."""
+        return eviction.evict(
+            self, name, namespace or "default", dry_run=dry_run, resource_version=resource_version
+        )
 
     def delete(
         self,

@@ -207,7 +207,7 @@ def test_drain_moves_controller_pods_and_node_takes_no_new_pods(api: Registry, n
 
 
 class SlowDelete:
-    """A registry whose deletes never complete (as a pod stuck terminating would be)."""
+    """A registry whose deletes and evictions never complete (as a pod stuck terminating would be)."""
 
     def __init__(self, api: Registry):
         self._api = api
@@ -217,6 +217,9 @@ class SlowDelete:
 
     def delete(self, kind: str, name: str, namespace: str = "", **kw: Any) -> Obj:
         return self._api.get(kind, name, namespace)
+
+    def evict(self, name: str, namespace: str = "", **kw: Any) -> Obj:
+        return self._api.get("Pod", name, namespace)
 
 
 def test_drain_timeout_lists_pods_still_there(api: Registry, nodes: list[str]) -> None:

@@ -41,6 +41,10 @@ def _pod(phase: str, *, ready: bool = False, waiting: str = "", name: str = "p")
         (node("n1", ready="Unknown"), "NotReady", "red"),
         ({"kind": "Node", "metadata": {"name": "fresh"}}, "Unknown", "grey"),
         (node("n1", unschedulable=True), "Ready,SchedulingDisabled", "amber"),
+        ({"kind": "DaemonSet", "metadata": {"name": "ds"}, "status": {"desiredNumberScheduled": 2, "numberReady": 2}},
+         "2/2 nodes ready", "green"),
+        ({"kind": "DaemonSet", "metadata": {"name": "ds"}, "status": {"desiredNumberScheduled": 2, "numberReady": 1}},
+         "1/2 nodes ready", "amber"),
     ],
 )
 def test_status_words_and_colours(obj: dict[str, Any], word: str, colour: str) -> None:

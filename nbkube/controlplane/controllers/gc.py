@@ -37,6 +37,8 @@ DEPENDENT_KINDS: tuple[str, ...] = (
     "ReplicaSet",
     "ReplicationController",
     "Deployment",
+    "DaemonSet",
+    "ControllerRevision",
     "Service",
     "Endpoints",
     "ConfigMap",
