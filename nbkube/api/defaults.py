@@ -13,7 +13,7 @@ import base64
 import copy
 from typing import Any
 
-from nbkube.api import kinds
+from nbkube.api import defaults_storage, kinds
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -341,6 +341,7 @@ _BY_KIND = {
     "LimitRange": _default_limit_range,
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,
+    **defaults_storage.BY_KIND,
 }
 
 

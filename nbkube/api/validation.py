@@ -38,6 +38,13 @@ from nbkube.api.validate_rbac import (
     validate_role,
     validate_role_binding,
 )
+from nbkube.api.validate_statefulset import validate_stateful_set, validate_stateful_set_update
+from nbkube.api.validate_storage import (
+    validate_persistent_volume,
+    validate_persistent_volume_claim,
+    validate_storage_class,
+    validate_storage_update,
+)
 from nbkube.api.validate_workloads import (
     validate_deployment,
     validate_replica_set,
@@ -77,6 +84,10 @@ _VALIDATORS: dict[str, KindValidator] = {
     "ClusterRole": validate_cluster_role,
     "RoleBinding": validate_role_binding,
     "ClusterRoleBinding": validate_cluster_role_binding,
+    "StatefulSet": validate_stateful_set,
+    "PersistentVolume": validate_persistent_volume,
+    "PersistentVolumeClaim": validate_persistent_volume_claim,
+    "StorageClass": validate_storage_class,
 }
 
 # Names that end up as DNS labels (namespaces; services, whose names become DNS names and env vars)
@@ -89,6 +100,7 @@ _NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {
     "ClusterRole": naming.check_path_segment,
     "RoleBinding": naming.check_path_segment,
     "ClusterRoleBinding": naming.check_path_segment,
+    "StatefulSet": naming.check_dns1123_label,  # its pods' hostnames are NAME-ORDINAL
 }
 
 
@@ -184,6 +196,10 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
         e.invalid("spec.podCIDR", new_spec.get("podCIDR"), "may not be changed once set")
     elif kind in ("RoleBinding", "ClusterRoleBinding"):
         validate_binding_update(e, new, old)
+    elif kind == "StatefulSet":
+        validate_stateful_set_update(e, new, old)
+    elif kind in ("StorageClass", "PersistentVolumeClaim", "PersistentVolume"):
+        validate_storage_update(e, new, old)
     elif kind in ("ConfigMap", "Secret") and old.get("immutable") is True:
         if new.get("immutable") is not True:
             e.forbidden("immutable", "may not be unset once set to true")
