@@ -43,6 +43,7 @@ FIELDS: dict[str, frozenset[str]] = {
 
 TOP_LEVEL: dict[str, frozenset[str]] = {
     "StatefulSet": _f(_TOP + "spec status"),
+    "ControllerRevision": _f(_TOP + "data revision"),
     "PersistentVolume": _f(_TOP + "spec status"),
     "PersistentVolumeClaim": _f(_TOP + "spec status"),
     "StorageClass": _f(

@@ -50,6 +50,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("ReplicaSet", "apps/v1", "replicasets", ("rs",)),
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",)),
     KindInfo("StatefulSet", "apps/v1", "statefulsets", ("sts",)),
+    KindInfo("ControllerRevision", "apps/v1", "controllerrevisions", (), has_status=False),
     KindInfo("PersistentVolume", "v1", "persistentvolumes", ("pv",), namespaced=False),
     KindInfo("PersistentVolumeClaim", "v1", "persistentvolumeclaims", ("pvc",)),
     KindInfo("StorageClass", "storage.k8s.io/v1", "storageclasses", ("sc",), namespaced=False, has_status=False),

@@ -61,6 +61,19 @@ def _statefulset(obj: Obj, now: float, wide: bool) -> Row:
     return row
 
 
+def _revision(obj: Obj, now: float, wide: bool) -> Row:
+    owner = next(
+        (r for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("controller")), None
+    )
+    controller = (
+        f"{str(owner.get('kind', '')).lower()}.{str(owner.get('apiVersion', '')).split('/')[0]}/"
+        f"{owner.get('name', '')}"
+        if owner
+        else _NONE
+    )
+    return [controller, str(obj.get("revision", 0)), _age(obj, now)]
+
+
 def _volume(obj: Obj, now: float, wide: bool) -> Row:
     spec, st = _d(obj, "spec"), _d(obj, "status")
     ref = spec.get("claimRef") or {}
@@ -113,9 +126,19 @@ _Columns = Callable[[Obj, float, bool], Row]
 # kind -> (headers after NAME, wide-only extra headers, row function)
 TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
     "StatefulSet": (["READY", "AGE"], ["CONTAINERS", "IMAGES"], _statefulset),
+    "ControllerRevision": (["CONTROLLER", "REVISION", "AGE"], [], _revision),
     "PersistentVolume": (
-        ["CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM", "STORAGECLASS",
-         "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"],
+        [
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "REASON",
+            "AGE",
+        ],
         ["VOLUMEMODE"],
         _volume,
     ),

@@ -18,13 +18,23 @@ from nbkube.api.validate_common import check_name, check_template_meta
 from nbkube.api.validate_pod import check_pod_spec
 from nbkube.api.validate_storage import check_claim_spec
 
-__all__ = ["validate_stateful_set", "validate_stateful_set_update"]
+__all__ = [
+    "validate_controller_revision",
+    "validate_controller_revision_update",
+    "validate_stateful_set",
+    "validate_stateful_set_update",
+]
 
 MISMATCH = "`selector` does not match template `labels`"
 POLICIES = ("OrderedReady", "Parallel")
 STRATEGIES = ("RollingUpdate", "OnDelete")
 _STATUS_COUNTS = (
-    "replicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas", "collisionCount"
+    "replicas",
+    "readyReplicas",
+    "currentReplicas",
+    "updatedReplicas",
+    "availableReplicas",
+    "collisionCount",
 )
 
 
@@ -100,8 +110,11 @@ def _update_strategy(e: Errors, spec: dict[str, Any]) -> None:
         return
     e.int32(rolling, "partition", rp, minimum=0)
     if rolling.get("maxUnavailable") is not None:
-        e.forbidden(join(rp, "maxUnavailable"), "not implemented by nbkube's StatefulSet controller "
-                    "(an alpha field upstream): pods are updated one at a time")
+        e.forbidden(
+            join(rp, "maxUnavailable"),
+            "not implemented by nbkube's StatefulSet controller "
+            "(an alpha field upstream): pods are updated one at a time",
+        )
 
 
 def _retention(e: Errors, spec: dict[str, Any]) -> None:
@@ -112,14 +125,25 @@ def _retention(e: Errors, spec: dict[str, Any]) -> None:
     for key in ("whenDeleted", "whenScaled"):
         value = e.one_of(policy, key, path, ("Retain", "Delete"))
         if value == "Delete":
-            e.invalid(join(path, key), value, "nbkube's StatefulSet controller implements only Retain "
-                      "(claims outlive their pods; delete them with kubectl delete pvc)")
+            e.invalid(
+                join(path, key),
+                value,
+                "nbkube's StatefulSet controller implements only Retain "
+                "(claims outlive their pods; delete them with kubectl delete pvc)",
+            )
 
 
-_MUTABLE = frozenset({
-    "replicas", "ordinals", "template", "updateStrategy", "persistentVolumeClaimRetentionPolicy",
-    "minReadySeconds", "revisionHistoryLimit",
-})
+_MUTABLE = frozenset(
+    {
+        "replicas",
+        "ordinals",
+        "template",
+        "updateStrategy",
+        "persistentVolumeClaimRetentionPolicy",
+        "minReadySeconds",
+        "revisionHistoryLimit",
+    }
+)
 
 
 def validate_stateful_set_update(e: Errors, new: dict[str, Any], old: dict[str, Any]) -> None:
@@ -129,11 +153,24 @@ def validate_stateful_set_update(e: Errors, new: dict[str, Any], old: dict[str, 
     old_spec = _mapping(old.get("spec"))
     for key in sorted((set(new_spec) | set(old_spec)) - _MUTABLE):
         if new_spec.get(key) != old_spec.get(key):
-            e.forbidden("spec", "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
-                        "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
-                        "'minReadySeconds' are forbidden")
+            e.forbidden(
+                "spec",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+                "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
+                "'minReadySeconds' are forbidden",
+            )
             return
 
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def validate_controller_revision(e: Errors, obj: dict[str, Any]) -> None:
+    e.integer(obj, "revision", "", required=True, minimum=0)
+    e.mapping(obj, "data", "")
+
+
+def validate_controller_revision_update(e: Errors, new: dict[str, Any], old: dict[str, Any]) -> None:
+    if new.get("data") != old.get("data"):
+        e.forbidden("data", "field is immutable")

@@ -109,7 +109,9 @@ def _node_affinity(e: Errors, spec: dict[str, Any], path: str) -> bool:
     for tp, term in terms:
         for xp, expr in e.maps(term, "matchExpressions", tp):
             e.string(expr, "key", xp, required=True)
-            e.one_of(expr, "operator", xp, ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"), required=True)
+            e.one_of(
+                expr, "operator", xp, ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"), required=True
+            )
             e.strings(expr, "values", xp)
     return bool(terms)
 
@@ -124,7 +126,11 @@ def validate_persistent_volume(e: Errors, obj: dict[str, Any]) -> None:
     _access_modes(e, spec, "spec")
     policy = e.one_of(spec, "persistentVolumeReclaimPolicy", "spec", (*RECLAIM_POLICIES, "Recycle"))
     if policy == "Recycle":
-        e.invalid("spec.persistentVolumeReclaimPolicy", policy, "Recycle is deprecated and not implemented by nbkube")
+        e.invalid(
+            "spec.persistentVolumeReclaimPolicy",
+            policy,
+            "Recycle is deprecated and not implemented by nbkube",
+        )
     _volume_mode(e, spec, "spec")
     value = e.string(spec, "storageClassName", "spec")
     if value:
@@ -135,8 +141,17 @@ def validate_persistent_volume(e: Errors, obj: dict[str, Any]) -> None:
         e.string(claim_ref, "name", "spec.claimRef", required=True)
         e.string(claim_ref, "namespace", "spec.claimRef")
     has_affinity = _node_affinity(e, spec, "spec")
-    known = {"capacity", "accessModes", "persistentVolumeReclaimPolicy", "volumeMode", "storageClassName",
-             "mountOptions", "claimRef", "nodeAffinity", "volumeAttributesClassName"}
+    known = {
+        "capacity",
+        "accessModes",
+        "persistentVolumeReclaimPolicy",
+        "volumeMode",
+        "storageClassName",
+        "mountOptions",
+        "claimRef",
+        "nodeAffinity",
+        "volumeAttributesClassName",
+    }
     sources = [k for k in spec if k not in known]
     if not sources:
         e.add("spec", "must specify a volume type")
@@ -146,8 +161,11 @@ def validate_persistent_volume(e: Errors, obj: dict[str, Any]) -> None:
         return
     source = sources[0]
     if source not in _SERVED_SOURCES:
-        e.forbidden(join("spec", source), f"volume type {source!r} is not served by nbkube's nodes "
-                    f"(supported: {', '.join(_SERVED_SOURCES)})")
+        e.forbidden(
+            join("spec", source),
+            f"volume type {source!r} is not served by nbkube's nodes "
+            f"(supported: {', '.join(_SERVED_SOURCES)})",
+        )
         return
     body = e.mapping(spec, source, "spec", required=True)
     if body is None:
@@ -201,8 +219,11 @@ def validate_storage_update(e: Errors, new: dict[str, Any], old: dict[str, Any])
             if key == "storageClassName" and not old_spec.get("storageClassName"):
                 continue  # the default class is filled in when the claim is bound
             if new_spec.get(key) != old_spec.get(key):
-                e.forbidden(join("spec", key), "spec is immutable after creation except resources.requests "
-                            "and volumeAttributesClassName for bound claims")
+                e.forbidden(
+                    join("spec", key),
+                    "spec is immutable after creation except resources.requests "
+                    "and volumeAttributesClassName for bound claims",
+                )
     elif kind == "PersistentVolume":
         for key in (*_SERVED_SOURCES, "nodeAffinity", "volumeMode"):
             if old_spec.get(key) is not None and new_spec.get(key) != old_spec.get(key):

@@ -38,7 +38,12 @@ from nbkube.api.validate_rbac import (
     validate_role,
     validate_role_binding,
 )
-from nbkube.api.validate_statefulset import validate_stateful_set, validate_stateful_set_update
+from nbkube.api.validate_statefulset import (
+    validate_controller_revision,
+    validate_controller_revision_update,
+    validate_stateful_set,
+    validate_stateful_set_update,
+)
 from nbkube.api.validate_storage import (
     validate_persistent_volume,
     validate_persistent_volume_claim,
@@ -85,6 +90,7 @@ _VALIDATORS: dict[str, KindValidator] = {
     "RoleBinding": validate_role_binding,
     "ClusterRoleBinding": validate_cluster_role_binding,
     "StatefulSet": validate_stateful_set,
+    "ControllerRevision": validate_controller_revision,
     "PersistentVolume": validate_persistent_volume,
     "PersistentVolumeClaim": validate_persistent_volume_claim,
     "StorageClass": validate_storage_class,
@@ -198,6 +204,8 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
         validate_binding_update(e, new, old)
     elif kind == "StatefulSet":
         validate_stateful_set_update(e, new, old)
+    elif kind == "ControllerRevision":
+        validate_controller_revision_update(e, new, old)
     elif kind in ("StorageClass", "PersistentVolumeClaim", "PersistentVolume"):
         validate_storage_update(e, new, old)
     elif kind in ("ConfigMap", "Secret") and old.get("immutable") is True:

@@ -79,6 +79,7 @@ _VIEW = [
     _rule(READ, "policy", "poddisruptionbudgets poddisruptionbudgets/status"),
     _rule(READ, "networking.k8s.io", "networkpolicies"),
     _rule(READ, "", "persistentvolumeclaims persistentvolumeclaims/status"),
+    _rule(READ, "apps", "controllerrevisions"),
 ]
 
 _EDIT = [

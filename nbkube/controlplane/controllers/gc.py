@@ -37,6 +37,8 @@ DEPENDENT_KINDS: tuple[str, ...] = (
     "ReplicaSet",
     "ReplicationController",
     "Deployment",
+    "StatefulSet",
+    "ControllerRevision",
     "Service",
     "Endpoints",
     "ConfigMap",

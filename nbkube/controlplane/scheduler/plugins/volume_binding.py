@@ -1,0 +1,116 @@
+"""Filter VolumeBinding: a pod goes where its claims' volumes are, and names the node for new ones.
+
+Why: a local volume is a folder on one node, so a pod whose claim is bound to one can only run
+there (the volume's node affinity). A claim not yet bound, of a WaitForFirstConsumer class, is
+bound after scheduling: any node that has a fitting volume, or any node at all when the class's
+provisioner is nbkube's local-path one, is feasible; once the node is chosen, `pre_bind` writes it
+into each such claim's `volume.kubernetes.io/selected-node` annotation, from which the binder
+(controllers/volumebinding.py) binds or provisions on that node. Claims of an Immediate class must
+be bound before the pod is scheduled, as upstream. Dynamic filter: claims and volumes change
+without the node changing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj
+from nbkube.controlplane.controllers.volumebinding import (
+    PROVISIONER,
+    SELECTED_NODE,
+    claim_class,
+    volume_fits,
+)
+from nbkube.controlplane.scheduler.framework import NodeInfo, PodInfo
+from nbkube.controlplane.scheduler.plugins.node_affinity import term_matches
+from nbkube.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from nbkube.client.informer import Informer
+    from nbkube.registry.registry import Registry
+
+__all__ = ["VolumeBinding", "MSG_CONFLICT", "MSG_NO_VOLUME", "MSG_IMMEDIATE"]
+
+MSG_CONFLICT = "node(s) had volume node affinity conflict"
+MSG_NO_VOLUME = "node(s) didn't find available persistent volumes to bind"
+MSG_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
+
+
+def _claim_names(pod: PodInfo) -> list[str]:
+    return [
+        str((v.get("persistentVolumeClaim") or {}).get("claimName"))
+        for v in (pod.obj.get("spec") or {}).get("volumes") or ()
+        if isinstance(v, dict) and v.get("persistentVolumeClaim")
+    ]
+
+
+def _on(volume: Obj, node: NodeInfo) -> bool:
+    terms = (((volume.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get(
+        "nodeSelectorTerms"
+    )
+    return not terms or any(term_matches(t, node.labels, node.name) for t in terms)
+
+
+class VolumeBinding:
+    name = "VolumeBinding"
+    static = False
+
+    def __init__(self, claims: Informer, volumes: Informer, classes: Informer):
+        self.claims, self.volumes, self.classes = claims, volumes, classes
+
+    def applies(self, pod: PodInfo) -> bool:
+        return bool(_claim_names(pod))
+
+    def _claim(self, pod: PodInfo, name: str) -> Obj | None:
+        return self.claims.get(f"{pod.namespace}/{name}")
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Sequence[str]:
+        classes = self.classes.list()
+        for name in _claim_names(pod):
+            claim = self._claim(pod, name)
+            if claim is None:
+                return [f'persistentvolumeclaim "{name}" not found']
+            if (claim.get("metadata") or {}).get("deletionTimestamp"):
+                return [f'persistentvolumeclaim "{name}" is being deleted']
+            bound = (claim.get("spec") or {}).get("volumeName")
+            if bound:
+                volume = self.volumes.get(str(bound))
+                if volume is None:
+                    return [
+                        f'persistentvolumeclaim "{name}" bound to non-existent persistentvolume "{bound}"'
+                    ]
+                if not _on(volume, node):
+                    return [MSG_CONFLICT]
+                continue
+            class_name = claim_class(claim, classes)
+            cls = next((c for c in classes if (c.get("metadata") or {}).get("name") == class_name), None)
+            if cls is None or cls.get("volumeBindingMode", "Immediate") != "WaitForFirstConsumer":
+                return [MSG_IMMEDIATE]
+            if cls.get("provisioner") == PROVISIONER:
+                continue  # a folder can be made on any node
+            if not any(volume_fits(v, claim, class_name) and _on(v, node) for v in self.volumes.list()):
+                return [MSG_NO_VOLUME]
+        return []
+
+    def pre_bind(self, api: Registry, pod: Obj, node_name: str) -> None:
+        """Name the chosen node on each unbound claim the pod uses (before the pod is bound)."""
+        info = PodInfo(pod)
+        for name in _claim_names(info):
+            claim = self._claim(info, name)
+            if claim is None or (claim.get("spec") or {}).get("volumeName"):
+                continue
+            annotations: dict[str, Any] = (claim.get("metadata") or {}).get("annotations") or {}
+            if annotations.get(SELECTED_NODE) == node_name:
+                continue
+            for _attempt in range(3):
+                new = copy.deepcopy(claim)
+                new["metadata"].setdefault("annotations", {})[SELECTED_NODE] = node_name
+                try:
+                    api.update(new)
+                    break
+                except Conflict:
+                    claim = api.get("PersistentVolumeClaim", name, info.namespace)
+                except NotFound:
+                    break
