@@ -35,7 +35,6 @@ from nbkube.client.events import record_event
 from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.controlplane.scheduler.framework import TERMINAL_PHASES, Framework, PodInfo, Result, Snapshot
-from nbkube.controlplane.scheduler.plugins.volume_binding import VolumeBinding
 from nbkube.errors import Conflict, NotFound
 from nbkube.logutil import log_failure
 
@@ -116,9 +115,13 @@ class Scheduler:
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         self.volume_binding = self._volume_plugin(factory)
 
-    def _volume_plugin(self, factory: InformerFactory) -> VolumeBinding:
+    def _volume_plugin(self, factory: InformerFactory) -> Any:
         """The VolumeBinding filter reads claims, volumes and classes; a change to them may make
         a parked pod schedulable."""
+        # imported here: the plugin reads the binder's rules (controllers/volumebinding.py), which
+        # import the node-affinity plugin, whose package imports this module
+        from nbkube.controlplane.scheduler.plugins.volume_binding import VolumeBinding
+
         informers = [factory.informer(k) for k in ("PersistentVolumeClaim", "PersistentVolume", "StorageClass")]
         for inf in informers:
             inf.add_handler(lambda _o: self._cluster_changed(), lambda _o, _n: self._cluster_changed(), None)
