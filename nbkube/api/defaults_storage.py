@@ -61,8 +61,6 @@ def _statefulset(obj: Obj) -> None:
             cspec = _dict(claim, "spec")
             if cspec is not None:
                 default_claim_spec(cspec)
-            claim.setdefault("apiVersion", "v1")
-            claim.setdefault("kind", "PersistentVolumeClaim")
 
 
 def _volume(obj: Obj) -> None:

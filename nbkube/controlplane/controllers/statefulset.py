@@ -490,6 +490,9 @@ class StatefulSetController(Controller):
         ):
             status["currentRevision"] = update_rev
             status["currentReplicas"] = status["updatedReplicas"]
+        for count in ("readyReplicas", "currentReplicas", "updatedReplicas"):
+            if not status[count]:
+                del status[count]  # omitted when zero, as upstream's (omitempty) fields
         waits = [w for p in live if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:
             self.queue.add_after(key_of(sts), min(waits) + 0.001)
