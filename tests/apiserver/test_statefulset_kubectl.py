@@ -200,3 +200,33 @@ def test_rollout_status_and_scale_down_keeps_claims(env: Env) -> None:
     ]
     assert deleted[-2:] == ["db-2", "db-1"]
     assert len(env.get("pvc")["items"]) == 3  # Retain: the claims of db-1 and db-2 stay
+
+
+def test_rolling_update_history_and_undo(env: Env) -> None:
+    env.kubectl.ok("scale", "sts", "db", "--replicas=2")
+    env.kubectl.ok("set", "env", "sts/db", "WAVE=2")
+    wait_until(
+        lambda: (
+            (st := env.get("sts", "db")["status"]).get("updatedReplicas") == 2
+            and st.get("readyReplicas") == 2
+            and st["currentRevision"] == st["updateRevision"]
+        ),
+        120,
+        "update to WAVE=2",
+        interval=0.5,
+    )
+    assert env.sh("db-1", "echo $WAVE") == "2"
+    history = env.kubectl.ok("rollout", "history", "sts/db")
+    assert "REVISION" in history and "1" in history and "2" in history
+    env.kubectl.ok("rollout", "undo", "sts/db")
+    wait_until(
+        lambda: (
+            (st := env.get("sts", "db")["status"]).get("readyReplicas") == 2
+            and st["currentRevision"] == st["updateRevision"]
+            and all("WAVE" not in json.dumps(p["spec"]) for p in env.get("pods", "-l", "app=db")["items"])
+        ),
+        120,
+        "undo to the first revision",
+        interval=0.5,
+    )
+    assert env.sh("db-0", "echo ${WAVE:-none}") == "none"

@@ -40,11 +40,13 @@ from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.replication import (
+    claim_pods,
     delete_pod,
     is_active,
     is_available,
     is_ready,
     owner_ref,
+    owner_selector,
     seconds_until_available,
 )
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
@@ -250,12 +252,20 @@ class StatefulSetController(Controller):
         pods: dict[int, Obj] = {}
         condemned: list[tuple[int, Obj]] = []
         start, replicas = _start(sts), _replicas(sts)
-        for pod in self.pods.by_index("namespace", ns or "default"):
-            ref = controller_of(pod)
-            if ref is None or ref.get("uid") != uid:
-                continue
+        members = [
+            p
+            for p in self.pods.by_index("namespace", ns or "default")
+            if ordinal_of(name, str(_meta(p).get("name"))) is not None
+        ]
+        claim = claim_pods(sts, members, owner_selector(sts))
+        owned = list(claim.owned)
+        for pod in claim.adopt:  # an orphan NAME-i (its set deleted with --cascade=orphan): ours again
+            adopted = self._adopt(pod, sts)
+            if adopted is not None:
+                owned.append(adopted)
+        for pod in owned:
             ordinal = ordinal_of(name, str(_meta(pod).get("name")))
-            if ordinal is None:
+            if ordinal is None or (controller_of(pod) or {}).get("uid") != uid:
                 continue
             if start <= ordinal < start + replicas:
                 pods[ordinal] = pod
@@ -327,6 +337,14 @@ class StatefulSetController(Controller):
 
     # -- writes ------------------------------------------------------------------------------------
 
+    def _adopt(self, pod: Obj, sts: Obj) -> Obj | None:
+        new = copy.deepcopy(pod)
+        new["metadata"]["ownerReferences"] = [*(_meta(pod).get("ownerReferences") or []), owner_ref(sts)]
+        try:
+            return self.api.update(new)
+        except (Conflict, NotFound):
+            return None  # changed under us: the pod informer brings the news and another pass
+
     def _create(self, sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj:
         for claim_template in _spec(sts).get("volumeClaimTemplates") or []:
             claim = _claim_for(sts, claim_template, ordinal)
@@ -355,8 +373,8 @@ class StatefulSetController(Controller):
         try:
             made = self.api.create(pod)
         except AlreadyExists:
-            # a pod of that name not yet in the cache (or still owned by an earlier set of this name)
-            self.queue.add_after(key_of(sts), 0.5)
+            # not in the cache yet, or owned by someone else: try again later, backing off
+            self.queue.add_rate_limited(key_of(sts))
             return pod
         except NbkubeError as exc:
             self._event(
@@ -426,7 +444,8 @@ class StatefulSetController(Controller):
                 "labels": labels,
                 "ownerReferences": [owner_ref(sts)],
             },
-            "data": {"spec": {"template": copy.deepcopy(template)}},
+            # as upstream: a strategic merge patch that replaces the template (`kubectl rollout undo`)
+            "data": {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}},
             "revision": number,
         }
         try:
@@ -454,7 +473,9 @@ class StatefulSetController(Controller):
         """The pod template of an earlier revision (from its ControllerRevision)."""
         for r in self.revisions.list():
             if _meta(r).get("name") == revision:
-                return copy.deepcopy(((r.get("data") or {}).get("spec") or {}).get("template") or {})
+                found = copy.deepcopy(((r.get("data") or {}).get("spec") or {}).get("template") or {})
+                found.pop("$patch", None)
+                return dict(found)
         raise NotFound(f"controllerrevision {revision!r} of the current pods is gone; waiting for the cache")
 
     # -- status ------------------------------------------------------------------------------------

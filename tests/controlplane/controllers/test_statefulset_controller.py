@@ -395,3 +395,19 @@ def test_only_mutable_fields_may_change(api: Registry) -> None:
         api.patch("StatefulSet", "db", "default", {"spec": {"serviceName": "other"}})
     assert "updates to statefulset spec" in str(info.value)
     api.patch("StatefulSet", "db", "default", {"spec": {"replicas": 5}})
+
+
+def test_orphaned_pods_are_adopted_not_duplicated(
+    api: Registry, ctl: StatefulSetController, kubelet: FakeKubelet
+) -> None:
+    api.create(headless())
+    api.create(sts_manifest(replicas=2))
+    wait_for(lambda: (api.get("StatefulSet", "db", "default").get("status") or {}).get("readyReplicas") == 2)
+    uids = {n: p["metadata"]["uid"] for n, p in pods(api).items()}
+    api.delete("StatefulSet", "db", "default", propagation="Orphan")
+    wait_for(
+        lambda: all(not p["metadata"].get("ownerReferences") for p in pods(api).values()), what="orphans"
+    )
+    api.create(sts_manifest(replicas=2))
+    wait_for(lambda: all(p["metadata"].get("ownerReferences") for p in pods(api).values()), what="adopted")
+    assert {n: p["metadata"]["uid"] for n, p in pods(api).items()} == uids
