@@ -167,6 +167,7 @@ class VolumeBinder(Controller):
         self.volumes: Informer = factory.informer("PersistentVolume")
         self.classes: Informer = factory.informer("StorageClass")
         self.nodes: Informer = factory.informer("Node")
+        self.pods: Informer = factory.informer("Pod")
         self._said: dict[str, str] = {}  # claim uid -> the last waiting reason told in an event
         self.claims.add_handler(
             on_add=self._claim_event,
@@ -442,10 +443,33 @@ class VolumeBinder(Controller):
                 return
         except NotFound:
             pass
+        if phase != "Released":
+            self._volume_phase(volume, "Released")  # the update brings this key back
+            return
         if _spec(volume).get("persistentVolumeReclaimPolicy") == "Delete":
+            users = self._users(str(ref.get("namespace") or "default"), str(ref.get("name")))
+            if users:
+                # nbkube has no pvc-protection finalizer: a claim deleted under a running pod must
+                # not take the pod's data with it before the pod is gone
+                self.log.info(
+                    "volumebinding: volume %s waits for pod %s to stop before it is deleted",
+                    _meta(volume).get("name"),
+                    users[0],
+                )
+                self.queue.add_after(f"volume:{_meta(volume).get('name')}", 1.0)
+                return
             self._delete_volume(volume)
-        elif phase != "Released":
-            self._volume_phase(volume, "Released")
+
+    def _users(self, namespace: str, claim_name: str) -> list[str]:
+        """Pods of `namespace` not finished that use the claim `claim_name`."""
+        out = []
+        for pod in self.pods.by_index("namespace", namespace):
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            for v in (pod.get("spec") or {}).get("volumes") or []:
+                if (v.get("persistentVolumeClaim") or {}).get("claimName") == claim_name:
+                    out.append(str(_meta(pod).get("name")))
+        return out
 
     def _volume_phase(self, volume: Obj, phase: str) -> None:
         try:

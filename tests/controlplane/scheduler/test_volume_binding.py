@@ -179,9 +179,13 @@ def test_wait_for_first_consumer_provisions_a_folder_on_the_chosen_node(
     ] == ["n2"]
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     assert wait_for(lambda: api.get("Pod", "web", "default")["spec"].get("nodeName")) == "n2"
-    # reclaim policy Delete: the claim goes, the volume and its folder follow
-    api.delete("Pod", "web", "default")
+    # reclaim policy Delete: the claim goes, the volume and its folder follow once no pod uses it
     api.delete("PersistentVolumeClaim", "data", "default")
+    wait_for(lambda: api.get("PersistentVolume", pv["metadata"]["name"])["status"]["phase"] == "Released")
+    plane[1].reconcile(f"volume:{pv['metadata']['name']}")  # a pass with the pod still there
+    assert api.get("PersistentVolume", pv["metadata"]["name"])  # kept while web runs
+    assert os.path.isdir(pv["spec"]["local"]["path"])
+    api.delete("Pod", "web", "default")
     wait_for(lambda: not api.list("PersistentVolume")[0], what="volume deleted")
     assert not os.path.exists(pv["spec"]["local"]["path"])
 
