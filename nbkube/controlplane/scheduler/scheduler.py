@@ -125,7 +125,8 @@ class Scheduler:
         informers = [factory.informer(k) for k in ("PersistentVolumeClaim", "PersistentVolume", "StorageClass")]
         for inf in informers:
             inf.add_handler(lambda _o: self._cluster_changed(), lambda _o, _n: self._cluster_changed(), None)
-        plugin = VolumeBinding(*informers)
+        claims, volumes, classes = informers
+        plugin = VolumeBinding(claims, volumes, classes, api=self.api)
         if all(f.name != plugin.name for f in self.framework.filters):
             self.framework.filters.append(plugin)
             self.framework.dynamic_filters.append(plugin)

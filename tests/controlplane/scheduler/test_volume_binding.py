@@ -311,3 +311,31 @@ def test_claim_spec_is_immutable_but_volume_name_is_set_once(api: Registry) -> N
     api.create(manual_class())
     with pytest.raises(Invalid):
         api.patch("StorageClass", "manual", "", {"provisioner": "other.io/x"})
+
+
+def test_a_claim_the_cache_has_not_seen_is_read_once_per_pod(api: Registry) -> None:
+    from nbkube.controlplane.scheduler.plugins.volume_binding import MSG_IMMEDIATE, VolumeBinding
+
+    class Empty:
+        def get(self, key: str) -> None:
+            return None
+
+        def list(self) -> list[dict[str, Any]]:
+            return []
+
+    reads: list[str] = []
+
+    class Counting:
+        def get(self, kind: str, name: str, namespace: str = "") -> dict[str, Any]:
+            reads.append(name)
+            return api.get(kind, name, namespace)
+
+    api.create(claim("fresh", cls="manual"))
+    plugin = VolumeBinding(Empty(), Empty(), Empty(), api=Counting())  # type: ignore[arg-type]
+    info = PodInfo(
+        {**claim_pod("p", "fresh"), "metadata": {"name": "p", "namespace": "default", "uid": "u1"}}
+    )
+    for n in ("n1", "n2", "n3"):
+        # found by the live read: refused for what it is (unbound, no class), not as missing
+        assert plugin.filter(info, NodeInfo(node(n))) == [MSG_IMMEDIATE]
+    assert reads == ["fresh"]

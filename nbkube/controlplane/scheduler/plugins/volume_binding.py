@@ -57,14 +57,30 @@ class VolumeBinding:
     name = "VolumeBinding"
     static = False
 
-    def __init__(self, claims: Informer, volumes: Informer, classes: Informer):
+    def __init__(self, claims: Informer, volumes: Informer, classes: Informer, api: Registry | None = None):
         self.claims, self.volumes, self.classes = claims, volumes, classes
+        self.api = api
+        self._live: dict[str, Obj | None] = {}  # live reads of claims the cache lacked, for one pod
+        self._live_for = ""
 
     def applies(self, pod: PodInfo) -> bool:
         return bool(_claim_names(pod))
 
     def _claim(self, pod: PodInfo, name: str) -> Obj | None:
-        return self.claims.get(f"{pod.namespace}/{name}")
+        key = f"{pod.namespace}/{name}"
+        found = self.claims.get(key)
+        if found is not None or self.api is None:
+            return found
+        # A StatefulSet makes a pod's claims just before the pod: the claim informer may not have
+        # them yet. One live read per claim and pod (not per node) before calling it missing.
+        if self._live_for != pod.uid:
+            self._live, self._live_for = {}, pod.uid
+        if key not in self._live:
+            try:
+                self._live[key] = self.api.get("PersistentVolumeClaim", name, pod.namespace)
+            except NotFound:
+                self._live[key] = None
+        return self._live[key]
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Sequence[str]:
         classes = self.classes.list()
