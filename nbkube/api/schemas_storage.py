@@ -105,8 +105,8 @@ def _shapes(shape: Callable[..., None]) -> None:
         _APPS + "StatefulSetPersistentVolumeClaimRetentionPolicy",
         "The lifecycle of the claims made from volumeClaimTemplates.",
         {
-            "whenDeleted": ("string", "Retain (the only policy nbkube implements)."),
-            "whenScaled": ("string", "Retain (the only policy nbkube implements)."),
+            "whenDeleted": ("string", "Retain (default: the claims stay) or Delete."),
+            "whenScaled": ("string", "Retain (default: the claims stay) or Delete."),
         },
     )
     shape(

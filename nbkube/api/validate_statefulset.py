@@ -3,8 +3,8 @@
 Beyond the selector-matches-template rule every pod controller has: the pods a StatefulSet makes
 are named `NAME-ORDINAL` and use that name as their hostname, so the name must be a DNS label; its
 volumeClaimTemplates are claims (validated as such) whose names the template's volumeMounts may
-use; and only what nbkube's controller honours is accepted (persistentVolumeClaimRetentionPolicy
-Retain; no `maxUnavailable`, an alpha field upstream, which the controller does not implement).
+use; and only what nbkube's controller honours is accepted (no `maxUnavailable`, an alpha field
+upstream, which the controller does not implement).
 """
 
 from __future__ import annotations
@@ -123,14 +123,7 @@ def _retention(e: Errors, spec: dict[str, Any]) -> None:
         return
     path = "spec.persistentVolumeClaimRetentionPolicy"
     for key in ("whenDeleted", "whenScaled"):
-        value = e.one_of(policy, key, path, ("Retain", "Delete"))
-        if value == "Delete":
-            e.invalid(
-                join(path, key),
-                value,
-                "nbkube's StatefulSet controller implements only Retain "
-                "(claims outlive their pods; delete them with kubectl delete pvc)",
-            )
+        e.one_of(policy, key, path, ("Retain", "Delete"))
 
 
 _MUTABLE = frozenset(

@@ -39,6 +39,7 @@ DEPENDENT_KINDS: tuple[str, ...] = (
     "Deployment",
     "StatefulSet",
     "ControllerRevision",
+    "PersistentVolumeClaim",
     "Service",
     "Endpoints",
     "ConfigMap",

@@ -3,8 +3,9 @@
 A StatefulSet of N replicas owns pods `NAME-0 .. NAME-(N-1)` (from `spec.ordinals.start`). Each
 pod gets `spec.hostname` = its name and `spec.subdomain` = the set's `serviceName`, so its DNS
 name is `NAME-i.SERVICE.NS.svc.cluster.local`, and one claim per volumeClaimTemplate,
-`TEMPLATE-NAME-i`, made before the pod and never deleted by this controller (the only retention
-policy implemented is Retain: the data outlives pods and scale-downs).
+`TEMPLATE-NAME-i`, made before the pod; the claims outlive the pods unless
+`persistentVolumeClaimRetentionPolicy` says Delete (then owner references let the garbage
+collector remove them with the set, or with a scaled-down pod).
 
 One pass of `reconcile`, as upstream's `updateStatefulSet`:
 1. revisions: the template is hashed into a revision (`NAME-HASH`) stored as a ControllerRevision
@@ -211,6 +212,7 @@ class StatefulSetController(Controller):
         self.pods: Informer = factory.informer("Pod")
         self.services: Informer = factory.informer("Service")
         self.claims: Informer = factory.informer("PersistentVolumeClaim")
+        self.claims.add_handler(on_update=lambda old, new: self._claim_changed(new))
         self.revisions: Informer = factory.informer("ControllerRevision")
         self._warned: set[str] = set()  # uids of sets told their Service is missing
         self.sets.add_handler(
@@ -227,6 +229,15 @@ class StatefulSetController(Controller):
         ref = controller_of(pod)
         if ref is not None and ref.get("kind") == "StatefulSet":
             self.queue.add(f"{_meta(pod).get('namespace') or 'default'}/{ref.get('name')}")
+
+    def _claim_changed(self, claim: Obj) -> None:
+        # a set's claims carry its selector's labels; a changed claim may need its owners fixed
+        ns = _meta(claim).get("namespace") or "default"
+        labels = _meta(claim).get("labels") or {}
+        for sts in self.sets.by_index("namespace", ns):
+            match = (_spec(sts).get("selector") or {}).get("matchLabels") or {}
+            if match and all(labels.get(k) == v for k, v in match.items()):
+                self.enqueue(sts)
 
     def _service_event(self, svc: Obj) -> None:
         ns = _meta(svc).get("namespace") or "default"
@@ -289,6 +300,7 @@ class StatefulSetController(Controller):
         ordered = _ordered(sts)
         start, replicas = _start(sts), _replicas(sts)
         partition = _partition(sts)
+        self._claim_owners(sts, pods, condemned)
         # 2. the ordinals in range, lowest first
         for ordinal in range(start, start + replicas):
             pod = pods.get(ordinal)
@@ -334,6 +346,50 @@ class StatefulSetController(Controller):
                 return
             if not _healthy(pod):
                 return
+
+    # -- claim retention ---------------------------------------------------------------------------
+
+    def _claim_owners(self, sts: Obj, pods: dict[int, Obj], condemned: list[tuple[int, Obj]]) -> None:
+        """persistentVolumeClaimRetentionPolicy, as upstream, through owner references the garbage
+        collector follows: `whenDeleted: Delete` makes the set an owner of every claim it made;
+        `whenScaled: Delete` makes a condemned pod the owner of its claims before it is deleted (and
+        a pod back in range loses that reference). Retain (the default) leaves claims unowned."""
+        policy = _spec(sts).get("persistentVolumeClaimRetentionPolicy") or {}
+        when_deleted, when_scaled = policy.get("whenDeleted", "Retain"), policy.get("whenScaled", "Retain")
+        templates = [c for c in _spec(sts).get("volumeClaimTemplates") or [] if isinstance(c, dict)]
+        if not templates:
+            return
+        meta = _meta(sts)
+        name, ns, uid = str(meta.get("name")), str(meta.get("namespace") or "default"), meta.get("uid")
+        doomed = dict(condemned)
+        for ordinal in sorted({*pods, *doomed}):
+            pod = doomed.get(ordinal)
+            for template in templates:
+                cname = claim_name(str(_meta(template).get("name")), name, ordinal)
+                claim = self.claims.get(f"{ns}/{cname}")
+                if claim is None:
+                    continue
+                refs = [
+                    r for r in _meta(claim).get("ownerReferences") or []
+                    if r.get("uid") != uid and not (r.get("kind") == "Pod" and r.get("name") == f"{name}-{ordinal}")
+                ]  # fmt: skip
+                if when_deleted == "Delete":
+                    refs.append({**owner_ref(sts), "controller": False, "blockOwnerDeletion": False})
+                if when_scaled == "Delete" and pod is not None:
+                    pmeta = _meta(pod)
+                    refs.append({"apiVersion": "v1", "kind": "Pod", "name": pmeta.get("name"),
+                                 "uid": pmeta.get("uid"), "controller": False, "blockOwnerDeletion": False})  # fmt: skip
+                if refs == (_meta(claim).get("ownerReferences") or []):
+                    continue
+                new = copy.deepcopy(claim)
+                if refs:
+                    new["metadata"]["ownerReferences"] = refs
+                else:
+                    new["metadata"].pop("ownerReferences", None)
+                try:
+                    self.api.update(new)
+                except (Conflict, NotFound):
+                    self.queue.add_rate_limited(key_of(sts))
 
     # -- writes ------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from nbk_workload_helpers import FakeKubelet, wait_for
 
 from nbkube.api.meta import Obj
 from nbkube.client.informer import InformerFactory
+from nbkube.controlplane.controllers.gc import GarbageCollector
 from nbkube.controlplane.controllers.statefulset import (
     REVISION_LABEL,
     StatefulSetController,
@@ -339,7 +340,7 @@ def test_finished_pod_is_replaced(api: Registry, ctl: StatefulSetController, kub
             "spec.updateStrategy.rollingUpdate.maxUnavailable",
         ),
         (
-            {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}},
+            {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Sometimes"}},
             "spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
         ),
         ({"selector": {"matchLabels": {"app": "other"}}}, "spec.template.metadata.labels"),
@@ -411,3 +412,56 @@ def test_orphaned_pods_are_adopted_not_duplicated(
     api.create(sts_manifest(replicas=2))
     wait_for(lambda: all(p["metadata"].get("ownerReferences") for p in pods(api).values()), what="adopted")
     assert {n: p["metadata"]["uid"] for n, p in pods(api).items()} == uids
+
+
+@pytest.fixture
+def gc(api: Registry, factory: InformerFactory) -> Iterator[GarbageCollector]:
+    collector = GarbageCollector(api, factory)
+    factory.start_all()
+    assert factory.wait_all_synced(5)
+    collector.start()
+    yield collector
+    collector.stop()
+
+
+def claim_names(api: Registry) -> list[str]:
+    return sorted(c["metadata"]["name"] for c in api.list("PersistentVolumeClaim", "default")[0])
+
+
+def test_retention_when_scaled_delete_removes_the_claims_of_removed_pods(
+    api: Registry, ctl: StatefulSetController, gc: GarbageCollector, kubelet: FakeKubelet
+) -> None:
+    api.create(headless())
+    sts = sts_manifest(replicas=3, claims=True)
+    sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenScaled": "Delete", "whenDeleted": "Retain"}
+    api.create(sts)
+    wait_for(lambda: (api.get("StatefulSet", "db", "default").get("status") or {}).get("readyReplicas") == 3)
+    assert claim_names(api) == ["data-db-0", "data-db-1", "data-db-2"]
+    api.patch("StatefulSet", "db", "default", {"spec": {"replicas": 1}})
+    wait_for(lambda: claim_names(api) == ["data-db-0"], what="claims of db-1, db-2 deleted")
+    assert set(pods(api)) == {"db-0"}
+    assert not api.get("PersistentVolumeClaim", "data-db-0", "default")["metadata"].get("ownerReferences")
+    api.delete("StatefulSet", "db", "default")  # whenDeleted Retain: db-0's claim stays
+    wait_for(lambda: not pods(api), what="pods gone")
+    assert claim_names(api) == ["data-db-0"]
+
+
+def test_retention_when_deleted_delete_removes_every_claim_with_the_set(
+    api: Registry, ctl: StatefulSetController, gc: GarbageCollector, kubelet: FakeKubelet
+) -> None:
+    api.create(headless())
+    sts = sts_manifest(replicas=2, claims=True)
+    sts["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete"}
+    api.create(sts)
+    wait_for(
+        lambda: (
+            all(c["metadata"].get("ownerReferences") for c in api.list("PersistentVolumeClaim", "default")[0])
+            and len(claim_names(api)) == 2
+        ),
+        what="claims owned by the set",
+    )
+    api.patch("StatefulSet", "db", "default", {"spec": {"replicas": 1}})  # whenScaled Retain
+    wait_for(lambda: set(pods(api)) == {"db-0"})
+    assert claim_names(api) == ["data-db-0", "data-db-1"]
+    api.delete("StatefulSet", "db", "default")
+    wait_for(lambda: not claim_names(api), what="claims deleted with the set")
