@@ -67,6 +67,24 @@ spec:
 DATA = "${NBKUBE_VOLUME_DATA:-/data}"
 
 
+def _state(env: Env) -> str:
+    """What to show when a wait times out: the set's status and each pod's revision and phase."""
+    sts = env.get("sts", "db")
+    pods = [
+        (p["metadata"]["name"], p["metadata"]["labels"].get("controller-revision-hash"), p["status"].get("phase"),
+         [c["status"] for c in p["status"].get("conditions", []) if c["type"] == "Ready"])
+        for p in env.get("pods", "-l", "app=db")["items"]
+    ]  # fmt: skip
+    return f"status={sts.get('status')} pods={pods}"
+
+
+def _wait(env: Env, cond: Any, timeout: float, what: str) -> None:
+    try:
+        wait_until(cond, timeout, what, interval=0.5)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {_state(env)}") from None
+
+
 class Env:
     def __init__(self, cluster: LocalCluster, server: ApiServer, kubectl: Kubectl, runtime: str):
         self.cluster, self.server, self.kubectl, self.runtime = cluster, server, kubectl, runtime
@@ -188,15 +206,15 @@ def test_rollout_status_and_scale_down_keeps_claims(env: Env) -> None:
     out = env.kubectl.ok("rollout", "status", "sts/db", "--timeout=60s", timeout=70)
     assert "roll out complete" in out or "partitioned roll out complete" in out
     env.kubectl.ok("scale", "sts", "db", "--replicas=1")
-    wait_until(
+    _wait(
+        env,
         lambda: [p["metadata"]["name"] for p in env.get("pods", "-l", "app=db")["items"]] == ["db-0"],
         90,
         "scale down to db-0",
-        interval=0.5,
     )
     events = env.get("events", "--field-selector", "involvedObject.name=db,reason=SuccessfulDelete")["items"]
     deleted = [
-        e["message"].split()[2] for e in sorted(events, key=lambda e: e["metadata"]["resourceVersion"])
+        e["message"].split()[2] for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
     ]
     assert deleted[-2:] == ["db-2", "db-1"]
     assert len(env.get("pvc")["items"]) == 3  # Retain: the claims of db-1 and db-2 stay
@@ -205,7 +223,8 @@ def test_rollout_status_and_scale_down_keeps_claims(env: Env) -> None:
 def test_rolling_update_history_and_undo(env: Env) -> None:
     env.kubectl.ok("scale", "sts", "db", "--replicas=2")
     env.kubectl.ok("set", "env", "sts/db", "WAVE=2")
-    wait_until(
+    _wait(
+        env,
         lambda: (
             (st := env.get("sts", "db")["status"]).get("updatedReplicas") == 2
             and st.get("readyReplicas") == 2
@@ -213,13 +232,13 @@ def test_rolling_update_history_and_undo(env: Env) -> None:
         ),
         120,
         "update to WAVE=2",
-        interval=0.5,
     )
     assert env.sh("db-1", "echo $WAVE") == "2"
     history = env.kubectl.ok("rollout", "history", "sts/db")
     assert "REVISION" in history and "1" in history and "2" in history
     env.kubectl.ok("rollout", "undo", "sts/db")
-    wait_until(
+    _wait(
+        env,
         lambda: (
             (st := env.get("sts", "db")["status"]).get("readyReplicas") == 2
             and st["currentRevision"] == st["updateRevision"]
@@ -227,6 +246,5 @@ def test_rolling_update_history_and_undo(env: Env) -> None:
         ),
         120,
         "undo to the first revision",
-        interval=0.5,
     )
     assert env.sh("db-0", "echo ${WAVE:-none}") == "none"
