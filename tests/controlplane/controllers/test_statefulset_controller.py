@@ -316,10 +316,12 @@ def test_finished_pod_is_replaced(api: Registry, ctl: StatefulSetController, kub
     pod = pods(api)["db-0"]
     uid = pod["metadata"]["uid"]
     api.update_status({**pod, "status": {**pod["status"], "phase": "Failed"}})
-    kubelet.paused.clear()
+    # the fake kubelet stays paused (it would turn the Failed pod Running again): the controller
+    # alone deletes the failed pod and makes a new one
     wait_for(
-        lambda: "db-0" in pods(api) and pods(api)["db-0"]["metadata"]["uid"] != uid, what="db-0 replaced"
+        lambda: (p := pods(api).get("db-0")) is not None and p["metadata"]["uid"] != uid, what="db-0 replaced"
     )
+    kubelet.paused.clear()
 
 
 @pytest.mark.parametrize(
@@ -465,3 +467,22 @@ def test_retention_when_deleted_delete_removes_every_claim_with_the_set(
     assert claim_names(api) == ["data-db-0", "data-db-1"]
     api.delete("StatefulSet", "db", "default")
     wait_for(lambda: not claim_names(api), what="claims deleted with the set")
+
+
+def test_headless_service_endpoints_carry_the_pods_hostnames() -> None:
+    from nbkube.controlplane.controllers.endpoints import compute_subsets
+
+    sts = sts_manifest()
+    sts["metadata"]["uid"] = "u1"
+    ready = [{"type": "Ready", "status": "True"}]
+    members = []
+    for i in range(2):
+        pod = pod_for_ordinal(sts, sts["spec"]["template"], "r", i)
+        pod["metadata"]["uid"] = f"p{i}"
+        pod["status"] = {"phase": "Running", "podIP": f"10.244.1.{i + 2}", "conditions": ready}
+        members.append(pod)
+    other = {"metadata": {"name": "x", "namespace": "default"}, "spec": {"hostname": "x", "subdomain": "elsewhere"},
+             "status": {"phase": "Running", "podIP": "10.244.1.9", "conditions": ready}}  # fmt: skip
+    subsets = compute_subsets(headless(), [*members, other])
+    hosts = {a["targetRef"]["name"]: a.get("hostname") for a in subsets[0]["addresses"]}
+    assert hosts == {"db-0": "db-0", "db-1": "db-1", "x": None}
