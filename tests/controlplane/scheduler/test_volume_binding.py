@@ -179,6 +179,11 @@ def test_wait_for_first_consumer_provisions_a_folder_on_the_chosen_node(
     ] == ["n2"]
     assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Delete"
     assert wait_for(lambda: api.get("Pod", "web", "default")["spec"].get("nodeName")) == "n2"
+    # PreBind waited for the binder: the claim was Bound (its last write) before the pod was bound
+    bound_claim = api.get("PersistentVolumeClaim", "data", "default")
+    assert int(bound_claim["metadata"]["resourceVersion"]) < int(
+        api.get("Pod", "web", "default")["metadata"]["resourceVersion"]
+    )
     # reclaim policy Delete: the claim goes, the volume and its folder follow once no pod uses it
     api.delete("PersistentVolumeClaim", "data", "default")
     wait_for(lambda: api.get("PersistentVolume", pv["metadata"]["name"])["status"]["phase"] == "Released")

@@ -13,6 +13,8 @@ without the node changing.
 from __future__ import annotations
 
 import copy
+import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,11 @@ if TYPE_CHECKING:
 
 __all__ = ["VolumeBinding", "MSG_CONFLICT", "MSG_NO_VOLUME", "MSG_IMMEDIATE"]
 
+log = logging.getLogger(__name__)
+
+# How long the bind of a pod waits for its claims to be bound (upstream waits up to 10 minutes; the
+# binder here answers in milliseconds, so this only bounds a stuck one)
+BIND_WAIT = 5.0
 MSG_CONFLICT = "node(s) had volume node affinity conflict"
 MSG_NO_VOLUME = "node(s) didn't find available persistent volumes to bind"
 MSG_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
@@ -110,13 +117,38 @@ class VolumeBinding:
                 return [MSG_NO_VOLUME]
         return []
 
-    def pre_bind(self, api: Registry, pod: Obj, node_name: str) -> None:
-        """Name the chosen node on each unbound claim the pod uses (before the pod is bound)."""
+    def pre_bind(self, api: Registry, pod: Obj, node_name: str, wait: float = BIND_WAIT) -> None:
+        """Name the chosen node on each unbound claim the pod uses, then wait (at most `wait`
+        seconds) for the binder to bind them, as upstream's PreBind does: a pod bound to its node
+        before its volume is ready would wait there for the node's next retry instead."""
         info = PodInfo(pod)
+        named = self._name_node(api, info, node_name)
+        if not named:
+            return
+        deadline = time.monotonic() + wait
+        pending = named
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.005)
+            pending = [
+                n for n in pending
+                if ((self.claims.get(f"{info.namespace}/{n}") or {}).get("status") or {}).get("phase") != "Bound"
+            ]  # fmt: skip
+        if pending:
+            log.info(
+                "volume binding: claims %s of pod %s not bound within %gs; binding the pod, its node waits for them",
+                ", ".join(pending),
+                info.key,
+                wait,
+            )
+
+    def _name_node(self, api: Registry, info: PodInfo, node_name: str) -> list[str]:
+        """Annotate the pod's unbound claims with the node; the names of those claims."""
+        named: list[str] = []
         for name in _claim_names(info):
             claim = self._claim(info, name)
             if claim is None or (claim.get("spec") or {}).get("volumeName"):
                 continue
+            named.append(name)
             annotations: dict[str, Any] = (claim.get("metadata") or {}).get("annotations") or {}
             if annotations.get(SELECTED_NODE) == node_name:
                 continue
@@ -130,3 +162,4 @@ class VolumeBinding:
                     claim = api.get("PersistentVolumeClaim", name, info.namespace)
                 except NotFound:
                     break
+        return named
