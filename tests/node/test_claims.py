@@ -4,7 +4,9 @@ and the runtimes' shared volume code mounts it; hostnames and domains as the kub
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,3 +122,70 @@ def test_pod_hostname_and_domain() -> None:
     pod = {"metadata": {"name": "db-1", "namespace": "prod"}, "spec": {"hostname": "db-1", "subdomain": "db"}}
     assert pod_hostname(pod) == ("db-1", "db.prod.svc.cluster.local")
     assert pod_hostname({"metadata": {"name": "a" * 80}, "spec": {}})[0] == "a" * 63
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching uid needs root")
+def test_process_pod_whose_uid_cannot_reach_its_claim_folder_is_told(tmp_path: Path) -> None:
+    import time
+
+    from nbkube.node.runtime.base import PodSandboxConfig
+    from nbkube.node.runtime.process import ProcessRuntime, find_busybox, volume_env_name
+
+    assert find_busybox() is not None, "the process runtime needs the host's busybox"
+    closed = tmp_path / "closed" / "pv1"  # pytest's tmp_path is closed to other uids
+    closed.mkdir(parents=True)
+    opened = tempfile_dir()
+    runtime = ProcessRuntime(
+        str(opened / "state"), backoff_base=0.1, stop_grace_cap=1.0,
+        resolve_claim=lambda pod, name: str(closed if name == "far" else opened / "pv2"),
+    )  # fmt: skip
+    (opened / "pv2").mkdir()
+    (opened / "pv2").chmod(0o777)
+    sandbox = PodSandboxConfig(
+        node_name="n1", pod_ip="127.244.1.2", pod_cidr="127.244.1.0/24", host_ip="127.240.0.2"
+    )
+
+    def claim_pod(uid: str, claim: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": uid, "namespace": "default", "uid": uid},
+            "spec": {
+                "restartPolicy": "Never",
+                "hostname": uid, "subdomain": "db",
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+                "containers": [{"name": "c", "image": "busybox", "securityContext": {"runAsUser": 65534},
+                                "command": ["sh", "-c", f'echo "$HOSTNAME" > ${volume_env_name("data")}/who']}],
+            },
+        }  # fmt: skip
+
+    def settled(uid: str) -> Any:
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            st = runtime.pod_status(uid)
+            if st is not None and st.containers[0].reason not in ("ContainerCreating", None, ""):
+                return st
+            if st is not None and st.containers[0].state == "terminated":
+                return st
+            time.sleep(0.02)
+        raise AssertionError(f"pod {uid} did not settle")
+
+    try:
+        runtime.start_pod(claim_pod("db-0", "far"), sandbox)
+        st = settled("db-0")
+        assert st.containers[0].reason == "CreateContainerConfigError"
+        assert "volume data cannot be reached by uid 65534" in st.containers[0].message
+        runtime.start_pod(claim_pod("db-1", "near"), sandbox)
+        settled("db-1")
+        deadline = time.monotonic() + 8
+        while not (opened / "pv2" / "who").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (opened / "pv2" / "who").read_text().strip() == "db-1"  # written as uid 65534, $HOSTNAME set
+    finally:
+        runtime.close()
+        shutil.rmtree(opened, ignore_errors=True)
+
+
+def tempfile_dir() -> Path:
+    """A folder any uid may traverse (pytest's tmp_path is closed to others)."""
+    path = Path(tempfile.mkdtemp(prefix="nbk-claims-"))
+    path.chmod(0o711)
+    return path

@@ -1142,8 +1142,10 @@ class ProcessRuntime:
         if os.geteuid() != 0 or who.uid in (None, 0):
             return
         gids = {*(who.groups or ()), who.gid if who.gid is not None else os.getegid()}
+        # a claim's folder lies under the cluster's (private) folder: checked like the pod's own
+        claims = {str(v.get("name")) for v in p.spec.get("volumes") or [] if v.get("persistentVolumeClaim")}
         for vname, path in p.volumes.items():
-            if not path.startswith(p.dir + os.sep):
+            if not path.startswith(p.dir + os.sep) and vname not in claims:
                 continue  # hostPath: the host's permissions apply, as they would in a container
             blocker = closed_folder(path, who.uid, gids)
             if blocker:
