@@ -486,3 +486,13 @@ def test_headless_service_endpoints_carry_the_pods_hostnames() -> None:
     subsets = compute_subsets(headless(), [*members, other])
     hosts = {a["targetRef"]["name"]: a.get("hostname") for a in subsets[0]["addresses"]}
     assert hosts == {"db-0": "db-0", "db-1": "db-1", "x": None}
+
+
+def test_ordinals_start_numbers_the_pods(api: Registry, ctl: StatefulSetController, kubelet: FakeKubelet) -> None:
+    api.create(headless())
+    sts = sts_manifest(replicas=2)
+    sts["spec"]["ordinals"] = {"start": 5}
+    api.create(sts)
+    wait_for(lambda: set(pods(api)) == {"db-5", "db-6"}, what="db-5 and db-6")
+    api.patch("StatefulSet", "db", "default", {"spec": {"ordinals": {"start": 6}}})
+    wait_for(lambda: set(pods(api)) == {"db-6", "db-7"}, what="db-5 condemned, db-7 made")
