@@ -62,6 +62,7 @@ BENCHES = [
     Bench("service_throughput", 40, 300),
     Bench("replicas", 60, 900),
     Bench("daemonset", 30, 300),
+    Bench("statefulset", 60, 600),
     Bench("failover", 150, 1800),
 ]
 BY_NAME = {b.name: b for b in BENCHES}

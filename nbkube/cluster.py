@@ -50,6 +50,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.controlplane.controllers.volumebinding import ensure_default_class
 from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
@@ -728,6 +729,8 @@ class LocalCluster(Cluster):
                 if self.runtime_name != "sim":  # simulated nodes serve no logs or exec
                     self._agent_token = ensure_agent_token(self.key_dir)
                     self.api.credentials_dir = self.key_dir
+                # the default StorageClass: local-path folders under the cluster's folder
+                ensure_default_class(self.api, os.path.join(self.data_dir, "local-path"))
                 self.control_plane = ControlPlane(
                     self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
                 )

@@ -13,7 +13,7 @@ import base64
 import copy
 from typing import Any
 
-from nbkube.api import kinds
+from nbkube.api import defaults_storage, kinds
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -358,6 +358,7 @@ _BY_KIND = {
     "LimitRange": _default_limit_range,
     "RoleBinding": _default_binding,
     "ClusterRoleBinding": _default_binding,
+    **defaults_storage.BY_KIND,
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from nbkube.api import fieldnames_storage
 from nbkube.api.fieldcheck import join
 from nbkube.errors import FieldError
 
@@ -110,6 +111,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "RoleRef": _f("apiGroup kind name"),
     "ObjectReference": _f("kind namespace name uid apiVersion resourceVersion fieldPath"),
     "LocalObjectReference": _f("name"),
+    **fieldnames_storage.FIELDS,
 }
 
 _TOP = "apiVersion kind metadata "
@@ -140,6 +142,7 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
     "ClusterRole": _f(_TOP + "rules aggregationRule"),
     "RoleBinding": _f(_TOP + "subjects roleRef"),
     "ClusterRoleBinding": _f(_TOP + "subjects roleRef"),
+    **fieldnames_storage.TOP_LEVEL,
 }
 
 # top-level fields other than spec with a shape of their own: (kind, field) -> shape
@@ -201,6 +204,7 @@ CHILDREN: dict[tuple[str, str], str] = {
     ("Peer", "podSelector"): "LabelSelector",
     ("Peer", "namespaceSelector"): "LabelSelector",
     ("Peer", "ipBlock"): "IPBlock",
+    **fieldnames_storage.CHILDREN,
 }
 
 _SPEC_SHAPE = {
@@ -217,6 +221,7 @@ _SPEC_SHAPE = {
     "LimitRange": "LimitRangeSpec",
     "NetworkPolicy": "NetworkPolicySpec",
     "Lease": "LeaseSpec",
+    **fieldnames_storage.SPEC_SHAPE,
 }
 
 

@@ -77,6 +77,16 @@ def _namespace(status: dict[str, Any], obj: Obj) -> None:
     status.setdefault("phase", "Active")
 
 
+def _stateful_set(status: dict[str, Any], obj: Obj) -> None:
+    status.setdefault("replicas", 0)
+    status.setdefault("availableReplicas", 0)
+
+
+def _phase_pending(status: dict[str, Any], obj: Obj) -> None:
+    """PersistentVolume, PersistentVolumeClaim: Pending until the binder binds them."""
+    status.setdefault("phase", "Pending")
+
+
 def _empty(status: dict[str, Any], obj: Obj) -> None:
     """Deployment, ResourceQuota: `status: {}` (every field of theirs is omitted when zero)."""
 
@@ -102,6 +112,8 @@ _BY_KIND = {
     "DaemonSet": _daemon_set,
     "PodDisruptionBudget": _pdb,
     "ResourceQuota": _empty,
+    "StatefulSet": _stateful_set,
+    "PersistentVolume": _phase_pending, "PersistentVolumeClaim": _phase_pending,
 }
 
 

@@ -354,6 +354,8 @@ FIELD_STRATEGIES: dict[str, dict[str, Strategy]] = {
     "Namespace": {**_CONDITIONS},
     "Endpoints": {"subsets": REPLACE},
     "ServiceAccount": {"secrets": by("name")},
+    "StatefulSet": _WORKLOAD,
+    "PersistentVolumeClaim": _CONDITIONS,
 }
 
 _METADATA_TABLE = _under("metadata", _OBJECT_META)

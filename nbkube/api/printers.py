@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nbkube.api import kinds
+from nbkube.api import kinds, printers_storage
 from nbkube.api.meta import Obj
 from nbkube.clock import timestamp_or_none
 
@@ -130,11 +130,17 @@ def _template_containers(obj: Obj) -> list[dict[str, Any]]:
     return ((_spec(obj).get("template") or {}).get("spec") or {}).get("containers") or []
 
 
+template_containers = _template_containers
+
+
 def _containers_images(containers: list[dict[str, Any]]) -> list[str]:
     return [
         ",".join(str(c.get("name", "")) for c in containers) or _NONE,
         ",".join(str(c.get("image", "")) for c in containers) or _NONE,
     ]
+
+
+containers_images = _containers_images
 
 
 # --- per-kind columns ----------------------------------------------------------------------------
@@ -436,6 +442,7 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
     "ClusterRole": (["CREATED AT"], [], _created_at),
     "RoleBinding": (["ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding),
     "ClusterRoleBinding": (["ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding),
+    **printers_storage.TABLES,
 }
 
 # Events lead with LAST SEEN rather than NAME, as `kubectl get events` does.
@@ -474,7 +481,7 @@ def table_rows(
     rows = []
     for obj in objs:
         meta = obj.get("metadata") or {}
-        row = [name_prefix + str(meta.get("name", "")), *fn(obj, at, wide)]
+        row = [name_prefix + printers_storage.display_name(info_kind, obj), *fn(obj, at, wide)]
         if show_namespace:
             row.insert(0, str(meta.get("namespace", "")))
         rows.append(row)

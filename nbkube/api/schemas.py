@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nbkube.api import schemas_storage
+
 __all__ = ["KIND_SHAPES", "SHAPES", "Shape"]
 
 _CORE = "io.k8s.api.core.v1."
@@ -1114,7 +1116,7 @@ _kind("DaemonSet", _APPS + "DaemonSet", "Runs a copy of a pod on every eligible 
     "status": ("DaemonSetStatus", _STATUS),
 })
 _kind("ControllerRevision", _APPS + "ControllerRevision", "An immutable snapshot of state a controller "
-      "keeps to roll back to (a DaemonSet's pod template).", {
+      "keeps to roll back to (a DaemonSet's or StatefulSet's pod template).", {
     "data": ("object", "The serialized state (a patch that restores it)."),
     "revision": ("int64", "The revision number of the state in data."),
 }, required=("revision",))
@@ -1197,6 +1199,8 @@ _kind("ClusterRoleBinding", _RBAC + "ClusterRoleBinding", "Grants the permission
     "subjects": ("[]Subject", "The subjects the role applies to."),
     "roleRef": ("RoleRef", "A ClusterRole."),
 }, required=("roleRef",))
+
+schemas_storage.register(_shape, _kind)
 
 # kind -> the shape of its objects (the kinds are shapes named after themselves)
 KIND_SHAPES: dict[str, str] = {

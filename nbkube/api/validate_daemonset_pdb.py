@@ -4,9 +4,8 @@ A DaemonSet is a pod controller like a ReplicaSet (its selector must select its 
 with two rules of its own: its pods restart forever (`restartPolicy: Always`, a finished daemon pod
 would leave its node without one) and its update strategy is RollingUpdate or OnDelete. A
 PodDisruptionBudget names either `minAvailable` or `maxUnavailable`, never both, as a count or a
-percentage; its selector may be empty (then it covers every pod of its namespace). A
-ControllerRevision (the DaemonSet's history, for `kubectl rollout undo`) needs its data and a
-non-negative revision.
+percentage; its selector may be empty (then it covers every pod of its namespace). The
+DaemonSet's history (ControllerRevision) is validated with the StatefulSet's, in validate_statefulset.py.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from nbkube.api.fieldcheck import Errors, join
 from nbkube.api.selectors import label_selector_errors
 from nbkube.api.validate_workloads import _check_selector_matches, _int_or_percent
 
-__all__ = ["validate_daemon_set", "validate_pod_disruption_budget", "validate_controller_revision"]
+__all__ = ["validate_daemon_set", "validate_pod_disruption_budget"]
 
 _DS_COUNTS = (
     "currentNumberScheduled",
@@ -99,9 +98,3 @@ def validate_pod_disruption_budget(e: Errors, obj: dict[str, Any]) -> None:
     e.extend(label_selector_errors(spec.get("selector"), "spec.selector"))
     if spec.get("unhealthyPodEvictionPolicy") is not None:
         e.one_of(spec, "unhealthyPodEvictionPolicy", "spec", ("IfHealthyBudget", "AlwaysAllow"))
-
-
-def validate_controller_revision(e: Errors, obj: dict[str, Any]) -> None:
-    if obj.get("data") is None:
-        e.add("data", "Required value: data is mandatory")
-    e.integer(obj, "revision", "", minimum=0)

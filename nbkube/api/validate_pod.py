@@ -105,8 +105,11 @@ CAPABILITIES = frozenset(
 )
 
 
-def check_pod_spec(e: Errors, spec: dict[str, Any], path: str, *, template: bool = False) -> None:
-    volumes = _check_volumes(e, spec, path)
+def check_pod_spec(
+    e: Errors, spec: dict[str, Any], path: str, *, template: bool = False, claims: frozenset[str] = frozenset()
+) -> None:
+    """`claims`: volume names a StatefulSet's volumeClaimTemplates add to each pod it makes."""
+    volumes = _check_volumes(e, spec, path) | claims
     names: set[str] = set()
     for key in ("initContainers", "containers"):
         for cp, c in e.maps(spec, key, path, required=key == "containers"):

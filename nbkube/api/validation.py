@@ -18,7 +18,6 @@ from nbkube.api.defaults import default_service_account
 from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
 from nbkube.api.validate_common import check_object_meta
 from nbkube.api.validate_daemonset_pdb import (
-    validate_controller_revision,
     validate_daemon_set,
     validate_pod_disruption_budget,
 )
@@ -42,6 +41,18 @@ from nbkube.api.validate_rbac import (
     validate_cluster_role_binding,
     validate_role,
     validate_role_binding,
+)
+from nbkube.api.validate_statefulset import (
+    validate_controller_revision,
+    validate_controller_revision_update,
+    validate_stateful_set,
+    validate_stateful_set_update,
+)
+from nbkube.api.validate_storage import (
+    validate_persistent_volume,
+    validate_persistent_volume_claim,
+    validate_storage_class,
+    validate_storage_update,
 )
 from nbkube.api.validate_workloads import (
     validate_deployment,
@@ -67,7 +78,6 @@ _VALIDATORS: dict[str, KindValidator] = {
     "ReplicaSet": validate_replica_set,
     "Deployment": validate_deployment,
     "DaemonSet": validate_daemon_set,
-    "ControllerRevision": validate_controller_revision,
     "PodDisruptionBudget": validate_pod_disruption_budget,
     "Service": validate_service,
     "Endpoints": validate_endpoints,
@@ -85,6 +95,11 @@ _VALIDATORS: dict[str, KindValidator] = {
     "ClusterRole": validate_cluster_role,
     "RoleBinding": validate_role_binding,
     "ClusterRoleBinding": validate_cluster_role_binding,
+    "StatefulSet": validate_stateful_set,
+    "ControllerRevision": validate_controller_revision,
+    "PersistentVolume": validate_persistent_volume,
+    "PersistentVolumeClaim": validate_persistent_volume_claim,
+    "StorageClass": validate_storage_class,
 }
 
 # Names that end up as DNS labels (namespaces; services, whose names become DNS names and env vars)
@@ -97,6 +112,7 @@ _NAME_CHECKS: dict[str, Callable[[str], list[str]]] = {
     "ClusterRole": naming.check_path_segment,
     "RoleBinding": naming.check_path_segment,
     "ClusterRoleBinding": naming.check_path_segment,
+    "StatefulSet": naming.check_dns1123_label,  # its pods' hostnames are NAME-ORDINAL
 }
 
 
@@ -192,8 +208,12 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
         e.invalid("spec.podCIDR", new_spec.get("podCIDR"), "may not be changed once set")
     elif kind in ("RoleBinding", "ClusterRoleBinding"):
         validate_binding_update(e, new, old)
-    elif kind == "ControllerRevision" and new.get("data") != old.get("data"):
-        e.invalid("data", new.get("data"), _IMMUTABLE)
+    elif kind == "StatefulSet":
+        validate_stateful_set_update(e, new, old)
+    elif kind == "ControllerRevision":
+        validate_controller_revision_update(e, new, old)
+    elif kind in ("StorageClass", "PersistentVolumeClaim", "PersistentVolume"):
+        validate_storage_update(e, new, old)
     elif kind in ("ConfigMap", "Secret") and old.get("immutable") is True:
         if new.get("immutable") is not True:
             e.forbidden("immutable", "may not be unset once set to true")

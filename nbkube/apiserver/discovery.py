@@ -34,7 +34,7 @@ __all__ = [
 GIT_VERSION = "v1.32.0-nbkube"
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 # kinds whose controllers own a replica count: they get the autoscaling/v1 `scale` subresource
-SCALABLE = frozenset({"ReplicationController", "ReplicaSet", "Deployment"})
+SCALABLE = frozenset({"ReplicationController", "ReplicaSet", "Deployment", "StatefulSet"})
 
 
 def version() -> dict[str, str]:
@@ -89,7 +89,7 @@ def _resource(info: KindInfo) -> dict[str, Any]:
     }
     if info.short_names:
         res["shortNames"] = list(info.short_names)
-    if info.kind in ("Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment", "DaemonSet"):
+    if info.kind in ("Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet"):
         res["categories"] = ["all"]
     return res
 

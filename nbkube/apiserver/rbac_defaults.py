@@ -78,6 +78,8 @@ _VIEW = [
     _rule(READ, "batch", "jobs cronjobs cronjobs/status jobs/status"),
     _rule(READ, "policy", "poddisruptionbudgets poddisruptionbudgets/status"),
     _rule(READ, "networking.k8s.io", "networkpolicies"),
+    _rule(READ, "", "persistentvolumeclaims persistentvolumeclaims/status"),
+    _rule(READ, "apps", "controllerrevisions"),
 ]
 
 _EDIT = [
@@ -102,6 +104,7 @@ _EDIT = [
     _rule(WRITE, "batch", "jobs cronjobs"),
     _rule(WRITE, "policy", "poddisruptionbudgets"),
     _rule(WRITE, "networking.k8s.io", "networkpolicies"),
+    _rule(WRITE, "", "persistentvolumeclaims"),
 ]
 
 _ADMIN = [*_EDIT, _rule(READ_WRITE, GROUP, "roles rolebindings")]
@@ -123,6 +126,8 @@ _NODE = [
     # nbkube's node agent also runs the NetworkPolicy firewall, which watches namespaces and policies
     _rule(READ, "", "namespaces"),
     _rule(READ, "networking.k8s.io", "networkpolicies"),
+    # persistentVolumeClaim volumes: the claim, its volume's folder and node
+    _rule(("get",), "", "persistentvolumeclaims persistentvolumes"),
 ]
 
 _HEALTH = "/livez /readyz /healthz /version /version/"

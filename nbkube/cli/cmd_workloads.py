@@ -19,7 +19,7 @@ from nbkube.errors import BadRequest, NbkubeError
 
 __all__ = ["register"]
 
-_SCALABLE = ("ReplicationController", "ReplicaSet", "Deployment")
+_SCALABLE = ("ReplicationController", "ReplicaSet", "Deployment", "StatefulSet")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

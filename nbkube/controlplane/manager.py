@@ -53,6 +53,8 @@ CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.gc",
     "nbkube.controlplane.controllers.quota",
     "nbkube.controlplane.controllers.serviceaccounts",
+    "nbkube.controlplane.controllers.statefulset",
+    "nbkube.controlplane.controllers.volumebinding",
 ]
 _SYNC_TIMEOUT = 30.0
 

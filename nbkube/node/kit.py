@@ -34,6 +34,7 @@ from nbkube.client.informer import InformerFactory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
 from nbkube.node.agentserver import AgentServer
+from nbkube.node.claims import claim_resolver
 from nbkube.node.firewall.base import FakeFirewall
 from nbkube.node.firewall.notice import NotEnforcedNotice
 from nbkube.node.firewall.runner import FirewallRunner
@@ -296,6 +297,7 @@ def build_node(
         node_ip, cidr = lease.block.node_ip(index), lease.block.pod_cidr(index)
         options.setdefault("clock", clock)
         options.setdefault("resolve_volume", volume_resolver(api))
+        options.setdefault("resolve_claim", claim_resolver(api, node_name))
         options.setdefault("node_name", node_name)
         # every pod process holds the block's lock and carries the cluster's id and its node's name
         options.setdefault("pass_fds", (lease.fd,))
@@ -371,6 +373,7 @@ def _docker_node(
     net = network.setup_node()
     options.setdefault("clock", clock)
     options.setdefault("resolve_volume", volume_resolver(api))
+    options.setdefault("resolve_claim", claim_resolver(api, node_name))
     options.setdefault("state_dir", os.path.join(state_dir, "docker", node_name))
     from nbkube.node.runtime.docker import DockerRuntime
 

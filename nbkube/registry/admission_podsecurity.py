@@ -59,7 +59,7 @@ __all__ = ["PodSecurityAdmission", "PodSecurityConfig", "parse_pod_security", "v
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("nbkube.audit.podsecurity")
 
-TEMPLATE_KINDS = frozenset({"ReplicationController", "ReplicaSet", "Deployment", "DaemonSet"})
+TEMPLATE_KINDS = frozenset({"ReplicationController", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet"})
 NAMESPACE_CACHE_SECONDS = 1.0
 SECCOMP_POD_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 SECCOMP_CONTAINER_PREFIX = "container.seccomp.security.alpha.kubernetes.io/"

@@ -33,8 +33,11 @@ CLIENT_GO_ACCEPT = "application/vnd.kubernetes.protobuf,application/json"
 
 
 def _fixtures() -> list[dict[str, Any]]:
-    with open(os.path.join(DATA, "objects.json")) as f:
-        objects: list[dict[str, Any]] = json.load(f)
+    """objects.json and the objects_*.json of kinds added later (one file per group of kinds)."""
+    objects: list[dict[str, Any]] = []
+    for name in sorted(n for n in os.listdir(DATA) if n.startswith("objects") and n.endswith(".json")):
+        with open(os.path.join(DATA, name)) as f:
+            objects.extend(json.load(f))
     return objects
 
 

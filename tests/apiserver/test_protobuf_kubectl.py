@@ -236,8 +236,11 @@ def test_googles_protobuf_parses_what_nbkube_encodes() -> None:
         pool.Add(fd)
         added.add(name)
 
-    with open(os.path.join(ROOT, "tests", "data", "protobuf", "objects.json")) as f:
-        fixtures = json.load(f)
+    folder = os.path.join(ROOT, "tests", "data", "protobuf")
+    fixtures = []
+    for name in sorted(n for n in os.listdir(folder) if n.startswith("objects") and n.endswith(".json")):
+        with open(os.path.join(folder, name)) as f:
+            fixtures.extend(json.load(f))
     for obj in fixtures:
         short = KINDS[(obj["apiVersion"], obj["kind"])]
         package, _, message = short.rpartition(".")

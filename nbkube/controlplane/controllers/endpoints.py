@@ -46,7 +46,7 @@ def resolve_target_port(pod: Obj, svc_port: dict[str, Any]) -> int | None:
     return None
 
 
-def _address(pod: Obj) -> dict[str, Any]:
+def _address(pod: Obj, service: str = "") -> dict[str, Any]:
     meta = pod.get("metadata") or {}
     addr: dict[str, Any] = {
         "ip": (pod.get("status") or {}).get("podIP"),
@@ -60,6 +60,9 @@ def _address(pod: Obj) -> dict[str, Any]:
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         addr["nodeName"] = node
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and service and spec.get("subdomain") == service:
+        addr["hostname"] = spec["hostname"]  # a StatefulSet's pod: its DNS name HOSTNAME.SERVICE.NS...
     return addr
 
 
@@ -79,7 +82,9 @@ def compute_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
         key = tuple(sorted(ports))
         group = groups.setdefault(key, {"addresses": [], "notReadyAddresses": []})
         ready = publish_all or is_ready(pod)
-        group["addresses" if ready else "notReadyAddresses"].append(_address(pod))
+        group["addresses" if ready else "notReadyAddresses"].append(
+            _address(pod, str((svc.get("metadata") or {}).get("name") or ""))
+        )
     subsets: list[dict[str, Any]] = []
     for key in sorted(groups):
         group = groups[key]

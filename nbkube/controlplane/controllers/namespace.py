@@ -26,7 +26,7 @@ __all__ = ["NamespaceController", "delete_namespace_content"]
 
 # Workloads first, so controllers do not recreate pods while the namespace empties; Events last,
 # so the deletions stay visible as long as possible.
-_FIRST = ("Deployment", "DaemonSet", "ReplicaSet", "ReplicationController")
+_FIRST = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController")
 _LAST = ("Event",)
 
 

@@ -113,6 +113,24 @@ class Scheduler:
             self.snapshot.remove_service,
         )
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+        self.volume_binding = self._volume_plugin(factory)
+
+    def _volume_plugin(self, factory: InformerFactory) -> Any:
+        """The VolumeBinding filter reads claims, volumes and classes; a change to them may make
+        a parked pod schedulable."""
+        # imported here: the plugin reads the binder's rules (controllers/volumebinding.py), which
+        # import the node-affinity plugin, whose package imports this module
+        from nbkube.controlplane.scheduler.plugins.volume_binding import VolumeBinding
+
+        informers = [factory.informer(k) for k in ("PersistentVolumeClaim", "PersistentVolume", "StorageClass")]
+        for inf in informers:
+            inf.add_handler(lambda _o: self._cluster_changed(), lambda _o, _n: self._cluster_changed(), None)
+        claims, volumes, classes = informers
+        plugin = VolumeBinding(claims, volumes, classes, api=self.api)
+        if all(f.name != plugin.name for f in self.framework.filters):
+            self.framework.filters.append(plugin)
+            self.framework.dynamic_filters.append(plugin)
+        return plugin
 
     # -- informer handlers (run on informer threads; only bookkeeping and enqueueing) -----------
 
@@ -233,6 +251,7 @@ class Scheduler:
     def _bind_cycle(self, key: str, pod: Obj, node_name: str) -> bool:
         """Bind, then the bookkeeping and the Scheduled event; undo the assume on failure."""
         try:
+            self.volume_binding.pre_bind(self.api, pod, node_name)
             bound = self._bind(pod, node_name)
         except Exception as exc:
             self.snapshot.forget(key)

@@ -63,8 +63,10 @@ from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import containers_with_paths, docker_options
 from nbkube.node.runtime.volumes import (
     UNSUPPORTED_VOLUMES,
+    ClaimResolver,
     PodConfigError,
     VolumeResolver,
+    pod_hostname,
     prepare_host_volumes,
     release_host_volumes,
     sub_path,
@@ -161,6 +163,7 @@ class DockerRuntime:
         clock: Clock = REAL_CLOCK,
         backoff_base: float = 10.0,
         resolve_volume: VolumeResolver | None = None,
+        resolve_claim: ClaimResolver | None = None,
         state_dir: str | None = None,
         poll_interval: float = 0.5,
         workers: int = 8,
@@ -181,6 +184,7 @@ class DockerRuntime:
         self.clock = clock
         self.backoff_base = float(backoff_base)
         self.resolve_volume = resolve_volume
+        self.resolve_claim = resolve_claim
         self.state_dir = state_dir or os.path.join("/var/lib/nbkube/docker", node_name)
         self.poll_interval = poll_interval
         self.pull_timeout = pull_timeout
@@ -592,16 +596,20 @@ class DockerRuntime:
         }
         spec = p.pod.get("spec") or {}
         host_network = spec.get("hostNetwork") is True
+        hostname, domain = pod_hostname(p.pod)
         kwargs: dict[str, Any] = {
             "name": name,
-            "hostname": p.name[:63],
+            "hostname": hostname,
             "labels": labels,
             "network_mode": "host" if host_network else ("none" if self.network is not None else "bridge"),
             "ipc_mode": "host" if spec.get("hostIPC") is True else "shareable",
             "detach": True,
         }
+        if domain:
+            kwargs["domainname"] = domain  # the app containers share the sandbox's UTS namespace
         if host_network:
             kwargs.pop("hostname")  # Docker refuses a hostname with the host's network: it is the node's
+            kwargs.pop("domainname", None)
         sysctls = {
             str(s.get("name")): str(s.get("value"))
             for s in (spec.get("securityContext") or {}).get("sysctls") or []
@@ -690,7 +698,9 @@ class DockerRuntime:
 
     def _prepare_volumes(self, p: _Pod) -> dict[str, tuple[str, bool]]:
         """{volume name: (host path, read-only)}; raises PodConfigError naming what is wrong."""
-        return prepare_host_volumes(p.pod, self._volume_dir(p.uid), self.node_name, self.resolve_volume)
+        return prepare_host_volumes(
+            p.pod, self._volume_dir(p.uid), self.node_name, self.resolve_volume, self.resolve_claim
+        )
 
     def _volume_dir(self, uid: str) -> str:
         return os.path.join(self._pod_dir(uid), "volumes")

@@ -79,10 +79,13 @@ from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import container_context, identity, process_refusals
 from nbkube.node.runtime.session import PopenSession, make_controlling_tty
 from nbkube.node.runtime.volumes import (
+    ClaimResolver,
     PodConfigError,
     VolumeResolver,
+    claim_path,
     file_mode,
     host_path,
+    pod_hostname,
     source_files,
     write_volume_files,
 )
@@ -97,7 +100,7 @@ FAST_READINESS = 0.1  # readiness probed this often until its first success
 HOOK_TIMEOUT = 30.0  # a postStart hook still running after this long has failed
 BUSYBOX_DEFAULT_CMD = ["sh"]  # the busybox image's CMD
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
-_SUPPORTED_VOLUMES = ("emptyDir", "hostPath", "configMap", "secret")
+_SUPPORTED_VOLUMES = ("emptyDir", "hostPath", "configMap", "secret", "persistentVolumeClaim")
 
 # what a container's JSON state keeps besides its pid (for adoption by a later runtime)
 _SAVED_FIELDS = (
@@ -442,6 +445,7 @@ class ProcessRuntime:
         backoff_base: float = 10.0,
         unprivileged: bool | None = None,
         resolve_volume: VolumeResolver | None = None,
+        resolve_claim: ClaimResolver | None = None,
         node_name: str = "",
         poll_interval: float = 0.05,
         stop_grace_cap: float = 3.0,
@@ -464,6 +468,7 @@ class ProcessRuntime:
         self.max_backoff = MAX_BACKOFF * self.backoff_base / 10.0
         self.unprivileged = os.geteuid() != 0 if unprivileged is None else bool(unprivileged)
         self.resolve_volume = resolve_volume
+        self.resolve_claim = resolve_claim
         self.node_name = node_name
         self.poll_interval = float(poll_interval)
         self.stop_grace_cap = float(stop_grace_cap)
@@ -1137,8 +1142,10 @@ class ProcessRuntime:
         if os.geteuid() != 0 or who.uid in (None, 0):
             return
         gids = {*(who.groups or ()), who.gid if who.gid is not None else os.getegid()}
+        # a claim's folder lies under the cluster's (private) folder: checked like the pod's own
+        claims = {str(v.get("name")) for v in p.spec.get("volumes") or [] if v.get("persistentVolumeClaim")}
         for vname, path in p.volumes.items():
-            if not path.startswith(p.dir + os.sep):
+            if not path.startswith(p.dir + os.sep) and vname not in claims:
                 continue  # hostPath: the host's permissions apply, as they would in a container
             blocker = closed_folder(path, who.uid, gids)
             if blocker:
@@ -1212,7 +1219,7 @@ class ProcessRuntime:
         declared = self._env(p, c.spec)
         env: dict[str, str] = {
             "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
-            "HOSTNAME": p.name,
+            "HOSTNAME": pod_hostname(p.pod)[0],
         }
         for vname, path in p.volumes.items():
             env[volume_env_name(vname)] = path
@@ -1376,6 +1383,8 @@ class ProcessRuntime:
                     path = host_path(
                         v.get("hostPath") or {}, f"volume {vname!r}", self.node_name or "this node"
                     )
+                elif "persistentVolumeClaim" in v:
+                    path = claim_path(p.pod, v, self.resolve_claim, self.node_name or "this node")
                 elif "configMap" in v or "secret" in v:
                     source = v.get("configMap") or v.get("secret") or {}
                     path = os.path.join(p.dir, "volumes", vname)

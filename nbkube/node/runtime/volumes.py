@@ -27,11 +27,14 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_memory
 
 __all__ = [
+    "ClaimResolver",
     "PodConfigError",
     "VolumeResolver",
     "UNSUPPORTED_VOLUMES",
     "file_mode",
+    "claim_path",
     "host_path",
+    "pod_hostname",
     "prepare_host_volumes",
     "sub_path",
     "release_host_volumes",
@@ -45,6 +48,9 @@ UNSUPPORTED_VOLUMES = ("awsElasticBlockStore", "iscsi", "glusterfs", "rbd")
 
 # Resolves a configMap/secret volume of a pod to {file name: bytes}; None when the object is missing.
 VolumeResolver = Callable[[Obj, Obj], "dict[str, bytes] | None"]
+# Resolves a persistentVolumeClaim volume of a pod (pod, claim name) to the host folder of the bound
+# volume; raises PodConfigError (retry=True while the claim is not bound yet).
+ClaimResolver = Callable[[Obj, str], str]
 
 DEFAULT_FILE_MODE = 0o644  # Kubernetes' defaultMode for configMap and secret volumes
 _MOUNTED_KINDS = ("empty-dir", "nfs")  # the subfolders of a pod's volume folder that may hold mounts
@@ -110,8 +116,34 @@ def write_volume_files(path: str, data: dict[str, bytes], mode: int, where: str)
         os.chmod(target, mode)
 
 
+def pod_hostname(pod: Obj) -> tuple[str, str]:
+    """(hostname, domain) as the kubelet gives a pod: `spec.hostname` or the pod's name (at most
+    63 characters), and `SUBDOMAIN.NAMESPACE.svc.cluster.local` when `spec.subdomain` is set (a
+    StatefulSet's pods: `db-1` in `db.default.svc.cluster.local`), else ""."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    hostname = str(spec.get("hostname") or meta.get("name") or "")[:63]
+    sub = spec.get("subdomain")
+    domain = f"{sub}.{meta.get('namespace') or 'default'}.svc.cluster.local" if sub else ""
+    return hostname, domain
+
+
+def claim_path(pod: Obj, vol: Obj, resolve: ClaimResolver | None, node_name: str) -> str:
+    """The host folder of a persistentVolumeClaim volume (the folder of the volume bound to it)."""
+    claim = str((vol.get("persistentVolumeClaim") or {}).get("claimName") or "")
+    if resolve is None:
+        raise PodConfigError(
+            "VolumeUnsupported", f"volume {vol.get('name')!r}: node {node_name} has no claim resolver"
+        )
+    return resolve(pod, claim)
+
+
 def prepare_host_volumes(
-    pod: Obj, base: str, node_name: str, resolve: VolumeResolver | None
+    pod: Obj,
+    base: str,
+    node_name: str,
+    resolve: VolumeResolver | None,
+    resolve_claim: ClaimResolver | None = None,
 ) -> dict[str, tuple[str, bool]]:
     """{volume name: (host path, read-only)} for a Docker pod whose volume folder is `base`."""
     out: dict[str, tuple[str, bool]] = {}
@@ -136,6 +168,8 @@ def prepare_host_volumes(
             out[vname] = (path, False)
         elif kind == "hostPath":
             out[vname] = (host_path(src, where, node_name), False)
+        elif kind == "persistentVolumeClaim":
+            out[vname] = (claim_path(pod, vol, resolve_claim, node_name), bool(src.get("readOnly")))
         elif kind in ("configMap", "secret"):
             path = os.path.join(base, kind, vname)
             write_volume_files(
