@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from nbkube.api import kinds
+from nbkube.api.defaults_batch import default_cron_job, default_job
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -333,6 +334,8 @@ _BY_KIND = {
     "ReplicationController": _default_rc,
     "ReplicaSet": _default_replica_set,
     "Deployment": _default_deployment,
+    "Job": lambda obj: default_job(obj, _default_template),
+    "CronJob": lambda obj: default_cron_job(obj, _default_template),
     "Service": _default_service,
     "Endpoints": _default_endpoints,
     "NetworkPolicy": _default_network_policy,

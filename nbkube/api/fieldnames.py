@@ -72,6 +72,16 @@ FIELDS: dict[str, frozenset[str]] = {
         "replicas selector template strategy minReadySeconds revisionHistoryLimit paused progressDeadlineSeconds"
     ),
     "Strategy": _f("type rollingUpdate"),
+    "JobSpec": _f(
+        "parallelism completions activeDeadlineSeconds podFailurePolicy successPolicy backoffLimit "
+        "backoffLimitPerIndex maxFailedIndexes selector manualSelector template ttlSecondsAfterFinished "
+        "completionMode suspend podReplacementPolicy managedBy"
+    ),
+    "CronJobSpec": _f(
+        "schedule timeZone startingDeadlineSeconds concurrencyPolicy suspend jobTemplate "
+        "successfulJobsHistoryLimit failedJobsHistoryLimit"
+    ),
+    "JobTemplate": _f("metadata spec"),
     "RollingUpdate": _f("maxUnavailable maxSurge"),
     "LabelSelector": _f("matchLabels matchExpressions"),
     "Requirement": _f("key operator values"),
@@ -115,6 +125,8 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
     "ReplicationController": _f(_TOP + "spec status"),
     "ReplicaSet": _f(_TOP + "spec status"),
     "Deployment": _f(_TOP + "spec status"),
+    "Job": _f(_TOP + "spec status"),
+    "CronJob": _f(_TOP + "spec status"),
     "Namespace": _f(_TOP + "spec status"),
     "Node": _f(_TOP + "spec status"),
     "Endpoints": _f(_TOP + "subsets"),
@@ -171,6 +183,11 @@ CHILDREN: dict[tuple[str, str], str] = {
     ("DeploymentSpec", "selector"): "LabelSelector",
     ("DeploymentSpec", "strategy"): "Strategy",
     ("Strategy", "rollingUpdate"): "RollingUpdate",
+    ("JobSpec", "template"): "PodTemplate",
+    ("JobSpec", "selector"): "LabelSelector",
+    ("CronJobSpec", "jobTemplate"): "JobTemplate",
+    ("JobTemplate", "metadata"): "ObjectMeta",
+    ("JobTemplate", "spec"): "JobSpec",
     ("LabelSelector", "matchExpressions"): "Requirement",
     ("ServiceSpec", "ports"): "ServicePort",
     ("Subset", "addresses"): "Address",
@@ -197,6 +214,8 @@ _SPEC_SHAPE = {
     "ReplicationController": "RCSpec",
     "ReplicaSet": "RSSpec",
     "Deployment": "DeploymentSpec",
+    "Job": "JobSpec",
+    "CronJob": "CronJobSpec",
     "Namespace": "NamespaceSpec",
     "Node": "NodeSpec",
     "ResourceQuota": "QuotaSpec",

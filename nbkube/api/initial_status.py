@@ -88,6 +88,8 @@ _BY_KIND = {
     "ReplicaSet": _replicas,
     "Namespace": _namespace,
     "Deployment": _empty,
+    "Job": _empty,
+    "CronJob": _empty,
     "ResourceQuota": _empty,
 }
 

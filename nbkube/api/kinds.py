@@ -49,6 +49,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Event", "v1", "events", ("ev",), has_status=False),
     KindInfo("ReplicaSet", "apps/v1", "replicasets", ("rs",)),
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",)),
+    KindInfo("Job", "batch/v1", "jobs"),
+    KindInfo("CronJob", "batch/v1", "cronjobs", ("cj",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),
     KindInfo("Role", "rbac.authorization.k8s.io/v1", "roles", (), has_status=False),

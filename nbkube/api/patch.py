@@ -343,6 +343,8 @@ FIELD_STRATEGIES: dict[str, dict[str, Strategy]] = {
     "ReplicationController": _WORKLOAD,
     "ReplicaSet": _WORKLOAD,
     "Deployment": {**_WORKLOAD, "spec.strategy": RETAIN_KEYS},
+    "Job": _WORKLOAD,
+    "CronJob": _under("spec.jobTemplate.spec.template", _POD_TEMPLATE),
     "Service": {"spec.ports": by("port"), **_CONDITIONS},
     "Node": {
         "spec.podCIDRs": MERGE_SET,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nbkube.api import schemas_batch
+
 __all__ = ["KIND_SHAPES", "SHAPES", "Shape"]
 
 _CORE = "io.k8s.api.core.v1."
@@ -1136,6 +1138,8 @@ _kind("ClusterRoleBinding", _RBAC + "ClusterRoleBinding", "Grants the permission
     "subjects": ("[]Subject", "The subjects the role applies to."),
     "roleRef": ("RoleRef", "A ClusterRole."),
 }, required=("roleRef",))
+
+schemas_batch.register(_shape, _kind)
 
 # kind -> the shape of its objects (the kinds are shapes named after themselves)
 KIND_SHAPES: dict[str, str] = {

@@ -89,7 +89,7 @@ def _resource(info: KindInfo) -> dict[str, Any]:
     }
     if info.short_names:
         res["shortNames"] = list(info.short_names)
-    if info.kind in ("Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment"):
+    if info.kind in ("Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment", "Job", "CronJob"):
         res["categories"] = ["all"]
     return res
 

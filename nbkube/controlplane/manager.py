@@ -45,6 +45,8 @@ SCHEDULER_MODULE = "nbkube.controlplane.scheduler.scheduler"
 CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.replication",
     "nbkube.controlplane.controllers.deployment",
+    "nbkube.controlplane.controllers.job",
+    "nbkube.controlplane.controllers.cronjob",
     "nbkube.controlplane.controllers.endpoints",
     "nbkube.controlplane.controllers.nodelifecycle",
     "nbkube.controlplane.controllers.namespace",

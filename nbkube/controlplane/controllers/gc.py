@@ -37,6 +37,7 @@ DEPENDENT_KINDS: tuple[str, ...] = (
     "ReplicaSet",
     "ReplicationController",
     "Deployment",
+    "Job",
     "Service",
     "Endpoints",
     "ConfigMap",

@@ -1,0 +1,531 @@
+"""The Job controller: run a Job's pods to completion, as upstream's job controller does.
+
+A Job (NonIndexed) wants `completions` pods to succeed, at most `parallelism` at a time; without
+`completions` it is a work queue, done when one pod has succeeded and none is left running.
+Reconcile, from the pod cache:
+
+- counts the Job's pods (claimed by its selector, as a ReplicaSet claims): active (not finished,
+  not being deleted), succeeded and failed by the phase the node agent wrote from the containers'
+  real exit codes; with restartPolicy OnFailure the kubelet restarts a failing container instead,
+  so its restarts count as failures, as upstream;
+- fails the Job (`Failed`, reason `BackoffLimitExceeded`) when failures exceed `backoffLimit`,
+  or (reason `DeadlineExceeded`) once `activeDeadlineSeconds` have passed since `startTime`;
+  its active pods are then deleted;
+- completes it (`Complete`, `completionTime`) when enough pods succeeded;
+- otherwise creates or deletes pods towards min(parallelism, completions - succeeded). After a
+  failure, new pods wait the exponential back-off: 10 s doubled for every failure since the last
+  success, at most 6 minutes, from the last failure's finish time (time read from the injected
+  clock, so tests move it instead of sleeping);
+- `suspend: true` deletes the active pods and sets the Suspended condition; resuming resets
+  `startTime` (so the deadline counts from the resume), as upstream;
+- a finished Job with `ttlSecondsAfterFinished` is deleted that long after it finished; its pods
+  follow through the garbage collector.
+
+Counts come from the pods that exist: nbkube has no job-tracking finalizer, so a finished pod
+deleted by hand before its Job finishes stops counting (the status never goes down, though: a
+count is the larger of the stored one and the observed one). The Indexed completion mode is
+refused by validation (nbkube.api.validate_batch).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL
+from nbkube.api.meta import Obj, controller_of, key_of, split_key
+from nbkube.api.selectors import selector_from_label_selector
+from nbkube.client.controller import Controller
+from nbkube.client.events import record_event
+from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
+from nbkube.controlplane.controllers.replication import (
+    BURST,
+    Expectations,
+    claim_pods,
+    delete_pod,
+    is_ready,
+)
+from nbkube.errors import Conflict, NbkubeError, NotFound
+
+if TYPE_CHECKING:
+    from nbkube.client.informer import Informer, InformerFactory
+    from nbkube.registry.registry import Registry
+
+__all__ = [
+    "BACKOFF_BASE",
+    "BACKOFF_MAX",
+    "JobController",
+    "JobCounts",
+    "backoff_delay",
+    "count_pods",
+    "finished_condition",
+    "job_pod",
+]
+
+COMPONENT = "job-controller"
+BACKOFF_BASE = 10.0  # upstream's DefaultJobPodFailureBackOff
+BACKOFF_MAX = 360.0  # upstream's MaxJobPodFailureBackOff
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def _phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "")
+
+
+def _deleting(pod: Obj) -> bool:
+    return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def pod_finished_at(pod: Obj) -> float | None:
+    """When a finished pod's last container terminated (its Ready condition's change, else None)."""
+    status = pod.get("status") or {}
+    times = [
+        ts
+        for cs in status.get("containerStatuses") or []
+        if (ts := timestamp_or_none(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt")))
+        is not None
+    ]
+    if times:
+        return max(times)
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return timestamp_or_none(cond.get("lastTransitionTime"))
+    return None
+
+
+def _int(value: Any, default: int) -> int:
+    return default if value is None else int(value)
+
+
+def _restarts(pod: Obj) -> int:
+    return sum(
+        int(cs.get("restartCount") or 0) for cs in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+
+
+class JobCounts:
+    """What a Job's pods say: the active ones, succeeded/failed counts, failures since the last
+    success (for the back-off) and the last failure's time."""
+
+    def __init__(self) -> None:
+        self.active: list[Obj] = []
+        self.succeeded = 0
+        self.failed = 0
+        self.ready = 0
+        self.restarts = 0
+        self.failures_after_success = 0
+        self.last_failure: float | None = None
+
+
+def count_pods(pods: list[Obj], now: float) -> JobCounts:
+    """Pure: classify a Job's (owned) pods."""
+    out = JobCounts()
+    last_success = None
+    failed_at: list[float] = []
+    for pod in pods:
+        phase = _phase(pod)
+        if phase == "Succeeded":
+            out.succeeded += 1
+            at = pod_finished_at(pod)
+            if at is not None and (last_success is None or at > last_success):
+                last_success = at
+        elif phase == "Failed":
+            out.failed += 1
+            failed_at.append(pod_finished_at(pod) or now)
+        elif not _deleting(pod):
+            out.active.append(pod)
+            out.ready += 1 if is_ready(pod) else 0
+            out.restarts += _restarts(pod)
+    for at in failed_at:
+        if last_success is None or at > last_success:
+            out.failures_after_success += 1
+            out.last_failure = at if out.last_failure is None else max(out.last_failure, at)
+    return out
+
+
+def backoff_delay(failures: int) -> float:
+    """Seconds a Job waits before its next pod after `failures` failures since the last success."""
+    if failures <= 0:
+        return 0.0
+    return min(BACKOFF_BASE * 2 ** min(failures - 1, 32), BACKOFF_MAX)
+
+
+def finished_condition(job: Obj) -> dict[str, Any] | None:
+    """The Job's Complete or Failed condition when it is True (the Job is finished), else None."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def job_owner_ref(job: Obj) -> dict[str, Any]:
+    meta = job.get("metadata") or {}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": meta.get("name"),
+        "uid": meta.get("uid"),
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def job_pod(job: Obj) -> Obj:
+    """A new pod for `job`: its template, generateName `<job>-`, owned by it."""
+    meta = job.get("metadata") or {}
+    template = (job.get("spec") or {}).get("template") or {}
+    tmeta = template.get("metadata") or {}
+    pod_meta: dict[str, Any] = {
+        "generateName": f"{meta.get('name')}-",
+        "namespace": meta.get("namespace") or "default",
+        "labels": dict(tmeta.get("labels") or {}),
+        "ownerReferences": [job_owner_ref(job)],
+    }
+    if tmeta.get("annotations"):
+        pod_meta["annotations"] = dict(tmeta["annotations"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": pod_meta,
+        "spec": copy.deepcopy(template.get("spec") or {}),
+    }
+
+
+def _condition(ctype: str, status: str, reason: str, message: str, now: float) -> dict[str, Any]:
+    ts = rfc3339(now)
+    return {
+        "type": ctype,
+        "status": status,
+        "lastProbeTime": ts,
+        "lastTransitionTime": ts,
+        "reason": reason,
+        "message": message,
+    }
+
+
+def _set_condition(conditions: list[dict[str, Any]], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replace the condition of new's type (keeping its transition time when the status is the same)."""
+    out = []
+    placed = False
+    for cond in conditions:
+        if cond.get("type") == new["type"]:
+            if cond.get("status") == new["status"] and cond.get("reason") == new.get("reason"):
+                out.append(cond)
+            else:
+                out.append(new)
+            placed = True
+        else:
+            out.append(cond)
+    if not placed:
+        out.append(new)
+    return out
+
+
+# --- the controller -----------------------------------------------------------------------------
+
+
+class JobController(Controller):
+    """Runs Jobs' pods to completion (see the module docstring)."""
+
+    name = "job"
+
+    def __init__(
+        self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
+    ):
+        super().__init__(api, factory, clock=clock, workers=workers)
+        self.expectations = Expectations(clock)
+        self.jobs: Informer = factory.informer("Job")
+        self.pods: Informer = factory.informer("Pod")
+        self.jobs.add_handler(
+            on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new), on_delete=self._job_deleted
+        )
+        self.pods.add_handler(
+            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+        )
+
+    # -- handlers -----------------------------------------------------------------------------------
+
+    def _job_deleted(self, job: Obj) -> None:
+        self.expectations.forget(key_of(job))
+
+    def _job_key(self, pod: Obj) -> str | None:
+        ref = controller_of(pod)
+        if ref is None or ref.get("kind") != "Job":
+            return None
+        return f"{(pod.get('metadata') or {}).get('namespace') or 'default'}/{ref.get('name')}"
+
+    def _pod_added(self, pod: Obj) -> None:
+        key = self._job_key(pod)
+        if key is not None:
+            self.expectations.created(key)
+            self.queue.add(key)
+
+    def _pod_updated(self, old: Obj, new: Obj) -> None:
+        key = self._job_key(new)
+        # only a change a Job cares about: phase, readiness, restarts, deletion
+        if key is not None and (
+            _phase(old) != _phase(new)
+            or is_ready(old) != is_ready(new)
+            or _restarts(old) != _restarts(new)
+            or _deleting(old) != _deleting(new)
+        ):
+            self.queue.add(key)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._job_key(pod)
+        if key is not None:
+            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
+            self.queue.add(key)
+
+    # -- reconcile ----------------------------------------------------------------------------------
+
+    def _pods_of(self, job: Obj) -> list[Obj]:
+        meta = job.get("metadata") or {}
+        spec = job.get("spec") or {}
+        ns = str(meta.get("namespace") or "default")
+        uid = str(meta.get("uid") or "")
+        selector_raw = spec.get("selector") or {}
+        if selector_raw == {"matchLabels": {CONTROLLER_UID_LABEL: uid}}:
+            candidates = self.pods.by_index("label", f"{CONTROLLER_UID_LABEL}={uid}")
+        else:
+            candidates = self.pods.by_index("namespace", ns)
+        claim = claim_pods(job, candidates, selector_from_label_selector(selector_raw))
+        owned = list(claim.owned)
+        for pod in claim.adopt:
+            adopted = self._adopt(pod, job)
+            if adopted is not None:
+                owned.append(adopted)
+        return owned
+
+    def _adopt(self, pod: Obj, job: Obj) -> Obj | None:
+        new = copy.deepcopy(pod)
+        new["metadata"]["ownerReferences"] = [
+            *(new["metadata"].get("ownerReferences") or []),
+            job_owner_ref(job),
+        ]
+        try:
+            return self.api.update(new)
+        except (Conflict, NotFound):
+            return None
+
+    def reconcile(self, key: str) -> None:
+        job = self.jobs.get(key)
+        if job is None:
+            self.expectations.forget(key)
+            return
+        if (job.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        now = self.clock.now()
+        if finished_condition(job) is not None:
+            self._finished(key, job, now)
+            return
+        pods = self._pods_of(job)
+        counts = count_pods(pods, now)
+        spec = job.get("spec") or {}
+        status: dict[str, Any] = copy.deepcopy(job.get("status") or {})
+        conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+        succeeded = max(counts.succeeded, int(status.get("succeeded") or 0))
+        failed = max(counts.failed, int(status.get("failed") or 0))
+        active = counts.active
+        suspended = spec.get("suspend") is True
+        policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+        failures = failed + (counts.restarts if policy == "OnFailure" else 0)
+        backoff_limit = _int(spec.get("backoffLimit"), 6)
+        completions = spec.get("completions")
+        parallelism = _int(spec.get("parallelism"), 1)
+
+        if suspended:
+            if active:
+                self._delete_pods(key, job, active)
+                active = []
+            conditions = _set_condition(
+                conditions, _condition("Suspended", "True", "JobSuspended", "Job suspended", now)
+            )
+            status.pop("startTime", None)
+        else:
+            if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
+                conditions = _set_condition(
+                    conditions, _condition("Suspended", "False", "JobResumed", "Job resumed", now)
+                )
+                status.pop("startTime", None)
+            if not status.get("startTime"):
+                status["startTime"] = rfc3339(now)
+        start = timestamp_or_none(status.get("startTime"))
+
+        finished: dict[str, Any] | None = None
+        active_count = 0
+        deadline = spec.get("activeDeadlineSeconds")
+        if not suspended and failures > backoff_limit:
+            finished = _condition(
+                "Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now
+            )
+        elif not suspended and deadline is not None and start is not None and now >= start + int(deadline):
+            finished = _condition(
+                "Failed", "True", "DeadlineExceeded", "Job was active longer than specified deadline", now
+            )
+        elif (succeeded >= int(completions)) if completions is not None else (succeeded > 0 and not active):
+            finished = _condition(
+                "Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", now
+            )
+
+        if finished is not None:
+            if active:
+                self._delete_pods(key, job, active)
+                active = []
+            conditions = _set_condition(conditions, finished)
+            if finished["type"] == "Complete":
+                status["completionTime"] = rfc3339(now)
+                record_event(
+                    self.api, job, "Completed", "Job completed", component=COMPONENT, clock=self.clock
+                )
+            else:
+                record_event(
+                    self.api,
+                    job,
+                    str(finished["reason"]),
+                    str(finished["message"]),
+                    type="Warning",
+                    component=COMPONENT,
+                    clock=self.clock,
+                )
+        elif not suspended:
+            if completions is None:
+                want = len(active) if succeeded > 0 else parallelism
+            else:
+                want = min(parallelism, int(completions) - succeeded)
+            created = self._manage(key, job, active, want, counts, now)
+            if deadline is not None and start is not None:
+                self.queue.add_after(key, max(0.0, start + int(deadline) - now) + 0.001)
+            active_count = len(active) + created
+
+        status["conditions"] = conditions
+        for field, value in (("active", active_count), ("succeeded", succeeded), ("failed", failed)):
+            if value:
+                status[field] = value
+            else:
+                status.pop(field, None)
+        status["ready"] = 0 if finished is not None or suspended else counts.ready
+        if not status["conditions"]:
+            del status["conditions"]
+        self._write_status(key, job, status)
+        if finished is not None:
+            self._schedule_ttl(key, job, now, now)
+
+    def _manage(self, key: str, job: Obj, active: list[Obj], want: int, counts: JobCounts, now: float) -> int:
+        """Create or delete pods towards `want` active ones; returns how many were created."""
+        if not self.expectations.satisfied(key):
+            return 0
+        diff = len(active) - max(0, want)
+        if diff > 0:
+            # newest (least invested) first
+            victims = sorted(
+                active, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp")), reverse=True
+            )
+            self._delete_pods(key, job, victims[:diff])
+            return -diff
+        if diff == 0:
+            return 0
+        if counts.last_failure is not None:
+            wait = counts.last_failure + backoff_delay(counts.failures_after_success) - now
+            if wait > 0:
+                self.queue.add_after(key, wait + 0.001)
+                return 0
+        count = min(-diff, BURST)
+        self.expectations.expect(key, adds=count)
+        made = 0
+        try:
+            for _ in range(count):
+                pod = self.api.create(job_pod(job))
+                made += 1
+                record_event(
+                    self.api,
+                    job,
+                    "SuccessfulCreate",
+                    f"Created pod: {pod['metadata']['name']}",
+                    component=COMPONENT,
+                    clock=self.clock,
+                )
+        except NbkubeError as exc:
+            for _ in range(count - made):
+                self.expectations.created(key)
+            record_event(
+                self.api,
+                job,
+                "FailedCreate",
+                f"Error creating: {exc}",
+                type="Warning",
+                component=COMPONENT,
+                clock=self.clock,
+            )
+            raise
+        return made
+
+    def _delete_pods(self, key: str, job: Obj, pods: list[Obj]) -> None:
+        self.expectations.expect(key, deletes=[str(p["metadata"].get("uid", "")) for p in pods])
+        for pod in pods:
+            try:
+                delete_pod(self.api, pod)
+            except NotFound:
+                self.expectations.deleted(key, str(pod["metadata"].get("uid", "")))
+                continue
+            record_event(
+                self.api,
+                job,
+                "SuccessfulDelete",
+                f"Deleted pod: {pod['metadata']['name']}",
+                component=COMPONENT,
+                clock=self.clock,
+            )
+
+    def _write_status(self, key: str, job: Obj, status: dict[str, Any]) -> None:
+        if status == (job.get("status") or {}):
+            return
+        new = copy.deepcopy(job)
+        new["status"] = status
+        try:
+            self.api.update_status(new)
+        except NotFound:
+            return
+        except Conflict:
+            self.queue.add_rate_limited(key)
+
+    # -- finished jobs ------------------------------------------------------------------------------
+
+    def _finished(self, key: str, job: Obj, now: float) -> None:
+        """A finished Job: delete pods still running (a Failed one's), then its TTL."""
+        leftovers = [
+            p for p in self._pods_of(job) if _phase(p) not in ("Succeeded", "Failed") and not _deleting(p)
+        ]
+        if leftovers and self.expectations.satisfied(key):
+            self._delete_pods(key, job, leftovers)
+        cond = finished_condition(job) or {}
+        at = timestamp_or_none((job.get("status") or {}).get("completionTime")) or timestamp_or_none(
+            cond.get("lastTransitionTime")
+        )
+        self._schedule_ttl(key, job, at if at is not None else now, now)
+
+    def _schedule_ttl(self, key: str, job: Obj, finished_at: float, now: float) -> None:
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        if ttl is None:
+            return
+        left = finished_at + int(ttl) - now
+        if left > 0:
+            self.queue.add_after(key, left + 0.001)
+            return
+        ns, name = split_key(key)
+        uid = (job.get("metadata") or {}).get("uid")
+        try:
+            fresh = self.api.get("Job", name, ns or "default")
+            if (fresh.get("metadata") or {}).get("uid") != uid:
+                return
+            self.api.delete(
+                "Job", name, ns or "default", resource_version=str(fresh["metadata"].get("resourceVersion"))
+            )
+        except NotFound:
+            return
+        except Conflict:
+            self.queue.add_rate_limited(key)
+            return
+        self.log.info("job %s: deleted %ss after it finished (ttlSecondsAfterFinished)", key, ttl)
