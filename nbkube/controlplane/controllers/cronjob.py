@@ -156,7 +156,7 @@ class CronJobController(Controller):
         tz = _zone(cron_job)
         if spec.get("suspend") is not True:
             active = self._run_due(cron_job, status, active, schedule, tz, now)
-            self.queue.add_after(key, max(0.0, next_time(schedule, tz, now) - now) + 0.001)
+            self.queue.add_after(key, max(0.0, next_time(schedule, tz, now) - now))
         if active:
             status["active"] = [_job_ref(j) for j in sorted(active, key=_started)]
         else:
