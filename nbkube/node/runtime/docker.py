@@ -244,6 +244,10 @@ class DockerRuntime:
             p.setup_busy = True
         self._pool.submit(self._guard, self._setup, p)
 
+    def release_sandbox(self, uid: str) -> bool:
+        # the pause container keeps the address on the node's bridge until the pod is removed
+        return False
+
     def stop_pod(self, uid: str) -> None:
         with self._lock:
             p = self._pods.pop(uid, None)

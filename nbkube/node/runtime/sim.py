@@ -180,6 +180,9 @@ class SimRuntime:
                 containers=containers,
             )
 
+    def release_sandbox(self, uid: str) -> bool:
+        return True  # a simulated pod holds no address
+
     def stop_pod(self, uid: str) -> None:
         with self._lock:
             self._pods.pop(uid, None)
