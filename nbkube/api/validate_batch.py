@@ -7,7 +7,7 @@ croniter (5 fields or a macro such as `@hourly`) and its time zone by zoneinfo, 
 controller could not follow is a field error at create time, never a controller failure later.
 
 The Job fields nbkube does not implement (podFailurePolicy, successPolicy, per-index back-off,
-podReplacementPolicy, the Indexed completion mode) are refused with a field error saying so.
+podReplacementPolicy) are refused with a field error saying so.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from croniter import croniter
 
 from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL
-from nbkube.api.fieldcheck import Errors, join
+from nbkube.api.fieldcheck import Errors, is_int, join
 from nbkube.api.selectors import label_selector_errors, selector_from_label_selector
 from nbkube.api.validate_common import check_template_meta
 from nbkube.api.validate_pod import check_pod_spec
@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 JOB_CONTROLLER = "kubernetes.io/job-controller"
+MAX_INDEXED = 100_000  # upstream's maxParallelismForIndexedJob and completions bound
 MAX_CRONJOB_NAME = 52  # its jobs are `<name>-<minutes since the epoch>`, and must fit 63 characters
 _UNSUPPORTED = (
     "podFailurePolicy",
@@ -81,7 +82,17 @@ def _check_job_spec(e: Errors, spec: dict[str, Any], path: str, meta: dict[str, 
     manual = e.boolean(spec, "manualSelector", path)
     mode = e.one_of(spec, "completionMode", path, ("NonIndexed", "Indexed"))
     if mode == "Indexed":
-        e.invalid(join(path, "completionMode"), mode, "not supported by nbkube: use NonIndexed")
+        # as upstream: an index per completion, and a bound on how many the controller tracks
+        completions = spec.get("completions")
+        if completions is None:
+            e.add(join(path, "completions"), "Required value: when completion mode is Indexed")
+        for key in ("completions", "parallelism"):
+            if is_int(spec.get(key)) and spec[key] > MAX_INDEXED:
+                e.invalid(
+                    join(path, key),
+                    spec[key],
+                    f"must be less than or equal to {MAX_INDEXED} when completion mode is Indexed",
+                )
     for key in _UNSUPPORTED:
         if spec.get(key) is not None:
             e.invalid(join(path, key), spec[key], "not supported by nbkube")

@@ -128,12 +128,19 @@ def test_hand_written_selector_needs_manual_selector(api: Registry) -> None:
 
 def test_unsupported_job_features_are_refused_by_name(api: Registry) -> None:
     errs = errors_of(
-        api,
-        job(completionMode="Indexed", completions=3, podFailurePolicy={"rules": []}, backoffLimitPerIndex=1),
+        api, job(podFailurePolicy={"rules": []}, backoffLimitPerIndex=1, successPolicy={"rules": []})
     )
-    assert "not supported by nbkube" in errs["spec.completionMode"]
     assert "not supported by nbkube" in errs["spec.podFailurePolicy"]
     assert "not supported by nbkube" in errs["spec.backoffLimitPerIndex"]
+    assert "not supported by nbkube" in errs["spec.successPolicy"]
+
+
+def test_indexed_jobs_need_completions_within_bounds(api: Registry) -> None:
+    errs = errors_of(api, job(completionMode="Indexed", parallelism=2))
+    assert "Required value" in errs["spec.completions"]
+    errs = errors_of(api, job(completionMode="Indexed", completions=100_001))
+    assert "100000" in errs["spec.completions"]
+    assert api.create(job(completionMode="Indexed", completions=3))["spec"]["completionMode"] == "Indexed"
 
 
 def test_job_selector_completions_and_template_are_immutable(api: Registry) -> None:

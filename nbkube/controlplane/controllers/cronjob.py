@@ -31,7 +31,7 @@ from nbkube.api.meta import Obj, controller_of
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
-from nbkube.controlplane.controllers.job import finished_condition
+from nbkube.controlplane.controllers.job import finished_condition, rv_of
 from nbkube.errors import AlreadyExists, Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -100,6 +100,8 @@ class CronJobController(Controller):
         self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
     ):
         super().__init__(api, factory, clock=clock, workers=workers)
+        # the resourceVersion of each CronJob's last status write: a cache older than it is stale
+        self._written: dict[str, int] = {}
         self.cron_jobs: Informer = factory.informer("CronJob")
         self.jobs: Informer = factory.informer("Job")
         self.cron_jobs.add_handler(on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new))
@@ -128,7 +130,10 @@ class CronJobController(Controller):
     def reconcile(self, key: str) -> None:
         cron_job = self.cron_jobs.get(key)
         if cron_job is None or (cron_job.get("metadata") or {}).get("deletionTimestamp"):
+            self._written.pop(key, None)
             return
+        if rv_of(cron_job) < self._written.get(key, 0):
+            return  # our own last write is not in the cache yet: its update event brings us back
         meta = cron_job.get("metadata") or {}
         spec = cron_job.get("spec") or {}
         uid = meta.get("uid")
@@ -165,11 +170,13 @@ class CronJobController(Controller):
             new = copy.deepcopy(cron_job)
             new["status"] = status
             try:
-                self.api.update_status(new)
+                written = self.api.update_status(new)
             except NotFound:
                 return
             except Conflict:
                 self.queue.add_rate_limited(key)
+                return
+            self._written[key] = rv_of(written)
 
     def _run_due(
         self,

@@ -23,8 +23,12 @@ Reconcile, from the pod cache:
 
 Counts come from the pods that exist: nbkube has no job-tracking finalizer, so a finished pod
 deleted by hand before its Job finishes stops counting (the status never goes down, though: a
-count is the larger of the stored one and the observed one). The Indexed completion mode is
-refused by validation (nbkube.api.validate_batch).
+count is the larger of the stored one and the observed one).
+
+An Indexed Job (`completionMode: Indexed`) runs one pod per index 0..completions-1 (at most
+`parallelism` at once, lowest missing index first); each pod carries its index (annotation, label,
+hostname `<job>-<index>`, JOB_COMPLETION_INDEX), a failed index is run again, duplicates are
+deleted, and the Job completes when every index has a succeeded pod (`status.completedIndexes`).
 """
 
 from __future__ import annotations
@@ -58,13 +62,19 @@ __all__ = [
     "JobCounts",
     "backoff_delay",
     "count_pods",
+    "INDEX_KEY",
     "finished_condition",
+    "index_ranges",
     "job_pod",
+    "plan_indexes",
+    "pod_index",
+    "rv_of",
 ]
 
 COMPONENT = "job-controller"
 BACKOFF_BASE = 10.0  # upstream's DefaultJobPodFailureBackOff
 BACKOFF_MAX = 360.0  # upstream's MaxJobPodFailureBackOff
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 
 
 # --- pure helpers -------------------------------------------------------------------------------
@@ -93,6 +103,14 @@ def pod_finished_at(pod: Obj) -> float | None:
         if cond.get("type") == "Ready":
             return timestamp_or_none(cond.get("lastTransitionTime"))
     return None
+
+
+def rv_of(obj: Obj) -> int:
+    """An object's resourceVersion as the store's revision number (0 when it has none)."""
+    try:
+        return int(str((obj.get("metadata") or {}).get("resourceVersion") or 0))
+    except ValueError:
+        return 0
 
 
 def _int(value: Any, default: int) -> int:
@@ -172,25 +190,81 @@ def job_owner_ref(job: Obj) -> dict[str, Any]:
     }
 
 
-def job_pod(job: Obj) -> Obj:
-    """A new pod for `job`: its template, generateName `<job>-`, owned by it."""
+def job_pod(job: Obj, index: int | None = None) -> Obj:
+    """A new pod for `job`: its template, generateName `<job>-`, owned by it. An Indexed Job's pod
+    carries its completion index as upstream's: annotation and label
+    `batch.kubernetes.io/job-completion-index`, hostname `<job>-<index>` and the environment
+    variable JOB_COMPLETION_INDEX in every container."""
     meta = job.get("metadata") or {}
     template = (job.get("spec") or {}).get("template") or {}
     tmeta = template.get("metadata") or {}
+    name = str(meta.get("name"))
     pod_meta: dict[str, Any] = {
-        "generateName": f"{meta.get('name')}-",
+        "generateName": f"{name}-" if index is None else f"{name}-{index}-",
         "namespace": meta.get("namespace") or "default",
         "labels": dict(tmeta.get("labels") or {}),
         "ownerReferences": [job_owner_ref(job)],
     }
     if tmeta.get("annotations"):
         pod_meta["annotations"] = dict(tmeta["annotations"])
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": pod_meta,
-        "spec": copy.deepcopy(template.get("spec") or {}),
-    }
+    spec = copy.deepcopy(template.get("spec") or {})
+    if index is not None:
+        pod_meta.setdefault("annotations", {})[INDEX_KEY] = str(index)
+        pod_meta["labels"][INDEX_KEY] = str(index)
+        spec.setdefault("hostname", f"{name}-{index}")
+        ref = {"fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}
+        for key in ("initContainers", "containers"):
+            for c in spec.get(key) or []:
+                env = c.setdefault("env", [])
+                if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in env):
+                    env.append({"name": "JOB_COMPLETION_INDEX", "valueFrom": ref})
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+
+
+def pod_index(pod: Obj) -> int | None:
+    """An Indexed Job's pod's completion index (None when it has none or it is not a number)."""
+    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(INDEX_KEY)
+    try:
+        return int(str(text)) if text is not None else None
+    except ValueError:
+        return None
+
+
+def index_ranges(indexes: set[int]) -> str:
+    """Upstream's completedIndexes text: sorted, consecutive runs as `a-b` ("0-2,5,7-8")."""
+    out: list[str] = []
+    run: list[int] = []
+    for i in sorted(indexes):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+        run = [i]
+    if run:
+        out.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+    return ",".join(out)
+
+
+def plan_indexes(
+    active: list[Obj], succeeded: set[int], completions: int, parallelism: int
+) -> tuple[list[Obj], list[int]]:
+    """Pure, for an Indexed Job: (active pods to delete: duplicates, out of range or already
+    succeeded indexes, or beyond parallelism; indexes to start, lowest first)."""
+    surplus: list[Obj] = []
+    kept: dict[int, Obj] = {}
+    for pod in sorted(active, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp"))):
+        i = pod_index(pod)
+        if i is None or not 0 <= i < completions or i in succeeded or i in kept:
+            surplus.append(pod)
+        else:
+            kept[i] = pod
+    want = max(0, min(parallelism, completions - len(succeeded)))
+    if len(kept) > want:
+        for i in sorted(kept, reverse=True)[: len(kept) - want]:
+            surplus.append(kept.pop(i))
+    missing = [i for i in range(completions) if i not in succeeded and i not in kept]
+    return surplus, missing[: max(0, want - len(kept))]
 
 
 def _condition(ctype: str, status: str, reason: str, message: str, now: float) -> dict[str, Any]:
@@ -236,6 +310,8 @@ class JobController(Controller):
     ):
         super().__init__(api, factory, clock=clock, workers=workers)
         self.expectations = Expectations(clock)
+        # the resourceVersion of each Job's last status write: a cache older than it is stale
+        self._written: dict[str, int] = {}
         self.jobs: Informer = factory.informer("Job")
         self.pods: Informer = factory.informer("Pod")
         self.jobs.add_handler(
@@ -314,7 +390,10 @@ class JobController(Controller):
         job = self.jobs.get(key)
         if job is None:
             self.expectations.forget(key)
+            self._written.pop(key, None)
             return
+        if rv_of(job) < self._written.get(key, 0):
+            return  # our own last write is not in the cache yet: its update event brings us back
         if (job.get("metadata") or {}).get("deletionTimestamp"):
             return
         now = self.clock.now()
@@ -326,6 +405,16 @@ class JobController(Controller):
         spec = job.get("spec") or {}
         status: dict[str, Any] = copy.deepcopy(job.get("status") or {})
         conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+        indexed = spec.get("completionMode") == "Indexed"
+        done_indexes: set[int] = set()
+        if indexed:
+            total = _int(spec.get("completions"), 1)
+            done_indexes = {
+                i
+                for p in pods
+                if _phase(p) == "Succeeded" and (i := pod_index(p)) is not None and 0 <= i < total
+            }
+            counts.succeeded = len(done_indexes)
         succeeded = max(counts.succeeded, int(status.get("succeeded") or 0))
         failed = max(counts.failed, int(status.get("failed") or 0))
         active = counts.active
@@ -391,11 +480,16 @@ class JobController(Controller):
                     clock=self.clock,
                 )
         elif not suspended:
-            if completions is None:
+            if indexed:
+                surplus, to_start = plan_indexes(active, done_indexes, _int(completions, 1), parallelism)
+                want = len(active) - len(surplus) + len(to_start)
+                created = self._manage(key, job, active, want, counts, now, surplus=surplus, indexes=to_start)
+            elif completions is None:
                 want = len(active) if succeeded > 0 else parallelism
+                created = self._manage(key, job, active, want, counts, now)
             else:
                 want = min(parallelism, int(completions) - succeeded)
-            created = self._manage(key, job, active, want, counts, now)
+                created = self._manage(key, job, active, want, counts, now)
             if deadline is not None and start is not None:
                 self.queue.add_after(key, max(0.0, start + int(deadline) - now) + 0.001)
             active_count = len(active) + created
@@ -407,16 +501,33 @@ class JobController(Controller):
             else:
                 status.pop(field, None)
         status["ready"] = 0 if finished is not None or suspended else counts.ready
+        if indexed:
+            status["completedIndexes"] = index_ranges(done_indexes)
         if not status["conditions"]:
             del status["conditions"]
         self._write_status(key, job, status)
         if finished is not None:
             self._schedule_ttl(key, job, now, now)
 
-    def _manage(self, key: str, job: Obj, active: list[Obj], want: int, counts: JobCounts, now: float) -> int:
-        """Create or delete pods towards `want` active ones; returns how many were created."""
+    def _manage(
+        self,
+        key: str,
+        job: Obj,
+        active: list[Obj],
+        want: int,
+        counts: JobCounts,
+        now: float,
+        *,
+        surplus: list[Obj] | None = None,
+        indexes: list[int] | None = None,
+    ) -> int:
+        """Create or delete pods towards `want` active ones; returns how many were created (negative:
+        deleted). An Indexed Job names the pods to delete (`surplus`) and the `indexes` to start."""
         if not self.expectations.satisfied(key):
             return 0
+        if surplus:
+            self._delete_pods(key, job, surplus)
+            return -len(surplus)
         diff = len(active) - max(0, want)
         if diff > 0:
             # newest (least invested) first
@@ -436,8 +547,8 @@ class JobController(Controller):
         self.expectations.expect(key, adds=count)
         made = 0
         try:
-            for _ in range(count):
-                pod = self.api.create(job_pod(job))
+            for n in range(count):
+                pod = self.api.create(job_pod(job, indexes[n] if indexes is not None else None))
                 made += 1
                 record_event(
                     self.api,
@@ -485,11 +596,13 @@ class JobController(Controller):
         new = copy.deepcopy(job)
         new["status"] = status
         try:
-            self.api.update_status(new)
+            written = self.api.update_status(new)
         except NotFound:
             return
         except Conflict:
             self.queue.add_rate_limited(key)
+            return
+        self._written[key] = rv_of(written)
 
     # -- finished jobs ------------------------------------------------------------------------------
 

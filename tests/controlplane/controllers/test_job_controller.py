@@ -18,9 +18,13 @@ from nbkube.client.informer import InformerFactory
 from nbkube.clock import FakeClock, rfc3339
 from nbkube.controlplane.controllers.job import (
     BACKOFF_MAX,
+    INDEX_KEY,
     JobController,
     backoff_delay,
     count_pods,
+    index_ranges,
+    plan_indexes,
+    pod_index,
 )
 from nbkube.errors import NotFound
 from nbkube.registry.registry import Registry
@@ -298,3 +302,54 @@ def test_parallelism_can_be_lowered(api: Registry, ctl: JobController) -> None:
         lambda: len([p for p in running(api, "pi") if not p["metadata"].get("deletionTimestamp")]) == 1,
         what="scaled to 1",
     )
+
+
+def test_index_ranges_and_plan_are_pure() -> None:
+    assert index_ranges({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8" and index_ranges(set()) == ""
+
+    def pod(i: int, t: int) -> Obj:
+        return {
+            "metadata": {
+                "name": f"p{i}-{t}",
+                "annotations": {INDEX_KEY: str(i)},
+                "creationTimestamp": rfc3339(t),
+            }
+        }
+
+    surplus, start = plan_indexes(
+        [pod(0, 1), pod(0, 2), pod(3, 1), pod(9, 1)], {1}, completions=5, parallelism=3
+    )
+    assert sorted(p["metadata"]["name"] for p in surplus) == ["p0-2", "p9-1"]  # duplicate, out of range
+    assert start == [2]  # 0 and 3 run, 1 succeeded: the lowest missing index fills the third slot
+
+
+def test_indexed_job_runs_every_index_once(api: Registry, ctl: JobController, clock: FakeClock) -> None:
+    api.create(job(completionMode="Indexed", completions=4, parallelism=2))
+    wait_for(lambda: len(running(api, "pi")) == 2, what="2 indexed pods")
+    first = {pod_index(p): p for p in running(api, "pi")}
+    assert set(first) == {0, 1}
+    p0 = first[0]
+    assert p0["metadata"]["labels"][INDEX_KEY] == "0" and p0["spec"]["hostname"] == "pi-0"
+    assert p0["metadata"]["name"].startswith("pi-0-")
+    env = p0["spec"]["containers"][0]["env"]
+    assert env == [
+        {
+            "name": "JOB_COMPLETION_INDEX",
+            "valueFrom": {
+                "fieldRef": {"apiVersion": "v1", "fieldPath": f"metadata.annotations['{INDEX_KEY}']"}
+            },
+        }
+    ]
+    finish(api, first[1], 0, clock.now())
+    wait_for(lambda: {pod_index(p) for p in running(api, "pi")} == {0, 2}, what="index 2 after 1 succeeded")
+    finish(api, first[0], 5, clock.now())  # index 0 fails: it runs again after the back-off
+    wait_for(lambda: status(api).get("failed") == 1, what="a failure")
+    clock.advance(11)
+    wait_for(lambda: {pod_index(p) for p in running(api, "pi")} == {0, 2}, what="index 0 again")
+    for p in running(api, "pi"):
+        finish(api, p, 0, clock.now())
+    wait_for(lambda: {pod_index(p) for p in running(api, "pi")} == {3}, what="index 3")
+    wait_for(lambda: status(api).get("completedIndexes") == "0-2", what="completedIndexes 0-2")
+    finish(api, running(api, "pi")[0], 0, clock.now())
+    wait_for(lambda: condition(api, "Complete"), what="Complete")
+    assert status(api)["succeeded"] == 4 and status(api)["completedIndexes"] == "0-3"
