@@ -128,3 +128,34 @@ def test_delete_job_cascades_to_its_pods(kubectl: Kubectl) -> None:
     assert _get(kubectl, "pods", "-l", "job-name=gone")["items"]
     kubectl.ok("delete", "job", "gone")
     wait_until(lambda: not _get(kubectl, "pods", "-l", "job-name=gone")["items"], 30, "job's pods collected")
+
+
+def test_indexed_job_gives_each_pod_its_index(kubectl: Kubectl) -> None:
+    manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "idx"},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": 3,
+            "parallelism": 3,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "busybox",
+                            "command": ["sh", "-c", "echo $JOB_COMPLETION_INDEX"],
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    kubectl.ok("apply", "-f", "-", stdin=json.dumps(manifest))
+    kubectl.ok("wait", "--for=condition=complete", "job/idx", "--timeout=60s", timeout=70)
+    assert _get(kubectl, "job", "idx")["status"]["completedIndexes"] == "0-2"
+    pods = _get(kubectl, "pods", "-l", "job-name=idx")["items"]
+    printed = {kubectl.ok("logs", p["metadata"]["name"]).strip() for p in pods}
+    assert printed == {"0", "1", "2"}
