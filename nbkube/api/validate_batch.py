@@ -13,9 +13,10 @@ podReplacementPolicy) are refused with a field error saying so.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import UTC, datetime
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL
 from nbkube.api.fieldcheck import Errors, is_int, join
@@ -57,6 +58,10 @@ def schedule_errors(schedule: str) -> list[str]:
         return [f"must have 5 fields (minute hour day-of-month month day-of-week), got {len(text.split())}"]
     if not croniter.is_valid(text):
         return [f"invalid schedule {text!r}: not a cron expression or a macro (@hourly, @daily, ...)"]
+    try:
+        croniter(text, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterError:
+        return [f"invalid schedule {text!r}: it never matches a date (e.g. February 30)"]
     return []
 
 

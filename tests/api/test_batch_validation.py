@@ -58,6 +58,7 @@ def errors_of(api: Registry, obj: dict[str, Any]) -> dict[str, str]:
     ("schedule", "why"),
     [
         ("61 * * * *", "invalid schedule"),
+        ("0 0 30 2 *", "never matches a date"),
         ("* * * *", "must have 5 fields"),
         ("0 0 * * * *", "must have 5 fields"),
         ("@fortnightly", "invalid schedule"),

@@ -25,7 +25,7 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.controller import Controller
@@ -158,10 +158,17 @@ class CronJobController(Controller):
             status["lastSuccessfulTime"] = rfc3339(last_success)
 
         schedule = str(spec.get("schedule") or "")
-        tz = _zone(cron_job)
         if spec.get("suspend") is not True:
-            active = self._run_due(cron_job, status, active, schedule, tz, now)
-            self.queue.add_after(key, max(0.0, next_time(schedule, tz, now) - now))
+            try:
+                tz = _zone(cron_job)
+                active = self._run_due(cron_job, status, active, schedule, tz, now)
+                self.queue.add_after(key, max(0.0, next_time(schedule, tz, now) - now))
+            except (CroniterError, zoneinfo.ZoneInfoNotFoundError) as exc:
+                # validation refuses both; an object stored before it did (or a time zone missing
+                # from this machine's tzdata) is said once per change, not retried
+                self._event(
+                    cron_job, "UnparseableSchedule", f"cannot follow the schedule: {exc}", warning=True
+                )
         if active:
             status["active"] = [_job_ref(j) for j in sorted(active, key=_started)]
         else:
