@@ -36,7 +36,8 @@ def _unset(d: dict[str, Any], key: str) -> bool:
 
 def default_job_spec(spec: dict[str, Any]) -> None:
     """The JobSpec defaults: parallelism 1, completions 1 when both are unset, backoffLimit 6,
-    completionMode NonIndexed, suspend false."""
+    completionMode NonIndexed, suspend false, podReplacementPolicy TerminatingOrFailed (without a
+    podFailurePolicy, as upstream since 1.29)."""
     if _unset(spec, "completions") and _unset(spec, "parallelism"):
         spec["completions"] = 1
     if _unset(spec, "parallelism"):
@@ -47,6 +48,8 @@ def default_job_spec(spec: dict[str, Any]) -> None:
         spec["completionMode"] = "NonIndexed"
     if _unset(spec, "suspend"):
         spec["suspend"] = False
+    if _unset(spec, "podReplacementPolicy") and spec.get("podFailurePolicy") is None:
+        spec["podReplacementPolicy"] = "TerminatingOrFailed"
 
 
 def _generate_selector(obj: Obj, spec: dict[str, Any]) -> None:

@@ -52,7 +52,8 @@ def register(shape: Callable[..., None], kind: Callable[..., None]) -> None:
             ),
             "completionMode": ("string", "NonIndexed (default) or Indexed."),
             "suspend": ("boolean", "Whether the job's pods should be deleted and no new ones created."),
-            "podReplacementPolicy": ("string", "When a replacement pod is created." + _NOT_SUPPORTED),
+            "podReplacementPolicy": ("string", "When a replacement pod is created: TerminatingOrFailed (the "
+                                 "default, and the only value nbkube supports)."),
             "managedBy": (
                 "string",
                 "The controller that manages the job; only kubernetes.io/job-controller.",

@@ -7,7 +7,7 @@ croniter (5 fields or a macro such as `@hourly`) and its time zone by zoneinfo, 
 controller could not follow is a field error at create time, never a controller failure later.
 
 The Job fields nbkube does not implement (podFailurePolicy, successPolicy, per-index back-off,
-podReplacementPolicy) are refused with a field error saying so.
+podReplacementPolicy other than TerminatingOrFailed) are refused with a field error saying so.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ _UNSUPPORTED = (
     "successPolicy",
     "backoffLimitPerIndex",
     "maxFailedIndexes",
-    "podReplacementPolicy",
 )
 _JOB_STATUS_COUNTS = ("active", "succeeded", "failed", "terminating", "ready")
 
@@ -101,6 +100,15 @@ def _check_job_spec(e: Errors, spec: dict[str, Any], path: str, meta: dict[str, 
     for key in _UNSUPPORTED:
         if spec.get(key) is not None:
             e.invalid(join(path, key), spec[key], "not supported by nbkube")
+    # the controller replaces a pod as soon as it is terminating or failed (upstream's default);
+    # waiting for terminating pods to be gone ("Failed") is not implemented
+    replacement = e.string(spec, "podReplacementPolicy", path)
+    if replacement not in (None, "TerminatingOrFailed"):
+        e.invalid(
+            join(path, "podReplacementPolicy"),
+            replacement,
+            "not supported by nbkube: only TerminatingOrFailed",
+        )
     managed_by = e.string(spec, "managedBy", path)
     if managed_by not in (None, JOB_CONTROLLER):
         e.unsupported(join(path, "managedBy"), managed_by, [JOB_CONTROLLER])

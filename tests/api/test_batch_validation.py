@@ -150,3 +150,9 @@ def test_job_selector_completions_and_template_are_immutable(api: Registry) -> N
     paths = {e.path for e in validate_update(changed, created)}
     assert paths == {"spec.completions"}  # parallelism may change
     assert validate(changed) == []
+
+
+def test_pod_replacement_policy_is_upstreams_default_and_only_value(api: Registry) -> None:
+    assert api.create(job())["spec"]["podReplacementPolicy"] == "TerminatingOrFailed"
+    errs = errors_of(api, job(podReplacementPolicy="Failed"))
+    assert "only TerminatingOrFailed" in errs["spec.podReplacementPolicy"]
