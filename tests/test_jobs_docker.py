@@ -84,6 +84,15 @@ def test_job_completes_on_docker_nodes(kubectl: Any) -> None:
     assert "4/4" in kubectl.ok("get", "jobs", "work")
 
 
+def test_indexed_job_pods_know_their_index_and_hostname(kubectl: Any) -> None:
+    manifest = json.loads(_job("idx", "echo $JOB_COMPLETION_INDEX $(hostname)", completions=2, parallelism=2))
+    manifest["spec"]["completionMode"] = "Indexed"
+    kubectl.ok("apply", "-f", "-", stdin=json.dumps(manifest))
+    kubectl.ok("wait", "--for=condition=complete", "job/idx", "--timeout=120s", timeout=130)
+    pods = _get(kubectl, "pods", "-l", "job-name=idx")["items"]
+    assert {kubectl.ok("logs", p["metadata"]["name"]).strip() for p in pods} == {"0 idx-0", "1 idx-1"}
+
+
 def test_failing_container_fails_the_job(kubectl: Any) -> None:
     kubectl.ok("apply", "-f", "-", stdin=_job("bad", "exit 7", backoffLimit=0))
     kubectl.ok("wait", "--for=condition=failed", "job/bad", "--timeout=120s", timeout=130)

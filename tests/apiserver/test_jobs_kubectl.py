@@ -146,7 +146,7 @@ def test_indexed_job_gives_each_pod_its_index(kubectl: Kubectl) -> None:
                         {
                             "name": "c",
                             "image": "busybox",
-                            "command": ["sh", "-c", "echo $JOB_COMPLETION_INDEX"],
+                            "command": ["sh", "-c", "echo $JOB_COMPLETION_INDEX $HOSTNAME"],
                         }
                     ],
                 }
@@ -158,4 +158,4 @@ def test_indexed_job_gives_each_pod_its_index(kubectl: Kubectl) -> None:
     assert _get(kubectl, "job", "idx")["status"]["completedIndexes"] == "0-2"
     pods = _get(kubectl, "pods", "-l", "job-name=idx")["items"]
     printed = {kubectl.ok("logs", p["metadata"]["name"]).strip() for p in pods}
-    assert printed == {"0", "1", "2"}
+    assert printed == {"0 idx-0", "1 idx-1", "2 idx-2"}

@@ -1216,7 +1216,8 @@ class ProcessRuntime:
         declared = self._env(p, c.spec)
         env: dict[str, str] = {
             "PATH": os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin",
-            "HOSTNAME": p.name,
+            # spec.hostname when set (an Indexed Job's `<job>-<index>`), as the kubelet's
+            "HOSTNAME": str(p.spec.get("hostname") or p.name)[:63],
         }
         for vname, path in p.volumes.items():
             env[volume_env_name(vname)] = path
