@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,6 +83,19 @@ def test_job_completes_on_docker_nodes(kubectl: Any) -> None:
     assert len(pods) == 4 and {p["status"]["phase"] for p in pods} == {"Succeeded"}
     assert all(p["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0 for p in pods)
     assert "4/4" in kubectl.ok("get", "jobs", "work")
+    # finished pods give their sandbox back (as the kubelet stops it), and keep their logs
+    for p in pods:
+        labels = [f"label=io.nbkube.pod.uid={p['metadata']['uid']}", "label=io.nbkube.container=POD"]
+
+        def pause(*extra: str, labels: list[str] = labels) -> str:
+            args = ["docker", "ps", "-q", *extra, *(x for lab in labels for x in ("--filter", lab))]
+            return subprocess.run(args, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+        wait_until(
+            lambda pause=pause: pause() == "", 30, f"pod {p['metadata']['name']}'s pause container stopped"
+        )
+        assert pause("-a")  # stopped, not removed
+        assert kubectl.ok("logs", p["metadata"]["name"]).strip()
 
 
 def test_indexed_job_pods_know_their_index_and_hostname(kubectl: Any) -> None:
