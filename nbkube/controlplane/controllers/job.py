@@ -21,9 +21,10 @@ Reconcile, from the pod cache:
 - a finished Job with `ttlSecondsAfterFinished` is deleted that long after it finished; its pods
   follow through the garbage collector.
 
-Counts come from the pods that exist: nbkube has no job-tracking finalizer, so a finished pod
-deleted by hand before its Job finishes stops counting (the status never goes down, though: a
-count is the larger of the stored one and the observed one).
+Counts come from the pods that exist, plus the finished pods deleted while this controller
+watched (their delete events carry their phase). nbkube's registry has no finalizers, so there
+is no upstream job-tracking finalizer: a finished pod deleted while no control plane ran is lost
+to the count, though a count never goes down (it is the larger of the stored and the observed).
 
 An Indexed Job (`completionMode: Indexed`) runs one pod per index 0..completions-1 (at most
 `parallelism` at once, lowest missing index first); each pod carries its index (annotation, label,
@@ -34,6 +35,7 @@ deleted, and the Job completes when every index has a succeeded pod (`status.com
 from __future__ import annotations
 
 import copy
+import threading
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL
@@ -65,6 +67,7 @@ __all__ = [
     "INDEX_KEY",
     "finished_condition",
     "index_ranges",
+    "parse_ranges",
     "job_pod",
     "plan_indexes",
     "pod_index",
@@ -246,6 +249,20 @@ def index_ranges(indexes: set[int]) -> str:
     return ",".join(out)
 
 
+def parse_ranges(text: str) -> set[int]:
+    """The indexes of a completedIndexes text ("0-2,5" -> {0, 1, 2, 5}); malformed parts are skipped."""
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            continue
+        if 0 <= first <= last and last - first <= 100_000:
+            out.update(range(first, last + 1))
+    return out
+
+
 def plan_indexes(
     active: list[Obj], succeeded: set[int], completions: int, parallelism: int
 ) -> tuple[list[Obj], list[int]]:
@@ -312,6 +329,9 @@ class JobController(Controller):
         self.expectations = Expectations(clock)
         # the resourceVersion of each Job's last status write: a cache older than it is stale
         self._written: dict[str, int] = {}
+        # finished pods of each Job deleted while this controller watched: they still count
+        self._gone: dict[str, dict[str, int]] = {}
+        self._gone_lock = threading.Lock()
         self.jobs: Informer = factory.informer("Job")
         self.pods: Informer = factory.informer("Pod")
         self.jobs.add_handler(
@@ -353,6 +373,12 @@ class JobController(Controller):
         key = self._job_key(pod)
         if key is not None:
             self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
+            phase = _phase(pod)
+            if phase in ("Succeeded", "Failed"):
+                # a finished pod deleted by someone else still counts (see the module docstring)
+                with self._gone_lock:
+                    gone = self._gone.setdefault(key, {"Succeeded": 0, "Failed": 0})
+                    gone[phase] += 1
             self.queue.add(key)
 
     # -- reconcile ----------------------------------------------------------------------------------
@@ -391,6 +417,8 @@ class JobController(Controller):
         if job is None:
             self.expectations.forget(key)
             self._written.pop(key, None)
+            with self._gone_lock:
+                self._gone.pop(key, None)
             return
         if rv_of(job) < self._written.get(key, 0):
             return  # our own last write is not in the cache yet: its update event brings us back
@@ -402,6 +430,8 @@ class JobController(Controller):
             return
         pods = self._pods_of(job)
         counts = count_pods(pods, now)
+        with self._gone_lock:
+            gone = dict(self._gone.get(key) or {})
         spec = job.get("spec") or {}
         status: dict[str, Any] = copy.deepcopy(job.get("status") or {})
         conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
@@ -414,9 +444,13 @@ class JobController(Controller):
                 for p in pods
                 if _phase(p) == "Succeeded" and (i := pod_index(p)) is not None and 0 <= i < total
             }
+            # an index once completed stays completed, even when its pod is deleted
+            done_indexes |= {i for i in parse_ranges(str(status.get("completedIndexes") or "")) if i < total}
             counts.succeeded = len(done_indexes)
+        else:
+            counts.succeeded += gone.get("Succeeded", 0)
         succeeded = max(counts.succeeded, int(status.get("succeeded") or 0))
-        failed = max(counts.failed, int(status.get("failed") or 0))
+        failed = max(counts.failed + gone.get("Failed", 0), int(status.get("failed") or 0))
         active = counts.active
         suspended = spec.get("suspend") is True
         policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")

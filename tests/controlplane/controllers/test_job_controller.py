@@ -23,6 +23,7 @@ from nbkube.controlplane.controllers.job import (
     backoff_delay,
     count_pods,
     index_ranges,
+    parse_ranges,
     plan_indexes,
     pod_index,
 )
@@ -353,3 +354,21 @@ def test_indexed_job_runs_every_index_once(api: Registry, ctl: JobController, cl
     finish(api, running(api, "pi")[0], 0, clock.now())
     wait_for(lambda: condition(api, "Complete"), what="Complete")
     assert status(api)["succeeded"] == 4 and status(api)["completedIndexes"] == "0-3"
+
+
+def test_a_deleted_finished_pod_still_counts(api: Registry, ctl: JobController, clock: FakeClock) -> None:
+    api.create(job(completions=3, parallelism=1))
+    made: list[str] = []
+    for n in range(3):
+        pods = wait_for(
+            lambda n=n: [p for p in running(api, "pi") if p["metadata"]["name"] not in made], what=f"pod {n}"
+        )
+        assert isinstance(pods, list)
+        made.append(pods[0]["metadata"]["name"])
+        finish(api, pods[0], 0, clock.now())
+        if n == 0:
+            wait_for(lambda: status(api).get("succeeded") == 1, what="first success")
+            api.delete("Pod", made[0], "default")  # by hand: the success still counts
+    wait_for(lambda: condition(api, "Complete"), what="Complete after 3 successes, one pod deleted")
+    assert status(api)["succeeded"] == 3 and len(pods_of(api, "pi")) == 2
+    assert parse_ranges("0-2,5,x,7-6") == {0, 1, 2, 5}
