@@ -63,6 +63,7 @@ BENCHES = [
     Bench("replicas", 60, 900),
     Bench("daemonset", 30, 300),
     Bench("statefulset", 60, 600),
+    Bench("jobs", 30, 900),
     Bench("failover", 150, 1800),
 ]
 BY_NAME = {b.name: b for b in BENCHES}

@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from nbkube.api import defaults_storage, kinds
+from nbkube.api.defaults_batch import default_cron_job, default_job
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -350,6 +351,8 @@ _BY_KIND = {
     "ReplicaSet": _default_replica_set,
     "Deployment": _default_deployment,
     "DaemonSet": _default_daemon_set,
+    "Job": lambda obj: default_job(obj, _default_template),
+    "CronJob": lambda obj: default_cron_job(obj, _default_template),
     "Service": _default_service,
     "Endpoints": _default_endpoints,
     "NetworkPolicy": _default_network_policy,

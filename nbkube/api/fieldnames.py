@@ -77,6 +77,16 @@ FIELDS: dict[str, frozenset[str]] = {
     "DaemonSetUpdateStrategy": _f("type rollingUpdate"),
     "RollingUpdateDaemonSet": _f("maxUnavailable maxSurge"),
     "PDBSpec": _f("minAvailable maxUnavailable selector unhealthyPodEvictionPolicy"),
+    "JobSpec": _f(
+        "parallelism completions activeDeadlineSeconds podFailurePolicy successPolicy backoffLimit "
+        "backoffLimitPerIndex maxFailedIndexes selector manualSelector template ttlSecondsAfterFinished "
+        "completionMode suspend podReplacementPolicy managedBy"
+    ),
+    "CronJobSpec": _f(
+        "schedule timeZone startingDeadlineSeconds concurrencyPolicy suspend jobTemplate "
+        "successfulJobsHistoryLimit failedJobsHistoryLimit"
+    ),
+    "JobTemplate": _f("metadata spec"),
     "RollingUpdate": _f("maxUnavailable maxSurge"),
     "LabelSelector": _f("matchLabels matchExpressions"),
     "Requirement": _f("key operator values"),
@@ -124,6 +134,8 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
     "DaemonSet": _f(_TOP + "spec status"),
     "ControllerRevision": _f(_TOP + "data revision"),
     "PodDisruptionBudget": _f(_TOP + "spec status"),
+    "Job": _f(_TOP + "spec status"),
+    "CronJob": _f(_TOP + "spec status"),
     "Namespace": _f(_TOP + "spec status"),
     "Node": _f(_TOP + "spec status"),
     "Endpoints": _f(_TOP + "subsets"),
@@ -186,6 +198,11 @@ CHILDREN: dict[tuple[str, str], str] = {
     ("DaemonSetSpec", "updateStrategy"): "DaemonSetUpdateStrategy",
     ("DaemonSetUpdateStrategy", "rollingUpdate"): "RollingUpdateDaemonSet",
     ("PDBSpec", "selector"): "LabelSelector",
+    ("JobSpec", "template"): "PodTemplate",
+    ("JobSpec", "selector"): "LabelSelector",
+    ("CronJobSpec", "jobTemplate"): "JobTemplate",
+    ("JobTemplate", "metadata"): "ObjectMeta",
+    ("JobTemplate", "spec"): "JobSpec",
     ("LabelSelector", "matchExpressions"): "Requirement",
     ("ServiceSpec", "ports"): "ServicePort",
     ("Subset", "addresses"): "Address",
@@ -215,6 +232,8 @@ _SPEC_SHAPE = {
     "Deployment": "DeploymentSpec",
     "DaemonSet": "DaemonSetSpec",
     "PodDisruptionBudget": "PDBSpec",
+    "Job": "JobSpec",
+    "CronJob": "CronJobSpec",
     "Namespace": "NamespaceSpec",
     "Node": "NodeSpec",
     "ResourceQuota": "QuotaSpec",

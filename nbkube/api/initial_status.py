@@ -111,6 +111,8 @@ _BY_KIND = {
     "Deployment": _empty,
     "DaemonSet": _daemon_set,
     "PodDisruptionBudget": _pdb,
+    "Job": _empty,
+    "CronJob": _empty,
     "ResourceQuota": _empty,
     "StatefulSet": _stateful_set,
     "PersistentVolume": _phase_pending, "PersistentVolumeClaim": _phase_pending,

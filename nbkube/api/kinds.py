@@ -56,6 +56,8 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("PersistentVolume", "v1", "persistentvolumes", ("pv",), namespaced=False),
     KindInfo("PersistentVolumeClaim", "v1", "persistentvolumeclaims", ("pvc",)),
     KindInfo("StorageClass", "storage.k8s.io/v1", "storageclasses", ("sc",), namespaced=False, has_status=False),
+    KindInfo("Job", "batch/v1", "jobs"),
+    KindInfo("CronJob", "batch/v1", "cronjobs", ("cj",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),
     KindInfo("Role", "rbac.authorization.k8s.io/v1", "roles", (), has_status=False),

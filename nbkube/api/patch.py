@@ -345,6 +345,8 @@ FIELD_STRATEGIES: dict[str, dict[str, Strategy]] = {
     "Deployment": {**_WORKLOAD, "spec.strategy": RETAIN_KEYS},
     "DaemonSet": {**_WORKLOAD, "spec.updateStrategy": RETAIN_KEYS},
     "PodDisruptionBudget": _CONDITIONS,
+    "Job": _WORKLOAD,
+    "CronJob": _under("spec.jobTemplate.spec.template", _POD_TEMPLATE),
     "Service": {"spec.ports": by("port"), **_CONDITIONS},
     "Node": {
         "spec.podCIDRs": MERGE_SET,

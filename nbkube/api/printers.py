@@ -239,6 +239,38 @@ def _pdb(obj: Obj, now: float, wide: bool) -> Row:
         _num(_status(obj).get("disruptionsAllowed")),
         age_of(obj, now),
     ]
+def _job(obj: Obj, now: float, wide: bool) -> Row:
+    # kubectl's printJob: "succeeded/completions", or "n/1 of parallelism" for a work queue
+    spec, st = _spec(obj), _status(obj)
+    succeeded, parallelism = _num(st.get("succeeded")), spec.get("parallelism") or 0
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{_num(spec['completions'])}"
+    else:
+        completions = f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+    start, end = timestamp_or_none(st.get("startTime")), timestamp_or_none(st.get("completionTime"))
+    duration = "" if start is None else human_duration((end if end is not None else now) - start)
+    row = [completions, duration, age_of(obj, now)]
+    if wide:
+        row += _containers_images(_template_containers(obj)) + [_selector_text(spec.get("selector"))]
+    return row
+
+
+def _cron_job(obj: Obj, now: float, wide: bool) -> Row:
+    spec, st = _spec(obj), _status(obj)
+    last = timestamp_or_none(st.get("lastScheduleTime"))
+    row = [
+        str(spec.get("schedule") or ""),
+        str(spec.get("timeZone") or _NONE),
+        "True" if spec.get("suspend") else "False",
+        str(len(st.get("active") or [])),
+        _NONE if last is None else human_duration(now - last),
+        age_of(obj, now),
+    ]
+    if wide:
+        job_template = (spec.get("jobTemplate") or {}).get("spec") or {}
+        containers = ((job_template.get("template") or {}).get("spec") or {}).get("containers") or []
+        row += _containers_images(containers) + [_selector_text(job_template.get("selector"))]
+    return row
 
 
 def service_ports(svc: Obj) -> str:
@@ -424,6 +456,12 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
     ),
     "ControllerRevision": (["CONTROLLER", "REVISION", "AGE"], [], _controller_revision),
     "PodDisruptionBudget": (["MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [], _pdb),
+    "Job": (["COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job),
+    "CronJob": (
+        ["SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+        ["CONTAINERS", "IMAGES", "SELECTOR"],
+        _cron_job,
+    ),
     "Service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _service),
     "Node": (
         ["STATUS", "ROLES", "AGE", "VERSION"],

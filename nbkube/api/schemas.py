@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nbkube.api import schemas_storage
+from nbkube.api import schemas_batch, schemas_storage
 
 __all__ = ["KIND_SHAPES", "SHAPES", "Shape"]
 
@@ -1201,6 +1201,7 @@ _kind("ClusterRoleBinding", _RBAC + "ClusterRoleBinding", "Grants the permission
 }, required=("roleRef",))
 
 schemas_storage.register(_shape, _kind)
+schemas_batch.register(_shape, _kind)
 
 # kind -> the shape of its objects (the kinds are shapes named after themselves)
 KIND_SHAPES: dict[str, str] = {

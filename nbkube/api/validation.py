@@ -16,6 +16,7 @@ from typing import Any
 from nbkube.api import kinds, naming
 from nbkube.api.defaults import default_service_account
 from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
+from nbkube.api.validate_batch import validate_cron_job, validate_job, validate_job_update
 from nbkube.api.validate_common import check_object_meta
 from nbkube.api.validate_daemonset_pdb import (
     validate_daemon_set,
@@ -79,6 +80,8 @@ _VALIDATORS: dict[str, KindValidator] = {
     "Deployment": validate_deployment,
     "DaemonSet": validate_daemon_set,
     "PodDisruptionBudget": validate_pod_disruption_budget,
+    "Job": validate_job,
+    "CronJob": validate_cron_job,
     "Service": validate_service,
     "Endpoints": validate_endpoints,
     "NetworkPolicy": validate_network_policy,
@@ -200,6 +203,8 @@ def validate_update(new: Any, old: Any) -> list[FieldError]:
     kind = new.get("kind")
     if kind in ("ReplicaSet", "Deployment", "DaemonSet") and new_spec.get("selector") != old_spec.get("selector"):
         e.invalid("spec.selector", new_spec.get("selector"), _IMMUTABLE)
+    elif kind == "Job":
+        validate_job_update(e, new_spec, old_spec)
     elif kind == "Service":
         _service_update(e, new_spec, old_spec)
     elif kind == "Pod":

@@ -79,6 +79,12 @@ def api_group_list() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
+# the kinds `kubectl get all` lists, as upstream
+_ALL_CATEGORY = frozenset(
+    {"Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob"}
+)
+
+
 def _resource(info: KindInfo) -> dict[str, Any]:
     res: dict[str, Any] = {
         "name": info.plural,
@@ -89,7 +95,7 @@ def _resource(info: KindInfo) -> dict[str, Any]:
     }
     if info.short_names:
         res["shortNames"] = list(info.short_names)
-    if info.kind in ("Pod", "ReplicationController", "Service", "ReplicaSet", "Deployment", "DaemonSet", "StatefulSet"):
+    if info.kind in _ALL_CATEGORY:
         res["categories"] = ["all"]
     return res
 

@@ -47,6 +47,8 @@ CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.deployment",
     "nbkube.controlplane.controllers.daemonset",
     "nbkube.controlplane.controllers.disruption",
+    "nbkube.controlplane.controllers.job",
+    "nbkube.controlplane.controllers.cronjob",
     "nbkube.controlplane.controllers.endpoints",
     "nbkube.controlplane.controllers.nodelifecycle",
     "nbkube.controlplane.controllers.namespace",

@@ -544,7 +544,10 @@ class NodeAgent:
         with self._lock:
             self._started.setdefault(key, uid)
             start_time = self._start_times.get(uid)
-        self._report(pod, rt, start_time)
+        phase = self._report(pod, rt, start_time)
+        if phase in TERMINAL_PHASES and rt is not None and self.runtime.release_sandbox(uid):
+            # as the kubelet tears down a finished pod's sandbox: its address serves the next pod
+            self.ipam.release(uid)
         if rt is not None and rt.next_check is not None:
             self.queue.add_after(key, max(rt.next_check, 0.001))
 
@@ -560,16 +563,18 @@ class NodeAgent:
         self.api.update_status({**pod, "status": status})
         record_event(self.api, pod, "Failed", message, type="Warning", component=COMPONENT, clock=self.clock)
 
-    def _report(self, pod: Obj, rt: PodRuntimeStatus | None, start_time: float | None) -> None:
-        if self._fault is not None:
-            return  # cut off from the API
-        now = self.clock.now()
+    def _report(self, pod: Obj, rt: PodRuntimeStatus | None, start_time: float | None) -> str:
+        """Write the pod's status from the runtime's; returns its phase."""
         old = pod.get("status") or {}
+        if self._fault is not None:
+            return ""  # cut off from the API
+        now = self.clock.now()
         new = build_pod_status(pod, rt, host_ip=self.address or "", now=now, start_time=start_time)
         if new == old:
-            return
+            return str(new.get("phase") or "")
         updated = self.api.update_status({**pod, "status": new})
         self._events_for(updated, old, new, rt)
+        return str(new.get("phase") or "")
 
     def _events_for(self, pod: Obj, old: Obj, new: Obj, rt: PodRuntimeStatus | None) -> None:
         def running(status: Obj) -> bool:

@@ -668,6 +668,8 @@ class Registry:
         meta = self._meta(obj)
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = str(meta["generateName"]) + "".join(random.choices(_NAME_SUFFIX_CHARS, k=5))
+        # the uid is the server's, and known before defaulting: a Job's generated selector names it
+        meta["uid"] = _new_uid()
         _apply_defaults(obj)
         _strip_secret_data(obj)
         if not info.namespaced:
@@ -711,7 +713,7 @@ class Registry:
 
     def _create_admitted(self, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> Obj:
         meta = self._meta(obj)  # a plugin may have replaced it
-        meta["uid"] = _new_uid()
+        meta["uid"] = meta.get("uid") or _new_uid()  # set by _prepare_create
         meta["creationTimestamp"] = rfc3339(self.clock.now())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)

@@ -226,8 +226,8 @@ def test_unknown_fields_and_garbage_are_refused() -> None:
         decode(_body("v1", "ConfigMap", _field(1, _field(1, b"c")) + _field(99, b"x")))
     with pytest.raises(BadRequest, match=r"meta.v1.ObjectMeta has no field number 15"):
         decode(_body("v1", "ConfigMap", _field(1, _field(1, b"c") + _field(15, 1))))
-    with pytest.raises(UnsupportedMediaType, match="CronJob"):
-        decode(_body("batch/v1", "CronJob", b""))
+    with pytest.raises(UnsupportedMediaType, match="RuntimeClass"):
+        decode(_body("node.k8s.io/v1", "RuntimeClass", b""))
     with pytest.raises(BadRequest, match="magic"):
         decode(b"not protobuf")
     with pytest.raises(BadRequest, match="malformed"):

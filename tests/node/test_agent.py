@@ -309,3 +309,26 @@ def test_agent_restart_adopts_node_and_keeps_pod_ip(api: Registry, clock: FakeCl
         b.stop()
     with pytest.raises(NotFound):
         api.get("Node", "node-2")
+
+
+def test_a_finished_pod_gives_its_address_back(
+    api: Registry, clock: FakeClock, agents: Callable[..., NodeAgent]
+) -> None:
+    agent = agents()
+    wait_for(lambda: agent.ipam is not None, what="pod CIDR")
+    assert agent.ipam is not None
+    pod = bound_pod("batch")
+    pod["spec"]["restartPolicy"] = "Never"
+    api.create(pod)
+    wait_for(lambda: agent.ipam is not None and agent.ipam.in_use() == 1, what="an address in use")
+    clock.advance(0.3)
+    wait_for(
+        lambda: pod_if("batch", lambda p: (p.get("status") or {}).get("phase") == "Running"), what="running"
+    )
+    clock.advance(1.0)  # the sim's batch container exits 0 after 1 s
+    done = wait_for(
+        lambda: pod_if("batch", lambda p: (p.get("status") or {}).get("phase") == "Succeeded"),
+        what="Succeeded",
+    )
+    assert isinstance(done, dict) and done["status"]["podIP"]  # the status keeps it, as upstream's
+    wait_for(lambda: agent.ipam is not None and agent.ipam.in_use() == 0, what="the address released")

@@ -41,6 +41,7 @@ DEPENDENT_KINDS: tuple[str, ...] = (
     "StatefulSet",
     "ControllerRevision",
     "PersistentVolumeClaim",
+    "Job",
     "Service",
     "Endpoints",
     "ConfigMap",

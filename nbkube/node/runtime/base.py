@@ -159,6 +159,11 @@ class Runtime(Protocol):
         """The pod's current status, or None if this runtime does not know the uid."""
         ...
 
+    def release_sandbox(self, uid: str) -> bool:
+        """The pod has finished (every container exited for good): whether its address is free for
+        another pod now. Its status and logs stay readable until `stop_pod`."""
+        ...
+
     def list_pods(self) -> list[PodRuntimeStatus]:
         """Every pod this runtime holds (also those whose API object is gone: the agent stops them)."""
         ...

@@ -142,6 +142,7 @@ class _Pod:
     setup_error: PodConfigError | None = None
     setup_retry_at: float | None = None
     stopped: bool = False
+    sandbox_released: bool = False  # a finished pod's pause container stopped, its address freed
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -247,6 +248,34 @@ class DockerRuntime:
             self._pods[uid] = p
             p.setup_busy = True
         self._pool.submit(self._guard, self._setup, p)
+
+    def release_sandbox(self, uid: str) -> bool:
+        """As the kubelet stops a finished pod's sandbox: its pause container is stopped (the
+        network namespace goes with it) and its address given back to the node's network; the
+        exited app containers stay, so the pod's status and logs do, until `stop_pod`. With
+        Docker's own bridge (no node network) Docker owns the address: nothing is released."""
+        import docker.errors
+
+        with self._lock:
+            p = self._pods.get(uid)
+        if p is None or self.network is None:
+            return False
+        with p.lock:
+            if p.sandbox_released:
+                return True
+            if p.stopped or not p.containers or any(c.state != "terminated" for c in p.containers):
+                return False
+            pause = p.pause_id
+            p.sandbox_released = True
+        if pause:
+            try:
+                self.client.api.stop(pause, timeout=1)
+            except docker.errors.APIError as exc:
+                log.info(
+                    "docker runtime %s: stopping the sandbox of finished pod %s: %s", self.node_name, uid, exc
+                )
+        self.network.detach_pod(uid)
+        return True
 
     def stop_pod(self, uid: str) -> None:
         with self._lock:

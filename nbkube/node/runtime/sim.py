@@ -11,10 +11,15 @@ Timeline of one container (t0 = start_pod):
   then                                        running, ready after `ready` (+ the readiness probe's
                                               initialDelaySeconds)
 
+A pod whose restartPolicy is Never or OnFailure is a batch pod (a Job's): with no failure mode its
+containers run `sim.nbkube.io/run-seconds` (default 1 s) and exit 0, so the pod Succeeds. A pod
+with restartPolicy Always (the default) runs until it is stopped.
+
 Failure modes, per pod by annotation `sim.nbkube.io/fail` or per image with `fail_images`:
   ErrImagePull       the pull fails: waiting ErrImagePull, then ImagePullBackOff; never runs
   CrashLoopBackOff   runs `sim.nbkube.io/run-seconds` (default 1 s), exits 1, restarts with backoff
   exit:N             runs `run-seconds`, exits with code N; restarted per the pod's restartPolicy
+                     (`exit:3` on a Job's pod with restartPolicy Never makes it a failed pod)
   NotReady           runs but never becomes ready
 """
 
@@ -146,6 +151,8 @@ class SimRuntime:
             if uid in self._pods:
                 return
             mode, code, run_seconds = self._mode_for(pod)
+            if mode == "" and spec.get("restartPolicy") in ("Never", "OnFailure"):
+                mode, code = "exit", 0  # a batch pod runs to completion (see the module docstring)
             now = self.clock.now()
             lat = self.latency
             running_at = now + lat.sandbox + lat.pull + lat.start + self._jitter()
@@ -172,6 +179,9 @@ class SimRuntime:
                 restart_policy=str(spec.get("restartPolicy") or "Always"),
                 containers=containers,
             )
+
+    def release_sandbox(self, uid: str) -> bool:
+        return True  # a simulated pod holds no address
 
     def stop_pod(self, uid: str) -> None:
         with self._lock:

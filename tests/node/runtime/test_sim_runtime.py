@@ -171,3 +171,19 @@ def test_runtime_registry_by_name() -> None:
     assert isinstance(create_runtime("sim2"), SimRuntime)
     with pytest.raises(BadRequest, match="reserved"):
         register_runtime("auto", SimRuntime)
+
+
+@pytest.mark.parametrize(("policy", "finishes"), [("Never", True), ("OnFailure", True), ("Always", False)])
+def test_batch_pods_run_to_completion_without_a_failure_mode(policy: str, finishes: bool) -> None:
+    clock = FakeClock()
+    rt = SimRuntime(clock=clock, latency=LatencyModel(sandbox=0, start=0))
+    rt.start_pod(pod(annotations={"sim.nbkube.io/run-seconds": "2"}, restartPolicy=policy), SANDBOX)
+    clock.advance(1.9)
+    assert rt.pod_status("u1").containers[0].state == "running"  # type: ignore[union-attr]
+    clock.advance(0.2)
+    c = rt.pod_status("u1").containers[0]  # type: ignore[union-attr]
+    if finishes:
+        assert (c.state, c.exit_code, c.reason) == ("terminated", 0, "Completed")
+    else:
+        assert c.state == "running"  # a service pod runs until it is stopped
+    assert rt.release_sandbox("u1") is True
