@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from nbkube.api import kinds
+from nbkube.api.discovery import default_endpoint_slice
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -335,6 +336,7 @@ _BY_KIND = {
     "Deployment": _default_deployment,
     "Service": _default_service,
     "Endpoints": _default_endpoints,
+    "EndpointSlice": default_endpoint_slice,
     "NetworkPolicy": _default_network_policy,
     "Namespace": _default_namespace,
     "Secret": _default_secret,

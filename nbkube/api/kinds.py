@@ -51,6 +51,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),
+    KindInfo("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", (), has_status=False),
     KindInfo("Role", "rbac.authorization.k8s.io/v1", "roles", (), has_status=False),
     KindInfo(
         "ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", (), namespaced=False, has_status=False

@@ -78,6 +78,7 @@ _VIEW = [
     _rule(READ, "batch", "jobs cronjobs cronjobs/status jobs/status"),
     _rule(READ, "policy", "poddisruptionbudgets poddisruptionbudgets/status"),
     _rule(READ, "networking.k8s.io", "networkpolicies"),
+    _rule(READ, "discovery.k8s.io", "endpointslices"),
 ]
 
 _EDIT = [
@@ -108,6 +109,7 @@ _ADMIN = [*_EDIT, _rule(READ_WRITE, GROUP, "roles rolebindings")]
 
 _NODE = [
     _rule(READ, "", "services endpoints"),  # the node's proxy
+    _rule(READ, "discovery.k8s.io", "endpointslices"),
     _rule(("create", "get", "list", "watch"), "", "nodes"),
     _rule(("update", "patch"), "", "nodes/status"),
     _rule(("update", "patch"), "", "nodes"),

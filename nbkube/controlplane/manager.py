@@ -46,6 +46,7 @@ CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.replication",
     "nbkube.controlplane.controllers.deployment",
     "nbkube.controlplane.controllers.endpoints",
+    "nbkube.controlplane.controllers.endpointslice",
     "nbkube.controlplane.controllers.nodelifecycle",
     "nbkube.controlplane.controllers.namespace",
     "nbkube.controlplane.controllers.gc",
