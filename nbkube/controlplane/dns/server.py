@@ -178,6 +178,8 @@ class DNSServer:
                 data, peer = self._udp.recvfrom(4096)
             except OSError:
                 return
+            if self._stop.is_set():
+                return  # woken by stop()'s shutdown, not by a query
             reply = self._handle(data)
             if reply is None:
                 self._pool.submit(self._forward_udp, data, peer)
