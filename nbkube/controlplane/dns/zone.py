@@ -91,6 +91,7 @@ class Zone:
         self._by_service: dict[str, dict[str, Answer]] = {}  # "ns/name" -> its names
         self._parents: dict[str, int] = {}  # ancestors of the names inside the domain -> how many
         self._lock = threading.Lock()
+        self.version = 0  # bumped on every change: the server's answer cache is valid for one version
 
     def _ancestors(self, name: str) -> list[str]:
         out = []
@@ -109,6 +110,7 @@ class Zone:
         """Recompute Service `key` ("ns/name"); `svc` None drops its names."""
         records = service_records(svc, slices, self.domain) if svc is not None else {}
         with self._lock:
+            self.version += 1
             old = self._by_service.pop(key, {})
             for name in old:
                 self._names.pop(name, None)

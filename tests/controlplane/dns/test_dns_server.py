@@ -166,3 +166,17 @@ def test_upstreams_come_from_resolv_conf(tmp_path):
     p.write_text("# comment\nnameserver 127.0.0.53\nsearch example\nnameserver 10.0.0.2 # x\n")
     assert upstreams_from_resolv_conf(str(p)) == [("127.0.0.53", 53), ("10.0.0.2", 53)]
     assert upstreams_from_resolv_conf(str(tmp_path / "missing")) == []
+
+
+def test_cached_answers_follow_zone_changes(dns):
+    server, zone, _ = dns
+    assert _a(_ask(server, "web.default.svc.cluster.local")) == ["10.96.5.5"]
+    first = server._cache_version
+    assert _a(_ask(server, "web.default.svc.cluster.local")) == ["10.96.5.5"]  # from the cache
+    zone.update_service("default/web", _svc("web", "10.96.7.7", [{"port": 80}]), [])
+    assert _a(_ask(server, "web.default.svc.cluster.local")) == ["10.96.7.7"]
+    assert server._cache_version != first
+    for qid in (4242, 777):  # the second is a cache hit: it still carries its own query's id
+        q = DNSRecord.question("web.default.svc.cluster.local", "A")
+        q.header.id = qid
+        assert DNSRecord.parse(q.send(*server.address, timeout=5)).header.id == qid
