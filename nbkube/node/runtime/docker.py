@@ -594,7 +594,7 @@ class DockerRuntime:
         host_network = spec.get("hostNetwork") is True
         kwargs: dict[str, Any] = {
             "name": name,
-            "hostname": p.name[:63],
+            "hostname": str(spec.get("hostname") or p.name)[:63],  # spec.hostname, as the kubelet's
             "labels": labels,
             "network_mode": "host" if host_network else ("none" if self.network is not None else "bridge"),
             "ipc_mode": "host" if spec.get("hostIPC") is True else "shareable",

@@ -180,3 +180,18 @@ def test_cached_answers_follow_zone_changes(dns):
         q = DNSRecord.question("web.default.svc.cluster.local", "A")
         q.header.id = qid
         assert DNSRecord.parse(q.send(*server.address, timeout=5)).header.id == qid
+
+
+def test_external_name_is_a_cname_and_unnamed_ports_have_no_srv(dns):
+    server, zone, upstream = dns
+    zone.update_service(
+        "default/ext",
+        {"metadata": {"name": "ext", "namespace": "default"},
+         "spec": {"type": "ExternalName", "externalName": "db.example.org"}},
+        [],
+    )  # fmt: skip
+    reply = _ask(server, "ext.default.svc.cluster.local")
+    assert [(r.rtype, str(r.rdata)) for r in reply.rr] == [(QTYPE.CNAME, "db.example.org.")]
+    assert upstream.asked == []  # the client follows the CNAME itself
+    zone.update_service("default/plain", _svc("plain", "10.96.9.9", [{"port": 80}]), [])
+    assert _ask(server, "_http._tcp.plain.default.svc.cluster.local", "SRV").header.rcode == RCODE.NXDOMAIN
