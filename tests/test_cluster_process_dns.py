@@ -46,8 +46,12 @@ def test_service_variables_reach_the_service_on_the_process_runtime(
         code, out = rt.exec(client["metadata"]["uid"], "c", ["sh", "-c", script])  # type: ignore[attr-defined]
         assert code == 0 and out.split() == [mirror, "8000", "8000", f"tcp://{mirror}:8000"], out
         fetch = "wget -qO- http://$WEB_SERVICE_HOST:$WEB_SERVICE_PORT/"
-        code, out = rt.exec(client["metadata"]["uid"], "c", ["sh", "-c", fetch])  # type: ignore[attr-defined]
-        assert code == 0 and out.strip() == "web-1", out
+
+        def fetched() -> str:  # the proxy may program the Service a moment after the pod is ready
+            code, out = rt.exec(client["metadata"]["uid"], "c", ["sh", "-c", fetch])  # type: ignore[attr-defined]
+            return out.strip() if code == 0 else ""
+
+        assert wait_until(fetched, 20, "the Service through its variables") == "web-1"
         nolinks = c.api.get("Pod", "nolinks", "default")
         code, out = rt.exec(nolinks["metadata"]["uid"], "c", ["sh", "-c", "echo x${WEB_SERVICE_HOST}x"])  # type: ignore[attr-defined]
         assert out.strip() == "xx", out

@@ -577,9 +577,16 @@ class NodeAgent:
             ip,
             self.pod_cidr or "",
             self.address or "",
-            service_env=service_env(pod, self.services.list(), self.service_host),
+            service_env=service_env(pod, self._visible_services(pod), self.service_host),
             resolv_conf=resolv.render(),
         )
+
+    def _visible_services(self, pod: Obj) -> list[Obj]:
+        """The Services whose variables a pod may get: its namespace's and `default`'s (the
+        master Service), from the cache's namespace index rather than a pass over every Service."""
+        ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+        found = self.services.by_index("namespace", ns)
+        return found if ns == "default" else found + self.services.by_index("namespace", "default")
 
     def _report_failure(self, pod: Obj, message: str) -> None:
         if self._fault is not None:
