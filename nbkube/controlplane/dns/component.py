@@ -83,6 +83,11 @@ class ClusterDNS:
         self.zone.update_service(key, self.services.get(key), slices)
 
     def start(self) -> None:
+        if not self.server.upstreams:  # never a made-up resolver: names outside the cluster fail
+            log.warning(
+                "cluster DNS: no nameserver in the host's /etc/resolv.conf; names outside %s get SERVFAIL",
+                self.zone.domain,
+            )
         self.server.start()
         self.factory.start_all()
         self.factory.wait_all_synced(30)
