@@ -153,5 +153,7 @@ def test_headless_pod_names_resolve_to_their_pod(cluster: LocalCluster) -> None:
     code, out = _exec(cluster, ["nslookup", "db.default.svc.cluster.local"])
     ips = {p["status"]["podIP"] for p in cluster.api.list("Pod", "default", label_selector="app=db")[0]}
     assert code == 0 and all(ip in out for ip in ips), out
+    code, out = _exec(cluster, ["nslookup", "-type=SRV", "_http._tcp.db.default.svc.cluster.local"])
+    assert code == 0 and "db-2.db.default.svc.cluster.local" in out and " 80 " in f" {out} ", out
     code, out = _exec(cluster, ["nslookup", "nothing.default.svc.cluster.local"])
     assert code != 0 or "NXDOMAIN" in out, out
