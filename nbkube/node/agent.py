@@ -40,7 +40,7 @@ from nbkube.logutil import log_failure
 from nbkube.node.ipam import HostLocalIPAM
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
 from nbkube.node.runtime.base import PodRuntimeStatus, PodSandboxConfig, Runtime
-from nbkube.node.runtime.dnsconf import ResolvConf, host_resolv_conf, pod_resolv_conf
+from nbkube.node.runtime.dnsconf import ResolvConf, host_resolv_conf, pod_resolv_conf, wants_cluster_dns
 from nbkube.node.runtime.serviceenv import service_env
 from nbkube.node.sysinfo import go_arch, node_system_info
 
@@ -117,6 +117,7 @@ class NodeAgent:
         self.service_host = service_host  # ClusterIP -> the address this node's pods reach it at
         self.cluster_dns = list(cluster_dns or [])
         self.cluster_domain = cluster_domain
+        self._no_dns_said = False
         self.host_dns = host_dns if host_dns is not None else host_resolv_conf()
         self.queue = WorkQueue(clock=clock)
         self.ipam: HostLocalIPAM | None = None
@@ -569,6 +570,14 @@ class NodeAgent:
         # would miss the variables of Services that already exist
         if not self.services.wait_synced(10.0):
             log.warning("node %s: Service cache not synced; pod env may lack Service variables", self.node_name)
+        if not self.cluster_dns and self.runtime.name == "docker" and not self._no_dns_said and wants_cluster_dns(pod):
+            # as the kubelet's "ClusterDNS not configured" fallback, said once per node
+            self._no_dns_said = True
+            log.warning(
+                "node %s has no cluster DNS: pods with dnsPolicy ClusterFirst get the node's resolvers "
+                "(dnsPolicy Default), and Service names do not resolve",
+                self.node_name,
+            )
         resolv = pod_resolv_conf(
             pod, cluster_dns=self.cluster_dns, cluster_domain=self.cluster_domain, host=self.host_dns
         )
