@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 TTL = 5  # seconds; CoreDNS's kubernetes plugin default, so a moved pod is not cached long
 _BIND_ATTEMPTS = 20
+_TCP_MAX = 64  # TCP connections served at once
 _CACHE_MAX = 20_000  # cached answers; the cache starts over when full (and on every zone change)
 
 
@@ -69,6 +70,7 @@ class DNSServer:
         self.forwarded = 0
         self._cache: dict[bytes, bytes] = {}
         self._cache_version = -1
+        self._tcp_slots = threading.BoundedSemaphore(_TCP_MAX)
 
     @staticmethod
     def _bind(host: str, port: int) -> tuple[socket.socket, socket.socket]:
@@ -225,14 +227,25 @@ class DNSServer:
             self._udp.sendto(self._forward(data), peer)
 
     def _tcp_loop(self) -> None:
+        # a thread per connection (an idle one waits up to its timeout), bounded in number, apart
+        # from the forwarding pool, so that idle TCP clients never hold up UDP forwarding
         while not self._stop.is_set():
             try:
                 conn, _ = self._tcp.accept()
             except OSError:
                 return
-            self._pool.submit(self._serve_tcp, conn)
+            if not self._tcp_slots.acquire(blocking=False):
+                conn.close()  # too many at once: the client retries, as after a lost packet
+                continue
+            threading.Thread(target=self._serve_tcp, args=(conn,), name="nbkube-dns-tcp-conn", daemon=True).start()
 
     def _serve_tcp(self, conn: socket.socket) -> None:
+        try:
+            self._serve_tcp_conn(conn)
+        finally:
+            self._tcp_slots.release()
+
+    def _serve_tcp_conn(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(5.0)
             while True:

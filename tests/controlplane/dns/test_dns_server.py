@@ -195,3 +195,14 @@ def test_external_name_is_a_cname_and_unnamed_ports_have_no_srv(dns):
     assert upstream.asked == []  # the client follows the CNAME itself
     zone.update_service("default/plain", _svc("plain", "10.96.9.9", [{"port": 80}]), [])
     assert _ask(server, "_http._tcp.plain.default.svc.cluster.local", "SRV").header.rcode == RCODE.NXDOMAIN
+
+
+def test_idle_tcp_clients_do_not_hold_up_forwarding(dns):
+    server, _, upstream = dns
+    idle = [socket.create_connection(server.address, timeout=5) for _ in range(8)]  # more than the pool
+    try:
+        assert _a(_ask(server, "example.org")) == ["192.0.2.7"]
+        assert _a(_ask(server, "web.default.svc.cluster.local", tcp=True)) == ["10.96.5.5"]
+    finally:
+        for s in idle:
+            s.close()
