@@ -50,7 +50,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nbkube.clock import REAL_CLOCK, Clock
-from nbkube.controlplane.dns.component import DNS_SERVICE_IP, ClusterDNS
+from nbkube.controlplane.dns.component import DNS_NAMESPACE, DNS_SERVICE, DNS_SERVICE_IP, ClusterDNS
 from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
@@ -481,6 +481,7 @@ class JoinedNode:
             pod_cidr=self.kit.pod_cidr,
             address=node_ip or self.kit.node_ip,
             service_host=self.kit.service_host,
+            cluster_dns=_joined_cluster_dns(api, self.runtime_name),
         )
 
     def start(self) -> JoinedNode:
@@ -501,6 +502,19 @@ class JoinedNode:
         self.factory.stop_all()
         if self.lease is not None:
             self.lease.close()
+
+
+def _joined_cluster_dns(api: Registry, runtime: str) -> list[str]:
+    """The cluster DNS a joining Docker node gives its pods: kube-dns's ClusterIP when the cluster
+    serves one (as a kubelet's --cluster-dns), reached through the node's own proxy; none else."""
+    if runtime != "docker":
+        return []
+    try:
+        svc = api.get("Service", DNS_SERVICE, DNS_NAMESPACE)
+    except NotFound:
+        return []
+    ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+    return [ip] if ip and ip != "None" else []
 
 
 def free_node_index(api: Registry, name: str) -> int:
