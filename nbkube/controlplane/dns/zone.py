@@ -8,6 +8,8 @@ cluster domain D (`cluster.local`):
   subdomain: a StatefulSet's `db-2.db.NS.svc.D`), or by its address with dashes (`10-244-1-5`);
 - `_PORT._PROTO.SVC.NS.svc.D` SRV for each named port: the Service name for a ClusterIP Service,
   each endpoint's name for a headless one.
+- `A-B-C-D.NS.pod.D` A: the address A.B.C.D, as CoreDNS's `pods insecure` (kubeadm's default)
+  answers it, without looking the pod up.
 A name under D that none of these makes is NXDOMAIN; a name that exists asked for another type is
 an empty NOERROR answer. `Zone.update_service` recomputes one Service (called on every change of it
 or of its slices), so a change costs one Service's records, never a pass over all of them.
@@ -15,6 +17,7 @@ or of its slices), so a change costs one Service's records, never a pass over al
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -129,9 +132,25 @@ class Zone:
             if records:
                 self._by_service[key] = records
 
+    def _pod_address(self, q: str) -> Answer | None:
+        suffix = ".pod." + self.domain
+        if not q.endswith(suffix):
+            return None
+        parts = q[: -len(suffix)].split(".")
+        if len(parts) != 2 or not parts[1]:
+            return None
+        try:
+            ip = ipaddress.IPv4Address(parts[0].replace("-", "."))
+        except ValueError:
+            return None
+        return Answer(a=[str(ip)])
+
     def lookup(self, qname: str) -> Answer | None:
         """The records of `qname`; None when the name does not exist (NXDOMAIN if in_domain)."""
         q = _lower(qname)
+        pod = self._pod_address(q)
+        if pod is not None:
+            return pod
         with self._lock:
             ans = self._names.get(q)
             if ans is not None:

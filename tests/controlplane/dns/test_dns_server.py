@@ -206,3 +206,10 @@ def test_idle_tcp_clients_do_not_hold_up_forwarding(dns):
     finally:
         for s in idle:
             s.close()
+
+
+def test_pod_names_by_address(dns):
+    server, _, _ = dns
+    assert _a(_ask(server, "10-244-1-5.default.pod.cluster.local")) == ["10.244.1.5"]
+    for bad in ("10-244-1.default.pod.cluster.local", "10-244-1-5.pod.cluster.local", "x.default.pod.cluster.local"):
+        assert _ask(server, bad).header.rcode == RCODE.NXDOMAIN, bad
