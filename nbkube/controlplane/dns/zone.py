@@ -123,8 +123,7 @@ class Zone:
                         self._parents[parent] = left
                     else:
                         self._parents.pop(parent, None)
-            # two Services never make the same name (names include namespace and Service name),
-            # except an endpoint hostname equal to another Service's port name pattern: last wins
+            # no two Services make the same name: every name holds its Service's name and namespace
             for name, ans in records.items():
                 self._names[name] = ans
                 for parent in self._ancestors(name):

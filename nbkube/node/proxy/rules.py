@@ -1,5 +1,8 @@
 """What a service proxy must do, computed from Services and Endpoints, independent of how it is done.
 
+The proxies' runner reads EndpointSlices and hands each Service's slices here in the Endpoints
+shape (`endpoints_from_slices`), so the computation below has one input form.
+
 Both proxies (the userspace one of the embedded mode and the iptables one of Docker nodes) need the
 same table: for every service port, the ClusterIP:port and NodePort to answer on and the ready
 backends to spread connections over. Keeping that computation pure and in one place means the two

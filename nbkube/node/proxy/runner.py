@@ -64,8 +64,8 @@ class ProxyRunner(SyncLoop):
         self._full = True  # next sync recomputes from the lists (first one, or after a failure)
 
     def _mark(self, *objs: Obj) -> None:
-        # on_add(obj), on_delete(obj), on_update(old, new): the last one is the current object. A
-        # Service and its Endpoints share namespace/name, the key the cache works by.
+        # on_add(obj), on_delete(obj), on_update(old, new): the last one is the current object. The
+        # cache works by the Service's namespace/name; a slice names its Service in a label.
         obj = objs[-1]
         key = slice_service_key(obj) if obj.get("kind") == "EndpointSlice" else key_of(obj)
         if key is None:
