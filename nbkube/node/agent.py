@@ -566,6 +566,10 @@ class NodeAgent:
 
     def _sandbox(self, pod: Obj, ip: str) -> PodSandboxConfig:
         """Where and with what the pod starts: its address, the Services it sees, its resolv.conf."""
+        if self.runtime.name == "sim":
+            # no processes, so no environment or resolv.conf to give; a scale study of thousands
+            # of pods beside thousands of Services must not hold their variables per pod
+            return PodSandboxConfig(self.node_name, ip, self.pod_cidr or "", self.address or "")
         # as the kubelet, wait (bounded) for the Service cache: a pod started before it filled
         # would miss the variables of Services that already exist
         if not self.services.wait_synced(10.0):
