@@ -28,11 +28,13 @@ def test_service_variables_reach_the_service_on_the_process_runtime(
 ) -> None:
     caplog.set_level("WARNING", logger="nbkube.node.runtime.process")
     with LocalCluster(nodes=1, runtime="process", store="sqlite", data_dir=str(tmp_path), name="pdns") as c:
-        web = httpd_pod("web-1", "node-1", 8080)
+        # not 8080, which other embedded-mode tests' httpd pods use: a wildcard listener of another
+        # cluster on this host would answer in its place
+        web = httpd_pod("web-1", "node-1", 8097)
         web["metadata"]["labels"] = {"app": "web"}
         c.api.create(web)
         c.api.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-                      "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 8000, "targetPort": 8080}]}})  # fmt: skip
+                      "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 8000, "targetPort": 8097}]}})  # fmt: skip
         c.api.create(_pod("client", {}))
         c.api.create(_pod("nolinks", {"enableServiceLinks": False}))
         for name in ("web-1", "client", "nolinks"):
