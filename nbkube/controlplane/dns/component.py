@@ -47,14 +47,35 @@ class ClusterDNS:
     ):
         self.api = api
         self.zone = Zone(domain)
-        self.server = DNSServer(
-            self.zone, host, port, upstreams=upstreams if upstreams is not None else upstreams_from_resolv_conf()
-        )
+        ups = upstreams if upstreams is not None else upstreams_from_resolv_conf()
+        previous = self._previous_port(host) if port == 0 else 0
+        try:
+            # the port of the last run when it is still free: the Endpoints (and any conntrack
+            # entries for 10.96.0.10) stay as they were; another free one if it was taken
+            self.server = DNSServer(self.zone, host, previous or port, upstreams=ups)
+        except OSError:
+            if not previous:
+                raise
+            log.info("cluster DNS: port %s of the last run is taken; taking another", previous)
+            self.server = DNSServer(self.zone, host, 0, upstreams=ups)
         self.factory = InformerFactory(api)
         self.services = self.factory.informer("Service")
         self.slices = self.factory.informer("EndpointSlice")
         self.services.add_handler(on_add=self._changed, on_update=self._changed, on_delete=self._changed)
         self.slices.add_handler(on_add=self._changed, on_update=self._changed, on_delete=self._changed)
+
+    def _previous_port(self, host: str) -> int:
+        """The port kube-dns's Endpoints name at `host` (0: none, or at another address)."""
+        try:
+            ep = self.api.get("Endpoints", DNS_SERVICE, DNS_NAMESPACE)
+        except NotFound:
+            return 0
+        for subset in ep.get("subsets") or []:
+            if any(a.get("ip") == host for a in subset.get("addresses") or []):
+                for p in subset.get("ports") or []:
+                    if p.get("protocol") == "UDP" and isinstance(p.get("port"), int):
+                        return int(p["port"])
+        return 0
 
     @property
     def address(self) -> tuple[str, int]:
@@ -112,8 +133,18 @@ class ClusterDNS:
             "metadata": {"name": DNS_SERVICE, "namespace": DNS_NAMESPACE, "labels": labels},
             "spec": {"clusterIP": DNS_SERVICE_IP, "ports": ports},
         }
-        with contextlib.suppress(AlreadyExists):
-            self.api.create(svc)
+        try:
+            # looked up first: on a restart the create would be refused for the address it holds
+            existing = self.api.get("Service", DNS_SERVICE, DNS_NAMESPACE)
+            if (existing.get("spec") or {}).get("clusterIP") != DNS_SERVICE_IP:
+                log.warning(
+                    "cluster DNS: Service %s/%s exists with ClusterIP %s, not %s, which pods' resolv.conf "
+                    "names: delete it to let the cluster DNS make its own",
+                    DNS_NAMESPACE, DNS_SERVICE, (existing.get("spec") or {}).get("clusterIP"), DNS_SERVICE_IP,
+                )  # fmt: skip
+        except NotFound:
+            with contextlib.suppress(AlreadyExists):
+                self.api.create(svc)
         host, port = self.address
         subsets = [
             {
