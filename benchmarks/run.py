@@ -54,6 +54,7 @@ BENCHES = [
     Bench("notebook", 30, 300),
     Bench("notebook_start", 40, 300),
     Bench("userspace_proxy", 20, 120),
+    Bench("dns", 20, 120),
     Bench("proxy", 30, 900),
     Bench("firewall", 20, 300),
     Bench("pod_start", 60, 300),

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.volumebinding import ensure_default_class
+from nbkube.controlplane.dns.component import DNS_NAMESPACE, DNS_SERVICE, DNS_SERVICE_IP, ClusterDNS
 from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
@@ -480,6 +481,8 @@ class JoinedNode:
             factory=self.factory,
             pod_cidr=self.kit.pod_cidr,
             address=node_ip or self.kit.node_ip,
+            service_host=self.kit.service_host,
+            cluster_dns=_joined_cluster_dns(api, self.runtime_name),
         )
 
     def start(self) -> JoinedNode:
@@ -500,6 +503,19 @@ class JoinedNode:
         self.factory.stop_all()
         if self.lease is not None:
             self.lease.close()
+
+
+def _joined_cluster_dns(api: Registry, runtime: str) -> list[str]:
+    """The cluster DNS a joining Docker node gives its pods: kube-dns's ClusterIP when the cluster
+    serves one (as a kubelet's --cluster-dns), reached through the node's own proxy; none else."""
+    if runtime != "docker":
+        return []
+    try:
+        svc = api.get("Service", DNS_SERVICE, DNS_NAMESPACE)
+    except NotFound:
+        return []
+    ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+    return [ip] if ip and ip != "None" else []
 
 
 def free_node_index(api: Registry, name: str) -> int:
@@ -606,6 +622,7 @@ class LocalCluster(Cluster):
         self._node_index: dict[str, int] = {}  # node name -> its number in the address plan
         self.host_proxy: HostProxy | None = None  # the embedded mode's userspace proxy
         self.lease: BlockLease | None = None  # the embedded mode's loopback block, while running
+        self.dns: ClusterDNS | None = None  # cluster DNS for Docker nodes, on the host bridge
         self.address_block: LoopbackBlock | None = None  # ... and the block it had (kept after stop)
         self._store: Store | None = None
         self._lock = threading.Lock()
@@ -747,6 +764,11 @@ class LocalCluster(Cluster):
                     self.add_node(f"node-{i}", _start=False)
                 if self.runtime_name == "process":  # pods of nodes this start has no more
                     reap_other_nodes(self.data_dir, list(self.agents))
+                if self.cluster_dns_ips():  # after the nodes: their setup makes the host bridge
+                    from nbkube.node.network.base import HOST_IP
+
+                    self.dns = ClusterDNS(self.api, HOST_IP)
+                    self.dns.start()
                 self._agent_factory.start_all()
                 for name, agent in self.agents.items():
                     agent.start()
@@ -797,6 +819,8 @@ class LocalCluster(Cluster):
             factory=self._agent_factory,
             pod_cidr=kit.pod_cidr,
             address=kit.node_ip,
+            service_host=kit.service_host,
+            cluster_dns=self.cluster_dns_ips(),
         )
         self.kits[name] = kit
         self.runtimes[name] = kit.runtime
@@ -808,6 +832,12 @@ class LocalCluster(Cluster):
             agent.start()
             kit.start()
         return agent
+
+    def cluster_dns_ips(self) -> list[str]:
+        """The DNS server pods with dnsPolicy ClusterFirst get: kube-dns's ClusterIP on Docker
+        nodes (the DNS server runs on the host bridge they reach); none elsewhere (process pods
+        read the host's resolv.conf, simulated pods resolve nothing)."""
+        return [DNS_SERVICE_IP] if self.runtime_name == "docker" else []
 
     # -- reaching services from this machine -------------------------------------------------------
 
@@ -912,6 +942,10 @@ class LocalCluster(Cluster):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _teardown(self) -> None:
+        if self.dns is not None:
+            with contextlib.suppress(Exception):
+                self.dns.stop()
+            self.dns = None
         for agent in self.agents.values():
             with contextlib.suppress(Exception):
                 agent.stop()

@@ -95,6 +95,10 @@ def test_a_host_namespace_node_joins_and_pods_talk_across(tmp_path: Any, docker_
             if seen == {"on-edge", "on-node"}:
                 break
         assert seen == {"on-edge", "on-node"}
+        # the cluster's DNS, through the joined node's own proxy (kube-dns's ClusterIP)
+        code, out = edge_rt.exec(edge_pod["metadata"]["uid"], "web", ["nslookup", "joined-web.default.svc.cluster.local"])  # type: ignore[attr-defined]
+        svc_ip = cluster.api.get("Service", "joined-web", "default")["spec"]["clusterIP"]
+        assert code == 0 and svc_ip in out, out
         # a hostPort on the joined machine: DNAT in the host's own nat table, to the pod's bridge
         cluster.api.create(httpd_pod("hostport-on-edge", "edge-1", 80, host_port=18090, root="/w"))
         url = f"http://{HOST_NODE_IP}:18090/"

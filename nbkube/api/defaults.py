@@ -15,6 +15,7 @@ from typing import Any
 
 from nbkube.api import defaults_storage, kinds
 from nbkube.api.defaults_batch import default_cron_job, default_job
+from nbkube.api.discovery import default_endpoint_slice
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -355,6 +356,7 @@ _BY_KIND = {
     "CronJob": lambda obj: default_cron_job(obj, _default_template),
     "Service": _default_service,
     "Endpoints": _default_endpoints,
+    "EndpointSlice": default_endpoint_slice,
     "NetworkPolicy": _default_network_policy,
     "Namespace": _default_namespace,
     "Secret": _default_secret,

@@ -112,6 +112,8 @@ FIELDS: dict[str, frozenset[str]] = {
     "Peer": _f("podSelector namespaceSelector ipBlock"),
     "IPBlock": _f("cidr except"),
     "NetworkPolicyPort": _f("protocol port endPort"),
+    "Endpoint": _f("addresses conditions hostname targetRef nodeName zone hints deprecatedTopology"),
+    "EndpointConditions": _f("ready serving terminating"),
     "LeaseSpec": _f(
         "holderIdentity leaseDurationSeconds acquireTime renewTime leaseTransitions strategy preferredHolder"
     ),
@@ -150,6 +152,7 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
         "series action related reportingComponent reportingInstance"
     ),
     "Lease": _f(_TOP + "spec"),
+    "EndpointSlice": _f(_TOP + "addressType endpoints ports"),
     "Role": _f(_TOP + "rules"),
     "ClusterRole": _f(_TOP + "rules aggregationRule"),
     "RoleBinding": _f(_TOP + "subjects roleRef"),
@@ -166,6 +169,8 @@ _TOP_SHAPES: dict[tuple[str, str], str] = {
     ("ClusterRoleBinding", "subjects"): "Subject",
     ("ClusterRoleBinding", "roleRef"): "RoleRef",
     ("ServiceAccount", "secrets"): "ObjectReference",
+    ("EndpointSlice", "endpoints"): "Endpoint",
+    ("EndpointSlice", "ports"): "EndpointPort",
     ("ServiceAccount", "imagePullSecrets"): "LocalObjectReference",
 }
 
@@ -209,6 +214,8 @@ CHILDREN: dict[tuple[str, str], str] = {
     ("Subset", "notReadyAddresses"): "Address",
     ("Subset", "ports"): "EndpointPort",
     ("Address", "targetRef"): "ObjectReference",
+    ("Endpoint", "conditions"): "EndpointConditions",
+    ("Endpoint", "targetRef"): "ObjectReference",
     ("NodeSpec", "taints"): "Taint",
     ("LimitRangeSpec", "limits"): "LimitRangeItem",
     ("NetworkPolicySpec", "podSelector"): "LabelSelector",

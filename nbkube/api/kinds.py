@@ -60,6 +60,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("CronJob", "batch/v1", "cronjobs", ("cj",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),
+    KindInfo("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", (), has_status=False),
     KindInfo("Role", "rbac.authorization.k8s.io/v1", "roles", (), has_status=False),
     KindInfo(
         "ClusterRole", "rbac.authorization.k8s.io/v1", "clusterroles", (), namespaced=False, has_status=False

@@ -355,6 +355,7 @@ FIELD_STRATEGIES: dict[str, dict[str, Strategy]] = {
     },
     "Namespace": {**_CONDITIONS},
     "Endpoints": {"subsets": REPLACE},
+    "EndpointSlice": {"endpoints": REPLACE, "ports": REPLACE},
     "ServiceAccount": {"secrets": by("name")},
     "StatefulSet": _WORKLOAD,
     "PersistentVolumeClaim": _CONDITIONS,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbkube.api import kinds, printers_storage
+from nbkube.api.discovery import endpoint_slice_row
 from nbkube.api.meta import Obj
 from nbkube.clock import timestamp_or_none
 
@@ -475,6 +476,7 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
     "ServiceAccount": (["SECRETS", "AGE"], [], _service_account),
     "ResourceQuota": (["AGE", "REQUEST", "LIMIT"], [], _quota),
     "Lease": (["HOLDER", "AGE"], [], _lease),
+    "EndpointSlice": (["ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], lambda o, now, w: [*endpoint_slice_row(o), age_of(o, now)]),
     "NetworkPolicy": (["POD-SELECTOR", "AGE"], [], _netpol),
     "Role": (["CREATED AT"], [], _created_at),
     "ClusterRole": (["CREATED AT"], [], _created_at),

@@ -26,6 +26,7 @@ _APPS = "io.k8s.api.apps.v1."
 _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _NET = "io.k8s.api.networking.v1."
 _COORD = "io.k8s.api.coordination.v1."
+_DISC = "io.k8s.api.discovery.v1."
 _RBAC = "io.k8s.api.rbac.v1."
 _POLICY = "io.k8s.api.policy.v1."
 
@@ -1182,6 +1183,26 @@ _kind("Event", _CORE + "Event", "A report of an event somewhere in the cluster."
     "reportingInstance": ("string", "ID of the controller instance."),
 }, required=("metadata", "involvedObject"))
 _kind("Lease", _COORD + "Lease", "A lease concept.", {"spec": ("LeaseSpec", _SPEC)})
+_shape("Endpoint", _DISC + "Endpoint", "One endpoint of a service.", {
+    "addresses": ("[]string", "The addresses of this endpoint (one, for the pod's IP)."),
+    "conditions": ("EndpointConditions", "The current state of the endpoint."),
+    "hostname": ("string", "The hostname of this endpoint (a pod's hostname under its subdomain)."),
+    "targetRef": ("ObjectReference", "The object providing the endpoint."),
+    "nodeName": ("string", "The node hosting this endpoint."),
+    "zone": ("string", "The zone this endpoint exists in."),
+    "hints": ("object", "Information about how the endpoint should be consumed."),
+    "deprecatedTopology": ("{}string", "Deprecated topology information."),
+}, required=("addresses",))
+_shape("EndpointConditions", _DISC + "EndpointConditions", "The current condition of an endpoint.", {
+    "ready": ("boolean", "The endpoint is ready to receive traffic."),
+    "serving": ("boolean", "The endpoint is serving (ready, or terminating but still able to serve)."),
+    "terminating": ("boolean", "The endpoint is terminating."),
+})
+_kind("EndpointSlice", _DISC + "EndpointSlice", "A subset of the endpoints of a service.", {
+    "addressType": ("string", "The type of address carried: IPv4, IPv6 or FQDN."),
+    "endpoints": ("[]Endpoint", "The unique endpoints in this slice (at most 1000)."),
+    "ports": ("[]EndpointPort", "The network ports exposed by each endpoint of this slice."),
+}, required=("addressType", "endpoints"))
 _kind("Role", _RBAC + "Role", "A namespaced, logical grouping of PolicyRules.", {
     "rules": ("[]PolicyRule", "All the PolicyRules of this Role."),
 })

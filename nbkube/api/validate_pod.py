@@ -21,6 +21,7 @@ from nbkube.api.validate_common import (
     check_quantity_map,
     quantity_of,
 )
+from nbkube.api.validate_dns import check_dns_config
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
@@ -121,6 +122,7 @@ def check_pod_spec(
     else:
         e.one_of(spec, "restartPolicy", path, RESTART_POLICIES)
     e.one_of(spec, "dnsPolicy", path, DNS_POLICIES)
+    check_dns_config(e, spec, path)
     e.integer(spec, "terminationGracePeriodSeconds", path, minimum=0)
     e.integer(spec, "activeDeadlineSeconds", path, minimum=1)
     e.int32(spec, "priority", path)

@@ -15,6 +15,7 @@ from typing import Any
 
 from nbkube.api import kinds, naming
 from nbkube.api.defaults import default_service_account
+from nbkube.api.discovery import validate_endpoint_slice
 from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
 from nbkube.api.validate_batch import validate_cron_job, validate_job, validate_job_update
 from nbkube.api.validate_common import check_object_meta
@@ -94,6 +95,7 @@ _VALIDATORS: dict[str, KindValidator] = {
     "LimitRange": validate_limit_range,
     "Event": validate_event,
     "Lease": validate_lease,
+    "EndpointSlice": validate_endpoint_slice,
     "Role": validate_role,
     "ClusterRole": validate_cluster_role,
     "RoleBinding": validate_role_binding,

@@ -1758,6 +1758,47 @@ MESSAGES: dict[str, dict[int, tuple[str, str, int]]] = {
         3: ('runAsUserName', 'string', 0),
         4: ('hostProcess', 'bool', 0),
     },
+    'discovery.v1.Endpoint': {
+        1: ('addresses', 'string', 1),
+        2: ('conditions', 'discovery.v1.EndpointConditions', 0),
+        3: ('hostname', 'string', 0),
+        4: ('targetRef', 'core.v1.ObjectReference', 0),
+        5: ('deprecatedTopology', 'string', 2),
+        6: ('nodeName', 'string', 0),
+        7: ('zone', 'string', 0),
+        8: ('hints', 'discovery.v1.EndpointHints', 0),
+    },
+    'discovery.v1.EndpointConditions': {
+        1: ('ready', 'bool', 0),
+        2: ('serving', 'bool', 0),
+        3: ('terminating', 'bool', 0),
+    },
+    'discovery.v1.EndpointHints': {
+        1: ('forZones', 'discovery.v1.ForZone', 1),
+        2: ('forNodes', 'discovery.v1.ForNode', 1),
+    },
+    'discovery.v1.EndpointPort': {
+        1: ('name', 'string', 0),
+        2: ('protocol', 'string', 0),
+        3: ('port', 'int32', 0),
+        4: ('appProtocol', 'string', 0),
+    },
+    'discovery.v1.EndpointSlice': {
+        1: ('metadata', 'meta.v1.ObjectMeta', 0),
+        2: ('endpoints', 'discovery.v1.Endpoint', 1),
+        3: ('ports', 'discovery.v1.EndpointPort', 1),
+        4: ('addressType', 'string', 0),
+    },
+    'discovery.v1.EndpointSliceList': {
+        1: ('metadata', 'meta.v1.ListMeta', 0),
+        2: ('items', 'discovery.v1.EndpointSlice', 1),
+    },
+    'discovery.v1.ForNode': {
+        1: ('name', 'string', 0),
+    },
+    'discovery.v1.ForZone': {
+        1: ('name', 'string', 0),
+    },
     'networking.v1.IPBlock': {
         1: ('cidr', 'string', 0),
         2: ('except', 'string', 1),
@@ -2078,6 +2119,8 @@ KINDS: dict[tuple[str, str], str] = {
     ('batch/v1', 'JobList'): 'batch.v1.JobList',
     ('coordination.k8s.io/v1', 'Lease'): 'coordination.v1.Lease',
     ('coordination.k8s.io/v1', 'LeaseList'): 'coordination.v1.LeaseList',
+    ('discovery.k8s.io/v1', 'EndpointSlice'): 'discovery.v1.EndpointSlice',
+    ('discovery.k8s.io/v1', 'EndpointSliceList'): 'discovery.v1.EndpointSliceList',
     ('meta.k8s.io/v1', 'DeleteOptions'): 'meta.v1.DeleteOptions',
     ('meta.k8s.io/v1', 'Status'): 'meta.v1.Status',
     ('meta.k8s.io/v1', 'WatchEvent'): 'meta.v1.WatchEvent',

@@ -80,6 +80,7 @@ _VIEW = [
     _rule(READ, "networking.k8s.io", "networkpolicies"),
     _rule(READ, "", "persistentvolumeclaims persistentvolumeclaims/status"),
     _rule(READ, "apps", "controllerrevisions"),
+    _rule(READ, "discovery.k8s.io", "endpointslices"),
 ]
 
 _EDIT = [
@@ -111,6 +112,7 @@ _ADMIN = [*_EDIT, _rule(READ_WRITE, GROUP, "roles rolebindings")]
 
 _NODE = [
     _rule(READ, "", "services endpoints"),  # the node's proxy
+    _rule(READ, "discovery.k8s.io", "endpointslices"),
     _rule(("create", "get", "list", "watch"), "", "nodes"),
     _rule(("update", "patch"), "", "nodes/status"),
     _rule(("update", "patch"), "", "nodes"),

@@ -16,7 +16,9 @@ verbs (get, list, create, delete), so it runs the same over a `Registry` (a clus
 - LimitRange `tenant-limits`: default requests and limits per container, so a pod that names no
   resources is admitted under the quota (clamped to the quota when it is smaller);
 - NetworkPolicies `default-deny` (ingress and egress) and `allow-same-namespace` (pods of the
-  namespace reach each other). No DNS egress rule: nbkube runs no cluster DNS to allow;
+  namespace reach each other). No DNS egress rule yet: the cluster DNS of Docker nodes runs on
+  the host bridge, not as a pod a policy can select, so default-deny egress keeps it from a
+  tenant's pods (they reach Services by their `*_SERVICE_HOST` variables);
 - RoleBinding `NAME-admin` of ClusterRole `admin` to User NAME in the namespace;
 - a kubeconfig (0600) whose default namespace is NAME, with the credential chosen by
   `credential=`: "certificate" (CN=NAME, issued by the cluster CA: needs the cluster's `pki/`

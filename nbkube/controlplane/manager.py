@@ -50,6 +50,7 @@ CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.job",
     "nbkube.controlplane.controllers.cronjob",
     "nbkube.controlplane.controllers.endpoints",
+    "nbkube.controlplane.controllers.endpointslice",
     "nbkube.controlplane.controllers.nodelifecycle",
     "nbkube.controlplane.controllers.namespace",
     "nbkube.controlplane.controllers.gc",

@@ -27,6 +27,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nbkube.api.meta import Obj, key_of
@@ -39,6 +40,8 @@ from nbkube.logutil import log_failure
 from nbkube.node.ipam import HostLocalIPAM
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
 from nbkube.node.runtime.base import PodRuntimeStatus, PodSandboxConfig, Runtime
+from nbkube.node.runtime.dnsconf import ResolvConf, host_resolv_conf, pod_resolv_conf, wants_cluster_dns
+from nbkube.node.runtime.serviceenv import service_env
 from nbkube.node.sysinfo import go_arch, node_system_info
 
 if TYPE_CHECKING:
@@ -83,6 +86,10 @@ class NodeAgent:
         address: str | None = None,
         labels: dict[str, str] | None = None,
         factory: InformerFactory | None = None,
+        cluster_dns: list[str] | None = None,
+        cluster_domain: str = "cluster.local",
+        host_dns: ResolvConf | None = None,
+        service_host: Callable[[str], str] | None = None,
     ):
         if not node_name:
             raise BadRequest("node agent: node_name is required")
@@ -104,6 +111,14 @@ class NodeAgent:
         self._own_factory = factory is None
         self.factory = factory or InformerFactory(api)
         self.pods: Informer = self.factory.informer("Pod")
+        # Service variables for the pods it starts (the kubelet's service lister)
+        self.services: Informer = self.factory.informer("Service")
+        # the DNS server pods with dnsPolicy ClusterFirst get (none: they get the node's resolvers)
+        self.service_host = service_host  # ClusterIP -> the address this node's pods reach it at
+        self.cluster_dns = list(cluster_dns or [])
+        self.cluster_domain = cluster_domain
+        self._no_dns_said = False
+        self.host_dns = host_dns if host_dns is not None else host_resolv_conf()
         self.queue = WorkQueue(clock=clock)
         self.ipam: HostLocalIPAM | None = None
         self._lock = threading.Lock()
@@ -142,6 +157,7 @@ class NodeAgent:
             self.factory.start_all()
         else:
             self.pods.start()  # a no-op when the shared factory already runs it
+            self.services.start()
         self._running = True
         # The heartbeat has a thread of its own that never waits on the runtime: a runtime busy
         # creating fifty containers must not make the node look dead (and its pods evicted).
@@ -530,7 +546,7 @@ class NodeAgent:
             if old_status.get("phase") in TERMINAL_PHASES:
                 return  # finished pods are not run again
             ip = self.ipam.allocate(uid, str(old_status.get("podIP") or ""))
-            sandbox = PodSandboxConfig(self.node_name, ip, self.pod_cidr or "", self.address or "")
+            sandbox = self._sandbox(pod, ip)
             try:
                 self.runtime.start_pod(pod, sandbox)
             except BadRequest as exc:
@@ -550,6 +566,43 @@ class NodeAgent:
             self.ipam.release(uid)
         if rt is not None and rt.next_check is not None:
             self.queue.add_after(key, max(rt.next_check, 0.001))
+
+    def _sandbox(self, pod: Obj, ip: str) -> PodSandboxConfig:
+        """Where and with what the pod starts: its address, the Services it sees, its resolv.conf."""
+        if self.runtime.name == "sim":
+            # no processes, so no environment or resolv.conf to give; a scale study of thousands
+            # of pods beside thousands of Services must not hold their variables per pod
+            return PodSandboxConfig(self.node_name, ip, self.pod_cidr or "", self.address or "")
+        # as the kubelet, wait (bounded) for the Service cache: a pod started before it filled
+        # would miss the variables of Services that already exist
+        if not self.services.wait_synced(10.0):
+            log.warning("node %s: Service cache not synced; pod env may lack Service variables", self.node_name)
+        if not self.cluster_dns and self.runtime.name == "docker" and not self._no_dns_said and wants_cluster_dns(pod):
+            # as the kubelet's "ClusterDNS not configured" fallback, said once per node
+            self._no_dns_said = True
+            log.warning(
+                "node %s has no cluster DNS: pods with dnsPolicy ClusterFirst get the node's resolvers "
+                "(dnsPolicy Default), and Service names do not resolve",
+                self.node_name,
+            )
+        resolv = pod_resolv_conf(
+            pod, cluster_dns=self.cluster_dns, cluster_domain=self.cluster_domain, host=self.host_dns
+        )
+        return PodSandboxConfig(
+            self.node_name,
+            ip,
+            self.pod_cidr or "",
+            self.address or "",
+            service_env=service_env(pod, self._visible_services(pod), self.service_host),
+            resolv_conf=resolv.render(),
+        )
+
+    def _visible_services(self, pod: Obj) -> list[Obj]:
+        """The Services whose variables a pod may get: its namespace's and `default`'s (the
+        master Service), from the cache's namespace index rather than a pass over every Service."""
+        ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+        found = self.services.by_index("namespace", ns)
+        return found if ns == "default" else found + self.services.by_index("namespace", "default")
 
     def _report_failure(self, pod: Obj, message: str) -> None:
         if self._fault is not None:

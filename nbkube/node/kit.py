@@ -216,6 +216,8 @@ class NodeKit:
     net: NodeNetInfo
     network: PodNetwork | None = None
     parts: list[Any] = field(default_factory=list)  # things with start()/stop()
+    # ClusterIP -> where this node's pods reach it, when not at the ClusterIP (Service env vars)
+    service_host: Callable[[str], str] | None = None
     _teardown: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -304,6 +306,7 @@ def build_node(
         options.setdefault("identity", lease.identity_env(node_name))
         rt = create_runtime("process", state_dir=os.path.join(state_dir, "process", node_name), **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
+        kit.service_host = lease.block.service_address
         # No per-pod isolation on loopback: say so on every policy that selects a pod here.
         kit.parts = [
             AgentServer(api, node_name, rt, token=str(agent_token)),

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ServiceAllocator",
     "SERVICE_CIDR",
+    "DNS_SERVICE_IP",
     "NODE_PORT_RANGE",
     "IP_PREFIX",
     "NODE_PORT_PREFIX",
@@ -50,6 +51,9 @@ __all__ = [
 SERVICE_CIDR = "10.96.0.0/12"
 NODE_PORT_RANGE = (30000, 32767)
 IP_PREFIX = "/registry/ranges/serviceips/"
+# the cluster DNS Service's conventional address: handed out only when asked for by name
+# (kube-system/kube-dns asks for it), never by the allocator
+DNS_SERVICE_IP = "10.96.0.10"
 NODE_PORT_PREFIX = "/registry/ranges/servicenodeports/"
 
 # Collisions tolerated on the cursor before one list of the whole range picks from its gaps.
@@ -97,8 +101,11 @@ def _node_ports_of(spec: dict[str, Any]) -> set[int]:
 class _Range:
     """One allocation range over the store: offsets 0..size-1 map to keys under `prefix`."""
 
-    def __init__(self, prefix: str, size: int, to_text: Any, rng: random.Random):
+    def __init__(
+        self, prefix: str, size: int, to_text: Any, rng: random.Random, reserved: frozenset[str] = frozenset()
+    ):
         self.prefix = prefix
+        self.reserved = reserved  # claimable by name, never allocated
         self.size = size
         self._to_text = to_text
         self._cursor = rng.randrange(size)
@@ -107,6 +114,8 @@ class _Range:
     def _take(self, store: Store, offsets: Iterable[int], owner: str, at: float) -> str | None:
         for offset in offsets:
             text = self._to_text(offset)
+            if text in self.reserved:
+                continue
             if self.claim(store, text, owner, at):
                 with self._lock:
                     self._cursor = (offset + 1) % self.size
@@ -133,7 +142,7 @@ class _Range:
             return got
         # Crowded near the cursor: one list shows every gap; try a few of them (others race too).
         taken = {kv.key[len(self.prefix) :] for kv in store.list(self.prefix)[0]}
-        if len(taken) >= self.size:
+        if len(taken | self.reserved) >= self.size:
             return None
         free: list[int] = []
         for i in range(self.size):  # one lap from the cursor, stopping at enough gaps
@@ -180,7 +189,8 @@ class ServiceAllocator:
         # the network and broadcast addresses are never handed out
         first = int(self.network.network_address) + 1
         n_ips = max(1, self.network.num_addresses - 2)
-        self._ips = _Range(IP_PREFIX, n_ips, lambda o: str(ipaddress.ip_address(first + o)), rng)
+        reserved = frozenset({DNS_SERVICE_IP}) if ipaddress.ip_address(DNS_SERVICE_IP) in self.network else frozenset()
+        self._ips = _Range(IP_PREFIX, n_ips, lambda o: str(ipaddress.ip_address(first + o)), rng, reserved)
         self._ports = _Range(NODE_PORT_PREFIX, hi - lo + 1, lambda o: str(lo + o), rng)
 
     # -- the plugin -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from nbkube.clock import FakeClock
 from nbkube.errors import AlreadyExists, Forbidden, Invalid
 from nbkube.registry.admission_chain import default_admission_plugins
 from nbkube.registry.admission_service import (
+    DNS_SERVICE_IP,
     IP_PREFIX,
     ServiceAllocator,
     allocated_ips,
@@ -207,3 +208,14 @@ def test_repair_releases_leaks_but_not_fresh_or_held(store: Store) -> None:
     kept = api.get("Service", "kept")["spec"]
     assert allocated_ips(store) == [kept["clusterIP"]]
     assert allocated_node_ports(store) == [kept["ports"][0]["nodePort"]]
+
+
+def test_the_cluster_dns_address_is_never_allocated_only_claimed_by_name(store: Store) -> None:
+    # a /28 has 14 usable addresses; one of them (10.96.0.10) is kept for kube-dns
+    api = Registry(store, admission=[ServiceAllocator("10.96.0.0/28")])
+    ips = [api.create(svc(f"s{i}"))["spec"]["clusterIP"] for i in range(13)]
+    assert DNS_SERVICE_IP not in ips and len(set(ips)) == 13
+    with pytest.raises(Forbidden, match="range is full"):
+        api.create(svc("one-more"))
+    dns = svc("kube-dns", clusterIP=DNS_SERVICE_IP)
+    assert api.create(dns)["spec"]["clusterIP"] == DNS_SERVICE_IP

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from nbkube.client.informer import Informer, InformerFactory
     from nbkube.registry.registry import Registry
 
-__all__ = ["EndpointsController", "compute_subsets", "resolve_target_port"]
+__all__ = ["EndpointsController", "compute_subsets", "pod_hostname", "resolve_target_port"]
 
 
 def resolve_target_port(pod: Obj, svc_port: dict[str, Any]) -> int | None:
@@ -46,7 +46,16 @@ def resolve_target_port(pod: Obj, svc_port: dict[str, Any]) -> int | None:
     return None
 
 
-def _address(pod: Obj, service: str = "") -> dict[str, Any]:
+def pod_hostname(pod: Obj, service_name: str) -> str:
+    """The endpoint hostname of a pod behind Service `service_name`: its spec.hostname when its
+    spec.subdomain names that Service (what gives `db-2.db.NS.svc.cluster.local`), else ""."""
+    spec = pod.get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == service_name:
+        return str(spec["hostname"])
+    return ""
+
+
+def _address(pod: Obj, service_name: str = "") -> dict[str, Any]:
     meta = pod.get("metadata") or {}
     addr: dict[str, Any] = {
         "ip": (pod.get("status") or {}).get("podIP"),
@@ -60,9 +69,9 @@ def _address(pod: Obj, service: str = "") -> dict[str, Any]:
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
         addr["nodeName"] = node
-    spec = pod.get("spec") or {}
-    if spec.get("hostname") and service and spec.get("subdomain") == service:
-        addr["hostname"] = spec["hostname"]  # a StatefulSet's pod: its DNS name HOSTNAME.SERVICE.NS...
+    hostname = pod_hostname(pod, service_name)
+    if hostname:
+        addr["hostname"] = hostname
     return addr
 
 
@@ -82,9 +91,8 @@ def compute_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
         key = tuple(sorted(ports))
         group = groups.setdefault(key, {"addresses": [], "notReadyAddresses": []})
         ready = publish_all or is_ready(pod)
-        group["addresses" if ready else "notReadyAddresses"].append(
-            _address(pod, str((svc.get("metadata") or {}).get("name") or ""))
-        )
+        name = str((svc.get("metadata") or {}).get("name") or "")
+        group["addresses" if ready else "notReadyAddresses"].append(_address(pod, name))
     subsets: list[dict[str, Any]] = []
     for key in sorted(groups):
         group = groups[key]

@@ -1,5 +1,8 @@
 """What a service proxy must do, computed from Services and Endpoints, independent of how it is done.
 
+The proxies' runner reads EndpointSlices and hands each Service's slices here in the Endpoints
+shape (`endpoints_from_slices`), so the computation below has one input form.
+
 Both proxies (the userspace one of the embedded mode and the iptables one of Docker nodes) need the
 same table: for every service port, the ClusterIP:port and NodePort to answer on and the ready
 backends to spread connections over. Keeping that computation pure and in one place means the two
@@ -67,6 +70,44 @@ def _endpoint_backends(endpoints: Obj | None, port_name: str, protocol: str) -> 
                 backends.append(Backend(address["ip"], int(port["port"]), pod))
     # Sorted so that two syncs of the same endpoints produce identical rules (no needless rewrites).
     return tuple(sorted(set(backends), key=lambda b: (b.ip, b.port)))
+
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def slice_service_key(sl: Obj) -> str | None:
+    """"namespace/service" of the Service an EndpointSlice belongs to (None: a slice of no Service)."""
+    meta = sl.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return f"{meta.get('namespace') or 'default'}/{name}" if name else None
+
+
+def endpoints_from_slices(key: str, slices: Iterable[Obj]) -> Obj | None:
+    """One Service's EndpointSlices as the Endpoints shape the rules are computed from: each slice a
+    subset of its ready endpoints (a `ready` condition that is absent counts as ready, as upstream
+    reads it). Its resourceVersion joins the slices' versions, so `RuleCache` sees any change; None
+    when the Service has no slice."""
+    subsets: list[Obj] = []
+    versions: list[str] = []
+    for sl in sorted(slices, key=lambda s: str((s.get("metadata") or {}).get("name"))):
+        if sl.get("addressType", "IPv4") != "IPv4":
+            continue
+        meta = sl.get("metadata") or {}
+        versions.append(f"{meta.get('name')}@{meta.get('resourceVersion') or ''}")
+        addresses = [
+            {"ip": ep["addresses"][0], "targetRef": ep.get("targetRef") or {}}
+            for ep in sl.get("endpoints") or []
+            if ep.get("addresses") and (ep.get("conditions") or {}).get("ready") is not False
+        ]
+        subsets.append({"addresses": addresses, "ports": list(sl.get("ports") or [])})
+    if not versions:
+        return None
+    ns, _, name = key.partition("/")
+    unversioned = any(v.endswith("@") for v in versions)
+    meta_out: Obj = {"name": name, "namespace": ns}
+    if not unversioned:
+        meta_out["resourceVersion"] = ",".join(versions)
+    return {"metadata": meta_out, "subsets": subsets}
 
 
 def _service_rules(svc: Obj, key: str, endpoints: Obj | None) -> list[ServicePortRule]:

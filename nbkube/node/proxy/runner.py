@@ -1,4 +1,4 @@
-"""Keeps a service proxy in step with the cluster: Services + Endpoints in, one sync per change burst.
+"""Keeps a service proxy in step with the cluster: Services + EndpointSlices in, one sync per change burst.
 
 Both proxies (userspace for the embedded mode, iptables on real nodes) are programmed the same way,
 as kube-proxy's sync loop does: informer handlers only mark the table dirty; one thread recomputes
@@ -21,7 +21,13 @@ from typing import Any
 
 from nbkube.api.meta import Obj, key_of
 from nbkube.client.informer import InformerFactory
-from nbkube.node.proxy.rules import RuleCache, ServicePortRule
+from nbkube.node.proxy.rules import (
+    SERVICE_NAME_LABEL,
+    RuleCache,
+    ServicePortRule,
+    endpoints_from_slices,
+    slice_service_key,
+)
 from nbkube.node.syncloop import SyncLoop
 
 __all__ = ["ProxyRunner"]
@@ -30,7 +36,10 @@ log = logging.getLogger(__name__)
 
 
 class ProxyRunner(SyncLoop):
-    """Calls `apply(rules)` whenever Services or Endpoints change (and once at start)."""
+    """Calls `apply(rules)` whenever Services or their EndpointSlices change (and once at start).
+
+    Slices are read as the Endpoints shape the rules are computed from (`endpoints_from_slices`):
+    one Service's slices, found by their service-name label, make one Endpoints-like object."""
 
     def __init__(
         self,
@@ -43,7 +52,7 @@ class ProxyRunner(SyncLoop):
     ):
         super().__init__(name)
         self._services = factory.informer("Service")
-        self._endpoints = factory.informer("Endpoints")
+        self._endpoints = factory.informer("EndpointSlice")
         self._apply = apply
         self._on_idle = on_idle
         self._idle_after = idle_after
@@ -55,11 +64,34 @@ class ProxyRunner(SyncLoop):
         self._full = True  # next sync recomputes from the lists (first one, or after a failure)
 
     def _mark(self, *objs: Obj) -> None:
-        # on_add(obj), on_delete(obj), on_update(old, new): the last one is the current object. A
-        # Service and its Endpoints share namespace/name, the key the cache works by.
+        # on_add(obj), on_delete(obj), on_update(old, new): the last one is the current object. The
+        # cache works by the Service's namespace/name; a slice names its Service in a label.
+        obj = objs[-1]
+        key = slice_service_key(obj) if obj.get("kind") == "EndpointSlice" else key_of(obj)
+        if key is None:
+            return
         with self._changed_lock:
-            self._changed.add(key_of(objs[-1]))
+            self._changed.add(key)
         self.mark()
+
+    def _endpoints_of(self, key: str) -> Obj | None:
+        """The Service `key`'s slices as one Endpoints-shaped object (None: it has none)."""
+        ns, _, name = key.partition("/")
+        slices = [
+            s
+            for s in self._endpoints.by_index("label", f"{SERVICE_NAME_LABEL}={name}")
+            if ((s.get("metadata") or {}).get("namespace") or "default") == ns
+        ]
+        return endpoints_from_slices(key, slices)
+
+    def _all_endpoints(self) -> list[Obj]:
+        by_service: dict[str, list[Obj]] = {}
+        for sl in self._endpoints.list():
+            key = slice_service_key(sl)
+            if key is not None:
+                by_service.setdefault(key, []).append(sl)
+        out = [endpoints_from_slices(key, slices) for key, slices in by_service.items()]
+        return [ep for ep in out if ep is not None]
 
     def start(self) -> None:
         if self._thread is not None:
@@ -92,9 +124,9 @@ class ProxyRunner(SyncLoop):
                 changed, self._changed = self._changed, set()
             try:
                 if self._full:
-                    rules = self._cache.compute(self._services.list(), self._endpoints.list())
+                    rules = self._cache.compute(self._services.list(), self._all_endpoints())
                 else:
-                    rules = self._cache.refresh(changed, self._services.get, self._endpoints.get)
+                    rules = self._cache.refresh(changed, self._services.get, self._endpoints_of)
                 self._full = False
                 self._apply(rules)
             except Exception as exc:  # the proxy must keep trying; the next change may fix it

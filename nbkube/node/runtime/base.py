@@ -121,6 +121,11 @@ class PodSandboxConfig:
     pod_ip: str
     pod_cidr: str
     host_ip: str
+    # the Service variables (`serviceenv.service_env`) as of the pod's start, under its own env
+    service_env: dict[str, str] = field(default_factory=dict)
+    # the pod's resolv.conf (`dnsconf.pod_resolv_conf`) rendered; "" when the agent has no DNS
+    # settings (a runtime then leaves the container's own)
+    resolv_conf: str = ""
 
 
 @dataclass

@@ -917,9 +917,26 @@ class DockerRuntime:
             if m.get("subPath"):  # a folder, or one file (a single ConfigMap key) mounted alone
                 host = sub_path(host, str(m["subPath"]), f"container {c.name}: volumeMount {vname!r}")
             mounts.append(f"{host}:{m.get('mountPath')}:{'ro' if ro or m.get('readOnly') else 'rw'}")
+        resolv = self._resolv_conf(p)
+        if resolv:
+            mounts.append(f"{resolv}:/etc/resolv.conf:ro")
         if mounts:
             kwargs["volumes"] = mounts
         return kwargs
+
+    def _resolv_conf(self, p: _Pod) -> str:
+        """The pod's resolv.conf written into its folder (dnsconf.py made it), or "" for none."""
+        text = p.sandbox.resolv_conf
+        if not text:
+            return ""
+        path = os.path.join(self._pod_dir(p.uid), "resolv.conf")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return path
 
     def _security_options(self, p: _Pod, c: _Ctr) -> dict[str, Any]:
         """The container's securityContext as create options; PodConfigError when it cannot hold
@@ -961,7 +978,8 @@ class DockerRuntime:
             "status.podIPs": p.pod_ip,
             "status.hostIPs": p.sandbox.host_ip,
         }
-        env: dict[str, str] = env_from(p.pod, spec, self.resolve_volume)  # `env` entries win over these
+        # Service variables under envFrom under `env`, as the kubelet layers them
+        env: dict[str, str] = {**p.sandbox.service_env, **env_from(p.pod, spec, self.resolve_volume)}
         for e in spec.get("env") or []:
             name = str(e.get("name") or "")
             if "value" in e or not e.get("valueFrom"):

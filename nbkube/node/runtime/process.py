@@ -75,6 +75,7 @@ from nbkube.logutil import log_failure
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime import logtimes
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
+from nbkube.node.runtime.dnsconf import dns_refusals, wants_cluster_dns
 from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import container_context, identity, process_refusals
 from nbkube.node.runtime.session import PopenSession, make_controlling_tty
@@ -479,6 +480,7 @@ class ProcessRuntime:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._closed = False
+        self._dns_said = False  # the "no cluster DNS here" line is logged once
         os.makedirs(self._pods_dir, exist_ok=True)
         self.adopted, self.killed_leftovers = self._adopt()
         self.reaped_orphans = reap_orphans(self.state_dir, keep=self._pids())
@@ -500,8 +502,20 @@ class ProcessRuntime:
     def start_pod(self, pod: Obj, sandbox: PodSandboxConfig) -> None:
         uid, where = check_pod(pod, "process")
         refused = process_refusals(pod, euid=os.geteuid(), egid=os.getegid()) + refusals(pod, "process")
+        refused += dns_refusals(pod)
         if refused:
             raise BadRequest(f"{where}: " + "; ".join(refused))
+        if wants_cluster_dns(pod) and not self._dns_said:
+            # said once per node, not per pod: every default pod asks for it
+            self._dns_said = True
+            log.warning(
+                "process runtime %s: %s asks for cluster DNS (dnsPolicy %s); host processes use the "
+                "host's resolver, so Service names do not resolve here (use the *_SERVICE_HOST "
+                "variables, or runtime docker)",
+                self.node_name,
+                where,
+                (pod.get("spec") or {}).get("dnsPolicy") or "ClusterFirst",
+            )
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
         containers = spec.get("containers") or []
@@ -1322,7 +1336,8 @@ class ProcessRuntime:
             "status.podIPs": p.sandbox.pod_ip,
             "status.hostIPs": p.sandbox.host_ip,
         }
-        env: dict[str, str] = env_from(p.pod, spec, self.resolve_volume)  # `env` entries win over these
+        # Service variables under envFrom under `env`, as the kubelet layers them
+        env: dict[str, str] = {**p.sandbox.service_env, **env_from(p.pod, spec, self.resolve_volume)}
         for e in spec.get("env") or []:
             name = str(e.get("name") or "")
             src = e.get("valueFrom")

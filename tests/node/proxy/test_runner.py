@@ -1,4 +1,4 @@
-"""The proxy runner recomputes the rule table when Services or Endpoints change."""
+"""The proxy runner recomputes the rule table when Services or their EndpointSlices change."""
 
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ def _service() -> dict:
     }
 
 
-def _endpoints(*ips: str) -> dict:
+def _slice(*ips: str, name: str = "web-abcde", ready: bool = True) -> dict:
     return {
-        "apiVersion": "v1",
-        "kind": "Endpoints",
-        "metadata": {"name": "web", "namespace": "default"},
-        "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": [{"port": 8080, "protocol": "TCP"}]}],
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}} for ip in ips],
+        "ports": [{"name": "", "port": 8080, "protocol": "TCP"}],
     }
 
 
@@ -50,15 +52,21 @@ def test_runner_syncs_at_start_and_after_each_change():
         assert runner.wait_synced(10)
         assert seen[-1] == []
         api.create(_service())
-        ep = api.create(_endpoints("127.244.1.2"))
+        ep = api.create(_slice("127.244.1.2"))
 
         def backends() -> list[str]:
             return [b.ip for r in runner.rules for b in r.backends]
 
         deadline_ok = _wait(lambda: backends() == ["127.244.1.2"])
         assert deadline_ok, runner.rules
-        ep["subsets"][0]["addresses"].append({"ip": "127.244.2.2"})
+        ep["endpoints"].append({"addresses": ["127.244.2.2"], "conditions": {"ready": True}})
         api.update(ep)
+        assert _wait(lambda: backends() == ["127.244.1.2", "127.244.2.2"])
+        # a second slice of the same Service adds its ready endpoints; not-ready ones are skipped
+        api.create(_slice("127.244.3.2", name="web-fghij"))
+        api.create(_slice("127.244.4.2", name="web-klmno", ready=False))
+        assert _wait(lambda: backends() == ["127.244.1.2", "127.244.2.2", "127.244.3.2"])
+        api.delete("EndpointSlice", "web-fghij", "default")
         assert _wait(lambda: backends() == ["127.244.1.2", "127.244.2.2"])
         api.delete("Service", "web", "default")
         assert _wait(lambda: runner.rules == [])
