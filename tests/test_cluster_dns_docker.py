@@ -1,6 +1,6 @@
 """Cluster DNS and Service variables on 2 Docker nodes: from inside a pod, Service names resolve
-(`nslookup`, `wget http://web:8000/`), a headless Service's pods resolve by hostname
-(`db-2.db.default.svc.cluster.local`), and `WEB_SERVICE_HOST` is set (issue's "Done when").
+(`nslookup`, `wget http://web:8000/`), a StatefulSet's pods behind its headless Service resolve by
+hostname (`db-2.db.default.svc.cluster.local`), and `WEB_SERVICE_HOST` is set (issue's "Done when").
 
 Marked `docker` (root and a Docker daemon). Run under `flock /tmp/nbkube-docker.lock`.
 """
@@ -55,23 +55,31 @@ def _service(name: str, port: int, headless: bool = False) -> dict:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
 
 
-def _db_pod(i: int) -> dict:
+def _db_statefulset() -> dict:
+    # a real StatefulSet: its controller gives pod db-N hostname db-N and subdomain db (the headless
+    # Service), which is what makes db-N.db.default.svc.cluster.local resolve
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": f"db-{i}", "labels": {"app": "db"}},
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db"},
         "spec": {
-            "hostname": f"db-{i}",
-            "subdomain": "db",
-            "containers": [
-                {
-                    "name": "db",
-                    "image": "busybox",
-                    "command": ["sh", "-c", SERVE.format(port=80)],
-                    "env": POD_NAME_ENV,
-                    "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1},
-                }
-            ],
+            "serviceName": "db",
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {
+                "metadata": {"labels": {"app": "db"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "db",
+                            "image": "busybox",
+                            "command": ["sh", "-c", SERVE.format(port=80)],
+                            "env": POD_NAME_ENV,
+                            "readinessProbe": {"httpGet": {"path": "/", "port": 80}, "periodSeconds": 1},
+                        }
+                    ]
+                },
+            },
         },
     }
 
@@ -97,8 +105,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Ite
         c.api.create(_web_rc())
         c.api.create(_service("web", 8000))
         c.api.create(_service("db", 80, headless=True))
-        for i in range(3):
-            c.api.create(_db_pod(i))
+        c.api.create(_db_statefulset())
         wait_until(lambda: _ready(c, "app=web") == 2 and _ready(c, "app=db") == 3, 90, "web and db pods ready")
         c.api.create(CLIENT)  # after the Services: it gets their variables
         wait_until(lambda: pod_ready(c.api.get("Pod", "client", "default")), 60, "client pod ready")
@@ -144,7 +151,7 @@ def test_service_names_resolve_and_reach_the_pods(cluster: LocalCluster) -> None
     assert seen == web_pods, seen  # both pods, through the ClusterIP the name resolved to
 
 
-def test_headless_pod_names_resolve_to_their_pod(cluster: LocalCluster) -> None:
+def test_statefulset_pod_names_resolve_to_their_pod(cluster: LocalCluster) -> None:
     db2 = cluster.api.get("Pod", "db-2", "default")
     code, out = _exec(cluster, ["nslookup", "db-2.db.default.svc.cluster.local"])
     assert code == 0 and db2["status"]["podIP"] in out, out
