@@ -14,6 +14,7 @@ import copy
 from typing import Any
 
 from nbkube.api import kinds
+from nbkube.api.hpa import default_hpa
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -333,6 +334,7 @@ _BY_KIND = {
     "ReplicationController": _default_rc,
     "ReplicaSet": _default_replica_set,
     "Deployment": _default_deployment,
+    "HorizontalPodAutoscaler": default_hpa,
     "Service": _default_service,
     "Endpoints": _default_endpoints,
     "NetworkPolicy": _default_network_policy,

@@ -97,6 +97,7 @@ FIELDS: dict[str, frozenset[str]] = {
     "Peer": _f("podSelector namespaceSelector ipBlock"),
     "IPBlock": _f("cidr except"),
     "NetworkPolicyPort": _f("protocol port endPort"),
+    "HPASpec": _f("scaleTargetRef minReplicas maxReplicas metrics behavior"),
     "LeaseSpec": _f(
         "holderIdentity leaseDurationSeconds acquireTime renewTime leaseTransitions strategy preferredHolder"
     ),
@@ -115,6 +116,7 @@ TOP_LEVEL: dict[str, frozenset[str]] = {
     "ReplicationController": _f(_TOP + "spec status"),
     "ReplicaSet": _f(_TOP + "spec status"),
     "Deployment": _f(_TOP + "spec status"),
+    "HorizontalPodAutoscaler": _f(_TOP + "spec status"),
     "Namespace": _f(_TOP + "spec status"),
     "Node": _f(_TOP + "spec status"),
     "Endpoints": _f(_TOP + "subsets"),
@@ -197,6 +199,7 @@ _SPEC_SHAPE = {
     "ReplicationController": "RCSpec",
     "ReplicaSet": "RSSpec",
     "Deployment": "DeploymentSpec",
+    "HorizontalPodAutoscaler": "HPASpec",
     "Namespace": "NamespaceSpec",
     "Node": "NodeSpec",
     "ResourceQuota": "QuotaSpec",

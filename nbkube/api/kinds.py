@@ -49,6 +49,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("Event", "v1", "events", ("ev",), has_status=False),
     KindInfo("ReplicaSet", "apps/v1", "replicasets", ("rs",)),
     KindInfo("Deployment", "apps/v1", "deployments", ("deploy",)),
+    KindInfo("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", ("hpa",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),
     KindInfo("Role", "rbac.authorization.k8s.io/v1", "roles", (), has_status=False),

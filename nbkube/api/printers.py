@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nbkube.api import kinds
+from nbkube.api.hpa import hpa_row
 from nbkube.api.meta import Obj
 from nbkube.clock import timestamp_or_none
 
@@ -371,6 +372,9 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
         ["READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         ["CONTAINERS", "IMAGES", "SELECTOR"],
         _deployment,
+    ),
+    "HorizontalPodAutoscaler": (
+        ["REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"], [], lambda o, now, _w: hpa_row(o, age_of(o, now))
     ),
     "Service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _service),
     "Node": (

@@ -25,6 +25,7 @@ _META = "io.k8s.apimachinery.pkg.apis.meta.v1."
 _NET = "io.k8s.api.networking.v1."
 _COORD = "io.k8s.api.coordination.v1."
 _RBAC = "io.k8s.api.rbac.v1."
+_AUTOSCALING = "io.k8s.api.autoscaling.v2."
 
 
 @dataclass(frozen=True)
@@ -955,6 +956,13 @@ _shape("DeploymentStatus", _APPS + "DeploymentStatus", "The most recently observ
     "conditions": ("[]DeploymentCondition", "The latest observations of the deployment's state."),
     "collisionCount": ("int32", "Count of hash collisions of the deployment's ReplicaSets."),
 })
+_shape("HPASpec", _AUTOSCALING + "HorizontalPodAutoscalerSpec", "The desired behaviour of an autoscaler.", {
+    "scaleTargetRef": ("object", "The scaled resource: kind, name and apiVersion (Deployment, ReplicaSet, ...)."),
+    "minReplicas": ("int32", "The lower limit of replicas. Defaults to 1."),
+    "maxReplicas": ("int32", "The upper limit of replicas; at least minReplicas."),
+    "metrics": ("[]object", "Metrics to scale on; nbkube serves Resource metrics (cpu, memory). Default: cpu 80%."),
+    "behavior": ("object", "Scale-up and scale-down stabilization windows and rate policies."),
+}, required=("scaleTargetRef", "maxReplicas"))
 _shape("DeploymentCondition", _APPS + "DeploymentCondition", "The state of a deployment at a point.", {
     "type": ("string", "Type of deployment condition: Available, Progressing or ReplicaFailure."),
     "status": ("string", "True, False or Unknown."),
@@ -1061,6 +1069,11 @@ _kind("ReplicaSet", _APPS + "ReplicaSet", "Ensures that a specified number of po
 _kind("Deployment", _APPS + "Deployment", "Declarative updates for pods and ReplicaSets.", {
     "spec": ("DeploymentSpec", _SPEC),
     "status": ("DeploymentStatus", _STATUS),
+})
+_kind("HorizontalPodAutoscaler", _AUTOSCALING + "HorizontalPodAutoscaler", "Scales a workload's replicas "
+      "to keep a resource metric near its target.", {
+    "spec": ("HPASpec", _SPEC),
+    "status": ("object", "currentReplicas, desiredReplicas, currentMetrics, conditions, lastScaleTime."),
 })
 _kind("Namespace", _CORE + "Namespace", "A scope for names.", {
     "spec": ("NamespaceSpec", _SPEC),

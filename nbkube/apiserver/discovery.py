@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from nbkube.api.kinds import KINDS, KindInfo
-from nbkube.apiserver.routing import REVIEW_KINDS
+from nbkube.apiserver.routing import METRICS_KINDS, REVIEW_KINDS
 
 __all__ = [
     "GIT_VERSION",
@@ -54,7 +54,7 @@ def version() -> dict[str, str]:
 def served_group_versions() -> list[str]:
     """`v1`, `apps/v1`, ... in the order of the kind table (core first), then the review groups."""
     out: list[str] = []
-    for info in (*KINDS, *REVIEW_KINDS):
+    for info in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS):
         if info.api_version not in out:
             out.append(info.api_version)
     return out
@@ -113,9 +113,11 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
     """The APIResourceList of one group/version, or None when nbkube does not serve it."""
     infos = [i for i in KINDS if i.api_version == group_version]
     reviews = [i for i in REVIEW_KINDS if i.api_version == group_version]
-    if not infos and not reviews:
+    metrics = [i for i in METRICS_KINDS if i.api_version == group_version]
+    if not infos and not reviews and not metrics:
         return None
     resources: list[dict[str, Any]] = [{**_resource(i), "verbs": ["create"]} for i in reviews]
+    resources += [{**_resource(i), "verbs": ["get", "list"]} for i in metrics]
     for info in infos:
         resources.append(_resource(info))
         if info.has_status:

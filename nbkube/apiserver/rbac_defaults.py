@@ -75,6 +75,7 @@ _VIEW = [
         "deployments/status deployments/scale replicasets replicasets/status replicasets/scale",
     ),
     _rule(READ, "autoscaling", "horizontalpodautoscalers horizontalpodautoscalers/status"),
+    _rule(READ, "metrics.k8s.io", "pods nodes"),  # as system:aggregated-metrics-reader
     _rule(READ, "batch", "jobs cronjobs cronjobs/status jobs/status"),
     _rule(READ, "policy", "poddisruptionbudgets poddisruptionbudgets/status"),
     _rule(READ, "networking.k8s.io", "networkpolicies"),
@@ -123,6 +124,7 @@ _NODE = [
     # nbkube's node agent also runs the NetworkPolicy firewall, which watches namespaces and policies
     _rule(READ, "", "namespaces"),
     _rule(READ, "networking.k8s.io", "networkpolicies"),
+    _rule("update", "metrics.k8s.io", "nodes"),  # its resource-metrics report (nbkube/client/metrics.py)
 ]
 
 _HEALTH = "/livez /readyz /healthz /version /version/"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from nbkube.api.kinds import KINDS, KindInfo
 from nbkube.errors import BadRequest, NotFound
 
-__all__ = ["CONNECT_SUBRESOURCES", "REVIEW_KINDS", "FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
+__all__ = ["CONNECT_SUBRESOURCES", "METRICS_KINDS", "REVIEW_KINDS", "FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
 
 SUBRESOURCES = frozenset({"status", "scale", "log", "eviction", "token", "exec", "attach", "portforward"})
 # the pod subresources that upgrade to a stream (WebSocket channels, see nbkube/apiserver/podstreams.py)
@@ -24,6 +24,14 @@ REVIEW_KINDS: tuple[KindInfo, ...] = (
     KindInfo("SelfSubjectAccessReview", "authorization.k8s.io/v1", "selfsubjectaccessreviews", namespaced=False),
     KindInfo("SelfSubjectRulesReview", "authorization.k8s.io/v1", "selfsubjectrulesreviews", namespaced=False),
     KindInfo("SelfSubjectReview", "authentication.k8s.io/v1", "selfsubjectreviews", namespaced=False),
+)
+
+
+# The resource-metrics API (metrics-server's group): answers from the registry's MetricsStore,
+# served by nbkube/apiserver/metrics_api.py; get and list only (and nbkube's node report, a PUT).
+METRICS_KINDS: tuple[KindInfo, ...] = (
+    KindInfo("PodMetrics", "metrics.k8s.io/v1beta1", "pods", has_status=False),
+    KindInfo("NodeMetrics", "metrics.k8s.io/v1beta1", "nodes", namespaced=False, has_status=False),
 )
 
 
@@ -44,7 +52,7 @@ def _group_version(parts: list[str]) -> tuple[str, list[str]] | None:
 
 
 def _kind(group_version: str, plural: str) -> KindInfo:
-    for info in (*KINDS, *REVIEW_KINDS):
+    for info in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS):
         if info.api_version == group_version and info.plural == plural:
             return info
     raise NotFound(f'the server could not find the requested resource ("{plural}" in {group_version})')

@@ -34,6 +34,7 @@ from nbkube.api import wirejson
 from nbkube.apiserver import (
     bodies,
     discovery,
+    metrics_api,
     openapi,
     podlogs,
     podstreams,
@@ -216,7 +217,11 @@ class _Service:
                         f"{ctx.method} is not allowed on pods/{route.subresource}"
                     )
                 return _Outcome(stream="connect", req=req)
-            answer = self.gate.handle(ctx, route, req)
+            answer = (
+                metrics_api.handle(self.registry, req, ctx.user)
+                if metrics_api.is_metrics(req)
+                else self.gate.handle(ctx, route, req)
+            )
             if answer is None:
                 answer = resources.handle(self.registry, req)
             headers = dict(answer.headers)

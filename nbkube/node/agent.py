@@ -37,6 +37,7 @@ from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import AlreadyExists, BadRequest, Conflict, NbkubeError, NotFound
 from nbkube.logutil import log_failure
 from nbkube.node.ipam import HostLocalIPAM
+from nbkube.node.metrics import MetricsReporter
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
 from nbkube.node.runtime.base import PodRuntimeStatus, PodSandboxConfig, Runtime
 from nbkube.node.sysinfo import go_arch, node_system_info
@@ -117,6 +118,20 @@ class NodeAgent:
         self._threads: list[threading.Thread] = []
         self._running = False
         self.pods.add_handler(self._on_add, self._on_update, self._on_delete)
+        self.metrics: MetricsReporter | None = None
+        if callable(getattr(runtime, "usage", None)):
+            self.metrics = MetricsReporter(
+                api,
+                node_name,
+                runtime,
+                lambda: self.pods.by_index("nodeName", self.node_name),
+                interval=float(getattr(profile, "metrics_interval", 15.0)),
+                node_labels=self._node_labels,
+                active=lambda: self._fault is None,
+                clock=clock,
+            )
+        else:
+            log.info("node %s: runtime %s reports no resource usage: no metrics for its pods", node_name, runtime.name)
 
     # -- public lifecycle --------------------------------------------------------------------------
 
@@ -151,12 +166,16 @@ class NodeAgent:
             t = threading.Thread(target=target, name=f"agent-{self.node_name}-{name}", daemon=True)
             t.start()
             self._threads.append(t)
+        if self.metrics is not None:
+            self.metrics.start()
 
     def stop(self) -> None:
         """Graceful stop: threads end, the Node stays (it turns NotReady when its lease lapses);
         runtime pods are left to the runtime's owner, as a kubelet restart leaves containers."""
         self._stop.set()
         self.queue.shutdown()
+        if self.metrics is not None:
+            self.metrics.stop()
         threads, self._threads = self._threads, []
         for t in threads:
             if t is not threading.current_thread():
@@ -194,6 +213,12 @@ class NodeAgent:
         if self._running:
             self._heartbeat()
             self._resync()
+
+    def _node_labels(self) -> dict[str, str]:
+        try:
+            return dict((self.api.get("Node", self.node_name).get("metadata") or {}).get("labels") or {})
+        except NbkubeError:
+            return {}
 
     # -- registration and heartbeat ----------------------------------------------------------------
 

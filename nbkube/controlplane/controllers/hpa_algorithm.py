@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbkube.api.hpa import behavior_with_defaults
+
 __all__ = [
     "DEFAULT_DOWNSCALE_WINDOW",
     "MetricError",
@@ -268,26 +270,6 @@ class Limited:
         return self.replicas != self.stabilized
 
 
-def behavior_with_defaults(behavior: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`spec.behavior` with upstream's defaults filled in (None stays None: the behaviour-less path)."""
-    if behavior is None:
-        return None
-    up = dict(behavior.get("scaleUp") or {})
-    down = dict(behavior.get("scaleDown") or {})
-    up.setdefault("stabilizationWindowSeconds", 0)
-    up.setdefault("selectPolicy", "Max")
-    if not up.get("policies"):
-        up["policies"] = [
-            {"type": "Pods", "value": 4, "periodSeconds": 15},
-            {"type": "Percent", "value": 100, "periodSeconds": 15},
-        ]
-    down.setdefault("selectPolicy", "Max")
-    if not down.get("policies"):
-        down["policies"] = [{"type": "Percent", "value": 100, "periodSeconds": 15}]
-    # scaleDown.stabilizationWindowSeconds stays unset here: the controller's default (300 s) applies
-    return {"scaleUp": up, "scaleDown": down}
-
-
 _WITHIN = ("DesiredWithinRange", "the desired count is within the acceptable range")
 _READY = ("ReadyForNewScale", "recommended size matches current size")
 
@@ -346,10 +328,7 @@ def _scale_up_limit(current: int, history: History, rules: dict[str, Any], now: 
             + _change_in_period(history.scale_down, period, now)
         )
         value = int(policy.get("value") or 0)
-        if policy.get("type") == "Pods":
-            proposed = start + value
-        else:
-            proposed = math.ceil(start * (1 + value / 100))
+        proposed = start + value if policy.get("type") == "Pods" else math.ceil(start * (1 + value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
@@ -369,10 +348,7 @@ def _scale_down_limit(current: int, history: History, rules: dict[str, Any], now
             + _change_in_period(history.scale_down, period, now)
         )
         value = int(policy.get("value") or 0)
-        if policy.get("type") == "Pods":
-            proposed = start - value
-        else:
-            proposed = int(start * (1 - value / 100))
+        proposed = start - value if policy.get("type") == "Pods" else int(start * (1 - value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
