@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nbkube.api.kinds import KINDS, KindInfo
+from nbkube.api.kinds import KINDS, KindInfo, lookup
+from nbkube.apiserver.conversion import converted_for
 from nbkube.errors import BadRequest, NotFound
 
 __all__ = ["CONNECT_SUBRESOURCES", "METRICS_KINDS", "REVIEW_KINDS", "FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
@@ -41,6 +42,7 @@ class Route:
     namespace: str = ""  # "" for cluster-scoped kinds and for the all-namespaces list
     name: str = ""  # "" for the collection
     subresource: str = ""
+    served_version: str = ""  # an older version served by conversion (nbkube/apiserver/conversion.py)
 
 
 def _group_version(parts: list[str]) -> tuple[str, list[str]] | None:
@@ -71,7 +73,8 @@ def parse_resource_path(path: str) -> Route | None:
         namespace, rest = rest[1], rest[2:]
     else:
         namespace = ""
-    info = _kind(group_version, rest[0])
+    conv = converted_for(group_version, rest[0])
+    info = lookup(conv.info.kind) if conv is not None else _kind(group_version, rest[0])
     if namespace and not info.namespaced:
         raise NotFound(f"the server could not find the requested resource ({info.plural} is cluster-scoped)")
     name = rest[1] if len(rest) >= 2 else ""
@@ -82,7 +85,7 @@ def parse_resource_path(path: str) -> Route | None:
         raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     if sub == "status" and not info.has_status:
         raise NotFound(f"the server could not find the requested resource ({info.plural} has no status)")
-    return Route(info, namespace, name, sub)
+    return Route(info, namespace, name, sub, conv.info.api_version if conv is not None else "")
 
 
 @dataclass(frozen=True)
