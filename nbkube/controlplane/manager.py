@@ -51,6 +51,7 @@ CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.gc",
     "nbkube.controlplane.controllers.quota",
     "nbkube.controlplane.controllers.serviceaccounts",
+    "nbkube.controlplane.controllers.hpa",
 ]
 _SYNC_TIMEOUT = 30.0
 
