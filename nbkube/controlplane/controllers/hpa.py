@@ -343,11 +343,15 @@ class HorizontalPodAutoscalerController(Controller):
         status = {**status, "conditions": conditions}
         if hpa.get("status") == status:
             return
+        meta = hpa.get("metadata") or {}
+
+        def change(cur: Obj) -> Obj:
+            # the status is this sync's finding whatever the cache held: written on the latest version
+            return {**cur, "status": status}
+
         try:
-            self.api.update_status({**hpa, "status": status})
+            self.api.mutate(
+                "HorizontalPodAutoscaler", str(meta.get("name")), str(meta.get("namespace") or ""), change, status=True
+            )
         except NotFound:
             return  # deleted meanwhile
-        except Conflict:
-            # changed under us (a spec edit): the update's event brings it back
-            self.queue.add(f"{(hpa.get('metadata') or {}).get('namespace')}/{(hpa.get('metadata') or {}).get('name')}")
-
