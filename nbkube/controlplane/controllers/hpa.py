@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nbkube.api import kinds
-from nbkube.api.meta import Obj
+from nbkube.api.meta import Obj, key_of
 from nbkube.api.quantity import QuantityError, parse_cpu, parse_memory
 from nbkube.api.selectors import Selector, selector_from_label_selector, selector_from_map
 from nbkube.client import metrics as metrics_client
@@ -129,6 +129,7 @@ class HorizontalPodAutoscalerController(Controller):
         self.downscale_window = DEFAULT_DOWNSCALE_WINDOW
         self.metrics: MetricsSource = metrics or (lambda ns: metrics_client.pod_metrics(api, ns))
         self.histories: dict[str, History] = {}
+        self._reported: dict[tuple[str, str], str] = {}  # (HPA key, warning reason) -> last message
         self.hpas: Informer = factory.informer("HorizontalPodAutoscaler")
         self.pods: Informer = factory.informer("Pod")
         self.hpas.add_handler(on_add=self.enqueue, on_update=self._updated, on_delete=self._deleted)
@@ -140,7 +141,9 @@ class HorizontalPodAutoscalerController(Controller):
 
     def _deleted(self, hpa: Obj) -> None:
         meta = hpa.get("metadata") or {}
-        self.histories.pop(f"{meta.get('namespace')}/{meta.get('name')}", None)
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        self.histories.pop(key, None)
+        self._reported = {k: v for k, v in self._reported.items() if k[0] != key}
 
     # -- reconcile ---------------------------------------------------------------------------------
 
@@ -155,6 +158,9 @@ class HorizontalPodAutoscalerController(Controller):
             self.queue.add_after(key, self.sync_period)
 
     def _event(self, hpa: Obj, reason: str, message: str, warning: bool = False) -> None:
+        if warning and self._reported.get((key_of(hpa), reason)) == message:
+            return  # the same failure as at the last sync: one event, not one per sync period
+        self._reported[(key_of(hpa), reason)] = message
         record_event(
             self.api, hpa, reason, message, type="Warning" if warning else "Normal", component=COMPONENT, clock=self.clock
         )
@@ -298,6 +304,9 @@ class HorizontalPodAutoscalerController(Controller):
             _condition(conditions, "ScalingActive", False, "FailedGetResourceMetric", message, now)
             self._event(hpa, "FailedComputeMetricsReplicas", message, warning=True)
             return -1, "", statuses
+        key = key_of(hpa)
+        for reason in ("FailedGetResourceMetric", "FailedComputeMetricsReplicas"):
+            self._reported.pop((key, reason), None)
         _condition(
             conditions,
             "ScalingActive",
