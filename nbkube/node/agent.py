@@ -84,7 +84,10 @@ class NodeAgent:
         address: str | None = None,
         labels: dict[str, str] | None = None,
         factory: InformerFactory | None = None,
+        metrics_api: Any = None,
     ):
+        """`metrics_api`: where resource metrics go when not to `api` (a RestClient to the API server
+        for an agent that reaches the cluster through its store: nbkube/client/metrics.py)."""
         if not node_name:
             raise BadRequest("node agent: node_name is required")
         self.api = api
@@ -121,7 +124,7 @@ class NodeAgent:
         self.metrics: MetricsReporter | None = None
         if callable(getattr(runtime, "usage", None)):
             self.metrics = MetricsReporter(
-                api,
+                metrics_api if metrics_api is not None else api,
                 node_name,
                 runtime,
                 lambda: self.pods.by_index("nodeName", self.node_name),
