@@ -71,6 +71,10 @@ def test_kubectl_top_and_an_hpa_scaling_a_busy_deployment(tmp_path: Any) -> None
         assert int(top[0][1][:-1]) > 50, f"a busy loop uses more than its 50m request: {top}"
         nodes = wait_until(lambda: top_rows("nodes"), 30, "kubectl top nodes rows")
         assert {r[0] for r in nodes} == {"node-1", "node-2"} and all(re.fullmatch(r"\d+m", r[1]) for r in nodes)
+        one = k("top", "pod", top[0][0], "--containers")
+        assert top[0][0] in one and re.search(r"\bbusybox\s+\d+m\s+\d+Mi", one), one  # the container row (kubectl create names it after the image)
+        assert "node-1" in k("top", "node", "node-1")
+        assert top[0][0] in k("top", "pods", "-A")
         raw = json.loads(k("get", "--raw", f"/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/{top[0][0]}"))
         assert raw["kind"] == "PodMetrics" and raw["containers"][0]["usage"]["cpu"].endswith("n")
 
