@@ -66,6 +66,13 @@ def test_strict_field_names() -> None:
     obj = copy.deepcopy(HPA)
     obj["spec"]["maxReplica"] = 3
     assert [e.path for e in unknown_fields(obj)] == ["spec.maxReplica"]
+    nested = copy.deepcopy(HPA)
+    nested["spec"]["metrics"] = [{"type": "Resource", "resource": {"name": "cpu", "targt": {}}}]
+    nested["spec"]["behavior"] = {"scaleUp": {"policies": [{"type": "Pods", "value": 1, "period": 15}]}}
+    assert sorted(e.path for e in unknown_fields(nested)) == [
+        "spec.behavior.scaleUp.policies[0].period",
+        "spec.metrics[0].resource.targt",
+    ]
 
 
 def test_kubectl_columns() -> None:
