@@ -191,6 +191,7 @@ class HorizontalPodAutoscalerController(Controller):
             self._event(hpa, "FailedGetScale", str(exc), warning=True)
             self._write_status(hpa, status, conditions)
             return
+        self._reported.pop((key, "FailedGetScale"), None)  # a later failure is news again
         spec_replicas = int((target.get("spec") or {}).get("replicas", 1))
         current = int((target.get("status") or {}).get("replicas", spec_replicas) or 0)
         # upstream reads the Scale's status.replicas as "current"; before the workload controller has
@@ -239,6 +240,7 @@ class HorizontalPodAutoscalerController(Controller):
                 if isinstance(exc, Conflict):
                     raise
                 return
+            self._reported.pop((key, "FailedRescale"), None)
             _condition(conditions, "AbleToScale", True, "SucceededRescale", f"the HPA controller was able to update the target scale to {desired}", now)
             self._event(hpa, "SuccessfulRescale", f"New size: {desired}; reason: {rescale_reason}")
             history.scaled(behavior, current, desired, now)
