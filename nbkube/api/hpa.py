@@ -1,15 +1,12 @@
-"""HorizontalPodAutoscaler (`autoscaling/v2`): defaults, validation, the v1 conversion and the printer row.
+"""HorizontalPodAutoscaler (`autoscaling/v2`): defaults, the v1 conversion and the printer row.
 
-Why one module: every piece of the kind that the api layer owns, so the shared tables
-(`defaults.py`, `validation.py`, `printers.py`) each gain one line. nbkube stores v2; `autoscaling/v1`
+Why one module: the pieces of the kind that the api layer owns (validation is `validate_hpa.py`),
+so the shared tables (`defaults.py`, `printers.py`) each gain one line. nbkube stores v2; `autoscaling/v1`
 (what `kubectl autoscale` sends) is served by converting at the API server with `v1_to_v2` /
 `v2_to_v1`, which carry v1's `targetCPUUtilizationPercentage` and keep every v2-only field in the
 `autoscaling.alpha.kubernetes.io/*` annotations as kube-apiserver does, so a v1 round trip loses
 nothing.
 
-The controller (`controlplane/controllers/hpa.py`) acts on Resource metrics of `cpu` and `memory`;
-other metric types (Pods, Object, External, ContainerResource) need an adapter nbkube does not have
-and are refused with a field error saying so, rather than accepted and ignored.
 """
 
 from __future__ import annotations
@@ -19,9 +16,7 @@ import copy
 import json
 from typing import Any
 
-from nbkube.api.fieldcheck import Errors, join
 from nbkube.api.meta import Obj
-from nbkube.api.quantity import parse_cpu, parse_memory
 
 __all__ = [
     "DEFAULT_CPU_UTILIZATION",
@@ -30,17 +25,13 @@ __all__ = [
     "hpa_row",
     "v1_to_v2",
     "v2_to_v1",
-    "validate_hpa",
 ]
 
 DEFAULT_CPU_UTILIZATION = 80
-MAX_STABILIZATION_WINDOW = 3600
-MAX_PERIOD_SECONDS = 1800
 _METRICS_ANNOTATION = "autoscaling.alpha.kubernetes.io/metrics"
 _BEHAVIOR_ANNOTATION = "autoscaling.alpha.kubernetes.io/behavior"
 _CONDITIONS_ANNOTATION = "autoscaling.alpha.kubernetes.io/conditions"
 _CURRENT_ANNOTATION = "autoscaling.alpha.kubernetes.io/current-metrics"
-_RESOURCES = ("cpu", "memory")
 
 
 def _cpu_metric(utilization: int) -> Obj:
@@ -86,93 +77,6 @@ def default_hpa(obj: Obj) -> None:
         spec["metrics"] = [_cpu_metric(DEFAULT_CPU_UTILIZATION)]
     if isinstance(spec.get("behavior"), dict):
         spec["behavior"] = behavior_with_defaults(spec["behavior"])
-
-
-# --- validation -------------------------------------------------------------------------------------
-
-
-def _check_target(e: Errors, target: dict[str, Any], path: str, resource: str) -> None:
-    kind = e.string(target, "type", path, required=True)
-    if kind is None:
-        return
-    if kind == "Utilization":
-        e.int32(target, "averageUtilization", path, required=True, minimum=1)
-    elif kind == "AverageValue":
-        raw = target.get("averageValue")
-        if raw is None:
-            e.required(join(path, "averageValue"))
-            return
-        try:
-            value = parse_cpu(raw) if resource == "cpu" else parse_memory(raw)
-        except Exception as exc:  # the quantity parser's message names what is wrong
-            e.invalid(join(path, "averageValue"), raw, str(exc))
-            return
-        if value <= 0:
-            e.invalid(join(path, "averageValue"), raw, "must be positive")
-    else:
-        e.unsupported(join(path, "type"), kind, ["Utilization", "AverageValue"])
-
-
-def _check_rules(e: Errors, rules: dict[str, Any], path: str) -> None:
-    e.int32(rules, "stabilizationWindowSeconds", path, minimum=0, maximum=MAX_STABILIZATION_WINDOW)
-    select = e.string(rules, "selectPolicy", path)
-    if select is not None and select not in ("Max", "Min", "Disabled"):
-        e.unsupported(join(path, "selectPolicy"), select, ["Max", "Min", "Disabled"])
-    policies = e.sequence(rules, "policies", path)
-    for i, policy in enumerate(policies or []):
-        pp = join(join(path, "policies"), i)
-        if not isinstance(policy, dict):
-            e.wrong_type(pp, "a mapping", policy)
-            continue
-        kind = e.string(policy, "type", pp, required=True)
-        if kind is not None and kind not in ("Pods", "Percent"):
-            e.unsupported(join(pp, "type"), kind, ["Pods", "Percent"])
-        e.int32(policy, "value", pp, required=True, minimum=1)
-        e.int32(policy, "periodSeconds", pp, required=True, minimum=1, maximum=MAX_PERIOD_SECONDS)
-
-
-def validate_hpa(e: Errors, obj: dict[str, Any]) -> None:
-    spec = e.mapping(obj, "spec", "", required=True)
-    if spec is None:
-        return
-    ref = e.mapping(spec, "scaleTargetRef", "spec", required=True)
-    if ref is not None:
-        e.string(ref, "kind", "spec.scaleTargetRef", required=True, allow_empty=False)
-        name = e.string(ref, "name", "spec.scaleTargetRef", required=True, allow_empty=False)
-        if name is not None and ("/" in name or name in (".", "..")):
-            e.invalid("spec.scaleTargetRef.name", name, "may not contain '/' or be '.' or '..'")
-    low = e.int32(spec, "minReplicas", "spec", minimum=1)
-    high = e.int32(spec, "maxReplicas", "spec", required=True, minimum=1)
-    if low is not None and high is not None and high < low:
-        e.invalid("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`")
-    for i, metric in enumerate(e.sequence(spec, "metrics", "spec") or []):
-        path = f"spec.metrics[{i}]"
-        if not isinstance(metric, dict):
-            e.wrong_type(path, "a mapping", metric)
-            continue
-        kind = e.string(metric, "type", path, required=True)
-        if kind is None:
-            continue
-        if kind != "Resource":
-            e.unsupported(join(path, "type"), kind, ["Resource"])
-            e.add(join(path, "type"), "nbkube's autoscaler reads resource metrics (metrics.k8s.io) only")
-            continue
-        res = e.mapping(metric, "resource", path, required=True)
-        if res is None:
-            continue
-        name = e.string(res, "name", join(path, "resource"), required=True)
-        if name is not None and name not in _RESOURCES:
-            e.unsupported(join(path, "resource.name"), name, _RESOURCES)
-            continue
-        target = e.mapping(res, "target", join(path, "resource"), required=True)
-        if target is not None and name is not None:
-            _check_target(e, target, join(path, "resource.target"), name)
-    behavior = e.mapping(spec, "behavior", "spec")
-    if behavior is not None:
-        for key in ("scaleUp", "scaleDown"):
-            rules = e.mapping(behavior, key, "spec.behavior")
-            if rules is not None:
-                _check_rules(e, rules, f"spec.behavior.{key}")
 
 
 # --- autoscaling/v1 <-> v2 --------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from typing import Any
 from nbkube.api import kinds, naming
 from nbkube.api.defaults import default_service_account
 from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
-from nbkube.api.hpa import validate_hpa
 from nbkube.api.validate_common import check_object_meta
+from nbkube.api.validate_hpa import validate_hpa
 from nbkube.api.validate_network import validate_endpoints, validate_network_policy, validate_service
 from nbkube.api.validate_other import (
     check_event_name,
