@@ -209,7 +209,7 @@ class _Service:
             conv = converted_for(route.served_version, route.info.plural) if route.served_version else None
             if conv is not None:
                 req.body = to_stored(conv, req.method, req.body)
-            if ctx.method == "GET" and not route.name and ctx.query.get("watch") in ("true", "1"):
+            if ctx.method == "GET" and not route.name and ctx.query.get("watch") in ("true", "1") and not metrics_api.is_metrics(req):
                 return _Outcome(stream="watch", req=req)
             if route.subresource == "log":
                 if ctx.method != "GET":

@@ -118,3 +118,16 @@ def test_v2_only_fields_survive_a_v1_round_trip() -> None:
         "status": {"conditions": [{"type": "AbleToScale", "status": "True"}], "currentReplicas": 1},
     }
     assert v1_to_v2(v2_to_v1(v2)) == v2
+
+
+def test_tables_and_no_watch(server: ApiServer, registry: Registry) -> None:
+    _fill(registry)
+    table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    code, table, _ = call(server, "GET", f"{M}/namespaces/default/pods", accept=table_accept)
+    assert code == 200 and table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]] == ["NAME", "CPU", "MEMORY", "WINDOW"]
+    assert table["rows"][0]["cells"] == ["web-1", "200m", "32Mi", "10s"]
+    code, nodes, _ = call(server, "GET", f"{M}/nodes/n1", accept=table_accept)
+    assert nodes["rows"][0]["cells"] == ["n1", "300m", "64Mi", "10s"]
+    code, err, _ = call(server, "GET", f"{M}/pods?watch=true")
+    assert code == 405 and "get and list only" in err["message"]
