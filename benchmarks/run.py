@@ -66,6 +66,7 @@ BENCHES = [
     Bench("statefulset", 60, 600),
     Bench("jobs", 30, 900),
     Bench("failover", 150, 1800),
+    Bench("hpa", 120, 900),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
 

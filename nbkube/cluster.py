@@ -431,7 +431,11 @@ class JoinedNode:
         index: int | None = None,
         clock: Clock = REAL_CLOCK,
         network: str = "auto",
+        metrics_kubeconfig: str | None = None,
     ):
+        """`metrics_kubeconfig`: the API server's kubeconfig, through which this node reports its
+        pods' CPU and memory (`kubectl top`, the HPA). Without it they go to this process's own
+        metrics store, which only an API server in this process would serve."""
         from nbkube.client.informer import InformerFactory
 
         if network not in ("auto", "host", "netns"):
@@ -472,6 +476,18 @@ class JoinedNode:
         self.host_proxy = HostProxy(self.factory, self.lease.block, api) if self.lease is not None else None
         if self.host_proxy is not None:
             self.host_proxy.node_ips.append(node_ip or self.kit.node_ip)
+        metrics_api: Any = None
+        if metrics_kubeconfig:
+            from nbkube.client.kubeconfig import load_kubeconfig
+            from nbkube.client.rest import RestClient
+
+            metrics_api = RestClient(load_kubeconfig(metrics_kubeconfig))
+        else:
+            log.info(
+                "node %s: resource metrics stay in this process (it reaches the cluster through the "
+                "store); give the API server's kubeconfig to report them to kubectl top and the HPA",
+                name,
+            )
         self.agent = NodeAgent(
             api,
             name,
@@ -483,6 +499,7 @@ class JoinedNode:
             address=node_ip or self.kit.node_ip,
             service_host=self.kit.service_host,
             cluster_dns=_joined_cluster_dns(api, self.runtime_name),
+            metrics_api=metrics_api,
         )
 
     def start(self) -> JoinedNode:

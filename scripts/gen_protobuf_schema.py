@@ -4,7 +4,7 @@ Kubernetes' protobuf encoding is defined by the generated.proto files of k8s.io/
 k8s.io/apimachinery. Every Go binary built with client-go (kubectl among them) embeds those files as
 gzipped FileDescriptorProtos, so this script reads them out of a kubectl binary instead of from a
 checkout: it scans the binary for gzip streams that parse as descriptors of `k8s.io/...` files,
-walks the messages reachable from the kinds in nbkube.api.kinds (plus their lists, Status,
+walks the messages reachable from the kinds in nbkube.api.kinds and the versions served by conversion (plus their lists, Status,
 DeleteOptions, Eviction, Scale, TokenRequest, the reviews and WatchEvent) and writes field number ->
 (JSON name, type, cardinality) as a Python literal. Only numbers, names and types are taken.
 
@@ -25,6 +25,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2
 
 from nbkube.api.kinds import KINDS
+from nbkube.apiserver.conversion import CONVERTED
 from nbkube.apiserver.routing import REVIEW_KINDS
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "nbkube", "apiserver", "protobuf_schema.py")
@@ -218,7 +219,7 @@ def main(binary: str, out: str = OUT) -> None:
         return next(iter(names))
 
     roots: dict[tuple[str, str], str] = {}
-    for info in (*KINDS, *REVIEW_KINDS):
+    for info in (*KINDS, *REVIEW_KINDS, *(c.info for c in CONVERTED)):
         pkg = group_version_package(info.api_version)
         roots[(info.api_version, info.kind)] = f"{pkg}.{info.kind}"
         if f"{pkg}.{info.kind}List" in msgs:

@@ -59,3 +59,36 @@ def test_join_verb_runs_and_leaves(capsys, tmp_path):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "node/edge-2 joined" in out and "leaving" in out
+
+
+def test_a_joined_node_reports_metrics_through_the_api_server(tmp_path):
+    from nbkube.apiserver import serve
+    from nbkube.client import metrics as metrics_client
+
+    with LocalCluster(nodes=1, runtime="sim", store="sqlite", data_dir=str(tmp_path / "c"), name="jm") as cluster:
+        server = serve(cluster)
+        try:
+            kc = server.write_kubeconfig(str(tmp_path / "kubeconfig"))
+            # a Registry of its own over the same store, as `nbkube node join --store` opens one
+            from nbkube.registry.registry import Registry
+            from nbkube.store import open_store
+
+            own = Registry(open_store(cluster.store_url))
+            joined = JoinedNode(own, "edge-1", runtime="sim", state_dir=str(tmp_path / "edge"), metrics_kubeconfig=kc)
+            joined.start()
+            try:
+                cordon(cluster.api, "node-1")
+                cluster.apply(
+                    "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {sim.nbkube.io/cpu: 300m}}\n"
+                    "spec:\n  containers: [{name: c, image: busybox}]\n"
+                )
+                _wait(lambda: metrics_client.pod_metrics(cluster.api, "default"), timeout=20)
+                [m] = metrics_client.pod_metrics(cluster.api, "default")
+                cpu = int(m["containers"][0]["usage"]["cpu"][:-1])
+                assert m["metadata"]["name"] == "p" and abs(cpu - 300_000_000) < 5_000_000, m
+                assert own.metrics.pods() == []  # nothing kept in the joining process
+            finally:
+                joined.stop()
+                own.close()
+        finally:
+            server.stop()

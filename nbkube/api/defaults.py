@@ -16,6 +16,7 @@ from typing import Any
 from nbkube.api import defaults_storage, kinds
 from nbkube.api.defaults_batch import default_cron_job, default_job
 from nbkube.api.discovery import default_endpoint_slice
+from nbkube.api.hpa import default_hpa
 from nbkube.api.meta import Obj
 from nbkube.errors import BadRequest
 
@@ -354,6 +355,7 @@ _BY_KIND = {
     "DaemonSet": _default_daemon_set,
     "Job": lambda obj: default_job(obj, _default_template),
     "CronJob": lambda obj: default_cron_job(obj, _default_template),
+    "HorizontalPodAutoscaler": default_hpa,
     "Service": _default_service,
     "Endpoints": _default_endpoints,
     "EndpointSlice": default_endpoint_slice,

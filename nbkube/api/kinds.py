@@ -58,6 +58,7 @@ KINDS: tuple[KindInfo, ...] = (
     KindInfo("StorageClass", "storage.k8s.io/v1", "storageclasses", ("sc",), namespaced=False, has_status=False),
     KindInfo("Job", "batch/v1", "jobs"),
     KindInfo("CronJob", "batch/v1", "cronjobs", ("cj",)),
+    KindInfo("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers", ("hpa",)),
     KindInfo("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", ("netpol",), has_status=False),
     KindInfo("Lease", "coordination.k8s.io/v1", "leases", (), has_status=False),
     KindInfo("EndpointSlice", "discovery.k8s.io/v1", "endpointslices", (), has_status=False),

@@ -15,6 +15,7 @@ from typing import Any
 
 from nbkube.api import kinds, printers_storage
 from nbkube.api.discovery import endpoint_slice_row
+from nbkube.api.hpa import hpa_row
 from nbkube.api.meta import Obj
 from nbkube.clock import timestamp_or_none
 
@@ -462,6 +463,9 @@ _TABLES: dict[str, tuple[list[str], list[str], _Columns]] = {
         ["SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
         ["CONTAINERS", "IMAGES", "SELECTOR"],
         _cron_job,
+    ),
+    "HorizontalPodAutoscaler": (
+        ["REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"], [], lambda o, now, _w: hpa_row(o, age_of(o, now))
     ),
     "Service": (["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _service),
     "Node": (

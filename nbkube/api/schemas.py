@@ -29,6 +29,7 @@ _COORD = "io.k8s.api.coordination.v1."
 _DISC = "io.k8s.api.discovery.v1."
 _RBAC = "io.k8s.api.rbac.v1."
 _POLICY = "io.k8s.api.policy.v1."
+_AUTOSCALING = "io.k8s.api.autoscaling.v2."
 
 
 @dataclass(frozen=True)
@@ -959,6 +960,50 @@ _shape("DeploymentStatus", _APPS + "DeploymentStatus", "The most recently observ
     "conditions": ("[]DeploymentCondition", "The latest observations of the deployment's state."),
     "collisionCount": ("int32", "Count of hash collisions of the deployment's ReplicaSets."),
 })
+_shape("HPASpec", _AUTOSCALING + "HorizontalPodAutoscalerSpec", "The desired behaviour of an autoscaler.", {
+    "scaleTargetRef": ("HPATargetRef", "The scaled resource (Deployment, ReplicaSet, ReplicationController, ...)."),
+    "minReplicas": ("int32", "The lower limit of replicas. Defaults to 1."),
+    "maxReplicas": ("int32", "The upper limit of replicas; at least minReplicas."),
+    "metrics": ("[]HPAMetric", "Metrics to scale on; nbkube serves Resource metrics (cpu, memory). Default: cpu 80%."),
+    "behavior": ("HPABehavior", "Scale-up and scale-down stabilization windows and rate policies."),
+}, required=("scaleTargetRef", "maxReplicas"))
+_shape("HPATargetRef", _AUTOSCALING + "CrossVersionObjectReference", "A reference to the scaled object.", {
+    "kind": ("string", "Kind of the referent."),
+    "name": ("string", "Name of the referent."),
+    "apiVersion": ("string", "API version of the referent."),
+}, required=("kind", "name"))
+_shape("HPAMetric", _AUTOSCALING + "MetricSpec", "One metric to scale on.", {
+    "type": ("string", "Resource (served by nbkube); Pods, Object, External and ContainerResource are refused."),
+    "resource": ("HPAResourceMetric", "A resource of each pod (cpu or memory), as in its requests."),
+    "pods": ("object", "Not served by nbkube."),
+    "object": ("object", "Not served by nbkube."),
+    "external": ("object", "Not served by nbkube."),
+    "containerResource": ("object", "Not served by nbkube."),
+}, required=("type",))
+_shape("HPAResourceMetric", _AUTOSCALING + "ResourceMetricSource", "A resource metric's name and target.", {
+    "name": ("string", "cpu or memory."),
+    "target": ("HPAMetricTarget", "The value the autoscaler keeps the metric near."),
+}, required=("name", "target"))
+_shape("HPAMetricTarget", _AUTOSCALING + "MetricTarget", "A target for a metric.", {
+    "type": ("string", "Utilization (percent of the request) or AverageValue (per pod)."),
+    "averageUtilization": ("int32", "Target percentage of the pods' requests."),
+    "averageValue": ("quantity", "Target value per pod."),
+    "value": ("quantity", "Target value of the whole metric (not for Resource metrics)."),
+}, required=("type",))
+_shape("HPABehavior", _AUTOSCALING + "HorizontalPodAutoscalerBehavior", "Scaling rules for both directions.", {
+    "scaleUp": ("HPAScalingRules", "Rules for scaling up; default: no window, +4 pods or +100% per 15 s."),
+    "scaleDown": ("HPAScalingRules", "Rules for scaling down; default: a 300 s window, -100% per 15 s."),
+})
+_shape("HPAScalingRules", _AUTOSCALING + "HPAScalingRules", "A stabilization window and rate policies.", {
+    "stabilizationWindowSeconds": ("int32", "Recommendations of this many past seconds bound the new one (0-3600)."),
+    "selectPolicy": ("string", "Max, Min or Disabled: which policy's limit applies."),
+    "policies": ("[]HPAScalingPolicy", "Limits on the change per period."),
+})
+_shape("HPAScalingPolicy", _AUTOSCALING + "HPAScalingPolicy", "A limit on the change of replicas in a period.", {
+    "type": ("string", "Pods or Percent."),
+    "value": ("int32", "How many pods, or what percentage of the replicas at the period's start."),
+    "periodSeconds": ("int32", "The period the limit applies to (1-1800)."),
+}, required=("type", "value", "periodSeconds"))
 _shape("DeploymentCondition", _APPS + "DeploymentCondition", "The state of a deployment at a point.", {
     "type": ("string", "Type of deployment condition: Available, Progressing or ReplicaFailure."),
     "status": ("string", "True, False or Unknown."),
@@ -1125,6 +1170,11 @@ _kind("PodDisruptionBudget", _POLICY + "PodDisruptionBudget", "The most disrupti
       "take at once from evictions.", {
     "spec": ("PDBSpec", _SPEC),
     "status": ("PDBStatus", _STATUS),
+})
+_kind("HorizontalPodAutoscaler", _AUTOSCALING + "HorizontalPodAutoscaler", "Scales a workload's replicas "
+      "to keep a resource metric near its target.", {
+    "spec": ("HPASpec", _SPEC),
+    "status": ("object", "currentReplicas, desiredReplicas, currentMetrics, conditions, lastScaleTime."),
 })
 _kind("Namespace", _CORE + "Namespace", "A scope for names.", {
     "spec": ("NamespaceSpec", _SPEC),

@@ -23,6 +23,7 @@ from nbkube.api.validate_daemonset_pdb import (
     validate_daemon_set,
     validate_pod_disruption_budget,
 )
+from nbkube.api.validate_hpa import validate_hpa
 from nbkube.api.validate_network import validate_endpoints, validate_network_policy, validate_service
 from nbkube.api.validate_other import (
     check_event_name,
@@ -83,6 +84,7 @@ _VALIDATORS: dict[str, KindValidator] = {
     "PodDisruptionBudget": validate_pod_disruption_budget,
     "Job": validate_job,
     "CronJob": validate_cron_job,
+    "HorizontalPodAutoscaler": validate_hpa,
     "Service": validate_service,
     "Endpoints": validate_endpoints,
     "NetworkPolicy": validate_network_policy,

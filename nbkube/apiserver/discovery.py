@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from nbkube.api.kinds import KINDS, KindInfo
-from nbkube.apiserver.routing import REVIEW_KINDS
+from nbkube.apiserver.conversion import CONVERTED
+from nbkube.apiserver.routing import METRICS_KINDS, REVIEW_KINDS
 
 __all__ = [
     "GIT_VERSION",
@@ -52,9 +53,10 @@ def version() -> dict[str, str]:
 
 
 def served_group_versions() -> list[str]:
-    """`v1`, `apps/v1`, ... in the order of the kind table (core first), then the review groups."""
+    """`v1`, `apps/v1`, ... in the order of the kind table (core first), then the review groups;
+    a version served by conversion (`autoscaling/v1`) after its group's stored one."""
     out: list[str] = []
-    for info in (*KINDS, *REVIEW_KINDS):
+    for info in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS, *(c.info for c in CONVERTED)):
         if info.api_version not in out:
             out.append(info.api_version)
     return out
@@ -69,13 +71,17 @@ def api_versions() -> dict[str, Any]:
 
 
 def api_group_list() -> dict[str, Any]:
-    groups = []
+    groups: list[dict[str, Any]] = []
     for gv in served_group_versions():
         if "/" not in gv:
             continue
         group, _, ver = gv.partition("/")
         entry = {"groupVersion": gv, "version": ver}
-        groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
+        known = next((g for g in groups if g["name"] == group), None)
+        if known is not None:
+            known["versions"].append(entry)  # the first listed (stored) version stays preferred
+        else:
+            groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
@@ -117,11 +123,13 @@ def _sub(
 
 def resource_list(group_version: str) -> dict[str, Any] | None:
     """The APIResourceList of one group/version, or None when nbkube does not serve it."""
-    infos = [i for i in KINDS if i.api_version == group_version]
+    infos = [i for i in (*KINDS, *(c.info for c in CONVERTED)) if i.api_version == group_version]
     reviews = [i for i in REVIEW_KINDS if i.api_version == group_version]
-    if not infos and not reviews:
+    metrics = [i for i in METRICS_KINDS if i.api_version == group_version]
+    if not infos and not reviews and not metrics:
         return None
     resources: list[dict[str, Any]] = [{**_resource(i), "verbs": ["create"]} for i in reviews]
+    resources += [{**_resource(i), "verbs": ["get", "list"]} for i in metrics]
     for info in infos:
         resources.append(_resource(info))
         if info.has_status:
@@ -213,13 +221,17 @@ def _group_discovery(group_version: str) -> dict[str, Any]:
 
 def aggregated(core: bool, version: str) -> dict[str, Any]:
     """The APIGroupDiscoveryList of /api (`core`) or /apis, in apidiscovery.k8s.io/`version`."""
-    items = []
+    items: list[dict[str, Any]] = []
     for gv in served_group_versions():
         if ("/" not in gv) != core:
             continue
         metadata: dict[str, Any] = {"creationTimestamp": None}
         if not core:
             metadata["name"] = gv.partition("/")[0]
+            known = next((i for i in items if i["metadata"].get("name") == metadata["name"]), None)
+            if known is not None:  # another version of a listed group, served by conversion
+                known["versions"].append(_group_discovery(gv))
+                continue
         items.append({"metadata": metadata, "versions": [_group_discovery(gv)]})
     return {
         "kind": "APIGroupDiscoveryList",

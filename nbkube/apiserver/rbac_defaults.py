@@ -75,6 +75,7 @@ _VIEW = [
         "deployments/status deployments/scale replicasets replicasets/status replicasets/scale",
     ),
     _rule(READ, "autoscaling", "horizontalpodautoscalers horizontalpodautoscalers/status"),
+    _rule(READ, "metrics.k8s.io", "pods nodes"),  # as system:aggregated-metrics-reader
     _rule(READ, "batch", "jobs cronjobs cronjobs/status jobs/status"),
     _rule(READ, "policy", "poddisruptionbudgets poddisruptionbudgets/status"),
     _rule(READ, "networking.k8s.io", "networkpolicies"),
@@ -130,6 +131,7 @@ _NODE = [
     _rule(READ, "networking.k8s.io", "networkpolicies"),
     # persistentVolumeClaim volumes: the claim, its volume's folder and node
     _rule(("get",), "", "persistentvolumeclaims persistentvolumes"),
+    _rule("update", "metrics.k8s.io", "nodes"),  # its resource-metrics report (nbkube/client/metrics.py)
 ]
 
 _HEALTH = "/livez /readyz /healthz /version /version/"

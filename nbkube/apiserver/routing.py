@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nbkube.api.kinds import KINDS, KindInfo
+from nbkube.api.kinds import KINDS, KindInfo, lookup
+from nbkube.apiserver.conversion import converted_for
 from nbkube.errors import BadRequest, NotFound
 
-__all__ = ["CONNECT_SUBRESOURCES", "REVIEW_KINDS", "FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
+__all__ = ["CONNECT_SUBRESOURCES", "METRICS_KINDS", "REVIEW_KINDS", "FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
 
 SUBRESOURCES = frozenset({"status", "scale", "log", "eviction", "token", "exec", "attach", "portforward"})
 # the pod subresources that upgrade to a stream (WebSocket channels, see nbkube/apiserver/podstreams.py)
@@ -27,12 +28,21 @@ REVIEW_KINDS: tuple[KindInfo, ...] = (
 )
 
 
+# The resource-metrics API (metrics-server's group): answers from the registry's MetricsStore,
+# served by nbkube/apiserver/metrics_api.py; get and list only (and nbkube's node report, a PUT).
+METRICS_KINDS: tuple[KindInfo, ...] = (
+    KindInfo("PodMetrics", "metrics.k8s.io/v1beta1", "pods", has_status=False),
+    KindInfo("NodeMetrics", "metrics.k8s.io/v1beta1", "nodes", namespaced=False, has_status=False),
+)
+
+
 @dataclass(frozen=True)
 class Route:
     info: KindInfo
     namespace: str = ""  # "" for cluster-scoped kinds and for the all-namespaces list
     name: str = ""  # "" for the collection
     subresource: str = ""
+    served_version: str = ""  # an older version served by conversion (nbkube/apiserver/conversion.py)
 
 
 def _group_version(parts: list[str]) -> tuple[str, list[str]] | None:
@@ -44,7 +54,7 @@ def _group_version(parts: list[str]) -> tuple[str, list[str]] | None:
 
 
 def _kind(group_version: str, plural: str) -> KindInfo:
-    for info in (*KINDS, *REVIEW_KINDS):
+    for info in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS):
         if info.api_version == group_version and info.plural == plural:
             return info
     raise NotFound(f'the server could not find the requested resource ("{plural}" in {group_version})')
@@ -63,7 +73,8 @@ def parse_resource_path(path: str) -> Route | None:
         namespace, rest = rest[1], rest[2:]
     else:
         namespace = ""
-    info = _kind(group_version, rest[0])
+    conv = converted_for(group_version, rest[0])
+    info = lookup(conv.info.kind) if conv is not None else _kind(group_version, rest[0])
     if namespace and not info.namespaced:
         raise NotFound(f"the server could not find the requested resource ({info.plural} is cluster-scoped)")
     name = rest[1] if len(rest) >= 2 else ""
@@ -74,7 +85,7 @@ def parse_resource_path(path: str) -> Route | None:
         raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     if sub == "status" and not info.has_status:
         raise NotFound(f"the server could not find the requested resource ({info.plural} has no status)")
-    return Route(info, namespace, name, sub)
+    return Route(info, namespace, name, sub, conv.info.api_version if conv is not None else "")
 
 
 @dataclass(frozen=True)

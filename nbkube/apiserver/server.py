@@ -34,6 +34,7 @@ from nbkube.api import wirejson
 from nbkube.apiserver import (
     bodies,
     discovery,
+    metrics_api,
     openapi,
     podlogs,
     podstreams,
@@ -43,6 +44,7 @@ from nbkube.apiserver import (
     status,
     wsstreams,
 )
+from nbkube.apiserver.conversion import converted_for, from_stored, to_stored
 from nbkube.apiserver.resources import Request
 from nbkube.apiserver.routing import CONNECT_SUBRESOURCES, Route, parse_resource_path
 from nbkube.apiserver.tables import wants_table
@@ -205,7 +207,10 @@ class _Service:
                 table=wants_table(ctx.headers.get("accept", "")),
                 user_agent=ctx.headers.get("user-agent", ""),
             )
-            if ctx.method == "GET" and not route.name and ctx.query.get("watch") in ("true", "1"):
+            conv = converted_for(route.served_version, route.info.plural) if route.served_version else None
+            if conv is not None:
+                req.body = to_stored(conv, req.method, req.body)
+            if ctx.method == "GET" and not route.name and ctx.query.get("watch") in ("true", "1") and not metrics_api.is_metrics(req):
                 return _Outcome(stream="watch", req=req)
             if route.subresource == "log":
                 if ctx.method != "GET":
@@ -217,9 +222,15 @@ class _Service:
                         f"{ctx.method} is not allowed on pods/{route.subresource}"
                     )
                 return _Outcome(stream="connect", req=req)
-            answer = self.gate.handle(ctx, route, req)
+            answer = (
+                metrics_api.handle(self.registry, req, ctx.user)
+                if metrics_api.is_metrics(req)
+                else self.gate.handle(ctx, route, req)
+            )
             if answer is None:
                 answer = resources.handle(self.registry, req)
+            if conv is not None:
+                answer.body = from_stored(conv, answer.body)
             headers = dict(answer.headers)
             if ctx.warnings:
                 headers["Warning"] = ", ".join(f'299 - "{w}"' for w in ctx.warnings)
@@ -282,6 +293,8 @@ class _Service:
             w.set_wakeup(lambda: _call_soon(loop, wake.set))
 
         events = watch_events(self.registry, req, self.stopping.is_set, idle=hook)
+        r = req.route
+        conv = converted_for(r.served_version, r.info.plural) if r.served_version else None
         proto = not req.table and protobuf.negotiate(request.headers.get("Accept", ""))[0]
         ctype = protobuf.WATCH_CONTENT_TYPE if proto else "application/json"
         resp = web.StreamResponse(status=200, headers={"Content-Type": ctype})
@@ -297,7 +310,7 @@ class _Service:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), POLL_SECONDS)
                 else:
-                    await resp.write(_watch_frame(event, proto))
+                    await resp.write(_watch_frame(event if conv is None else from_stored(conv, event), proto))
                 wake.clear()  # before asking again, so a wakeup from here on is not lost
                 event = next(events, _END)
             await resp.write_eof()

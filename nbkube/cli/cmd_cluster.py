@@ -109,6 +109,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jn.add_argument(
         "--profile", default="fast", choices=sorted(PROFILES), help="heartbeat timings (default fast)"
     )
+    jn.add_argument(
+        "--metrics-kubeconfig",
+        default=None,
+        help="the API server's kubeconfig: this node reports its pods' CPU and memory through it "
+        "(kubectl top, autoscaling); without it they are not reported to the cluster",
+    )
     jn.add_argument("--duration", type=float, default=None, help="leave after this many seconds")
     jn.set_defaults(handler=_node_join)
 
@@ -231,6 +237,7 @@ def _node_join(args: argparse.Namespace, ctx: Context) -> int | None:
         profile=args.profile,
         node_ip=args.node_ip,
         network=args.network,
+        metrics_kubeconfig=args.metrics_kubeconfig,
     )
     stop = threading.Event()
     previous: dict[int, Any] = {}

@@ -58,6 +58,7 @@ CONTROLLER_MODULES: list[str] = [
     "nbkube.controlplane.controllers.serviceaccounts",
     "nbkube.controlplane.controllers.statefulset",
     "nbkube.controlplane.controllers.volumebinding",
+    "nbkube.controlplane.controllers.hpa",
 ]
 _SYNC_TIMEOUT = 30.0
 

@@ -31,6 +31,8 @@ class Profile:
     leader_lease_duration: float = 15.0  # control-plane leader Lease
     leader_renew_interval: float = 2.0  # client-go's RetryPeriod: how often to try/renew
     leader_renew_deadline: float = 10.0  # a leader that has not renewed for this long stops acting
+    metrics_interval: float = 15.0  # node agents: resource-metrics sample period (metrics-server's 15 s)
+    hpa_sync_period: float = 15.0  # --horizontal-pod-autoscaler-sync-period
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -40,6 +42,8 @@ class Profile:
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise BadRequest(f"profile {self.name!r}: {field.name} must be a number >= 0, got {value!r}")
         for field_name in (
+            "metrics_interval",
+            "hpa_sync_period",
             "heartbeat_interval",
             "grace_period",
             "leader_lease_duration",
@@ -93,6 +97,8 @@ PROFILES: dict[str, Profile] = {
         leader_lease_duration=3.0,
         leader_renew_interval=0.5,
         leader_renew_deadline=2.0,  # upstream's 15/10/2 ratio, rounded to the retry period
+        metrics_interval=1.0,
+        hpa_sync_period=2.0,
     ),
 }
 

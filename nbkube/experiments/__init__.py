@@ -10,6 +10,7 @@ given, the registry, the client and the rolling-update driver, and never IPython
 - timeline.py   PodRecorder (pod state changes) and the state rebuilt from rows
 - failover.py   failover() -> FailoverResult
 - rollout.py    rollout() -> RolloutResult
+- autoscale.py  autoscale() -> AutoscaleResult (load, CPU, replicas, latency); burner_manifests()
 - plots.py      Gantt + ready line + failed requests; round-robin bars
 - report.py     tables (CSV, markdown), PNGs and report.html in a folder
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbkube.experiments.autoscale import AutoscaleResult, autoscale, burner_manifests, ensure_hpa
 from nbkube.experiments.failover import FailoverResult, failover
 from nbkube.experiments.probe import Probe, ProbeRecord, probe_once, round_robin
 from nbkube.experiments.results import ExperimentResult, ExperimentTimeout, Progress
@@ -25,6 +27,7 @@ from nbkube.experiments.rollout import RolloutResult, rollout
 from nbkube.experiments.target import ProbeTarget, ServiceStandIn, default_runtime, resolve_target
 
 __all__ = [
+    "AutoscaleResult",
     "Experiments",
     "ExperimentResult",
     "ExperimentTimeout",
@@ -35,7 +38,10 @@ __all__ = [
     "Progress",
     "RolloutResult",
     "ServiceStandIn",
+    "autoscale",
+    "burner_manifests",
     "default_runtime",
+    "ensure_hpa",
     "failover",
     "probe_once",
     "resolve_target",
@@ -61,6 +67,10 @@ class Experiments:
     def rollout(self, controller: str, image: str, probe: Any = None, **kwargs: Any) -> RolloutResult:
         kwargs.setdefault("progress", self.progress)
         return rollout(self.cluster, controller, image, probe, **kwargs)
+
+    def autoscale(self, deployment: str, service: Any, **kwargs: Any) -> AutoscaleResult:
+        kwargs.setdefault("progress", self.progress)
+        return autoscale(self.cluster, deployment, service, **kwargs)
 
     def wait_ready(
         self, selector: str, count: int, *, namespace: str = "default", timeout: float = 60.0

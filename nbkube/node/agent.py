@@ -38,6 +38,7 @@ from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import AlreadyExists, BadRequest, Conflict, NbkubeError, NotFound
 from nbkube.logutil import log_failure
 from nbkube.node.ipam import HostLocalIPAM
+from nbkube.node.metrics import MetricsReporter
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
 from nbkube.node.runtime.base import PodRuntimeStatus, PodSandboxConfig, Runtime
 from nbkube.node.runtime.dnsconf import ResolvConf, host_resolv_conf, pod_resolv_conf, wants_cluster_dns
@@ -90,7 +91,10 @@ class NodeAgent:
         cluster_domain: str = "cluster.local",
         host_dns: ResolvConf | None = None,
         service_host: Callable[[str], str] | None = None,
+        metrics_api: Any = None,
     ):
+        """`metrics_api`: where resource metrics go when not to `api` (a RestClient to the API server
+        for an agent that reaches the cluster through its store: nbkube/client/metrics.py)."""
         if not node_name:
             raise BadRequest("node agent: node_name is required")
         self.api = api
@@ -132,6 +136,20 @@ class NodeAgent:
         self._threads: list[threading.Thread] = []
         self._running = False
         self.pods.add_handler(self._on_add, self._on_update, self._on_delete)
+        self.metrics: MetricsReporter | None = None
+        if callable(getattr(runtime, "usage", None)):
+            self.metrics = MetricsReporter(
+                metrics_api if metrics_api is not None else api,
+                node_name,
+                runtime,
+                lambda: self.pods.by_index("nodeName", self.node_name),
+                interval=float(getattr(profile, "metrics_interval", 15.0)),
+                node_labels=self._node_labels,
+                active=lambda: self._fault is None,
+                clock=clock,
+            )
+        else:
+            log.info("node %s: runtime %s reports no resource usage: no metrics for its pods", node_name, runtime.name)
 
     # -- public lifecycle --------------------------------------------------------------------------
 
@@ -167,12 +185,16 @@ class NodeAgent:
             t = threading.Thread(target=target, name=f"agent-{self.node_name}-{name}", daemon=True)
             t.start()
             self._threads.append(t)
+        if self.metrics is not None:
+            self.metrics.start()
 
     def stop(self) -> None:
         """Graceful stop: threads end, the Node stays (it turns NotReady when its lease lapses);
         runtime pods are left to the runtime's owner, as a kubelet restart leaves containers."""
         self._stop.set()
         self.queue.shutdown()
+        if self.metrics is not None:
+            self.metrics.stop()
         threads, self._threads = self._threads, []
         for t in threads:
             if t is not threading.current_thread():
@@ -210,6 +232,12 @@ class NodeAgent:
         if self._running:
             self._heartbeat()
             self._resync()
+
+    def _node_labels(self) -> dict[str, str]:
+        try:
+            return dict((self.api.get("Node", self.node_name).get("metadata") or {}).get("labels") or {})
+        except NbkubeError:
+            return {}
 
     # -- registration and heartbeat ----------------------------------------------------------------
 

@@ -63,6 +63,7 @@ from nbkube.errors import (
 )
 from nbkube.registry import eviction
 from nbkube.registry.continuation import LATEST, ContinueExpired, decode_continue, encode_continue
+from nbkube.registry.metrics import MetricsStore
 from nbkube.store.base import (
     MAX_VALUE_BYTES,
     Compacted,
@@ -496,6 +497,8 @@ class Registry:
             self._transformers[f"/registry/{info.plural}/"] = transformer
         self.admission: list[AdmissionPlugin] = list(admission)
         self.clock = clock
+        # the node agents' latest CPU/memory samples: a cache beside the store, not in it
+        self.metrics = MetricsStore(clock=clock)
         self._watches: set[RegistryWatch] = set()  # open watches, cancelled by close()
         self._watches_lock = threading.Lock()
         # namespace -> monotonic time until which it is known to exist and not be terminating. Every

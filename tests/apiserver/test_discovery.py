@@ -9,7 +9,7 @@ from nbk_apitest import call
 
 from nbkube.api.kinds import KINDS
 from nbkube.apiserver import ApiServer, discovery
-from nbkube.apiserver.routing import REVIEW_KINDS
+from nbkube.apiserver.routing import METRICS_KINDS, REVIEW_KINDS
 
 
 def test_core_resource_list(server: ApiServer) -> None:
@@ -34,7 +34,7 @@ def test_every_kind_is_discoverable(server: ApiServer) -> None:
         code, body, _ = call(server, "GET", f"/api/{gv}" if gv == "v1" else f"/apis/{gv}")
         assert code == 200
         found |= {r["kind"] for r in body["resources"] if "/" not in r["name"]}
-    assert found == {k.kind for k in (*KINDS, *REVIEW_KINDS)}
+    assert found == {k.kind for k in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS)}
     _, deploy, _ = call(server, "GET", "/apis/apps/v1")
     assert {"deployments/scale", "replicasets/scale"} <= {r["name"] for r in deploy["resources"]}
 
@@ -96,13 +96,13 @@ def test_aggregated_groups_match_the_legacy_documents(server: ApiServer) -> None
     _, legacy, _ = call(server, "GET", "/apis")
     assert [g["metadata"]["name"] for g in body["items"]] == [g["name"] for g in legacy["groups"]]
     for group in body["items"]:
-        [version] = group["versions"]
-        gv = f"{group['metadata']['name']}/{version['version']}"
-        _, listing, _ = call(server, "GET", f"/apis/{gv}")
-        assert [r["resource"] for r in version["resources"]] == [
-            r["name"] for r in listing["resources"] if "/" not in r["name"]
-        ]
-        assert version["resources"], f"{gv} is advertised without resources"
+        for version in group["versions"]:
+            gv = f"{group['metadata']['name']}/{version['version']}"
+            _, listing, _ = call(server, "GET", f"/apis/{gv}")
+            assert [r["resource"] for r in version["resources"]] == [
+                r["name"] for r in listing["resources"] if "/" not in r["name"]
+            ]
+            assert version["resources"], f"{gv} is advertised without resources"
     apps = next(g for g in body["items"] if g["metadata"]["name"] == "apps")
     deploy = next(r for r in apps["versions"][0]["resources"] if r["resource"] == "deployments")
     scale = next(s for s in deploy["subresources"] if s["subresource"] == "scale")
@@ -143,3 +143,23 @@ def test_pod_stream_subresources_are_discovered() -> None:
     ):
         assert by_name[f"pods/{sub}"]["kind"] == kind
         assert by_name[f"pods/{sub}"]["verbs"] == ["create", "get"]
+
+
+def test_metrics_group_and_autoscaling_versions(server: ApiServer) -> None:
+    _, groups, _ = call(server, "GET", "/apis")
+    by_name = {g["name"]: g for g in groups["groups"]}
+    assert by_name["metrics.k8s.io"]["preferredVersion"]["groupVersion"] == "metrics.k8s.io/v1beta1"
+    autoscaling = by_name["autoscaling"]
+    assert autoscaling["preferredVersion"]["version"] == "v2"
+    assert [v["version"] for v in autoscaling["versions"]] == ["v2", "v1"]
+    _, metrics, _ = call(server, "GET", "/apis/metrics.k8s.io/v1beta1")
+    assert {(r["name"], tuple(r["verbs"])) for r in metrics["resources"]} == {
+        ("pods", ("get", "list")),
+        ("nodes", ("get", "list")),
+    }
+    _, v1, _ = call(server, "GET", "/apis/autoscaling/v1")
+    assert {r["name"] for r in v1["resources"]} == {"horizontalpodautoscalers", "horizontalpodautoscalers/status"}
+    _, agg, _ = call(server, "GET", "/apis", accept=_V2)
+    entry = next(i for i in agg["items"] if i["metadata"]["name"] == "autoscaling")
+    assert [v["version"] for v in entry["versions"]] == ["v2", "v1"]
+    assert any(i["metadata"]["name"] == "metrics.k8s.io" for i in agg["items"])

@@ -24,7 +24,8 @@ from nbk_apitest import EXAMPLES, KUBECTL
 
 from nbkube.api.kinds import KINDS
 from nbkube.apiserver import ApiServer, openapi, serve
-from nbkube.apiserver.routing import REVIEW_KINDS
+from nbkube.apiserver.conversion import CONVERTED
+from nbkube.apiserver.routing import METRICS_KINDS, REVIEW_KINDS
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
 
@@ -104,7 +105,7 @@ def test_api_resources(kubectl: Runner) -> None:
     out = kubectl.ok("api-resources")
     rows = [line.split() for line in out.splitlines()[1:]]
     expected = []
-    for info in (*KINDS, *REVIEW_KINDS):
+    for info in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS):
         short = [",".join(info.short_names)] if info.short_names else []
         expected.append([info.plural, *short, info.api_version, str(info.namespaced).lower(), info.kind])
     assert sorted(rows) == sorted(expected)
@@ -115,13 +116,17 @@ def test_api_resources(kubectl: Runner) -> None:
     assert verbs is not None and pods.split()[-1] == "all", pods
     cluster = kubectl.ok("api-resources", "--namespaced=false", "-o", "name").split()
     assert set(cluster) == {
-        f"{i.plural}.{i.group}" if i.group else i.plural for i in (*KINDS, *REVIEW_KINDS) if not i.namespaced
+        f"{i.plural}.{i.group}" if i.group else i.plural
+        for i in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS)
+        if not i.namespaced
     }
 
 
 def test_api_versions(kubectl: Runner) -> None:
     out = kubectl.ok("api-versions").split()
-    assert out == sorted({i.api_version for i in (*KINDS, *REVIEW_KINDS)})
+    # autoscaling/v1 is served by conversion beside the stored autoscaling/v2
+    served = {i.api_version for i in (*KINDS, *REVIEW_KINDS, *METRICS_KINDS, *(c.info for c in CONVERTED))}
+    assert out == sorted(served)
 
 
 def test_explain_container_ports(kubectl: Runner) -> None:

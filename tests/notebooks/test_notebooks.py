@@ -39,13 +39,14 @@ def _mimetypes(nb: nbformat.NotebookNode) -> list[str]:
     return found
 
 
-def test_the_five_notebooks_are_there_and_committed_without_outputs() -> None:
+def test_the_notebooks_are_there_and_committed_without_outputs() -> None:
     assert NAMES == [
         "01-quickstart.ipynb",
         "02-rolling-update.ipynb",
         "03-failover-timing.ipynb",
         "04-maintenance-and-quotas.ipynb",
         "05-scale.ipynb",
+        "06-autoscaling.ipynb",
     ]
     for name in NAMES:
         nb = json.loads((NOTEBOOKS / name).read_text())

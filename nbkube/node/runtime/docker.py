@@ -61,6 +61,7 @@ from nbkube.node.runtime.dockerstreams import DockerAttach, DockerExec
 from nbkube.node.runtime.images import PAUSE_IMAGE, ImagePullError, ensure_image, normalize_ref
 from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import containers_with_paths, docker_options
+from nbkube.node.runtime.usage import RawUsage
 from nbkube.node.runtime.volumes import (
     UNSUPPORTED_VOLUMES,
     ClaimResolver,
@@ -297,6 +298,29 @@ class DockerRuntime:
         with self._lock:
             pods = list(self._pods.values())
         return [self._status_of(p) for p in pods]
+
+    def usage(self) -> dict[str, dict[str, RawUsage]]:
+        """uid -> running container -> (CPU seconds, memory less page cache) from the engine's stats.
+
+        One-shot stats (no second sample inside the engine): the reporter makes the rate."""
+        import docker.errors
+
+        with self._lock:
+            pods = list(self._pods.values())
+        out: dict[str, dict[str, RawUsage]] = {}
+        for p in pods:
+            found: dict[str, RawUsage] = {}
+            for c in p.containers:
+                if not c.id or c.state != "running":
+                    continue
+                try:
+                    stats = self.client.api.stats(c.id, stream=False, one_shot=True)
+                except docker.errors.APIError as exc:  # removed between the copy and the call
+                    log.info("docker stats for %s/%s: %s", p.name, c.name, exc)
+                    continue
+                found[c.name] = _raw_usage(stats)
+            out[p.uid] = found
+        return out
 
     def close(self, remove: bool = False) -> None:
         """Stop the status thread and the pool; with `remove`, also every container of this node.
@@ -1449,3 +1473,16 @@ def _expand(text: str, env: dict[str, str]) -> str:
         return env.get(m.group(1), m.group(0))
 
     return _VAR_REF.sub(sub, text)
+
+
+def _raw_usage(stats: dict[str, Any]) -> RawUsage:
+    """A container's cumulative CPU and working-set memory from the engine's stats answer.
+
+    Working set as the kubelet computes it: usage less inactive page cache (cgroup v2 names it
+    `inactive_file`, v1 `total_inactive_file`)."""
+    cpu_ns = int(((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0)
+    mem = stats.get("memory_stats") or {}
+    detail = mem.get("stats") or {}
+    inactive = int(detail.get("inactive_file", detail.get("total_inactive_file", 0)) or 0)
+    used = int(mem.get("usage") or 0)
+    return RawUsage(cpu_ns / 1e9, max(0, used - inactive))

@@ -79,6 +79,7 @@ from nbkube.node.runtime.dnsconf import dns_refusals, wants_cluster_dns
 from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import container_context, identity, process_refusals
 from nbkube.node.runtime.session import PopenSession, make_controlling_tty
+from nbkube.node.runtime.usage import RawUsage, session_usage
 from nbkube.node.runtime.volumes import (
     ClaimResolver,
     PodConfigError,
@@ -572,6 +573,21 @@ class ProcessRuntime:
         with self._lock:
             pods = list(self._pods.values())
         return [self._status_of(p) for p in pods]
+
+    def usage(self) -> dict[str, dict[str, RawUsage]]:
+        """uid -> running container -> (CPU seconds, resident bytes) of its process session (/proc)."""
+        with self._lock:
+            pods = list(self._pods.values())
+        sessions = session_usage()
+        out: dict[str, dict[str, RawUsage]] = {}
+        for p in pods:
+            found: dict[str, RawUsage] = {}
+            for c in p.containers:
+                proc = c.proc
+                if proc is not None and c.state == "running" and proc.pid in sessions:
+                    found[c.name] = sessions[proc.pid]
+            out[p.uid] = found
+        return out
 
     def close(self, remove: bool = True) -> None:
         """Stop the reaper and the probe pool and, with `remove` (the default), every pod: no

@@ -21,6 +21,10 @@ Failure modes, per pod by annotation `sim.nbkube.io/fail` or per image with `fai
   exit:N             runs `run-seconds`, exits with code N; restarted per the pod's restartPolicy
                      (`exit:3` on a Job's pod with restartPolicy Never makes it a failed pod)
   NotReady           runs but never becomes ready
+
+Resource usage (for `kubectl top` and the autoscaler) is what the pod's annotations say, per running
+container: `sim.nbkube.io/cpu` (a CPU quantity, default 1m) and `sim.nbkube.io/memory` (a byte
+quantity, default 4Mi); `usage()` reports it as CPU seconds accumulated since the container started.
 """
 
 from __future__ import annotations
@@ -31,14 +35,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbkube.api.meta import Obj
+from nbkube.api.quantity import QuantityError, parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig
+from nbkube.node.runtime.usage import RawUsage
 
 __all__ = ["LatencyModel", "SimRuntime", "FAIL_ANNOTATION", "RUN_SECONDS_ANNOTATION", "FAIL_MODES"]
 
 FAIL_ANNOTATION = "sim.nbkube.io/fail"
 RUN_SECONDS_ANNOTATION = "sim.nbkube.io/run-seconds"
+CPU_ANNOTATION = "sim.nbkube.io/cpu"
+MEMORY_ANNOTATION = "sim.nbkube.io/memory"
+DEFAULT_CPU = "1m"
+DEFAULT_MEMORY = "4Mi"
 FAIL_MODES = ("ErrImagePull", "CrashLoopBackOff", "NotReady", "exit:N")
 
 _PULL_BACKOFF_AFTER = 1.0  # ErrImagePull turns into ImagePullBackOff after this long
@@ -78,6 +88,8 @@ class _SimPod:
     exit_code: int
     restart_policy: str
     containers: list[tuple[str, str]]  # (name, image)
+    cpu_millicores: int = 1  # per running container
+    memory_bytes: int = 4 * 1024 * 1024
 
 
 def _parse_mode(mode: str, where: str) -> tuple[str, int]:
@@ -153,6 +165,7 @@ class SimRuntime:
             mode, code, run_seconds = self._mode_for(pod)
             if mode == "" and spec.get("restartPolicy") in ("Never", "OnFailure"):
                 mode, code = "exit", 0  # a batch pod runs to completion (see the module docstring)
+            cpu, memory = _usage_for(pod)
             now = self.clock.now()
             lat = self.latency
             running_at = now + lat.sandbox + lat.pull + lat.start + self._jitter()
@@ -178,6 +191,8 @@ class SimRuntime:
                 exit_code=code,
                 restart_policy=str(spec.get("restartPolicy") or "Always"),
                 containers=containers,
+                cpu_millicores=cpu,
+                memory_bytes=memory,
             )
 
     def release_sandbox(self, uid: str) -> bool:
@@ -199,6 +214,21 @@ class SimRuntime:
             recs = list(self._pods.values())
         now = self.clock.now()
         return [self._status(r, now) for r in recs]
+
+    def usage(self) -> dict[str, dict[str, RawUsage]]:
+        """uid -> container -> (CPU seconds since it started, memory), from the pod's annotations."""
+        now = self.clock.now()
+        with self._lock:
+            recs = list(self._pods.values())
+        out: dict[str, dict[str, RawUsage]] = {}
+        for rec in recs:
+            status = self._status(rec, now)
+            out[rec.uid] = {
+                c.name: RawUsage(rec.cpu_millicores / 1000 * max(0.0, now - (c.started_at or now)), rec.memory_bytes)
+                for c in status.containers
+                if c.state == "running"
+            }
+        return out
 
     def close(self) -> None:
         with self._lock:
@@ -311,3 +341,18 @@ class SimRuntime:
             state="waiting", reason="CrashLoopBackOff", restart_count=restarts, last_terminated=last, **base
         )
         return cs, None
+
+
+def _usage_for(pod: Obj) -> tuple[int, int]:
+    """(CPU millicores, memory bytes) per container from the pod's annotations (or the defaults)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    where = f"pod {(pod.get('metadata') or {}).get('namespace')}/{(pod.get('metadata') or {}).get('name')}"
+    try:
+        cpu = parse_cpu(annotations.get(CPU_ANNOTATION, DEFAULT_CPU))
+    except QuantityError as exc:
+        raise BadRequest(f"{where}: annotation {CPU_ANNOTATION}: {exc}") from None
+    try:
+        memory = parse_memory(annotations.get(MEMORY_ANNOTATION, DEFAULT_MEMORY))
+    except QuantityError as exc:
+        raise BadRequest(f"{where}: annotation {MEMORY_ANNOTATION}: {exc}") from None
+    return cpu, memory
