@@ -728,10 +728,6 @@ class LocalCluster(Cluster):
                 if self.runtime_name != "sim":  # simulated nodes serve no logs or exec
                     self._agent_token = ensure_agent_token(self.key_dir)
                     self.api.credentials_dir = self.key_dir
-                self.control_plane = ControlPlane(
-                    self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
-                )
-                self.control_plane.start()
                 from nbkube.client.informer import InformerFactory
 
                 # the agents of one process share one pod informer (one watch, not N)
@@ -750,6 +746,14 @@ class LocalCluster(Cluster):
                     self.kits[name].start()
                 if self.host_proxy is not None:
                     self.host_proxy.start()
+                # The control plane comes after the agents have renewed their Leases (agent.start
+                # does it before returning): on a restart over a live store, a node lifecycle
+                # controller that ran first would find every Lease stale from the downtime and
+                # evict the pods the agents are about to adopt.
+                self.control_plane = ControlPlane(
+                    self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
+                )
+                self.control_plane.start()
                 self._running = True
                 self._closed = False
                 self._write_info()
