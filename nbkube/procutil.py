@@ -40,26 +40,37 @@ __all__ = [
 _PR_SET_PDEATHSIG = 1
 
 
-def start_ticks(pid: int) -> int | None:
-    """The kernel start time of `pid` in clock ticks (None: no such process, or no /proc)."""
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields from the state on (field 3), or [] when there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
             data = f.read()
     except OSError:
-        return None
+        return []
     # the command name may hold spaces and parentheses: fields count from the last ')'
-    fields = data[data.rfind(")") + 2 :].split()
+    return data[data.rfind(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """The kernel start time of `pid` in clock ticks (None: no such process, or no /proc)."""
     try:
-        return int(fields[19])
+        return int(_stat(pid)[19])
     except (IndexError, ValueError):
         return None
 
 
 def same_process(pid: object, ticks: object) -> bool:
-    """Whether the process recorded as (pid, start ticks) is still running (not a reused pid)."""
+    """Whether the process recorded as (pid, start ticks) is still running (not a reused pid).
+
+    A zombie is not running: it has exited and released its locks, only its parent (or, orphaned,
+    an init that may be slow to reap, as in some containers) has not collected it yet."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(ticks, int):
         return False
-    return start_ticks(pid) == ticks
+    fields = _stat(pid)
+    try:
+        return int(fields[19]) == ticks and fields[0] not in ("Z", "X")
+    except (IndexError, ValueError):
+        return False
 
 
 def pdeathsig_preexec(sig: int = signal.SIGTERM) -> Callable[[], None] | None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from nbk_clustertest import wait_until
@@ -107,6 +108,19 @@ def test_end_process_terminates_a_recorded_process() -> None:
     assert not same_process(proc.pid, ticks)
     proc.wait(5)  # end_process reaped its own child already
     assert end_process(proc.pid, ticks)  # gone already: nothing to do
+
+
+def test_an_exited_process_not_yet_reaped_is_not_running() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    ticks = start_ticks(child.pid)
+    assert isinstance(ticks, int)
+    try:
+        # not waited for: it stays a zombie, as an orphan does under an init slow to reap
+        wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().split(") ")[-1][0] == "Z", 10, "exit")
+        assert start_ticks(child.pid) == ticks  # the pid is still taken...
+        assert not same_process(child.pid, ticks)  # ...but nothing runs there
+    finally:
+        child.wait()
 
 
 def test_identity_dead_only_for_a_gone_process_of_this_machine() -> None:
