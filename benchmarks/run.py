@@ -56,6 +56,7 @@ BENCHES = [
     Bench("service_throughput", 40, 300),
     Bench("replicas", 60, 900),
     Bench("failover", 150, 1800),
+    Bench("recovery", 90, 900),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
 
