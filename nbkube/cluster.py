@@ -146,6 +146,28 @@ def _stop_all_at_exit() -> None:
             log.warning("stopping cluster %s at exit failed", cluster.name, exc_info=True)
 
 
+# Third-party packages a runtime imports when its first node is built, imported meanwhile in a thread
+# while the store starts (a private etcd's launch is mostly waiting): `docker` (with requests and
+# urllib3) is about a tenth of a second of a restart. Only packages no other start-up step imports,
+# so the two threads never import one module graph from both ends.
+_RUNTIME_PREFETCH: dict[str, list[str]] = {"docker": ["docker"]}
+
+
+def _prefetch(modules: list[str]) -> threading.Thread:
+    """Import `modules` in a thread (started; join it before they are used). A module that fails to
+    import here is left to its real import, which raises the same error where it is used: this only
+    moves the work earlier, it never decides whether a feature runs."""
+
+    def run() -> None:
+        for name in modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=run, name="nbkube-prefetch", daemon=True)
+    thread.start()
+    return thread
+
+
 def _auto_name(prefix: str) -> str:
     """`<prefix>-<6 hex digits>`, not running here and without a folder in ~/.nbkube/clusters."""
     while True:
@@ -719,7 +741,9 @@ class LocalCluster(Cluster):
             clean_stale_folders()
             _register(self)
             try:
+                prefetch = _prefetch(_RUNTIME_PREFETCH.get(self.runtime_name, []))
                 self._store = self._open_store()
+                prefetch.join()
                 # nothing is at rest in a memory store: no keys to make for it
                 keys = None if self.store_kind == "memory" else self.key_dir
                 self.api = make_registry(
