@@ -94,12 +94,15 @@ def _up(folder: str, runtime: str, log: str) -> subprocess.Popen[bytes]:
         )
 
 
-def _store_url(log: str, count: int, deadline: float) -> str:
+def _store_url(log: str, count: int, deadline: float, up: subprocess.Popen[bytes]) -> str:
     while time.monotonic() < deadline:
         with open(log, errors="replace") as fh:
-            lines = [x for x in fh.read().splitlines() if x.startswith("use: nbkube --store ")]
+            text = fh.read()
+        lines = [x for x in text.splitlines() if x.startswith("use: nbkube --store ")]
         if len(lines) >= count:
             return lines[-1].split()[3]
+        if up.poll() is not None:
+            raise RuntimeError(f"nbkube up exited with {up.returncode}: {text[-2000:]}")
         time.sleep(0.02)
     raise TimeoutError(f"nbkube up did not start (see {log})")
 
@@ -181,10 +184,10 @@ def up_killed(runtime: str, pods: int) -> tuple[tuple[float, float], tuple[float
         t0 = time.monotonic()
         up = _up(folder, runtime, log)
         try:
-            client = connect(_store_url(log, 1, t0 + 120))
+            client = connect(_store_url(log, 1, t0 + 60, up))
             client.apply(MANIFEST.format(pods=pods, port=_free_port()))
             url = _node_url(client.api)
-            first = _times(t0, client.api, url, pods, 90)
+            first = _times(t0, client.api, url, pods, 60)
             os.kill(up.pid, signal.SIGKILL)
             up.wait(10)
             client.close()
@@ -193,7 +196,7 @@ def up_killed(runtime: str, pods: int) -> tuple[tuple[float, float], tuple[float
             # the Service is asked from the restart on, not from when `up` serves its store:
             # Docker nodes' NodePorts never stop answering (the rules stay in their namespaces)
             probe = _AnswerTime(url, t1, 60)
-            client = connect(_store_url(log, 2, t1 + 120))
+            client = connect(_store_url(log, 2, t1 + 60, up))
             _answered, ready = _times(t1, client.api, url, pods, 60)
             again = (probe.result(), ready)
             client.api.delete("ReplicationController", "rec", "default")
