@@ -67,6 +67,7 @@ BENCHES = [
     Bench("jobs", 30, 900),
     Bench("failover", 150, 1800),
     Bench("hpa", 120, 900),
+    Bench("recovery", 90, 900),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
 

@@ -148,6 +148,28 @@ def _stop_all_at_exit() -> None:
             log.warning("stopping cluster %s at exit failed", cluster.name, exc_info=True)
 
 
+# Third-party packages a runtime imports when its first node is built, imported meanwhile in a thread
+# while the store starts (a private etcd's launch is mostly waiting): `docker` (with requests and
+# urllib3) is about a tenth of a second of a restart. Only packages no other start-up step imports,
+# so the two threads never import one module graph from both ends.
+_RUNTIME_PREFETCH: dict[str, list[str]] = {"docker": ["docker"]}
+
+
+def _prefetch(modules: list[str]) -> threading.Thread:
+    """Import `modules` in a thread (started; join it before they are used). A module that fails to
+    import here is left to its real import, which raises the same error where it is used: this only
+    moves the work earlier, it never decides whether a feature runs."""
+
+    def run() -> None:
+        for name in modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=run, name="nbkube-prefetch", daemon=True)
+    thread.start()
+    return thread
+
+
 def _auto_name(prefix: str) -> str:
     """`<prefix>-<6 hex digits>`, not running here and without a folder in ~/.nbkube/clusters."""
     while True:
@@ -754,7 +776,9 @@ class LocalCluster(Cluster):
             clean_stale_folders()
             _register(self)
             try:
+                prefetch = _prefetch(_RUNTIME_PREFETCH.get(self.runtime_name, []))
                 self._store = self._open_store()
+                prefetch.join()
                 # nothing is at rest in a memory store: no keys to make for it
                 keys = None if self.store_kind == "memory" else self.key_dir
                 self.api = make_registry(
@@ -765,10 +789,6 @@ class LocalCluster(Cluster):
                     self.api.credentials_dir = self.key_dir
                 # the default StorageClass: local-path folders under the cluster's folder
                 ensure_default_class(self.api, os.path.join(self.data_dir, "local-path"))
-                self.control_plane = ControlPlane(
-                    self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
-                )
-                self.control_plane.start()
                 from nbkube.client.informer import InformerFactory
 
                 # the agents of one process share one pod informer (one watch, not N)
@@ -792,6 +812,14 @@ class LocalCluster(Cluster):
                     self.kits[name].start()
                 if self.host_proxy is not None:
                     self.host_proxy.start()
+                # The control plane comes after the agents have renewed their Leases (agent.start
+                # does it before returning): on a restart over a live store, a node lifecycle
+                # controller that ran first would find every Lease stale from the downtime and
+                # evict the pods the agents are about to adopt.
+                self.control_plane = ControlPlane(
+                    self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
+                )
+                self.control_plane.start()
                 self._running = True
                 self._closed = False
                 self._write_info()

@@ -6,6 +6,11 @@ PR_SET_PDEATHSIG so etcd ends with the process that started it), the cluster wir
 folders of unnamed clusters whose owner died) and the process runtime. A pid alone is not an
 identity, the kernel reuses them: a pid together with its start time (clock ticks since boot, field
 22 of /proc/PID/stat) is, which is what every record here stores.
+
+`process_identity()` puts that pair, with what makes a pid mean the same thing to a reader (the
+boot and the pid namespace), into a string a Lease holder can carry; `identity_dead()` answers
+"is that holder's process certainly gone?" for a reader on the same machine, so leader election
+can take a crashed predecessor's Lease at once instead of waiting out its duration.
 """
 
 from __future__ import annotations
@@ -15,35 +20,57 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
-__all__ = ["start_ticks", "same_process", "pdeathsig_preexec", "end_process", "lock_holders", "describe"]
+__all__ = [
+    "start_ticks",
+    "same_process",
+    "pdeathsig_preexec",
+    "end_process",
+    "lock_holders",
+    "describe",
+    "process_identity",
+    "identity_dead",
+]
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields from the state on (field 3), or [] when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            data = f.read()
+    except OSError:
+        return []
+    # the command name may hold spaces and parentheses: fields count from the last ')'
+    return data[data.rfind(")") + 2 :].split()
 
 
 def start_ticks(pid: int) -> int | None:
     """The kernel start time of `pid` in clock ticks (None: no such process, or no /proc)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # the command name may hold spaces and parentheses: fields count from the last ')'
-    fields = data[data.rfind(")") + 2 :].split()
-    try:
-        return int(fields[19])
+        return int(_stat(pid)[19])
     except (IndexError, ValueError):
         return None
 
 
 def same_process(pid: object, ticks: object) -> bool:
-    """Whether the process recorded as (pid, start ticks) is still running (not a reused pid)."""
+    """Whether the process recorded as (pid, start ticks) is still running (not a reused pid).
+
+    A zombie is not running: it has exited and released its locks, only its parent (or, orphaned,
+    an init that may be slow to reap, as in some containers) has not collected it yet."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(ticks, int):
         return False
-    return start_ticks(pid) == ticks
+    fields = _stat(pid)
+    try:
+        return int(fields[19]) == ticks and fields[0] not in ("Z", "X")
+    except (IndexError, ValueError):
+        return False
 
 
 def pdeathsig_preexec(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
@@ -131,3 +158,49 @@ def describe(pid: int) -> str:
     if len(cmd) > 120:
         cmd = cmd[:117] + "..."
     return f"pid {pid} ({cmd})" if cmd else f"pid {pid}"
+
+
+_IDENTITY_TAG = "nbkpid"
+
+
+def _pid_scope() -> str:
+    """What a pid is relative to: this boot and this pid namespace ("" when either is unknown)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip().replace("-", "")[:16]
+        ns = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return ""
+    inode = ns[ns.find("[") + 1 : ns.rfind("]")]
+    return f"{boot}.{inode}" if boot and inode.isdigit() else ""
+
+
+def process_identity(pid: int | None = None) -> str:
+    """A Lease holder identity naming this process: host, pid scope, pid, start ticks and a random
+    suffix (two holders in one process differ), e.g. `host_nbkpid.SCOPE.1234.5678_ab12cd34`."""
+    pid = os.getpid() if pid is None else pid
+    host = socket.gethostname().replace("_", "-")
+    scope, ticks = _pid_scope(), start_ticks(pid)
+    if not scope or ticks is None:  # no /proc: an identity nobody can prove dead
+        return f"{host}_{pid}_{uuid.uuid4().hex[:8]}"
+    return f"{host}_{_IDENTITY_TAG}.{scope}.{pid}.{ticks}_{uuid.uuid4().hex[:8]}"
+
+
+def identity_dead(identity: str) -> bool:
+    """True only when `identity` came from `process_identity()` on this machine (same boot, same
+    pid namespace) and that process is no longer running. Any other holder (another machine, an
+    identity of another form) is never called dead: its Lease must lapse."""
+    parts = identity.split("_")
+    if len(parts) < 3:
+        return False
+    fields = parts[-2].split(".")
+    if len(fields) != 5 or fields[0] != _IDENTITY_TAG:
+        return False
+    scope = _pid_scope()
+    if not scope or f"{fields[1]}.{fields[2]}" != scope:
+        return False
+    try:
+        pid, ticks = int(fields[3]), int(fields[4])
+    except ValueError:
+        return False
+    return pid > 0 and not same_process(pid, ticks)

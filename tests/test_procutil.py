@@ -6,11 +6,20 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from nbk_clustertest import wait_until
 
-from nbkube.procutil import describe, end_process, lock_holders, same_process, start_ticks
+from nbkube.procutil import (
+    describe,
+    end_process,
+    identity_dead,
+    lock_holders,
+    process_identity,
+    same_process,
+    start_ticks,
+)
 
 
 def test_same_process_tells_a_pid_from_its_reuse() -> None:
@@ -99,3 +108,32 @@ def test_end_process_terminates_a_recorded_process() -> None:
     assert not same_process(proc.pid, ticks)
     proc.wait(5)  # end_process reaped its own child already
     assert end_process(proc.pid, ticks)  # gone already: nothing to do
+
+
+def test_an_exited_process_not_yet_reaped_is_not_running() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    ticks = start_ticks(child.pid)
+    assert isinstance(ticks, int)
+    try:
+        # not waited for: it stays a zombie, as an orphan does under an init slow to reap
+        wait_until(lambda: Path(f"/proc/{child.pid}/stat").read_text().split(") ")[-1][0] == "Z", 10, "exit")
+        assert start_ticks(child.pid) == ticks  # the pid is still taken...
+        assert not same_process(child.pid, ticks)  # ...but nothing runs there
+    finally:
+        child.wait()
+
+
+def test_identity_dead_only_for_a_gone_process_of_this_machine() -> None:
+    me = process_identity()
+    assert me != process_identity()  # two holders in one process differ
+    assert not identity_dead(me)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone = process_identity(child.pid)
+    child.wait()
+    assert identity_dead(gone)
+    # the same pid and ticks from another boot or pid namespace: nothing is known about it
+    tag, boot, ns, pid, ticks = gone.split("_")[-2].split(".")
+    for other in (f"{tag}.{'0' * 16}.{ns}.{pid}.{ticks}", f"{tag}.{boot}.1.{pid}.{ticks}"):
+        assert not identity_dead(gone.replace(gone.split("_")[-2], other))
+    for unknown in ("", "a", "host_123_abcd", "cp-a", f"host_nbkpid.{boot}.{ns}.x.y_ab"):
+        assert not identity_dead(unknown)

@@ -9,6 +9,11 @@ do (15 s / 10 s / 2 s upstream): lease_duration > renew_deadline > renew_interva
 has not renewed within `renew_deadline` stops acting at once (its on_stopped runs), which is
 before any standby may take the lease; an error from the store counts as a failed renewal, never
 as still holding. Time comes from the injected clock, so failover is tested with a FakeClock.
+
+`holder_dead`: a predicate that can prove a holder's process gone (`procutil.identity_dead`: a
+holder on this machine whose pid and start time no longer match). Such a Lease is taken at once,
+so a control plane restarted after a SIGKILL does not wait out its own predecessor's Lease; a
+holder it cannot prove dead (another machine, an unknown identity) is waited for as before.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class LeaderElector:
         renew_deadline: float | None = None,
         clock: Clock = REAL_CLOCK,
         renew: float | None = None,  # alias of renew_interval
+        holder_dead: Callable[[str], bool] | None = None,
     ):
         self.api = api
         self.lease_name = lease_name
@@ -60,6 +66,7 @@ class LeaderElector:
                 f"({self.renew_deadline:g}) > renew_interval ({self.renew_interval:g}) > 0"
             )
         self.clock = clock
+        self.holder_dead = holder_dead
         self._leader = False
         self._last_renew = 0.0
         self._lock = threading.Lock()
@@ -104,7 +111,12 @@ class LeaderElector:
             else:
                 spec = lease.get("spec") or {}
                 holder = spec.get("holderIdentity") or ""
-                if holder and holder != self.identity and not self._expired(spec, now):
+                if (
+                    holder
+                    and holder != self.identity
+                    and not self._expired(spec, now)
+                    and not self._dead(holder)
+                ):
                     return self._set(False, now)  # someone else holds it: we certainly do not
                 transitions = int(spec.get("leaseTransitions") or 0)
                 if holder == self.identity:
@@ -122,6 +134,17 @@ class LeaderElector:
             log_failure(log, f"lease {self.namespace}/{self.lease_name}: acquire/renew", exc)
             return False
         return self._set(True, now)
+
+    def _dead(self, holder: str) -> bool:
+        if self.holder_dead is None or not self.holder_dead(holder):
+            return False
+        log.info(
+            "lease %s/%s: holder %s is a process that no longer runs; taking the lease now",
+            self.namespace,
+            self.lease_name,
+            holder,
+        )
+        return True
 
     @staticmethod
     def _expired(spec: dict[str, object], now: float) -> bool:

@@ -20,10 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-import os
-import socket
 import threading
-import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nbkube.client.controller import Controller
@@ -31,6 +28,7 @@ from nbkube.client.informer import InformerFactory
 from nbkube.client.leaderelection import LeaderElector
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.profiles import Profile, get_profile
+from nbkube.procutil import identity_dead, process_identity
 
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
@@ -120,7 +118,9 @@ class ControlPlane:
         self.api = api
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.clock = clock
-        self.identity = identity or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        # pid and start time in the identity: a restart on this machine sees its killed predecessor
+        # is gone and takes the Lease at once (procutil.identity_dead)
+        self.identity = identity or process_identity()
         self.leader_elect = leader_elect
         self.controller_modules = list(CONTROLLER_MODULES if controllers is None else controllers)
         self.run_scheduler = scheduler
@@ -157,6 +157,7 @@ class ControlPlane:
             renew_interval=self.profile.leader_renew_interval,
             renew_deadline=self.profile.leader_renew_deadline,
             clock=self.clock,
+            holder_dead=identity_dead,
         )
         self._elector.run(self._on_started, self._on_stopped)
 

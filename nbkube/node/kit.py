@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import logging
 import os
 import threading
@@ -46,6 +47,7 @@ from nbkube.node.proxy.runner import ProxyRunner
 from nbkube.node.proxy.userspace import UserspaceProxy
 from nbkube.node.runtime import create_runtime
 from nbkube.node.runtime.base import Runtime
+from nbkube.procutil import describe, lock_holders
 
 __all__ = ["NodeKit", "HostProxy", "build_node", "reap_other_nodes", "volume_resolver"]
 
@@ -219,6 +221,7 @@ class NodeKit:
     # ClusterIP -> where this node's pods reach it, when not at the ClusterIP (Service env vars)
     service_host: Callable[[str], str] | None = None
     _teardown: list[Callable[[], None]] = field(default_factory=list)
+    claim: int | None = None  # the lock file a Docker node holds while it runs (`claim_docker_node`)
 
     @property
     def node_ip(self) -> str:
@@ -250,6 +253,9 @@ class NodeKit:
                 close(remove=False)
             except TypeError:  # a runtime without pods to leave behind (sim)
                 close()
+        if self.claim is not None:  # last: the node's namespace and containers are settled
+            os.close(self.claim)
+            self.claim = None
 
 
 def build_node(
@@ -346,6 +352,33 @@ def reap_other_nodes(state_dir: str, keep: list[str]) -> int:
     return stopped
 
 
+CLAIM_DIR = "/run/nbkube"  # Docker nodes need root: a root-only folder
+
+
+def claim_docker_node(node_name: str, folder: str = CLAIM_DIR) -> int:
+    """Hold `docker-node-<name>.lock` (flock) for as long as this process runs the Docker node, or
+    refuse naming the process that does.
+
+    Why: a Docker node's network namespace (`nbk-<name>`) and its containers' labels are named by
+    the node alone, machine-wide, so a second cluster running a node of the same name would rebuild
+    the first one's namespace and adopt or remove its containers. The kernel drops the lock when
+    its holder dies, even by SIGKILL, so a restarted `nbkube up` takes it back at once."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, f"docker-node-{node_name}.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holders = [pid for pid, held in lock_holders(folder).items() if held == path]
+        who = describe(holders[0]) if holders else "another process"
+        raise BadRequest(
+            f"Docker node {node_name} already runs on this machine, in {who}: Docker nodes are named "
+            f"machine-wide (network namespace nbk-{node_name}); stop that cluster first"
+        ) from None
+    return fd
+
+
 def _docker_node(
     node_name: str,
     index: int,
@@ -358,16 +391,48 @@ def _docker_node(
     host_ip: str | None = None,
     agent_token: str,
 ) -> NodeKit:
+    if os.geteuid() != 0:
+        raise BadRequest(
+            "runtime docker needs root (network namespaces, veths and iptables); use runtime process"
+        )
+    claim = claim_docker_node(node_name)
+    try:
+        kit = _docker_kit(
+            node_name,
+            index,
+            api=api,
+            factory=factory,
+            state_dir=state_dir,
+            clock=clock,
+            options=options,
+            host_ip=host_ip,
+            agent_token=agent_token,
+        )
+    except BaseException:
+        os.close(claim)
+        raise
+    kit.claim = claim
+    return kit
+
+
+def _docker_kit(
+    node_name: str,
+    index: int,
+    *,
+    api: Any,
+    factory: InformerFactory,
+    state_dir: str,
+    clock: Clock,
+    options: dict[str, Any],
+    host_ip: str | None,
+    agent_token: str,
+) -> NodeKit:
     from nbkube.node.firewall.iptables import IptablesFirewall
     from nbkube.node.network import make_network
     from nbkube.node.network.host import HostNetwork
     from nbkube.node.proxy.iptables import IptablesProxy
     from nbkube.node.runtime.images import ensure_images
 
-    if os.geteuid() != 0:
-        raise BadRequest(
-            "runtime docker needs root (network namespaces, veths and iptables); use runtime process"
-        )
     network: PodNetwork
     if host_ip:
         network = HostNetwork(node_name, index, os.path.join(state_dir, "net"), host_ip)

@@ -14,7 +14,15 @@ Crash safety (a cluster's etcd must not outlive the process that started it, or 
 its data folder locked): the child gets PR_SET_PDEATHSIG (nbkube/procutil.py), and with `socket_dir`
 a pidfile `etcd.pid` there records etcd's and its owner's pid and start time. A launch that finds
 the etcd of a dead owner ends it and says so in one line; one whose data folder another process
-locks fails at once naming that process, instead of waiting for an etcd that cannot start.
+locks fails at once naming that process, instead of waiting for an etcd that cannot start. The
+signal is SIGKILL: an owner that died without stopping etcd gets no graceful shutdown from it
+(etcd's WAL makes a kill safe), and a restart right behind it finds the data folder free at once.
+
+Start time (what a restarted `nbkube up` waits for): etcd itself answers within tens of
+milliseconds; what costs is waiting. A single member has no peer to lose an election to, so short
+raft timers (`_RAFT_FLAGS`) only make it elect itself sooner; and the readiness poll sets gRPC's
+reconnect back-off low, whose default first retry (1 s) would otherwise follow the one refused
+connection a starting server gives.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -46,6 +55,15 @@ CLIENT_SOCKET = "etcd.sock:2379"
 PEER_SOCKET = "etcd-peer.sock:2380"
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
 PIDFILE = "etcd.pid"
+# raft timers for a single member (etcd's defaults, 100 ms / 1 s, are for peers across a network):
+# it elects itself after the election timeout, and has no follower whose heartbeats could be late
+_RAFT_FLAGS = ["--heartbeat-interval=20", "--election-timeout=100"]
+# how soon the readiness poll's channel connects again after a refused connection
+_READY_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 20),
+    ("grpc.min_reconnect_backoff_ms", 20),
+    ("grpc.max_reconnect_backoff_ms", 200),
+]
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +275,7 @@ def launch_etcd(
             f"--max-request-bytes={_MAX_REQUEST_BYTES}",
             "--logger=zap",
             "--log-level=warn",
+            *_RAFT_FLAGS,
         ]
         try:
             _check_unlocked(data)
@@ -270,7 +289,7 @@ def launch_etcd(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=socket_dir,
-                preexec_fn=pdeathsig_preexec(),
+                preexec_fn=pdeathsig_preexec(signal.SIGKILL),
             )
         server = EtcdServer(proc, client_port, data, log_path, own_dir, socket_path)
         if socket_dir is not None:
@@ -293,7 +312,7 @@ def _wait_ready(server: EtcdServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     # The bare stub, not etcd3.client(): that one marks an endpoint "failed" for minutes after the
     # first refused connection, which is exactly what a server that is still starting gives.
-    channel = grpc.insecure_channel(server.target)
+    channel = grpc.insecure_channel(server.target, options=_READY_CHANNEL_OPTIONS)
     try:
         kv = etcdrpc.KVStub(channel)
         while True:

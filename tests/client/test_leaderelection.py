@@ -45,6 +45,21 @@ def test_exactly_one_leads_and_takeover_after_expiry(api: Registry) -> None:
     assert spec["leaseTransitions"] == 1
 
 
+def test_a_holder_proved_dead_is_taken_over_at_once(api: Registry) -> None:
+    clock = FakeClock()
+    dead: set[str] = set()
+    kw = {"lease_duration": 15.0, "renew_interval": 5.0, "clock": clock, "holder_dead": dead.__contains__}
+    a = LeaderElector(api, "cm", "a", **kw)  # type: ignore[arg-type]
+    b = LeaderElector(api, "cm", "b", **kw)  # type: ignore[arg-type]
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew()  # a's process still runs: b waits for the lease
+    dead.add("a")
+    clock.advance(1)
+    assert b.try_acquire_or_renew()  # long before the 15 s lapse
+    spec = api.get("Lease", "cm", "kube-system")["spec"]
+    assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
+
+
 def test_simultaneous_first_acquire_has_one_winner(api: Registry) -> None:
     clock = FakeClock()
     a, b = electors(api, clock)
