@@ -164,23 +164,3 @@ def test_statefulset_pod_names_resolve_to_their_pod(cluster: LocalCluster) -> No
     assert code == 0 and "db-2.db.default.svc.cluster.local" in out and " 80 " in f" {out} ", out
     code, out = _exec(cluster, ["nslookup", "nothing.default.svc.cluster.local"])
     assert code != 0 or "NXDOMAIN" in out, out
-
-
-def test_a_restarted_cluster_serves_dns_again(tmp_path: Any, docker_client: Any) -> None:
-    def start() -> LocalCluster:
-        c = LocalCluster(nodes=1, runtime="docker", store="sqlite", profile="fast", data_dir=str(tmp_path), name="dkrs")
-        c.start()
-        return c
-
-    start().stop()
-    c = start()  # kube-dns is in the store already: found, not re-created
-    try:
-        assert c.dns is not None
-        ep = c.api.get("Endpoints", "kube-dns", "kube-system")
-        assert {p["port"] for p in ep["subsets"][0]["ports"]} == {c.dns.address[1]}
-        c.api.create(CLIENT)
-        wait_until(lambda: pod_ready(c.api.get("Pod", "client", "default")), 60, "client pod ready")
-        code, out = _exec(c, ["nslookup", "kube-dns.kube-system.svc.cluster.local"])
-        assert code == 0 and "10.96.0.10" in out.split("Name:")[-1], out
-    finally:
-        c.stop()
