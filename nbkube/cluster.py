@@ -54,7 +54,8 @@ from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
-from nbkube.node.kit import HostProxy, NodeKit, build_node, reap_other_nodes
+from nbkube.node.agentpool import AgentPool
+from nbkube.node.kit import MAX_SIM_NODES, HostProxy, NodeKit, build_node, reap_other_nodes
 from nbkube.node.network.blocks import BlockLease, LoopbackBlock, claim_block
 from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
@@ -544,6 +545,20 @@ def _pod_security_config(value: Any) -> Any:
     return parse_pod_security(value)
 
 
+# Simulated nodes cost no processes and share one AgentPool: one process holds the Kubernetes
+# density SLO's 5,000. Real nodes each take a number in the local address plan (10.244.N.0/24).
+_NODE_LIMITS = {"sim": MAX_SIM_NODES}
+_DEFAULT_NODE_LIMIT = 250
+# sim nodes rewrite their Node status this often when it did not change (their Lease is renewed
+# every heartbeat regardless); the kubelet's nodeStatusReportFrequency is 5 minutes
+SIM_STATUS_REPORT_INTERVAL = 60.0
+
+
+def node_limit(runtime: str) -> int:
+    """How many nodes one LocalCluster may run with `runtime`."""
+    return _NODE_LIMITS.get(runtime, _DEFAULT_NODE_LIMIT)
+
+
 class LocalCluster(Cluster):
     """A whole cluster in this process: store, control plane and `nodes` node agents (see the module).
 
@@ -572,8 +587,11 @@ class LocalCluster(Cluster):
         "baseline" (enforce) or "enforce=baseline,warn=restricted"; default privileged, as upstream.
         It binds this cluster's registry (and its API server): other processes writing the same
         store directly (`nbkube --store ...`) apply their own defaults; namespace labels hold everywhere."""
-        if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= 250:
-            raise BadRequest(f"nodes must be a whole number from 0 to 250, got {nodes!r}")
+        limit = node_limit(runtime)
+        if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= limit:
+            raise BadRequest(
+                f"nodes must be a whole number from 0 to {limit} (runtime {runtime}), got {nodes!r}"
+            )
         if name is not None and not _NAME_RE.match(name):
             raise BadRequest(f"cluster name {name!r} must be lowercase letters, digits and '-'")
         self.name = name if name is not None else _auto_name("local")
@@ -607,6 +625,7 @@ class LocalCluster(Cluster):
         self.lease: BlockLease | None = None  # the embedded mode's loopback block, while running
         self.address_block: LoopbackBlock | None = None  # ... and the block it had (kept after stop)
         self._store: Store | None = None
+        self.agent_pool: AgentPool | None = None  # the threads of every sim node of this process
         self._lock = threading.Lock()
         self._running = False
         if start:
@@ -736,6 +755,8 @@ class LocalCluster(Cluster):
 
                 # the agents of one process share one pod informer (one watch, not N)
                 self._agent_factory = InformerFactory(self.api)
+                if self.runtime_name == "sim":
+                    self.agent_pool = AgentPool(clock=self.clock)
                 if self.runtime_name == "process":
                     self.lease = claim_block(self.data_dir)
                     self.address_block = self.lease.block
@@ -745,6 +766,8 @@ class LocalCluster(Cluster):
                 if self.runtime_name == "process":  # pods of nodes this start has no more
                     reap_other_nodes(self.data_dir, list(self.agents))
                 self._agent_factory.start_all()
+                if self.agent_pool is not None:
+                    self.agent_pool.start()
                 for name, agent in self.agents.items():
                     agent.start()
                     self.kits[name].start()
@@ -794,6 +817,8 @@ class LocalCluster(Cluster):
             factory=self._agent_factory,
             pod_cidr=kit.pod_cidr,
             address=kit.node_ip,
+            pool=self.agent_pool,
+            status_report_interval=SIM_STATUS_REPORT_INTERVAL if self.agent_pool is not None else None,
         )
         self.kits[name] = kit
         self.runtimes[name] = kit.runtime
@@ -912,6 +937,9 @@ class LocalCluster(Cluster):
         for agent in self.agents.values():
             with contextlib.suppress(Exception):
                 agent.stop()
+        if self.agent_pool is not None:
+            self.agent_pool.stop()
+            self.agent_pool = None
         if self.host_proxy is not None:
             with contextlib.suppress(Exception):
                 self.host_proxy.stop()

@@ -152,6 +152,11 @@ class Informer:
         with self._lock:
             return builtins.list(self._items.values())
 
+    def count(self) -> int:
+        """How many objects the cache holds (without copying them out, as `list` does)."""
+        with self._lock:
+            return len(self._items)
+
     def keys(self) -> builtins.list[str]:
         with self._lock:
             return builtins.list(self._items)

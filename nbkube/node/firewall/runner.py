@@ -62,6 +62,8 @@ class FirewallRunner(SyncLoop):
             self.mark()
             return
         with self._lock:
+            if self.syncs and not self.table and not self._policies.count():
+                return  # no policy anywhere and none enforced here: a pod event changes nothing
             try:
                 self._sync_once()
             except Exception as exc:  # the next change retries
