@@ -122,14 +122,15 @@ def _rss_mb() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
 
 
+PROFILE = "kubernetes"  # --profile: upstream's timings (10 s heartbeat, 40 s grace) by default
+
+
 def _cluster(nodes: int, timeout: float) -> LocalCluster:
-    # the `kubernetes` profile's grace (40 s) is what a loaded control plane needs; the fast
-    # profile's 2 s is for failover studies on a handful of nodes
     c = LocalCluster(
         nodes=nodes,
         runtime="sim",
         store="memory",
-        profile=get_profile("kubernetes"),
+        profile=get_profile(PROFILE),
         start=False,
         capacity={"cpu": "32", "memory": "256Gi", "pods": "250"},
     )
@@ -146,6 +147,12 @@ class E2E:
     first10: float  # pods/s over the first 10%
     last10: float
     startup_s: float
+    not_ready_events: int = 0  # NodeNotReady events during the run: a node the load made flap
+
+
+def _not_ready_events(c: LocalCluster) -> int:
+    events, _ = c.api.list("Event")
+    return sum(1 for e in events if e.get("reason") in ("NodeNotReady", "TaintManagerEviction"))
 
 
 def _decile_rates(t0: float, times: list[float]) -> tuple[float, float]:
@@ -172,7 +179,8 @@ def e2e_deployment(nodes: int, replicas: int, timeout: float) -> E2E:
         counter.stop()
         ready = len(counter.times)
         first, last = _decile_rates(t0, counter.times)
-    return E2E(nodes, replicas, ready, elapsed, first, last, startup)
+        flaps = _not_ready_events(c)
+    return E2E(nodes, replicas, ready, elapsed, first, last, startup, flaps)
 
 
 def direct_pods(nodes: int, pods: int, timeout: float) -> E2E:
@@ -330,7 +338,10 @@ def main() -> None:
     ap.add_argument("--timeout", type=float)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["e2e", "direct", "list", "density"])
+    ap.add_argument("--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)")
     a = ap.parse_args()
+    global PROFILE
+    PROFILE = a.profile
     if a.only == "e2e":
         print(e2e_deployment(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
         return

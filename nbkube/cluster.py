@@ -552,6 +552,9 @@ _DEFAULT_NODE_LIMIT = 250
 # sim nodes rewrite their Node status this often when it did not change (their Lease is renewed
 # every heartbeat regardless); the kubelet's nodeStatusReportFrequency is 5 minutes
 SIM_STATUS_REPORT_INTERVAL = 60.0
+# ... and resync all their pods this often: a simulated pod changes only on a pod event or on its
+# runtime's own timer, so the relist only repairs a lost event (the kubelet's syncFrequency is 1 min)
+SIM_RELIST_INTERVAL = 30.0
 
 
 def node_limit(runtime: str) -> int:
@@ -819,6 +822,7 @@ class LocalCluster(Cluster):
             address=kit.node_ip,
             pool=self.agent_pool,
             status_report_interval=SIM_STATUS_REPORT_INTERVAL if self.agent_pool is not None else None,
+            relist_interval=SIM_RELIST_INTERVAL if self.agent_pool is not None else None,
         )
         self.kits[name] = kit
         self.runtimes[name] = kit.runtime

@@ -87,11 +87,14 @@ class NodeAgent:
         pool: AgentPool | None = None,
         pod_workers: int = POD_WORKERS,
         status_report_interval: float | None = None,
+        relist_interval: float | None = None,
     ):
         """`pool`: run on an AgentPool's threads instead of threads of our own (see agentpool.py).
         `status_report_interval`: how often the Node status is rewritten when nothing in it changed
         but its heartbeat time (default: every heartbeat); the Lease is renewed every heartbeat
-        regardless, and it is what the node-lifecycle controller counts."""
+        regardless, and it is what the node-lifecycle controller counts.
+        `relist_interval`: how often every pod of the node is synced again whether or not an event
+        came (default: every heartbeat; pod events and the runtime's own timers do the rest)."""
         if not node_name:
             raise BadRequest("node agent: node_name is required")
         self.api = api
@@ -109,6 +112,11 @@ class NodeAgent:
         if report <= 0:
             raise BadRequest(f"node agent {node_name}: status_report_interval must be > 0, got {report!r}")
         self.status_report_interval = float(report)
+        relist = self.heartbeat_interval if relist_interval is None else relist_interval
+        if relist <= 0:
+            raise BadRequest(f"node agent {node_name}: relist_interval must be > 0, got {relist!r}")
+        self.relist_interval = float(relist)
+        self._relisted = 0.0  # clock.monotonic() of our last relist (pool mode)
         self._status_written = 0.0  # clock.monotonic() of our last Node status write
         if pod_workers < 1:
             raise BadRequest(f"node agent {node_name}: pod_workers must be >= 1, got {pod_workers!r}")
@@ -171,6 +179,7 @@ class NodeAgent:
         self._running = True
         if self.pool is not None:
             self.pool.start_agent(self)
+            self._relisted = self.clock.monotonic()
             self._resync()
             return
         # The heartbeat has a thread of its own that never waits on the runtime: a runtime busy
@@ -462,7 +471,9 @@ class NodeAgent:
             self._heartbeat()
         except Exception as exc:
             log_failure(log, f"node {self.node_name}: heartbeat", exc)
-        if self._fault is None:
+        now = self.clock.monotonic()
+        if self._fault is None and now - self._relisted >= self.relist_interval:
+            self._relisted = now
             try:
                 self._resync()
             except Exception as exc:
@@ -477,7 +488,7 @@ class NodeAgent:
                 log_failure(log, f"node {self.node_name}: heartbeat", exc)
 
     def _relist_loop(self) -> None:
-        while not self.clock.wait(self._stop, self.heartbeat_interval):
+        while not self.clock.wait(self._stop, self.relist_interval):
             if self._fault is not None:
                 continue
             try:

@@ -68,7 +68,7 @@ class AgentQueue:
 
 
 class AgentPool:
-    def __init__(self, *, clock: Clock = REAL_CLOCK, workers: int = 4, beat_workers: int = 2):
+    def __init__(self, *, clock: Clock = REAL_CLOCK, workers: int = 4, beat_workers: int = 4):
         self.clock = clock
         self.workers = max(1, workers)
         self.beat_workers = max(1, beat_workers)

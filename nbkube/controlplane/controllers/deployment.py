@@ -646,9 +646,9 @@ class DeploymentController(Controller):
                 left = _ts(cur.get("lastUpdateTime")) + deadline - now
                 self.queue.add_after(key_of(d), max(0.001, left + 0.001))
         min_ready = int(spec.get("minReadySeconds") or 0)
-        waits = [
-            w for p in self._pods_of(views) if (w := seconds_until_available(p, min_ready, now)) is not None
-        ]
+        # only minReadySeconds makes a pod turn available without an event of its own
+        pods = self._pods_of(views) if min_ready > 0 else []
+        waits = [w for p in pods if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:
             self.queue.add_after(key_of(d), min(waits) + 0.001)
         if status == old_status:
