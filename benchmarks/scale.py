@@ -242,6 +242,7 @@ class Density:
     pods_ready: int
     pods_s: float
     threads: int
+    rss_mb_with_pods: float = 0.0  # the whole process's RSS growth once every pod is Ready
 
 
 def density(nodes: int, pods_per_node: int, timeout: float) -> Density:
@@ -265,25 +266,48 @@ def density(nodes: int, pods_per_node: int, timeout: float) -> Density:
             pods_s = len(counter.times) / (time.perf_counter() - t1)
             counter.stop()
             ready = len(counter.times)
-        return Density(nodes, ready_s, rss * 1000 / nodes, pods, ready, pods_s, threads)
+        total = _rss_mb() - rss0
+        return Density(nodes, ready_s, rss * 1000 / nodes, pods, ready, pods_s, threads, total)
     finally:
         c.stop()
+
+
+def _density_row(d: Density, name: str) -> Row:
+    pods = (
+        f"; {d.pods_ready}/{d.pods} pods Ready at {d.pods_s:.0f} pods/s, process RSS then "
+        f"+{d.rss_mb_with_pods:.0f} MB (store, informers and nodes)"
+        if d.pods
+        else ""
+    )
+    return Row(
+        name=name,
+        value=d.nodes_ready_s,
+        unit="s to all nodes Ready",
+        samples=1,
+        note=(
+            f"{d.nodes} sim nodes in one process: RSS {d.rss_mb_per_1000_nodes:.0f} MB per 1,000 nodes, "
+            f"{d.threads} threads{pods} (kwok publishes 1,000 nodes / 100,000 pods in one process)"
+        ),
+        extra=d.__dict__,
+    )
 
 
 def rows(quick: bool = False, **kw: Any) -> list[Row]:
     nodes = kw.get("nodes") or (20 if quick else 250)
     replicas = kw.get("replicas") or (500 if quick else 10_000)
-    dnodes = kw.get("density_nodes") or (50 if quick else 1000)
-    ppn = kw.get("pods_per_node") if kw.get("pods_per_node") is not None else (2 if quick else 0)
+    dnodes = kw.get("density_nodes") or (200 if quick else 5000)
+    pod_nodes = 50 if quick else 1000  # the density run with pods: fewer nodes, 30 pods each
+    ppn = kw.get("pods_per_node") if kw.get("pods_per_node") is not None else (2 if quick else 30)
     timeout = kw.get("timeout") or (60 if quick else 600)
     out: list[Row] = []
     e = e2e_deployment(nodes, replicas, timeout)
     b = direct_pods(nodes, replicas, timeout)
     rate = e.ready / e.seconds if e.seconds else 0.0
     base = b.ready / b.seconds if b.seconds else 0.0
+    label = f"{replicas // 1000}k" if replicas >= 1000 else str(replicas)
     out.append(
         Row(
-            name=f"e2e_deployment_{replicas // 1000}k" if replicas >= 1000 else f"e2e_deployment_{replicas}",
+            name=f"e2e_deployment_{label}",
             value=rate,
             unit="pods/s",
             baseline="same pods created bound (nodeName set) straight into the registry",
@@ -291,9 +315,9 @@ def rows(quick: bool = False, **kw: Any) -> list[Row]:
             baseline_kind="same-run",
             samples=1,
             note=(
-                f"{nodes} sim nodes, {e.ready}/{replicas} Ready in {e.seconds:.1f} s "
+                f"{nodes} sim nodes, profile {PROFILE}: {e.ready}/{replicas} Ready in {e.seconds:.1f} s "
                 f"(baseline {b.ready} in {b.seconds:.1f} s); first 10% {e.first10:.0f} pods/s, "
-                f"last 10% {e.last10:.0f} pods/s"
+                f"last 10% {e.last10:.0f} pods/s; {e.not_ready_events} NodeNotReady/eviction events"
             ),
             extra={"e2e": e.__dict__, "direct": b.__dict__},
         )
@@ -311,21 +335,11 @@ def rows(quick: bool = False, **kw: Any) -> list[Row]:
             note=f"{n} pods: registry list {reg:.2f} s, informer cache {cache * 1000:.1f} ms",
         )
     )
-    d = density(dnodes, ppn, timeout)
-    out.append(
-        Row(
-            name="density",
-            value=d.nodes_ready_s,
-            unit="s to all nodes Ready",
-            samples=1,
-            note=(
-                f"{d.nodes} sim nodes: RSS {d.rss_mb_per_1000_nodes:.0f} MB per 1,000 nodes, "
-                f"{d.threads} threads; {d.pods_ready}/{d.pods} pods Ready at {d.pods_s:.0f} pods/s "
-                "(kwok publishes 1,000 nodes / 100,000 pods in one process)"
-            ),
-            extra=d.__dict__,
+    out.append(_density_row(density(dnodes, 0, timeout), f"density_{dnodes}_nodes"))
+    if ppn:
+        out.append(
+            _density_row(density(pod_nodes, ppn, timeout), f"density_{pod_nodes}_nodes_{ppn}_pods_each")
         )
-    )
     return out
 
 
