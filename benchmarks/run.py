@@ -55,6 +55,7 @@ BENCHES = [
     Bench("pod_start_e2e", 90, 900),
     Bench("service_throughput", 40, 300),
     Bench("replicas", 60, 900),
+    Bench("scale", 90, 1800),
     Bench("failover", 150, 1800),
 ]
 BY_NAME = {b.name: b for b in BENCHES}
