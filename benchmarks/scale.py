@@ -293,7 +293,12 @@ def _density_row(d: Density, name: str) -> Row:
     )
 
 
-def rows(quick: bool = False, **kw: Any) -> list[Row]:
+def rows(quick: bool = False) -> list[Row]:
+    return sized_rows(quick)
+
+
+def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
+    """`rows` with any size given by keyword (the command line's options)."""
     nodes = kw.get("nodes") or (20 if quick else 250)
     replicas = kw.get("replicas") or (500 if quick else 10_000)
     dnodes = kw.get("density_nodes") or (200 if quick else 5000)
@@ -379,7 +384,7 @@ def main() -> None:
     if a.only == "list":
         print(list_reads(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
         return
-    for r in rows(
+    for r in sized_rows(
         a.quick,
         nodes=a.nodes,
         replicas=a.replicas,
