@@ -65,6 +65,7 @@ BENCHES = [
     Bench("daemonset", 30, 300),
     Bench("statefulset", 60, 600),
     Bench("jobs", 30, 900),
+    Bench("scale", 90, 1800),
     Bench("failover", 150, 1800),
     Bench("hpa", 120, 900),
     Bench("recovery", 90, 900),

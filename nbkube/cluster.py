@@ -56,7 +56,8 @@ from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
-from nbkube.node.kit import HostProxy, NodeKit, build_node, reap_other_nodes
+from nbkube.node.agentpool import AgentPool
+from nbkube.node.kit import MAX_SIM_NODES, HostProxy, NodeKit, build_node, reap_other_nodes
 from nbkube.node.network.blocks import BlockLease, LoopbackBlock, claim_block
 from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
@@ -600,6 +601,23 @@ def _pod_security_config(value: Any) -> Any:
     return parse_pod_security(value)
 
 
+# Simulated nodes cost no processes and share one AgentPool: one process holds the Kubernetes
+# density SLO's 5,000. Real nodes each take a number in the local address plan (10.244.N.0/24).
+_NODE_LIMITS = {"sim": MAX_SIM_NODES}
+_DEFAULT_NODE_LIMIT = 250
+# sim nodes rewrite their Node status this often when it did not change (their Lease is renewed
+# every heartbeat regardless); the kubelet's nodeStatusReportFrequency is 5 minutes
+SIM_STATUS_REPORT_INTERVAL = 60.0
+# ... and resync all their pods this often: a simulated pod changes only on a pod event or on its
+# runtime's own timer, so the relist only repairs a lost event (the kubelet's syncFrequency is 1 min)
+SIM_RELIST_INTERVAL = 30.0
+
+
+def node_limit(runtime: str) -> int:
+    """How many nodes one LocalCluster may run with `runtime`."""
+    return _NODE_LIMITS.get(runtime, _DEFAULT_NODE_LIMIT)
+
+
 class LocalCluster(Cluster):
     """A whole cluster in this process: store, control plane and `nodes` node agents (see the module).
 
@@ -628,8 +646,11 @@ class LocalCluster(Cluster):
         "baseline" (enforce) or "enforce=baseline,warn=restricted"; default privileged, as upstream.
         It binds this cluster's registry (and its API server): other processes writing the same
         store directly (`nbkube --store ...`) apply their own defaults; namespace labels hold everywhere."""
-        if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= 250:
-            raise BadRequest(f"nodes must be a whole number from 0 to 250, got {nodes!r}")
+        limit = node_limit(runtime)
+        if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= limit:
+            raise BadRequest(
+                f"nodes must be a whole number from 0 to {limit} (runtime {runtime}), got {nodes!r}"
+            )
         if name is not None and not _NAME_RE.match(name):
             raise BadRequest(f"cluster name {name!r} must be lowercase letters, digits and '-'")
         self.name = name if name is not None else _auto_name("local")
@@ -664,6 +685,7 @@ class LocalCluster(Cluster):
         self.dns: ClusterDNS | None = None  # cluster DNS for Docker nodes, on the host bridge
         self.address_block: LoopbackBlock | None = None  # ... and the block it had (kept after stop)
         self._store: Store | None = None
+        self.agent_pool: AgentPool | None = None  # the threads of every sim node of this process
         self._lock = threading.Lock()
         self._running = False
         if start:
@@ -793,6 +815,8 @@ class LocalCluster(Cluster):
 
                 # the agents of one process share one pod informer (one watch, not N)
                 self._agent_factory = InformerFactory(self.api)
+                if self.runtime_name == "sim":
+                    self.agent_pool = AgentPool(clock=self.clock)
                 if self.runtime_name == "process":
                     self.lease = claim_block(self.data_dir)
                     self.address_block = self.lease.block
@@ -807,6 +831,8 @@ class LocalCluster(Cluster):
                     self.dns = ClusterDNS(self.api, HOST_IP)
                     self.dns.start()
                 self._agent_factory.start_all()
+                if self.agent_pool is not None:
+                    self.agent_pool.start()
                 for name, agent in self.agents.items():
                     agent.start()
                     self.kits[name].start()
@@ -866,6 +892,9 @@ class LocalCluster(Cluster):
             address=kit.node_ip,
             service_host=kit.service_host,
             cluster_dns=self.cluster_dns_ips(),
+            pool=self.agent_pool,
+            status_report_interval=SIM_STATUS_REPORT_INTERVAL if self.agent_pool is not None else None,
+            relist_interval=SIM_RELIST_INTERVAL if self.agent_pool is not None else None,
         )
         self.kits[name] = kit
         self.runtimes[name] = kit.runtime
@@ -994,6 +1023,9 @@ class LocalCluster(Cluster):
         for agent in self.agents.values():
             with contextlib.suppress(Exception):
                 agent.stop()
+        if self.agent_pool is not None:
+            self.agent_pool.stop()
+            self.agent_pool = None
         if self.host_proxy is not None:
             with contextlib.suppress(Exception):
                 self.host_proxy.stop()

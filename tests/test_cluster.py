@@ -337,3 +337,16 @@ def test_cli_up_pod_security(tmp_path: Path) -> None:
         "pod security: enforce baseline:latest, warn restricted:latest, audit privileged:latest"
         in out.getvalue()
     )
+
+
+def test_sim_nodes_beyond_the_local_address_plan_share_one_agent_pool() -> None:
+    with pytest.raises(BadRequest, match="0 to 250 \\(runtime process\\)"):
+        LocalCluster(nodes=300, runtime="process", store="memory", start=False)
+    with LocalCluster(nodes=300, store="memory") as c:
+        assert c.agent_pool is not None
+        # the pool's threads, not six per node
+        assert threading.active_count() < 100
+        node = c.api.get("Node", "node-300")
+        assert node["spec"]["podCIDR"] == "10.129.44.0/24"
+        c.apply(RC)
+        wait_for(lambda: len(ready_pods(c)) == 5, what="5 ready pods")

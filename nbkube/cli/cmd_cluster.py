@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Without --store a private etcd is launched when an etcd binary exists (else a SQLite file) "
         "under ~/.nbkube/clusters/NAME.",
     )
-    p.add_argument("--nodes", type=int, default=3, help="number of nodes, named node-1..node-N (default 3)")
+    p.add_argument("--nodes", type=int, default=3, help="number of nodes, named node-1..node-N (default 3; up to 5,000 sim nodes, 250 of the other runtimes)")
     p.add_argument(
         "--runtime", default="sim", help="node runtime: sim, docker, process or auto (default sim)"
     )

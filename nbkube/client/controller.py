@@ -5,6 +5,12 @@ register informer handlers in `__init__` that only enqueue keys (`self.enqueue(o
 implement `reconcile(key)`: read the cache, compare desired with observed, write with the
 resourceVersion read, and be safe to run again. This base runs the worker threads: a reconcile
 that raises is logged and retried with per-key exponential backoff; one that returns resets it.
+Events that only move counts (a pod of a 10,000-pod ReplicaSet turned Ready) go through
+`enqueue_coalesced`: a key whose last reconcile took t seconds is queued again at the earliest
+COALESCE_FACTOR * t later (at most COALESCE_MAX), so all the events of that window cost one
+reconcile and one hot key keeps a worker busy at most 1/(1 + COALESCE_FACTOR) of the time. A cheap
+reconcile (small objects; or any reconcile under a FakeClock, which measures no time) is queued
+at once, as `enqueue` does.
 A Conflict (the cache was behind the store: another writer got there first) is the expected
 outcome of optimistic concurrency, not a bug: one line at INFO and a requeue, no traceback (in a
 notebook a WARNING or a traceback is a red box under whatever cell is running).
@@ -25,7 +31,24 @@ if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
     from nbkube.registry.registry import Registry
 
-__all__ = ["Controller"]
+__all__ = ["Controller", "only_status_changed", "COALESCE_FACTOR", "COALESCE_MAX"]
+
+COALESCE_FACTOR = 4.0
+COALESCE_MAX = 1.0  # seconds: the longest a count change waits for its reconcile
+_COALESCE_MIN = 0.002  # below this a delay is not worth the timer's round trip
+
+
+_VOLATILE_META = ("resourceVersion", "managedFields")
+
+
+def only_status_changed(old: Obj, new: Obj) -> bool:
+    """True when an update touched nothing but status (and the bookkeeping metadata every write
+    moves): a controller's own status write comes back this way, and must not cost a full pass."""
+    if old.get("spec") != new.get("spec"):
+        return False
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    keys = (set(om) | set(nm)) - set(_VOLATILE_META)
+    return all(om.get(k) == nm.get(k) for k in keys)
 
 
 class Controller:
@@ -47,10 +70,26 @@ class Controller:
         self.log = logging.getLogger(f"nbkube.controller.{self.name}")
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._cost: dict[str, float] = {}  # key -> seconds its last reconcile took (clock time)
 
     def enqueue(self, obj: Obj) -> None:
         """Handler helper: queue the object's "namespace/name" key."""
         self.queue.add(key_of(obj))
+
+    def enqueue_update(self, old: Obj, new: Obj) -> None:
+        """Handler helper for an object's own updates: a status-only change is coalesced."""
+        if only_status_changed(old, new):
+            self.enqueue_coalesced(key_of(new))
+        else:
+            self.queue.add(key_of(new))
+
+    def enqueue_coalesced(self, key: str) -> None:
+        """Queue `key` after a delay in proportion to what its last reconcile cost (see the module)."""
+        delay = min(COALESCE_MAX, COALESCE_FACTOR * self._cost.get(key, 0.0))
+        if delay < _COALESCE_MIN:
+            self.queue.add(key)
+        else:
+            self.queue.add_after(key, delay)
 
     def reconcile(self, key: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement reconcile(key)")
@@ -60,6 +99,7 @@ class Controller:
         key = self.queue.get(timeout)
         if key is None:
             return False
+        started = self.clock.monotonic()
         try:
             self.reconcile(key)
         except Exception as exc:
@@ -69,6 +109,11 @@ class Controller:
         else:
             self.queue.forget(key)
         finally:
+            cost = self.clock.monotonic() - started
+            if cost >= _COALESCE_MIN / COALESCE_FACTOR:
+                self._cost[key] = cost
+            else:
+                self._cost.pop(key, None)  # cheap again (or gone): no entry kept for it
             self.queue.done(key)
         return True
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api import kinds
-from nbkube.api.meta import Obj, key_of
+from nbkube.api.meta import Obj, controller_of, key_of
 from nbkube.errors import Expired
 from nbkube.logutil import log_failure
 
@@ -49,6 +49,20 @@ def _index_node_name(obj: Obj) -> list[str]:
     return [node] if node else []
 
 
+def _index_controller(obj: Obj) -> list[str]:
+    # the uid of the controlling owner: a ReplicaSet finds its pods without scanning the namespace
+    ref = controller_of(obj)
+    uid = ref.get("uid") if ref is not None else None
+    return [str(uid)] if uid else []
+
+
+def _index_orphan(obj: Obj) -> list[str]:
+    # objects without a controller, by namespace: the only ones a controller may adopt
+    if controller_of(obj) is not None:
+        return []
+    return [(obj.get("metadata") or {}).get("namespace") or ""]
+
+
 def _index_label(obj: Obj) -> list[str]:
     return [f"{k}={v}" for k, v in ((obj.get("metadata") or {}).get("labels") or {}).items()]
 
@@ -57,6 +71,8 @@ BUILTIN_INDEXERS: dict[str, IndexFunc] = {
     "namespace": _index_namespace,
     "nodeName": _index_node_name,
     "label": _index_label,
+    "controller": _index_controller,
+    "orphan": _index_orphan,
 }
 
 
@@ -135,6 +151,11 @@ class Informer:
     def list(self) -> builtins.list[Obj]:
         with self._lock:
             return builtins.list(self._items.values())
+
+    def count(self) -> int:
+        """How many objects the cache holds (without copying them out, as `list` does)."""
+        with self._lock:
+            return len(self._items)
 
     def keys(self) -> builtins.list[str]:
         with self._lock:

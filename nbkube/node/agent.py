@@ -37,6 +37,7 @@ from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import AlreadyExists, BadRequest, Conflict, NbkubeError, NotFound
 from nbkube.logutil import log_failure
+from nbkube.node.agentpool import AgentPool, AgentQueue
 from nbkube.node.ipam import HostLocalIPAM
 from nbkube.node.metrics import MetricsReporter
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
@@ -92,9 +93,19 @@ class NodeAgent:
         host_dns: ResolvConf | None = None,
         service_host: Callable[[str], str] | None = None,
         metrics_api: Any = None,
+        pool: AgentPool | None = None,
+        pod_workers: int = POD_WORKERS,
+        status_report_interval: float | None = None,
+        relist_interval: float | None = None,
     ):
         """`metrics_api`: where resource metrics go when not to `api` (a RestClient to the API server
-        for an agent that reaches the cluster through its store: nbkube/client/metrics.py)."""
+        for an agent that reaches the cluster through its store: nbkube/client/metrics.py).
+        `pool`: run on an AgentPool's threads instead of threads of our own (see agentpool.py).
+        `status_report_interval`: how often the Node status is rewritten when nothing in it changed
+        but its heartbeat time (default: every heartbeat); the Lease is renewed every heartbeat
+        regardless, and it is what the node-lifecycle controller counts.
+        `relist_interval`: how often every pod of the node is synced again whether or not an event
+        came (default: every heartbeat; pod events and the runtime's own timers do the rest)."""
         if not node_name:
             raise BadRequest("node agent: node_name is required")
         self.api = api
@@ -108,6 +119,20 @@ class NodeAgent:
         self.heartbeat_interval = float(heartbeat)
         grace = profile.grace_period if profile is not None else 4 * self.heartbeat_interval
         self.lease_duration = max(1, math.ceil(grace))
+        report = self.heartbeat_interval if status_report_interval is None else status_report_interval
+        if report <= 0:
+            raise BadRequest(f"node agent {node_name}: status_report_interval must be > 0, got {report!r}")
+        self.status_report_interval = float(report)
+        relist = self.heartbeat_interval if relist_interval is None else relist_interval
+        if relist <= 0:
+            raise BadRequest(f"node agent {node_name}: relist_interval must be > 0, got {relist!r}")
+        self.relist_interval = float(relist)
+        self._relisted = 0.0  # clock.monotonic() of our last relist (pool mode)
+        self._status_written = 0.0  # clock.monotonic() of our last Node status write
+        if pod_workers < 1:
+            raise BadRequest(f"node agent {node_name}: pod_workers must be >= 1, got {pod_workers!r}")
+        self.pod_workers = pod_workers
+        self.pool = pool
         self.capacity = {**DEFAULT_CAPACITY, **(capacity or {})}
         self.pod_cidr = pod_cidr
         self.address = address
@@ -123,7 +148,9 @@ class NodeAgent:
         self.cluster_domain = cluster_domain
         self._no_dns_said = False
         self.host_dns = host_dns if host_dns is not None else host_resolv_conf()
-        self.queue = WorkQueue(clock=clock)
+        self.queue: WorkQueue | AgentQueue = (
+            pool.queue_for(node_name) if pool is not None else WorkQueue(clock=clock)
+        )
         self.ipam: HostLocalIPAM | None = None
         self._lock = threading.Lock()
         self._started: dict[str, str] = {}  # pod key -> uid we started in the runtime
@@ -135,7 +162,10 @@ class NodeAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running = False
-        self.pods.add_handler(self._on_add, self._on_update, self._on_delete)
+        if pool is not None:
+            pool.attach(self, self.pods)  # the pool routes our pods' events to us
+        else:
+            self.pods.add_handler(self._on_add, self._on_update, self._on_delete)
         self.metrics: MetricsReporter | None = None
         if callable(getattr(runtime, "usage", None)):
             self.metrics = MetricsReporter(
@@ -158,6 +188,10 @@ class NodeAgent:
         return f"NodeAgent({self.node_name!r}, runtime={self.runtime.name!r}, {state})"
 
     @property
+    def running(self) -> bool:
+        return self._running
+
+    @property
     def fault(self) -> str | None:
         return self._fault
 
@@ -166,7 +200,7 @@ class NodeAgent:
         if self._running:
             return
         self._stop.clear()
-        if self.queue.shutting_down:
+        if self.pool is None and self.queue.shutting_down:
             self.queue = WorkQueue(clock=self.clock)
         self._ensure_namespace()
         self.renew_lease()
@@ -177,10 +211,15 @@ class NodeAgent:
             self.pods.start()  # a no-op when the shared factory already runs it
             self.services.start()
         self._running = True
+        if self.pool is not None:
+            self.pool.start_agent(self)
+            self._relisted = self.clock.monotonic()
+            self._resync()
+            return
         # The heartbeat has a thread of its own that never waits on the runtime: a runtime busy
         # creating fifty containers must not make the node look dead (and its pods evicted).
         loops = [(self._heartbeat_loop, "heartbeat"), (self._relist_loop, "relist")]
-        loops += [(self._worker, f"podsync-{i}") for i in range(POD_WORKERS)]
+        loops += [(self._worker, f"podsync-{i}") for i in range(self.pod_workers)]
         for target, name in loops:
             t = threading.Thread(target=target, name=f"agent-{self.node_name}-{name}", daemon=True)
             t.start()
@@ -391,6 +430,7 @@ class NodeAgent:
             except Conflict:
                 node = self.api.get("Node", self.node_name)
                 continue
+            self._status_written = self.clock.monotonic()
             if not was_ready:
                 record_event(
                     self.api,
@@ -459,8 +499,34 @@ class NodeAgent:
         self.renew_lease()
         if node is None:
             self.register()  # someone deleted our Node: register again, as the kubelet does
-        else:
+        elif self._status_due(node):
             self._write_node_status(node, self.clock.now())
+
+    def _status_due(self, node: Obj) -> bool:
+        """Rewrite the Node status when it would change (beyond heartbeat times) or is due anyway."""
+        if self.clock.monotonic() - self._status_written >= self.status_report_interval:
+            return True
+        old = node.get("status") or {}
+        return _without_heartbeats(self._desired_status(old, self.clock.now())) != _without_heartbeats(old)
+
+    def beat_and_relist(self) -> None:
+        """One heartbeat and one relist (what the two loops do), for an AgentPool's threads."""
+        try:
+            self._heartbeat()
+        except Exception as exc:
+            log_failure(log, f"node {self.node_name}: heartbeat", exc)
+        if self.metrics is not None and self._fault is None:
+            try:
+                self.metrics.report_if_due()
+            except Exception as exc:  # an API outage or a runtime hiccup: a later beat tries again
+                log_failure(log, f"node {self.node_name}: metrics report", exc)
+        now = self.clock.monotonic()
+        if self._fault is None and now - self._relisted >= self.relist_interval:
+            self._relisted = now
+            try:
+                self._resync()
+            except Exception as exc:
+                log_failure(log, f"node {self.node_name}: relist", exc)
 
     def _heartbeat_loop(self) -> None:
         # start() has just registered and renewed: the first beat is one interval later
@@ -471,7 +537,7 @@ class NodeAgent:
                 log_failure(log, f"node {self.node_name}: heartbeat", exc)
 
     def _relist_loop(self) -> None:
-        while not self.clock.wait(self._stop, self.heartbeat_interval):
+        while not self.clock.wait(self._stop, self.relist_interval):
             if self._fault is not None:
                 continue
             try:
@@ -511,20 +577,26 @@ class NodeAgent:
 
     def _worker(self) -> None:
         while not self._stop.is_set():
+            assert isinstance(self.queue, WorkQueue)
             key = self.queue.get()
             if key is None:
                 return
             try:
-                self.sync_pod(key)
-            except Conflict:
-                self.queue.add_rate_limited(key)  # our cache was stale; the newer version is on its way
-            except Exception as exc:
-                log_failure(log, f"node {self.node_name}: pod sync", exc, detail=key)
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
+                self.sync_pod_guarded(key)
             finally:
                 self.queue.done(key)
+
+    def sync_pod_guarded(self, key: str) -> None:
+        """sync_pod with its retry bookkeeping: a failure is logged and retried with backoff."""
+        try:
+            self.sync_pod(key)
+        except Conflict:
+            self.queue.add_rate_limited(key)  # our cache was stale; the newer version is on its way
+        except Exception as exc:
+            log_failure(log, f"node {self.node_name}: pod sync", exc, detail=key)
+            self.queue.add_rate_limited(key)
+        else:
+            self.queue.forget(key)
 
     def _stop_runtime_pod(self, key: str, uid: str) -> None:
         self.runtime.stop_pod(uid)
@@ -692,6 +764,13 @@ class NodeAgent:
                 record_event(
                     self.api, pod, ev_reason, text, type="Warning", component=COMPONENT, clock=self.clock
                 )
+
+
+def _without_heartbeats(status: Obj) -> Obj:
+    conds = [
+        {k: v for k, v in c.items() if k != "lastHeartbeatTime"} for c in status.get("conditions") or []
+    ]
+    return {**status, "conditions": conds}
 
 
 def _waiting_details(status: Obj) -> list[tuple[str, str, str]]:

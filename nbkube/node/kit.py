@@ -39,7 +39,7 @@ from nbkube.node.claims import claim_resolver
 from nbkube.node.firewall.base import FakeFirewall
 from nbkube.node.firewall.notice import NotEnforcedNotice
 from nbkube.node.firewall.runner import FirewallRunner
-from nbkube.node.network.base import NodeNetInfo, PodNetwork, node_addresses
+from nbkube.node.network.base import MAX_NODE_INDEX, NodeNetInfo, PodNetwork, node_addresses
 from nbkube.node.network.blocks import BlockLease, LoopbackBlock
 from nbkube.node.proxy.hostport_rules import host_port_listeners
 from nbkube.node.proxy.rules import ServicePortRule
@@ -321,7 +321,7 @@ def build_node(
         kit._teardown.append(rt.close)
         return kit
     if runtime == "sim":
-        node_ip, cidr = node_addresses(index)
+        node_ip, cidr = sim_node_addresses(index)
         rt = create_runtime("sim", **options)
         kit = NodeKit(node_name, rt, NodeNetInfo(node_ip, cidr, None))
         # Nothing to filter, but the same decisions a real node would enforce, for inspection;
@@ -330,6 +330,23 @@ def build_node(
         kit._teardown.append(rt.close)
         return kit
     raise BadRequest(f"unknown runtime {runtime!r} (expected docker, process or sim)")
+
+
+MAX_SIM_NODES = 5000  # what one process simulates (the Kubernetes density SLO's node count)
+
+
+def sim_node_addresses(index: int) -> tuple[str, str]:
+    """(node_ip, pod_cidr) of simulated node `index`: the local plan's up to its last index, then
+    a plan of its own (nothing is routed to a simulated node, so these only need to be distinct):
+    node addresses from 100.64.0.0/10, pod CIDRs from 10.128.0.0/9 (clear of 10.96.0.0/12's
+    Service addresses and of the local plan's 10.244.0.0/16)."""
+    if not isinstance(index, int) or not 1 <= index <= MAX_SIM_NODES:
+        raise ValueError(f"sim node index must be an integer in 1..{MAX_SIM_NODES}, got {index!r}")
+    if index <= MAX_NODE_INDEX:
+        return node_addresses(index)
+    return f"100.{64 + index // 65536}.{index // 256 % 256}.{index % 256}", (
+        f"10.{128 + index // 256}.{index % 256}.0/24"
+    )
 
 
 def reap_other_nodes(state_dir: str, keep: list[str]) -> int:

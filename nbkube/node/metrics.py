@@ -62,6 +62,7 @@ class MetricsReporter:
         self._last: dict[tuple[str, str], tuple[float, RawUsage]] = {}  # (uid, container) -> (time, reading)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._reported = float("-inf")  # monotonic time of the last report
 
     def sample(self) -> tuple[NodeUsage, list[PodUsage]]:
         """Read the runtime once, and the rates since the previous reading (one call per period)."""
@@ -113,6 +114,13 @@ class MetricsReporter:
     def report_once(self) -> None:
         node, pods = self.sample()
         metrics_client.report(self.api, node, pods)
+        self._reported = self.clock.monotonic()
+
+    def report_if_due(self) -> None:
+        """Report when a period has passed since the last report: for an agent on an AgentPool's
+        threads, which calls this from its heartbeat instead of running `start()`'s thread."""
+        if self.clock.monotonic() - self._reported >= self.interval:
+            self.report_once()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

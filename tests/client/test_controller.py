@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from nbkube.client.controller import Controller
+from nbkube.client.controller import COALESCE_MAX, Controller, only_status_changed
 from nbkube.client.informer import InformerFactory
 from nbkube.clock import FakeClock
 from nbkube.errors import Conflict
@@ -155,3 +156,46 @@ def test_a_conflict_is_one_line_and_a_requeue_not_a_traceback(
     (record,) = caplog.records  # one line, through logutil's rate-limited transient failures
     assert record.exc_info is None and "(conflict)" in record.message and "retry 1" in record.message
     ctl.stop()
+
+
+def test_only_status_changed() -> None:
+    old = {"metadata": {"name": "a", "resourceVersion": "1", "labels": {"x": "1"}}, "spec": {"n": 1}}
+    status = {**old, "metadata": {**old["metadata"], "resourceVersion": "2"}, "status": {"ready": 1}}
+    assert only_status_changed(old, status)
+    assert not only_status_changed(old, {**old, "spec": {"n": 2}})
+    relabelled = {**old, "metadata": {**old["metadata"], "labels": {"x": "2"}}}
+    assert not only_status_changed(old, relabelled)
+
+
+def test_enqueue_coalesced_delays_in_proportion_to_the_last_reconcile(
+    api: Registry, clock: FakeClock
+) -> None:
+    factory = InformerFactory(api)
+    ctl = LabelCopier(api, factory, clock)
+    try:
+        # a key never reconciled (or cheap to reconcile) is queued at once, as enqueue does
+        ctl.enqueue_coalesced("default/cheap")
+        assert len(ctl.queue) == 1
+        # one whose last pass cost 0.1 s waits 4 x that; one that cost 10 s waits at most the cap
+        ctl._cost["default/hot"] = 0.1
+        ctl._cost["default/huge"] = 10.0
+        ctl.enqueue_coalesced("default/hot")
+        ctl.enqueue_coalesced("default/huge")
+        assert len(ctl.queue) == 1
+        clock.advance(0.4)
+        ctl.queue._wake.set()
+        wait_until(lambda: len(ctl.queue) == 2)
+        clock.advance(COALESCE_MAX)
+        ctl.queue._wake.set()
+        wait_until(lambda: len(ctl.queue) == 3)
+    finally:
+        ctl.queue.shutdown()
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if cond():
+            return
+        done.wait(0.01)
+    raise AssertionError("condition not reached")

@@ -127,6 +127,28 @@ def test_indexes(api: Registry, make_informer: Callable[..., Informer]) -> None:
         inf.by_index("nope", "x")
 
 
+def test_controller_and_orphan_indexes(api: Registry, make_informer: Callable[..., Informer]) -> None:
+    ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": True}
+    owned = pod("owned")
+    owned["metadata"]["ownerReferences"] = [ref]
+    api.create(owned)
+    api.create(pod("orphan"))
+    inf = make_informer()
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    rec.expect(2)
+    names = lambda objs: sorted(o["metadata"]["name"] for o in objs)  # noqa: E731
+    assert names(inf.by_index("controller", "u1")) == ["owned"]
+    assert names(inf.by_index("orphan", "default")) == ["orphan"]
+    # a release moves the pod from its owner's entry to the orphans
+    api.patch("Pod", "owned", "default", {"metadata": {"ownerReferences": None}})
+    rec.expect(1)
+    assert inf.by_index("controller", "u1") == []
+    assert names(inf.by_index("orphan", "default")) == ["orphan", "owned"]
+
+
 def test_namespace_and_selector_scoped_informer(
     api: Registry, make_informer: Callable[..., Informer]
 ) -> None:

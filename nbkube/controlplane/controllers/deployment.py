@@ -37,7 +37,7 @@ from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.api.wirenorm import from_wire
-from nbkube.client.controller import Controller
+from nbkube.client.controller import Controller, only_status_changed
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.replication import (
@@ -246,27 +246,32 @@ class DeploymentController(Controller):
         self.replicasets: Informer = factory.informer("ReplicaSet")
         self.pods: Informer = factory.informer("Pod")
         self.deployments.add_handler(
-            on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new), on_delete=self.enqueue
+            on_add=self.enqueue, on_update=self.enqueue_update, on_delete=self.enqueue
         )
         self.replicasets.add_handler(
             on_add=self._rs_changed,
             on_update=self._rs_updated,
             on_delete=self._rs_changed,
         )
+        # pods only move the counts our status and rollout steps read: every pod event is coalesced
         self.pods.add_handler(
-            on_add=self._pod_changed,
-            on_update=lambda old, new: self._pod_changed(new),
-            on_delete=self._pod_changed,
+            on_add=lambda pod: self._pod_changed(pod, coalesce=True),
+            on_update=lambda old, new: self._pod_changed(new, coalesce=True),
+            on_delete=lambda pod: self._pod_changed(pod, coalesce=True),
         )
 
     # -- handlers ------------------------------------------------------------------------------------
 
-    def _rs_changed(self, rs: Obj) -> None:
+    def _rs_changed(self, rs: Obj, *, coalesce: bool = False) -> None:
         ns = (rs.get("metadata") or {}).get("namespace") or "default"
         ref = controller_of(rs)
         if ref is not None:
             if ref.get("kind") == "Deployment":
-                self.queue.add(f"{ns}/{ref.get('name')}")
+                key = f"{ns}/{ref.get('name')}"
+                if coalesce:
+                    self.enqueue_coalesced(key)
+                else:
+                    self.queue.add(key)
             return
         labels = (rs.get("metadata") or {}).get("labels") or {}
         for d in self.deployments.by_index("namespace", ns):
@@ -277,17 +282,21 @@ class DeploymentController(Controller):
                 continue
 
     def _rs_updated(self, old: Obj, new: Obj) -> None:
+        if only_status_changed(old, new):
+            self._rs_changed(new, coalesce=True)  # its counts moved: our status follows, coalesced
+            return
         self._rs_changed(old)
         self._rs_changed(new)
 
-    def _pod_changed(self, pod: Obj) -> None:
+    def _pod_changed(self, pod: Obj, *, coalesce: bool = False) -> None:
+        """A pod of one of our ReplicaSets changed: its counts feed our status and rollout."""
         ref = controller_of(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
         ns = (pod.get("metadata") or {}).get("namespace") or "default"
         rs = self.replicasets.get(f"{ns}/{ref.get('name')}")
         if rs is not None:
-            self._rs_changed(rs)
+            self._rs_changed(rs, coalesce=coalesce)
 
     # -- reconcile -----------------------------------------------------------------------------------
 
@@ -364,27 +373,30 @@ class DeploymentController(Controller):
         ns = rs["metadata"].get("namespace") or "default"
         pods = [
             p
-            for p in self.pods.by_index("namespace", ns)
-            if (controller_of(p) or {}).get("uid") == uid and is_active(p)
+            for p in self.pods.by_index("controller", str(uid or ""))
+            if ((p.get("metadata") or {}).get("namespace") or "default") == ns and is_active(p)
         ]
+        ready = [p for p in pods if is_ready(p)]
         return RSView(
             name=rs["metadata"]["name"],
             replicas=int((rs.get("spec") or {}).get("replicas", 1) or 0),
             pods=len(pods),
-            available=sum(1 for p in pods if is_available(p, min_ready, now)),
-            ready=sum(1 for p in pods if is_ready(p)),
+            available=len(ready)
+            if min_ready <= 0
+            else sum(1 for p in ready if is_available(p, min_ready, now)),
+            ready=len(ready),
             revision=revision_of(rs),
             obj=rs,
         )
 
     def _pods_of(self, views: list[RSView]) -> list[Obj]:
-        uids = {v.obj["metadata"].get("uid") for v in views}
-        ns_list = {v.obj["metadata"].get("namespace") or "default" for v in views}
         return [
             p
-            for ns in ns_list
-            for p in self.pods.by_index("namespace", ns)
-            if (controller_of(p) or {}).get("uid") in uids and is_active(p)
+            for v in views
+            for p in self.pods.by_index("controller", str(v.obj["metadata"].get("uid") or ""))
+            if ((p.get("metadata") or {}).get("namespace") or "default")
+            == (v.obj["metadata"].get("namespace") or "default")
+            and is_active(p)
         ]
 
     @staticmethod
@@ -634,9 +646,9 @@ class DeploymentController(Controller):
                 left = _ts(cur.get("lastUpdateTime")) + deadline - now
                 self.queue.add_after(key_of(d), max(0.001, left + 0.001))
         min_ready = int(spec.get("minReadySeconds") or 0)
-        waits = [
-            w for p in self._pods_of(views) if (w := seconds_until_available(p, min_ready, now)) is not None
-        ]
+        # only minReadySeconds makes a pod turn available without an event of its own
+        pods = self._pods_of(views) if min_ready > 0 else []
+        waits = [w for p in pods if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:
             self.queue.add_after(key_of(d), min(waits) + 0.001)
         if status == old_status:

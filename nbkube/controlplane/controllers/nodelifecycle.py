@@ -146,6 +146,13 @@ class NodeLifecycleController(Controller):
         created = timestamp_or_none(node["metadata"].get("creationTimestamp")) or 0.0
         return max(renew, heartbeat, created, self._started_at)
 
+    def _live_renewal(self, name: str) -> float:
+        try:
+            lease = self.api.get("Lease", name, NODE_LEASE_NAMESPACE)
+        except NotFound:
+            return 0.0
+        return timestamp_or_none((lease.get("spec") or {}).get("renewTime")) or 0.0
+
     def reconcile(self, key: str) -> None:
         node = self.nodes.get(key)
         # Conflicts (the agent wrote the Node meanwhile) are retried here with a fresh read rather
@@ -169,6 +176,11 @@ class NodeLifecycleController(Controller):
         lapse = self._last_renewal(node) + grace
         next_check: float | None = None
         ready = str((_condition(node.get("status") or {}, "Ready") or {}).get("status") or "Unknown")
+        if now >= lapse and ready != "Unknown":
+            # Before declaring a node dead, read its Lease from the store: under load the lease
+            # informer can be behind by more than a short grace period, and acting on that lag
+            # would evict the pods of a node that renewed in time.
+            lapse = max(lapse, self._live_renewal(key) + grace)
         if now >= lapse:
             if ready != "Unknown":
                 node = self._mark_unknown(node, now)

@@ -48,6 +48,7 @@ __all__ = [
     "pod_from_template",
     "owner_ref",
     "claim_pods",
+    "candidate_pods",
     "compute_status",
     "desired_replicas",
     "slow_start_batch",
@@ -202,6 +203,17 @@ class Claim:
     release: list[Obj] = field(default_factory=list)  # controlled by the owner, no longer matching
 
 
+def candidate_pods(pods: Informer, owner: Obj, namespace: str) -> list[Obj]:
+    """The pods `claim_pods` needs to see for `owner`: those it controls and the orphans of its
+    namespace (pods controlled by another owner are never claimed). Read from the informer's
+    controller and orphan indexes, so the cost follows the owner's pods, not the namespace's."""
+    uid = str((owner.get("metadata") or {}).get("uid") or "")
+    owned = [
+        p for p in pods.by_index("controller", uid) if (p.get("metadata") or {}).get("namespace") == namespace
+    ] if uid else []
+    return owned + pods.by_index("orphan", namespace)
+
+
 def claim_pods(owner: Obj, candidates: Iterable[Obj], selector: Selector | None = None) -> Claim:
     """Pure: which candidates the owner keeps, should adopt and should release (as upstream's
     ControllerRefManager). Inactive orphans are not adopted; a controller being deleted adopts none."""
@@ -354,7 +366,7 @@ class _ReplicaController(Controller):
         self.pods: Informer = factory.informer("Pod")
         self.owners.add_handler(
             on_add=self.enqueue,
-            on_update=lambda old, new: self.enqueue(new),
+            on_update=self.enqueue_update,
             on_delete=self._owner_deleted,
         )
         self.pods.add_handler(
@@ -396,7 +408,11 @@ class _ReplicaController(Controller):
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         old_key, new_key = self._owner_key(old), self._owner_key(new)
         if new_key is not None:
-            self.queue.add(new_key)
+            # same owner: a status change moves counts only, coalesced (see Controller)
+            if new_key == old_key:
+                self.enqueue_coalesced(new_key)
+            else:
+                self.queue.add(new_key)
         if old_key is not None and old_key != new_key:
             self.queue.add(old_key)
         labels_changed = (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get(
@@ -422,7 +438,7 @@ class _ReplicaController(Controller):
             return  # its pods are the garbage collector's (or were orphaned by the registry)
         ns, _name = split_key(key)
         selector = owner_selector(owner)
-        candidates = [p for p in self.pods.by_index("namespace", ns or "default")]
+        candidates = candidate_pods(self.pods, owner, ns or "default")
         claim = claim_pods(owner, candidates, selector)
         requeue = False
         for pod in claim.release:

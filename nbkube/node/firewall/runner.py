@@ -10,7 +10,9 @@ sync, so that our FORWARD jump is inserted in front of the proxy's), and every `
 seconds the firewall checks that nobody moved its rules since (the proxy re-inserting its jumps
 after a failure, an administrator). Simulated nodes (there may be thousands) use `threaded=False`: the sync
 then runs in the informer's handler, no thread per node; with no NetworkPolicy in the cluster a
-sync costs one look at the policy list.
+sync costs one look at the policy list. Their Pod and Namespace events go through one shared
+handler per informer (`_InlineFanout`) that hands them on only while a NetworkPolicy exists: with
+none, a pod event costs one look at the policy count, not one call per simulated node.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
-from nbkube.client.informer import InformerFactory
+from nbkube.client.informer import Informer, InformerFactory
 from nbkube.node.firewall.base import Firewall
 from nbkube.node.firewall.policy import PodFirewall, compute
 from nbkube.node.syncloop import SyncLoop
@@ -28,6 +31,49 @@ from nbkube.node.syncloop import SyncLoop
 __all__ = ["FirewallRunner"]
 
 log = logging.getLogger(__name__)
+
+
+class _InlineFanout:
+    """The one handler an informer has for every inline runner of the process (see the module)."""
+
+    _by_informer: weakref.WeakKeyDictionary[Informer, _InlineFanout] = weakref.WeakKeyDictionary()
+    _registry_lock = threading.Lock()
+
+    def __init__(self, policies: Informer):
+        self.policies = policies
+        self.runners: list[FirewallRunner] = []
+        self.lock = threading.Lock()
+
+    @classmethod
+    def join(cls, informer: Informer, policies: Informer, runner: FirewallRunner) -> None:
+        with cls._registry_lock:
+            fan = cls._by_informer.get(informer)
+            new = fan is None
+            if fan is None:
+                fan = cls._by_informer[informer] = _InlineFanout(policies)
+        with fan.lock:
+            fan.runners.append(runner)
+        if new:
+            informer.add_handler(on_add=fan.mark, on_update=fan.mark, on_delete=fan.mark)
+
+    @classmethod
+    def leave(cls, runner: FirewallRunner) -> None:
+        with cls._registry_lock:
+            fans = list(cls._by_informer.values())
+        for fan in fans:
+            with fan.lock:
+                if runner in fan.runners:
+                    fan.runners.remove(runner)
+
+    def mark(self, *_objs: object) -> None:
+        # With no policy, no runner's table depends on pods or namespaces (a policy's removal
+        # reaches every runner through the policy informer, which this gate does not filter).
+        if not self.policies.count():
+            return
+        with self.lock:
+            runners = list(self.runners)
+        for runner in runners:
+            runner._mark()
 
 
 class FirewallRunner(SyncLoop):
@@ -56,6 +102,7 @@ class FirewallRunner(SyncLoop):
         self._start_after = start_after
         self._lock = threading.Lock()  # inline mode: informer threads call in concurrently
         self.table: dict[str, PodFirewall] = {}
+        self._started_inline = False
 
     def _mark(self, *_objs: object) -> None:
         if self._threaded:
@@ -72,13 +119,21 @@ class FirewallRunner(SyncLoop):
         if self._thread is not None:
             return
         for informer in (self._pods, self._namespaces, self._policies):
-            informer.add_handler(on_add=self._mark, on_update=self._mark, on_delete=self._mark)
+            if self._threaded or informer is self._policies:
+                informer.add_handler(on_add=self._mark, on_update=self._mark, on_delete=self._mark)
+            else:
+                _InlineFanout.join(informer, self._policies, self)
             informer.start()  # no-op when the factory already runs it
         if not self._threaded:
+            self._started_inline = True
+            self._mark()  # the first table (empty while no policy exists), as the thread's first sync
             return
         self._start_thread(self._run)
 
     def stop(self) -> None:
+        if self._started_inline:
+            _InlineFanout.leave(self)
+            self._started_inline = False
         self._stop_thread()
         if self._cleanup_on_stop:
             self.firewall.cleanup()

@@ -1,0 +1,212 @@
+"""One set of threads for many node agents in one process (simulated nodes at scale).
+
+Why: a `NodeAgent` on its own runs a heartbeat thread, a relist thread and pod-sync workers, and
+its pod handler is called for every pod event of the shared informer. That is right for one real
+node per process, and wrong for thousands of simulated ones (kwok's case): thousands of threads
+fighting over the GIL, and every pod event handed to every agent. Agents created with a pool run
+no thread of their own:
+
+- pod events reach only the agents of the pod's old and new `spec.nodeName` (one handler on the
+  informer, a dict lookup per event);
+- pod syncs of every agent share one WorkQueue and `workers` threads (keys carry the node name);
+- heartbeats (Lease renewal, Node status when due) have a queue and threads of their own, so a
+  backlog of pod syncs never delays a Lease renewal into the node-monitor grace period;
+- one ticker thread queues each agent's heartbeat and relist on time, spread over the interval so
+  that N nodes do not all beat at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import zlib
+from typing import TYPE_CHECKING
+
+from nbkube.api.meta import Obj
+from nbkube.client.workqueue import WorkQueue
+from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.logutil import log_failure
+
+if TYPE_CHECKING:
+    from nbkube.client.informer import Informer
+    from nbkube.node.agent import NodeAgent
+
+__all__ = ["AgentPool", "AgentQueue"]
+
+log = logging.getLogger(__name__)
+
+_SEP = "\0"
+_TICK_IDLE = 1.0  # the ticker's longest sleep with nothing due (a new agent wakes it early)
+
+
+class AgentQueue:
+    """What one agent sees of the pool's pod queue: its own keys, prefixed with its node name."""
+
+    def __init__(self, queue: WorkQueue, node_name: str):
+        self._q = queue
+        self._prefix = f"{node_name}{_SEP}"
+
+    def add(self, key: str) -> None:
+        self._q.add(self._prefix + key)
+
+    def add_after(self, key: str, seconds: float) -> None:
+        self._q.add_after(self._prefix + key, seconds)
+
+    def add_rate_limited(self, key: str) -> None:
+        self._q.add_rate_limited(self._prefix + key)
+
+    def forget(self, key: str) -> None:
+        self._q.forget(self._prefix + key)
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._q.shutting_down
+
+    def shutdown(self) -> None:
+        """The pool owns the queue: one agent stopping does not stop the others."""
+
+
+class AgentPool:
+    def __init__(self, *, clock: Clock = REAL_CLOCK, workers: int = 4, beat_workers: int = 4):
+        self.clock = clock
+        self.workers = max(1, workers)
+        self.beat_workers = max(1, beat_workers)
+        self.pods = WorkQueue(clock=clock)
+        self.beats = WorkQueue(clock=clock)
+        self._lock = threading.Lock()
+        self._agents: dict[str, NodeAgent] = {}
+        self._hooked: set[int] = set()  # ids of the informers our router listens on
+        self._heap: list[tuple[float, int, str]] = []  # (due monotonic, seq, node name)
+        self._seq = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __repr__(self) -> str:
+        return f"AgentPool({len(self._agents)} agents, {self.workers} workers)"
+
+    # -- agents --------------------------------------------------------------------------------
+
+    def queue_for(self, node_name: str) -> AgentQueue:
+        return AgentQueue(self.pods, node_name)
+
+    def attach(self, agent: NodeAgent, informer: Informer) -> None:
+        """Route `informer`'s pod events for `agent.node_name` to the agent (once per informer)."""
+        with self._lock:
+            self._agents[agent.node_name] = agent
+            first = id(informer) not in self._hooked
+            self._hooked.add(id(informer))
+        if first:
+            informer.add_handler(self._on_add, self._on_update, self._on_delete)
+
+    def start_agent(self, agent: NodeAgent) -> None:
+        """Begin heartbeats and relists for a started agent, at a stable offset in its interval."""
+        offset = (zlib.crc32(agent.node_name.encode()) % 1000) / 1000 * agent.heartbeat_interval
+        self._schedule(agent.node_name, self.clock.monotonic() + agent.heartbeat_interval + offset)
+
+    def _schedule(self, name: str, due: float) -> None:
+        with self._lock:
+            self._seq += 1
+            heapq.heappush(self._heap, (due, self._seq, name))
+        self._wake.set()
+
+    def _agent(self, name: str) -> NodeAgent | None:
+        with self._lock:
+            return self._agents.get(name)
+
+    # -- pod event routing ---------------------------------------------------------------------
+
+    @staticmethod
+    def _node(pod: Obj | None) -> str:
+        return str(((pod or {}).get("spec") or {}).get("nodeName") or "")
+
+    def _on_add(self, pod: Obj) -> None:
+        agent = self._agent(self._node(pod))
+        if agent is not None:
+            agent._on_add(pod)
+
+    def _on_update(self, old: Obj, new: Obj) -> None:
+        names = {self._node(old), self._node(new)} - {""}
+        for name in names:
+            agent = self._agent(name)
+            if agent is not None:
+                agent._on_update(old, new)
+
+    def _on_delete(self, pod: Obj) -> None:
+        agent = self._agent(self._node(pod))
+        if agent is not None:
+            agent._on_delete(pod)
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        if self.pods.shutting_down:
+            self.pods = WorkQueue(clock=self.clock)
+            self.beats = WorkQueue(clock=self.clock)
+        loops = [(self._ticker, "ticker")]
+        loops += [(self._pod_worker, f"podsync-{i}") for i in range(self.workers)]
+        loops += [(self._beat_worker, f"heartbeat-{i}") for i in range(self.beat_workers)]
+        for target, name in loops:
+            t = threading.Thread(target=target, name=f"agentpool-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.pods.shutdown()
+        self.beats.shutdown()
+        threads, self._threads = self._threads, []
+        for t in threads:
+            if t is not threading.current_thread():
+                t.join(timeout=5.0)
+
+    def _ticker(self) -> None:
+        while not self._stop.is_set():
+            now = self.clock.monotonic()
+            due: list[str] = []
+            with self._lock:
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, name = heapq.heappop(self._heap)
+                    due.append(name)
+                wait = self._heap[0][0] - now if self._heap else _TICK_IDLE
+                self._wake.clear()
+            for name in due:
+                agent = self._agent(name)
+                if agent is None or not agent.running:
+                    continue  # stopped: no more beats until start_agent again
+                self.beats.add(name)
+                self._schedule(name, now + agent.heartbeat_interval)
+            if not due:
+                self.clock.wait(self._wake, min(wait, _TICK_IDLE))
+
+    def _beat_worker(self) -> None:
+        while not self._stop.is_set():
+            name = self.beats.get()
+            if name is None:
+                return
+            try:
+                agent = self._agent(name)
+                if agent is not None and agent.running:
+                    agent.beat_and_relist()
+            finally:
+                self.beats.done(name)
+
+    def _pod_worker(self) -> None:
+        while not self._stop.is_set():
+            full = self.pods.get()
+            if full is None:
+                return
+            try:
+                name, _, key = full.partition(_SEP)
+                agent = self._agent(name)
+                if agent is not None and agent.running:
+                    agent.sync_pod_guarded(key)
+            except Exception as exc:  # sync_pod_guarded handles its own; this is a bug
+                log_failure(log, "agent pool: pod sync", exc, detail=full)
+            finally:
+                self.pods.done(full)

@@ -1,0 +1,140 @@
+"""AgentPool: many node agents on one set of threads; each gets only its own pods' events."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "registry"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from nbk_teststore import leftover_threads, make_store  # noqa: E402
+from test_agent import bound_pod, ready, wait_for  # noqa: E402
+
+from nbkube.client.informer import InformerFactory  # noqa: E402
+from nbkube.clock import FakeClock, parse_rfc3339  # noqa: E402
+from nbkube.node.agent import NodeAgent  # noqa: E402
+from nbkube.node.agentpool import AgentPool  # noqa: E402
+from nbkube.node.runtime.sim import LatencyModel, SimRuntime  # noqa: E402
+from nbkube.registry.registry import Registry  # noqa: E402
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def api(clock: FakeClock) -> Iterator[Registry]:
+    before = set(threading.enumerate())
+    reg = Registry(make_store(), clock=clock)
+    yield reg
+    reg.close()
+    reg.store.close()
+    assert leftover_threads(before) == []
+
+
+def _agents(api: Registry, clock: FakeClock, pool: AgentPool, n: int, **kw: object) -> list[NodeAgent]:
+    factory = InformerFactory(api)
+    out = []
+    for i in range(1, n + 1):
+        rt = SimRuntime(clock=clock, latency=LatencyModel(sandbox=0.1, start=0.2))
+        out.append(
+            NodeAgent(api, f"node-{i}", rt, heartbeat=10.0, clock=clock, factory=factory, pool=pool, **kw)  # type: ignore[arg-type]
+        )
+    factory.start_all()
+    assert factory.wait_all_synced(5)
+    pool.start()
+    for a in out:
+        a.start()
+    return out
+
+
+def test_pool_runs_pods_of_many_agents_on_its_own_threads(api: Registry, clock: FakeClock) -> None:
+    pool = AgentPool(clock=clock, workers=2, beat_workers=1)
+    before = threading.active_count()
+    agents = _agents(api, clock, pool, 20)
+    try:
+        # the pool's threads (ticker, 2 pod workers, 1 heartbeat worker, its queue's timer) and
+        # the shared informer's: none per agent
+        assert threading.active_count() - before <= 8
+        api.create(bound_pod("a", node="node-3"))
+        api.create(bound_pod("b", node="node-17"))
+        wait_for(lambda: api.get("Pod", "a").get("status", {}).get("containerStatuses"))
+        wait_for(lambda: api.get("Pod", "b").get("status", {}).get("containerStatuses"))
+        clock.advance(0.3)
+        wait_for(lambda: ready(api.get("Pod", "a")) and ready(api.get("Pod", "b")), what="pods ready")
+        a, b = api.get("Pod", "a"), api.get("Pod", "b")
+        assert a["status"]["hostIP"] == agents[2].address
+        assert b["status"]["hostIP"] == agents[16].address
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
+
+
+def test_pool_renews_leases_and_writes_node_status_only_when_due(api: Registry, clock: FakeClock) -> None:
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 3, status_report_interval=60.0)
+    try:
+        t0 = clock.now()
+        status_time = _heartbeat_time(api, "node-2")
+        # beats are spread over the interval: within two intervals every lease has moved on
+        clock.advance(10.0)
+        clock.advance(10.0)
+        for ag in agents:
+            wait_for(
+                lambda ag=ag: _renewed(api, ag.node_name) > t0, what=f"lease of {ag.node_name} renewed"
+            )
+        # nothing in the Node status changed but heartbeat times: not rewritten before 60 s
+        assert _heartbeat_time(api, "node-2") == status_time
+        for _ in range(6):
+            clock.advance(10.0)
+        wait_for(lambda: _heartbeat_time(api, "node-2") > status_time, what="status report due")
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
+
+
+def _renewed(api: Registry, node: str) -> float:
+    return parse_rfc3339(api.get("Lease", node, "kube-node-lease")["spec"]["renewTime"])
+
+
+def _heartbeat_time(api: Registry, node: str) -> float:
+    conditions = api.get("Node", node)["status"]["conditions"]
+    return parse_rfc3339(next(c for c in conditions if c["type"] == "Ready")["lastHeartbeatTime"])
+
+
+def test_pooled_agents_report_resource_metrics_from_the_pools_beat(api: Registry, clock: FakeClock) -> None:
+    from nbkube.client import metrics as metrics_client
+
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 2)
+    try:
+        pod = bound_pod("busy", node="node-2")
+        pod["metadata"]["annotations"] = {"sim.nbkube.io/cpu": "250m"}
+        api.create(pod)
+        wait_for(lambda: api.get("Pod", "busy").get("status", {}).get("containerStatuses"))
+        clock.advance(0.3)
+        wait_for(lambda: ready(api.get("Pod", "busy")), what="pod ready")
+        # two readings make a rate: reports from the beats of later heartbeat intervals (no thread
+        # of the agents' own runs the reporter); one interval at a time, so none goes stale
+        for _ in range(6):
+            clock.advance(10.0)
+            try:
+                wait_for(lambda: metrics_client.pod_metrics(api, "default"), timeout=1.0)
+                break
+            except AssertionError:
+                continue
+        [m] = metrics_client.pod_metrics(api, "default")
+        cpu = int(m["containers"][0]["usage"]["cpu"][:-1])  # nanocores
+        assert m["metadata"]["name"] == "busy" and abs(cpu - 250_000_000) < 5_000_000, m
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
