@@ -23,10 +23,7 @@ def _pod(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_service_variables_reach_the_service_on_the_process_runtime(
-    tmp_path: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level("WARNING", logger="nbkube.node.runtime.process")
+def test_service_variables_reach_the_service_on_the_process_runtime(tmp_path: Any) -> None:
     with LocalCluster(nodes=1, runtime="process", store="sqlite", data_dir=str(tmp_path), name="pdns") as c:
         # not 8080, which other embedded-mode tests' httpd pods use: a wildcard listener of another
         # cluster on this host would answer in its place
@@ -57,9 +54,9 @@ def test_service_variables_reach_the_service_on_the_process_runtime(
         nolinks = c.api.get("Pod", "nolinks", "default")
         code, out = rt.exec(nolinks["metadata"]["uid"], "c", ["sh", "-c", "echo x${WEB_SERVICE_HOST}x"])  # type: ignore[attr-defined]
         assert out.strip() == "xx", out
-    # said once for the node, not once per pod
-    said = [r for r in caplog.records if "Service names do not resolve here" in r.getMessage()]
-    assert len(said) == 1 and "asks for cluster DNS (dnsPolicy ClusterFirst)" in said[0].getMessage()
+        # said once for the node (a Warning Event, as the kubelet's MissingClusterDNS), not per pod
+        said = [e for e in c.api.list("Event", "default")[0] if e.get("reason") == "MissingClusterDNS"]
+        assert len(said) == 1 and "host processes use the host's resolver" in said[0]["message"], said
 
 
 def test_dns_policy_none_is_refused_with_the_runtime_named(tmp_path: Any) -> None:

@@ -677,14 +677,21 @@ class NodeAgent:
         # would miss the variables of Services that already exist
         if not self.services.wait_synced(10.0):
             log.warning("node %s: Service cache not synced; pod env may lack Service variables", self.node_name)
-        if not self.cluster_dns and self.runtime.name == "docker" and not self._no_dns_said and wants_cluster_dns(pod):
-            # as the kubelet's "ClusterDNS not configured" fallback, said once per node
+        if not self.cluster_dns and not self._no_dns_said and wants_cluster_dns(pod):
+            # as the kubelet's MissingClusterDNS warning (an Event, where a notebook user looks, not
+            # stderr), said once per node: every default pod asks for cluster DNS
             self._no_dns_said = True
-            log.warning(
-                "node %s has no cluster DNS: pods with dnsPolicy ClusterFirst get the node's resolvers "
-                "(dnsPolicy Default), and Service names do not resolve",
-                self.node_name,
+            why = (
+                "host processes use the host's resolver (use the *_SERVICE_HOST variables, or runtime docker)"
+                if self.runtime.name == "process"
+                else "this node has no cluster DNS server"
             )
+            message = (
+                f"node {self.node_name}: pods with dnsPolicy ClusterFirst get the node's resolvers "
+                f"(dnsPolicy Default) and Service names do not resolve: {why}"
+            )
+            log.info("%s", message)
+            record_event(self.api, pod, "MissingClusterDNS", message, type="Warning", component=COMPONENT, clock=self.clock)
         resolv = pod_resolv_conf(
             pod, cluster_dns=self.cluster_dns, cluster_domain=self.cluster_domain, host=self.host_dns
         )

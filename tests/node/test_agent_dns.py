@@ -4,7 +4,6 @@ cluster DNS says so once."""
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -84,8 +83,7 @@ def test_sandbox_carries_resolv_conf_and_service_variables(api: Registry) -> Non
         rt.close()
 
 
-def test_a_docker_node_without_cluster_dns_says_so_once(api: Registry, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="nbkube.node.agent")
+def test_a_docker_node_without_cluster_dns_says_so_once(api: Registry) -> None:
     rt = RecordingRuntime()
     agent = NodeAgent(api, "node-1", rt, heartbeat=10.0, host_dns=parse_resolv_conf("nameserver 192.0.2.53\n"))
     agent.start()
@@ -94,8 +92,10 @@ def test_a_docker_node_without_cluster_dns_says_so_once(api: Registry, caplog: p
         api.create(_pod("b"))
         assert _started(rt, "a").resolv_conf == "nameserver 192.0.2.53\n"  # the node's, not a made-up one
         _started(rt, "b")  # both started: the warning comes before a pod's start_pod
-        said = [r for r in caplog.records if "has no cluster DNS" in r.getMessage()]
-        assert len(said) == 1
+        # one Warning Event for the node, as the kubelet's MissingClusterDNS (not one per pod)
+        said = [e for e in api.list("Event", "default")[0] if e.get("reason") == "MissingClusterDNS"]
+        assert len(said) == 1 and said[0]["type"] == "Warning", said
+        assert "no cluster DNS server" in said[0]["message"] and "node-1" in said[0]["message"]
     finally:
         agent.stop()
         rt.close()

@@ -75,7 +75,7 @@ from nbkube.logutil import log_failure
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime import logtimes
 from nbkube.node.runtime.base import ContainerStatus, PodRuntimeStatus, PodSandboxConfig, check_pod
-from nbkube.node.runtime.dnsconf import dns_refusals, wants_cluster_dns
+from nbkube.node.runtime.dnsconf import dns_refusals
 from nbkube.node.runtime.podfields import env_from, lifecycle_handler, refusals
 from nbkube.node.runtime.security import container_context, identity, process_refusals
 from nbkube.node.runtime.session import PopenSession, make_controlling_tty
@@ -481,7 +481,6 @@ class ProcessRuntime:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._closed = False
-        self._dns_said = False  # the "no cluster DNS here" line is logged once
         os.makedirs(self._pods_dir, exist_ok=True)
         self.adopted, self.killed_leftovers = self._adopt()
         self.reaped_orphans = reap_orphans(self.state_dir, keep=self._pids())
@@ -506,17 +505,6 @@ class ProcessRuntime:
         refused += dns_refusals(pod)
         if refused:
             raise BadRequest(f"{where}: " + "; ".join(refused))
-        if wants_cluster_dns(pod) and not self._dns_said:
-            # said once per node, not per pod: every default pod asks for it
-            self._dns_said = True
-            log.warning(
-                "process runtime %s: %s asks for cluster DNS (dnsPolicy %s); host processes use the "
-                "host's resolver, so Service names do not resolve here (use the *_SERVICE_HOST "
-                "variables, or runtime docker)",
-                self.node_name,
-                where,
-                (pod.get("spec") or {}).get("dnsPolicy") or "ClusterFirst",
-            )
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
         containers = spec.get("containers") or []
