@@ -984,7 +984,25 @@ class LocalCluster(Cluster):
         del self.agents[name], self.kits[name], self.runtimes[name]
         if self.host_proxy is not None and old_kit.node_ip in self.host_proxy.node_ips:
             self.host_proxy.node_ips.remove(old_kit.node_ip)
-        agent = self._add_node_at(name, index, start=True)
+        # The node stays alive through the swap, as a host whose kubelet restarts: its Lease is
+        # renewed while the new runtime and network are built (seconds on a loaded machine), so a
+        # short grace period (the fast profile's 2 s) does not evict the pods about to be adopted.
+        swapped = threading.Event()
+
+        def keep_lease() -> None:
+            while not swapped.wait(0.5):
+                try:
+                    old_agent.renew_lease()
+                except NbkubeError as exc:
+                    log.info("node %s: lease renewal during restart: %s", name, exc)
+
+        beat = threading.Thread(target=keep_lease, name=f"restart-{name}-lease", daemon=True)
+        beat.start()
+        try:
+            agent = self._add_node_at(name, index, start=True)
+        finally:
+            swapped.set()
+            beat.join()
         self.wait_ready(timeout)
         return agent
 

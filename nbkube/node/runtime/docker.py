@@ -315,7 +315,9 @@ class DockerRuntime:
                     continue
                 try:
                     stats = self.client.api.stats(c.id, stream=False, one_shot=True)
-                except docker.errors.APIError as exc:  # removed between the copy and the call
+                except (docker.errors.APIError, ValueError) as exc:
+                    # removed between the copy and the call: the engine answers 404, or (a container
+                    # going away mid-call) an empty body the SDK fails to parse as JSON
                     log.info("docker stats for %s/%s: %s", p.name, c.name, exc)
                     continue
                 found[c.name] = _raw_usage(stats)
