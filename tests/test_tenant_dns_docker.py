@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -162,3 +163,15 @@ def test_only_the_dns_port_is_open_on_the_host_bridge(cluster: LocalCluster) -> 
         listener.close()
         for s in accepted:
             s.close()  # type: ignore[attr-defined]
+
+
+def test_without_allow_dns_the_tenant_has_no_dns(cluster: LocalCluster) -> None:
+    # last in the module: it takes the policy away, showing that allow-dns is what opened the way
+    cluster.api.delete("NetworkPolicy", "allow-dns", "alice")
+    code, out = 0, ""
+    for _ in range(20):  # the firewalls resync from their informers
+        code, out = _exec(cluster, ["timeout", "6", "nslookup", "web.alice.svc.cluster.local"])
+        if code != 0:
+            break
+        time.sleep(0.5)
+    assert code != 0, out
