@@ -8,19 +8,47 @@ The first step of every request (then authorization, admission, validation), as 
    `security.tokens.TokenSigner`, whose ServiceAccount (and the Pod or Secret it is bound to) must
    still exist with the uid in the token: user `system:serviceaccount:NS:NAME`, groups
    `system:serviceaccounts` and `system:serviceaccounts:NS`;
-2. the client certificate the TLS handshake verified (`ClusterPKI.server_ssl_context`): user = CN,
-   groups = O;
+2. the client certificate the TLS handshake received, verified here (issuer = the cluster CA,
+   valid now, client-auth usage: `ClusterPKI.verify_client_cert`): user = CN, groups = O;
 3. nothing: `ANONYMOUS`.
 
 Every authenticated user also gets the group `system:authenticated`. A credential that is present
 but wrong (a malformed, expired, foreign or revoked token, another Authorization scheme) raises
 `errors.Unauthorized` with one line; it never falls back to anonymous. Admin kubeconfigs carry a
-client certificate for `ADMIN` (`kubernetes-admin` in `system:masters`).
+client certificate for `ADMIN` (`kubernetes-admin` in `system:masters`). A refused certificate
+is also logged, one warning line per distinct certificate (a kept-alive client sends it with every
+request).
+
+Bad certificates get 401, as from kube-apiserver. Go's TLS there asks for a client certificate
+without verifying it (`tls.RequestClientCert`) and its x509 authenticator answers 401. Python's
+`ssl` verifies any certificate a client sends when the server asks for one (CERT_OPTIONAL), so a
+foreign-CA or expired certificate used to end in a TLS alert and no HTTP answer. What was weighed:
+
+- OpenSSL flags reachable from `ssl` (`verify_flags`): X509_V_FLAG_NO_CHECK_TIME would let expired
+  certificates through, but no flag accepts an unknown issuer (PARTIAL_CHAIN still needs the
+  certificate in the trust store), and SSL_CONF's VerifyMode "Request" is SSL_VERIFY_PEER too;
+- CERT_NONE: the server then sends no CertificateRequest, so clients never present one;
+- TLS 1.3 post-handshake authentication: verified by the same SSL_VERIFY_PEER rules, and kubectl's
+  Go client does not support it;
+- pyOpenSSL and its verify callback: asyncio's TLS (hence aiohttp's) accepts only an
+  `ssl.SSLContext`; it would take a TLS transport of our own over pyOpenSSL memory BIOs, with every
+  record crossing cffi in Python, re-doing what asyncio's sslproto does (flow control, shutdown,
+  upgrades for exec and port-forward) for the API's hot path;
+- what is done (`security/tlsrequest.py`): the same OpenSSL that `ssl` uses gets a verify callback
+  that accepts every chain, installed through ctypes on the context's SSL_CTX after checking that
+  library and pointer are the ones `ssl` uses. It runs per handshake only, so request latency is
+  unchanged; the proof of key possession is still checked by TLS, and everything else here.
+
+A malformed certificate still fails the handshake: OpenSSL cannot parse it, nor can Go's TLS (it
+sends a bad_certificate alert too), so no HTTP status exists for it on either server.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -53,6 +81,9 @@ MASTERS_GROUP = "system:masters"
 ADMIN_USER = "kubernetes-admin"
 SERVICE_ACCOUNTS_GROUP = "system:serviceaccounts"
 TOKENS_FILE = "tokens.csv"
+log = logging.getLogger(__name__)
+
+_REFUSED_LOGGED = 1024  # distinct refused certificates remembered, so each is logged once
 # the user "extra" keys upstream attaches to ServiceAccount users
 EXTRA_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 EXTRA_POD_NAME = "authentication.kubernetes.io/pod-name"
@@ -101,6 +132,8 @@ class Authenticator:
         self.registry = registry
         self.audiences = tuple(audiences)
         self.static_tokens = StaticTokenFile(os.path.join(pki.folder, TOKENS_FILE))
+        self._refused: set[bytes] = set()
+        self._refused_lock = threading.Lock()
 
     def add_static_token(self, user: str, groups: Iterable[str] = (), uid: str = "") -> str:
         """A new static bearer token for `user` in `groups`, saved in the PKI folder's tokens.csv."""
@@ -114,9 +147,24 @@ class Authenticator:
             try:
                 name, groups = self.pki.verify_client_cert(peer_cert_der)
             except CredentialError as exc:
+                self._log_refused(peer_cert_der, str(exc))
                 raise Unauthorized(str(exc)) from None
             return _authenticated(UserInfo(name, groups))
         return ANONYMOUS
+
+    def _log_refused(self, der: bytes, reason: str) -> None:
+        digest = hashlib.sha256(der).digest()
+        with self._refused_lock:
+            if digest in self._refused:
+                return
+            if len(self._refused) >= _REFUSED_LOGGED:
+                self._refused.clear()
+            self._refused.add(digest)
+        try:
+            user = repr(self.pki.identity_from_cert(der)[0])
+        except CredentialError:
+            user = "(unreadable)"
+        log.warning("401 for client certificate of %s (sha256 %s): %s", user, digest.hex()[:16], reason)
 
     def _from_header(self, authorization: str) -> UserInfo:
         scheme, _, token = authorization.partition(" ")

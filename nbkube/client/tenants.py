@@ -15,10 +15,12 @@ verbs (get, list, create, delete), so it runs the same over a `Registry` (a clus
 - ResourceQuota `tenant-quota`: pods and cpu/memory requests and limits (`--cpu/--memory/--pods`);
 - LimitRange `tenant-limits`: default requests and limits per container, so a pod that names no
   resources is admitted under the quota (clamped to the quota when it is smaller);
-- NetworkPolicies `default-deny` (ingress and egress) and `allow-same-namespace` (pods of the
-  namespace reach each other). No DNS egress rule yet: the cluster DNS of Docker nodes runs on
-  the host bridge, not as a pod a policy can select, so default-deny egress keeps it from a
-  tenant's pods (they reach Services by their `*_SERVICE_HOST` variables);
+- NetworkPolicies `default-deny` (ingress and egress), `allow-same-namespace` (pods of the
+  namespace reach each other) and `allow-dns`: egress on UDP and TCP 53 to the pods labelled
+  `k8s-app: kube-dns` in the namespace `kube-system`, as upstream tenants write it. nbkube's
+  cluster DNS is no pod but a server on the host bridge; the firewall counts kube-dns's endpoint
+  addresses as those pods and opens exactly the DNS server's address and port, nothing else on the
+  host (nbkube/node/firewall/policy.py says why this way and not an ipBlock);
 - RoleBinding `NAME-admin` of ClusterRole `admin` to User NAME in the namespace;
 - a kubeconfig (0600) whose default namespace is NAME, with the credential chosen by
   `credential=`: "certificate" (CN=NAME, issued by the cluster CA: needs the cluster's `pki/`
@@ -42,6 +44,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbkube.api.defaults import NAMESPACE_NAME_LABEL
 from nbkube.api.meta import Obj
 from nbkube.api.naming import check_dns1123_label
 from nbkube.api.quantity import QuantityError, parse_decimal
@@ -191,6 +194,26 @@ def tenant_objects(
                 "policyTypes": ["Ingress", "Egress"],
                 "ingress": [{"from": [everything]}],
                 "egress": [{"to": [everything]}],
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta("allow-dns"),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
             },
         },
         _admin_binding(name, f"{name}-admin", {"kind": "User", "apiGroup": RBAC, "name": name}),

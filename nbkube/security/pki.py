@@ -39,6 +39,7 @@ from nbkube.security.files import (
     read_private,
     write_private,
 )
+from nbkube.security.tlsrequest import request_without_verifying
 
 __all__ = [
     "ClusterPKI",
@@ -138,9 +139,8 @@ def identity_from_cert(der: bytes) -> tuple[str, tuple[str, ...]]:
 def verify_client_cert(der: bytes, ca: x509.Certificate, now: datetime.datetime | None = None) -> None:
     """Raise `CredentialError` unless `der` was issued by `ca`, is valid now and allows client auth.
 
-    The API server's TLS handshake already refuses such certificates (see
-    `ClusterPKI.server_ssl_context`); this is the same check for code paths that get a certificate
-    some other way, and a guard against a server context built without the cluster CA.
+    The API server's TLS handshake accepts any certificate (as kube-apiserver's does, see
+    `ClusterPKI.server_ssl_context`): this is the check that refuses one, with the reason.
     """
     try:
         cert = x509.load_der_x509_certificate(der)
@@ -435,16 +435,18 @@ class ClusterPKI:
 
     identity_from_cert = staticmethod(identity_from_cert)
 
-    def server_ssl_context(self) -> ssl.SSLContext:
-        """The API server's TLS context: TLS 1.2 or later, the serving certificate, the cluster CA.
+    def server_ssl_context(self, *, verify_client_certs: bool = True) -> ssl.SSLContext:
+        """A server TLS context: TLS 1.2 or later, the serving certificate, the cluster CA.
 
         `verify_mode` is CERT_OPTIONAL: the server asks every client for a certificate, and a client
-        that sends none still connects (to authenticate with a bearer token, or as anonymous). A
-        client that does send one has it verified by OpenSSL during the handshake, against the
-        cluster CA only, including its validity dates and client-auth usage: a certificate from
-        another CA or an expired one makes the handshake itself fail (`ssl.SSLError` on both
-        sides), so the server never sees such a request. `getpeercert(binary_form=True)` then gives
-        the verified certificate's DER for `identity_from_cert`.
+        that sends none still connects (to authenticate with a bearer token, or as anonymous).
+        With `verify_client_certs`, a certificate that is sent is verified by OpenSSL during the
+        handshake against the cluster CA, including its validity dates and client-auth usage: one
+        from another CA or an expired one makes the handshake itself fail (`ssl.SSLError` on both
+        sides). Without, as kube-apiserver does, any certificate is accepted in the handshake
+        (`tlsrequest.request_without_verifying`) and the caller must pass the DER of
+        `getpeercert(binary_form=True)` to `verify_client_cert` before trusting anything in it:
+        the API server's authenticator does, and answers 401 with the reason.
         """
         self._loaded()
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -452,7 +454,7 @@ class ClusterPKI:
         ctx.load_cert_chain(self.serving_cert_path, self.serving_key_path)
         ctx.load_verify_locations(cadata=self.ca_pem.decode("ascii"))
         ctx.verify_mode = ssl.CERT_OPTIONAL
-        return ctx
+        return ctx if verify_client_certs else request_without_verifying(ctx)
 
     def client_ssl_context(
         self, cert_pem: bytes | None = None, key_pem: bytes | None = None

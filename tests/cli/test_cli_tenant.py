@@ -93,7 +93,7 @@ def test_create_over_the_store_without_a_server_makes_the_objects_and_says_how_t
         "Namespace": ["alice"],
         "ResourceQuota": ["tenant-quota"],
         "LimitRange": ["tenant-limits"],
-        "NetworkPolicy": ["allow-same-namespace", "default-deny"],
+        "NetworkPolicy": ["allow-dns", "allow-same-namespace", "default-deny"],
         "RoleBinding": ["alice-admin"],
     }
     ns = cluster.api.get("Namespace", "alice")

@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from nbkube.security.files import CredentialError
 from nbkube.security.pki import ClusterPKI, identity_from_cert, verify_client_cert
+from nbkube.security.tlsrequest import TLSSetupError, request_without_verifying
 
 FILES = ("ca.crt", "ca.key", "sa.key", "sa.pub", "apiserver.crt", "apiserver.key")
 
@@ -277,6 +278,33 @@ def test_tls_refuses_expired_client_cert(pki: ClusterPKI) -> None:
     assert isinstance(seen["server_error"], ssl.SSLError)
     assert "certificate verify failed" in str(seen["server_error"])
     assert "client_error" in seen and "server_der" not in seen
+
+
+def test_tls_requesting_without_verifying_hands_any_certificate_to_the_caller(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    # the API server's context: the handshake accepts, verify_client_cert refuses (a 401 there)
+    server_ctx = pki.server_ssl_context(verify_client_certs=False)
+    assert server_ctx.verify_mode == ssl.CERT_OPTIONAL
+    other = ClusterPKI(str(tmp_path / "other")).ensure()
+    for cert_pem, key_pem, reason in (
+        (*other.issue_client_cert("mallory", ["system:masters"]), "not issued by this cluster's CA"),
+        (*_expired_cert(pki, "alice"), "not valid now"),
+    ):
+        seen = _handshake(server_ctx, pki.client_ssl_context(cert_pem, key_pem))
+        assert seen["server_der"] == _der(cert_pem), seen
+        with pytest.raises(CredentialError, match=reason):
+            pki.verify_client_cert(seen["server_der"])
+    cert_pem, key_pem = pki.issue_client_cert("bob", ["dev"])
+    seen = _handshake(server_ctx, pki.client_ssl_context(cert_pem, key_pem))
+    assert pki.verify_client_cert(seen["server_der"]) == ("bob", ("dev",))
+    assert _handshake(server_ctx, pki.client_ssl_context()) == {"server_der": None, "client_reply": "anonymous"}
+
+
+def test_request_without_verifying_needs_cert_optional(pki: ClusterPKI) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with pytest.raises(TLSSetupError, match="CERT_OPTIONAL"):
+        request_without_verifying(ctx)
 
 
 def test_client_refuses_server_of_another_cluster(pki: ClusterPKI, tmp_path: Path) -> None:

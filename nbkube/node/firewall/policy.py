@@ -18,6 +18,22 @@ The rules, as in Kubernetes (networking.k8s.io/v1):
   destination has allows nothing.
 Replies and the node's own traffic to its pods are the firewall's business (conntrack, the chain
 it hooks), not this module's.
+
+The cluster DNS as a member of kube-system. Upstream, kube-dns is served by CoreDNS pods in
+kube-system (labelled `k8s-app: kube-dns`, listening on 53), and the usual "allow DNS" egress rule
+names them: `namespaceSelector` kube-system (and/or `podSelector` k8s-app=kube-dns) with UDP/TCP 53,
+or just the ports with no `to`. nbkube's cluster DNS of Docker nodes is no pod: it listens on the
+host bridge on a free port, which kube-dns's Endpoints name, and the proxy DNATs 10.96.0.10:53
+there before the firewall sees the packet. So each address of kube-system/kube-dns's
+EndpointSlices is a `StandIn`: for egress rules it counts as a pod of kube-system with the
+slices' labels (those of the Service: `k8s-app: kube-dns`) that serves port 53 (and the named
+ports `dns`, `dns-tcp`) on the Endpoints' port. A rule that reaches it (by selectors, an ipBlock
+holding its address, or no `to` at all) and allows 53 (or a range or name covering it, or any
+port) becomes exactly "that address, that port, that protocol": never the host's other ports.
+Chosen over asking tenants for an ipBlock of the DNS server's address because the policy then
+reads as upstream's, survives the server moving to another port or address, and opens nothing
+else on the host. A StandIn is never a source (the DNS server only answers, and replies pass by
+conntrack) and never a peer of named-port rules for pods.
 """
 
 from __future__ import annotations
@@ -30,10 +46,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbkube.api.defaults import NAMESPACE_NAME_LABEL
+from nbkube.api.discovery import LABEL_MANAGED_BY, LABEL_SERVICE_NAME
 from nbkube.api.meta import Obj
 from nbkube.api.selectors import EQUALS, Selector, selector_from_label_selector
 
-__all__ = ["Peer", "PodFirewall", "PortMatch", "Rule", "compute", "namespace_labels", "policy_types"]
+__all__ = [
+    "DNS_NAMESPACE",
+    "DNS_PORT",
+    "DNS_SERVICE",
+    "Peer",
+    "PodFirewall",
+    "PortMatch",
+    "Rule",
+    "StandIn",
+    "compute",
+    "dns_stand_ins",
+    "namespace_labels",
+    "policy_types",
+]
+
+# The cluster DNS Service (written by nbkube/controlplane/dns/component.py) and the port its
+# upstream pods serve; the node layer names them itself, as it never imports the control plane.
+DNS_NAMESPACE = "kube-system"
+DNS_SERVICE = "kube-dns"
+DNS_PORT = 53
 
 
 @dataclass(frozen=True, order=True)
@@ -91,6 +127,65 @@ class PodFirewall:
     egress: tuple[Rule, ...] | None = None
 
 
+@dataclass(frozen=True)
+class StandIn:
+    """An address serving in place of pods of `namespace` (see the module docstring): `served`
+    maps a (protocol, pod port) to the port it really listens on, `named` a (protocol, port name)."""
+
+    namespace: str
+    ip: str
+    labels: Mapping[str, str]
+    served: Mapping[tuple[str, int], int]
+    named: Mapping[tuple[str, str], int]
+
+    def translate(self, ports: Sequence[Mapping[str, Any]]) -> tuple[PortMatch, ...]:
+        """The real ports a rule's `ports` (empty: any) allow on this address."""
+        out: set[PortMatch] = set()
+        for (proto, pod_port), real in self.served.items():
+            for p in ports or ({},):
+                want = str(p.get("protocol") or "TCP") if p else proto
+                port = p.get("port")
+                if want != proto:
+                    continue
+                if isinstance(port, str):
+                    if (proto, port) in self.named:
+                        out.add(PortMatch(proto, self.named[(proto, port)]))
+                    continue
+                end = p.get("endPort")
+                if port is None or int(port) <= pod_port <= int(end if end is not None else port):
+                    out.add(PortMatch(proto, real))
+        return tuple(sorted(out))
+
+
+def dns_stand_ins(slices: Iterable[Obj]) -> list[StandIn]:
+    """The StandIns of the cluster DNS: each address of kube-system/kube-dns's EndpointSlices
+    (others in `slices` are ignored), serving DNS_PORT on the slice's port of each protocol."""
+    out: list[StandIn] = []
+    for sl in slices:
+        meta = sl.get("metadata") or {}
+        labels = dict(meta.get("labels") or {})
+        if meta.get("namespace") != DNS_NAMESPACE or labels.get(LABEL_SERVICE_NAME) != DNS_SERVICE:
+            continue
+        if sl.get("addressType", "IPv4") != "IPv4":
+            continue
+        served: dict[tuple[str, int], int] = {}
+        named: dict[tuple[str, str], int] = {}
+        for p in sl.get("ports") or []:
+            if not isinstance(p.get("port"), int):
+                continue
+            proto = str(p.get("protocol") or "TCP")
+            served[(proto, DNS_PORT)] = int(p["port"])
+            if p.get("name"):
+                named[(proto, str(p["name"]))] = int(p["port"])
+        pod_labels = {k: v for k, v in labels.items() if k not in (LABEL_SERVICE_NAME, LABEL_MANAGED_BY)}
+        for ep in sl.get("endpoints") or []:
+            if (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            for ip in ep.get("addresses") or []:
+                out.append(StandIn(DNS_NAMESPACE, str(ip), pod_labels, served, named))
+    return out
+
+
 def policy_types(policy: Obj) -> tuple[str, ...]:
     """The policy's policyTypes, defaulted as Kubernetes does when a stored object lacks them."""
     spec = policy.get("spec") or {}
@@ -143,14 +238,15 @@ class _World:
     """The cluster's pods and namespaces, indexed once per computation. Selectors are compiled
     and evaluated once per distinct selector: 100 policies tend to repeat a few."""
 
-    def __init__(self, pods: Iterable[Obj], namespaces: Iterable[Obj]) -> None:
+    def __init__(self, pods: Iterable[Obj], namespaces: Iterable[Obj], stand_ins: Iterable[StandIn] = ()) -> None:
+        self.stand_ins = list(stand_ins)
         self.by_ns: dict[str, list[_Pod]] = {}
         for pod in pods:
             view = _pod_view(pod)
             if view is not None:
                 self.by_ns.setdefault(view.namespace, []).append(view)
         objs = {str((ns.get("metadata") or {}).get("name") or ""): ns for ns in namespaces}
-        names = set(objs) | set(self.by_ns)
+        names = set(objs) | set(self.by_ns) | {s.namespace for s in self.stand_ins}
         self.ns_labels = {n: namespace_labels(n, objs.get(n)) for n in names if n}
         self._selectors: dict[str, Selector] = {}
         self._matches: dict[tuple[str, str, str], list[_Pod]] = {}
@@ -205,6 +301,33 @@ class _World:
             namespaces = [n for n, labels in self.ns_labels.items() if sel.matches(labels)]
         pod_sel = peer.get("podSelector")
         return [p for n in namespaces for p in self.select(n, pod_sel)]
+
+
+    def stand_ins_reached(self, peers: Sequence[Mapping[str, Any]] | None, policy_ns: str) -> list[StandIn]:
+        """The StandIns an egress rule's `to` (None or empty: everywhere) names."""
+        if not self.stand_ins:
+            return []
+        if not peers:
+            return list(self.stand_ins)
+        out: list[StandIn] = []
+        for s in self.stand_ins:
+            for peer in peers:
+                block = peer.get("ipBlock")
+                if block is not None:
+                    excepts = tuple(str(e) for e in block.get("except") or ())
+                    hit = _in_block(s.ip, Peer(str(block["cidr"]), excepts))
+                else:
+                    ns_sel = peer.get("namespaceSelector")
+                    if ns_sel is None:
+                        in_ns = s.namespace == policy_ns
+                    else:
+                        in_ns = self.selector(ns_sel)[1].matches(self.ns_labels.get(s.namespace, {}))
+                    pod_sel = self.selector(peer.get("podSelector") or {})[1]
+                    hit = in_ns and (pod_sel.empty() or pod_sel.matches(s.labels))
+                if hit:
+                    out.append(s)
+                    break
+        return out
 
 
 def _peer_list(world: _World, peers: Sequence[Mapping[str, Any]] | None, policy_ns: str) -> list[Peer | _Pod]:
@@ -282,6 +405,11 @@ class _Compiled:
             numeric, named = _numeric(ports), _named(ports)
             peer_items = None if not raw_peers else _peer_list(world, raw_peers, policy_ns)
             peers = None if peer_items is None else _as_peers(peer_items)
+            if egress:
+                for stand_in in world.stand_ins_reached(raw_peers, policy_ns):
+                    real = stand_in.translate(ports)
+                    if real:  # only the ports it serves, whatever else the rule allows
+                        self.fixed.append(Rule((Peer(f"{stand_in.ip}/32"),), real))
             if peers == ():
                 continue  # selectors that match no pod today: allows nothing
             if not ports:
@@ -330,13 +458,15 @@ def compute(
     namespaces: Iterable[Obj],
     policies: Iterable[Obj],
     node_name: str | None = None,
+    stand_ins: Iterable[StandIn] = (),
 ) -> dict[str, PodFirewall]:
     """{pod IP: PodFirewall} for the pods on `node_name` (every node's with None) that some policy
-    isolates; a pod missing from the result is not isolated either way. Pure."""
+    isolates; a pod missing from the result is not isolated either way. `stand_ins`: addresses
+    counted as pods for egress (`dns_stand_ins`). Pure."""
     policies = list(policies)
     if not policies:
         return {}  # the common case, and cheap: no pod is isolated, nothing else to look at
-    world = _World(pods, namespaces)
+    world = _World(pods, namespaces, stand_ins)
     ingress: dict[str, list[Rule]] = {}
     egress: dict[str, list[Rule]] = {}
     views: dict[str, _Pod] = {}

@@ -13,6 +13,9 @@ then runs in the informer's handler, no thread per node; with no NetworkPolicy i
 sync costs one look at the policy list. Their Pod and Namespace events go through one shared
 handler per informer (`_InlineFanout`) that hands them on only while a NetworkPolicy exists: with
 none, a pod event costs one look at the policy count, not one call per simulated node.
+The cluster DNS's EndpointSlices (kube-system/kube-dns) are an input too: their addresses count as
+kube-system's DNS pods for egress rules (`policy.dns_stand_ins`); other slices' changes are not
+looked at.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import time
 import weakref
 from collections.abc import Callable
 
+from nbkube.api.discovery import LABEL_SERVICE_NAME
+from nbkube.api.meta import Obj
 from nbkube.client.informer import Informer, InformerFactory
 from nbkube.node.firewall.base import Firewall
-from nbkube.node.firewall.policy import PodFirewall, compute
+from nbkube.node.firewall.policy import DNS_NAMESPACE, DNS_SERVICE, PodFirewall, compute, dns_stand_ins
 from nbkube.node.syncloop import SyncLoop
 
 __all__ = ["FirewallRunner"]
@@ -39,18 +44,25 @@ class _InlineFanout:
     _by_informer: weakref.WeakKeyDictionary[Informer, _InlineFanout] = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
 
-    def __init__(self, policies: Informer):
+    def __init__(self, policies: Informer, only: Callable[[Obj], bool] | None = None):
         self.policies = policies
+        self.only = only
         self.runners: list[FirewallRunner] = []
         self.lock = threading.Lock()
 
     @classmethod
-    def join(cls, informer: Informer, policies: Informer, runner: FirewallRunner) -> None:
+    def join(
+        cls,
+        informer: Informer,
+        policies: Informer,
+        runner: FirewallRunner,
+        only: Callable[[Obj], bool] | None = None,
+    ) -> None:
         with cls._registry_lock:
             fan = cls._by_informer.get(informer)
             new = fan is None
             if fan is None:
-                fan = cls._by_informer[informer] = _InlineFanout(policies)
+                fan = cls._by_informer[informer] = _InlineFanout(policies, only)
         with fan.lock:
             fan.runners.append(runner)
         if new:
@@ -65,7 +77,9 @@ class _InlineFanout:
                 if runner in fan.runners:
                     fan.runners.remove(runner)
 
-    def mark(self, *_objs: object) -> None:
+    def mark(self, *objs: Obj) -> None:
+        if self.only is not None and not self.only(objs[-1]):
+            return
         # With no policy, no runner's table depends on pods or namespaces (a policy's removal
         # reaches every runner through the policy informer, which this gate does not filter).
         if not self.policies.count():
@@ -74,6 +88,11 @@ class _InlineFanout:
             runners = list(self.runners)
         for runner in runners:
             runner._mark()
+
+
+def _is_dns_slice(obj: Obj) -> bool:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") == DNS_NAMESPACE and (meta.get("labels") or {}).get(LABEL_SERVICE_NAME) == DNS_SERVICE
 
 
 class FirewallRunner(SyncLoop):
@@ -94,6 +113,7 @@ class FirewallRunner(SyncLoop):
         self._pods = factory.informer("Pod")
         self._namespaces = factory.informer("Namespace")
         self._policies = factory.informer("NetworkPolicy")
+        self._slices = factory.informer("EndpointSlice")  # on Docker nodes the proxy's informer
         self.firewall = firewall
         self.node_name = node_name
         self._threaded = threaded
@@ -115,6 +135,10 @@ class FirewallRunner(SyncLoop):
                 self.last_error = str(exc)
                 log.warning("firewall of %s: sync failed: %s", self.node_name, exc)
 
+    def _dns_slice_changed(self, *objs: Obj) -> None:
+        if _is_dns_slice(objs[-1]):
+            self._mark()
+
     def start(self) -> None:
         if self._thread is not None:
             return
@@ -124,6 +148,12 @@ class FirewallRunner(SyncLoop):
             else:
                 _InlineFanout.join(informer, self._policies, self)
             informer.start()  # no-op when the factory already runs it
+        if self._threaded:
+            on = self._dns_slice_changed
+            self._slices.add_handler(on_add=on, on_update=on, on_delete=on)
+        else:
+            _InlineFanout.join(self._slices, self._policies, self, only=_is_dns_slice)
+        self._slices.start()
         if not self._threaded:
             self._started_inline = True
             self._mark()  # the first table (empty while no policy exists), as the thread's first sync
@@ -141,14 +171,22 @@ class FirewallRunner(SyncLoop):
     def _sync_once(self) -> None:
         policies = self._policies.list()
         table = (
-            compute(self._pods.list(), self._namespaces.list(), policies, self.node_name) if policies else {}
+            compute(
+                self._pods.list(),
+                self._namespaces.list(),
+                policies,
+                self.node_name,
+                stand_ins=dns_stand_ins(self._slices.by_index("label", f"{LABEL_SERVICE_NAME}={DNS_SERVICE}")),
+            )
+            if policies
+            else {}
         )
         self.firewall.sync(table)
         self.table = table
         self._synced()
 
     def _run(self) -> None:
-        for informer in (self._pods, self._namespaces, self._policies):
+        for informer in (self._pods, self._namespaces, self._policies, self._slices):
             informer.wait_synced(30)
         if self._start_after is not None:
             # Our FORWARD jump goes in front of what is there at our first sync: the proxy's

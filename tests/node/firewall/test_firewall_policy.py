@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbkube.node.firewall.policy import Peer, PodFirewall, PortMatch, Rule, compute, policy_types
+from nbkube.node.firewall.policy import (
+    Peer,
+    PodFirewall,
+    PortMatch,
+    Rule,
+    compute,
+    dns_stand_ins,
+    policy_types,
+)
 
 
 def pod(name: str, ns: str, ip: str | None, labels: dict[str, str] | None = None, **kw: Any) -> dict:
@@ -258,3 +266,85 @@ def test_duplicate_rules_from_two_policies_collapse() -> None:
     spec = {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]}
     out = run(policy("one", "tenant-b", spec), policy("two", "tenant-b", spec))
     assert out["10.244.1.3"].ingress == (Rule(None, (PortMatch("TCP", 80),)),)
+
+
+# -- the cluster DNS as kube-system's DNS pods (StandIn) --------------------------------------------
+
+DNS_IP = "10.240.0.1"
+DNS_SLICE = {
+    "metadata": {
+        "name": "kube-dns-abc",
+        "namespace": "kube-system",
+        "labels": {
+            "k8s-app": "kube-dns",
+            "kubernetes.io/service-name": "kube-dns",
+            "endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io",
+        },
+    },
+    "addressType": "IPv4",
+    "endpoints": [{"addresses": [DNS_IP], "conditions": {"ready": True}}],
+    "ports": [{"name": "dns", "port": 41053, "protocol": "UDP"}, {"name": "dns-tcp", "port": 41053, "protocol": "TCP"}],
+}
+OTHER_SLICE = {**DNS_SLICE, "metadata": {**DNS_SLICE["metadata"], "namespace": "tenant-b"}}
+DNS_PEER = (Peer(f"{DNS_IP}/32"),)
+DNS_PORTS = (PortMatch("TCP", 41053), PortMatch("UDP", 41053))
+KUBE_SYSTEM = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+PORT_53 = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+
+
+def run_dns(*policies: dict, slices: list[dict] = [DNS_SLICE]) -> dict[str, PodFirewall]:  # noqa: B006
+    return compute(PODS, NAMESPACES, policies, "n1", stand_ins=dns_stand_ins(slices))
+
+
+def egress(*rules: dict) -> dict:
+    return {"podSelector": {}, "policyTypes": ["Egress"], "egress": list(rules)}
+
+
+def test_dns_stand_ins_only_from_kube_system_kube_dns() -> None:
+    (dns,) = dns_stand_ins([DNS_SLICE, OTHER_SLICE])
+    assert dns.ip == DNS_IP and dns.namespace == "kube-system"
+    assert dict(dns.labels) == {"k8s-app": "kube-dns"}
+    assert dict(dns.served) == {("UDP", 53): 41053, ("TCP", 53): 41053}
+
+
+def test_allow_dns_the_upstream_way_opens_exactly_the_dns_server_port() -> None:
+    rule = {"to": [{**KUBE_SYSTEM, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], "ports": PORT_53}
+    out = run_dns(policy("allow-dns", "tenant-a", egress(rule)))
+    assert out["10.244.1.2"].egress == (Rule(DNS_PEER, DNS_PORTS),)
+
+
+def test_allow_dns_by_ports_alone_or_named_ports() -> None:
+    out = run_dns(policy("p", "tenant-a", egress({"ports": [{"protocol": "UDP", "port": 53}]})))
+    assert Rule(DNS_PEER, (PortMatch("UDP", 41053),)) in out["10.244.1.2"].egress
+    named = {"to": [KUBE_SYSTEM], "ports": [{"protocol": "TCP", "port": "dns-tcp"}]}
+    out = run_dns(policy("p", "tenant-a", egress(named)))
+    assert out["10.244.1.2"].egress == (Rule(DNS_PEER, (PortMatch("TCP", 41053),)),)
+
+
+def test_kube_system_without_ports_still_opens_only_the_dns_ports() -> None:
+    out = run_dns(policy("p", "tenant-a", egress({"to": [KUBE_SYSTEM]})))
+    assert out["10.244.1.2"].egress == (Rule(DNS_PEER, DNS_PORTS),)
+
+
+def test_rules_that_do_not_reach_the_dns_add_nothing_for_it() -> None:
+    # another port, another namespace, another pod label, a block without its address
+    for rule in (
+        {"to": [KUBE_SYSTEM], "ports": [{"protocol": "TCP", "port": 80}]},
+        {"to": [{"namespaceSelector": {"matchLabels": {"team": "a"}}}], "ports": PORT_53},
+        {"to": [{**KUBE_SYSTEM, "podSelector": {"matchLabels": {"k8s-app": "other"}}}], "ports": PORT_53},
+        {"to": [{"ipBlock": {"cidr": "10.240.0.0/24", "except": [f"{DNS_IP}/32"]}}], "ports": PORT_53},
+        {"to": [{"podSelector": {}}], "ports": PORT_53},  # the policy's own namespace only
+    ):
+        out = run_dns(policy("p", "tenant-a", egress(rule)))
+        fw = out["10.244.1.2"].egress or ()
+        assert all(r.peers != DNS_PEER for r in fw), rule
+
+
+def test_an_ip_block_holding_the_dns_address_on_53_reaches_it() -> None:
+    out = run_dns(policy("p", "tenant-a", egress({"to": [{"ipBlock": {"cidr": "10.240.0.0/16"}}], "ports": PORT_53})))
+    assert Rule(DNS_PEER, DNS_PORTS) in (out["10.244.1.2"].egress or ())
+
+
+def test_no_dns_slice_no_dns_rule() -> None:
+    rule = {"to": [KUBE_SYSTEM], "ports": PORT_53}
+    assert run_dns(policy("p", "tenant-a", egress(rule)), slices=[])["10.244.1.2"].egress == ()

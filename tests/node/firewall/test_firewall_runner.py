@@ -13,7 +13,7 @@ from nbkube.client.events import events_dataframe
 from nbkube.client.informer import InformerFactory
 from nbkube.node.firewall.base import FakeFirewall
 from nbkube.node.firewall.notice import NOT_ENFORCED, NotEnforcedNotice, policies_selecting_node
-from nbkube.node.firewall.policy import Peer, Rule
+from nbkube.node.firewall.policy import Peer, PortMatch, Rule
 from nbkube.node.firewall.runner import FirewallRunner
 from nbkube.registry.registry import Registry
 from nbkube.store import open_store
@@ -169,3 +169,48 @@ def test_policies_selecting_node_is_by_namespace_and_selector() -> None:
     ]
     assert [p["metadata"]["name"] for p in policies_selecting_node(pods, pol, "n1")] == ["hit"]
     assert policies_selecting_node(pods, pol, "n2") == []
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_runner_follows_the_cluster_dns_slices(api: Registry, threaded: bool) -> None:
+    # kube-system/kube-dns's addresses are kube-system's DNS pods for egress rules (policy.py)
+    api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}})
+    factory = InformerFactory(api)
+    fw = FakeFirewall()
+    runner = FirewallRunner(factory, fw, "n1", threaded=threaded)
+    _pod(api, "a1", "tenant-a", "10.244.1.2")
+    allow_dns = {
+        "podSelector": {},
+        "policyTypes": ["Egress"],
+        "egress": [
+            {
+                "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+                "ports": [{"protocol": "UDP", "port": 53}],
+            }
+        ],
+    }
+    api.create(_policy("tenant-a", "allow-dns", allow_dns))
+    runner.start()
+    try:
+        assert _wait(lambda: "10.244.1.2" in fw.current and fw.current["10.244.1.2"].egress == ())
+        dns_slice = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kube-dns-x",
+                "namespace": "kube-system",
+                "labels": {"kubernetes.io/service-name": "kube-dns", "k8s-app": "kube-dns"},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.240.0.1"], "conditions": {"ready": True}}],
+            "ports": [{"name": "dns", "port": 40053, "protocol": "UDP"}],
+        }
+        created = api.create(dns_slice)
+        want = (Rule((Peer("10.240.0.1/32"),), (PortMatch("UDP", 40053),)),)
+        assert _wait(lambda: fw.current.get("10.244.1.2") is not None and fw.current["10.244.1.2"].egress == want)
+        created["ports"] = [{"name": "dns", "port": 40054, "protocol": "UDP"}]  # the server moved
+        api.update(created)
+        want = (Rule((Peer("10.240.0.1/32"),), (PortMatch("UDP", 40054),)),)
+        assert _wait(lambda: fw.current["10.244.1.2"].egress == want)
+    finally:
+        runner.stop()
