@@ -9,7 +9,8 @@ over plain HTTP with no gate, with 1,000 objects stored. In one process, same ru
      namespace) and a baseline server on the same registry with an open gate over plain HTTP;
   3. N GETs of single objects and N LISTs of one namespace (100 objects) on a kept-alive
      connection to each, interleaved in rounds so both see the same machine load.
-Rows: p50/p99 per request kind, the secure server against the baseline.
+Rows: p50/p99 per request kind, the secure server against the baseline; and, as the floor, the
+same TLS with no authn and no RBAC (a third server on the same registry) against the baseline.
 
 Usage: python benchmarks/api_auth.py [--requests 2000]
 """
@@ -36,7 +37,7 @@ OBJECTS = 1000
 NAMESPACES = 10
 BINDINGS = 1000
 TARGET = 1.3
-SECURE, PLAIN = "https+auth+rbac", "plain, no gate"
+SECURE, TLS_ONLY, PLAIN = "https+auth+rbac", "https, no gate", "plain, no gate"
 PATHS = {
     "get": "/api/v1/namespaces/ns5/configmaps/cm5",
     "list": "/api/v1/namespaces/ns5/configmaps",
@@ -62,6 +63,13 @@ class OpenGate:
 
     def stop(self) -> None:
         return None
+
+
+class TlsOnlyGate(OpenGate):
+    """The floor under the secure server: the same TLS (its own server context), no authn, no RBAC."""
+
+    def __init__(self, ssl_context: Any):
+        self.ssl_context = ssl_context
 
 
 def _fill(registry: Registry) -> None:
@@ -106,12 +114,14 @@ def measure(requests: int) -> dict[tuple[str, str], list[float]]:
     with tempfile.TemporaryDirectory(prefix="nbkube-bench-") as folder:
         secure = serve(registry, folder=folder)
         plain = ApiServer(registry, OpenGate()).start()  # type: ignore[arg-type]
+        tls_only = ApiServer(registry, TlsOnlyGate(secure.gate.ssl_context)).start()  # type: ignore[arg-type,attr-defined]
         try:
             pki = secure.gate.pki  # type: ignore[attr-defined]
             # user5 is bound to view in ns5 by rb5 (one RoleBinding among 1,000)
             ctx = pki.client_ssl_context(*pki.issue_client_cert("user5", []))
             conns: dict[str, Any] = {
                 SECURE: http.client.HTTPSConnection("127.0.0.1", secure.port, context=ctx),
+                TLS_ONLY: http.client.HTTPSConnection("127.0.0.1", tls_only.port, context=ctx),
                 PLAIN: http.client.HTTPConnection("127.0.0.1", plain.port),
             }
             samples: dict[tuple[str, str], list[float]] = {(s, k): [] for s in conns for k in PATHS}
@@ -126,6 +136,7 @@ def measure(requests: int) -> dict[tuple[str, str], list[float]]:
         finally:
             secure.stop()
             plain.stop()
+            tls_only.stop()
             registry.close()
     return samples
 
@@ -143,6 +154,14 @@ def rows_for(requests: int) -> list[Row]:
                     baseline_kind="same-run", samples=requests,
                     note=f"{OBJECTS:,} ConfigMaps; aim: p50 ratio <= {TARGET}")
             )  # fmt: skip
+        # the floor: what TLS alone costs over plain HTTP, on the same server code and registry
+        floor = percentile(samples[(TLS_ONLY, kind)], 50) * 1e3
+        out.append(
+            Row(f"API {kind.upper()} p50, HTTPS alone (no authn, no RBAC): the TLS floor", floor, "ms",
+                baseline="same server, plain HTTP, no gate", baseline_value=percentile(samples[(PLAIN, kind)], 50) * 1e3,
+                baseline_kind="same-run", samples=requests,
+                note="the part of the secure server's ratio that TLS alone takes")
+        )  # fmt: skip
     return out
 
 
