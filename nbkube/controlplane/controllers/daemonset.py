@@ -52,6 +52,7 @@ from nbkube.controlplane.controllers.replication import (
     owner_selector,
     seconds_until_available,
 )
+from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
 from nbkube.controlplane.scheduler.plugins.node_affinity import matches_node
 from nbkube.controlplane.scheduler.plugins.taint_toleration import tolerates
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
@@ -388,10 +389,7 @@ class DaemonSetController(Controller):
         self.enqueue(ds)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{(pod.get('metadata') or {}).get('namespace') or 'default'}/{ref.get('name')}"
+        return controller_key(pod, "DaemonSet")
 
     def _pod_added(self, pod: Obj) -> None:
         key = self._owner_key(pod)
@@ -561,31 +559,9 @@ class DaemonSetController(Controller):
         )
 
     def _set_owner(self, pod: Obj, ds: Obj, *, adopt: bool) -> Obj | None:
-        new = copy.deepcopy(pod)
-        meta = new["metadata"]
-        uid = (ds.get("metadata") or {}).get("uid")
-        refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
-        if adopt:
-            refs.append(owner_ref(ds))
-        if refs:
-            meta["ownerReferences"] = refs
-        else:
-            meta.pop("ownerReferences", None)
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None  # changed meanwhile: the pod informer brings the news and a new pass
+        return set_controller_ref(self.api, pod, owner_ref(ds), adopt=adopt)
 
     def _sync_status(self, ds: Obj, status: dict[str, Any]) -> None:
         merged = {k: v for k, v in (ds.get("status") or {}).items() if k not in _OMITTED_WHEN_ZERO}
         merged.update(status)
-        if merged == (ds.get("status") or {}):
-            return
-        new = copy.deepcopy(ds)
-        new["status"] = merged
-        try:
-            self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key_of(ds))
+        write_status(self, key_of(ds), ds, merged)

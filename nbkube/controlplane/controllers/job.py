@@ -39,7 +39,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL
-from nbkube.api.meta import Obj, controller_of, key_of, split_key
+from nbkube.api.meta import Obj, key_of, split_key
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
@@ -51,6 +51,7 @@ from nbkube.controlplane.controllers.replication import (
     delete_pod,
     is_ready,
 )
+from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
 from nbkube.errors import Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -347,10 +348,7 @@ class JobController(Controller):
         self.expectations.forget(key_of(job))
 
     def _job_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{(pod.get('metadata') or {}).get('namespace') or 'default'}/{ref.get('name')}"
+        return controller_key(pod, "Job")
 
     def _pod_added(self, pod: Obj) -> None:
         key = self._job_key(pod)
@@ -396,21 +394,10 @@ class JobController(Controller):
         claim = claim_pods(job, candidates, selector_from_label_selector(selector_raw))
         owned = list(claim.owned)
         for pod in claim.adopt:
-            adopted = self._adopt(pod, job)
+            adopted = set_controller_ref(self.api, pod, job_owner_ref(job), adopt=True)
             if adopted is not None:
                 owned.append(adopted)
         return owned
-
-    def _adopt(self, pod: Obj, job: Obj) -> Obj | None:
-        new = copy.deepcopy(pod)
-        new["metadata"]["ownerReferences"] = [
-            *(new["metadata"].get("ownerReferences") or []),
-            job_owner_ref(job),
-        ]
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None
 
     def reconcile(self, key: str) -> None:
         job = self.jobs.get(key)
@@ -625,18 +612,9 @@ class JobController(Controller):
             )
 
     def _write_status(self, key: str, job: Obj, status: dict[str, Any]) -> None:
-        if status == (job.get("status") or {}):
-            return
-        new = copy.deepcopy(job)
-        new["status"] = status
-        try:
-            written = self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key)
-            return
-        self._written[key] = rv_of(written)
+        written = write_status(self, key, job, status)
+        if written is not None:
+            self._written[key] = rv_of(written)
 
     # -- finished jobs ------------------------------------------------------------------------------
 

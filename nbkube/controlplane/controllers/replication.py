@@ -29,6 +29,7 @@ from nbkube.api.selectors import Selector, selector_from_label_selector, selecto
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
+from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
 from nbkube.errors import Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -380,11 +381,7 @@ class _ReplicaController(Controller):
         self.enqueue(obj)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != self.kind:
-            return None
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        return f"{ns}/{ref.get('name')}"
+        return controller_key(pod, self.kind)
 
     def _enqueue_matching(self, pod: Obj) -> None:
         """An orphan changed: every controller of this kind whose selector matches may adopt it."""
@@ -478,20 +475,7 @@ class _ReplicaController(Controller):
 
     def _set_owner(self, pod: Obj, owner: Obj, *, adopt: bool) -> Obj | None:
         """Adopt (add our controller reference) or release (remove it) with a CAS write."""
-        new = copy.deepcopy(pod)
-        meta = new["metadata"]
-        uid = (owner.get("metadata") or {}).get("uid")
-        refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
-        if adopt:
-            refs.append(owner_ref(owner))
-        if refs:
-            meta["ownerReferences"] = refs
-        else:
-            meta.pop("ownerReferences", None)
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None  # changed under us: the pod informer will bring the news and a new pass
+        return set_controller_ref(self.api, pod, owner_ref(owner), adopt=adopt)
 
     def _manage(self, key: str, owner: Obj, owned: list[Obj]) -> None:
         want = desired_replicas(owner)
@@ -574,16 +558,7 @@ class _ReplicaController(Controller):
         if waits:
             # nothing else will happen when a pod crosses minReadySeconds: look again then
             self.queue.add_after(key_of(owner), min(waits) + 0.001)
-        if status == (owner.get("status") or {}):
-            return
-        new = copy.deepcopy(owner)
-        new["status"] = status
-        try:
-            self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key_of(owner))
+        write_status(self, key_of(owner), owner, status)
 
 
 class ReplicationManager(_ReplicaController):

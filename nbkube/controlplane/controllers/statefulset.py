@@ -50,6 +50,7 @@ from nbkube.controlplane.controllers.replication import (
     owner_selector,
     seconds_until_available,
 )
+from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -226,9 +227,9 @@ class StatefulSetController(Controller):
         self.services.add_handler(on_add=self._service_event, on_delete=self._service_event)
 
     def _pod_event(self, pod: Obj) -> None:
-        ref = controller_of(pod)
-        if ref is not None and ref.get("kind") == "StatefulSet":
-            self.queue.add(f"{_meta(pod).get('namespace') or 'default'}/{ref.get('name')}")
+        key = controller_key(pod, "StatefulSet")
+        if key is not None:
+            self.queue.add(key)
 
     def _claim_changed(self, claim: Obj) -> None:
         # a set's claims carry its selector's labels; a changed claim may need its owners fixed
@@ -271,7 +272,7 @@ class StatefulSetController(Controller):
         claim = claim_pods(sts, members, owner_selector(sts))
         owned = list(claim.owned)
         for pod in claim.adopt:  # an orphan NAME-i (its set deleted with --cascade=orphan): ours again
-            adopted = self._adopt(pod, sts)
+            adopted = set_controller_ref(self.api, pod, owner_ref(sts), adopt=True)
             if adopted is not None:
                 owned.append(adopted)
         for pod in owned:
@@ -392,14 +393,6 @@ class StatefulSetController(Controller):
                     self.queue.add_rate_limited(key_of(sts))
 
     # -- writes ------------------------------------------------------------------------------------
-
-    def _adopt(self, pod: Obj, sts: Obj) -> Obj | None:
-        new = copy.deepcopy(pod)
-        new["metadata"]["ownerReferences"] = [*(_meta(pod).get("ownerReferences") or []), owner_ref(sts)]
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None  # changed under us: the pod informer brings the news and another pass
 
     def _create(self, sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj:
         for claim_template in _spec(sts).get("volumeClaimTemplates") or []:
@@ -573,13 +566,4 @@ class StatefulSetController(Controller):
         waits = [w for p in live if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:
             self.queue.add_after(key_of(sts), min(waits) + 0.001)
-        if status == (sts.get("status") or {}):
-            return
-        new = copy.deepcopy(sts)
-        new["status"] = status
-        try:
-            self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key_of(sts))
+        write_status(self, key_of(sts), sts, status)
