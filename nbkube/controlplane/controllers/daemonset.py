@@ -41,6 +41,12 @@ from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.controlplane.controllers.deployment import template_hash
+from nbkube.controlplane.controllers.history import (
+    owned_revisions,
+    prune_revisions,
+    restore_patch,
+    revision_object,
+)
 from nbkube.controlplane.controllers.replication import (
     Expectations,
     claim_pods,
@@ -181,13 +187,6 @@ def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
     affinity = spec.setdefault("affinity", {})
     affinity.setdefault("nodeAffinity", {})["requiredDuringSchedulingIgnoredDuringExecution"] = by_name
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
-
-
-def history_data(ds: Obj) -> dict[str, Any]:
-    """What a ControllerRevision of `ds` holds: the strategic merge patch restoring its template."""
-    template = copy.deepcopy((ds.get("spec") or {}).get("template") or {})
-    template["$patch"] = "replace"
-    return {"spec": {"template": template}}
 
 
 def _created(pod: Obj) -> tuple[float, str]:
@@ -492,28 +491,16 @@ class DaemonSetController(Controller):
         """The current template's ControllerRevision exists with the highest revision number; old
         ones beyond revisionHistoryLimit that no live pod runs are deleted (see module doc)."""
         meta = ds.get("metadata") or {}
-        uid = meta.get("uid")
-        ns = str(meta.get("namespace") or "default")
         hash_ = revision_hash(ds)
-        data = history_data(ds)
-        mine = [r for r in self.revisions.by_index("namespace", ns) if (controller_of(r) or {}).get("uid") == uid]
+        template = (ds.get("spec") or {}).get("template") or {}
+        data = restore_patch(template)
+        mine = owned_revisions(self.revisions, ds)
         top = max((int(r.get("revision") or 0) for r in mine), default=0)
         current = next((r for r in mine if r.get("data") == data), None)
         if current is None:
-            labels = dict(((ds.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
+            labels = dict((template.get("metadata") or {}).get("labels") or {})
             labels[REVISION_HASH_LABEL] = hash_
-            revision: Obj = {
-                "apiVersion": "apps/v1",
-                "kind": "ControllerRevision",
-                "metadata": {
-                    "name": f"{meta.get('name')}-{hash_}",
-                    "namespace": ns,
-                    "labels": labels,
-                    "ownerReferences": [owner_ref(ds)],
-                },
-                "data": data,
-                "revision": top + 1,
-            }
+            revision = revision_object(ds, f"{meta.get('name')}-{hash_}", labels, template, top + 1)
             if meta.get("annotations"):
                 revision["metadata"]["annotations"] = dict(meta["annotations"])
             try:
@@ -532,20 +519,13 @@ class DaemonSetController(Controller):
         limit = limit if isinstance(limit, int) and limit >= 0 else 10
         running = {((p.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) for p in pods}
         current_name = (current.get("metadata") or {}).get("name")
-        old = sorted(
-            (
-                r
-                for r in mine
-                if r["metadata"]["name"] != current_name
-                and ((r.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) not in running
-            ),
-            key=lambda r: int(r.get("revision") or 0),
-        )
-        for r in old[: max(0, len(old) - limit)]:
-            try:
-                self.api.delete("ControllerRevision", r["metadata"]["name"], ns)
-            except NotFound:
-                continue
+        old = [
+            r
+            for r in mine
+            if r["metadata"]["name"] != current_name
+            and ((r.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) not in running
+        ]
+        prune_revisions(self.api, old, limit)
 
     def _event(self, ds: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         record_event(

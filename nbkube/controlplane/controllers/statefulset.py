@@ -40,6 +40,12 @@ from nbkube.api.meta import Obj, controller_of, key_of, split_key
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.controlplane.controllers.history import (
+    owned_revisions,
+    prune_revisions,
+    revision_object,
+    template_of,
+)
 from nbkube.controlplane.controllers.replication import (
     claim_pods,
     delete_pod,
@@ -476,55 +482,23 @@ class StatefulSetController(Controller):
         ns = _meta(sts).get("namespace") or "default"
         if self.revisions.get(f"{ns}/{revision}") is not None:
             return
-        mine = [
-            r
-            for r in self.revisions.by_index("namespace", ns)
-            if (controller_of(r) or {}).get("uid") == _meta(sts).get("uid")
-        ]
+        mine = owned_revisions(self.revisions, sts)
         number = max((int(r.get("revision") or 0) for r in mine), default=0) + 1
         labels = dict((_spec(sts).get("selector") or {}).get("matchLabels") or {})
         labels[REVISION_LABEL] = revision
-        obj = {
-            "apiVersion": "apps/v1",
-            "kind": "ControllerRevision",
-            "metadata": {
-                "name": revision,
-                "namespace": ns,
-                "labels": labels,
-                "ownerReferences": [owner_ref(sts)],
-            },
-            # as upstream: a strategic merge patch that replaces the template (`kubectl rollout undo`)
-            "data": {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}},
-            "revision": number,
-        }
         try:
-            self.api.create(obj)
+            self.api.create(revision_object(sts, revision, labels, template, number))
         except AlreadyExists:
             return
-        self._truncate_history(
-            sts, mine, keep={revision, str((sts.get("status") or {}).get("currentRevision"))}
-        )
-
-    def _truncate_history(self, sts: Obj, mine: list[Obj], keep: set[str]) -> None:
+        keep = {revision, str((sts.get("status") or {}).get("currentRevision"))}
         limit = int(_spec(sts).get("revisionHistoryLimit", 10) or 0)
-        old = sorted(
-            (r for r in mine if _meta(r).get("name") not in keep), key=lambda r: int(r.get("revision") or 0)
-        )
-        for r in old[: max(0, len(old) - limit)]:
-            try:
-                self.api.delete(
-                    "ControllerRevision", str(_meta(r).get("name")), str(_meta(r).get("namespace"))
-                )
-            except NotFound:
-                continue
+        prune_revisions(self.api, [r for r in mine if _meta(r).get("name") not in keep], limit)
 
     def _template_of(self, revision: str) -> Obj:
         """The pod template of an earlier revision (from its ControllerRevision)."""
         for r in self.revisions.list():
             if _meta(r).get("name") == revision:
-                found = copy.deepcopy(((r.get("data") or {}).get("spec") or {}).get("template") or {})
-                found.pop("$patch", None)
-                return dict(found)
+                return template_of(r)
         raise NotFound(f"controllerrevision {revision!r} of the current pods is gone; waiting for the cache")
 
     # -- status ------------------------------------------------------------------------------------
