@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import FakeKubelet, wait_for
+from nbk_workload_helpers import FakeKubelet, started, wait_for
 
 from nbkube.api.meta import Obj
 from nbkube.client.informer import InformerFactory
@@ -78,11 +78,8 @@ def headless(name: str = "db") -> Obj:
 @pytest.fixture
 def ctl(api: Registry, factory: InformerFactory) -> Iterator[StatefulSetController]:
     c = StatefulSetController(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    c.start()
-    yield c
-    c.stop()
+    with started(factory, c):
+        yield c
 
 
 def pods(api: Registry, app: str = "db") -> dict[str, Obj]:
