@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EndpointsController",
     "compute_subsets",
+    "pod_endpoint_fields",
     "pod_hostname",
     "resolve_target_port",
     "selected_pods",
@@ -63,10 +64,11 @@ def pod_hostname(pod: Obj, service_name: str) -> str:
     return ""
 
 
-def _address(pod: Obj, service_name: str = "") -> dict[str, Any]:
+def pod_endpoint_fields(pod: Obj, service_name: str) -> dict[str, Any]:
+    """What an Endpoints address and an EndpointSlice endpoint both say of a pod: targetRef, and
+    nodeName and hostname when it has them."""
     meta = pod.get("metadata") or {}
-    addr: dict[str, Any] = {
-        "ip": (pod.get("status") or {}).get("podIP"),
+    out: dict[str, Any] = {
         "targetRef": {
             "kind": "Pod",
             "name": meta.get("name"),
@@ -76,11 +78,15 @@ def _address(pod: Obj, service_name: str = "") -> dict[str, Any]:
     }
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
-        addr["nodeName"] = node
+        out["nodeName"] = node
     hostname = pod_hostname(pod, service_name)
     if hostname:
-        addr["hostname"] = hostname
-    return addr
+        out["hostname"] = hostname
+    return out
+
+
+def _address(pod: Obj, service_name: str = "") -> dict[str, Any]:
+    return {"ip": (pod.get("status") or {}).get("podIP"), **pod_endpoint_fields(pod, service_name)}
 
 
 def compute_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from nbkube.client.controller import Controller
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.endpoints import (
     _ip_key,
-    pod_hostname,
+    pod_endpoint_fields,
     resolve_target_port,
     selected_pods,
     watch_selected_pods,
@@ -63,24 +63,11 @@ def _slice_name(service: str, ports: Ports, part: int) -> str:
 
 
 def _endpoint(pod: Obj, service: str, ready: bool, serving: bool, terminating: bool) -> dict[str, Any]:
-    meta = pod.get("metadata") or {}
-    ep: dict[str, Any] = {
+    return {
         "addresses": [str((pod.get("status") or {}).get("podIP"))],
         "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
-        "targetRef": {
-            "kind": "Pod",
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace") or "default",
-            "uid": meta.get("uid"),
-        },
+        **pod_endpoint_fields(pod, service),
     }
-    node = (pod.get("spec") or {}).get("nodeName")
-    if node:
-        ep["nodeName"] = node
-    hostname = pod_hostname(pod, service)
-    if hostname:
-        ep["hostname"] = hostname
-    return ep
 
 
 def _ports_out(ports: Ports) -> list[dict[str, Any]]:
