@@ -165,16 +165,8 @@ def resource_replicas(
         for name in unready:
             metrics[name] = 0
     new_ratio, _u, _a = ratio_of(metrics)
-    if (
-        _within(new_ratio, tolerance)
-        or (usage_ratio < 1.0 and new_ratio > 1.0)
-        or (usage_ratio > 1.0 and new_ratio < 1.0)
-    ):
-        return ReplicaProposal(current, utilization, average)
-    proposed = math.ceil(new_ratio * len(metrics))
-    if (new_ratio < 1.0 and proposed > current) or (new_ratio > 1.0 and proposed < current):
-        return ReplicaProposal(current, utilization, average)
-    return ReplicaProposal(proposed, utilization, average)
+    replicas = _second_pass(current, usage_ratio, new_ratio, len(metrics), tolerance)
+    return ReplicaProposal(replicas, utilization, average)
 
 
 def value_replicas(
@@ -204,16 +196,24 @@ def value_replicas(
         for name in unready:
             metrics[name] = 0
     new_ratio = sum(metrics.values()) / len(metrics) / target_average
+    replicas = _second_pass(current, usage_ratio, new_ratio, len(metrics), tolerance)
+    return ReplicaProposal(replicas, None, average)
+
+
+def _second_pass(current: int, usage_ratio: float, new_ratio: float, count: int, tolerance: float) -> int:
+    """The replica count once missing and unready pods have been given assumed usage (`new_ratio`
+    over `count` pods): the current count when that lands within tolerance or turns the direction
+    of the first pass (`usage_ratio`) around, as upstream's calcPlainMetricReplicas."""
     if (
         _within(new_ratio, tolerance)
         or (usage_ratio < 1.0 and new_ratio > 1.0)
         or (usage_ratio > 1.0 and new_ratio < 1.0)
     ):
-        return ReplicaProposal(current, None, average)
-    proposed = math.ceil(new_ratio * len(metrics))
+        return current
+    proposed = math.ceil(new_ratio * count)
     if (new_ratio < 1.0 and proposed > current) or (new_ratio > 1.0 and proposed < current):
-        return ReplicaProposal(current, None, average)
-    return ReplicaProposal(proposed, None, average)
+        return current
+    return proposed
 
 
 # --- stabilization and rate limits ------------------------------------------------------------------
