@@ -56,6 +56,7 @@ from nbkube.controlplane.controllers.replication import (
     is_ready,
     owner_ref,
     owner_selector,
+    pod_from_template,
     seconds_until_available,
 )
 from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
@@ -163,21 +164,9 @@ def revision_hash(ds: Obj) -> str:
 def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
     """A new pod of `ds` for `node_name`: the template, the daemon tolerations, the revision labels,
     and a required node affinity on the node's name (the scheduler binds it there)."""
-    meta = ds.get("metadata") or {}
-    template = (ds.get("spec") or {}).get("template") or {}
-    tmeta = template.get("metadata") or {}
-    labels = dict(tmeta.get("labels") or {})
-    labels[REVISION_HASH_LABEL] = hash_
-    labels[TEMPLATE_GENERATION_LABEL] = str(meta.get("generation") or 1)
-    pod_meta: dict[str, Any] = {
-        "generateName": f"{meta.get('name')}-",
-        "namespace": meta.get("namespace") or "default",
-        "labels": labels,
-        "ownerReferences": [owner_ref(ds)],
-    }
-    if tmeta.get("annotations"):
-        pod_meta["annotations"] = dict(tmeta["annotations"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    generation = str((ds.get("metadata") or {}).get("generation") or 1)
+    pod = pod_from_template(ds, labels={REVISION_HASH_LABEL: hash_, TEMPLATE_GENERATION_LABEL: generation})
+    spec = pod["spec"]
     spec["tolerations"] = daemon_tolerations(spec)
     by_name = {
         "nodeSelectorTerms": [
@@ -186,7 +175,7 @@ def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
     }
     affinity = spec.setdefault("affinity", {})
     affinity.setdefault("nodeAffinity", {})["requiredDuringSchedulingIgnoredDuringExecution"] = by_name
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+    return pod
 
 
 def _created(pod: Obj) -> tuple[float, str]:

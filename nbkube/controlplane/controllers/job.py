@@ -50,6 +50,7 @@ from nbkube.controlplane.controllers.replication import (
     claim_pods,
     delete_pod,
     is_ready,
+    pod_from_template,
 )
 from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
 from nbkube.errors import Conflict, NbkubeError, NotFound
@@ -199,19 +200,10 @@ def job_pod(job: Obj, index: int | None = None) -> Obj:
     carries its completion index as upstream's: annotation and label
     `batch.kubernetes.io/job-completion-index`, hostname `<job>-<index>` and the environment
     variable JOB_COMPLETION_INDEX in every container."""
-    meta = job.get("metadata") or {}
-    template = (job.get("spec") or {}).get("template") or {}
-    tmeta = template.get("metadata") or {}
-    name = str(meta.get("name"))
-    pod_meta: dict[str, Any] = {
-        "generateName": f"{name}-" if index is None else f"{name}-{index}-",
-        "namespace": meta.get("namespace") or "default",
-        "labels": dict(tmeta.get("labels") or {}),
-        "ownerReferences": [job_owner_ref(job)],
-    }
-    if tmeta.get("annotations"):
-        pod_meta["annotations"] = dict(tmeta["annotations"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    name = str((job.get("metadata") or {}).get("name"))
+    generate_name = f"{name}-" if index is None else f"{name}-{index}-"
+    pod = pod_from_template(job, ref=job_owner_ref(job), generate_name=generate_name)
+    pod_meta, spec = pod["metadata"], pod["spec"]
     if index is not None:
         pod_meta.setdefault("annotations", {})[INDEX_KEY] = str(index)
         pod_meta["labels"][INDEX_KEY] = str(index)
@@ -222,7 +214,7 @@ def job_pod(job: Obj, index: int | None = None) -> Obj:
                 env = c.setdefault("env", [])
                 if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in env):
                     env.append({"name": "JOB_COMPLETION_INDEX", "valueFrom": ref})
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+    return pod
 
 
 def pod_index(pod: Obj) -> int | None:

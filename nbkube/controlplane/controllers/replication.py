@@ -169,16 +169,29 @@ def owner_ref(owner: Obj) -> dict[str, Any]:
     }
 
 
-def pod_from_template(owner: Obj) -> Obj:
-    """A new pod for `owner` (RC or ReplicaSet): its template, generateName `<owner>-`, owned by it."""
+def pod_from_template(
+    owner: Obj,
+    template: Obj | None = None,
+    *,
+    ref: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    name: str | None = None,
+    generate_name: str | None = None,
+) -> Obj:
+    """A new pod for `owner` (RC, ReplicaSet, and the other workload controllers' pods):
+    `template` (default: the owner's spec.template) with `labels` added to its labels, in the
+    owner's namespace, controlled by it (`ref`: `owner_ref(owner)` by default), named `name`, else
+    generated from `generate_name` (default `<owner>-`)."""
     meta = owner.get("metadata") or {}
-    template = (owner.get("spec") or {}).get("template") or {}
+    if template is None:
+        template = (owner.get("spec") or {}).get("template") or {}
     tmeta = template.get("metadata") or {}
+    naming = {"name": name} if name is not None else {"generateName": generate_name or f"{meta.get('name')}-"}
     pod_meta: dict[str, Any] = {
-        "generateName": f"{meta.get('name')}-",
+        **naming,
         "namespace": meta.get("namespace") or "default",
-        "labels": dict(tmeta.get("labels") or {}),
-        "ownerReferences": [owner_ref(owner)],
+        "labels": {**(tmeta.get("labels") or {}), **(labels or {})},
+        "ownerReferences": [ref if ref is not None else owner_ref(owner)],
     }
     if tmeta.get("annotations"):
         pod_meta["annotations"] = dict(tmeta["annotations"])

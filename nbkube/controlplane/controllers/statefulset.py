@@ -54,6 +54,7 @@ from nbkube.controlplane.controllers.replication import (
     is_ready,
     owner_ref,
     owner_selector,
+    pod_from_template,
     seconds_until_available,
 )
 from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
@@ -134,18 +135,9 @@ def pod_for_ordinal(sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj
     """The pod of `ordinal` made from `template` (a pod template) at `revision`."""
     meta = _meta(sts)
     name = f"{meta.get('name')}-{ordinal}"
-    tmeta = template.get("metadata") or {}
-    labels = dict(tmeta.get("labels") or {})
-    labels.update({POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal), REVISION_LABEL: revision})
-    pod_meta: dict[str, Any] = {
-        "name": name,
-        "namespace": meta.get("namespace") or "default",
-        "labels": labels,
-        "ownerReferences": [owner_ref(sts)],
-    }
-    if tmeta.get("annotations"):
-        pod_meta["annotations"] = dict(tmeta["annotations"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    labels = {POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal), REVISION_LABEL: revision}
+    pod = pod_from_template(sts, template, labels=labels, name=name)
+    spec = pod["spec"]
     spec["hostname"] = name
     service = _spec(sts).get("serviceName")
     if service:
@@ -163,7 +155,7 @@ def pod_for_ordinal(sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj
                 }
             )
         spec["volumes"] = volumes
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+    return pod
 
 
 def _claim_for(sts: Obj, template: Obj, ordinal: int) -> Obj:
