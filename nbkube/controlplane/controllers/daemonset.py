@@ -55,7 +55,7 @@ from nbkube.controlplane.controllers.replication import (
     is_available,
     is_ready,
     owner_ref,
-    owner_selector,
+    owners_selecting,
     pod_from_template,
     seconds_until_available,
 )
@@ -392,14 +392,8 @@ class DaemonSetController(Controller):
             return
         if controller_of(pod) is not None:
             return
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        for ds in self.daemonsets.by_index("namespace", ns):
-            try:
-                if owner_selector(ds).matches(labels):
-                    self.enqueue(ds)
-            except NbkubeError:
-                continue
+        for ds in owners_selecting(self.daemonsets, pod):
+            self.enqueue(ds)
 
     def _pod_deleted(self, pod: Obj) -> None:
         key = self._owner_key(pod)

@@ -49,6 +49,7 @@ __all__ = [
     "pod_from_template",
     "owner_ref",
     "claim_pods",
+    "owners_selecting",
     "candidate_pods",
     "compute_status",
     "desired_replicas",
@@ -228,6 +229,21 @@ def candidate_pods(pods: Informer, owner: Obj, namespace: str) -> list[Obj]:
     return owned + pods.by_index("orphan", namespace)
 
 
+def owners_selecting(owners: Informer, pod: Obj) -> list[Obj]:
+    """The owners (from their informer) in the pod's namespace whose selector matches its labels:
+    those that may adopt it when it is an orphan."""
+    ns = (pod.get("metadata") or {}).get("namespace") or "default"
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    out = []
+    for owner in owners.by_index("namespace", ns):
+        try:
+            if owner_selector(owner).matches(labels):
+                out.append(owner)
+        except NbkubeError:
+            continue
+    return out
+
+
 def claim_pods(owner: Obj, candidates: Iterable[Obj], selector: Selector | None = None) -> Claim:
     """Pure: which candidates the owner keeps, should adopt and should release (as upstream's
     ControllerRefManager). Inactive orphans are not adopted; a controller being deleted adopts none."""
@@ -398,14 +414,8 @@ class _ReplicaController(Controller):
 
     def _enqueue_matching(self, pod: Obj) -> None:
         """An orphan changed: every controller of this kind whose selector matches may adopt it."""
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        for owner in self.owners.by_index("namespace", ns):
-            try:
-                if owner_selector(owner).matches(labels):
-                    self.enqueue(owner)
-            except NbkubeError:
-                continue
+        for owner in owners_selecting(self.owners, pod):
+            self.enqueue(owner)
 
     def _pod_added(self, pod: Obj) -> None:
         key = self._owner_key(pod)
