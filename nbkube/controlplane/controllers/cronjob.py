@@ -32,6 +32,7 @@ from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.job import finished_condition, rv_of
+from nbkube.controlplane.controllers.replication import owner_ref
 from nbkube.controlplane.controllers.writes import controller_key, write_status
 from nbkube.errors import AlreadyExists, NotFound
 
@@ -240,16 +241,7 @@ class CronJobController(Controller):
                 "namespace": meta.get("namespace") or "default",
                 "labels": dict(tmeta.get("labels") or {}),
                 "annotations": annotations,
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "CronJob",
-                        "name": meta.get("name"),
-                        "uid": meta.get("uid"),
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
+                "ownerReferences": [{**owner_ref(cron_job), "apiVersion": "batch/v1", "kind": "CronJob"}],
             },
             "spec": copy.deepcopy(template.get("spec") or {}),
         }

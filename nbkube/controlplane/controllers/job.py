@@ -50,6 +50,7 @@ from nbkube.controlplane.controllers.replication import (
     claim_pods,
     delete_pod,
     is_ready,
+    owner_ref,
     pod_from_template,
 )
 from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
@@ -184,15 +185,7 @@ def finished_condition(job: Obj) -> dict[str, Any] | None:
 
 
 def job_owner_ref(job: Obj) -> dict[str, Any]:
-    meta = job.get("metadata") or {}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "name": meta.get("name"),
-        "uid": meta.get("uid"),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return {**owner_ref(job), "apiVersion": "batch/v1", "kind": "Job"}
 
 
 def job_pod(job: Obj, index: int | None = None) -> Obj:
