@@ -29,11 +29,10 @@ from croniter import CroniterError, croniter
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.job import finished_condition, rv_of
 from nbkube.controlplane.controllers.replication import owner_ref
-from nbkube.controlplane.controllers.writes import controller_key, write_status
+from nbkube.controlplane.controllers.writes import controller_key, event, write_status
 from nbkube.errors import AlreadyExists, NotFound
 
 if TYPE_CHECKING:
@@ -119,15 +118,7 @@ class CronJobController(Controller):
             self.queue.add(key)
 
     def _event(self, cron_job: Obj, reason: str, message: str, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            cron_job,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, cron_job, reason, message, COMPONENT, warning=warning)
 
     def reconcile(self, key: str) -> None:
         cron_job = self.cron_jobs.get(key)

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.controlplane.controllers.deployment import template_hash
 from nbkube.controlplane.controllers.history import (
@@ -59,7 +58,7 @@ from nbkube.controlplane.controllers.replication import (
     pod_from_template,
     seconds_until_available,
 )
-from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
+from nbkube.controlplane.controllers.writes import controller_key, event, set_controller_ref, write_status
 from nbkube.controlplane.scheduler.plugins.node_affinity import matches_node
 from nbkube.controlplane.scheduler.plugins.taint_toleration import tolerates
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
@@ -511,15 +510,7 @@ class DaemonSetController(Controller):
         prune_revisions(self.api, old, limit)
 
     def _event(self, ds: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            ds,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, ds, reason, message, COMPONENT, warning=warning)
 
     def _set_owner(self, pod: Obj, ds: Obj, *, adopt: bool) -> Obj | None:
         return set_controller_ref(self.api, pod, owner_ref(ds), adopt=adopt)

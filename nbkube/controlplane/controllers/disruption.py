@@ -31,9 +31,8 @@ from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
-from nbkube.controlplane.controllers.writes import write_status
+from nbkube.controlplane.controllers.writes import event, write_status
 from nbkube.errors import BadRequest, NbkubeError
 from nbkube.registry.eviction import is_healthy
 
@@ -258,12 +257,4 @@ class DisruptionController(Controller):
         return out
 
     def _event(self, pdb: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            pdb,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, pdb, reason, message, COMPONENT, warning=warning)

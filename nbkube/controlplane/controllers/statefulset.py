@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.history import (
     owned_revisions,
@@ -57,7 +56,7 @@ from nbkube.controlplane.controllers.replication import (
     pod_from_template,
     seconds_until_available,
 )
-from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
+from nbkube.controlplane.controllers.writes import controller_key, event, set_controller_ref, write_status
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -440,15 +439,7 @@ class StatefulSetController(Controller):
         self._event(sts, "SuccessfulDelete", f"delete Pod {pname} success ({why})")
 
     def _event(self, sts: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            sts,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, sts, reason, message, COMPONENT, warning=warning)
 
     def _check_service(self, sts: Obj, ns: str) -> None:
         service = _spec(sts).get("serviceName")

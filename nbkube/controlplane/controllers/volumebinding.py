@@ -31,8 +31,8 @@ from nbkube.api.printers_storage import DEFAULT_CLASS_ANNOTATION, is_default_cla
 from nbkube.api.quantity import parse_decimal
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.controlplane.controllers.writes import event
 from nbkube.controlplane.scheduler.plugins.node_affinity import term_matches
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
 
@@ -411,15 +411,7 @@ class VolumeBinder(Controller):
         self._event(claim, reason, message, warning=warning)
 
     def _event(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            obj,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, obj, reason, message, COMPONENT, warning=warning)
 
     # -- volumes ---------------------------------------------------------------------------------
 

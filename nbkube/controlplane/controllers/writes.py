@@ -3,8 +3,9 @@
 The ReplicaSet/RC, DaemonSet, StatefulSet, Job and CronJob controllers all adopt and release
 dependents with a compare-and-swap write of their controller reference, find which of their objects
 an event concerns from that reference, and write their status only when it changed, backing off on
-a conflict. The rules are upstream's ControllerRefManager and status updaters; keeping them here
-keeps the controllers from drifting apart (architecture.md, "Controllers and the scheduler").
+a conflict, and record Normal or Warning events as their component. The rules are upstream's
+ControllerRefManager and status updaters; keeping them here keeps the controllers from drifting
+apart (architecture.md, "Controllers and the scheduler").
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj, controller_of
+from nbkube.client.events import record_event
 from nbkube.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
     from nbkube.client.controller import Controller
     from nbkube.registry.registry import Registry
 
-__all__ = ["controller_key", "set_controller_ref", "write_status"]
+__all__ = ["controller_key", "event", "set_controller_ref", "write_status"]
 
 
 def controller_key(obj: Obj, kind: str) -> str | None:
@@ -64,3 +66,16 @@ def write_status(ctrl: Controller, key: str, obj: Obj, status: dict[str, Any]) -
     except Conflict:
         ctrl.queue.add_rate_limited(key)
         return None
+
+
+def event(ctrl: Controller, obj: Obj, reason: str, message: str, component: str, *, warning: bool = False) -> None:
+    """Record a Normal (or, with `warning`, a Warning) event about `obj` from `component`."""
+    record_event(
+        ctrl.api,
+        obj,
+        reason,
+        message,
+        type="Warning" if warning else "Normal",
+        component=component,
+        clock=ctrl.clock,
+    )
