@@ -94,6 +94,16 @@ def creation_order(api: Registry, reason: str = "SuccessfulCreate") -> list[str]
     return [e["message"].split()[2] for e in events]
 
 
+def deletion_order(api: Registry) -> list[str]:
+    """The pods the controller deleted, in the order of its SuccessfulDelete events."""
+    events, _ = api.list("Event", "default")
+    return [
+        e["message"].split()[2]
+        for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
+        if e.get("reason") == "SuccessfulDelete"
+    ]
+
+
 def test_ordinal_names_and_pod_identity() -> None:
     sts = sts_manifest(claims=True)
     sts["metadata"]["uid"] = "u1"
@@ -156,12 +166,7 @@ def test_scale_down_deletes_highest_ordinal_first(
     )
     api.patch("StatefulSet", "db", "default", {"spec": {"replicas": 1}})
     wait_for(lambda: set(pods(api)) == {"db-0"}, what="scale down to db-0")
-    events, _ = api.list("Event", "default")
-    deleted = [
-        e["message"].split()[2]
-        for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
-        if e.get("reason") == "SuccessfulDelete"
-    ]
+    deleted = deletion_order(api)
     assert deleted == ["db-3", "db-2", "db-1"]
 
 
@@ -204,12 +209,7 @@ def test_rolling_update_goes_in_reverse_order(
     wait_for(
         done, timeout=15, what="update done", detail=lambda: api.get("StatefulSet", "db", "default")["status"]
     )
-    events, _ = api.list("Event", "default")
-    deleted = [
-        e["message"].split()[2]
-        for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
-        if e.get("reason") == "SuccessfulDelete"
-    ]
+    deleted = deletion_order(api)
     assert deleted == ["db-2", "db-1", "db-0"]
     assert {p["spec"]["containers"][0]["image"] for p in pods(api).values()} == {"busybox:2"}
     revisions, _ = api.list("ControllerRevision", "default")
