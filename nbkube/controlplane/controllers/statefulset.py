@@ -37,6 +37,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
+from nbkube.api.meta import meta_of as _meta
+from nbkube.api.meta import spec_of as _spec
 from nbkube.client.controller import Controller
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.history import (
@@ -81,16 +83,6 @@ COMPONENT = "statefulset-controller"
 
 
 # --- pure helpers -------------------------------------------------------------------------------
-
-
-def _spec(sts: Obj) -> dict[str, Any]:
-    spec = sts.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def ordinal_of(sts_name: str, pod_name: str) -> int | None:
