@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
 from nbkube.client.controller import Controller
-from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
+from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.deployment import template_hash
 from nbkube.controlplane.controllers.history import (
     owned_revisions,
@@ -49,6 +49,7 @@ from nbkube.controlplane.controllers.history import (
 from nbkube.controlplane.controllers.replication import (
     Expectations,
     claim_pods,
+    created_at,
     delete_pod,
     is_active,
     is_available,
@@ -178,12 +179,7 @@ def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
 
 
 def _created(pod: Obj) -> tuple[float, str]:
-    meta = pod.get("metadata") or {}
-    try:
-        at = parse_rfc3339(str(meta.get("creationTimestamp"))) if meta.get("creationTimestamp") else 0.0
-    except ValueError:
-        at = 0.0
-    return at, str(meta.get("name") or "")
+    return created_at(pod), str((pod.get("metadata") or {}).get("name") or "")
 
 
 def _is_updated(pod: Obj, hash_: str, generation: str) -> bool:

@@ -49,6 +49,7 @@ __all__ = [
     "pod_from_template",
     "owner_ref",
     "claim_pods",
+    "created_at",
     "owners_selecting",
     "candidate_pods",
     "compute_status",
@@ -121,7 +122,8 @@ def seconds_until_available(pod: Obj, min_ready_seconds: int, now: float) -> flo
     return left if left > 0 else None
 
 
-def _created(pod: Obj) -> float:
+def created_at(pod: Obj) -> float:
+    """The pod's creationTimestamp in seconds (0.0 when absent or unreadable: oldest first)."""
     ts = (pod.get("metadata") or {}).get("creationTimestamp")
     try:
         return parse_rfc3339(str(ts)) if ts else 0.0
@@ -140,7 +142,7 @@ def deletion_order(pod: Obj) -> tuple[int, int, int, float, str]:
         0 if not spec.get("nodeName") else 1,
         {"Pending": 0, "Unknown": 1, "Running": 2}.get(phase, 1),
         1 if is_ready(pod) else 0,
-        -_created(pod),
+        -created_at(pod),
         str((pod.get("metadata") or {}).get("name", "")),
     )
 
