@@ -48,6 +48,7 @@ from nbkube.controlplane.controllers.history import (
 )
 from nbkube.controlplane.controllers.replication import (
     Expectations,
+    adopt_claimed,
     claim_pods,
     created_at,
     delete_pod,
@@ -57,9 +58,10 @@ from nbkube.controlplane.controllers.replication import (
     owner_ref,
     owners_selecting,
     pod_from_template,
+    release_claimed,
     seconds_until_available,
 )
-from nbkube.controlplane.controllers.writes import controller_key, event, set_controller_ref, write_status
+from nbkube.controlplane.controllers.writes import controller_key, event, write_status
 from nbkube.controlplane.scheduler.plugins.node_affinity import matches_node
 from nbkube.controlplane.scheduler.plugins.taint_toleration import tolerates
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
@@ -416,13 +418,8 @@ class DaemonSetController(Controller):
             return
         ns, _name = split_key(key)
         claim = claim_pods(ds, self.pods.by_index("namespace", ns or "default"))
-        for pod in claim.release:
-            self._set_owner(pod, ds, adopt=False)
-        owned = list(claim.owned)
-        for pod in claim.adopt:
-            adopted = self._set_owner(pod, ds, adopt=True)
-            if adopted is not None:
-                owned.append(adopted)
+        release_claimed(self.api, claim, owner_ref(ds))
+        owned = claim.owned + adopt_claimed(self.api, claim, owner_ref(ds))[0]
         deleting = bool((ds.get("metadata") or {}).get("deletionTimestamp"))
         if not deleting:
             self._sync_history(ds, owned)
@@ -507,9 +504,6 @@ class DaemonSetController(Controller):
 
     def _event(self, ds: Obj, reason: str, message: str, *, warning: bool = False) -> None:
         event(self, ds, reason, message, COMPONENT, warning=warning)
-
-    def _set_owner(self, pod: Obj, ds: Obj, *, adopt: bool) -> Obj | None:
-        return set_controller_ref(self.api, pod, owner_ref(ds), adopt=adopt)
 
     def _sync_status(self, ds: Obj, status: dict[str, Any]) -> None:
         merged = {k: v for k, v in (ds.get("status") or {}).items() if k not in _OMITTED_WHEN_ZERO}

@@ -47,13 +47,14 @@ from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.replication import (
     BURST,
     Expectations,
+    adopt_claimed,
     claim_pods,
     delete_pod,
     is_ready,
     owner_ref,
     pod_from_template,
 )
-from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
+from nbkube.controlplane.controllers.writes import controller_key, write_status
 from nbkube.errors import Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -377,12 +378,7 @@ class JobController(Controller):
         else:
             candidates = self.pods.by_index("namespace", ns)
         claim = claim_pods(job, candidates, selector_from_label_selector(selector_raw))
-        owned = list(claim.owned)
-        for pod in claim.adopt:
-            adopted = set_controller_ref(self.api, pod, job_owner_ref(job), adopt=True)
-            if adopted is not None:
-                owned.append(adopted)
-        return owned
+        return claim.owned + adopt_claimed(self.api, claim, job_owner_ref(job))[0]
 
     def reconcile(self, key: str) -> None:
         job = self.jobs.get(key)

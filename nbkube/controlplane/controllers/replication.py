@@ -49,6 +49,8 @@ __all__ = [
     "pod_from_template",
     "owner_ref",
     "claim_pods",
+    "adopt_claimed",
+    "release_claimed",
     "created_at",
     "owners_selecting",
     "candidate_pods",
@@ -270,6 +272,20 @@ def claim_pods(owner: Obj, candidates: Iterable[Obj], selector: Selector | None 
     return out
 
 
+def adopt_claimed(api: Registry, claim: Claim, ref: dict[str, Any]) -> tuple[list[Obj], bool]:
+    """Adopt the claim's orphans with the controller reference `ref` (one CAS write each):
+    the adopted pods as written, and whether every adoption succeeded (a pod that changed
+    meanwhile is left for the next pass, which its informer event brings)."""
+    adopted = [set_controller_ref(api, pod, ref, adopt=True) for pod in claim.adopt]
+    return [p for p in adopted if p is not None], all(p is not None for p in adopted)
+
+
+def release_claimed(api: Registry, claim: Claim, ref: dict[str, Any]) -> bool:
+    """Remove `ref` from the claimed pods that no longer match; whether every write succeeded."""
+    # a list, not a generator: every release is written even after one fails
+    return all([set_controller_ref(api, pod, ref, adopt=False) is not None for pod in claim.release])
+
+
 def compute_status(owner: Obj, pods: list[Obj], now: float) -> dict[str, Any]:
     """The status block an RC/ReplicaSet should show for its (active, owned) pods."""
     spec = owner.get("spec") or {}
@@ -462,19 +478,14 @@ class _ReplicaController(Controller):
         selector = owner_selector(owner)
         candidates = candidate_pods(self.pods, owner, ns or "default")
         claim = claim_pods(owner, candidates, selector)
-        requeue = False
-        for pod in claim.release:
-            requeue |= not self._set_owner(pod, owner, adopt=False)
+        requeue = not release_claimed(self.api, claim, owner_ref(owner))
         owned = [p for p in claim.owned if is_active(p)]
         if claim.adopt and not self._can_adopt(owner):
             claim.adopt = []
             requeue = True
-        for pod in claim.adopt:
-            adopted = self._set_owner(pod, owner, adopt=True)
-            if adopted is not None:
-                owned.append(adopted)
-            else:
-                requeue = True
+        adopted, all_adopted = adopt_claimed(self.api, claim, owner_ref(owner))
+        owned.extend(adopted)
+        requeue |= not all_adopted
         # a failed adoption leaves the count unknown: creating now could make one pod too many
         if (
             not requeue
@@ -497,10 +508,6 @@ class _ReplicaController(Controller):
             return False
         fmeta = fresh.get("metadata") or {}
         return fmeta.get("uid") == meta.get("uid") and not fmeta.get("deletionTimestamp")
-
-    def _set_owner(self, pod: Obj, owner: Obj, *, adopt: bool) -> Obj | None:
-        """Adopt (add our controller reference) or release (remove it) with a CAS write."""
-        return set_controller_ref(self.api, pod, owner_ref(owner), adopt=adopt)
 
     def _manage(self, key: str, owner: Obj, owned: list[Obj]) -> None:
         want = desired_replicas(owner)

@@ -48,6 +48,7 @@ from nbkube.controlplane.controllers.history import (
     template_of,
 )
 from nbkube.controlplane.controllers.replication import (
+    adopt_claimed,
     claim_pods,
     delete_pod,
     is_active,
@@ -58,7 +59,7 @@ from nbkube.controlplane.controllers.replication import (
     pod_from_template,
     seconds_until_available,
 )
-from nbkube.controlplane.controllers.writes import controller_key, event, set_controller_ref, write_status
+from nbkube.controlplane.controllers.writes import controller_key, event, write_status
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -259,11 +260,8 @@ class StatefulSetController(Controller):
             if ordinal_of(name, str(_meta(p).get("name"))) is not None
         ]
         claim = claim_pods(sts, members, owner_selector(sts))
-        owned = list(claim.owned)
-        for pod in claim.adopt:  # an orphan NAME-i (its set deleted with --cascade=orphan): ours again
-            adopted = set_controller_ref(self.api, pod, owner_ref(sts), adopt=True)
-            if adopted is not None:
-                owned.append(adopted)
+        # an orphan NAME-i (its set deleted with --cascade=orphan) is ours again
+        owned = claim.owned + adopt_claimed(self.api, claim, owner_ref(sts))[0]
         for pod in owned:
             ordinal = ordinal_of(name, str(_meta(pod).get("name")))
             if ordinal is None or (controller_of(pod) or {}).get("uid") != uid:
