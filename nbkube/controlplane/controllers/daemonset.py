@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
-from nbkube.client.controller import Controller
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.deployment import template_hash
 from nbkube.controlplane.controllers.history import (
@@ -48,6 +47,7 @@ from nbkube.controlplane.controllers.history import (
 )
 from nbkube.controlplane.controllers.replication import (
     Expectations,
+    PodOwnerController,
     adopt_claimed,
     claim_pods,
     created_at,
@@ -56,12 +56,11 @@ from nbkube.controlplane.controllers.replication import (
     is_available,
     is_ready,
     owner_ref,
-    owners_selecting,
     pod_from_template,
     release_claimed,
     seconds_until_available,
 )
-from nbkube.controlplane.controllers.writes import controller_key, event, write_status
+from nbkube.controlplane.controllers.writes import event, write_status
 from nbkube.controlplane.scheduler.plugins.node_affinity import matches_node
 from nbkube.controlplane.scheduler.plugins.taint_toleration import tolerates
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
@@ -339,22 +338,24 @@ def _update_and_dedupe(
 # --- the controller -------------------------------------------------------------------------------
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(PodOwnerController):
     """Keeps one pod of every DaemonSet on each node that should run it (see module doc)."""
 
     name = "daemonset"
+    kind = "DaemonSet"
 
     def __init__(self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1):
         super().__init__(api, factory, clock=clock, workers=workers)
         self.expectations = Expectations(clock)
         self.daemonsets: Informer = factory.informer("DaemonSet")
+        self.owners = self.daemonsets
         self.pods: Informer = factory.informer("Pod")
         self.nodes: Informer = factory.informer("Node")
         self.revisions: Informer = factory.informer("ControllerRevision")
         self.daemonsets.add_handler(
             on_add=self.enqueue,
             on_update=lambda old, new: self.enqueue(new),
-            on_delete=self._ds_deleted,
+            on_delete=self._owner_deleted,
         )
         self.pods.add_handler(
             on_add=self._pod_added,
@@ -367,36 +368,14 @@ class DaemonSetController(Controller):
             on_delete=lambda node: self._enqueue_all(),
         )
 
-    # -- handlers: bookkeeping and enqueueing only -----------------------------------------------
-
-    def _ds_deleted(self, ds: Obj) -> None:
-        self.expectations.forget(key_of(ds))
-        self.enqueue(ds)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        return controller_key(pod, "DaemonSet")
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.created(key)
-        self._pod_changed(pod)
+    # -- handlers: bookkeeping and enqueueing only (pod adds and deletes: PodOwnerController) -----
 
     def _pod_changed(self, pod: Obj) -> None:
         key = self._owner_key(pod)
         if key is not None:
             self.queue.add(key)
-            return
-        if controller_of(pod) is not None:
-            return
-        for ds in owners_selecting(self.daemonsets, pod):
-            self.enqueue(ds)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
-            self.queue.add(key)
+        elif controller_of(pod) is None:
+            self._enqueue_matching(pod)
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
         def relevant(node: Obj) -> Any:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
 
 __all__ = [
+    "PodOwnerController",
     "ReplicationManager",
     "ReplicaSetController",
     "Expectations",
@@ -399,29 +400,15 @@ class Expectations:
 # --- the controller ----------------------------------------------------------------------------
 
 
-class _ReplicaController(Controller):
-    """Shared reconcile for RC and ReplicaSet; subclasses name the kind."""
+class PodOwnerController(Controller):
+    """The pod and owner event handlers every controller that claims pods by selector shares (the
+    RS/RC and DaemonSet controllers): observed creates and deletes settle its expectations, a pod's
+    owner is enqueued, and an orphan is offered to every owner whose selector matches it. A
+    subclass names `kind` and sets `owners` (that kind's informer) and `expectations`."""
 
     kind = ""
-    component = ""
-
-    def __init__(
-        self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
-    ):
-        super().__init__(api, factory, clock=clock, workers=workers)
-        self.expectations = Expectations(clock)
-        self.owners: Informer = factory.informer(self.kind)
-        self.pods: Informer = factory.informer("Pod")
-        self.owners.add_handler(
-            on_add=self.enqueue,
-            on_update=self.enqueue_update,
-            on_delete=self._owner_deleted,
-        )
-        self.pods.add_handler(
-            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
-        )
-
-    # -- event handlers: only bookkeeping and enqueueing --------------------------------------------
+    owners: Informer
+    expectations: Expectations
 
     def _owner_deleted(self, obj: Obj) -> None:
         self.expectations.forget(key_of(obj))
@@ -443,6 +430,36 @@ class _ReplicaController(Controller):
         elif controller_of(pod) is None:
             self._enqueue_matching(pod)
 
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
+            self.queue.add(key)
+
+
+class _ReplicaController(PodOwnerController):
+    """Shared reconcile for RC and ReplicaSet; subclasses name the kind."""
+
+    component = ""
+
+    def __init__(
+        self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
+    ):
+        super().__init__(api, factory, clock=clock, workers=workers)
+        self.expectations = Expectations(clock)
+        self.owners: Informer = factory.informer(self.kind)
+        self.pods: Informer = factory.informer("Pod")
+        self.owners.add_handler(
+            on_add=self.enqueue,
+            on_update=self.enqueue_update,
+            on_delete=self._owner_deleted,
+        )
+        self.pods.add_handler(
+            on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
+        )
+
+    # -- event handlers: only bookkeeping and enqueueing (the rest in PodOwnerController) ------------
+
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         old_key, new_key = self._owner_key(old), self._owner_key(new)
         if new_key is not None:
@@ -460,12 +477,6 @@ class _ReplicaController(Controller):
             self._enqueue_matching(new)
         if labels_changed and controller_of(new) is None:
             self._enqueue_matching(old)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
-            self.queue.add(key)
 
     # -- reconcile ----------------------------------------------------------------------------------
 
