@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from nbk_clustertest import pod_ready, wait_until
+from nbk_daemonsets import DAEMONSET, WEB, WEB_PDB
 
 from nbkube.apiserver import serve
 from nbkube.client.maintenance import DrainBlocked, DrainRefused, drain
@@ -25,34 +26,7 @@ from nbk_apitest import KUBECTL, Kubectl  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-DAEMONSET = """apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: agent}
-spec:
-  selector: {matchLabels: {app: agent}}
-  template:
-    metadata: {labels: {app: agent}}
-    spec:
-      containers: [{name: agent, image: busybox, command: [sleep, "3600"]}]
-"""
-WEB = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: busybox, command: [sleep, "3600"]}]
----
-apiVersion: policy/v1
-kind: PodDisruptionBudget
-metadata: {name: web-pdb}
-spec:
-  minAvailable: 2
-  selector: {matchLabels: {app: web}}
-"""
+WEB_WITH_BUDGET = WEB + "---\n" + WEB_PDB
 
 
 def _ready_on(cluster: LocalCluster, app: str) -> dict[str, bool]:
@@ -69,7 +43,7 @@ def test_daemonset_on_process_nodes_and_drain(tmp_path: Any) -> None:
     with LocalCluster(nodes=2, runtime="process", store="sqlite", profile="fast", data_dir=str(tmp_path)) as c:
         c.apply(DAEMONSET)
         assert wait_until(lambda: _ready_everywhere(c), 60, "a Ready daemon pod on both process nodes")
-        c.apply(WEB)
+        c.apply(WEB_WITH_BUDGET)
         assert wait_until(
             lambda: (c.api.get("PodDisruptionBudget", "web-pdb", "default").get("status") or {}).get("currentHealthy")
             == 2,
@@ -100,7 +74,7 @@ def test_daemonset_and_budget_on_docker_nodes_through_kubectl(tmp_path: Any, doc
                 runtime = c.runtimes[pod["spec"]["nodeName"]]
                 code, text = runtime.exec(pod["metadata"]["uid"], "agent", ["hostname"])  # type: ignore[attr-defined]
                 assert code == 0 and text.strip() == pod["metadata"]["name"], text
-            kc.ok("apply", "-f", "-", stdin=WEB)
+            kc.ok("apply", "-f", "-", stdin=WEB_WITH_BUDGET)
             assert wait_until(
                 lambda: kc.ok("get", "pdb", "web-pdb", "-o", "jsonpath={.status.currentHealthy}") == "2",
                 120,

@@ -14,6 +14,9 @@ import copy
 from typing import Any
 
 from nbkube.api import defaults_storage, kinds
+from nbkube.api.defaulting import child_dict as _dict
+from nbkube.api.defaulting import default_rolling_strategy
+from nbkube.api.defaulting import set_default as _set
 from nbkube.api.defaults_batch import default_cron_job, default_job
 from nbkube.api.discovery import default_endpoint_slice
 from nbkube.api.hpa import default_hpa
@@ -37,14 +40,6 @@ DEFAULT_SERVICE_ACCOUNT = "default"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
-def _dict(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
-    """parent[key] when it is a mapping (created when absent), None when it has another type."""
-    value = parent.get(key)
-    if value is None:
-        value = parent[key] = {}
-    return value if isinstance(value, dict) else None
-
-
 def _existing_dict(parent: Any, key: str) -> dict[str, Any] | None:
     if not isinstance(parent, dict):
         return None
@@ -55,13 +50,6 @@ def _existing_dict(parent: Any, key: str) -> dict[str, Any] | None:
 def _dicts(parent: Any, key: str) -> list[dict[str, Any]]:
     items = parent.get(key) if isinstance(parent, dict) else None
     return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
-
-
-def _set(d: dict[str, Any], key: str, value: Any) -> None:
-    # "" counts as unset, as in Kubernetes' Go defaulting (`if spec.RestartPolicy == ""`)
-    current = d.get(key)
-    if current is None or (isinstance(current, str) and current == ""):
-        d[key] = value
 
 
 def apply_defaults(obj: Obj) -> Obj:
@@ -214,14 +202,7 @@ def _default_deployment(obj: Obj) -> None:
     _set(spec, "replicas", 1)
     _set(spec, "revisionHistoryLimit", 10)
     _set(spec, "progressDeadlineSeconds", 600)
-    strategy = _dict(spec, "strategy")
-    if strategy is not None:
-        _set(strategy, "type", "RollingUpdate")
-        if strategy.get("type") == "RollingUpdate":
-            rolling = _dict(strategy, "rollingUpdate")
-            if rolling is not None:
-                _set(rolling, "maxUnavailable", "25%")
-                _set(rolling, "maxSurge", "25%")
+    default_rolling_strategy(spec, "strategy", maxUnavailable="25%", maxSurge="25%")
     _default_template(spec)
 
 
@@ -230,14 +211,7 @@ def _default_daemon_set(obj: Obj) -> None:
     if spec is None:
         return
     _set(spec, "revisionHistoryLimit", 10)
-    strategy = _dict(spec, "updateStrategy")
-    if strategy is not None:
-        _set(strategy, "type", "RollingUpdate")
-        if strategy.get("type") == "RollingUpdate":
-            rolling = _dict(strategy, "rollingUpdate")
-            if rolling is not None:
-                _set(rolling, "maxUnavailable", 1)
-                _set(rolling, "maxSurge", 0)
+    default_rolling_strategy(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
     _default_template(spec)
 
 

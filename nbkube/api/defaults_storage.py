@@ -9,22 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbkube.api.defaulting import child_dict as _dict
+from nbkube.api.defaulting import default_rolling_strategy
+from nbkube.api.defaulting import set_default as _set
 from nbkube.api.meta import Obj
 
 __all__ = ["BY_KIND", "default_claim_spec"]
-
-
-def _dict(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
-    value = parent.get(key)
-    if value is None:
-        value = parent[key] = {}
-    return value if isinstance(value, dict) else None
-
-
-def _set(d: dict[str, Any], key: str, value: Any) -> None:
-    current = d.get(key)
-    if current is None or (isinstance(current, str) and current == ""):
-        d[key] = value
 
 
 def default_claim_spec(spec: dict[str, Any]) -> None:
@@ -41,13 +31,7 @@ def _statefulset(obj: Obj) -> None:
     _set(spec, "replicas", 1)
     _set(spec, "podManagementPolicy", "OrderedReady")
     _set(spec, "revisionHistoryLimit", 10)
-    strategy = _dict(spec, "updateStrategy")
-    if strategy is not None:
-        _set(strategy, "type", "RollingUpdate")
-        if strategy.get("type") == "RollingUpdate":
-            rolling = _dict(strategy, "rollingUpdate")
-            if rolling is not None:
-                _set(rolling, "partition", 0)
+    default_rolling_strategy(spec, "updateStrategy", partition=0)
     retention = _dict(spec, "persistentVolumeClaimRetentionPolicy")
     if retention is not None:
         _set(retention, "whenDeleted", "Retain")

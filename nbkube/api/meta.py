@@ -15,6 +15,18 @@ def metadata(obj: Obj) -> dict[str, Any]:
     return obj.setdefault("metadata", {})
 
 
+def meta_of(obj: Obj) -> dict[str, Any]:
+    """obj["metadata"] when it is a mapping, else {} (reading only: `obj` is left as it is)."""
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def spec_of(obj: Obj) -> dict[str, Any]:
+    """obj["spec"] when it is a mapping, else {} (reading only: `obj` is left as it is)."""
+    spec = obj.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
 def name(obj: Obj) -> str:
     return str(obj.get("metadata", {}).get("name", ""))
 

@@ -226,33 +226,13 @@ def _shapes(shape: Callable[..., None]) -> None:
 
 
 def _kinds(kind: Callable[..., Any]) -> None:
-    kind(
-        "StatefulSet",
-        _APPS + "StatefulSet",
-        "Pods with stable names, hostnames and storage.",
-        {
-            "spec": ("StatefulSetSpec", _SPEC),
-            "status": ("StatefulSetStatus", _STATUS),
-        },
-    )
-    kind(
-        "PersistentVolume",
-        _CORE + "PersistentVolume",
-        "A piece of storage in the cluster.",
-        {
-            "spec": ("PersistentVolumeSpec", _SPEC),
-            "status": ("PersistentVolumeStatus", _STATUS),
-        },
-    )
-    kind(
-        "PersistentVolumeClaim",
-        _CORE + "PersistentVolumeClaim",
-        "A user's request for storage.",
-        {
-            "spec": ("PersistentVolumeClaimSpec", _SPEC),
-            "status": ("PersistentVolumeClaimStatus", _STATUS),
-        },
-    )
+    # the kinds made of a spec and a status: NAME's are the shapes NAMESpec and NAMEStatus above
+    for name, model, description in (
+        ("StatefulSet", _APPS + "StatefulSet", "Pods with stable names, hostnames and storage."),
+        ("PersistentVolume", _CORE + "PersistentVolume", "A piece of storage in the cluster."),
+        ("PersistentVolumeClaim", _CORE + "PersistentVolumeClaim", "A user's request for storage."),
+    ):
+        kind(name, model, description, {"spec": (name + "Spec", _SPEC), "status": (name + "Status", _STATUS)})
     kind(
         "StorageClass",
         _STORAGE + "StorageClass",

@@ -1,8 +1,10 @@
 """Shared helpers of the API server tests (a uniquely named module: `conftest` is ambiguous across
-test dirs): one HTTP call to the test server, a bounded real-kubectl runner, a Pod manifest."""
+test dirs): one HTTP call to the test server, a bounded real-kubectl runner, a Pod manifest, and a
+served cluster with the kubeconfig and home the real kubectl is run with."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import http.client
 import json
@@ -10,12 +12,15 @@ import os
 import shutil
 import ssl
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from nbkube import examples
-from nbkube.apiserver import ApiServer
+from nbkube.apiserver import ApiServer, serve
 from nbkube.apiserver.authn import ADMIN_USER
 from nbkube.apiserver.security import ADMIN_GROUPS
+from nbkube.cluster import LocalCluster
 
 KUBECTL = shutil.which("kubectl")
 EXAMPLES = examples.folder()
@@ -114,3 +119,23 @@ def pod(name: str = "web", **labels: str) -> dict[str, Any]:
     if labels:
         obj["metadata"]["labels"] = labels
     return obj
+
+
+@contextlib.contextmanager
+def served(cluster: LocalCluster, folder: str | Path) -> Iterator[tuple[str, str]]:
+    """Serve `cluster` until the block ends; yields (kubeconfig, kubectl home), both in `folder`."""
+    srv = serve(cluster)
+    try:
+        home = os.path.join(str(folder), "home")
+        os.mkdir(home)
+        yield srv.write_kubeconfig(os.path.join(str(folder), "kubeconfig")), home
+    finally:
+        srv.stop()
+
+
+@contextlib.contextmanager
+def served_sim(folder: str | Path, nodes: int = 2) -> Iterator[tuple[str, str]]:
+    """A served LocalCluster of `nodes` sim nodes on SQLite in `folder`: (kubeconfig, kubectl home)."""
+    data_dir = os.path.join(str(folder), "cluster")
+    with LocalCluster(nodes=nodes, runtime="sim", store="sqlite", data_dir=data_dir) as c, served(c, folder) as kube:
+        yield kube

@@ -8,15 +8,13 @@ get/describe, and `delete job` cascading to its pods through the garbage collect
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_apitest import KUBECTL, Kubectl
+from nbk_apitest import KUBECTL, Kubectl, served
 from nbk_clustertest import wait_until
 
-from nbkube.apiserver import serve
 from nbkube.cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
@@ -26,14 +24,11 @@ pytestmark = pytest.mark.slow
 def kubectl(tmp_path_factory: Any) -> Iterator[Kubectl]:
     assert KUBECTL is not None, "kubectl is not installed: these tests need the real kubectl"
     folder = str(tmp_path_factory.mktemp("jobs"))
-    with LocalCluster(nodes=1, runtime="process", store="sqlite", data_dir=folder + "/c", name="jobs") as c:
-        srv = serve(c)
-        try:
-            home = os.path.join(folder, "home")
-            os.mkdir(home)
-            yield Kubectl(srv.write_kubeconfig(folder + "/kubeconfig"), home)
-        finally:
-            srv.stop()
+    with (
+        LocalCluster(nodes=1, runtime="process", store="sqlite", data_dir=folder + "/c", name="jobs") as c,
+        served(c, folder) as (kubeconfig, home),
+    ):
+        yield Kubectl(kubeconfig, home)
 
 
 def _get(kubectl: Kubectl, *what: str) -> dict[str, Any]:

@@ -13,10 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_apitest import EXAMPLES, KUBECTL, Kubectl
-
-from nbkube.apiserver import serve
-from nbkube.cluster import LocalCluster
+from nbk_apitest import EXAMPLES, KUBECTL, Kubectl, served_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")]
 
@@ -26,14 +23,8 @@ SVC = "nginx-service.yaml"
 
 @pytest.fixture
 def kc(tmp_path: Any) -> Iterator[Kubectl]:
-    with LocalCluster(nodes=2, runtime="sim", store="sqlite", data_dir=str(tmp_path / "cluster")) as cluster:
-        srv = serve(cluster)
-        try:
-            home = tmp_path / "home"
-            home.mkdir()
-            yield Kubectl(srv.write_kubeconfig(str(tmp_path / "kubeconfig")), str(home))
-        finally:
-            srv.stop()
+    with served_sim(tmp_path) as (kubeconfig, home):
+        yield Kubectl(kubeconfig, home)
 
 
 def _pods(kc: Kubectl) -> list[str]:

@@ -13,50 +13,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from nbk_apitest import KUBECTL, Kubectl
+from nbk_apitest import KUBECTL, Kubectl, served_sim
+from nbk_daemonsets import DAEMONSET, WEB
 
-from nbkube.apiserver import serve
 from nbkube.client.kubeconfig import load_kubeconfig
 from nbkube.client.rest import RestClient
-from nbkube.cluster import LocalCluster
 from nbkube.errors import TooManyRequests
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")]
 
-DAEMONSET = """apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: agent}
-spec:
-  selector: {matchLabels: {app: agent}}
-  template:
-    metadata: {labels: {app: agent}}
-    spec:
-      containers: [{name: agent, image: busybox, command: [sleep, "3600"]}]
-"""
-DEPLOYMENT = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: busybox, command: [sleep, "3600"]}]
-"""
-
-
 @pytest.fixture
 def served(tmp_path: Any) -> Iterator[tuple[Kubectl, str]]:
-    with LocalCluster(nodes=2, runtime="sim", store="sqlite", data_dir=str(tmp_path / "cluster")) as cluster:
-        srv = serve(cluster)
-        try:
-            home = tmp_path / "home"
-            home.mkdir()
-            kubeconfig = srv.write_kubeconfig(str(tmp_path / "kubeconfig"))
-            yield Kubectl(kubeconfig, str(home)), kubeconfig
-        finally:
-            srv.stop()
+    with served_sim(tmp_path) as (kubeconfig, home):
+        yield Kubectl(kubeconfig, home), kubeconfig
 
 
 def _until(cond: Callable[[], Any], what: str) -> Any:
@@ -80,7 +49,7 @@ def test_daemonset_ready_on_both_nodes_and_drain_blocked_by_a_budget(served: tup
     nodes = kc.ok("get", "pods", "-l", "app=agent", "-o", "jsonpath={.items[*].spec.nodeName}").split()
     assert sorted(nodes) == ["node-1", "node-2"]
 
-    kc.ok("apply", "-f", "-", stdin=DEPLOYMENT)
+    kc.ok("apply", "-f", "-", stdin=WEB)
     assert "poddisruptionbudget.policy/web-pdb created" in kc.ok(
         "create", "pdb", "web-pdb", "--selector=app=web", "--min-available=2"
     )

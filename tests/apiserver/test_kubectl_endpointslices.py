@@ -8,24 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_apitest import KUBECTL, Kubectl
-
-from nbkube.apiserver import serve
-from nbkube.cluster import LocalCluster
+from nbk_apitest import KUBECTL, Kubectl, served_sim
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")]
 
 
 @pytest.fixture
 def kc(tmp_path: Any) -> Iterator[Kubectl]:
-    with LocalCluster(nodes=2, runtime="sim", store="sqlite", data_dir=str(tmp_path / "cluster")) as cluster:
-        srv = serve(cluster)
-        try:
-            home = tmp_path / "home"
-            home.mkdir()
-            yield Kubectl(srv.write_kubeconfig(str(tmp_path / "kubeconfig")), str(home))
-        finally:
-            srv.stop()
+    with served_sim(tmp_path) as (kubeconfig, home):
+        yield Kubectl(kubeconfig, home)
 
 
 def test_get_endpointslices(kc: Kubectl) -> None:

@@ -16,11 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_apitest import Kubectl
+from nbk_apitest import Kubectl, served_sim
 
-from nbkube.apiserver import ApiServer, protobuf, serve
+from nbkube.apiserver import ApiServer, protobuf
 from nbkube.apiserver.protobuf_schema import KINDS
-from nbkube.cluster import LocalCluster
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 SDK = "/usr/lib/google-cloud-sdk/bin"
@@ -57,14 +56,8 @@ class _Kubectl(Kubectl):
 
 @pytest.fixture(params=VERSIONS)
 def kc(request: Any, tmp_path: Any) -> Iterator[_Kubectl]:
-    with LocalCluster(nodes=2, runtime="sim", store="sqlite", data_dir=str(tmp_path / "cluster")) as cluster:
-        srv = serve(cluster)
-        try:
-            home = tmp_path / "home"
-            home.mkdir()
-            yield _Kubectl(request.param, srv.write_kubeconfig(str(tmp_path / "kubeconfig")), str(home))
-        finally:
-            srv.stop()
+    with served_sim(tmp_path) as (kubeconfig, home):
+        yield _Kubectl(request.param, kubeconfig, home)
 
 
 def _wait(kc: _Kubectl, args: tuple[str, ...], want: Any, tries: int = 60) -> str:

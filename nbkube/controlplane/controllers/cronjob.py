@@ -29,10 +29,11 @@ from croniter import CroniterError, croniter
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.job import finished_condition, rv_of
-from nbkube.errors import AlreadyExists, Conflict, NotFound
+from nbkube.controlplane.controllers.replication import owner_ref
+from nbkube.controlplane.controllers.writes import controller_key, event, write_status
+from nbkube.errors import AlreadyExists, NotFound
 
 if TYPE_CHECKING:
     from nbkube.client.informer import Informer, InformerFactory
@@ -112,20 +113,12 @@ class CronJobController(Controller):
         )
 
     def _job_changed(self, job: Obj) -> None:
-        ref = controller_of(job)
-        if ref is not None and ref.get("kind") == "CronJob":
-            self.queue.add(f"{(job.get('metadata') or {}).get('namespace') or 'default'}/{ref.get('name')}")
+        key = controller_key(job, "CronJob")
+        if key is not None:
+            self.queue.add(key)
 
     def _event(self, cron_job: Obj, reason: str, message: str, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            cron_job,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, cron_job, reason, message, COMPONENT, warning=warning)
 
     def reconcile(self, key: str) -> None:
         cron_job = self.cron_jobs.get(key)
@@ -173,16 +166,8 @@ class CronJobController(Controller):
             status["active"] = [_job_ref(j) for j in sorted(active, key=_started)]
         else:
             status.pop("active", None)
-        if status != (cron_job.get("status") or {}):
-            new = copy.deepcopy(cron_job)
-            new["status"] = status
-            try:
-                written = self.api.update_status(new)
-            except NotFound:
-                return
-            except Conflict:
-                self.queue.add_rate_limited(key)
-                return
+        written = write_status(self, key, cron_job, status)
+        if written is not None:
             self._written[key] = rv_of(written)
 
     def _run_due(
@@ -247,16 +232,7 @@ class CronJobController(Controller):
                 "namespace": meta.get("namespace") or "default",
                 "labels": dict(tmeta.get("labels") or {}),
                 "annotations": annotations,
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "CronJob",
-                        "name": meta.get("name"),
-                        "uid": meta.get("uid"),
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
+                "ownerReferences": [{**owner_ref(cron_job), "apiVersion": "batch/v1", "kind": "CronJob"}],
             },
             "spec": copy.deepcopy(template.get("spec") or {}),
         }

@@ -37,21 +37,30 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
-from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
-from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
+from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.deployment import template_hash
+from nbkube.controlplane.controllers.history import (
+    owned_revisions,
+    prune_revisions,
+    restore_patch,
+    revision_object,
+)
 from nbkube.controlplane.controllers.replication import (
     Expectations,
+    PodOwnerController,
+    adopt_claimed,
     claim_pods,
+    created_at,
     delete_pod,
     is_active,
     is_available,
     is_ready,
     owner_ref,
-    owner_selector,
+    pod_from_template,
+    release_claimed,
     seconds_until_available,
 )
+from nbkube.controlplane.controllers.writes import event, write_status
 from nbkube.controlplane.scheduler.plugins.node_affinity import matches_node
 from nbkube.controlplane.scheduler.plugins.taint_toleration import tolerates
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
@@ -156,21 +165,9 @@ def revision_hash(ds: Obj) -> str:
 def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
     """A new pod of `ds` for `node_name`: the template, the daemon tolerations, the revision labels,
     and a required node affinity on the node's name (the scheduler binds it there)."""
-    meta = ds.get("metadata") or {}
-    template = (ds.get("spec") or {}).get("template") or {}
-    tmeta = template.get("metadata") or {}
-    labels = dict(tmeta.get("labels") or {})
-    labels[REVISION_HASH_LABEL] = hash_
-    labels[TEMPLATE_GENERATION_LABEL] = str(meta.get("generation") or 1)
-    pod_meta: dict[str, Any] = {
-        "generateName": f"{meta.get('name')}-",
-        "namespace": meta.get("namespace") or "default",
-        "labels": labels,
-        "ownerReferences": [owner_ref(ds)],
-    }
-    if tmeta.get("annotations"):
-        pod_meta["annotations"] = dict(tmeta["annotations"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    generation = str((ds.get("metadata") or {}).get("generation") or 1)
+    pod = pod_from_template(ds, labels={REVISION_HASH_LABEL: hash_, TEMPLATE_GENERATION_LABEL: generation})
+    spec = pod["spec"]
     spec["tolerations"] = daemon_tolerations(spec)
     by_name = {
         "nodeSelectorTerms": [
@@ -179,23 +176,11 @@ def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
     }
     affinity = spec.setdefault("affinity", {})
     affinity.setdefault("nodeAffinity", {})["requiredDuringSchedulingIgnoredDuringExecution"] = by_name
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
-
-
-def history_data(ds: Obj) -> dict[str, Any]:
-    """What a ControllerRevision of `ds` holds: the strategic merge patch restoring its template."""
-    template = copy.deepcopy((ds.get("spec") or {}).get("template") or {})
-    template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    return pod
 
 
 def _created(pod: Obj) -> tuple[float, str]:
-    meta = pod.get("metadata") or {}
-    try:
-        at = parse_rfc3339(str(meta.get("creationTimestamp"))) if meta.get("creationTimestamp") else 0.0
-    except ValueError:
-        at = 0.0
-    return at, str(meta.get("name") or "")
+    return created_at(pod), str((pod.get("metadata") or {}).get("name") or "")
 
 
 def _is_updated(pod: Obj, hash_: str, generation: str) -> bool:
@@ -353,22 +338,24 @@ def _update_and_dedupe(
 # --- the controller -------------------------------------------------------------------------------
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(PodOwnerController):
     """Keeps one pod of every DaemonSet on each node that should run it (see module doc)."""
 
     name = "daemonset"
+    kind = "DaemonSet"
 
     def __init__(self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1):
         super().__init__(api, factory, clock=clock, workers=workers)
         self.expectations = Expectations(clock)
         self.daemonsets: Informer = factory.informer("DaemonSet")
+        self.owners = self.daemonsets
         self.pods: Informer = factory.informer("Pod")
         self.nodes: Informer = factory.informer("Node")
         self.revisions: Informer = factory.informer("ControllerRevision")
         self.daemonsets.add_handler(
             on_add=self.enqueue,
             on_update=lambda old, new: self.enqueue(new),
-            on_delete=self._ds_deleted,
+            on_delete=self._owner_deleted,
         )
         self.pods.add_handler(
             on_add=self._pod_added,
@@ -381,45 +368,14 @@ class DaemonSetController(Controller):
             on_delete=lambda node: self._enqueue_all(),
         )
 
-    # -- handlers: bookkeeping and enqueueing only -----------------------------------------------
-
-    def _ds_deleted(self, ds: Obj) -> None:
-        self.expectations.forget(key_of(ds))
-        self.enqueue(ds)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{(pod.get('metadata') or {}).get('namespace') or 'default'}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.created(key)
-        self._pod_changed(pod)
+    # -- handlers: bookkeeping and enqueueing only (pod adds and deletes: PodOwnerController) -----
 
     def _pod_changed(self, pod: Obj) -> None:
         key = self._owner_key(pod)
         if key is not None:
             self.queue.add(key)
-            return
-        if controller_of(pod) is not None:
-            return
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        for ds in self.daemonsets.by_index("namespace", ns):
-            try:
-                if owner_selector(ds).matches(labels):
-                    self.enqueue(ds)
-            except NbkubeError:
-                continue
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
-            self.queue.add(key)
+        elif controller_of(pod) is None:
+            self._enqueue_matching(pod)
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
         def relevant(node: Obj) -> Any:
@@ -441,13 +397,8 @@ class DaemonSetController(Controller):
             return
         ns, _name = split_key(key)
         claim = claim_pods(ds, self.pods.by_index("namespace", ns or "default"))
-        for pod in claim.release:
-            self._set_owner(pod, ds, adopt=False)
-        owned = list(claim.owned)
-        for pod in claim.adopt:
-            adopted = self._set_owner(pod, ds, adopt=True)
-            if adopted is not None:
-                owned.append(adopted)
+        release_claimed(self.api, claim, owner_ref(ds))
+        owned = claim.owned + adopt_claimed(self.api, claim, owner_ref(ds))[0]
         deleting = bool((ds.get("metadata") or {}).get("deletionTimestamp"))
         if not deleting:
             self._sync_history(ds, owned)
@@ -494,28 +445,16 @@ class DaemonSetController(Controller):
         """The current template's ControllerRevision exists with the highest revision number; old
         ones beyond revisionHistoryLimit that no live pod runs are deleted (see module doc)."""
         meta = ds.get("metadata") or {}
-        uid = meta.get("uid")
-        ns = str(meta.get("namespace") or "default")
         hash_ = revision_hash(ds)
-        data = history_data(ds)
-        mine = [r for r in self.revisions.by_index("namespace", ns) if (controller_of(r) or {}).get("uid") == uid]
+        template = (ds.get("spec") or {}).get("template") or {}
+        data = restore_patch(template)
+        mine = owned_revisions(self.revisions, ds)
         top = max((int(r.get("revision") or 0) for r in mine), default=0)
         current = next((r for r in mine if r.get("data") == data), None)
         if current is None:
-            labels = dict(((ds.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {})
+            labels = dict((template.get("metadata") or {}).get("labels") or {})
             labels[REVISION_HASH_LABEL] = hash_
-            revision: Obj = {
-                "apiVersion": "apps/v1",
-                "kind": "ControllerRevision",
-                "metadata": {
-                    "name": f"{meta.get('name')}-{hash_}",
-                    "namespace": ns,
-                    "labels": labels,
-                    "ownerReferences": [owner_ref(ds)],
-                },
-                "data": data,
-                "revision": top + 1,
-            }
+            revision = revision_object(ds, f"{meta.get('name')}-{hash_}", labels, template, top + 1)
             if meta.get("annotations"):
                 revision["metadata"]["annotations"] = dict(meta["annotations"])
             try:
@@ -534,58 +473,18 @@ class DaemonSetController(Controller):
         limit = limit if isinstance(limit, int) and limit >= 0 else 10
         running = {((p.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) for p in pods}
         current_name = (current.get("metadata") or {}).get("name")
-        old = sorted(
-            (
-                r
-                for r in mine
-                if r["metadata"]["name"] != current_name
-                and ((r.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) not in running
-            ),
-            key=lambda r: int(r.get("revision") or 0),
-        )
-        for r in old[: max(0, len(old) - limit)]:
-            try:
-                self.api.delete("ControllerRevision", r["metadata"]["name"], ns)
-            except NotFound:
-                continue
+        old = [
+            r
+            for r in mine
+            if r["metadata"]["name"] != current_name
+            and ((r.get("metadata") or {}).get("labels") or {}).get(REVISION_HASH_LABEL) not in running
+        ]
+        prune_revisions(self.api, old, limit)
 
     def _event(self, ds: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            ds,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
-
-    def _set_owner(self, pod: Obj, ds: Obj, *, adopt: bool) -> Obj | None:
-        new = copy.deepcopy(pod)
-        meta = new["metadata"]
-        uid = (ds.get("metadata") or {}).get("uid")
-        refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
-        if adopt:
-            refs.append(owner_ref(ds))
-        if refs:
-            meta["ownerReferences"] = refs
-        else:
-            meta.pop("ownerReferences", None)
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None  # changed meanwhile: the pod informer brings the news and a new pass
+        event(self, ds, reason, message, COMPONENT, warning=warning)
 
     def _sync_status(self, ds: Obj, status: dict[str, Any]) -> None:
         merged = {k: v for k, v in (ds.get("status") or {}).items() if k not in _OMITTED_WHEN_ZERO}
         merged.update(status)
-        if merged == (ds.get("status") or {}):
-            return
-        new = copy.deepcopy(ds)
-        new["status"] = merged
-        try:
-            self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key_of(ds))
+        write_status(self, key_of(ds), ds, merged)

@@ -23,7 +23,6 @@ selector matches and writes
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,9 +31,9 @@ from nbkube.api.intstr import resolve_int_or_percent
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
-from nbkube.errors import BadRequest, Conflict, NbkubeError, NotFound
+from nbkube.controlplane.controllers.writes import event, write_status
+from nbkube.errors import BadRequest, NbkubeError
 from nbkube.registry.eviction import is_healthy
 
 if TYPE_CHECKING:
@@ -235,14 +234,7 @@ class DisruptionController(Controller):
             return
         for reason, message, warning in events:
             self._event(pdb, reason, message, warning=warning)
-        new = copy.deepcopy(pdb)
-        new["status"] = status
-        try:
-            self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key_of(pdb))  # an eviction spent the budget meanwhile
+        write_status(self, key_of(pdb), pdb, status)  # a conflict: an eviction spent the budget meanwhile
 
     @staticmethod
     def _condition(conditions: list[Any], cond: tuple[str, str, str], generation: int, now: float) -> list[Any]:
@@ -265,12 +257,4 @@ class DisruptionController(Controller):
         return out
 
     def _event(self, pdb: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            pdb,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, pdb, reason, message, COMPONENT, warning=warning)

@@ -26,7 +26,16 @@ if TYPE_CHECKING:
     from nbkube.client.informer import Informer, InformerFactory
     from nbkube.registry.registry import Registry
 
-__all__ = ["EndpointsController", "compute_subsets", "pod_hostname", "resolve_target_port"]
+__all__ = [
+    "EndpointsController",
+    "compute_subsets",
+    "pod_endpoint_fields",
+    "pod_hostname",
+    "resolve_target_port",
+    "selected_pods",
+    "services_selecting",
+    "watch_selected_pods",
+]
 
 
 def resolve_target_port(pod: Obj, svc_port: dict[str, Any]) -> int | None:
@@ -55,10 +64,11 @@ def pod_hostname(pod: Obj, service_name: str) -> str:
     return ""
 
 
-def _address(pod: Obj, service_name: str = "") -> dict[str, Any]:
+def pod_endpoint_fields(pod: Obj, service_name: str) -> dict[str, Any]:
+    """What an Endpoints address and an EndpointSlice endpoint both say of a pod: targetRef, and
+    nodeName and hostname when it has them."""
     meta = pod.get("metadata") or {}
-    addr: dict[str, Any] = {
-        "ip": (pod.get("status") or {}).get("podIP"),
+    out: dict[str, Any] = {
         "targetRef": {
             "kind": "Pod",
             "name": meta.get("name"),
@@ -68,11 +78,15 @@ def _address(pod: Obj, service_name: str = "") -> dict[str, Any]:
     }
     node = (pod.get("spec") or {}).get("nodeName")
     if node:
-        addr["nodeName"] = node
+        out["nodeName"] = node
     hostname = pod_hostname(pod, service_name)
     if hostname:
-        addr["hostname"] = hostname
-    return addr
+        out["hostname"] = hostname
+    return out
+
+
+def _address(pod: Obj, service_name: str = "") -> dict[str, Any]:
+    return {"ip": (pod.get("status") or {}).get("podIP"), **pod_endpoint_fields(pod, service_name)}
 
 
 def compute_subsets(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
@@ -121,6 +135,46 @@ def _ip_key(ip: str) -> tuple[int, ...] | tuple[str]:
         return (ip,)
 
 
+def services_selecting(services: Informer, pod: Obj) -> list[Obj]:
+    """The Services of the pod's namespace whose selector matches its labels."""
+    ns = (pod.get("metadata") or {}).get("namespace") or "default"
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    out = []
+    for svc in services.by_index("namespace", ns):
+        selector = (svc.get("spec") or {}).get("selector")
+        if not selector:
+            continue
+        try:
+            if selector_from_map(selector).matches(labels):
+                out.append(svc)
+        except NbkubeError:
+            continue
+    return out
+
+
+def selected_pods(pods: Informer, selector: dict[str, Any], ns: str) -> list[Obj]:
+    """The pods of namespace `ns` a Service's (map) `selector` matches."""
+    sel = selector_from_map(selector)
+    return [p for p in pods.by_index("namespace", ns) if sel.matches((p.get("metadata") or {}).get("labels") or {})]
+
+
+def watch_selected_pods(ctrl: Controller, services: Informer, pods: Informer) -> None:
+    """Enqueue, on every pod event, the Services whose selector matches the pod (on a label change,
+    those that matched its old labels too): what the Endpoints and EndpointSlice controllers
+    recompute from."""
+
+    def changed(pod: Obj) -> None:
+        for svc in services_selecting(services, pod):
+            ctrl.enqueue(svc)
+
+    def updated(old: Obj, new: Obj) -> None:
+        changed(new)
+        if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+            changed(old)
+
+    pods.add_handler(on_add=changed, on_update=updated, on_delete=changed)
+
+
 class EndpointsController(Controller):
     name = "endpoints"
 
@@ -134,29 +188,9 @@ class EndpointsController(Controller):
         self.services.add_handler(
             on_add=self.enqueue, on_update=lambda old, new: self.enqueue(new), on_delete=self.enqueue
         )
-        self.pods.add_handler(
-            on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_changed
-        )
+        watch_selected_pods(self, self.services, self.pods)
         # a hand-edited or deleted Endpoints object is put back
         self.endpoints.add_handler(on_update=lambda old, new: self.enqueue(new), on_delete=self.enqueue)
-
-    def _pod_changed(self, pod: Obj) -> None:
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        for svc in self.services.by_index("namespace", ns):
-            selector = (svc.get("spec") or {}).get("selector")
-            if not selector:
-                continue
-            try:
-                if selector_from_map(selector).matches(labels):
-                    self.enqueue(svc)
-            except NbkubeError:
-                continue
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        self._pod_changed(new)
-        if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
-            self._pod_changed(old)
 
     def reconcile(self, key: str) -> None:
         ns, name = split_key(key)
@@ -170,13 +204,7 @@ class EndpointsController(Controller):
         selector = (svc.get("spec") or {}).get("selector")
         if not selector:
             return
-        sel = selector_from_map(selector)
-        pods = [
-            p
-            for p in self.pods.by_index("namespace", ns or "default")
-            if sel.matches((p.get("metadata") or {}).get("labels") or {})
-        ]
-        subsets = compute_subsets(svc, pods)
+        subsets = compute_subsets(svc, selected_pods(self.pods, selector, ns or "default"))
         labels = dict((svc.get("metadata") or {}).get("labels") or {})
         if current is None:
             ep: Obj = {

@@ -26,12 +26,17 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.api.discovery import LABEL_MANAGED_BY, LABEL_SERVICE_NAME, MAX_ENDPOINTS
 from nbkube.api.meta import Obj, key_of, split_key
-from nbkube.api.selectors import selector_from_map
 from nbkube.client.controller import Controller
 from nbkube.clock import REAL_CLOCK, Clock
-from nbkube.controlplane.controllers.endpoints import _ip_key, pod_hostname, resolve_target_port
+from nbkube.controlplane.controllers.endpoints import (
+    _ip_key,
+    pod_endpoint_fields,
+    resolve_target_port,
+    selected_pods,
+    watch_selected_pods,
+)
 from nbkube.controlplane.controllers.replication import is_ready
-from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
+from nbkube.errors import AlreadyExists, Conflict, NotFound
 
 if TYPE_CHECKING:
     from nbkube.client.informer import Informer, InformerFactory
@@ -58,24 +63,11 @@ def _slice_name(service: str, ports: Ports, part: int) -> str:
 
 
 def _endpoint(pod: Obj, service: str, ready: bool, serving: bool, terminating: bool) -> dict[str, Any]:
-    meta = pod.get("metadata") or {}
-    ep: dict[str, Any] = {
+    return {
         "addresses": [str((pod.get("status") or {}).get("podIP"))],
         "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
-        "targetRef": {
-            "kind": "Pod",
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace") or "default",
-            "uid": meta.get("uid"),
-        },
+        **pod_endpoint_fields(pod, service),
     }
-    node = (pod.get("spec") or {}).get("nodeName")
-    if node:
-        ep["nodeName"] = node
-    hostname = pod_hostname(pod, service)
-    if hostname:
-        ep["hostname"] = hostname
-    return ep
 
 
 def _ports_out(ports: Ports) -> list[dict[str, Any]]:
@@ -257,37 +249,13 @@ class EndpointSliceController(_SliceWriter):
     ):
         super().__init__(api, factory, clock=clock, workers=workers)
         self.pods: Informer = factory.informer("Pod")
-        self.pods.add_handler(
-            on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_changed
-        )
-
-    def _pod_changed(self, pod: Obj) -> None:
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        for svc in self.services.by_index("namespace", ns):
-            selector = (svc.get("spec") or {}).get("selector")
-            if not selector:
-                continue
-            try:
-                if selector_from_map(selector).matches(labels):
-                    self.enqueue(svc)
-            except NbkubeError:
-                continue
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        self._pod_changed(new)
-        if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
-            self._pod_changed(old)
+        watch_selected_pods(self, self.services, self.pods)
 
     def desired(self, svc: Obj, ns: str) -> list[Obj] | None:
         selector = (svc.get("spec") or {}).get("selector")
         if not selector or (svc.get("spec") or {}).get("type") == "ExternalName":
             return None
-        sel = selector_from_map(selector)
-        pods = [
-            p for p in self.pods.by_index("namespace", ns) if sel.matches((p.get("metadata") or {}).get("labels") or {})
-        ]
-        return compute_slices(svc, pods)
+        return compute_slices(svc, selected_pods(self.pods, selector, ns))
 
 
 class EndpointSliceMirroringController(_SliceWriter):

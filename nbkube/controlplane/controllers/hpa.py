@@ -27,7 +27,6 @@ from nbkube.api.quantity import QuantityError, parse_cpu, parse_memory
 from nbkube.api.selectors import Selector, selector_from_label_selector, selector_from_map
 from nbkube.client import metrics as metrics_client
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.hpa_algorithm import (
     DEFAULT_DOWNSCALE_WINDOW,
@@ -40,6 +39,7 @@ from nbkube.controlplane.controllers.hpa_algorithm import (
     resource_replicas,
     value_replicas,
 )
+from nbkube.controlplane.controllers.writes import event
 from nbkube.controlplane.profiles import Profile
 from nbkube.errors import Conflict, NbkubeError, NotFound
 
@@ -161,9 +161,7 @@ class HorizontalPodAutoscalerController(Controller):
         if warning and self._reported.get((key_of(hpa), reason)) == message:
             return  # the same failure as at the last sync: one event, not one per sync period
         self._reported[(key_of(hpa), reason)] = message
-        record_event(
-            self.api, hpa, reason, message, type="Warning" if warning else "Normal", component=COMPONENT, clock=self.clock
-        )
+        event(self, hpa, reason, message, COMPONENT, warning=warning)
 
     def _reconcile(self, key: str, hpa: Obj) -> None:
         now = self.clock.now()

@@ -165,16 +165,8 @@ def resource_replicas(
         for name in unready:
             metrics[name] = 0
     new_ratio, _u, _a = ratio_of(metrics)
-    if (
-        _within(new_ratio, tolerance)
-        or (usage_ratio < 1.0 and new_ratio > 1.0)
-        or (usage_ratio > 1.0 and new_ratio < 1.0)
-    ):
-        return ReplicaProposal(current, utilization, average)
-    proposed = math.ceil(new_ratio * len(metrics))
-    if (new_ratio < 1.0 and proposed > current) or (new_ratio > 1.0 and proposed < current):
-        return ReplicaProposal(current, utilization, average)
-    return ReplicaProposal(proposed, utilization, average)
+    replicas = _second_pass(current, usage_ratio, new_ratio, len(metrics), tolerance)
+    return ReplicaProposal(replicas, utilization, average)
 
 
 def value_replicas(
@@ -204,16 +196,24 @@ def value_replicas(
         for name in unready:
             metrics[name] = 0
     new_ratio = sum(metrics.values()) / len(metrics) / target_average
+    replicas = _second_pass(current, usage_ratio, new_ratio, len(metrics), tolerance)
+    return ReplicaProposal(replicas, None, average)
+
+
+def _second_pass(current: int, usage_ratio: float, new_ratio: float, count: int, tolerance: float) -> int:
+    """The replica count once missing and unready pods have been given assumed usage (`new_ratio`
+    over `count` pods): the current count when that lands within tolerance or turns the direction
+    of the first pass (`usage_ratio`) around, as upstream's calcPlainMetricReplicas."""
     if (
         _within(new_ratio, tolerance)
         or (usage_ratio < 1.0 and new_ratio > 1.0)
         or (usage_ratio > 1.0 and new_ratio < 1.0)
     ):
-        return ReplicaProposal(current, None, average)
-    proposed = math.ceil(new_ratio * len(metrics))
+        return current
+    proposed = math.ceil(new_ratio * count)
     if (new_ratio < 1.0 and proposed > current) or (new_ratio > 1.0 and proposed < current):
-        return ReplicaProposal(current, None, average)
-    return ReplicaProposal(proposed, None, average)
+        return current
+    return proposed
 
 
 # --- stabilization and rate limits ------------------------------------------------------------------
@@ -272,6 +272,19 @@ class Limited:
 
 _WITHIN = ("DesiredWithinRange", "the desired count is within the acceptable range")
 _READY = ("ReadyForNewScale", "recommended size matches current size")
+_SCALE_UP_LIMIT = ("ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
+_SCALE_DOWN_LIMIT = ("ScaleDownLimit", "the desired replica count is decreasing faster than the maximum scale rate")
+_TOO_MANY = ("TooManyReplicas", "the desired replica count is more than the maximum replica count")
+_TOO_FEW = ("TooFewReplicas", "the desired replica count is less than the minimum replica count")
+_SCALE_DOWN_STABILIZED = ("ScaleDownStabilized", "recent recommendations were higher than current one, "
+                          "applying the highest recent recommendation")
+
+
+def _upper_bound(rate_limit: int, max_replicas: int) -> tuple[int, tuple[str, str]]:
+    """The lower of the rate limit and maxReplicas, with the ScalingLimited reason if it binds."""
+    if max_replicas > rate_limit:
+        return rate_limit, _SCALE_UP_LIMIT
+    return max_replicas, _TOO_MANY
 
 
 def limit_without_behavior(
@@ -289,20 +302,11 @@ def limit_without_behavior(
         if t > now - downscale_window and rec > stabilized:
             stabilized = rec
     history.record(now, proposed, downscale_window)
-    if stabilized != proposed:
-        able = ("ScaleDownStabilized", "recent recommendations were higher than current one, "
-                "applying the highest recent recommendation")
-    else:
-        able = _READY
+    able = _SCALE_DOWN_STABILIZED if stabilized != proposed else _READY
     scale_up_limit = max(int(SCALE_UP_LIMIT_FACTOR * current), SCALE_UP_LIMIT_MINIMUM)
-    if max_replicas > scale_up_limit:
-        maximum, reason = scale_up_limit, (
-            "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
-    else:
-        maximum, reason = max_replicas, (
-            "TooManyReplicas", "the desired replica count is more than the maximum replica count")
+    maximum, reason = _upper_bound(scale_up_limit, max_replicas)
     if stabilized < min_replicas:
-        out, why = min_replicas, ("TooFewReplicas", "the desired replica count is less than the minimum replica count")
+        out, why = min_replicas, _TOO_FEW
     elif stabilized > maximum:
         out, why = maximum, reason
     else:
@@ -314,11 +318,15 @@ def _change_in_period(events: list[_Event], period: float, now: float) -> int:
     return sum(e.change for e in events if e.at > now - period)
 
 
-def _scale_up_limit(current: int, history: History, rules: dict[str, Any], now: float) -> int:
+def _rate_limit(current: int, history: History, rules: dict[str, Any], now: float, *, up: bool) -> int:
+    """The count the scaleUp (`up`) or scaleDown rules' policies allow from `current`, given the
+    changes already made within each policy's period (upstream's calculateScaleUpLimitWithScalingRules
+    and calculateScaleDownLimitWithBehaviors)."""
     select = rules.get("selectPolicy") or "Max"
     if select == "Disabled":
         return current
-    pick = min if select == "Min" else max
+    # Max picks the policy allowing the biggest change: the highest count up, the lowest down
+    pick = (min if select == "Min" else max) if up else (max if select == "Min" else min)
     result: int | None = None
     for policy in rules.get("policies") or []:
         period = float(policy.get("periodSeconds") or 0)
@@ -328,27 +336,11 @@ def _scale_up_limit(current: int, history: History, rules: dict[str, Any], now: 
             + _change_in_period(history.scale_down, period, now)
         )
         value = int(policy.get("value") or 0)
-        proposed = start + value if policy.get("type") == "Pods" else math.ceil(start * (1 + value / 100))
-        result = proposed if result is None else pick(result, proposed)
-    return current if result is None else result
-
-
-def _scale_down_limit(current: int, history: History, rules: dict[str, Any], now: float) -> int:
-    select = rules.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    # the policy allowing the biggest change gives the lowest count: Max picks the minimum count
-    pick = max if select == "Min" else min
-    result: int | None = None
-    for policy in rules.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 0)
-        start = (
-            current
-            - _change_in_period(history.scale_up, period, now)
-            + _change_in_period(history.scale_down, period, now)
-        )
-        value = int(policy.get("value") or 0)
-        proposed = start - value if policy.get("type") == "Pods" else int(start * (1 - value / 100))
+        pods = policy.get("type") == "Pods"
+        if up:
+            proposed = start + value if pods else math.ceil(start * (1 + value / 100))
+        else:
+            proposed = start - value if pods else int(start * (1 - value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
 
@@ -387,27 +379,16 @@ def limit_with_behavior(
         able = ("ScaleUpStabilized", "recent recommendations were lower than current one, "
                 "applying the lowest recent recommendation")
     else:
-        able = ("ScaleDownStabilized", "recent recommendations were higher than current one, "
-                "applying the highest recent recommendation")
+        able = _SCALE_DOWN_STABILIZED
     out, why = stabilized, _WITHIN
     if stabilized > current:
-        limit = max(_scale_up_limit(current, history, up_rules, now), current)
-        if max_replicas > limit:
-            maximum, reason = limit, (
-                "ScaleUpLimit", "the desired replica count is increasing faster than the maximum scale rate")
-        else:
-            maximum, reason = max_replicas, (
-                "TooManyReplicas", "the desired replica count is more than the maximum replica count")
+        limit = max(_rate_limit(current, history, up_rules, now, up=True), current)
+        maximum, reason = _upper_bound(limit, max_replicas)
         if stabilized > maximum:
             out, why = maximum, reason
     elif stabilized < current:
-        limit = min(_scale_down_limit(current, history, down_rules, now), current)
-        if min_replicas < limit:
-            minimum, reason = limit, (
-                "ScaleDownLimit", "the desired replica count is decreasing faster than the maximum scale rate")
-        else:
-            minimum, reason = min_replicas, (
-                "TooFewReplicas", "the desired replica count is less than the minimum replica count")
+        limit = min(_rate_limit(current, history, down_rules, now, up=False), current)
+        minimum, reason = (limit, _SCALE_DOWN_LIMIT) if min_replicas < limit else (min_replicas, _TOO_FEW)
         if stabilized < minimum:
             out, why = minimum, reason
     return Limited(out, stabilized, able[0], able[1], why[0], why[1])

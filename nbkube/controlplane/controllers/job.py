@@ -39,7 +39,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL
-from nbkube.api.meta import Obj, controller_of, key_of, split_key
+from nbkube.api.meta import Obj, key_of, split_key
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
@@ -47,10 +47,14 @@ from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
 from nbkube.controlplane.controllers.replication import (
     BURST,
     Expectations,
+    adopt_claimed,
     claim_pods,
     delete_pod,
     is_ready,
+    owner_ref,
+    pod_from_template,
 )
+from nbkube.controlplane.controllers.writes import controller_key, write_status
 from nbkube.errors import Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -182,15 +186,7 @@ def finished_condition(job: Obj) -> dict[str, Any] | None:
 
 
 def job_owner_ref(job: Obj) -> dict[str, Any]:
-    meta = job.get("metadata") or {}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "name": meta.get("name"),
-        "uid": meta.get("uid"),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    return {**owner_ref(job), "apiVersion": "batch/v1", "kind": "Job"}
 
 
 def job_pod(job: Obj, index: int | None = None) -> Obj:
@@ -198,19 +194,10 @@ def job_pod(job: Obj, index: int | None = None) -> Obj:
     carries its completion index as upstream's: annotation and label
     `batch.kubernetes.io/job-completion-index`, hostname `<job>-<index>` and the environment
     variable JOB_COMPLETION_INDEX in every container."""
-    meta = job.get("metadata") or {}
-    template = (job.get("spec") or {}).get("template") or {}
-    tmeta = template.get("metadata") or {}
-    name = str(meta.get("name"))
-    pod_meta: dict[str, Any] = {
-        "generateName": f"{name}-" if index is None else f"{name}-{index}-",
-        "namespace": meta.get("namespace") or "default",
-        "labels": dict(tmeta.get("labels") or {}),
-        "ownerReferences": [job_owner_ref(job)],
-    }
-    if tmeta.get("annotations"):
-        pod_meta["annotations"] = dict(tmeta["annotations"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    name = str((job.get("metadata") or {}).get("name"))
+    generate_name = f"{name}-" if index is None else f"{name}-{index}-"
+    pod = pod_from_template(job, ref=job_owner_ref(job), generate_name=generate_name)
+    pod_meta, spec = pod["metadata"], pod["spec"]
     if index is not None:
         pod_meta.setdefault("annotations", {})[INDEX_KEY] = str(index)
         pod_meta["labels"][INDEX_KEY] = str(index)
@@ -221,7 +208,7 @@ def job_pod(job: Obj, index: int | None = None) -> Obj:
                 env = c.setdefault("env", [])
                 if not any(e.get("name") == "JOB_COMPLETION_INDEX" for e in env):
                     env.append({"name": "JOB_COMPLETION_INDEX", "valueFrom": ref})
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+    return pod
 
 
 def pod_index(pod: Obj) -> int | None:
@@ -347,10 +334,7 @@ class JobController(Controller):
         self.expectations.forget(key_of(job))
 
     def _job_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{(pod.get('metadata') or {}).get('namespace') or 'default'}/{ref.get('name')}"
+        return controller_key(pod, "Job")
 
     def _pod_added(self, pod: Obj) -> None:
         key = self._job_key(pod)
@@ -394,23 +378,7 @@ class JobController(Controller):
         else:
             candidates = self.pods.by_index("namespace", ns)
         claim = claim_pods(job, candidates, selector_from_label_selector(selector_raw))
-        owned = list(claim.owned)
-        for pod in claim.adopt:
-            adopted = self._adopt(pod, job)
-            if adopted is not None:
-                owned.append(adopted)
-        return owned
-
-    def _adopt(self, pod: Obj, job: Obj) -> Obj | None:
-        new = copy.deepcopy(pod)
-        new["metadata"]["ownerReferences"] = [
-            *(new["metadata"].get("ownerReferences") or []),
-            job_owner_ref(job),
-        ]
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None
+        return claim.owned + adopt_claimed(self.api, claim, job_owner_ref(job))[0]
 
     def reconcile(self, key: str) -> None:
         job = self.jobs.get(key)
@@ -625,18 +593,9 @@ class JobController(Controller):
             )
 
     def _write_status(self, key: str, job: Obj, status: dict[str, Any]) -> None:
-        if status == (job.get("status") or {}):
-            return
-        new = copy.deepcopy(job)
-        new["status"] = status
-        try:
-            written = self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key)
-            return
-        self._written[key] = rv_of(written)
+        written = write_status(self, key, job, status)
+        if written is not None:
+            self._written[key] = rv_of(written)
 
     # -- finished jobs ------------------------------------------------------------------------------
 

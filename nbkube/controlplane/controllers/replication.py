@@ -29,6 +29,7 @@ from nbkube.api.selectors import Selector, selector_from_label_selector, selecto
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
+from nbkube.controlplane.controllers.writes import controller_key, set_controller_ref, write_status
 from nbkube.errors import Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
 
 __all__ = [
+    "PodOwnerController",
     "ReplicationManager",
     "ReplicaSetController",
     "Expectations",
@@ -48,6 +50,10 @@ __all__ = [
     "pod_from_template",
     "owner_ref",
     "claim_pods",
+    "adopt_claimed",
+    "release_claimed",
+    "created_at",
+    "owners_selecting",
     "candidate_pods",
     "compute_status",
     "desired_replicas",
@@ -119,7 +125,8 @@ def seconds_until_available(pod: Obj, min_ready_seconds: int, now: float) -> flo
     return left if left > 0 else None
 
 
-def _created(pod: Obj) -> float:
+def created_at(pod: Obj) -> float:
+    """The pod's creationTimestamp in seconds (0.0 when absent or unreadable: oldest first)."""
     ts = (pod.get("metadata") or {}).get("creationTimestamp")
     try:
         return parse_rfc3339(str(ts)) if ts else 0.0
@@ -138,7 +145,7 @@ def deletion_order(pod: Obj) -> tuple[int, int, int, float, str]:
         0 if not spec.get("nodeName") else 1,
         {"Pending": 0, "Unknown": 1, "Running": 2}.get(phase, 1),
         1 if is_ready(pod) else 0,
-        -_created(pod),
+        -created_at(pod),
         str((pod.get("metadata") or {}).get("name", "")),
     )
 
@@ -168,16 +175,29 @@ def owner_ref(owner: Obj) -> dict[str, Any]:
     }
 
 
-def pod_from_template(owner: Obj) -> Obj:
-    """A new pod for `owner` (RC or ReplicaSet): its template, generateName `<owner>-`, owned by it."""
+def pod_from_template(
+    owner: Obj,
+    template: Obj | None = None,
+    *,
+    ref: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    name: str | None = None,
+    generate_name: str | None = None,
+) -> Obj:
+    """A new pod for `owner` (RC, ReplicaSet, and the other workload controllers' pods):
+    `template` (default: the owner's spec.template) with `labels` added to its labels, in the
+    owner's namespace, controlled by it (`ref`: `owner_ref(owner)` by default), named `name`, else
+    generated from `generate_name` (default `<owner>-`)."""
     meta = owner.get("metadata") or {}
-    template = (owner.get("spec") or {}).get("template") or {}
+    if template is None:
+        template = (owner.get("spec") or {}).get("template") or {}
     tmeta = template.get("metadata") or {}
+    naming = {"name": name} if name is not None else {"generateName": generate_name or f"{meta.get('name')}-"}
     pod_meta: dict[str, Any] = {
-        "generateName": f"{meta.get('name')}-",
+        **naming,
         "namespace": meta.get("namespace") or "default",
-        "labels": dict(tmeta.get("labels") or {}),
-        "ownerReferences": [owner_ref(owner)],
+        "labels": {**(tmeta.get("labels") or {}), **(labels or {})},
+        "ownerReferences": [ref if ref is not None else owner_ref(owner)],
     }
     if tmeta.get("annotations"):
         pod_meta["annotations"] = dict(tmeta["annotations"])
@@ -214,6 +234,21 @@ def candidate_pods(pods: Informer, owner: Obj, namespace: str) -> list[Obj]:
     return owned + pods.by_index("orphan", namespace)
 
 
+def owners_selecting(owners: Informer, pod: Obj) -> list[Obj]:
+    """The owners (from their informer) in the pod's namespace whose selector matches its labels:
+    those that may adopt it when it is an orphan."""
+    ns = (pod.get("metadata") or {}).get("namespace") or "default"
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    out = []
+    for owner in owners.by_index("namespace", ns):
+        try:
+            if owner_selector(owner).matches(labels):
+                out.append(owner)
+        except NbkubeError:
+            continue
+    return out
+
+
 def claim_pods(owner: Obj, candidates: Iterable[Obj], selector: Selector | None = None) -> Claim:
     """Pure: which candidates the owner keeps, should adopt and should release (as upstream's
     ControllerRefManager). Inactive orphans are not adopted; a controller being deleted adopts none."""
@@ -236,6 +271,20 @@ def claim_pods(owner: Obj, candidates: Iterable[Obj], selector: Selector | None 
         ):
             out.adopt.append(obj)
     return out
+
+
+def adopt_claimed(api: Registry, claim: Claim, ref: dict[str, Any]) -> tuple[list[Obj], bool]:
+    """Adopt the claim's orphans with the controller reference `ref` (one CAS write each):
+    the adopted pods as written, and whether every adoption succeeded (a pod that changed
+    meanwhile is left for the next pass, which its informer event brings)."""
+    adopted = [set_controller_ref(api, pod, ref, adopt=True) for pod in claim.adopt]
+    return [p for p in adopted if p is not None], all(p is not None for p in adopted)
+
+
+def release_claimed(api: Registry, claim: Claim, ref: dict[str, Any]) -> bool:
+    """Remove `ref` from the claimed pods that no longer match; whether every write succeeded."""
+    # a list, not a generator: every release is written even after one fails
+    return all([set_controller_ref(api, pod, ref, adopt=False) is not None for pod in claim.release])
 
 
 def compute_status(owner: Obj, pods: list[Obj], now: float) -> dict[str, Any]:
@@ -351,10 +400,46 @@ class Expectations:
 # --- the controller ----------------------------------------------------------------------------
 
 
-class _ReplicaController(Controller):
-    """Shared reconcile for RC and ReplicaSet; subclasses name the kind."""
+class PodOwnerController(Controller):
+    """The pod and owner event handlers every controller that claims pods by selector shares (the
+    RS/RC and DaemonSet controllers): observed creates and deletes settle its expectations, a pod's
+    owner is enqueued, and an orphan is offered to every owner whose selector matches it. A
+    subclass names `kind` and sets `owners` (that kind's informer) and `expectations`."""
 
     kind = ""
+    owners: Informer
+    expectations: Expectations
+
+    def _owner_deleted(self, obj: Obj) -> None:
+        self.expectations.forget(key_of(obj))
+        self.enqueue(obj)
+
+    def _owner_key(self, pod: Obj) -> str | None:
+        return controller_key(pod, self.kind)
+
+    def _enqueue_matching(self, pod: Obj) -> None:
+        """An orphan changed: every controller of this kind whose selector matches may adopt it."""
+        for owner in owners_selecting(self.owners, pod):
+            self.enqueue(owner)
+
+    def _pod_added(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.created(key)
+            self.queue.add(key)
+        elif controller_of(pod) is None:
+            self._enqueue_matching(pod)
+
+    def _pod_deleted(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is not None:
+            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
+            self.queue.add(key)
+
+
+class _ReplicaController(PodOwnerController):
+    """Shared reconcile for RC and ReplicaSet; subclasses name the kind."""
+
     component = ""
 
     def __init__(
@@ -373,37 +458,7 @@ class _ReplicaController(Controller):
             on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted
         )
 
-    # -- event handlers: only bookkeeping and enqueueing --------------------------------------------
-
-    def _owner_deleted(self, obj: Obj) -> None:
-        self.expectations.forget(key_of(obj))
-        self.enqueue(obj)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != self.kind:
-            return None
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        return f"{ns}/{ref.get('name')}"
-
-    def _enqueue_matching(self, pod: Obj) -> None:
-        """An orphan changed: every controller of this kind whose selector matches may adopt it."""
-        ns = (pod.get("metadata") or {}).get("namespace") or "default"
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        for owner in self.owners.by_index("namespace", ns):
-            try:
-                if owner_selector(owner).matches(labels):
-                    self.enqueue(owner)
-            except NbkubeError:
-                continue
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.created(key)
-            self.queue.add(key)
-        elif controller_of(pod) is None:
-            self._enqueue_matching(pod)
+    # -- event handlers: only bookkeeping and enqueueing (the rest in PodOwnerController) ------------
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         old_key, new_key = self._owner_key(old), self._owner_key(new)
@@ -423,12 +478,6 @@ class _ReplicaController(Controller):
         if labels_changed and controller_of(new) is None:
             self._enqueue_matching(old)
 
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deleted(key, str((pod.get("metadata") or {}).get("uid", "")))
-            self.queue.add(key)
-
     # -- reconcile ----------------------------------------------------------------------------------
 
     def reconcile(self, key: str) -> None:
@@ -440,19 +489,14 @@ class _ReplicaController(Controller):
         selector = owner_selector(owner)
         candidates = candidate_pods(self.pods, owner, ns or "default")
         claim = claim_pods(owner, candidates, selector)
-        requeue = False
-        for pod in claim.release:
-            requeue |= not self._set_owner(pod, owner, adopt=False)
+        requeue = not release_claimed(self.api, claim, owner_ref(owner))
         owned = [p for p in claim.owned if is_active(p)]
         if claim.adopt and not self._can_adopt(owner):
             claim.adopt = []
             requeue = True
-        for pod in claim.adopt:
-            adopted = self._set_owner(pod, owner, adopt=True)
-            if adopted is not None:
-                owned.append(adopted)
-            else:
-                requeue = True
+        adopted, all_adopted = adopt_claimed(self.api, claim, owner_ref(owner))
+        owned.extend(adopted)
+        requeue |= not all_adopted
         # a failed adoption leaves the count unknown: creating now could make one pod too many
         if (
             not requeue
@@ -475,23 +519,6 @@ class _ReplicaController(Controller):
             return False
         fmeta = fresh.get("metadata") or {}
         return fmeta.get("uid") == meta.get("uid") and not fmeta.get("deletionTimestamp")
-
-    def _set_owner(self, pod: Obj, owner: Obj, *, adopt: bool) -> Obj | None:
-        """Adopt (add our controller reference) or release (remove it) with a CAS write."""
-        new = copy.deepcopy(pod)
-        meta = new["metadata"]
-        uid = (owner.get("metadata") or {}).get("uid")
-        refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != uid]
-        if adopt:
-            refs.append(owner_ref(owner))
-        if refs:
-            meta["ownerReferences"] = refs
-        else:
-            meta.pop("ownerReferences", None)
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None  # changed under us: the pod informer will bring the news and a new pass
 
     def _manage(self, key: str, owner: Obj, owned: list[Obj]) -> None:
         want = desired_replicas(owner)
@@ -574,16 +601,7 @@ class _ReplicaController(Controller):
         if waits:
             # nothing else will happen when a pod crosses minReadySeconds: look again then
             self.queue.add_after(key_of(owner), min(waits) + 0.001)
-        if status == (owner.get("status") or {}):
-            return
-        new = copy.deepcopy(owner)
-        new["status"] = status
-        try:
-            self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key_of(owner))
+        write_status(self, key_of(owner), owner, status)
 
 
 class ReplicationManager(_ReplicaController):

@@ -37,10 +37,18 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj, controller_of, key_of, split_key
+from nbkube.api.meta import meta_of as _meta
+from nbkube.api.meta import spec_of as _spec
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.controlplane.controllers.history import (
+    owned_revisions,
+    prune_revisions,
+    revision_object,
+    template_of,
+)
 from nbkube.controlplane.controllers.replication import (
+    adopt_claimed,
     claim_pods,
     delete_pod,
     is_active,
@@ -48,8 +56,10 @@ from nbkube.controlplane.controllers.replication import (
     is_ready,
     owner_ref,
     owner_selector,
+    pod_from_template,
     seconds_until_available,
 )
+from nbkube.controlplane.controllers.writes import controller_key, event, write_status
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
 
 if TYPE_CHECKING:
@@ -74,16 +84,6 @@ COMPONENT = "statefulset-controller"
 
 
 # --- pure helpers -------------------------------------------------------------------------------
-
-
-def _spec(sts: Obj) -> dict[str, Any]:
-    spec = sts.get("spec")
-    return spec if isinstance(spec, dict) else {}
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
 
 
 def ordinal_of(sts_name: str, pod_name: str) -> int | None:
@@ -127,18 +127,9 @@ def pod_for_ordinal(sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj
     """The pod of `ordinal` made from `template` (a pod template) at `revision`."""
     meta = _meta(sts)
     name = f"{meta.get('name')}-{ordinal}"
-    tmeta = template.get("metadata") or {}
-    labels = dict(tmeta.get("labels") or {})
-    labels.update({POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal), REVISION_LABEL: revision})
-    pod_meta: dict[str, Any] = {
-        "name": name,
-        "namespace": meta.get("namespace") or "default",
-        "labels": labels,
-        "ownerReferences": [owner_ref(sts)],
-    }
-    if tmeta.get("annotations"):
-        pod_meta["annotations"] = dict(tmeta["annotations"])
-    spec = copy.deepcopy(template.get("spec") or {})
+    labels = {POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal), REVISION_LABEL: revision}
+    pod = pod_from_template(sts, template, labels=labels, name=name)
+    spec = pod["spec"]
     spec["hostname"] = name
     service = _spec(sts).get("serviceName")
     if service:
@@ -156,7 +147,7 @@ def pod_for_ordinal(sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj
                 }
             )
         spec["volumes"] = volumes
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+    return pod
 
 
 def _claim_for(sts: Obj, template: Obj, ordinal: int) -> Obj:
@@ -226,9 +217,9 @@ class StatefulSetController(Controller):
         self.services.add_handler(on_add=self._service_event, on_delete=self._service_event)
 
     def _pod_event(self, pod: Obj) -> None:
-        ref = controller_of(pod)
-        if ref is not None and ref.get("kind") == "StatefulSet":
-            self.queue.add(f"{_meta(pod).get('namespace') or 'default'}/{ref.get('name')}")
+        key = controller_key(pod, "StatefulSet")
+        if key is not None:
+            self.queue.add(key)
 
     def _claim_changed(self, claim: Obj) -> None:
         # a set's claims carry its selector's labels; a changed claim may need its owners fixed
@@ -269,11 +260,8 @@ class StatefulSetController(Controller):
             if ordinal_of(name, str(_meta(p).get("name"))) is not None
         ]
         claim = claim_pods(sts, members, owner_selector(sts))
-        owned = list(claim.owned)
-        for pod in claim.adopt:  # an orphan NAME-i (its set deleted with --cascade=orphan): ours again
-            adopted = self._adopt(pod, sts)
-            if adopted is not None:
-                owned.append(adopted)
+        # an orphan NAME-i (its set deleted with --cascade=orphan) is ours again
+        owned = claim.owned + adopt_claimed(self.api, claim, owner_ref(sts))[0]
         for pod in owned:
             ordinal = ordinal_of(name, str(_meta(pod).get("name")))
             if ordinal is None or (controller_of(pod) or {}).get("uid") != uid:
@@ -393,14 +381,6 @@ class StatefulSetController(Controller):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def _adopt(self, pod: Obj, sts: Obj) -> Obj | None:
-        new = copy.deepcopy(pod)
-        new["metadata"]["ownerReferences"] = [*(_meta(pod).get("ownerReferences") or []), owner_ref(sts)]
-        try:
-            return self.api.update(new)
-        except (Conflict, NotFound):
-            return None  # changed under us: the pod informer brings the news and another pass
-
     def _create(self, sts: Obj, template: Obj, revision: str, ordinal: int) -> Obj:
         for claim_template in _spec(sts).get("volumeClaimTemplates") or []:
             claim = _claim_for(sts, claim_template, ordinal)
@@ -449,15 +429,7 @@ class StatefulSetController(Controller):
         self._event(sts, "SuccessfulDelete", f"delete Pod {pname} success ({why})")
 
     def _event(self, sts: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            sts,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, sts, reason, message, COMPONENT, warning=warning)
 
     def _check_service(self, sts: Obj, ns: str) -> None:
         service = _spec(sts).get("serviceName")
@@ -483,55 +455,23 @@ class StatefulSetController(Controller):
         ns = _meta(sts).get("namespace") or "default"
         if self.revisions.get(f"{ns}/{revision}") is not None:
             return
-        mine = [
-            r
-            for r in self.revisions.by_index("namespace", ns)
-            if (controller_of(r) or {}).get("uid") == _meta(sts).get("uid")
-        ]
+        mine = owned_revisions(self.revisions, sts)
         number = max((int(r.get("revision") or 0) for r in mine), default=0) + 1
         labels = dict((_spec(sts).get("selector") or {}).get("matchLabels") or {})
         labels[REVISION_LABEL] = revision
-        obj = {
-            "apiVersion": "apps/v1",
-            "kind": "ControllerRevision",
-            "metadata": {
-                "name": revision,
-                "namespace": ns,
-                "labels": labels,
-                "ownerReferences": [owner_ref(sts)],
-            },
-            # as upstream: a strategic merge patch that replaces the template (`kubectl rollout undo`)
-            "data": {"spec": {"template": {**copy.deepcopy(template), "$patch": "replace"}}},
-            "revision": number,
-        }
         try:
-            self.api.create(obj)
+            self.api.create(revision_object(sts, revision, labels, template, number))
         except AlreadyExists:
             return
-        self._truncate_history(
-            sts, mine, keep={revision, str((sts.get("status") or {}).get("currentRevision"))}
-        )
-
-    def _truncate_history(self, sts: Obj, mine: list[Obj], keep: set[str]) -> None:
+        keep = {revision, str((sts.get("status") or {}).get("currentRevision"))}
         limit = int(_spec(sts).get("revisionHistoryLimit", 10) or 0)
-        old = sorted(
-            (r for r in mine if _meta(r).get("name") not in keep), key=lambda r: int(r.get("revision") or 0)
-        )
-        for r in old[: max(0, len(old) - limit)]:
-            try:
-                self.api.delete(
-                    "ControllerRevision", str(_meta(r).get("name")), str(_meta(r).get("namespace"))
-                )
-            except NotFound:
-                continue
+        prune_revisions(self.api, [r for r in mine if _meta(r).get("name") not in keep], limit)
 
     def _template_of(self, revision: str) -> Obj:
         """The pod template of an earlier revision (from its ControllerRevision)."""
         for r in self.revisions.list():
             if _meta(r).get("name") == revision:
-                found = copy.deepcopy(((r.get("data") or {}).get("spec") or {}).get("template") or {})
-                found.pop("$patch", None)
-                return dict(found)
+                return template_of(r)
         raise NotFound(f"controllerrevision {revision!r} of the current pods is gone; waiting for the cache")
 
     # -- status ------------------------------------------------------------------------------------
@@ -573,13 +513,4 @@ class StatefulSetController(Controller):
         waits = [w for p in live if (w := seconds_until_available(p, min_ready, now)) is not None]
         if waits:
             self.queue.add_after(key_of(sts), min(waits) + 0.001)
-        if status == (sts.get("status") or {}):
-            return
-        new = copy.deepcopy(sts)
-        new["status"] = status
-        try:
-            self.api.update_status(new)
-        except NotFound:
-            return
-        except Conflict:
-            self.queue.add_rate_limited(key_of(sts))
+        write_status(self, key_of(sts), sts, status)

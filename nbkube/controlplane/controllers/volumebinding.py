@@ -27,12 +27,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
+from nbkube.api.meta import meta_of as _meta
+from nbkube.api.meta import spec_of as _spec
 from nbkube.api.printers_storage import DEFAULT_CLASS_ANNOTATION, is_default_class
 from nbkube.api.quantity import parse_decimal
 from nbkube.api.selectors import selector_from_label_selector
 from nbkube.client.controller import Controller
-from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.controlplane.controllers.writes import event
 from nbkube.controlplane.scheduler.plugins.node_affinity import term_matches
 from nbkube.errors import AlreadyExists, Conflict, NbkubeError, NotFound
 
@@ -59,16 +61,6 @@ PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 BIND_COMPLETED = "pv.kubernetes.io/bind-completed"
 COMPONENT = "persistentvolume-controller"
-
-
-def _meta(obj: Obj) -> dict[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-def _spec(obj: Obj) -> dict[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, dict) else {}
 
 
 def default_class(classes: list[Obj]) -> Obj | None:
@@ -411,15 +403,7 @@ class VolumeBinder(Controller):
         self._event(claim, reason, message, warning=warning)
 
     def _event(self, obj: Obj, reason: str, message: str, *, warning: bool = False) -> None:
-        record_event(
-            self.api,
-            obj,
-            reason,
-            message,
-            type="Warning" if warning else "Normal",
-            component=COMPONENT,
-            clock=self.clock,
-        )
+        event(self, obj, reason, message, COMPONENT, warning=warning)
 
     # -- volumes ---------------------------------------------------------------------------------
 

@@ -1,14 +1,19 @@
 """Helpers for the workload controller tests: a fake "kubelet" that binds every new pod to a node
-and marks it Running and Ready (or holds it not-ready on request), and bounded polling."""
+and marks it Running and Ready (or holds it not-ready on request), bounded polling, a Registry on a
+fake clock and the start/stop of controllers over synced informers (every test module's fixtures
+did both the same way)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from nbkube.api.meta import Obj
+from nbkube.client.controller import Controller
+from nbkube.client.informer import InformerFactory
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import Conflict, NotFound
 from nbkube.registry.registry import Registry
@@ -126,3 +131,30 @@ def rc_manifest(
 def active_pods(api: Registry, namespace: str = "default", selector: str = "") -> list[Obj]:
     pods, _ = api.list("Pod", namespace, label_selector=selector or None)
     return [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
+
+def registry_on(clock: Clock) -> Iterator[Registry]:
+    """A Registry on a fresh in-memory store stamping times from `clock`: `yield from` it in a test
+    module's own `api` fixture when the controllers under test run on a fake clock."""
+    from nbk_teststore import make_store  # tests/registry/: on the path this folder's conftest sets
+
+    reg = Registry(make_store(), clock=clock)
+    try:
+        yield reg
+    finally:
+        reg.close()
+
+
+@contextlib.contextmanager
+def started(factory: InformerFactory, *controllers: Controller) -> Iterator[None]:
+    """Start the factory's informers, wait for their caches, start `controllers`; stop them (in
+    reverse order) on the way out. The factory itself is the `factory` fixture's to stop."""
+    factory.start_all()
+    assert factory.wait_all_synced(5)
+    for c in controllers:
+        c.start()
+    try:
+        yield
+    finally:
+        for c in reversed(controllers):
+            c.stop()

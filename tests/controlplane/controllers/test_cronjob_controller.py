@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from nbk_workload_helpers import wait_for
+from nbk_workload_helpers import registry_on, started, wait_for
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.informer import InformerFactory
@@ -34,21 +34,14 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def api(clock: FakeClock) -> Iterator[Registry]:
-    from nbk_teststore import make_store
-
-    reg = Registry(make_store(), clock=clock)
-    yield reg
-    reg.close()
+    yield from registry_on(clock)
 
 
 @pytest.fixture
 def ctl(api: Registry, factory: InformerFactory, clock: FakeClock) -> Iterator[CronJobController]:
     c = CronJobController(api, factory, clock=clock)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    c.start()
-    yield c
-    c.stop()
+    with started(factory, c):
+        yield c
 
 
 def cron(schedule: str = "*/1 * * * *", name: str = "tick", **spec: Any) -> Obj:

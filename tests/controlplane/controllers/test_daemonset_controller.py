@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_workload_helpers import wait_for
+from nbk_workload_helpers import started, wait_for
 
 from nbkube.api.defaults import apply_defaults
 from nbkube.api.meta import Obj
@@ -288,15 +288,10 @@ def running_controller(api: Registry, factory: InformerFactory) -> Iterator[Daem
     ctl = DaemonSetController(api, factory)
     scheduler = Scheduler(api, factory)
     gc = GarbageCollector(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    for component in (ctl, scheduler, gc):
-        component.start()
-    readier = Readier(api)
-    yield ctl
-    readier.stop()
-    for component in (gc, scheduler, ctl):
-        component.stop()
+    with started(factory, ctl, scheduler, gc):
+        readier = Readier(api)
+        yield ctl
+        readier.stop()
 
 
 def daemon_pods(api: Registry) -> dict[str, str]:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_workload_helpers import FakeKubelet, wait_for
+from nbk_workload_helpers import FakeKubelet, started, wait_for
 
 from nbkube.api.meta import Obj
 from nbkube.api.validation import validate
@@ -107,15 +107,10 @@ def controllers(api: Registry, factory: InformerFactory, kubelet: FakeKubelet) -
         ReplicaSetController(api, factory),
         ReplicationManager(api, factory),
     ]
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    for c in running:
-        c.start()
-    for name in kubelet.nodes:  # the fake kubelet binds pods to these names; drain needs the Nodes
-        api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
-    yield
-    for c in running:
-        c.stop()
+    with started(factory, *running):
+        for name in kubelet.nodes:  # the fake kubelet binds pods to these names; drain needs the Nodes
+            api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+        yield
 
 
 def deployment(replicas: int) -> Obj:

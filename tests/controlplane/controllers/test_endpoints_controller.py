@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import FakeKubelet, rc_manifest, wait_for
+from nbk_workload_helpers import FakeKubelet, rc_manifest, started, wait_for
 
 from nbkube.api.meta import Obj
 from nbkube.client.informer import InformerFactory
@@ -95,13 +95,8 @@ def test_subsets_split_ready_and_group_by_named_port() -> None:
 def controllers(api: Registry, factory: InformerFactory) -> Iterator[EndpointsController]:
     ep = EndpointsController(api, factory)
     rc = ReplicationManager(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    ep.start()
-    rc.start()
-    yield ep
-    rc.stop()
-    ep.stop()
+    with started(factory, ep, rc):
+        yield ep
 
 
 def addresses(api: Registry) -> tuple[int, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import FakeKubelet, rc_manifest, wait_for
+from nbk_workload_helpers import FakeKubelet, rc_manifest, started, wait_for
 from test_endpoints_controller import pod, service
 
 from nbkube.client.informer import InformerFactory
@@ -69,13 +69,8 @@ def running(api: Registry, factory: InformerFactory) -> Iterator[EndpointSliceCo
     sc = EndpointSliceController(api, factory)
     mc = EndpointSliceMirroringController(api, factory)
     rc = ReplicationManager(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    for c in (sc, mc, rc):
-        c.start()
-    yield sc
-    for c in (rc, mc, sc):
-        c.stop()
+    with started(factory, sc, mc, rc):
+        yield sc
 
 
 def _ready(api: Registry, name: str = "nginx") -> int:

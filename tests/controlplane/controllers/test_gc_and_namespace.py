@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import active_pods, rc_manifest, wait_for
+from nbk_workload_helpers import active_pods, rc_manifest, started, wait_for
 
 from nbkube.api.meta import controller_of
 from nbkube.client.informer import InformerFactory
@@ -21,13 +21,8 @@ def running(api: Registry, factory: InformerFactory) -> Iterator[tuple[Replicati
     rc = ReplicationManager(api, factory)
     gc = GarbageCollector(api, factory)
     ns = NamespaceController(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    for c in (rc, gc, ns):
-        c.start()
-    yield rc, gc
-    for c in (ns, gc, rc):
-        c.stop()
+    with started(factory, rc, gc, ns):
+        yield rc, gc
 
 
 def test_deleting_an_rc_collects_its_pods(api: Registry, running: object) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_workload_helpers import wait_for
+from nbk_workload_helpers import registry_on, started, wait_for
 
 from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL, JOB_NAME_LABEL
 from nbkube.api.meta import Obj, controller_of
@@ -38,21 +38,14 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def api(clock: FakeClock) -> Iterator[Registry]:
-    from nbk_teststore import make_store
-
-    reg = Registry(make_store(), clock=clock)
-    yield reg
-    reg.close()
+    yield from registry_on(clock)
 
 
 @pytest.fixture
 def ctl(api: Registry, factory: InformerFactory, clock: FakeClock) -> Iterator[JobController]:
     c = JobController(api, factory, clock=clock)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    c.start()
-    yield c
-    c.stop()
+    with started(factory, c):
+        yield c
 
 
 def job(name: str = "pi", **spec: Any) -> Obj:

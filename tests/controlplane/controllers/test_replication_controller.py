@@ -7,7 +7,7 @@ import copy
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import FakeKubelet, active_pods, rc_manifest, wait_for
+from nbk_workload_helpers import FakeKubelet, active_pods, rc_manifest, started, wait_for
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.informer import InformerFactory
@@ -30,11 +30,8 @@ from nbkube.registry.registry import Registry
 @pytest.fixture
 def rcm(api: Registry, factory: InformerFactory) -> Iterator[ReplicationManager]:
     ctl = ReplicationManager(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    ctl.start()
-    yield ctl
-    ctl.stop()
+    with started(factory, ctl):
+        yield ctl
 
 
 def owned_count(api: Registry, name: str) -> int:

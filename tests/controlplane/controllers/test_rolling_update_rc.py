@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import FakeKubelet, active_pods, rc_manifest, wait_for
+from nbk_workload_helpers import FakeKubelet, active_pods, rc_manifest, started, wait_for
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.client.informer import Informer, InformerFactory
@@ -35,13 +35,8 @@ def test_plan_step_one_at_a_time() -> None:
 def cluster(api: Registry, factory: InformerFactory, kubelet: FakeKubelet) -> Iterator[FakeKubelet]:
     rc = ReplicationManager(api, factory)
     gc = GarbageCollector(api, factory, dependent_kinds=("Pod",))
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    rc.start()
-    gc.start()
-    yield kubelet
-    gc.stop()
-    rc.stop()
+    with started(factory, rc, gc):
+        yield kubelet
 
 
 class Observer:

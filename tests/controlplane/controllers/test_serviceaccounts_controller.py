@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import wait_for
+from nbk_workload_helpers import started, wait_for
 
 from nbkube.client.informer import InformerFactory
 from nbkube.controlplane.controllers.serviceaccounts import ServiceAccountsController
@@ -30,11 +30,8 @@ def _default_sa(api: Registry, namespace: str) -> dict[str, object] | None:
 def controller(api: Registry, factory: InformerFactory) -> Iterator[ServiceAccountsController]:
     api.create(_ns("existing"))  # there before the controller starts
     c = ServiceAccountsController(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    c.start()
-    yield c
-    c.stop()
+    with started(factory, c):
+        yield c
 
 
 def test_every_namespace_gets_a_default_service_account(

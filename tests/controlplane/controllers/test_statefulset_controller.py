@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import FakeKubelet, wait_for
+from nbk_workload_helpers import FakeKubelet, started, wait_for
 
 from nbkube.api.meta import Obj
 from nbkube.client.informer import InformerFactory
@@ -78,11 +78,8 @@ def headless(name: str = "db") -> Obj:
 @pytest.fixture
 def ctl(api: Registry, factory: InformerFactory) -> Iterator[StatefulSetController]:
     c = StatefulSetController(api, factory)
-    factory.start_all()
-    assert factory.wait_all_synced(5)
-    c.start()
-    yield c
-    c.stop()
+    with started(factory, c):
+        yield c
 
 
 def pods(api: Registry, app: str = "db") -> dict[str, Obj]:
@@ -95,6 +92,16 @@ def creation_order(api: Registry, reason: str = "SuccessfulCreate") -> list[str]
     events = [e for e in events if e.get("reason") == reason and "Pod" in e.get("message", "")]
     events.sort(key=lambda e: (e.get("firstTimestamp") or "", int(e["metadata"]["resourceVersion"])))
     return [e["message"].split()[2] for e in events]
+
+
+def deletion_order(api: Registry) -> list[str]:
+    """The pods the controller deleted, in the order of its SuccessfulDelete events."""
+    events, _ = api.list("Event", "default")
+    return [
+        e["message"].split()[2]
+        for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
+        if e.get("reason") == "SuccessfulDelete"
+    ]
 
 
 def test_ordinal_names_and_pod_identity() -> None:
@@ -159,12 +166,7 @@ def test_scale_down_deletes_highest_ordinal_first(
     )
     api.patch("StatefulSet", "db", "default", {"spec": {"replicas": 1}})
     wait_for(lambda: set(pods(api)) == {"db-0"}, what="scale down to db-0")
-    events, _ = api.list("Event", "default")
-    deleted = [
-        e["message"].split()[2]
-        for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
-        if e.get("reason") == "SuccessfulDelete"
-    ]
+    deleted = deletion_order(api)
     assert deleted == ["db-3", "db-2", "db-1"]
 
 
@@ -207,12 +209,7 @@ def test_rolling_update_goes_in_reverse_order(
     wait_for(
         done, timeout=15, what="update done", detail=lambda: api.get("StatefulSet", "db", "default")["status"]
     )
-    events, _ = api.list("Event", "default")
-    deleted = [
-        e["message"].split()[2]
-        for e in sorted(events, key=lambda e: int(e["metadata"]["resourceVersion"]))
-        if e.get("reason") == "SuccessfulDelete"
-    ]
+    deleted = deletion_order(api)
     assert deleted == ["db-2", "db-1", "db-0"]
     assert {p["spec"]["containers"][0]["image"] for p in pods(api).values()} == {"busybox:2"}
     revisions, _ = api.list("ControllerRevision", "default")
