@@ -668,3 +668,39 @@ def test_merge_patch_without_resource_version_retries_concurrent_writes(racing: 
     patched = reg.patch("ConfigMap", "c1", "default", {"data": {"b": "2"}})
     assert patched["data"] == {"a": "1", "b": "2"}
     assert store.races == 0
+
+
+def test_status_writes_are_validated_by_what_they_change(api: Registry) -> None:
+    """A Pod status write checks the status (shape, integer range); a ReplicaSet's whole object,
+    whose validator range-checks its status counters."""
+    pod = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
+    )
+    ok = api.update_status({**pod, "status": {"phase": "Running", "containerStatuses": [{"restartCount": 2}]}})
+    assert ok["status"]["phase"] == "Running"
+    with pytest.raises(Invalid) as err:
+        api.update_status({**ok, "status": {"phase": "Running", "containerStatuses": [{"restartCount": 2**64}]}})
+    assert "status.containerStatuses[0].restartCount" in str(err.value)
+    rs = api.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "r", "namespace": "default"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
+            },
+        }
+    )
+    with pytest.raises(Invalid) as err:
+        api.update_status({**rs, "status": {"replicas": -1}})
+    assert "status.replicas" in str(err.value)
