@@ -660,12 +660,28 @@ class NodeAgent:
         with self._lock:
             self._started.setdefault(key, uid)
             start_time = self._start_times.get(uid)
+        if rt is not None and rt.next_check is not None and self._settling(old_status, rt.next_check, start_time):
+            self.queue.add_after(key, max(rt.next_check, 0.001))
+            return
         phase = self._report(pod, rt, start_time)
         if phase in TERMINAL_PHASES and rt is not None and self.runtime.release_sandbox(uid):
             # as the kubelet tears down a finished pod's sandbox: its address serves the next pod
             self.ipam.release(uid)
         if rt is not None and rt.next_check is not None:
             self.queue.add_after(key, max(rt.next_check, 0.001))
+
+    def _settling(self, old_status: Obj, next_check: float, start_time: float | None) -> bool:
+        """A pooled agent's pod whose first status is due to change within the pool's settle
+        time (see agentpool.py): its status is written after that change, once. Bounded to the
+        first `status_settle` seconds after the pod was accepted, so no state is held back longer."""
+        settle = self.pool.status_settle if self.pool is not None else 0.0
+        return (
+            settle > 0
+            and next_check <= settle
+            and not old_status.get("containerStatuses")
+            and start_time is not None
+            and self.clock.now() - start_time < settle
+        )
 
     def _sandbox(self, pod: Obj, ip: str) -> PodSandboxConfig:
         """Where and with what the pod starts: its address, the Services it sees, its resolv.conf."""
