@@ -24,10 +24,12 @@ that writes from other processes arrive too. It only runs while somebody watches
 
 from __future__ import annotations
 
+import builtins
+import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from nbkube.errors import BadRequest, StoreUnavailable
@@ -35,11 +37,14 @@ from nbkube.security.private import restrict_file
 from nbkube.store._common import check_key, check_value, prefix_end
 from nbkube.store._watch import QueueWatch
 from nbkube.store.base import (
+    MAX_BATCH,
+    BatchWrite,
     Compacted,
     KeyExists,
     KeyNotFound,
     KeyValue,
     RevisionMismatch,
+    StoreError,
     Watch,
     WatchEvent,
 )
@@ -358,6 +363,42 @@ class SqliteStore:
         return self._write(
             key, _UPDATE_SQL, (key, bytes(value), expected_mod_revision), expected_mod_revision
         )
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> builtins.list[int | StoreError]:
+        keys = [w.key for w in writes]
+        if len(set(keys)) != len(keys):
+            raise BadRequest("store batch: a key appears twice")
+        for w in writes:
+            check_key(w.key)
+            check_value(w.key, w.value)
+        out: builtins.list[int | StoreError] = []
+        for start in range(0, len(writes), MAX_BATCH):
+            chunk = writes[start : start + MAX_BATCH]
+            out += self._txn("BEGIN IMMEDIATE", functools.partial(self._batch, writes=chunk))
+        if any(isinstance(r, int) for r in out):
+            self._poller.kick()
+        return out
+
+    def _batch(self, conn: sqlite3.Connection, *, writes: Sequence[BatchWrite]) -> builtins.list[int | StoreError]:
+        """Each write's own conditional statement, in the caller's transaction: one refused item
+        inserts nothing and the others stand (no other writer runs meanwhile: it is IMMEDIATE)."""
+        out: builtins.list[int | StoreError] = []
+        for w in writes:
+            creating = w.expected_mod_revision is None
+            if creating:
+                cursor = conn.execute(_CREATE_SQL, (w.key, bytes(w.value)))
+            else:
+                cursor = conn.execute(_UPDATE_SQL, (w.key, bytes(w.value), w.expected_mod_revision))
+            if cursor.rowcount == 1 and cursor.lastrowid is not None:
+                out.append(cursor.lastrowid)
+                continue
+            try:
+                self._refuse(conn, w.key, creating=creating, expected=w.expected_mod_revision)
+            except StoreError as err:
+                out.append(err)
+                continue
+            raise AssertionError(f"{w.key}: a write's condition held, yet nothing was inserted")
+        return out
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> int:
         check_key(key)
