@@ -443,12 +443,12 @@ class NodeAgent:
             return
         raise Conflict(f"node {self.node_name}: status kept conflicting")
 
-    def renew_lease(self) -> None:
-        now = self.clock.now()
+    def _lease_renewal(self) -> tuple[Obj, dict[str, Any]]:
+        """Our Lease as renewed now, at the resourceVersion we last wrote, and its new spec."""
         spec = {
             "holderIdentity": self.node_name,
             "leaseDurationSeconds": self.lease_duration,
-            "renewTime": rfc3339(now, micro=True),
+            "renewTime": rfc3339(self.clock.now(), micro=True),
         }
         lease: Obj = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -460,6 +460,10 @@ class NodeAgent:
             },
             "spec": spec,
         }
+        return lease, spec
+
+    def renew_lease(self) -> None:
+        lease, spec = self._lease_renewal()
         if self._lease_rv:
             try:
                 self._lease_rv = self.api.update(lease)["metadata"]["resourceVersion"]
@@ -497,6 +501,32 @@ class NodeAgent:
             return
         # lease first: a controller that sees our Ready status also finds a fresh lease
         self.renew_lease()
+        self._after_renewal(node)
+
+    def beat_begin(self) -> tuple[Obj | None, Obj | None]:
+        """An AgentPool's heartbeat, first half: obey (or lift) a fault; returns our Node and the
+        renewed Lease to write (None: faulted, or no Lease written yet: `beat_end` renews it)."""
+        node = self._check_fault_annotation()
+        if self._fault is not None or not self._lease_rv:
+            return node, None
+        return node, self._lease_renewal()[0]
+
+    def beat_end(self, node: Obj | None, renewed: Obj | Exception | None) -> None:
+        """Second half, once the pool wrote the Leases of many agents at once (`renewed`: ours as
+        written, or why it was not): on any failure the Lease is renewed the one-at-a-time way,
+        which reads it again; then the Node status when due, metrics and the relist."""
+        try:
+            if self._fault is None:
+                if isinstance(renewed, dict):
+                    self._lease_rv = str(renewed["metadata"]["resourceVersion"])
+                else:
+                    self.renew_lease()
+                self._after_renewal(node)
+        except Exception as exc:
+            log_failure(log, f"node {self.node_name}: heartbeat", exc)
+        self._metrics_and_relist()
+
+    def _after_renewal(self, node: Obj | None) -> None:
         if node is None:
             self.register()  # someone deleted our Node: register again, as the kubelet does
         elif self._status_due(node):
@@ -515,6 +545,9 @@ class NodeAgent:
             self._heartbeat()
         except Exception as exc:
             log_failure(log, f"node {self.node_name}: heartbeat", exc)
+        self._metrics_and_relist()
+
+    def _metrics_and_relist(self) -> None:
         if self.metrics is not None and self._fault is None:
             try:
                 self.metrics.report_if_due()

@@ -174,3 +174,34 @@ def test_pooled_agent_writes_a_pods_first_status_once_it_settled(api: Registry, 
         for ag in agents:
             ag.stop()
         pool2.stop()
+
+
+def test_pool_renews_the_leases_of_agents_due_together_in_one_batch(api: Registry, clock: FakeClock) -> None:
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 5)
+    batches: list[int] = []
+    real = api.update_many
+
+    def spy(objs, **kw):  # type: ignore[no-untyped-def]
+        batches.append(len(objs))
+        return real(objs, **kw)
+
+    api.update_many = spy  # type: ignore[method-assign]
+    try:
+        t0 = clock.now()
+        clock.advance(25.0)  # every agent's first beat is due at this one tick
+        for ag in agents:
+            wait_for(lambda ag=ag: _renewed(api, ag.node_name) > t0, what=f"lease of {ag.node_name} renewed")
+        assert batches and max(batches) == 5
+        # a Lease changed behind an agent's back: its renewal conflicts alone and is redone
+        lease = api.get("Lease", "node-3", "kube-node-lease")
+        api.update({**lease, "spec": {**lease["spec"], "leaseDurationSeconds": 99}})
+        t1 = clock.now()
+        clock.advance(10.0)
+        for ag in agents:
+            wait_for(lambda ag=ag: _renewed(api, ag.node_name) > t1, what=f"lease of {ag.node_name} renewed")
+        assert api.get("Lease", "node-3", "kube-node-lease")["spec"]["leaseDurationSeconds"] == 40
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
