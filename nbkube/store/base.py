@@ -133,12 +133,20 @@ class Store(Protocol):
 
     def get(self, key: str) -> KeyValue | None: ...
 
-    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
+    def list(
+        self, prefix: str, *, revision: int | None = None, start: str = "", limit: int = 0
+    ) -> tuple[builtins.list[KeyValue], int]:
         """All live keys under `prefix`, sorted by key, and the revision the read reflects.
 
         With `revision`, the keys as they were at that past revision (what a paginated list reads
         for each of its pages, so that they make one consistent snapshot): Compacted once history
-        before it was compacted away, BadRequest for a revision the store has not reached."""
+        before it was compacted away, BadRequest for a revision the store has not reached.
+        `start`: only keys >= it (a whole key); `limit`: at most that many keys (0: all). A page of
+        a large list reads that page, not the whole prefix."""
+        ...
+
+    def count(self, prefix: str, *, revision: int | None = None, start: str = "") -> int:
+        """How many live keys `list` with the same arguments would return (no values read)."""
         ...
 
     def create(self, key: str, value: bytes) -> int:

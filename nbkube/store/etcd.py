@@ -191,13 +191,23 @@ class EtcdStore:
         resp = self._call("Range", etcdrpc.RangeRequest(key=key.encode()))
         return _kv(resp.kvs[0]) if resp.kvs else None
 
-    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
-        start, end = _key_range(prefix)
+    def list(
+        self, prefix: str, *, revision: int | None = None, start: str = "", limit: int = 0
+    ) -> tuple[builtins.list[KeyValue], int]:
+        resp = self._range(prefix, revision, start, limit=limit)
+        return [_kv(kv) for kv in resp.kvs], revision if revision is not None else resp.header.revision
+
+    def count(self, prefix: str, *, revision: int | None = None, start: str = "") -> int:
+        return int(self._range(prefix, revision, start, count_only=True).count)
+
+    def _range(self, prefix: str, revision: int | None, start: str, **kw: Any) -> Any:
+        first, end = _key_range(prefix)
+        if start and start.encode() > first:
+            first = start.encode()
         if revision is None:
-            resp = self._call("Range", etcdrpc.RangeRequest(key=start, range_end=end))
-            return [_kv(kv) for kv in resp.kvs], resp.header.revision
+            return self._call("Range", etcdrpc.RangeRequest(key=first, range_end=end, **kw))
         try:
-            resp = self._call("Range", etcdrpc.RangeRequest(key=start, range_end=end, revision=revision))
+            return self._call("Range", etcdrpc.RangeRequest(key=first, range_end=end, revision=revision, **kw))
         except StoreUnavailable as err:
             # etcd says which in the message only (mvcc: required revision has been compacted / is
             # a future revision); a Range does not tell the compaction revision, a watch would
@@ -206,7 +216,6 @@ class EtcdStore:
             if "future revision" in str(err):
                 raise BadRequest(f"revision {revision} is in the future for etcd at {self.url}") from err
             raise
-        return [_kv(kv) for kv in resp.kvs], revision
 
     def create(self, key: str, value: bytes) -> int:
         check_key(key)

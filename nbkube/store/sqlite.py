@@ -328,29 +328,82 @@ class SqliteStore:
         rev, _created, _deleted, create_rev, _prev, value = row
         return KeyValue(key, bytes(value), create_rev, rev)
 
-    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
+    def list(
+        self, prefix: str, *, revision: int | None = None, start: str = "", limit: int = 0
+    ) -> tuple[builtins.list[KeyValue], int]:
         cond, params = _name_range(prefix)
+        if start:
+            cond, params = f"{cond} AND name >= ?", (*params, start)
 
-        def read(conn: sqlite3.Connection) -> tuple[list[KeyValue], int]:
+        def read(conn: sqlite3.Connection) -> tuple[builtins.list[KeyValue], int]:
             # All statements run in one read transaction: WAL gives them the same snapshot.
-            rev = self._current(conn)
-            upto = ""
-            if revision is not None:
-                if revision > rev:
-                    raise BadRequest(f"revision {revision} is in the future: {self.url} is at {rev}")
-                compacted = self._compaction_revision(conn)
-                # compaction keeps every row a read at `compacted` or later needs (see _Poller.compact)
-                if revision < compacted:
-                    raise Compacted(revision, compacted)
-                rev, upto = revision, f" AND id <= {int(revision)}"
-            rows = conn.execute(
-                f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN "
-                f"(SELECT MAX(id) FROM log WHERE {cond}{upto} GROUP BY name) AND l.deleted = 0 ORDER BY l.name",
-                params,
-            ).fetchall()
-            return [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows], rev
+            rev = self._read_revision(conn, revision)
+            upto = f" AND id <= {int(rev)}" if revision is not None else ""
+            if not limit:
+                rows = conn.execute(
+                    f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN "
+                    f"(SELECT MAX(id) FROM log WHERE {cond}{upto} GROUP BY name) AND l.deleted = 0 "
+                    "ORDER BY l.name",
+                    params,
+                ).fetchall()
+                return [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows], rev
+            # a page: the (name, id) index yields names in order, so LIMIT stops the walk early;
+            # tombstones take places in it, so walk on until the page is full or the range ends
+            out: builtins.list[KeyValue] = []
+            after: tuple[str, ...] = ()
+            while len(out) < limit:
+                want = limit - len(out)
+                extra = " AND name > ?" if after else ""
+                latest = conn.execute(
+                    f"SELECT name, MAX(id) FROM log WHERE {cond}{extra}{upto} GROUP BY name ORDER BY name LIMIT ?",
+                    (*params, *after, want),
+                ).fetchall()
+                if not latest:
+                    break
+                ids = [i for _n, i in latest]
+                marks = ",".join("?" * len(ids))
+                rows = conn.execute(
+                    f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN ({marks}) "
+                    "AND l.deleted = 0 ORDER BY l.name",
+                    ids,
+                ).fetchall()
+                out += [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows]
+                if len(latest) < want:
+                    break
+                after = (latest[-1][0],)
+            return out, rev
 
         return self._txn("BEGIN", read)
+
+    def count(self, prefix: str, *, revision: int | None = None, start: str = "") -> int:
+        cond, params = _name_range(prefix)
+        if start:
+            cond, params = f"{cond} AND name >= ?", (*params, start)
+
+        def read(conn: sqlite3.Connection) -> int:
+            rev = self._read_revision(conn, revision)
+            upto = f" AND id <= {int(rev)}" if revision is not None else ""
+            row = conn.execute(
+                f"SELECT COUNT(*) FROM log WHERE id IN (SELECT MAX(id) FROM log WHERE {cond}{upto} "
+                "GROUP BY name) AND deleted = 0",
+                params,
+            ).fetchone()
+            return int(row[0])
+
+        return self._txn("BEGIN", read)
+
+    def _read_revision(self, conn: sqlite3.Connection, revision: int | None) -> int:
+        """The revision a read reflects: the current one, or `revision` if it is still readable."""
+        rev = self._current(conn)
+        if revision is None:
+            return rev
+        if revision > rev:
+            raise BadRequest(f"revision {revision} is in the future: {self.url} is at {rev}")
+        compacted = self._compaction_revision(conn)
+        # compaction keeps every row a read at `compacted` or later needs (see _Poller.compact)
+        if revision < compacted:
+            raise Compacted(revision, compacted)
+        return revision
 
     def create(self, key: str, value: bytes) -> int:
         check_key(key)

@@ -325,3 +325,22 @@ def test_write_batch_of_more_than_one_transaction_writes_every_item(backend: Bac
     assert all(isinstance(r, int) for r in results)
     items, _rev = backend.store.list(backend.prefix)
     assert [kv.key for kv in items] == keys
+
+
+def test_list_a_page_from_a_start_key_skips_deleted_keys_and_counts_the_rest(backend: Backend) -> None:
+    store = backend.store
+    keys = [backend.key(f"k{i:02d}") for i in range(10)]
+    revs = {k: store.create(k, k.encode()) for k in keys}
+    for k in keys[2:5]:
+        store.delete(k)  # tombstones inside the first page's range
+    snapshot = store.current_revision()
+    page, rev = store.list(backend.prefix, limit=3)
+    assert [kv.key for kv in page] == [keys[0], keys[1], keys[5]] and rev == snapshot
+    store.update(keys[6], b"later", revs[keys[6]])  # after the snapshot
+    nxt, rev2 = store.list(backend.prefix, revision=snapshot, start=keys[5] + "\x00", limit=3)
+    assert [kv.key for kv in nxt] == keys[6:9] and rev2 == snapshot
+    assert nxt[0].value == keys[6].encode()  # as it was at the snapshot
+    assert store.count(backend.prefix, revision=snapshot, start=keys[5] + "\x00") == 4
+    assert store.count(backend.prefix) == 7
+    everything, _ = store.list(backend.prefix, start=keys[8])
+    assert [kv.key for kv in everything] == keys[8:]
