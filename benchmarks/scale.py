@@ -237,6 +237,112 @@ def list_reads(nodes: int, pods: int, timeout: float) -> tuple[float, float, int
 
 
 @dataclass
+class Reads:
+    pods: int
+    create_s: float  # writing them (registry creates, bound to nodes that do not run them)
+    registry_list_s: float  # one list of every pod (the store decodes each)
+    paged_list_s: float  # every 500-item page in turn, as the API server reads for kubectl
+    kubectl_s: float  # `kubectl get pods -A`: 500-item chunks, server-side Table rows
+    kubectl_rows: int
+    nbkube_get_s: float  # `nbkube --kubeconfig K get pods -A` (the CLI over the API server)
+    df_s: float  # `cluster.pods.df` (the notebook's view: a registry list into a DataFrame)
+
+
+def reads(pods: int, timeout: float) -> Reads:
+    """`pods` pods in an in-memory registry served by the API server; time each way of reading
+    them all. The pods are bound to node names nothing runs: reads are what is measured."""
+    import subprocess
+    import tempfile
+
+    from nbkube.apiserver import serve
+    from nbkube.notebook.views import ClusterViews
+    from nbkube.registry.registry import Registry
+    from nbkube.store import open_store
+
+    registry = Registry(open_store("sqlite://:memory:"))
+    tmpl = _deployment("rd", 0)["spec"]["template"]
+    t0 = time.perf_counter()
+    for i in range(pods):
+        registry.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"rd-{i:06d}", "namespace": NAMESPACE, "labels": {"app": "rd"}},
+                "spec": {**tmpl["spec"], "nodeName": f"node-{i % 5000}"},
+            }
+        )
+    create_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    items, _ = registry.list("Pod")
+    registry_list_s = time.perf_counter() - t0
+    assert len(items) == pods
+    del items
+    t0 = time.perf_counter()
+    seen, token = 0, ""
+    while True:
+        page = registry.list_page("Pod", limit=500, continue_token=token)
+        seen += len(page.items)
+        token = page.continue_token
+        if not token:
+            break
+    paged_list_s = time.perf_counter() - t0
+    assert seen == pods
+    t0 = time.perf_counter()
+    df = ClusterViews(registry).pods.df
+    df_s = time.perf_counter() - t0
+    assert len(df) == pods
+    with tempfile.TemporaryDirectory(prefix="nbkube-scale-") as folder:
+        server = serve(registry, folder=os.path.join(folder, "pki"))
+        try:
+            kubeconfig = server.write_kubeconfig(os.path.join(folder, "kubeconfig"))
+            env = {**os.environ, "KUBECONFIG": kubeconfig}
+            t0 = time.perf_counter()
+            out = subprocess.run(
+                ["kubectl", "get", "pods", "-A", "--no-headers"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            ).stdout
+            kubectl_s = time.perf_counter() - t0
+            rows = len(out.splitlines())
+            t0 = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "nbkube.cli", "--kubeconfig", kubeconfig, "get", "pods", "-A"],
+                env={**env, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..")},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            )
+            nbkube_get_s = time.perf_counter() - t0
+        finally:
+            server.stop()
+    registry.close()
+    return Reads(pods, create_s, registry_list_s, paged_list_s, kubectl_s, rows, nbkube_get_s, df_s)
+
+
+def _reads_row(r: Reads) -> Row:
+    return Row(
+        name=f"reads_{r.pods // 1000}k_pods" if r.pods >= 1000 else f"reads_{r.pods}_pods",
+        value=r.kubectl_s,
+        unit="s for kubectl get pods -A",
+        baseline="one registry list of the same pods, no paging, no HTTP, no table",
+        baseline_value=r.registry_list_s,
+        baseline_kind="same-run",
+        samples=1,
+        note=(
+            f"{r.pods} pods ({r.kubectl_rows} rows printed): kubectl get pods -A {r.kubectl_s:.1f} s "
+            f"(500-item chunks, server-side Table); every 500-item page through the registry "
+            f"{r.paged_list_s:.1f} s; one registry list {r.registry_list_s:.1f} s; nbkube get pods -A "
+            f"{r.nbkube_get_s:.1f} s; cluster.pods.df {r.df_s:.1f} s"
+        ),
+        extra=r.__dict__,
+    )
+
+
+@dataclass
 class Density:
     nodes: int
     nodes_ready_s: float
@@ -293,7 +399,14 @@ def _density_row(d: Density, name: str) -> Row:
         f"{d.rss_mb_per_1000_nodes:.0f} MB per 1,000 nodes, {d.threads} threads"
     )
     if not d.pods:
-        return Row(name=name, value=d.nodes_ready_s, unit="s to all nodes Ready", samples=1, note=nodes, extra=d.__dict__)
+        return Row(
+            name=name,
+            value=d.nodes_ready_s,
+            unit="s to all nodes Ready",
+            samples=1,
+            note=nodes,
+            extra=d.__dict__,
+        )
     how = "all Ready" if d.finished else f"bounded at {d.pods_seconds:.0f} s"
     return Row(
         name=name,
@@ -360,11 +473,20 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
             note=f"{n} pods: registry list {reg:.2f} s, informer cache {cache * 1000:.1f} ms",
         )
     )
+    read_pods = kw.get("read_pods") or (2000 if quick else 150_000)
+    out.append(_reads_row(_in_own_process(reads, read_pods, timeout)))
     label = f"{dnodes // 1000}k" if dnodes >= 1000 and dnodes % 1000 == 0 else str(dnodes)
     bound = kw.get("pods_timeout") or (60 if quick else 600)
     # one run: the nodes' start (time, RSS) and then their pods, bounded by `bound`
     out.append(_density_row(_fresh_density(dnodes, ppn or 0, timeout, bound), f"density_{label}_nodes"))
     return out
+
+
+def _in_own_process(fn: Any, *args: Any) -> Any:
+    """`fn(*args)` in a fresh process: its heap, its GIL, none of the earlier runs' threads."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, args)
 
 
 def _fresh_density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None) -> Density:
@@ -384,8 +506,11 @@ def main() -> None:
     ap.add_argument("--timeout", type=float)
     ap.add_argument("--pods-timeout", type=float, help="bound on the density run's pods (default 600 s)")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["e2e", "direct", "list", "density"])
-    ap.add_argument("--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)")
+    ap.add_argument("--read-pods", type=int, help="pods for the reads row (default 150,000)")
+    ap.add_argument("--only", choices=["e2e", "direct", "list", "density", "reads"])
+    ap.add_argument(
+        "--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)"
+    )
     a = ap.parse_args()
     global PROFILE
     PROFILE = a.profile
@@ -398,6 +523,9 @@ def main() -> None:
     if a.only == "density":
         print(density(a.density_nodes or 250, a.pods_per_node or 0, a.timeout or 300, a.pods_timeout))
         return
+    if a.only == "reads":
+        print(reads(a.read_pods or 10_000, a.timeout or 300))
+        return
     if a.only == "list":
         print(list_reads(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
         return
@@ -409,6 +537,7 @@ def main() -> None:
         pods_per_node=a.pods_per_node,
         timeout=a.timeout,
         pods_timeout=a.pods_timeout,
+        read_pods=a.read_pods,
     ):
         print(f"{r.name}: {r.value:.4g} {r.unit} (ratio {r.ratio}) {r.note}")
 
