@@ -129,6 +129,8 @@ _validate = validate
 _validate_update = validate_update
 
 
+_LEFT_KEPT = 256  # paged lists in progress whose remaining counts are remembered
+
 # kinds whose validators read nothing in `.status` (the others range-check status counters)
 _STATUS_UNCHECKED = frozenset({"Pod", "Node"})
 
@@ -564,6 +566,10 @@ class Registry:
         self._watches: set[RegistryWatch] = set()  # open watches, cancelled by close()
         self._watches_lock = threading.Lock()
         self._batching = threading.local()  # .writes: the writes update_many holds back
+        # (prefix, snapshot revision, next page's start) -> objects from there on, so that each page
+        # of a paged list says its remainingItemCount without counting the rest of the snapshot
+        self._left: dict[tuple[str, int, str], int] = {}
+        self._left_lock = threading.Lock()
         # namespace -> monotonic time until which it is known to exist and not be terminating. Every
         # namespaced create used to read the Namespace first: on etcd that doubled the round trips.
         # A namespace deleted or terminated through this registry is forgotten at once; one changed by
@@ -864,6 +870,7 @@ class Registry:
         if continue_token:
             token_rev, start = decode_continue(continue_token)
             revision = None if token_rev == LATEST else token_rev
+        revision_given = revision is not None
         filtering = selector is not None or predicate is not None
 
         def wanted(obj: Obj) -> bool:
@@ -902,7 +909,17 @@ class Registry:
             raise ContinueExpired(encode_continue(LATEST, start)) from None
         remaining: int | None = None
         if more and not filtering:
-            remaining = self.store.count(prefix, revision=rev, start=last_key + "\x00")
+            # what the previous page counted from its end on, less this page: its snapshot is fixed
+            with self._left_lock:
+                left = self._left.pop((prefix, rev, start), None) if start and revision_given else None
+            if left is not None:
+                remaining = left - len(items)
+            else:
+                remaining = self.store.count(prefix, revision=rev, start=last_key + "\x00")
+            with self._left_lock:
+                if len(self._left) >= _LEFT_KEPT:
+                    self._left.pop(next(iter(self._left)))
+                self._left[(prefix, rev, last_key[len(prefix) :] + "\x00")] = remaining
         return ListPage(
             items,
             str(rev),
