@@ -13,6 +13,9 @@ Rows:
   per 1,000 nodes, pods/s to all pods Ready and the rate of the first and the last 10%. The pods'
   part is bounded (`--pods-timeout`, 600 s): a run that does not finish reports how far it got and
   at what rate. Published baseline: kwok's README (1k nodes / 100k pods maintained, 20 pods/s).
+- `reads_150k_pods`: 150,000 pods in an in-memory registry served by the API server (bound to node
+  names nothing runs): `kubectl get pods -A` (500-item chunks, server-side Table), every 500-item
+  page through the registry, one registry list, `nbkube get pods -A`, `cluster.pods.df`; seconds.
 - `list_pods`: a full list of all pods through the registry and through the informer cache
   (`Informer.list`), at the e2e run's pod count: seconds per list.
 
