@@ -945,7 +945,9 @@ class Registry:
 
     def _write(self, info: KindInfo, kv: KeyValue, obj: Obj, name: str) -> Obj:
         held: builtins.list[_HeldWrite] | None = getattr(self._batching, "writes", None)
-        if held is not None:  # update_many: written with the others in one store transaction
+        if held is not None and kv.key == self._batching.key:
+            # update_many's own object (not a write something on its path makes): written with
+            # the others in one store transaction
             held.append(_HeldWrite(info, kv, obj, name))
             return obj
         self._forget_namespace(obj)  # e.g. now Terminating: the next create must look again
@@ -1036,6 +1038,11 @@ class Registry:
             for obj in objs:
                 n = len(held)
                 try:
+                    info = self._info_for_obj(dict(obj))
+                    meta = obj.get("metadata") or {}
+                    self._batching.key = self._key(
+                        info, str(meta.get("name") or ""), str(meta.get("namespace") or "")
+                    )
                     out = self.update_status(obj) if status else self.update(obj)
                 except NbkubeError as err:
                     results.append(err)
@@ -1043,6 +1050,7 @@ class Registry:
                 results.append(held[n] if len(held) > n else out)
         finally:
             self._batching.writes = None
+            self._batching.key = None
         if len({h.kv.key for h in held}) != len(held):
             for h in held:
                 if h.hooks is not None:
