@@ -8,17 +8,22 @@ Rows:
   `spec.nodeName` already set (no controllers, no scheduler; node agents and registry only).
   Also the rate of the first and the last 10% of pods (the issue asks the last to keep at least
   half the first's rate).
-- `density`: N sim nodes started in one process (no pods, then P pods per node through a
-  Deployment): time to all nodes Ready, process RSS per 1,000 nodes, pods/s. Published baseline:
-  kwok's 1,000 nodes / 100,000 pods figure is a statement of capacity, not a time, so it is
-  named in the note, not divided by.
+- `density_5k_nodes`: N sim nodes (5,000) started in one process as `nbkube up` does (LocalCluster),
+  then P pods per node (30: 150,000) through one Deployment: time to all nodes Ready, process RSS
+  per 1,000 nodes, pods/s to all pods Ready and the rate of the first and the last 10%. The pods'
+  part is bounded (`--pods-timeout`, 600 s): a run that does not finish reports how far it got and
+  at what rate. Published baseline: kwok's README (1k nodes / 100k pods maintained, 20 pods/s).
+- `reads_150k_pods`: 150,000 pods in an in-memory registry served by the API server (bound to node
+  names nothing runs): `kubectl get pods -A` (500-item chunks, server-side Table), every 500-item
+  page through the registry, one registry list, `nbkube get pods -A`, `cluster.pods.df`; seconds.
 - `list_pods`: a full list of all pods through the registry and through the informer cache
   (`Informer.list`), at the e2e run's pod count: seconds per list.
 
 Every run is bounded by a timeout and a size; `--quick` keeps everything under a minute.
 
-    python benchmarks/scale.py [--nodes 250] [--replicas 10000] [--density-nodes 1000]
-                               [--pods-per-node 30] [--timeout 300] [--quick]
+    python benchmarks/scale.py [--nodes 250] [--replicas 10000] [--density-nodes 5000]
+                               [--pods-per-node 30] [--timeout 300]
+                               [--pods-timeout 600] [--quick]
 """
 
 from __future__ import annotations
@@ -235,6 +240,112 @@ def list_reads(nodes: int, pods: int, timeout: float) -> tuple[float, float, int
 
 
 @dataclass
+class Reads:
+    pods: int
+    create_s: float  # writing them (registry creates, bound to nodes that do not run them)
+    registry_list_s: float  # one list of every pod (the store decodes each)
+    paged_list_s: float  # every 500-item page in turn, as the API server reads for kubectl
+    kubectl_s: float  # `kubectl get pods -A`: 500-item chunks, server-side Table rows
+    kubectl_rows: int
+    nbkube_get_s: float  # `nbkube --kubeconfig K get pods -A` (the CLI over the API server)
+    df_s: float  # `cluster.pods.df` (the notebook's view: a registry list into a DataFrame)
+
+
+def reads(pods: int, timeout: float) -> Reads:
+    """`pods` pods in an in-memory registry served by the API server; time each way of reading
+    them all. The pods are bound to node names nothing runs: reads are what is measured."""
+    import subprocess
+    import tempfile
+
+    from nbkube.apiserver import serve
+    from nbkube.notebook.views import ClusterViews
+    from nbkube.registry.registry import Registry
+    from nbkube.store import open_store
+
+    registry = Registry(open_store("sqlite://:memory:"))
+    tmpl = _deployment("rd", 0)["spec"]["template"]
+    t0 = time.perf_counter()
+    for i in range(pods):
+        registry.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"rd-{i:06d}", "namespace": NAMESPACE, "labels": {"app": "rd"}},
+                "spec": {**tmpl["spec"], "nodeName": f"node-{i % 5000}"},
+            }
+        )
+    create_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    items, _ = registry.list("Pod")
+    registry_list_s = time.perf_counter() - t0
+    assert len(items) == pods
+    del items
+    t0 = time.perf_counter()
+    seen, token = 0, ""
+    while True:
+        page = registry.list_page("Pod", limit=500, continue_token=token)
+        seen += len(page.items)
+        token = page.continue_token
+        if not token:
+            break
+    paged_list_s = time.perf_counter() - t0
+    assert seen == pods
+    t0 = time.perf_counter()
+    df = ClusterViews(registry).pods.df
+    df_s = time.perf_counter() - t0
+    assert len(df) == pods
+    with tempfile.TemporaryDirectory(prefix="nbkube-scale-") as folder:
+        server = serve(registry, folder=os.path.join(folder, "pki"))
+        try:
+            kubeconfig = server.write_kubeconfig(os.path.join(folder, "kubeconfig"))
+            env = {**os.environ, "KUBECONFIG": kubeconfig}
+            t0 = time.perf_counter()
+            out = subprocess.run(
+                ["kubectl", "get", "pods", "-A", "--no-headers"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            ).stdout
+            kubectl_s = time.perf_counter() - t0
+            rows = len(out.splitlines())
+            t0 = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "nbkube.cli", "--kubeconfig", kubeconfig, "get", "pods", "-A"],
+                env={**env, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..")},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=True,
+            )
+            nbkube_get_s = time.perf_counter() - t0
+        finally:
+            server.stop()
+    registry.close()
+    return Reads(pods, create_s, registry_list_s, paged_list_s, kubectl_s, rows, nbkube_get_s, df_s)
+
+
+def _reads_row(r: Reads) -> Row:
+    return Row(
+        name=f"reads_{r.pods // 1000}k_pods" if r.pods >= 1000 else f"reads_{r.pods}_pods",
+        value=r.kubectl_s,
+        unit="s for kubectl get pods -A",
+        baseline="one registry list of the same pods, no paging, no HTTP, no table",
+        baseline_value=r.registry_list_s,
+        baseline_kind="same-run",
+        samples=1,
+        note=(
+            f"{r.pods} pods ({r.kubectl_rows} rows printed): kubectl get pods -A {r.kubectl_s:.1f} s "
+            f"(500-item chunks, server-side Table); every 500-item page through the registry "
+            f"{r.paged_list_s:.1f} s; one registry list {r.registry_list_s:.1f} s; nbkube get pods -A "
+            f"{r.nbkube_get_s:.1f} s; cluster.pods.df {r.df_s:.1f} s"
+        ),
+        extra=r.__dict__,
+    )
+
+
+@dataclass
 class Density:
     nodes: int
     nodes_ready_s: float
@@ -243,10 +354,16 @@ class Density:
     pods_ready: int
     pods_s: float
     threads: int
-    rss_mb_with_pods: float = 0.0  # the whole process's RSS growth once every pod is Ready
+    rss_mb_with_pods: float = 0.0  # the whole process's RSS growth once every pod is Ready (or at the bound)
+    pods_seconds: float = 0.0  # from the Deployment's create to the last pod Ready, or to the bound
+    first10: float = 0.0  # pods/s over the first 10% of the pods that became Ready
+    last10: float = 0.0  # and over the last 10% of them
+    finished: bool = True  # every pod Ready within the time bound
 
 
-def density(nodes: int, pods_per_node: int, timeout: float) -> Density:
+def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None = None) -> Density:
+    """`nodes` sim nodes, then `pods_per_node` pods each through one Deployment. `pods_timeout`
+    bounds the pods' part: a run that does not finish reports how far it got, and at what rate."""
     gc.collect()
     rss0 = _rss_mb()
     t0 = time.perf_counter()
@@ -256,38 +373,57 @@ def density(nodes: int, pods_per_node: int, timeout: float) -> Density:
         rss = _rss_mb() - rss0
         threads = threading.active_count()
         pods = nodes * pods_per_node
-        ready = 0
-        pods_s = 0.0
+        out = Density(nodes, ready_s, rss * 1000 / nodes, pods, 0, 0.0, threads)
         if pods:
             counter = ReadyCounter(c, "app=dens")
             counter.start()
             t1 = time.perf_counter()
             c.api.create(_deployment("dens", pods))
-            counter.wait(pods, timeout)
-            pods_s = len(counter.times) / (time.perf_counter() - t1)
+            out.finished = counter.wait(pods, pods_timeout or timeout)
             counter.stop()
-            ready = len(counter.times)
-        total = _rss_mb() - rss0
-        return Density(nodes, ready_s, rss * 1000 / nodes, pods, ready, pods_s, threads, total)
+            times = sorted(counter.times)
+            out.pods_ready = len(times)
+            end = times[-1] if out.finished and times else time.perf_counter()
+            out.pods_seconds = end - t1
+            out.pods_s = out.pods_ready / out.pods_seconds if out.pods_seconds else 0.0
+            out.first10, out.last10 = _decile_rates(t1, times)
+        out.rss_mb_with_pods = _rss_mb() - rss0
+        return out
     finally:
         c.stop()
 
 
+KWOK_SOURCE = "https://github.com/kubernetes-sigs/kwok#why-kwok (README: 1k nodes and 100k pods; 20 pods/s)"
+
+
 def _density_row(d: Density, name: str) -> Row:
-    pods = (
-        f"; {d.pods_ready}/{d.pods} pods Ready at {d.pods_s:.0f} pods/s, process RSS then "
-        f"+{d.rss_mb_with_pods:.0f} MB (store, informers and nodes)"
-        if d.pods
-        else ""
+    nodes = (
+        f"{d.nodes} sim nodes in one process Ready in {d.nodes_ready_s:.1f} s, RSS "
+        f"{d.rss_mb_per_1000_nodes:.0f} MB per 1,000 nodes, {d.threads} threads"
     )
+    if not d.pods:
+        return Row(
+            name=name,
+            value=d.nodes_ready_s,
+            unit="s to all nodes Ready",
+            samples=1,
+            note=nodes,
+            extra=d.__dict__,
+        )
+    how = "all Ready" if d.finished else f"bounded at {d.pods_seconds:.0f} s"
     return Row(
         name=name,
-        value=d.nodes_ready_s,
-        unit="s to all nodes Ready",
+        value=d.pods_s,
+        unit="pods/s",
+        baseline="kwok's published creation rate (1k nodes / 100k pods maintained)",
+        baseline_value=20.0,
+        baseline_kind="published",
+        source=KWOK_SOURCE,
         samples=1,
         note=(
-            f"{d.nodes} sim nodes in one process: RSS {d.rss_mb_per_1000_nodes:.0f} MB per 1,000 nodes, "
-            f"{d.threads} threads{pods} (kwok publishes 1,000 nodes / 100,000 pods in one process)"
+            f"{nodes}; {d.pods_ready}/{d.pods} pods Ready in {d.pods_seconds:.0f} s ({how}) through one "
+            f"Deployment; first 10% {d.first10:.0f} pods/s, last 10% {d.last10:.0f} pods/s; process RSS "
+            f"then +{d.rss_mb_with_pods:.0f} MB (store, informers and nodes)"
         ),
         extra=d.__dict__,
     )
@@ -302,7 +438,6 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
     nodes = kw.get("nodes") or (20 if quick else 250)
     replicas = kw.get("replicas") or (500 if quick else 10_000)
     dnodes = kw.get("density_nodes") or (200 if quick else 5000)
-    pod_nodes = 50 if quick else 1000  # the density run with pods: fewer nodes, 30 pods each
     ppn = kw.get("pods_per_node") if kw.get("pods_per_node") is not None else (2 if quick else 30)
     timeout = kw.get("timeout") or (60 if quick else 600)
     out: list[Row] = []
@@ -341,22 +476,28 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
             note=f"{n} pods: registry list {reg:.2f} s, informer cache {cache * 1000:.1f} ms",
         )
     )
-    out.append(_density_row(_fresh_density(dnodes, 0, timeout), f"density_{dnodes}_nodes"))
-    if ppn:
-        out.append(
-            _density_row(
-                _fresh_density(pod_nodes, ppn, timeout), f"density_{pod_nodes}_nodes_{ppn}_pods_each"
-            )
-        )
+    read_pods = kw.get("read_pods") or (2000 if quick else 150_000)
+    out.append(_reads_row(_in_own_process(reads, read_pods, timeout)))
+    label = f"{dnodes // 1000}k" if dnodes >= 1000 and dnodes % 1000 == 0 else str(dnodes)
+    bound = kw.get("pods_timeout") or (60 if quick else 600)
+    # one run: the nodes' start (time, RSS) and then their pods, bounded by `bound`
+    out.append(_density_row(_fresh_density(dnodes, ppn or 0, timeout, bound), f"density_{label}_nodes"))
     return out
 
 
-def _fresh_density(nodes: int, pods_per_node: int, timeout: float) -> Density:
+def _in_own_process(fn: Any, *args: Any) -> Any:
+    """`fn(*args)` in a fresh process: its heap, its GIL, none of the earlier runs' threads."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def _fresh_density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None) -> Density:
     """`density` in a process of its own: RSS growth measured on a heap the earlier runs of this
     process have not already grown (freed memory is reused, and would hide the nodes' cost)."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return pool.apply(density, (nodes, pods_per_node, timeout))
+        return pool.apply(density, (nodes, pods_per_node, timeout, pods_timeout))
 
 
 def main() -> None:
@@ -366,9 +507,13 @@ def main() -> None:
     ap.add_argument("--density-nodes", type=int)
     ap.add_argument("--pods-per-node", type=int)
     ap.add_argument("--timeout", type=float)
+    ap.add_argument("--pods-timeout", type=float, help="bound on the density run's pods (default 600 s)")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["e2e", "direct", "list", "density"])
-    ap.add_argument("--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)")
+    ap.add_argument("--read-pods", type=int, help="pods for the reads row (default 150,000)")
+    ap.add_argument("--only", choices=["e2e", "direct", "list", "density", "reads"])
+    ap.add_argument(
+        "--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)"
+    )
     a = ap.parse_args()
     global PROFILE
     PROFILE = a.profile
@@ -379,7 +524,10 @@ def main() -> None:
         print(direct_pods(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
         return
     if a.only == "density":
-        print(density(a.density_nodes or 250, a.pods_per_node or 0, a.timeout or 300))
+        print(density(a.density_nodes or 250, a.pods_per_node or 0, a.timeout or 300, a.pods_timeout))
+        return
+    if a.only == "reads":
+        print(reads(a.read_pods or 10_000, a.timeout or 300))
         return
     if a.only == "list":
         print(list_reads(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
@@ -391,6 +539,8 @@ def main() -> None:
         density_nodes=a.density_nodes,
         pods_per_node=a.pods_per_node,
         timeout=a.timeout,
+        pods_timeout=a.pods_timeout,
+        read_pods=a.read_pods,
     ):
         print(f"{r.name}: {r.value:.4g} {r.unit} (ratio {r.ratio}) {r.note}")
 

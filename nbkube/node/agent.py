@@ -443,12 +443,12 @@ class NodeAgent:
             return
         raise Conflict(f"node {self.node_name}: status kept conflicting")
 
-    def renew_lease(self) -> None:
-        now = self.clock.now()
+    def _lease_renewal(self) -> tuple[Obj, dict[str, Any]]:
+        """Our Lease as renewed now, at the resourceVersion we last wrote, and its new spec."""
         spec = {
             "holderIdentity": self.node_name,
             "leaseDurationSeconds": self.lease_duration,
-            "renewTime": rfc3339(now, micro=True),
+            "renewTime": rfc3339(self.clock.now(), micro=True),
         }
         lease: Obj = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -460,6 +460,10 @@ class NodeAgent:
             },
             "spec": spec,
         }
+        return lease, spec
+
+    def renew_lease(self) -> None:
+        lease, spec = self._lease_renewal()
         if self._lease_rv:
             try:
                 self._lease_rv = self.api.update(lease)["metadata"]["resourceVersion"]
@@ -497,6 +501,32 @@ class NodeAgent:
             return
         # lease first: a controller that sees our Ready status also finds a fresh lease
         self.renew_lease()
+        self._after_renewal(node)
+
+    def beat_begin(self) -> tuple[Obj | None, Obj | None]:
+        """An AgentPool's heartbeat, first half: obey (or lift) a fault; returns our Node and the
+        renewed Lease to write (None: faulted, or no Lease written yet: `beat_end` renews it)."""
+        node = self._check_fault_annotation()
+        if self._fault is not None or not self._lease_rv:
+            return node, None
+        return node, self._lease_renewal()[0]
+
+    def beat_end(self, node: Obj | None, renewed: Obj | Exception | None) -> None:
+        """Second half, once the pool wrote the Leases of many agents at once (`renewed`: ours as
+        written, or why it was not): on any failure the Lease is renewed the one-at-a-time way,
+        which reads it again; then the Node status when due, metrics and the relist."""
+        try:
+            if self._fault is None:
+                if isinstance(renewed, dict):
+                    self._lease_rv = str(renewed["metadata"]["resourceVersion"])
+                else:
+                    self.renew_lease()
+                self._after_renewal(node)
+        except Exception as exc:
+            log_failure(log, f"node {self.node_name}: heartbeat", exc)
+        self._metrics_and_relist()
+
+    def _after_renewal(self, node: Obj | None) -> None:
         if node is None:
             self.register()  # someone deleted our Node: register again, as the kubelet does
         elif self._status_due(node):
@@ -515,6 +545,9 @@ class NodeAgent:
             self._heartbeat()
         except Exception as exc:
             log_failure(log, f"node {self.node_name}: heartbeat", exc)
+        self._metrics_and_relist()
+
+    def _metrics_and_relist(self) -> None:
         if self.metrics is not None and self._fault is None:
             try:
                 self.metrics.report_if_due()
@@ -660,12 +693,28 @@ class NodeAgent:
         with self._lock:
             self._started.setdefault(key, uid)
             start_time = self._start_times.get(uid)
+        if rt is not None and rt.next_check is not None and self._settling(old_status, rt.next_check, start_time):
+            self.queue.add_after(key, max(rt.next_check, 0.001))
+            return
         phase = self._report(pod, rt, start_time)
         if phase in TERMINAL_PHASES and rt is not None and self.runtime.release_sandbox(uid):
             # as the kubelet tears down a finished pod's sandbox: its address serves the next pod
             self.ipam.release(uid)
         if rt is not None and rt.next_check is not None:
             self.queue.add_after(key, max(rt.next_check, 0.001))
+
+    def _settling(self, old_status: Obj, next_check: float, start_time: float | None) -> bool:
+        """A pooled agent's pod whose first status is due to change within the pool's settle
+        time (see agentpool.py): its status is written after that change, once. Bounded to the
+        first `status_settle` seconds after the pod was accepted, so no state is held back longer."""
+        settle = self.pool.status_settle if self.pool is not None else 0.0
+        return (
+            settle > 0
+            and next_check <= settle
+            and not old_status.get("containerStatuses")
+            and start_time is not None
+            and self.clock.now() - start_time < settle
+        )
 
     def _sandbox(self, pod: Obj, ip: str) -> PodSandboxConfig:
         """Where and with what the pod starts: its address, the Services it sees, its resolv.conf."""

@@ -108,6 +108,39 @@ def usage_of(obj: Obj, resources: Iterable[str]) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
     if kind == "Pod" and _map(obj, "status").get("phase") in _TERMINAL:
         return out  # finished pods hold no quota, as in Kubernetes
+    wanted = tuple(resources)
+    key = _cache_key(obj, wanted) if kind == "Pod" else None
+    if key is not None:
+        cached = _POD_USAGE.get(key)
+        if cached is not None:
+            return dict(cached)
+    out = _usage_of(obj, kind, wanted)
+    if key is not None:
+        with _POD_USAGE_LOCK:
+            if len(_POD_USAGE) >= _POD_USAGE_MAX:
+                _POD_USAGE.pop(next(iter(_POD_USAGE)))  # the oldest entry
+            _POD_USAGE[key] = dict(out)
+    return out
+
+
+# A stored pod's usage, by (uid, generation, resources): the quota controller asks for the old and
+# the new pod on every pod update (every status write), and a pod's spec, all that usage reads
+# besides its phase, only changes with its generation. Bounded; the oldest entries go first.
+_POD_USAGE: dict[tuple[str, str, tuple[str, ...]], dict[str, Decimal]] = {}
+_POD_USAGE_LOCK = threading.Lock()
+_POD_USAGE_MAX = 200_000
+
+
+def _cache_key(obj: Obj, resources: tuple[str, ...]) -> tuple[str, str, tuple[str, ...]] | None:
+    meta = _map(obj, "metadata")
+    uid, generation = meta.get("uid"), meta.get("generation")
+    if not uid or generation is None or not meta.get("resourceVersion"):
+        return None  # not stored yet: admission may still change its spec
+    return str(uid), str(generation), resources
+
+
+def _usage_of(obj: Obj, kind: Any, resources: tuple[str, ...]) -> dict[str, Decimal]:
+    out: dict[str, Decimal] = {}
     for r in resources:
         if kind_for_resource(r) != kind:
             continue

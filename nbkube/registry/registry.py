@@ -66,6 +66,7 @@ from nbkube.registry.continuation import LATEST, ContinueExpired, decode_continu
 from nbkube.registry.metrics import MetricsStore
 from nbkube.store.base import (
     MAX_VALUE_BYTES,
+    BatchWrite,
     Compacted,
     KeyExists,
     KeyNotFound,
@@ -128,6 +129,57 @@ _validate = validate
 _validate_update = validate_update
 
 
+_LEFT_KEPT = 256  # paged lists in progress whose remaining counts are remembered
+
+# kinds whose validators read nothing in `.status` (the others range-check status counters)
+_STATUS_UNCHECKED = frozenset({"Pod", "Node"})
+
+
+def _validate_status_write(new: Obj, old: Obj) -> builtins.list[FieldError]:
+    """Validate a status write of a Pod or Node by what changed, as the apiserver's status
+    strategies do; other kinds are validated whole.
+
+    Everything but `.status` is the stored object, valid when written, and their validators read
+    nothing in `.status` but its shape and integer range; revalidating the whole pod spec on every
+    status write was a large share of the control plane's work per pod at scale. Whenever more than
+    status differs (a managed-fields hook touched metadata), the whole object is validated."""
+    if new.get("kind") not in _STATUS_UNCHECKED or {k: v for k, v in new.items() if k != "status"} != {
+        k: v for k, v in old.items() if k != "status"
+    }:
+        return _validate(new)
+    status = new.get("status")
+    if status is None:
+        return []
+    if not isinstance(status, dict):
+        return [FieldError("status", f"Invalid value: {type(status).__name__}: must be a mapping")]
+    return _int64_errors(status, "status")
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _int64_errors(value: Any, path: str) -> builtins.list[FieldError]:
+    """Integers beyond int64 under `path` (the store's JSON reader could not give them back)."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        if _INT64[0] <= value <= _INT64[1]:
+            return []
+        limits = f"between {_INT64[0]} and {_INT64[1]}"
+        return [FieldError(path, f"Invalid value: {value}: must be a 64-bit integer ({limits})")]
+    out: builtins.list[FieldError] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if type(v) not in (str, type(None), float, bool):
+                out += _int64_errors(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if type(v) not in (str, type(None), float, bool):
+                out += _int64_errors(v, f"{path}[{i}]")
+    return out
+
+
+
 def _selector(label_selector: Any) -> _Matcher | None:
     """A str is parsed; a Selector (anything with `matches`) is used as is; empty means none."""
     if label_selector is None:
@@ -179,6 +231,18 @@ def _clone(value: Any) -> Any:
     if isinstance(value, list):
         return [v if type(v) in _SCALARS else _clone(v) for v in value]
     return value
+
+
+@dataclass
+class _HeldWrite:
+    """A write update_many holds back to do with the others, and what follows it."""
+
+    info: KindInfo
+    kv: KeyValue
+    obj: Obj
+    name: str
+    hooks: tuple[Obj, Obj] | None = None  # (admitted, stored): admission's committed/rollback after it
+    result: Obj | NbkubeError | None = None
 
 
 # --- uids ------------------------------------------------------------------------------------------
@@ -501,6 +565,11 @@ class Registry:
         self.metrics = MetricsStore(clock=clock)
         self._watches: set[RegistryWatch] = set()  # open watches, cancelled by close()
         self._watches_lock = threading.Lock()
+        self._batching = threading.local()  # .writes: the writes update_many holds back
+        # (prefix, snapshot revision, next page's start) -> objects from there on, so that each page
+        # of a paged list says its remainingItemCount without counting the rest of the snapshot
+        self._left: dict[tuple[str, int, str], int] = {}
+        self._left_lock = threading.Lock()
         # namespace -> monotonic time until which it is known to exist and not be terminating. Every
         # namespaced create used to read the Namespace first: on etcd that doubled the round trips.
         # A namespace deleted or terminated through this registry is forgotten at once; one changed by
@@ -702,9 +771,11 @@ class Registry:
                 self._ensure_namespace(namespace)
         if not self.admission:
             return self._create_admitted(obj, info, dry_run=dry_run)
+        before = _clone(obj)
         self._admit("CREATE", obj, None)
         try:
-            errors = _validate(obj)  # what mutating plugins added must be valid too
+            # what mutating plugins added must be valid too (an unchanged object was just validated)
+            errors = _validate(obj) if obj != before else []
             if errors:
                 raise Invalid(errors, kind=info.kind, name=name_of(obj))
             created = self._create_admitted(obj, info, dry_run=dry_run)
@@ -799,12 +870,7 @@ class Registry:
         if continue_token:
             token_rev, start = decode_continue(continue_token)
             revision = None if token_rev == LATEST else token_rev
-        try:
-            kvs, rev = self.store.list(prefix, revision=revision)
-        except Compacted:
-            raise ContinueExpired(encode_continue(LATEST, start)) from None
-        if start:
-            kvs = [kv for kv in kvs if kv.key[len(prefix) :] >= start]
+        revision_given = revision is not None
         filtering = selector is not None or predicate is not None
 
         def wanted(obj: Obj) -> bool:
@@ -812,22 +878,53 @@ class Registry:
                 return False
             return predicate is None or predicate(obj)
 
+        # read the store a chunk at a time from where the page starts: a page of 500 out of
+        # 150,000 pods reads about 500, not the whole prefix (more chunks only when filtering)
+        chunk = 0 if not limit else (limit + 1 if not filtering else max(4 * limit, 500))
         items: builtins.list[Obj] = []
-        last = -1
-        for i, kv in enumerate(kvs):
-            if limit and len(items) == limit:
-                break
-            last = i
-            obj = self._decode(kv)
-            if not filtering or wanted(obj):
-                items.append(obj)
-        rest = kvs[last + 1 :] if limit and len(items) == limit else []
-        more = bool(rest) if not filtering else any(wanted(self._decode(kv)) for kv in rest)
+        key_from = prefix + start if start else ""
+        last_key = ""
+        more = False
+        rev = -1
+        try:
+            while True:
+                kvs, read_rev = self.store.list(prefix, revision=revision, start=key_from, limit=chunk)
+                if rev < 0:
+                    rev, revision = read_rev, read_rev  # later chunks read the same snapshot
+                for kv in kvs:
+                    if limit and len(items) == limit:
+                        # a matching object is left (when nothing filters, any object is)
+                        more = not filtering or wanted(self._decode(kv))
+                        if more:
+                            break
+                        continue
+                    obj = self._decode(kv)
+                    last_key = kv.key
+                    if not filtering or wanted(obj):
+                        items.append(obj)
+                if more or not chunk or len(kvs) < chunk:
+                    break
+                key_from = kvs[-1].key + "\x00"
+        except Compacted:
+            raise ContinueExpired(encode_continue(LATEST, start)) from None
+        remaining: int | None = None
+        if more and not filtering:
+            # what the previous page counted from its end on, less this page: its snapshot is fixed
+            with self._left_lock:
+                left = self._left.pop((prefix, rev, start), None) if start and revision_given else None
+            if left is not None:
+                remaining = left - len(items)
+            else:
+                remaining = self.store.count(prefix, revision=rev, start=last_key + "\x00")
+            with self._left_lock:
+                if len(self._left) >= _LEFT_KEPT:
+                    self._left.pop(next(iter(self._left)))
+                self._left[(prefix, rev, last_key[len(prefix) :] + "\x00")] = remaining
         return ListPage(
             items,
             str(rev),
-            encode_continue(rev, kvs[last].key[len(prefix) :] + "\x00") if more else "",
-            None if filtering or not more else len(rest),
+            encode_continue(rev, last_key[len(prefix) :] + "\x00") if more else "",
+            remaining,
         )
 
     # -- update ------------------------------------------------------------------------------------
@@ -847,6 +944,12 @@ class Registry:
         return kv, self._decode(kv), name, namespace
 
     def _write(self, info: KindInfo, kv: KeyValue, obj: Obj, name: str) -> Obj:
+        held: builtins.list[_HeldWrite] | None = getattr(self._batching, "writes", None)
+        if held is not None and kv.key == self._batching.key:
+            # update_many's own object (not a write something on its path makes): written with
+            # the others in one store transaction
+            held.append(_HeldWrite(info, kv, obj, name))
+            return obj
         self._forget_namespace(obj)  # e.g. now Terminating: the next create must look again
         try:
             rev = self.store.update(kv.key, self._to_store(kv.key, obj), kv.mod_revision)
@@ -898,9 +1001,10 @@ class Registry:
         # Plugins see a valid object; what they add (LimitRange defaults, allocated ports) is
         # validated too, and the immutability check runs on the admitted result, so a
         # re-applied manifest that admission completes the same way again is no change.
+        before = _clone(new)
         self._admit("UPDATE", new, old)
         try:
-            errors = _validate(new)
+            errors = _validate(new) if new != before else []
             if errors:
                 raise Invalid(errors, kind=info.kind, name=name)
             result = self._update_admitted(info, kv, new, old, name, dry_run=dry_run)
@@ -910,9 +1014,67 @@ class Registry:
         if dry_run:
             # `new` is what admission saw (and what its rollback matches); `result` may be `old`
             self._after_write(self.admission, "rollback", "UPDATE", new, old)
+            return result
+        held: builtins.list[_HeldWrite] | None = getattr(self._batching, "writes", None)
+        if held and held[-1].obj is result:  # its write is to come (update_many): hooks after it
+            held[-1].hooks = (new, old)
         else:
             self._after_write(self.admission, "committed", "UPDATE", result, old)
         return result
+
+    def update_many(self, objs: Sequence[Obj], *, status: bool = False) -> builtins.list[Obj | NbkubeError]:
+        """`update` (or with `status`, `update_status`) of each object, written in one store
+        transaction (one SQLite transaction, one etcd txn per store batch) instead of one each.
+
+        Every object keeps its own compare-and-swap on its resourceVersion and fails on its own:
+        the result has, per object in order, what `update` would have returned or the NbkubeError it
+        would have raised (Conflict, NotFound, Invalid...); the others are written. Objects must
+        name distinct keys. Why: many small writers at once (the leases of thousands of simulated
+        nodes, their pods' status) pay one transaction and one lock instead of one each."""
+        held: builtins.list[_HeldWrite] = []
+        results: builtins.list[Obj | NbkubeError | _HeldWrite] = []
+        self._batching.writes = held
+        try:
+            for obj in objs:
+                n = len(held)
+                try:
+                    info = self._info_for_obj(dict(obj))
+                    meta = obj.get("metadata") or {}
+                    self._batching.key = self._key(
+                        info, str(meta.get("name") or ""), str(meta.get("namespace") or "")
+                    )
+                    out = self.update_status(obj) if status else self.update(obj)
+                except NbkubeError as err:
+                    results.append(err)
+                    continue
+                results.append(held[n] if len(held) > n else out)
+        finally:
+            self._batching.writes = None
+            self._batching.key = None
+        if len({h.kv.key for h in held}) != len(held):
+            for h in held:
+                if h.hooks is not None:
+                    self._after_write(self.admission, "rollback", "UPDATE", *h.hooks)
+            raise BadRequest("update_many: two objects name the same object")
+        outcomes = self.store.write_batch(
+            [BatchWrite(h.kv.key, self._to_store(h.kv.key, h.obj), h.kv.mod_revision) for h in held]
+        )
+        outcome: int | Exception
+        for h, outcome in zip(held, outcomes, strict=True):
+            if isinstance(outcome, int):
+                self._forget_namespace(h.obj)
+                self._meta(h.obj)["resourceVersion"] = str(outcome)
+                h.result = h.obj
+            else:
+                h.result = (
+                    _not_found(h.info, h.name) if isinstance(outcome, KeyNotFound) else _conflict(h.info, h.name)
+                )
+            if h.hooks is not None:
+                if isinstance(outcome, int):
+                    self._after_write(self.admission, "committed", "UPDATE", h.obj, h.hooks[1])
+                else:
+                    self._after_write(self.admission, "rollback", "UPDATE", *h.hooks)
+        return [r.result if isinstance(r, _HeldWrite) else r for r in results]  # type: ignore[misc]
 
     def _update_admitted(
         self, info: KindInfo, kv: KeyValue, new: Obj, old: Obj, name: str, *, dry_run: bool = False
@@ -950,7 +1112,7 @@ class Registry:
             managed_fields(new, old)
         if new == old:
             return old
-        errors = _validate(new)
+        errors = _validate_status_write(new, old)
         if errors:
             raise Invalid(errors, kind=info.kind, name=name)
         if dry_run:

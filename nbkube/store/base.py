@@ -9,7 +9,8 @@ implement this Protocol and pass the same contract suite in `tests/store/`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import builtins
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -17,6 +18,8 @@ from nbkube.errors import NbkubeError, StoreUnavailable
 
 __all__ = [
     "KeyValue",
+    "BatchWrite",
+    "MAX_BATCH",
     "WatchEvent",
     "Watch",
     "Store",
@@ -39,6 +42,18 @@ class KeyValue:
     value: bytes
     create_revision: int
     mod_revision: int
+
+
+@dataclass(frozen=True)
+class BatchWrite:
+    """One write of a batch: a create (`expected_mod_revision` None) or a compare-and-swap update."""
+
+    key: str
+    value: bytes
+    expected_mod_revision: int | None = None
+
+# items per transaction (etcd refuses a txn of more than its --max-txn-ops, 128 by default)
+MAX_BATCH = 128
 
 
 @dataclass(frozen=True)
@@ -118,12 +133,20 @@ class Store(Protocol):
 
     def get(self, key: str) -> KeyValue | None: ...
 
-    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
+    def list(
+        self, prefix: str, *, revision: int | None = None, start: str = "", limit: int = 0
+    ) -> tuple[builtins.list[KeyValue], int]:
         """All live keys under `prefix`, sorted by key, and the revision the read reflects.
 
         With `revision`, the keys as they were at that past revision (what a paginated list reads
         for each of its pages, so that they make one consistent snapshot): Compacted once history
-        before it was compacted away, BadRequest for a revision the store has not reached."""
+        before it was compacted away, BadRequest for a revision the store has not reached.
+        `start`: only keys >= it (a whole key); `limit`: at most that many keys (0: all). A page of
+        a large list reads that page, not the whole prefix."""
+        ...
+
+    def count(self, prefix: str, *, revision: int | None = None, start: str = "") -> int:
+        """How many live keys `list` with the same arguments would return (no values read)."""
         ...
 
     def create(self, key: str, value: bytes) -> int:
@@ -133,6 +156,13 @@ class Store(Protocol):
     def update(self, key: str, value: bytes, expected_mod_revision: int) -> int:
         """Overwrite a key whose mod_revision must equal `expected_mod_revision`.
         KeyNotFound if absent, RevisionMismatch if changed; returns the new revision."""
+        ...
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> builtins.list[int | StoreError]:
+        """Many creates and updates in one transaction (up to MAX_BATCH; more are split), each with
+        its own precondition as `create`/`update` have, failing on its own: the result says, per
+        item, its new revision or the StoreError it would have raised; the others are written.
+        What is Unavailable for one (the store is down) raises for all. Keys must be distinct."""
         ...
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> int:

@@ -14,10 +14,11 @@ made once and reused: channels are expensive.
 
 from __future__ import annotations
 
+import builtins
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -27,11 +28,14 @@ from nbkube.errors import BadRequest, StoreUnavailable, TooLarge
 from nbkube.store._common import check_key, check_value
 from nbkube.store._watch import QueueWatch
 from nbkube.store.base import (
+    MAX_BATCH,
+    BatchWrite,
     Compacted,
     KeyExists,
     KeyNotFound,
     KeyValue,
     RevisionMismatch,
+    StoreError,
     Watch,
     WatchEvent,
 )
@@ -187,13 +191,23 @@ class EtcdStore:
         resp = self._call("Range", etcdrpc.RangeRequest(key=key.encode()))
         return _kv(resp.kvs[0]) if resp.kvs else None
 
-    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
-        start, end = _key_range(prefix)
+    def list(
+        self, prefix: str, *, revision: int | None = None, start: str = "", limit: int = 0
+    ) -> tuple[builtins.list[KeyValue], int]:
+        resp = self._range(prefix, revision, start, limit=limit)
+        return [_kv(kv) for kv in resp.kvs], revision if revision is not None else resp.header.revision
+
+    def count(self, prefix: str, *, revision: int | None = None, start: str = "") -> int:
+        return int(self._range(prefix, revision, start, count_only=True).count)
+
+    def _range(self, prefix: str, revision: int | None, start: str, **kw: Any) -> Any:
+        first, end = _key_range(prefix)
+        if start and start.encode() > first:
+            first = start.encode()
         if revision is None:
-            resp = self._call("Range", etcdrpc.RangeRequest(key=start, range_end=end))
-            return [_kv(kv) for kv in resp.kvs], resp.header.revision
+            return self._call("Range", etcdrpc.RangeRequest(key=first, range_end=end, **kw))
         try:
-            resp = self._call("Range", etcdrpc.RangeRequest(key=start, range_end=end, revision=revision))
+            return self._call("Range", etcdrpc.RangeRequest(key=first, range_end=end, revision=revision, **kw))
         except StoreUnavailable as err:
             # etcd says which in the message only (mvcc: required revision has been compacted / is
             # a future revision); a Range does not tell the compaction revision, a watch would
@@ -202,7 +216,6 @@ class EtcdStore:
             if "future revision" in str(err):
                 raise BadRequest(f"revision {revision} is in the future for etcd at {self.url}") from err
             raise
-        return [_kv(kv) for kv in resp.kvs], revision
 
     def create(self, key: str, value: bytes) -> int:
         check_key(key)
@@ -224,6 +237,47 @@ class EtcdStore:
         if not resp.succeeded:
             self._explain_failure(key, expected_mod_revision, resp)
         return int(resp.header.revision)
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> builtins.list[int | StoreError]:
+        """One etcd txn per MAX_BATCH / 2 items, each item a nested txn of its own (etcd 3.3+): its
+        compare decides its put alone, and its failure branch reads the key to say why."""
+        keys = [w.key for w in writes]
+        if len(set(keys)) != len(keys):
+            raise BadRequest("store batch: a key appears twice")
+        for w in writes:
+            check_key(w.key)
+            check_value(w.key, w.value)
+        out: builtins.list[int | StoreError] = []
+        # etcd counts a nested txn's own ops against --max-txn-ops too: half as many items per txn
+        per_txn = MAX_BATCH // 2
+        for start in range(0, len(writes), per_txn):
+            chunk = writes[start : start + per_txn]
+            ops = []
+            for w in chunk:
+                k = w.key.encode()
+                if w.expected_mod_revision is None:
+                    cond = etcdrpc.Compare(
+                        key=k, target=etcdrpc.Compare.CREATE, result=etcdrpc.Compare.EQUAL, create_revision=0
+                    )
+                else:
+                    cond = _mod_is(k, w.expected_mod_revision)
+                inner = etcdrpc.TxnRequest(compare=[cond], success=[_put(k, w.value)], failure=[_get(k)])
+                ops.append(etcdrpc.RequestOp(request_txn=inner))
+            resp = self._call("Txn", etcdrpc.TxnRequest(compare=[], success=ops, failure=[]))
+            revision = int(resp.header.revision)
+            for w, op in zip(chunk, resp.responses, strict=True):
+                sub = op.response_txn
+                if sub.succeeded:
+                    out.append(revision)  # every put of one txn gets the txn's revision
+                    continue
+                kvs = sub.responses[0].response_range.kvs
+                if w.expected_mod_revision is None:
+                    out.append(KeyExists(f"{w.key}: already exists"))
+                elif not kvs:
+                    out.append(KeyNotFound(f"{w.key}: not found"))
+                else:
+                    out.append(RevisionMismatch(w.key, w.expected_mod_revision, kvs[0].mod_revision))
+        return out
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> int:
         check_key(key)

@@ -24,10 +24,12 @@ that writes from other processes arrive too. It only runs while somebody watches
 
 from __future__ import annotations
 
+import builtins
+import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from nbkube.errors import BadRequest, StoreUnavailable
@@ -35,11 +37,14 @@ from nbkube.security.private import restrict_file
 from nbkube.store._common import check_key, check_value, prefix_end
 from nbkube.store._watch import QueueWatch
 from nbkube.store.base import (
+    MAX_BATCH,
+    BatchWrite,
     Compacted,
     KeyExists,
     KeyNotFound,
     KeyValue,
     RevisionMismatch,
+    StoreError,
     Watch,
     WatchEvent,
 )
@@ -323,29 +328,82 @@ class SqliteStore:
         rev, _created, _deleted, create_rev, _prev, value = row
         return KeyValue(key, bytes(value), create_rev, rev)
 
-    def list(self, prefix: str, *, revision: int | None = None) -> tuple[list[KeyValue], int]:
+    def list(
+        self, prefix: str, *, revision: int | None = None, start: str = "", limit: int = 0
+    ) -> tuple[builtins.list[KeyValue], int]:
         cond, params = _name_range(prefix)
+        if start:
+            cond, params = f"{cond} AND name >= ?", (*params, start)
 
-        def read(conn: sqlite3.Connection) -> tuple[list[KeyValue], int]:
+        def read(conn: sqlite3.Connection) -> tuple[builtins.list[KeyValue], int]:
             # All statements run in one read transaction: WAL gives them the same snapshot.
-            rev = self._current(conn)
-            upto = ""
-            if revision is not None:
-                if revision > rev:
-                    raise BadRequest(f"revision {revision} is in the future: {self.url} is at {rev}")
-                compacted = self._compaction_revision(conn)
-                # compaction keeps every row a read at `compacted` or later needs (see _Poller.compact)
-                if revision < compacted:
-                    raise Compacted(revision, compacted)
-                rev, upto = revision, f" AND id <= {int(revision)}"
-            rows = conn.execute(
-                f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN "
-                f"(SELECT MAX(id) FROM log WHERE {cond}{upto} GROUP BY name) AND l.deleted = 0 ORDER BY l.name",
-                params,
-            ).fetchall()
-            return [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows], rev
+            rev = self._read_revision(conn, revision)
+            upto = f" AND id <= {int(rev)}" if revision is not None else ""
+            if not limit:
+                rows = conn.execute(
+                    f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN "
+                    f"(SELECT MAX(id) FROM log WHERE {cond}{upto} GROUP BY name) AND l.deleted = 0 "
+                    "ORDER BY l.name",
+                    params,
+                ).fetchall()
+                return [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows], rev
+            # a page: the (name, id) index yields names in order, so LIMIT stops the walk early;
+            # tombstones take places in it, so walk on until the page is full or the range ends
+            out: builtins.list[KeyValue] = []
+            after: tuple[str, ...] = ()
+            while len(out) < limit:
+                want = limit - len(out)
+                extra = " AND name > ?" if after else ""
+                latest = conn.execute(
+                    f"SELECT name, MAX(id) FROM log WHERE {cond}{extra}{upto} GROUP BY name ORDER BY name LIMIT ?",
+                    (*params, *after, want),
+                ).fetchall()
+                if not latest:
+                    break
+                ids = [i for _n, i in latest]
+                marks = ",".join("?" * len(ids))
+                rows = conn.execute(
+                    f"SELECT l.name, l.value, {_create_rev('l')}, l.id FROM log l WHERE l.id IN ({marks}) "
+                    "AND l.deleted = 0 ORDER BY l.name",
+                    ids,
+                ).fetchall()
+                out += [KeyValue(n, bytes(v), c, m) for n, v, c, m in rows]
+                if len(latest) < want:
+                    break
+                after = (latest[-1][0],)
+            return out, rev
 
         return self._txn("BEGIN", read)
+
+    def count(self, prefix: str, *, revision: int | None = None, start: str = "") -> int:
+        cond, params = _name_range(prefix)
+        if start:
+            cond, params = f"{cond} AND name >= ?", (*params, start)
+
+        def read(conn: sqlite3.Connection) -> int:
+            rev = self._read_revision(conn, revision)
+            upto = f" AND id <= {int(rev)}" if revision is not None else ""
+            row = conn.execute(
+                f"SELECT COUNT(*) FROM log WHERE id IN (SELECT MAX(id) FROM log WHERE {cond}{upto} "
+                "GROUP BY name) AND deleted = 0",
+                params,
+            ).fetchone()
+            return int(row[0])
+
+        return self._txn("BEGIN", read)
+
+    def _read_revision(self, conn: sqlite3.Connection, revision: int | None) -> int:
+        """The revision a read reflects: the current one, or `revision` if it is still readable."""
+        rev = self._current(conn)
+        if revision is None:
+            return rev
+        if revision > rev:
+            raise BadRequest(f"revision {revision} is in the future: {self.url} is at {rev}")
+        compacted = self._compaction_revision(conn)
+        # compaction keeps every row a read at `compacted` or later needs (see _Poller.compact)
+        if revision < compacted:
+            raise Compacted(revision, compacted)
+        return revision
 
     def create(self, key: str, value: bytes) -> int:
         check_key(key)
@@ -358,6 +416,42 @@ class SqliteStore:
         return self._write(
             key, _UPDATE_SQL, (key, bytes(value), expected_mod_revision), expected_mod_revision
         )
+
+    def write_batch(self, writes: Sequence[BatchWrite]) -> builtins.list[int | StoreError]:
+        keys = [w.key for w in writes]
+        if len(set(keys)) != len(keys):
+            raise BadRequest("store batch: a key appears twice")
+        for w in writes:
+            check_key(w.key)
+            check_value(w.key, w.value)
+        out: builtins.list[int | StoreError] = []
+        for start in range(0, len(writes), MAX_BATCH):
+            chunk = writes[start : start + MAX_BATCH]
+            out += self._txn("BEGIN IMMEDIATE", functools.partial(self._batch, writes=chunk))
+        if any(isinstance(r, int) for r in out):
+            self._poller.kick()
+        return out
+
+    def _batch(self, conn: sqlite3.Connection, *, writes: Sequence[BatchWrite]) -> builtins.list[int | StoreError]:
+        """Each write's own conditional statement, in the caller's transaction: one refused item
+        inserts nothing and the others stand (no other writer runs meanwhile: it is IMMEDIATE)."""
+        out: builtins.list[int | StoreError] = []
+        for w in writes:
+            creating = w.expected_mod_revision is None
+            if creating:
+                cursor = conn.execute(_CREATE_SQL, (w.key, bytes(w.value)))
+            else:
+                cursor = conn.execute(_UPDATE_SQL, (w.key, bytes(w.value), w.expected_mod_revision))
+            if cursor.rowcount == 1 and cursor.lastrowid is not None:
+                out.append(cursor.lastrowid)
+                continue
+            try:
+                self._refuse(conn, w.key, creating=creating, expected=w.expected_mod_revision)
+            except StoreError as err:
+                out.append(err)
+                continue
+            raise AssertionError(f"{w.key}: a write's condition held, yet nothing was inserted")
+        return out
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> int:
         check_key(key)

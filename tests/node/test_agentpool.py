@@ -138,3 +138,70 @@ def test_pooled_agents_report_resource_metrics_from_the_pools_beat(api: Registry
         for ag in agents:
             ag.stop()
         pool.stop()
+
+
+def test_pooled_agent_writes_a_pods_first_status_once_it_settled(api: Registry, clock: FakeClock) -> None:
+    """A start due within the pool's settle time: one status write (Running, Ready), no
+    ContainerCreating write before it; a slower start still shows its waiting state first."""
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1, status_settle=0.5)
+    agents = _agents(api, clock, pool, 1)  # sandbox 0.1 + start 0.2: settles within 0.5
+    w = api.watch("Pod", "default")
+    try:
+        api.create(bound_pod("fast", node="node-1"))
+        wait_for(lambda: agents[0].runtime.list_pods(), what="pod started in the runtime")
+        clock.advance(0.3)
+        wait_for(lambda: ready(api.get("Pod", "fast")), what="fast ready")
+        written = []
+        while (ev := w.next(0.2)) is not None:
+            if ev.type == "MODIFIED":
+                written.append(ev.object["status"].get("phase"))
+        assert written == ["Running"]
+        assert api.get("Pod", "fast")["status"]["containerStatuses"][0]["state"].get("running")
+    finally:
+        w.cancel()
+        for ag in agents:
+            ag.stop()
+        pool.stop()
+    pool2 = AgentPool(clock=clock, workers=1, beat_workers=1, status_settle=0.1)
+    agents = _agents(api, clock, pool2, 1)
+    try:
+        api.create(bound_pod("slow", node="node-1"))
+        waiting = wait_for(
+            lambda: api.get("Pod", "slow").get("status", {}).get("containerStatuses"), what="first status"
+        )
+        assert waiting[0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool2.stop()
+
+
+def test_pool_renews_the_leases_of_agents_due_together_in_one_batch(api: Registry, clock: FakeClock) -> None:
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 5)
+    batches: list[int] = []
+    real = api.update_many
+
+    def spy(objs, **kw):  # type: ignore[no-untyped-def]
+        batches.append(len(objs))
+        return real(objs, **kw)
+
+    api.update_many = spy  # type: ignore[method-assign]
+    try:
+        t0 = clock.now()
+        clock.advance(25.0)  # every agent's first beat is due at this one tick
+        for ag in agents:
+            wait_for(lambda ag=ag: _renewed(api, ag.node_name) > t0, what=f"lease of {ag.node_name} renewed")
+        assert batches and max(batches) == 5
+        # a Lease changed behind an agent's back: its renewal conflicts alone and is redone
+        lease = api.get("Lease", "node-3", "kube-node-lease")
+        api.update({**lease, "spec": {**lease["spec"], "leaseDurationSeconds": 99}})
+        t1 = clock.now()
+        clock.advance(10.0)
+        for ag in agents:
+            wait_for(lambda ag=ag: _renewed(api, ag.node_name) > t1, what=f"lease of {ag.node_name} renewed")
+        assert api.get("Lease", "node-3", "kube-node-lease")["spec"]["leaseDurationSeconds"] == 40
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()

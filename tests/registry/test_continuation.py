@@ -54,3 +54,20 @@ def test_expired_snapshot(api: Registry) -> None:
     assert info.value.code == 410
     rest = api.list_page("ConfigMap", continue_token=info.value.continue_token)
     assert [o["metadata"]["name"] for o in rest.items] == ["b", "c"]
+
+
+def test_every_page_says_how_many_are_left_of_its_snapshot(api: Registry) -> None:
+    for i in range(23):
+        api.create(_cm(f"c{i:02d}"))
+    seen, token, lefts = 0, "", []
+    while True:
+        page = api.list_page("ConfigMap", "default", limit=5, continue_token=token)
+        seen += len(page.items)
+        lefts.append(page.remaining)
+        if page.continue_token == "":
+            break
+        token = page.continue_token
+        if seen == 10:
+            api.create(_cm("c99"))  # after the snapshot: not counted, not listed
+    assert seen == 23
+    assert lefts == [18, 13, 8, 3, None]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from nbkube.api.meta import Obj
-from nbkube.errors import AlreadyExists, Conflict, Expired, Forbidden, Invalid, NotFound, TooLarge
+from nbkube.errors import AlreadyExists, BadRequest, Conflict, Expired, Forbidden, Invalid, NotFound, TooLarge
 from nbkube.registry.registry import LAST_APPLIED, Registry, RegistryEvent, RegistryWatch
 from nbkube.store.base import KeyValue, WatchEvent
 
@@ -668,3 +668,94 @@ def test_merge_patch_without_resource_version_retries_concurrent_writes(racing: 
     patched = reg.patch("ConfigMap", "c1", "default", {"data": {"b": "2"}})
     assert patched["data"] == {"a": "1", "b": "2"}
     assert store.races == 0
+
+
+def test_status_writes_are_validated_by_what_they_change(api: Registry) -> None:
+    """A Pod status write checks the status (shape, integer range); a ReplicaSet's whole object,
+    whose validator range-checks its status counters."""
+    pod = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
+    )
+    ok = api.update_status({**pod, "status": {"phase": "Running", "containerStatuses": [{"restartCount": 2}]}})
+    assert ok["status"]["phase"] == "Running"
+    with pytest.raises(Invalid) as err:
+        api.update_status({**ok, "status": {"phase": "Running", "containerStatuses": [{"restartCount": 2**64}]}})
+    assert "status.containerStatuses[0].restartCount" in str(err.value)
+    rs = api.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {"name": "r", "namespace": "default"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"a": "b"}},
+                "template": {
+                    "metadata": {"labels": {"a": "b"}},
+                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                },
+            },
+        }
+    )
+    with pytest.raises(Invalid) as err:
+        api.update_status({**rs, "status": {"replicas": -1}})
+    assert "status.replicas" in str(err.value)
+
+
+def _lease(name: str) -> Obj:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40},
+    }
+
+
+def test_update_many_writes_each_object_with_its_own_compare_and_swap(api: Registry) -> None:
+    a, b, c = (api.create(_lease(n)) for n in "abc")
+    stale_b = copy.deepcopy(b)
+    api.update({**b, "spec": {**b["spec"], "leaseDurationSeconds": 41}})  # b moves on
+    gone = _lease("gone")
+    gone["metadata"]["resourceVersion"] = a["metadata"]["resourceVersion"]
+    w = api.watch("Lease", "default")
+    results = api.update_many(
+        [
+            {**a, "spec": {**a["spec"], "holderIdentity": "a2"}},
+            {**stale_b, "spec": {**stale_b["spec"], "holderIdentity": "b2"}},
+            {**c, "spec": {**c["spec"], "leaseDurationSeconds": -5}},  # invalid
+            gone,
+        ]
+    )
+    assert isinstance(results[0], dict) and results[0]["spec"]["holderIdentity"] == "a2"
+    assert int(results[0]["metadata"]["resourceVersion"]) > int(a["metadata"]["resourceVersion"])
+    assert isinstance(results[1], Conflict)
+    assert isinstance(results[2], Invalid)
+    assert isinstance(results[3], NotFound)
+    assert api.get("Lease", "a", "default") == results[0]
+    assert api.get("Lease", "b", "default")["spec"]["holderIdentity"] == "b"
+    ev = w.next(2.0)
+    assert ev is not None and ev.object["metadata"]["name"] == "a" and ev.type == "MODIFIED"
+    w.cancel()
+    # status writes: each pod's status, in one transaction
+    pods = [
+        api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"p{i}", "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            }
+        )
+        for i in range(3)
+    ]
+    done = api.update_many([{**p, "status": {"phase": "Running"}} for p in pods], status=True)
+    assert [d["status"]["phase"] for d in done if isinstance(d, dict)] == ["Running"] * 3
+    first = done[0]
+    assert isinstance(first, dict)
+    with pytest.raises(BadRequest, match="same object"):
+        api.update_many([{**first, "status": {"phase": p}} for p in ("Succeeded", "Failed")], status=True)
+    assert api.get("Pod", "p0")["status"]["phase"] == "Running"

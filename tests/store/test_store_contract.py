@@ -9,7 +9,9 @@ from nbk_storetest import Backend
 
 from nbkube.errors import BadRequest, TooLarge
 from nbkube.store.base import (
+    MAX_BATCH,
     MAX_VALUE_BYTES,
+    BatchWrite,
     Compacted,
     KeyExists,
     KeyNotFound,
@@ -287,3 +289,58 @@ def test_bad_key_or_value_is_a_bad_request(backend: Backend) -> None:
         backend.store.create("", b"x")
     with pytest.raises(BadRequest, match="bytes"):
         backend.store.create(backend.key("a"), "not bytes")  # type: ignore[arg-type]
+
+
+def test_write_batch_checks_each_items_precondition_on_its_own(backend: Backend) -> None:
+    store = backend.store
+    a, b, c, d = (backend.key(n) for n in "abcd")
+    rev_a = store.create(a, b"a1")
+    rev_b = store.create(b, b"b1")
+    store.update(b, b"b2", rev_b)  # b moves on: a write expecting rev_b is stale
+    results = store.write_batch(
+        [
+            BatchWrite(a, b"a2", rev_a),  # CAS holds
+            BatchWrite(b, b"b3", rev_b),  # stale
+            BatchWrite(c, b"c1"),  # a create
+            BatchWrite(a + "x", b"?", 1),  # an update of a key that does not exist
+            BatchWrite(d, b"d1"),
+        ]
+    )
+    assert isinstance(results[0], int) and results[0] > rev_a
+    assert isinstance(results[1], RevisionMismatch) and results[1].expected == rev_b
+    assert isinstance(results[2], int) and isinstance(results[4], int)
+    assert isinstance(results[3], KeyNotFound)
+    assert store.get(a).value == b"a2" and store.get(a).mod_revision == results[0]  # type: ignore[union-attr]
+    assert store.get(b).value == b"b2"  # type: ignore[union-attr]
+    assert store.get(c).value == b"c1" and store.get(d).value == b"d1"  # type: ignore[union-attr]
+    again = store.write_batch([BatchWrite(c, b"c2")])
+    assert isinstance(again[0], KeyExists)
+    with pytest.raises(BadRequest, match="twice"):
+        store.write_batch([BatchWrite(a, b"x", results[0]), BatchWrite(a, b"y", results[0])])  # type: ignore[arg-type]
+
+
+def test_write_batch_of_more_than_one_transaction_writes_every_item(backend: Backend) -> None:
+    keys = [backend.key(f"k{i:04d}") for i in range(MAX_BATCH + 5)]
+    results = backend.store.write_batch([BatchWrite(k, b"v") for k in keys])
+    assert all(isinstance(r, int) for r in results)
+    items, _rev = backend.store.list(backend.prefix)
+    assert [kv.key for kv in items] == keys
+
+
+def test_list_a_page_from_a_start_key_skips_deleted_keys_and_counts_the_rest(backend: Backend) -> None:
+    store = backend.store
+    keys = [backend.key(f"k{i:02d}") for i in range(10)]
+    revs = {k: store.create(k, k.encode()) for k in keys}
+    for k in keys[2:5]:
+        store.delete(k)  # tombstones inside the first page's range
+    snapshot = store.current_revision()
+    page, rev = store.list(backend.prefix, limit=3)
+    assert [kv.key for kv in page] == [keys[0], keys[1], keys[5]] and rev == snapshot
+    store.update(keys[6], b"later", revs[keys[6]])  # after the snapshot
+    nxt, rev2 = store.list(backend.prefix, revision=snapshot, start=keys[5] + "\x00", limit=3)
+    assert [kv.key for kv in nxt] == keys[6:9] and rev2 == snapshot
+    assert nxt[0].value == keys[6].encode()  # as it was at the snapshot
+    assert store.count(backend.prefix, revision=snapshot, start=keys[5] + "\x00") == 4
+    assert store.count(backend.prefix) == 7
+    everything, _ = store.list(backend.prefix, start=keys[8])
+    assert [kv.key for kv in everything] == keys[8:]
