@@ -86,7 +86,9 @@ class Watcher:
 
     __slots__ = ("conv", "proto", "queued", "signal", "stream", "transport", "_waiter")
 
-    def __init__(self, stream: WatchStream, transport: asyncio.Transport, proto: bool, conv: Converted | None):
+    def __init__(
+        self, stream: WatchStream, transport: asyncio.Transport, proto: bool, conv: Converted | None
+    ):
         self.stream = stream
         self.transport = transport
         self.proto = proto

@@ -30,7 +30,7 @@ __all__ = ["MAX_WATCH_SECONDS", "POLL_SECONDS", "Outgoing", "WatchStream", "watc
 MAX_WATCH_SECONDS = 1800.0  # the apiserver's default --min-request-timeout
 BOOKMARK_SECONDS = 10.0
 POLL_SECONDS = 0.5  # how often a quiet watch looks at its deadline and at `stopping`
-BATCH = 256  # events taken from a watch at a time: one busy watch cannot hold up the others long
+BATCH = 8  # events per write: a burst (a replay, the initial list) goes out interleaved with the other watches, in small buffers
 
 
 def _timeout(req: Request) -> float:
