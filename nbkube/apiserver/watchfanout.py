@@ -116,6 +116,8 @@ class Watcher:
 
 def _chunk(frames: list[bytes]) -> bytes:
     """The frames as one HTTP/1.1 chunk (the response is chunked; headers are already out)."""
+    if len(frames) == 1:
+        return b"%x\r\n%b\r\n" % (len(frames[0]), frames[0])
     size = sum(len(f) for f in frames)
     return b"".join([b"%x\r\n" % size, *frames, b"\r\n"])
 
@@ -149,9 +151,10 @@ class WatchPump:
         w._tell(END)
 
     def resume(self, w: Watcher) -> None:
-        """After DRAIN: the transport has room again."""
-        w.signal = ""
-        self.wake(w)
+        """After DRAIN: the transport has room again (an END said meanwhile stands)."""
+        if w.signal == DRAIN:
+            w.signal = ""
+            self.wake(w)
 
     def wake(self, w: Watcher) -> None:
         """`w` may have something to send; safe from any thread."""
