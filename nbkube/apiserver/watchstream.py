@@ -114,6 +114,8 @@ class WatchStream:
         if backlog:
             out = [backlog.popleft() for _ in range(min(limit, len(backlog)))]
             self._last_sent = time.monotonic()
+            if len(out) < limit and not self.ended:
+                out += self.poll(0.0, limit - len(out))  # the changes since: their wake-up is spent
             return out
         w = self.watch
         if self.ended or w is None:
