@@ -396,11 +396,6 @@ class _Service:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(fn)
-
-
 async def _read_body(request: web.BaseRequest) -> bytes:
     if request.method not in ("POST", "PUT", "PATCH", "DELETE") or not request.can_read_body:
         return b""
