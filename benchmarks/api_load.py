@@ -16,7 +16,7 @@ its own):
      machine's cores with the readers, so (2)'s latency can only be read against this floor.
 The machine's load average is printed beside the figures: other work on it moves them.
 
-Usage: python benchmarks/api_load.py [--creates 500] [--watchers 200] [--events 1000]
+Usage: python benchmarks/api_load.py [--creates 500] [--watchers 200] [--events 1000] [--rate 0]
 """
 
 from __future__ import annotations
@@ -125,13 +125,17 @@ def _floor(pki_folder: str, ctx: ssl.SSLContext, watchers: int, events: int, rat
     return {"delivered": len(latencies), "elapsed": elapsed, "latencies": latencies, "cpu": cpu}
 
 
-def _create_events(kubeconfig: str, events: int, go: Any) -> None:
-    """E ConfigMaps through the API, each stamped with its send time."""
+def _create_events(kubeconfig: str, events: int, rate: float, go: Any) -> None:
+    """E ConfigMaps through the API, each stamped with its send time; at most `rate` a second
+    (0: as fast as one client goes)."""
     import kubernetes
 
     core = kubernetes.client.CoreV1Api(kubernetes.config.new_client_from_config(config_file=kubeconfig))
     go.wait()
+    start = time.monotonic()
     for i in range(events):
+        if rate:
+            time.sleep(max(0.0, start + i / rate - time.monotonic()))
         core.create_namespaced_config_map(NAMESPACE, _cm(f"e{i}", time.time()))
 
 
@@ -203,7 +207,7 @@ class _Watcher(threading.Thread):
                     self.latencies.append(received - float(sent))
 
 
-def measure(creates: int, watchers: int, events: int) -> dict[str, Any]:
+def measure(creates: int, watchers: int, events: int, rate: float = 0.0) -> dict[str, Any]:
     import kubernetes
 
     from nbkube.client.kubeconfig import load_kubeconfig
@@ -238,7 +242,7 @@ def measure(creates: int, watchers: int, events: int) -> dict[str, Any]:
             # the creates from a process of their own: stamped and sent without waiting for the
             # GIL behind 200 reader threads, so the latency is the server's, not this process's
             go = mp.Event()
-            creator = mp.Process(target=_create_events, args=(kubeconfig, events, go), daemon=True)
+            creator = mp.Process(target=_create_events, args=(kubeconfig, events, rate, go), daemon=True)
             creator.start()
             time.sleep(1.0)  # its client loaded
             cpu = _cpu_seconds(child.pid or 0)
@@ -271,14 +275,15 @@ def measure(creates: int, watchers: int, events: int) -> dict[str, Any]:
     }
 
 
-def rows_for(creates: int, watchers: int, events: int) -> list[Row]:
-    m = measure(creates, watchers, events)
+def rows_for(creates: int, watchers: int, events: int, rate: float = 0.0) -> list[Row]:
+    m = measure(creates, watchers, events, rate)
     lat = m["latencies"]
     if not lat:
         raise RuntimeError("no watch event reached a watcher")
     fanout = (
         f"{watchers} watchers x {events} events, {m['delivered']:,} of {watchers * events:,} delivered; "
         f"load average {m['load']:.2f} on {os.cpu_count()} cores"
+        + (f"; creates paced at {rate:g}/s" if rate else "")
     )
     floor = m["floor"]
     if not floor["latencies"]:
@@ -317,8 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--creates", type=int, default=500)
     ap.add_argument("--watchers", type=int, default=200)
     ap.add_argument("--events", type=int, default=1000)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="creates per second while watched (0: as fast as one client goes); a fixed "
+                    "rate compares latencies at the same load")  # fmt: skip
     args = ap.parse_args(argv)
-    print_rows(rows_for(args.creates, args.watchers, args.events))
+    print_rows(rows_for(args.creates, args.watchers, args.events, args.rate))
     return 0
 
 
