@@ -184,3 +184,35 @@ def test_ready_delivers_the_events_before_an_expiry() -> None:
     assert [e.object["metadata"]["name"] for e in w.ready(10)] == ["a"]
     with pytest.raises(Expired):
         w.ready(10)
+
+
+def test_frame_cache_keeps_served_versions_apart() -> None:
+    from nbkube.apiserver.conversion import converted_for
+    from nbkube.apiserver.watchfanout import encode_frame
+
+    conv = converted_for("autoscaling/v1", "horizontalpodautoscalers")
+    assert conv is not None
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "namespace": "default", "resourceVersion": "7"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 4,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+                }
+            ],
+        },
+    }
+    cache = FrameCache()
+    item = Outgoing({"type": "MODIFIED", "object": hpa}, True)
+    stored = cache.frame(item, False, None)
+    served = cache.frame(item, False, conv)
+    assert json.loads(stored)["object"]["apiVersion"] == "autoscaling/v2"
+    v1 = json.loads(served)["object"]
+    assert v1["apiVersion"] == "autoscaling/v1" and v1["spec"]["targetCPUUtilizationPercentage"] == 60
+    assert cache.frame(item, False, conv) is served and served == encode_frame(item.event, False, conv)
+    assert hpa["apiVersion"] == "autoscaling/v2"  # the shared object is left as it was
