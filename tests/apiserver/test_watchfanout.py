@@ -22,11 +22,12 @@ from nbkube.store.base import Compacted, KeyValue, WatchEvent
 PROTOBUF_WATCH = "application/vnd.kubernetes.protobuf;stream=watch"
 
 
-def _open(server: ApiServer, query: str, accept: str = "application/json") -> tuple[Any, Any]:
+def _open(
+    server: ApiServer, query: str, accept: str = "application/json", timeout: int = 2
+) -> tuple[Any, Any]:
     conn = connect(server)
-    conn.request(
-        "GET", f"/api/v1/namespaces/default/pods?watch=1&timeoutSeconds=2&{query}", headers={"Accept": accept}
-    )
+    path = f"/api/v1/namespaces/default/pods?watch=1&timeoutSeconds={timeout}&{query}"
+    conn.request("GET", path, headers={"Accept": accept})
     resp = conn.getresponse()  # the headers are out: the watch is open
     assert resp.status == 200
     return conn, resp
@@ -216,3 +217,24 @@ def test_frame_cache_keeps_served_versions_apart() -> None:
     assert v1["apiVersion"] == "autoscaling/v1" and v1["spec"]["targetCPUUtilizationPercentage"] == 60
     assert cache.frame(item, False, conv) is served and served == encode_frame(item.event, False, conv)
     assert hpa["apiVersion"] == "autoscaling/v2"  # the shared object is left as it was
+
+
+def test_quiet_watches_get_bookmarks_and_end_at_their_timeout(
+    server: ApiServer, registry: Registry, monkeypatch: Any
+) -> None:
+    from nbkube.apiserver import watchstream
+
+    monkeypatch.setattr(watchstream, "BOOKMARK_SECONDS", 0.0)
+    registry.create(pod("a"))
+    quiet = _open(server, "allowWatchBookmarks=true", timeout=1)
+    plain = _open(server, "", timeout=1)
+    marked, unmarked = _json_events(quiet[1]), _json_events(plain[1])  # both end by themselves
+    for conn, _ in (quiet, plain):
+        conn.close()
+    assert marked[0]["type"] == "ADDED" and len(marked) > 1
+    assert {e["type"] for e in marked[1:]} == {"BOOKMARK"}
+    assert (
+        marked[1]["object"]["metadata"]["resourceVersion"]
+        == marked[0]["object"]["metadata"]["resourceVersion"]
+    )
+    assert _seen(unmarked) == [("ADDED", "a")]
