@@ -54,10 +54,13 @@ class FrameCache:
 
     The key holds the object's id and the entry the object itself, so the id cannot be reused by
     another object while the entry lives. Used from the event loop only. Bounded: the newest
-    `size` frames are kept (a change reaches all its watchers within one pump, long before)."""
+    frames, at most `size` of them and `max_bytes` in all (a change reaches all its watchers
+    within one pump, long before it would be dropped)."""
 
-    def __init__(self, size: int = 2048):
+    def __init__(self, size: int = 2048, max_bytes: int = 16 << 20):
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._frames: dict[tuple[int, str, bool, str], tuple[Any, bytes]] = {}
         self.hits = 0
         self.misses = 0
@@ -74,10 +77,16 @@ class FrameCache:
             return hit[1]
         self.misses += 1
         data = encode_frame(event, proto, conv)
+        if len(data) > self._max_bytes:
+            return data
         frames = self._frames
-        if len(frames) >= self._size:
-            del frames[next(iter(frames))]  # the oldest: dicts keep insertion order
+        old = frames.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[1])
+        while frames and (len(frames) >= self._size or self._bytes + len(data) > self._max_bytes):
+            self._bytes -= len(frames.pop(next(iter(frames)))[1])  # the oldest: insertion order
         frames[key] = (obj, data)
+        self._bytes += len(data)
         return data
 
 

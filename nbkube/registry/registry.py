@@ -349,11 +349,14 @@ class SharedDecoder:
     store event used to be JSON-decoded W times. Watches opened with `shared=True` promise never to
     mutate the objects they get, so they are handed the same dict. A version is named by its key and
     revision, and its bytes are compared too, so a reused revision (a store restored from a backup)
-    is decoded afresh rather than served stale. Bounded: the newest `size` versions are kept."""
+    is decoded afresh rather than served stale. Bounded: the newest versions, at most `size` of them
+    and `max_bytes` of stored values (large objects must not pin memory)."""
 
-    def __init__(self, decode: Callable[[KeyValue], Obj], size: int = 1024):
+    def __init__(self, decode: Callable[[KeyValue], Obj], size: int = 1024, max_bytes: int = 8 << 20):
         self._decode = decode
         self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._objs: dict[tuple[str, int], tuple[bytes, Obj]] = {}
         self._lock = threading.Lock()
 
@@ -363,10 +366,17 @@ class SharedDecoder:
         if hit is not None and hit[0] == kv.value:
             return hit[1]
         obj = self._decode(kv)
+        if len(kv.value) > self._max_bytes:
+            return obj
         with self._lock:
-            if len(self._objs) >= self._size:
-                del self._objs[next(iter(self._objs))]  # the oldest: dicts keep insertion order
+            old = self._objs.pop(name, None)
+            if old is not None:
+                self._bytes -= len(old[0])
+            while self._objs and (len(self._objs) >= self._size or self._bytes + len(kv.value) > self._max_bytes):
+                oldest = next(iter(self._objs))  # dicts keep insertion order
+                self._bytes -= len(self._objs.pop(oldest)[0])
             self._objs[name] = (kv.value, obj)
+            self._bytes += len(kv.value)
         return obj
 
 

@@ -238,3 +238,28 @@ def test_quiet_watches_get_bookmarks_and_end_at_their_timeout(
         == marked[0]["object"]["metadata"]["resourceVersion"]
     )
     assert _seen(unmarked) == [("ADDED", "a")]
+
+
+def test_caches_are_bounded_by_bytes_too() -> None:
+    calls: list[KeyValue] = []
+
+    def decode(kv: KeyValue) -> dict[str, Any]:
+        calls.append(kv)
+        return json.loads(kv.value)
+
+    shared = SharedDecoder(decode, max_bytes=24)
+    kvs = [KeyValue(f"/registry/pods/default/p{i}", b'{"n":"%d"}' % i + b" " * 3, 1, i) for i in range(3)]
+    for kv in kvs:  # 12 bytes each: the third pushes the first out
+        shared(kv)
+    shared(kvs[1])
+    shared(kvs[0])
+    assert len(calls) == 4  # the second was kept, the first decoded again
+    big = KeyValue("/registry/pods/default/big", b'{"n":"' + b"x" * 40 + b'"}', 1, 9)
+    assert shared(big) is not shared(big)  # larger than the whole budget: never kept
+
+    cache = FrameCache(max_bytes=200)
+    objs = [pod(f"p{i}") for i in range(3)]
+    frames = [cache.frame(Outgoing({"type": "ADDED", "object": o}, True), False, None) for o in objs]
+    assert all(len(f) > 67 for f in frames)  # so the three cannot all be kept within 200 bytes
+    assert cache.frame(Outgoing({"type": "ADDED", "object": objs[2]}, True), False, None) is frames[2]
+    assert cache.frame(Outgoing({"type": "ADDED", "object": objs[0]}, True), False, None) is not frames[0]
