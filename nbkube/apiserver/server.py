@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
 import ssl
 import threading
@@ -48,10 +47,11 @@ from nbkube.apiserver.conversion import converted_for, from_stored, to_stored
 from nbkube.apiserver.resources import Request
 from nbkube.apiserver.routing import CONNECT_SUBRESOURCES, Route, parse_resource_path
 from nbkube.apiserver.tables import wants_table
-from nbkube.apiserver.watchstream import POLL_SECONDS, watch_events
+from nbkube.apiserver.watchfanout import DRAIN, Watcher, WatchPump
+from nbkube.apiserver.watchstream import WatchStream
 from nbkube.errors import BadRequest, NbkubeError, NotFound, TooLarge
 from nbkube.node.agentclient import agent_refusal, agent_unreachable
-from nbkube.registry.registry import Registry, RegistryWatch
+from nbkube.registry.registry import Registry
 
 __all__ = ["ApiServer", "Gate", "MAX_BODY_BYTES", "RequestContext"]
 
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = bodies.MAX_BODY_BYTES
 _WORKERS = 16  # concurrent blocking requests; watches and log follows do not take one
 _HEALTH = ("/healthz", "/readyz", "/livez")
-_END = object()  # the end of a watch's event generator
 
 
 @dataclass
@@ -177,6 +176,7 @@ class _Service:
         self.stopping = stopping
         self.pool = concurrent.futures.ThreadPoolExecutor(_WORKERS, thread_name_prefix="nbkube-api")
         self.session: ClientSession | None = None  # to the node agents, opened on first use
+        self.pump: WatchPump | None = None  # writes every open watch; made on the loop, on first use
 
     # -- the blocking part ---------------------------------------------------------------------------
 
@@ -287,38 +287,36 @@ class _Service:
 
     async def stream_watch(self, request: web.BaseRequest, req: Request) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
-        wake = asyncio.Event()
-
-        def hook(w: RegistryWatch) -> None:
-            w.set_wakeup(lambda: _call_soon(loop, wake.set))
-
-        events = watch_events(self.registry, req, self.stopping.is_set, idle=hook)
+        if self.pump is None:
+            self.pump = WatchPump(loop)
+        stream = WatchStream(self.registry, req, self.stopping.is_set)
         r = req.route
         conv = converted_for(r.served_version, r.info.plural) if r.served_version else None
         proto = not req.table and protobuf.negotiate(request.headers.get("Accept", ""))[0]
         ctype = protobuf.WATCH_CONTENT_TYPE if proto else "application/json"
         resp = web.StreamResponse(status=200, headers={"Content-Type": ctype})
         resp.enable_chunked_encoding()
-        await resp.prepare(request)
+        await resp.prepare(request)  # the headers go out now: the pump writes chunks after them
+        watcher: Watcher | None = None
         try:
-            # the first step lists and opens the store watch: blocking I/O, so in the pool
-            event = await loop.run_in_executor(self.pool, next, events, _END)
-            while event is not _END:
-                if event is None:
-                    # nothing to send now: wait for the store's wakeup (or look again at the
-                    # deadline, bookmarks and `stopping` after POLL_SECONDS)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), POLL_SECONDS)
-                else:
-                    await resp.write(_watch_frame(event if conv is None else from_stored(conv, event), proto))
-                wake.clear()  # before asking again, so a wakeup from here on is not lost
-                event = next(events, _END)
-            await resp.write_eof()
+            # the list and the store watch: blocking I/O, so in the pool
+            await loop.run_in_executor(self.pool, stream.open)
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return resp  # the client went away meanwhile
+            watcher = Watcher(stream, transport, proto, conv)
+            self.pump.add(watcher)
+            while await watcher.wait() == DRAIN:
+                await resp.drain()
+                self.pump.resume(watcher)
+            if not transport.is_closing():
+                await resp.write_eof()
         except ConnectionResetError:
             pass  # the client went away
         finally:
-            with contextlib.suppress(ValueError):  # ValueError: still running its first step
-                events.close()  # cancels the registry watch
+            if watcher is not None:
+                self.pump.remove(watcher)
+            stream.close()  # cancels the registry watch
         return resp
 
     async def stream_logs(self, request: web.BaseRequest, ctx: RequestContext, req: Request) -> web.StreamResponse:
@@ -391,20 +389,11 @@ class _Service:
             return self.response(request, self.failure(e, ctx, r))
 
     async def close(self) -> None:
+        if self.pump is not None:
+            self.pump.close()
         if self.session is not None:
             await self.session.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _watch_frame(event: Any, proto: bool) -> bytes:
-    if proto:
-        return protobuf.encode_watch_event(event)  # an object it cannot hold goes as JSON inside
-    return wirejson.dumps(event) + b"\n"
-
-
-def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
-    if not loop.is_closed():
-        loop.call_soon_threadsafe(fn)
 
 
 async def _read_body(request: web.BaseRequest) -> bytes:

@@ -406,6 +406,44 @@ def _with_rv(obj: Obj, revision: int) -> Obj:
     return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
 
 
+class SharedDecoder:
+    """Decodes each stored version once for every watch that shares its objects.
+
+    The API server opens one registry watch per client watch: with W watchers of a kind, every
+    store event used to be JSON-decoded W times. Watches opened with `shared=True` promise never to
+    mutate the objects they get, so they are handed the same dict. A version is named by its key and
+    revision, and its bytes are compared too, so a reused revision (a store restored from a backup)
+    is decoded afresh rather than served stale. Bounded: the newest versions, at most `size` of them
+    and `max_bytes` of stored values (large objects must not pin memory)."""
+
+    def __init__(self, decode: Callable[[KeyValue], Obj], size: int = 1024, max_bytes: int = 8 << 20):
+        self._decode = decode
+        self._size = size
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._objs: dict[tuple[str, int], tuple[bytes, Obj]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, kv: KeyValue) -> Obj:
+        name = (kv.key, kv.mod_revision)
+        hit = self._objs.get(name)
+        if hit is not None and hit[0] == kv.value:
+            return hit[1]
+        obj = self._decode(kv)
+        if len(kv.value) > self._max_bytes:
+            return obj
+        with self._lock:
+            old = self._objs.pop(name, None)
+            if old is not None:
+                self._bytes -= len(old[0])
+            while self._objs and (len(self._objs) >= self._size or self._bytes + len(kv.value) > self._max_bytes):
+                oldest = next(iter(self._objs))  # dicts keep insertion order
+                self._bytes -= len(self._objs.pop(oldest)[0])
+            self._objs[name] = (kv.value, obj)
+            self._bytes += len(kv.value)
+        return obj
+
+
 class RegistryWatch:
     """Store events under one kind (and namespace), as API watch events, filtered by labels and by
     any further predicate (the API server's field selectors).
@@ -436,6 +474,7 @@ class RegistryWatch:
         self.cancelled = False
         # the revision of the last event delivered (or the start revision): resume from here
         self.resource_version = ""
+        self._expired: Expired | None = None  # met by `ready` after some events; raised next
 
     def _matches(self, obj: Obj) -> bool:
         return _passes(self._selector, self._predicate, obj)
@@ -492,6 +531,30 @@ class RegistryWatch:
                 return out
             if deadline is not None and time.monotonic() >= deadline:
                 return None
+
+    def ready(self, limit: int) -> builtins.list[RegistryEvent]:
+        """The events (at most `limit`) that can be had now, without waiting. Unlike `next(0)`, an
+        event filtered out does not hide the ones queued behind it. An expiry met after some events
+        is raised by the next call, so those events are delivered first."""
+        if self._expired is not None:
+            err, self._expired = self._expired, None
+            raise err
+        out: builtins.list[RegistryEvent] = []
+        while len(out) < limit and not self.cancelled:
+            try:
+                ev = self._w.next(0)
+            except Compacted as e:
+                expired = Expired(str(e))
+                if not out:
+                    raise expired from e
+                self._expired = expired
+                break
+            if ev is None:
+                break
+            translated = self._translate(ev)
+            if translated is not None:
+                out.append(translated)
+        return out
 
     def __iter__(self) -> Iterator[RegistryEvent]:
         try:
@@ -570,6 +633,7 @@ class Registry:
         # of a paged list says its remainingItemCount without counting the rest of the snapshot
         self._left: dict[tuple[str, int, str], int] = {}
         self._left_lock = threading.Lock()
+        self._shared_decode = SharedDecoder(self._decode)  # for the API server's watches
         # namespace -> monotonic time until which it is known to exist and not be terminating. Every
         # namespaced create used to read the Namespace first: on etcd that doubled the round trips.
         # A namespace deleted or terminated through this registry is forgotten at once; one changed by
@@ -1305,11 +1369,14 @@ class Registry:
         resource_version: str = "",
         label_selector: Any = None,
         predicate: Callable[[Obj], bool] | None = None,
+        shared: bool = False,
     ) -> RegistryWatch:
         """Events after `resource_version` ("" or "0": from now). Expired if it was compacted.
 
         `predicate` filters beyond labels (the API server's field selectors), with the same
-        entering = ADDED / leaving = DELETED translation as the label selector."""
+        entering = ADDED / leaving = DELETED translation as the label selector. `shared=True`: the
+        caller never mutates the event objects, which are then decoded once and shared with every
+        other shared watch (see SharedDecoder)."""
         info = self._info(kind)
         prefix = self._prefix(info, namespace)
         selector = _selector(label_selector)
@@ -1327,8 +1394,9 @@ class Registry:
             raise Expired(
                 f"too old resource version: {after} ({e.compacted}): the {info.plural} watch must relist"
             ) from e
+        decode = self._shared_decode if shared else self._decode
         w = RegistryWatch(
-            store_watch, selector, matching, on_cancel=self._forget_watch, decode=self._decode, predicate=predicate
+            store_watch, selector, matching, on_cancel=self._forget_watch, decode=decode, predicate=predicate
         )
         w.resource_version = str(after)
         with self._watches_lock:
