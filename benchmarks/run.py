@@ -58,7 +58,7 @@ BENCHES = [
     Bench("proxy", 30, 900),
     Bench("firewall", 20, 300),
     Bench("pod_start", 60, 300),
-    Bench("pod_start_e2e", 90, 900),
+    Bench("pod_start_e2e", 90, 2400),  # full: 100 pods one at a time on each runtime, and baselines
     Bench("exec", 60, 600),
     Bench("service_throughput", 40, 300),
     Bench("replicas", 60, 900),
@@ -66,7 +66,7 @@ BENCHES = [
     Bench("statefulset", 60, 600),
     Bench("jobs", 30, 900),
     Bench("scale", 90, 1800),
-    Bench("failover", 150, 1800),
+    Bench("failover", 150, 3600),  # full: 5 fresh clusters on each of 3 runtimes
     Bench("hpa", 120, 900),
     Bench("recovery", 90, 900),
 ]

@@ -51,6 +51,17 @@ def test_every_listed_benchmark_has_rows_and_a_quick_limit() -> None:
     assert sum(b.quick_timeout for b in run.BENCHES) <= 15 * 60
 
 
+def test_every_benchmark_module_is_listed() -> None:
+    """A benchmark in benchmarks/ but not in run.BENCHES would never run (nor be smoke-tested in CI)."""
+    modules = set()
+    for name in os.listdir(BENCH):
+        if name.endswith(".py"):
+            with open(os.path.join(BENCH, name)) as f:
+                if "\ndef rows(quick: bool = False) -> list[Row]:" in f.read():
+                    modules.add(name[:-3])
+    assert modules == {b.name for b in run.BENCHES}
+
+
 def test_unknown_only_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run.main(["--only", "nosuch"])
