@@ -114,7 +114,7 @@ def measure(runtimes: list[str], repeat: int, timeout: float) -> dict[str, list[
 
 
 def rows(quick: bool = False) -> list[Row]:
-    repeat = 2 if quick else 5
+    repeat = 1 if quick else 5
     runtimes = ["sim", "process"] + (["docker"] if docker_available() else [])
     out = []
     for rt, runs in measure(runtimes, repeat, FAILOVER_WAIT_QUICK if quick else FAILOVER_WAIT).items():

@@ -192,7 +192,7 @@ def _rows(label: str, n: int, ours: tuple[list[float], list[float]], base: tuple
 
 
 def rows(quick: bool = False) -> list[Row]:
-    n = 20 if quick else 100
+    n = 10 if quick else 100
     out = _rows(
         "embedded (process runtime)",
         n,
@@ -201,7 +201,7 @@ def rows(quick: bool = False) -> list[Row]:
         "bare busybox httpd spawn (-> ready: port answers)",
     )
     if docker_available():
-        nd = 20 if quick else 100
+        nd = 10 if quick else 100
         import docker  # type: ignore[import-untyped,unused-ignore]
 
         from nbkube.node.runtime.images import ensure_images
