@@ -41,8 +41,8 @@ class Bench:
 
 
 # In the order they run. A quick limit is several times what the benchmark's quick sizes take on a
-# loaded 2-core machine (load average 8-16, where the whole quick run took under 4 minutes): it stops
-# a hang, not a slow run. A full limit covers the sum of the benchmark's own bounded waits.
+# busy 2-core machine (docs/benchmarks.md has the quick run's measured times): it stops a hang, not a
+# slow run. A full limit covers the sum of the benchmark's own bounded waits.
 BENCHES = [
     Bench("store", 30, 600),
     Bench("scheduler", 30, 900),
