@@ -40,10 +40,9 @@ import tempfile
 import time
 from typing import Any
 
-from common import Row, docker_available
+from common import Row, docker_available, start_cluster
 
 from nbkube import examples
-from nbkube.cluster import LocalCluster
 from nbkube.experiments import failover
 from nbkube.experiments.results import ExperimentTimeout
 
@@ -124,7 +123,7 @@ def one(runtime: str, timeout: float) -> tuple[float, float | None, float]:
     to replace as many replicas after a plain delete on the surviving nodes)."""
     with (
         tempfile.TemporaryDirectory(prefix="nbkube-bench-fo-") as data,
-        LocalCluster(nodes=3, runtime=runtime, store="memory", profile="fast", data_dir=data) as cluster,
+        start_cluster(nodes=3, runtime=runtime, store="memory", profile="fast", data_dir=data) as cluster,
     ):
         cluster.apply(examples.path("rootless/web-rc.yaml"))
         probe = None

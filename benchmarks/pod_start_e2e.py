@@ -34,12 +34,11 @@ import time
 import urllib.request
 from typing import Any
 
-from common import Row, docker_available, pct_label, percentile
+from common import Row, docker_available, pct_label, percentile, start_cluster
 
 from nbkube.apiserver import serve
 from nbkube.client.kubeconfig import load_kubeconfig
 from nbkube.client.rest import RestClient
-from nbkube.cluster import LocalCluster
 
 HTTPD = "mkdir -p /tmp/www-$POD_NAME && echo ok > /tmp/www-$POD_NAME/index.html && exec httpd -f -p $POD_IP:8080 -h /tmp/www-$POD_NAME"
 
@@ -71,7 +70,7 @@ def nbkube_series(runtime: str, n: int, pod_wait: float = POD_WAIT) -> tuple[lis
     """(create -> Running, create -> Ready) in seconds for n pods created one at a time."""
     with (
         tempfile.TemporaryDirectory(prefix="nbkube-bench-e2e-") as data,
-        LocalCluster(nodes=1, runtime=runtime, store="memory", data_dir=data) as cluster,
+        start_cluster(nodes=1, runtime=runtime, store="memory", data_dir=data) as cluster,
     ):
         cluster.wait_ready(180)
         server = serve(cluster)
