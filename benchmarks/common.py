@@ -147,3 +147,31 @@ def print_rows(rows: list[Row]) -> None:
         print(line)
         if row.note:
             print(f"    {row.note}")
+
+
+# Docker nodes are named machine-wide (nbkube/node/kit.py claims each name): a cluster another
+# program on the machine runs with the same node names makes LocalCluster refuse to start.
+NODE_NAME_TAKEN = "already runs on this machine"
+
+
+def start_cluster(wait: float = 300.0, **kwargs: Any) -> Any:
+    """`LocalCluster(**kwargs)`, waiting (bounded by `wait` seconds) while another cluster on the
+    machine holds the same Docker node names: a busy shared machine delays the benchmark instead
+    of failing it. Each wait says once who holds the names; anything else is raised at once."""
+    import time
+
+    from nbkube.cluster import LocalCluster
+    from nbkube.errors import BadRequest
+
+    deadline = time.monotonic() + wait
+    said = ""
+    while True:
+        try:
+            return LocalCluster(**kwargs)
+        except BadRequest as exc:
+            if NODE_NAME_TAKEN not in str(exc) or time.monotonic() > deadline:
+                raise
+            if str(exc) != said:
+                said = str(exc)
+                print(f"waiting up to {wait:g} s for the node names: {exc}", file=sys.stderr, flush=True)
+            time.sleep(2.0)

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from common import Row, docker_available
+from common import Row, docker_available, start_cluster
 
 from nbkube.apiserver import serve
 from nbkube.cluster import LocalCluster
@@ -146,7 +146,7 @@ def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
     rows: list[tuple[str, list[float], str]] = []
     with (
         tempfile.TemporaryDirectory() as folder,
-        LocalCluster(
+        start_cluster(
             nodes=1, runtime=runtime, store="sqlite", data_dir=folder + "/c", name=f"bx{runtime[:2]}"
         ) as cluster,
     ):

@@ -22,9 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from common import Row, require_docker  # noqa: E402
-
-from nbkube.cluster import LocalCluster  # noqa: E402
+from common import Row, require_docker, start_cluster  # noqa: E402
 
 RC = """
 apiVersion: v1
@@ -50,7 +48,7 @@ def _docker(*args: str, check: bool = True) -> str:
 def nbkube_time(replicas: int, timeout: float) -> float:
     with (
         tempfile.TemporaryDirectory() as data,
-        LocalCluster(nodes=3, runtime="docker", store="memory", data_dir=data, name="bench") as cluster,
+        start_cluster(nodes=3, runtime="docker", store="memory", data_dir=data, name="bench") as cluster,
     ):
         t0 = time.perf_counter()
         cluster.apply(RC.format(replicas=replicas))

@@ -6,7 +6,7 @@ Rows:
   writing pod status), from the create to every pod Ready: pods/s. Baseline, same run, a fresh
   cluster of the same size: the same number of pods created straight into the registry with
   `spec.nodeName` already set (no controllers, no scheduler; node agents and registry only).
-  Also the rate of the first and the last 10% of pods (the issue asks the last to keep at least
+  Also the rate of the first and the last 10% of pods (the last should keep at least
   half the first's rate).
 - `density_5k_nodes`: N sim nodes (5,000) started in one process as `nbkube up` does (LocalCluster),
   then P pods per node (30: 150,000) through one Deployment: time to all nodes Ready, process RSS

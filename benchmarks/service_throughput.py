@@ -20,9 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from common import Row, require_docker  # noqa: E402
-
-from nbkube.cluster import LocalCluster  # noqa: E402
+from common import Row, require_docker, start_cluster  # noqa: E402
 
 MANIFESTS = """
 apiVersion: v1
@@ -81,7 +79,7 @@ def rate(netns: str | None, host: str, port: int, count: int, seconds: float) ->
 def measure(args: argparse.Namespace) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as data,
-        LocalCluster(nodes=3, runtime="docker", store="memory", data_dir=data, name="tput") as cluster,
+        start_cluster(nodes=3, runtime="docker", store="memory", data_dir=data, name="tput") as cluster,
     ):
         cluster.apply(MANIFESTS)
         deadline = time.monotonic() + 60

@@ -51,6 +51,17 @@ def test_every_listed_benchmark_has_rows_and_a_quick_limit() -> None:
     assert sum(b.quick_timeout for b in run.BENCHES) <= 15 * 60
 
 
+def test_every_benchmark_module_is_listed() -> None:
+    """A benchmark in benchmarks/ but not in run.BENCHES would never run (nor be smoke-tested in CI)."""
+    modules = set()
+    for name in os.listdir(BENCH):
+        if name.endswith(".py"):
+            with open(os.path.join(BENCH, name)) as f:
+                if "\ndef rows(quick: bool = False) -> list[Row]:" in f.read():
+                    modules.add(name[:-3])
+    assert modules == {b.name for b in run.BENCHES}
+
+
 def test_unknown_only_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run.main(["--only", "nosuch"])
@@ -154,3 +165,32 @@ def test_a_second_run_gets_its_own_table_with_its_own_run_line(tmp_path, capsys)
     assert table.main([str(paths[0]), "--and", str(paths[1])]) == 0
     out = capsys.readouterr().out
     assert out.count("Run: ") == 2 and out.index("Store create") < out.index("at LATER") < out.index("DNS queries")
+
+
+def test_start_cluster_waits_while_another_cluster_holds_the_node_names(monkeypatch, capsys) -> None:
+    import time
+
+    import nbkube.cluster
+    from nbkube.errors import BadRequest
+
+    calls: list[dict] = []
+
+    class Taken:
+        def __init__(self, **kwargs) -> None:
+            calls.append(kwargs)
+            if len(calls) < 3:
+                raise BadRequest(f"Docker node node-1 {common.NODE_NAME_TAKEN}, in pid 1: stop that cluster first")
+
+    monkeypatch.setattr(nbkube.cluster, "LocalCluster", Taken)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    assert isinstance(common.start_cluster(nodes=3, runtime="docker"), Taken)
+    assert len(calls) == 3 and calls[0] == {"nodes": 3, "runtime": "docker"}
+    assert capsys.readouterr().err.count("waiting up to 300 s for the node names") == 1
+
+    class Refused:
+        def __init__(self, **kwargs) -> None:
+            raise BadRequest("nodes: must be >= 1")
+
+    monkeypatch.setattr(nbkube.cluster, "LocalCluster", Refused)
+    with pytest.raises(BadRequest, match="nodes: must be"):
+        common.start_cluster(nodes=0)
