@@ -60,7 +60,7 @@ class Profile:
                 f"({self.leader_renew_interval:g}) must hold"
             )
 
-    # the names the issue text uses
+    # short names, as the README and the experiments call them
     @property
     def heartbeat(self) -> float:
         return self.heartbeat_interval
