@@ -35,8 +35,7 @@ def kubeconfig(server: ApiServer, tmp_path: Any) -> str:
 
 @pytest.fixture
 def kubectl(kubeconfig: str, tmp_path: Any) -> Kubectl:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
+    assert KUBECTL is not None, "kubectl is not installed: these tests need the real kubectl"
     home = tmp_path / "home"
     home.mkdir()
     return Kubectl(kubeconfig, str(home))

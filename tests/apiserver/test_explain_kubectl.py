@@ -96,8 +96,7 @@ def kubectl(request: pytest.FixtureRequest, served: tuple[ApiServer, str], tmp_p
 
 @pytest.fixture
 def kubectl128(served: tuple[ApiServer, str], tmp_path: Any) -> Runner:
-    if KUBECTL_128 is None:
-        pytest.skip(f"kubectl 1.28 is not installed in {_SDK}")
+    assert KUBECTL_128 is not None, f"kubectl 1.28 is not installed in {_SDK}: these machines ship it"
     return _runner(served, KUBECTL_128, tmp_path)
 
 

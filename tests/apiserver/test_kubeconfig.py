@@ -298,8 +298,7 @@ def test_python_client_with_cert_and_token(
 def test_kubectl_with_cert_kubeconfig(
     pki: ClusterPKI, tmp_path: Path, https_url: tuple[str, Authenticator]
 ) -> None:
-    if KUBECTL is None:
-        pytest.skip("kubectl is not installed")
+    assert KUBECTL is not None, "kubectl is not installed: this test needs the real kubectl"
     url, _authn = https_url
     cert, key = pki.issue_client_cert("alice", ["dev"])
     path = write_kubeconfig(
