@@ -52,6 +52,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_cpu, parse_memory
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339
 from nbkube.errors import BadRequest, NotFound
+from nbkube.fileutil import replace_file
 from nbkube.logutil import log_failure
 from nbkube.node.netns import entered, setns
 from nbkube.node.network.hostports import pod_host_ports
@@ -957,11 +958,7 @@ class DockerRuntime:
             return ""
         path = os.path.join(self._pod_dir(p.uid), "resolv.conf")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        replace_file(path, text, 0o644)  # one container's worker may write it while another reads it
         return path
 
     def _security_options(self, p: _Pod, c: _Ctr) -> dict[str, Any]:
@@ -1111,10 +1108,7 @@ class DockerRuntime:
             }
             for c in p.containers
         }
-        tmp = os.path.join(d, "state.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, os.path.join(d, "state.json"))
+        replace_file(os.path.join(d, "state.json"), json.dumps(data), 0o600)
 
     def _adopt(self) -> None:
         """Rebuild pods from the containers carrying our node label; restart nothing."""

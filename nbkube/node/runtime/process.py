@@ -71,6 +71,7 @@ from nbkube.api.meta import Obj
 from nbkube.api.quantity import parse_memory
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.errors import BadRequest, NotFound
+from nbkube.fileutil import replace_file
 from nbkube.logutil import log_failure
 from nbkube.node.probes import ProbeResult, ProbeTracker, run_probe
 from nbkube.node.runtime import logtimes
@@ -1582,10 +1583,7 @@ class ProcessRuntime:
         }
         try:
             os.makedirs(p.dir, exist_ok=True)
-            tmp = os.path.join(p.dir, "state.json.tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(state, f)
-            os.replace(tmp, os.path.join(p.dir, "state.json"))
+            replace_file(os.path.join(p.dir, "state.json"), json.dumps(state), 0o600)
         except (OSError, TypeError, ValueError) as exc:  # a full disk: one line per 30 s, not per change
             log_failure(log, "process runtime: saving pod state", exc, detail=f"pod {p.namespace}/{p.name}")
 
