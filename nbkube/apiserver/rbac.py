@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +46,7 @@ __all__ = [
 MASTERS = "system:masters"
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 _SA_PREFIX = "system:serviceaccount:"
+_REMEMBERED = 8192  # allowed requests kept by `RBACAuthorizer.remember_allowed`
 
 
 class Subject(Protocol):
@@ -476,6 +477,10 @@ class RBACAuthorizer:
         self._namespaced: dict[str, _Index] = {}  # namespace -> its RoleBindings' grants
         # binding -> where its grants are (to take them out again without the old object)
         self._entries: dict[tuple[str, str], list[tuple[str, bool, str, _Grant]]] = {}
+        # bumped after every change of a role or binding; an allowed request remembered at an older
+        # generation is decided again (see `allowed_at` and `remember_allowed`)
+        self._generation = 0
+        self._allowed: dict[Hashable, int] = {}
         self._informers: list[Informer] = []
         for kind in RBAC_KINDS:
             inf = self._factory.informer(kind)
@@ -519,10 +524,12 @@ class RBACAuthorizer:
         role = _Role(obj)
         with self._lock:
             self._roles[self._role_key(obj)] = role
+            self._generation += 1
 
     def _drop_role(self, obj: Obj) -> None:
         with self._lock:
             self._roles.pop(self._role_key(obj), None)
+            self._generation += 1
 
     def _put_binding(self, obj: Obj) -> None:
         kind = str(obj.get("kind"))
@@ -541,10 +548,12 @@ class RBACAuthorizer:
                 index = self._namespaced.setdefault(ns, _Index()) if ns else self._cluster
                 table = index.groups if is_group else index.users
                 table[subject] = (*table.get(subject, ()), grant)
+            self._generation += 1
 
     def _drop_binding(self, obj: Obj) -> None:
         with self._lock:
             self._remove_entries((str(obj.get("kind")), key_of(obj)))
+            self._generation += 1
 
     def _remove_entries(self, binding: tuple[str, str]) -> None:
         for ns, is_group, subject, grant in self._entries.pop(binding, ()):
@@ -557,6 +566,24 @@ class RBACAuthorizer:
                 table[subject] = rest
             else:
                 table.pop(subject, None)
+
+    # -- remembered decisions ------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Read before deciding, passed to `remember_allowed`: a change meanwhile makes it stale."""
+        return self._generation
+
+    def allowed_at(self, key: Hashable) -> bool:
+        """Whether the request `key` (whatever identifies user and request for the caller) was
+        allowed with the roles and bindings as they are now."""
+        return self._allowed.get(key) == self._generation
+
+    def remember_allowed(self, key: Hashable, generation: int) -> None:
+        """Remember that `key` was allowed when the index was at `generation`."""
+        if len(self._allowed) >= _REMEMBERED:
+            self._allowed.clear()  # bounded: the next requests are decided again
+        self._allowed[key] = generation
 
     # -- decisions ---------------------------------------------------------------------------------
 

@@ -57,15 +57,31 @@ class ClusterGate:
         ctx.user = impersonated_user(self.authorizer, user, ctx.headers, ctx.impersonate_groups) or user
 
     def authorize(self, ctx: RequestContext, route: Route | None) -> None:
-        attrs = request_attributes(ctx.user, ctx.method, ctx.path, ctx.query)
+        user: UserInfo = ctx.user
+        # everything the decision depends on: who (RBAC reads only name and groups) and what (the
+        # attributes come from method, path and these two query parameters)
+        key = (
+            user.name,
+            user.groups,
+            ctx.method,
+            ctx.path,
+            ctx.query.get("watch"),
+            ctx.query.get("fieldSelector"),
+            bool(route and route.subresource in CONNECT_SUBRESOURCES),
+        )
+        if self.authorizer.allowed_at(key):
+            return  # a kept-alive client repeats its requests: skip parsing and deciding again
+        generation = self.authorizer.generation
+        attrs = request_attributes(user, ctx.method, ctx.path, ctx.query)
         decision = self.authorizer.authorize(attrs)
-        if decision.allowed and attrs.verb == "get" and route and route.subresource in CONNECT_SUBRESOURCES:
+        if decision.allowed and attrs.verb == "get" and key[-1]:
             # a WebSocket upgrade is a GET, yet it runs commands: kube-apiserver (its
             # AuthorizePodWebsocketUpgradeCreatePermission) also asks for `create`, as a POST would
             attrs = dataclasses.replace(attrs, verb="create")
             decision = self.authorizer.authorize(attrs)
         if not decision.allowed:
             raise forbidden(attrs, decision.reason)
+        self.authorizer.remember_allowed(key, generation)
 
     def handle(self, ctx: RequestContext, route: Route, req: Request) -> Response | None:
         kind = route.info.kind
