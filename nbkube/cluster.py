@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbkube.client.eventsink import batch_events, stop_batching
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.volumebinding import ensure_default_class
 from nbkube.controlplane.dns.component import DNS_NAMESPACE, DNS_SERVICE, DNS_SERVICE_IP, ClusterDNS
@@ -817,6 +818,8 @@ class LocalCluster(Cluster):
                 self._agent_factory = InformerFactory(self.api)
                 if self.runtime_name == "sim":
                     self.agent_pool = AgentPool(clock=self.clock)
+                    # thousands of pods a second: their Events go in batches (client/eventsink.py)
+                    batch_events(self.api)
                 if self.runtime_name == "process":
                     self.lease = claim_block(self.data_dir)
                     self.address_block = self.lease.block
@@ -1061,6 +1064,8 @@ class LocalCluster(Cluster):
                 self.control_plane.stop()
         api = getattr(self, "api", None)
         if api is not None:
+            with contextlib.suppress(Exception):
+                stop_batching(api)  # queued Events are written before the store closes
             with contextlib.suppress(Exception):
                 api.close()
         if self._store is not None:
