@@ -66,6 +66,7 @@ from nbkube.procutil import same_process, start_ticks
 from nbkube.registry.applied import ApplyResult
 from nbkube.security.agentauth import ensure_agent_token
 from nbkube.security.private import make_private_dir, write_private_file
+from nbkube.store.compactor import Compactor
 
 if TYPE_CHECKING:
     import pandas
@@ -676,6 +677,7 @@ class LocalCluster(Cluster):
         self.pod_security = _pod_security_config(pod_security)
         self.etcd: EtcdServer | None = None
         self.store_kind = ""
+        self._compactor: Compactor | None = None
         self.control_plane: ControlPlane | None = None
         self.agents: dict[str, NodeAgent] = {}  # the node agents running in this process
         self.runtimes: dict[str, Runtime] = {}
@@ -802,6 +804,11 @@ class LocalCluster(Cluster):
                 prefetch = _prefetch(_RUNTIME_PREFETCH.get(self.runtime_name, []))
                 self._store = self._open_store()
                 prefetch.join()
+                if self.store_kind == "memory":
+                    # nothing resumes from a memory store's history: keep it short (real time, not
+                    # the cluster's clock: this is about memory, not about what the cluster does)
+                    self._compactor = Compactor(self._store)
+                    self._compactor.start()
                 # nothing is at rest in a memory store: no keys to make for it
                 keys = None if self.store_kind == "memory" else self.key_dir
                 self.api = make_registry(
@@ -1068,6 +1075,9 @@ class LocalCluster(Cluster):
                 stop_batching(api)  # queued Events are written before the store closes
             with contextlib.suppress(Exception):
                 api.close()
+        compactor, self._compactor = getattr(self, "_compactor", None), None
+        if compactor is not None:
+            compactor.stop()
         if self._store is not None:
             with contextlib.suppress(Exception):
                 self._store.close()
