@@ -56,6 +56,7 @@ from nbkube.controlplane.dns.component import DNS_NAMESPACE, DNS_SERVICE, DNS_SE
 from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
+from nbkube.gctune import tune_for_scale
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
 from nbkube.node.agentpool import AgentPool
 from nbkube.node.kit import MAX_SIM_NODES, HostProxy, NodeKit, build_node, reap_other_nodes
@@ -827,6 +828,7 @@ class LocalCluster(Cluster):
                     self.agent_pool = AgentPool(clock=self.clock)
                     # thousands of pods a second: their Events go in batches (client/eventsink.py)
                     batch_events(self.api)
+                    tune_for_scale()  # a heap of cached objects: see gctune.py
                 if self.runtime_name == "process":
                     self.lease = claim_block(self.data_dir)
                     self.address_block = self.lease.block
