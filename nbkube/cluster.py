@@ -49,12 +49,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nbkube.client.eventsink import batch_events, stop_batching
 from nbkube.clock import REAL_CLOCK, Clock
 from nbkube.controlplane.controllers.volumebinding import ensure_default_class
 from nbkube.controlplane.dns.component import DNS_NAMESPACE, DNS_SERVICE, DNS_SERVICE_IP, ClusterDNS
 from nbkube.controlplane.manager import ControlPlane
 from nbkube.controlplane.profiles import Profile, get_profile
 from nbkube.errors import BadRequest, NbkubeError, NotFound
+from nbkube.gctune import tune_for_scale
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
 from nbkube.node.agentpool import AgentPool
 from nbkube.node.kit import MAX_SIM_NODES, HostProxy, NodeKit, build_node, reap_other_nodes
@@ -65,6 +67,7 @@ from nbkube.procutil import same_process, start_ticks
 from nbkube.registry.applied import ApplyResult
 from nbkube.security.agentauth import ensure_agent_token
 from nbkube.security.private import make_private_dir, write_private_file
+from nbkube.store.compactor import Compactor
 
 if TYPE_CHECKING:
     import pandas
@@ -675,6 +678,7 @@ class LocalCluster(Cluster):
         self.pod_security = _pod_security_config(pod_security)
         self.etcd: EtcdServer | None = None
         self.store_kind = ""
+        self._compactor: Compactor | None = None
         self.control_plane: ControlPlane | None = None
         self.agents: dict[str, NodeAgent] = {}  # the node agents running in this process
         self.runtimes: dict[str, Runtime] = {}
@@ -801,6 +805,11 @@ class LocalCluster(Cluster):
                 prefetch = _prefetch(_RUNTIME_PREFETCH.get(self.runtime_name, []))
                 self._store = self._open_store()
                 prefetch.join()
+                if self.store_kind == "memory":
+                    # nothing resumes from a memory store's history: keep it short (real time, not
+                    # the cluster's clock: this is about memory, not about what the cluster does)
+                    self._compactor = Compactor(self._store)
+                    self._compactor.start()
                 # nothing is at rest in a memory store: no keys to make for it
                 keys = None if self.store_kind == "memory" else self.key_dir
                 self.api = make_registry(
@@ -817,6 +826,9 @@ class LocalCluster(Cluster):
                 self._agent_factory = InformerFactory(self.api)
                 if self.runtime_name == "sim":
                     self.agent_pool = AgentPool(clock=self.clock)
+                    # thousands of pods a second: their Events go in batches (client/eventsink.py)
+                    batch_events(self.api)
+                    tune_for_scale()  # a heap of cached objects: see gctune.py
                 if self.runtime_name == "process":
                     self.lease = claim_block(self.data_dir)
                     self.address_block = self.lease.block
@@ -1062,7 +1074,12 @@ class LocalCluster(Cluster):
         api = getattr(self, "api", None)
         if api is not None:
             with contextlib.suppress(Exception):
+                stop_batching(api)  # queued Events are written before the store closes
+            with contextlib.suppress(Exception):
                 api.close()
+        compactor, self._compactor = getattr(self, "_compactor", None), None
+        if compactor is not None:
+            compactor.stop()
         if self._store is not None:
             with contextlib.suppress(Exception):
                 self._store.close()

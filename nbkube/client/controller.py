@@ -10,7 +10,11 @@ Events that only move counts (a pod of a 10,000-pod ReplicaSet turned Ready) go 
 COALESCE_FACTOR * t later (at most COALESCE_MAX), so all the events of that window cost one
 reconcile and one hot key keeps a worker busy at most 1/(1 + COALESCE_FACTOR) of the time. A cheap
 reconcile (small objects; or any reconcile under a FakeClock, which measures no time) is queued
-at once, as `enqueue` does.
+at once, as `enqueue` does. A controller whose syncs write the counts they read (a ReplicaSet's or
+Deployment's status) also sets `coalesce_floor`: count events for a key it has synced (in measurable
+time: not under a FakeClock) wait at least that long, however cheap the sync, so a stream of pod
+events costs a few status writes a second per object, not one per pod (as upstream's client-side
+rate limit does).
 A Conflict (the cache was behind the store: another writer got there first) is the expected
 outcome of optimistic concurrency, not a bug: one line at INFO and a requeue, no traceback (in a
 notebook a WARNING or a traceback is a red box under whatever cell is running).
@@ -53,6 +57,7 @@ def only_status_changed(old: Obj, new: Obj) -> bool:
 
 class Controller:
     name: str = "controller"
+    coalesce_floor: float = 0.0  # seconds: see the module docstring
 
     def __init__(
         self,
@@ -85,7 +90,10 @@ class Controller:
 
     def enqueue_coalesced(self, key: str) -> None:
         """Queue `key` after a delay in proportion to what its last reconcile cost (see the module)."""
-        delay = min(COALESCE_MAX, COALESCE_FACTOR * self._cost.get(key, 0.0))
+        cost = self._cost.get(key, 0.0)
+        delay = min(COALESCE_MAX, COALESCE_FACTOR * cost)
+        if cost > 0.0:
+            delay = max(delay, self.coalesce_floor)
         if delay < _COALESCE_MIN:
             self.queue.add(key)
         else:
@@ -110,7 +118,7 @@ class Controller:
             self.queue.forget(key)
         finally:
             cost = self.clock.monotonic() - started
-            if cost >= _COALESCE_MIN / COALESCE_FACTOR:
+            if cost >= _COALESCE_MIN / COALESCE_FACTOR or (self.coalesce_floor > 0.0 and cost > 0.0):
                 self._cost[key] = cost
             else:
                 self._cost.pop(key, None)  # cheap again (or gone): no entry kept for it

@@ -1,5 +1,8 @@
 """The event log: `record_event` writes Kubernetes Event objects; `events_dataframe` reads them back.
 
+With a batching sink on the API (`client/eventsink.py`, as LocalCluster sets up) an Event is queued
+and written with others in one transaction moments later; without one it is written at once.
+
 Controllers, the scheduler and node agents record what happened to an object (Scheduled, Started,
 Killing, NodeNotReady, ScalingReplicaSet, ...). The notebook's timelines and the failover and
 rolling-update tests are built from this log, so timestamps carry microseconds. Recording is
@@ -13,6 +16,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
+from nbkube.client.eventsink import flush_events, sink_for
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
 from nbkube.logutil import log_failure
 
@@ -75,7 +79,11 @@ def record_event(
             "lastTimestamp": now,
             "count": 1,
         }
-        api.create(event)
+        sink = sink_for(api)
+        if sink is not None:
+            sink.add(event)  # written with others in one batch (client/eventsink.py)
+        else:
+            api.create(event)
     except Exception as exc:
         log_failure(
             log,
@@ -100,6 +108,7 @@ def events_dataframe(api: Registry, namespace: str = "") -> pandas.DataFrame:
     """All events (of one namespace, or all with ""), one row each, sorted by time (UTC)."""
     import pandas as pd
 
+    flush_events(api)  # Events recorded before this call are in the log it reads
     items, _rv = api.list("Event", namespace)
     rows = []
     for ev in items:

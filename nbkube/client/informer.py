@@ -7,12 +7,16 @@ list's resourceVersion, resumes the watch after transient errors (with backoff),
 the watch's revision was compacted (Expired), turning the difference into add/update/delete calls.
 `InformerFactory` shares one informer per (kind, namespace) between all users in a process.
 
-Cached objects are shared between all readers: never mutate them (`copy.deepcopy` first).
+Cached objects are shared between all readers: never mutate them (`copy.deepcopy` first). Over an
+in-process Registry they are shared between informers too: the watches are opened `shared=True`,
+so two informers of one kind (the control plane's and the node agents') hold one decoded object per
+version instead of a copy each.
 """
 
 from __future__ import annotations
 
 import builtins
+import inspect
 import logging
 import threading
 import time
@@ -74,6 +78,15 @@ BUILTIN_INDEXERS: dict[str, IndexFunc] = {
     "controller": _index_controller,
     "orphan": _index_orphan,
 }
+
+
+def _shares_decoding(api: Any) -> bool:
+    """Whether `api.watch` can hand every shared watch the same decoded objects (the Registry's
+    `shared=True`; a RestClient decodes its own stream)."""
+    try:
+        return "shared" in inspect.signature(api.watch).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def _rv(obj: Obj) -> str:
@@ -266,6 +279,16 @@ class Informer:
         self._thread = None
 
     def _open_watch(self, resource_version: str) -> Any:
+        if _shares_decoding(self.api):
+            # cached objects are never mutated (see the module docstring): every informer of this
+            # kind on the Registry holds the same decoded object, not a copy each
+            return self.api.watch(
+                self.kind,
+                self.namespace,
+                resource_version=resource_version,
+                label_selector=self.label_selector,
+                shared=True,
+            )
         return self.api.watch(
             self.kind, self.namespace, resource_version=resource_version, label_selector=self.label_selector
         )

@@ -37,7 +37,7 @@ from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import AlreadyExists, BadRequest, Conflict, NbkubeError, NotFound
 from nbkube.logutil import log_failure
-from nbkube.node.agentpool import AgentPool, AgentQueue
+from nbkube.node.agentpool import AgentPool, AgentQueue, PendingStatus
 from nbkube.node.ipam import HostLocalIPAM
 from nbkube.node.metrics import MetricsReporter
 from nbkube.node.podstatus import TERMINAL_PHASES, build_pod_status, condition
@@ -781,9 +781,28 @@ class NodeAgent:
         new = build_pod_status(pod, rt, host_ip=self.address or "", now=now, start_time=start_time)
         if new == old:
             return str(new.get("phase") or "")
+        held = self.pool.held_statuses() if self.pool is not None else None
+        if held is not None:
+            # a pool worker writes it with the other pods it synced (agentpool.py), then calls
+            # status_written
+            held.append(PendingStatus(self, key_of(pod), pod, old, new, rt))
+            return str(new.get("phase") or "")
         updated = self.api.update_status({**pod, "status": new})
         self._events_for(updated, old, new, rt)
         return str(new.get("phase") or "")
+
+    def status_written(self, held: PendingStatus, result: Obj | Exception) -> None:
+        """The outcome of a status write the pool made for this agent: as a lone write's would be
+        handled by sync_pod_guarded (a conflict or failure retries the pod with back-off)."""
+        if isinstance(result, Conflict):
+            self.queue.add_rate_limited(held.key)  # our cache was stale; the newer version is on its way
+        elif isinstance(result, NotFound):
+            return  # deleted meanwhile: its delete event brings the pod's teardown
+        elif isinstance(result, Exception):
+            log_failure(log, f"node {self.node_name}: pod status", result, detail=held.key)
+            self.queue.add_rate_limited(held.key)
+        else:
+            self._events_for(result, held.old, held.new, held.rt)
 
     def _events_for(self, pod: Obj, old: Obj, new: Obj, rt: PodRuntimeStatus | None) -> None:
         def running(status: Obj) -> bool:

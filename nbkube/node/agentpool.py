@@ -13,6 +13,11 @@ no thread of their own:
   backlog of pod syncs never delays a Lease renewal into the node-monitor grace period;
 - one ticker thread queues each agent's heartbeat and relist on time, spread over the interval so
   that N nodes do not all beat at once;
+- pod status writes are batched: a pod worker takes up to `STATUS_BATCH` queued pods at once, syncs
+  each (the agent holds its status write back, see `NodeAgent._report`), then writes all their
+  statuses through the registry's `update_many` (one store transaction; each write still its own
+  compare-and-swap that fails on its own, retried as a lone write's conflict is) and only then
+  lets the queue hand those pods out again;
 - a pod's first status is written once it settled: when the runtime says the pod's state changes
   again within `status_settle` seconds of its start (a sim pod's ContainerCreating, 50 ms by
   default), the agent writes the state after that instead of both, as kwok's stages go straight
@@ -26,7 +31,8 @@ import heapq
 import logging
 import threading
 import zlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
 from nbkube.client.workqueue import WorkQueue
@@ -37,14 +43,27 @@ if TYPE_CHECKING:
     from nbkube.client.informer import Informer
     from nbkube.node.agent import NodeAgent
 
-__all__ = ["AgentPool", "AgentQueue", "STATUS_SETTLE"]
+__all__ = ["AgentPool", "AgentQueue", "PendingStatus", "STATUS_SETTLE", "STATUS_BATCH"]
 
 log = logging.getLogger(__name__)
 
 _SEP = "\0"
 STATUS_SETTLE = 0.1  # seconds: a first pod status due to change sooner waits for that change
 _TICK_IDLE = 1.0
-_BEAT_BATCH = 64  # agents whose Leases one store transaction renews  # the ticker's longest sleep with nothing due (a new agent wakes it early)
+_BEAT_BATCH = 64  # agents whose Leases one store transaction renews
+STATUS_BATCH = 64  # pods one pod worker syncs before writing their statuses together  # the ticker's longest sleep with nothing due (a new agent wakes it early)
+
+
+@dataclass
+class PendingStatus:
+    """A pod status write an agent held back for the pool to make with others."""
+
+    agent: NodeAgent
+    key: str
+    pod: Obj  # the cached pod the status was computed from (its resourceVersion is the CAS)
+    old: Obj  # its status then
+    new: Obj  # the status to write
+    rt: Any  # the runtime status (the agent's events after the write read it)
 
 
 class AgentQueue:
@@ -100,6 +119,7 @@ class AgentPool:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._local = threading.local()  # .pending: the status writes this worker holds back
 
     def __repr__(self) -> str:
         return f"AgentPool({len(self._agents)} agents, {self.workers} workers)"
@@ -268,17 +288,62 @@ class AgentPool:
         for agent, node, _lease in begun:
             agent.beat_end(node, written.get(agent.node_name))
 
+    def held_statuses(self) -> list[PendingStatus] | None:
+        """The calling pod worker's held-back status writes (None outside a pod worker)."""
+        pending: list[PendingStatus] | None = getattr(self._local, "pending", None)
+        return pending
+
     def _pod_worker(self) -> None:
         while not self._stop.is_set():
-            full = self.pods.get()
-            if full is None:
+            first = self.pods.get()
+            if first is None:
                 return
+            taken = [first]
+            while len(taken) < STATUS_BATCH:
+                more = self.pods.get(0)
+                if more is None:
+                    break
+                taken.append(more)
+            pending: list[PendingStatus] = []
+            self._local.pending = pending
             try:
-                name, _, key = full.partition(_SEP)
-                agent = self._agent(name)
-                if agent is not None and agent.running:
-                    agent.sync_pod_guarded(key)
-            except Exception as exc:  # sync_pod_guarded handles its own; this is a bug
-                log_failure(log, "agent pool: pod sync", exc, detail=full)
+                for full in taken:
+                    try:
+                        name, _, key = full.partition(_SEP)
+                        agent = self._agent(name)
+                        if agent is not None and agent.running:
+                            agent.sync_pod_guarded(key)
+                    except Exception as exc:  # sync_pod_guarded handles its own; this is a bug
+                        log_failure(log, "agent pool: pod sync", exc, detail=full)
             finally:
-                self.pods.done(full)
+                self._local.pending = None
+                try:
+                    self._write_statuses(pending)
+                finally:
+                    for full in taken:  # only now: a pod is never synced while its write is held
+                        self.pods.done(full)
+
+    def _write_statuses(self, pending: list[PendingStatus]) -> None:
+        """The held status writes, one update_many per registry; each result to its agent."""
+        groups: dict[int, list[PendingStatus]] = {}
+        for p in pending:
+            groups.setdefault(id(p.agent.api), []).append(p)
+        for group in groups.values():
+            api = group[0].agent.api
+            keys = [p.key for p in group]
+            results: list[Any]
+            if len(set(keys)) != len(keys) or not callable(getattr(api, "update_many", None)):
+                results = []  # (one pod name under two nodes: only a deleted and re-made pod)
+                for p in group:
+                    try:
+                        results.append(api.update_status({**p.pod, "status": p.new}))
+                    except Exception as exc:
+                        results.append(exc)
+            else:
+                try:
+                    results = list(api.update_many([{**p.pod, "status": p.new} for p in group], status=True))
+                except Exception as exc:  # the store is unavailable: each pod is retried on its own
+                    log_failure(log, "agent pool: pod status writes", exc, detail=f"{len(group)} pods")
+                    results = [exc] * len(group)
+            for p, result in zip(group, results, strict=True):
+                p.agent.status_written(p, result)

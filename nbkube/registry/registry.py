@@ -849,6 +849,75 @@ class Registry:
         self._after_write(self.admission, "rollback" if dry_run else "committed", "CREATE", created, None)
         return created
 
+    def create_many(self, objs: Sequence[Obj]) -> builtins.list[Obj | NbkubeError]:
+        """`create` of each object, the writes in one store transaction per store batch instead of
+        one each. Each object is defaulted, validated and admitted on its own and fails on its own:
+        the result has, per object in order, what `create` would have returned or the NbkubeError
+        it would have raised; the others are written. Why: many small records at once (the Events
+        of thousands of pods) pay one transaction and one lock instead of one each. A name taken
+        meanwhile is AlreadyExists, except for a generated name, which is retried with `create`."""
+        results: builtins.list[Obj | NbkubeError | None] = []
+        staged: builtins.list[tuple[int, Obj, Obj, KindInfo, str, bool]] = []  # index, original, ...
+        for original in objs:
+            try:
+                obj, info = self._prepare_create(original)
+                meta = self._meta(obj)
+                if info.namespaced:
+                    self._ensure_namespace(str(meta.get("namespace") or "default"))
+                admitted = bool(self.admission)
+                if admitted:
+                    before = _clone(obj)
+                    self._admit("CREATE", obj, None)
+                    errors = _validate(obj) if obj != before else []
+                    if errors:
+                        self._after_write(self.admission, "rollback", "CREATE", obj, None)
+                        raise Invalid(errors, kind=info.kind, name=name_of(obj))
+                meta = self._meta(obj)
+                meta["creationTimestamp"] = rfc3339(self.clock.now())
+                meta["generation"] = 1
+                meta.pop("resourceVersion", None)
+                meta.pop("deletionTimestamp", None)
+                fill_initial_status(obj)
+                key = self._key(info, str(meta.get("name", "")), str(meta.get("namespace", "")))
+            except NbkubeError as err:
+                results.append(err)
+                continue
+            staged.append((len(results), original, obj, info, key, admitted))
+            results.append(None)
+        if len({key for *_x, key, _a in staged}) != len(staged):
+            for _i, _o, obj, _info, _key, admitted in staged:
+                if admitted:
+                    self._after_write(self.admission, "rollback", "CREATE", obj, None)
+            raise BadRequest("create_many: two objects name the same object")
+        try:
+            outcomes = self.store.write_batch(
+                [BatchWrite(key, self._to_store(key, obj)) for *_x, obj, _info, key, _a in staged]
+            )
+        except BaseException:
+            for _i, _o, obj, _info, _key, admitted in staged:
+                if admitted:
+                    self._after_write(self.admission, "rollback", "CREATE", obj, None)
+            raise
+        for (i, original, obj, info, _key, admitted), outcome in zip(staged, outcomes, strict=True):
+            if isinstance(outcome, int):
+                self._meta(obj)["resourceVersion"] = str(outcome)
+                if admitted:
+                    self._after_write(self.admission, "committed", "CREATE", obj, None)
+                results[i] = obj
+                continue
+            if admitted:
+                self._after_write(self.admission, "rollback", "CREATE", obj, None)
+            if isinstance(outcome, KeyExists) and not (original.get("metadata") or {}).get("name"):
+                try:
+                    results[i] = self.create(original)  # a generated name collided: another name
+                except NbkubeError as err:
+                    results[i] = err
+            elif isinstance(outcome, KeyExists):
+                results[i] = AlreadyExists(f'{info.plural} "{name_of(obj)}" already exists')
+            else:
+                results[i] = outcome if isinstance(outcome, NbkubeError) else BadRequest(str(outcome))
+        return [r for r in results if r is not None]
+
     def _create_admitted(self, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> Obj:
         meta = self._meta(obj)  # a plugin may have replaced it
         meta["uid"] = meta.get("uid") or _new_uid()  # set by _prepare_create

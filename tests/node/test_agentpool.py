@@ -18,7 +18,7 @@ from test_agent import bound_pod, ready, wait_for  # noqa: E402
 from nbkube.client.informer import InformerFactory  # noqa: E402
 from nbkube.clock import FakeClock, parse_rfc3339  # noqa: E402
 from nbkube.node.agent import NodeAgent  # noqa: E402
-from nbkube.node.agentpool import AgentPool  # noqa: E402
+from nbkube.node.agentpool import AgentPool, PendingStatus  # noqa: E402
 from nbkube.node.runtime.sim import LatencyModel, SimRuntime  # noqa: E402
 from nbkube.registry.registry import Registry  # noqa: E402
 
@@ -201,6 +201,51 @@ def test_pool_renews_the_leases_of_agents_due_together_in_one_batch(api: Registr
         for ag in agents:
             wait_for(lambda ag=ag: _renewed(api, ag.node_name) > t1, what=f"lease of {ag.node_name} renewed")
         assert api.get("Lease", "node-3", "kube-node-lease")["spec"]["leaseDurationSeconds"] == 40
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
+
+
+def test_pool_writes_pod_statuses_through_update_many_each_with_its_own_cas(
+    api: Registry, clock: FakeClock
+) -> None:
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 3)
+    status_batches: list[int] = []
+    real = api.update_many
+
+    def spy(objs, **kw):  # type: ignore[no-untyped-def]
+        if kw.get("status"):
+            status_batches.append(len(objs))
+        return real(objs, **kw)
+
+    api.update_many = spy  # type: ignore[method-assign]
+    try:
+        for i in range(9):
+            api.create(bound_pod(f"p{i}", node=f"node-{i % 3 + 1}"))
+        for i in range(9):
+            wait_for(lambda i=i: api.get("Pod", f"p{i}").get("status", {}).get("containerStatuses"))
+        clock.advance(0.3)
+        wait_for(lambda: all(ready(api.get("Pod", f"p{i}")) for i in range(9)), what="pods ready")
+        assert status_batches and sum(status_batches) >= 9
+        # the agent's events follow the write, as for a lone write
+        reasons = {(e["involvedObject"]["name"], e["reason"]) for e in api.list("Event", "default")[0]}
+        assert all((f"p{i}", "Ready") in reasons for i in range(9))
+        # a held write whose pod changed meanwhile conflicts alone, and the pod is retried
+        p0 = api.get("Pod", "p0")
+        api.update({**p0, "metadata": {**p0["metadata"], "labels": {"moved": "on"}}})
+        fresh = api.get("Pod", "p1")
+        held = [
+            PendingStatus(agents[0], "default/p0", p0, p0["status"], {**p0["status"], "message": "x"}, None),
+            PendingStatus(agents[1], "default/p1", fresh, fresh["status"], {**fresh["status"], "message": "y"}, None),
+        ]
+        retried: list[str] = []
+        agents[0].queue.add_rate_limited = retried.append  # type: ignore[method-assign]
+        pool._write_statuses(held)
+        assert api.get("Pod", "p1")["status"]["message"] == "y"
+        assert api.get("Pod", "p0")["status"].get("message") != "x"
+        assert "default/p0" in retried
     finally:
         for ag in agents:
             ag.stop()

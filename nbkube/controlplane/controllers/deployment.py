@@ -40,7 +40,9 @@ from nbkube.api.wirenorm import from_wire
 from nbkube.client.controller import Controller, only_status_changed
 from nbkube.client.events import record_event
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339, timestamp_or_none
+from nbkube.controlplane.controllers.podcounts import pod_counts
 from nbkube.controlplane.controllers.replication import (
+    STATUS_FLOOR,
     claim_pods,
     is_active,
     is_available,
@@ -237,6 +239,7 @@ def get_condition(obj: Obj, ctype: str) -> dict[str, Any] | None:
 
 class DeploymentController(Controller):
     name = "deployment"
+    coalesce_floor = STATUS_FLOOR  # its status follows pod counts: a few writes a second at most
 
     def __init__(
         self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
@@ -245,6 +248,7 @@ class DeploymentController(Controller):
         self.deployments: Informer = factory.informer("Deployment")
         self.replicasets: Informer = factory.informer("ReplicaSet")
         self.pods: Informer = factory.informer("Pod")
+        self.counts = pod_counts(self.pods)
         self.deployments.add_handler(
             on_add=self.enqueue, on_update=self.enqueue_update, on_delete=self.enqueue
         )
@@ -371,6 +375,18 @@ class DeploymentController(Controller):
         min_ready = int((d.get("spec") or {}).get("minReadySeconds") or 0)
         now = self.clock.now()
         ns = rs["metadata"].get("namespace") or "default"
+        if min_ready <= 0:
+            # the common case, from the counts kept current by pod events (podcounts.py)
+            tally = self.counts.tally(ns, str(uid or ""))
+            return RSView(
+                name=rs["metadata"]["name"],
+                replicas=int((rs.get("spec") or {}).get("replicas", 1) or 0),
+                pods=tally.active,
+                available=tally.ready,
+                ready=tally.ready,
+                revision=revision_of(rs),
+                obj=rs,
+            )
         pods = [
             p
             for p in self.pods.by_index("controller", str(uid or ""))

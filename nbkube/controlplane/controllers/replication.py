@@ -65,6 +65,8 @@ BURST = 500
 # Creates go out in batches of 1, 2, 4, ... (upstream's slow start): a template every create of
 # which fails (quota, admission, a full store) costs one failed write, not BURST of them.
 SLOW_START_INITIAL_BATCH = 1
+# Count-only syncs of one owner that writes its status come at most this often (client/controller.py).
+STATUS_FLOOR = 0.2
 # Expectations older than this are ignored (a lost watch event must not block a controller forever).
 EXPECTATIONS_TIMEOUT = 300.0
 
@@ -441,6 +443,7 @@ class _ReplicaController(PodOwnerController):
     """Shared reconcile for RC and ReplicaSet; subclasses name the kind."""
 
     component = ""
+    coalesce_floor = STATUS_FLOOR
 
     def __init__(
         self, api: Registry, factory: InformerFactory, *, clock: Clock = REAL_CLOCK, workers: int = 1
@@ -449,6 +452,10 @@ class _ReplicaController(PodOwnerController):
         self.expectations = Expectations(clock)
         self.owners: Informer = factory.informer(self.kind)
         self.pods: Informer = factory.informer("Pod")
+        # imported here: podcounts reads this module's pod predicates
+        from nbkube.controlplane.controllers.podcounts import pod_counts
+
+        self.counts = pod_counts(self.pods)
         self.owners.add_handler(
             on_add=self.enqueue,
             on_update=self.enqueue_update,
@@ -480,6 +487,17 @@ class _ReplicaController(PodOwnerController):
 
     # -- reconcile ----------------------------------------------------------------------------------
 
+    def _pod_added(self, pod: Obj) -> None:
+        key = self._owner_key(pod)
+        if key is None:
+            super()._pod_added(pod)
+            return
+        self.expectations.created(key)
+        if self.expectations.satisfied(key):
+            self.queue.add(key)  # the last create of a batch observed: the next batch may go
+        else:
+            self.enqueue_coalesced(key)  # only the count moved: one sync for many adds
+
     def reconcile(self, key: str) -> None:
         owner = self.owners.get(key)
         if owner is None:
@@ -487,6 +505,8 @@ class _ReplicaController(PodOwnerController):
             return  # its pods are the garbage collector's (or were orphaned by the registry)
         ns, _name = split_key(key)
         selector = owner_selector(owner)
+        if self._reconcile_counted(key, owner, ns or "default", selector):
+            return
         candidates = candidate_pods(self.pods, owner, ns or "default")
         claim = claim_pods(owner, candidates, selector)
         requeue = not release_claimed(self.api, claim, owner_ref(owner))
@@ -507,6 +527,34 @@ class _ReplicaController(PodOwnerController):
         self._sync_status(owner, owned)
         if requeue:
             self.queue.add_rate_limited(key)
+
+    def _reconcile_counted(self, key: str, owner: Obj, ns: str, selector: Selector) -> bool:
+        """The common sync from the owner's pod counts (podcounts.py), without reading its pods:
+        when no owned pod is to be released, no orphan to be adopted, no pod to be deleted and no
+        minReadySeconds to wait out. False (nothing done) when any of those needs the pods."""
+        spec = owner.get("spec") or {}
+        if int(spec.get("minReadySeconds") or 0) > 0:
+            return False
+        want = desired_replicas(owner)
+        if want is None:
+            return False
+        tally = self.counts.tally(ns, str((owner.get("metadata") or {}).get("uid") or ""))
+        if tally.active > want or not tally.all_match(selector):
+            return False
+        if claim_pods(owner, self.pods.by_index("orphan", ns), selector).adopt:
+            return False
+        deleting = bool((owner.get("metadata") or {}).get("deletionTimestamp"))
+        if tally.active < want and not deleting and self.expectations.satisfied(key):
+            self._create_pods(key, owner, want - tally.active)
+        status: dict[str, Any] = dict(owner.get("status") or {})
+        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        status["replicas"] = tally.active
+        status["fullyLabeledReplicas"] = tally.fully_labeled(template_labels)
+        status["readyReplicas"] = tally.ready
+        status["availableReplicas"] = tally.ready  # no minReadySeconds: available is Ready
+        status["observedGeneration"] = int((owner.get("metadata") or {}).get("generation") or 1)
+        write_status(self, key_of(owner), owner, status)
+        return True
 
     def _can_adopt(self, owner: Obj) -> bool:
         """A live read of the owner before adopting (as upstream's ClaimPods does): a cached owner
@@ -538,26 +586,7 @@ class _ReplicaController(PodOwnerController):
             return
         diff = len(owned) - want
         if diff < 0:
-            count = min(-diff, BURST)
-            self.expectations.expect(key, adds=count)
-            made: list[Obj] = []
-            error = slow_start_batch(
-                count, SLOW_START_INITIAL_BATCH, lambda: made.append(self._create(owner))
-            )
-            # the creates not made (the failed one and those skipped after it) will never be observed
-            for _ in range(count - len(made)):
-                self.expectations.created(key)
-            if error is not None:
-                record_event(
-                    self.api,
-                    owner,
-                    "FailedCreate",
-                    f"Error creating: {error}",
-                    type="Warning",
-                    component=self.component,
-                    clock=self.clock,
-                )
-                raise error
+            self._create_pods(key, owner, -diff)
         elif diff > 0:
             victims = pods_to_delete(owned, min(diff, BURST))
             self.expectations.expect(key, deletes=[str(p["metadata"].get("uid", "")) for p in victims])
@@ -580,6 +609,27 @@ class _ReplicaController(PodOwnerController):
                     component=self.component,
                     clock=self.clock,
                 )
+
+    def _create_pods(self, key: str, owner: Obj, missing: int) -> None:
+        """Create up to BURST of the `missing` pods in slow-start batches, under expectations."""
+        count = min(missing, BURST)
+        self.expectations.expect(key, adds=count)
+        made: list[Obj] = []
+        error = slow_start_batch(count, SLOW_START_INITIAL_BATCH, lambda: made.append(self._create(owner)))
+        # the creates not made (the failed one and those skipped after it) will never be observed
+        for _ in range(count - len(made)):
+            self.expectations.created(key)
+        if error is not None:
+            record_event(
+                self.api,
+                owner,
+                "FailedCreate",
+                f"Error creating: {error}",
+                type="Warning",
+                component=self.component,
+                clock=self.clock,
+            )
+            raise error
 
     def _create(self, owner: Obj) -> Obj:
         pod = self.api.create(pod_from_template(owner))
