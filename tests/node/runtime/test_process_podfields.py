@@ -238,7 +238,7 @@ def test_a_full_disk_is_one_line_not_one_per_state_change(
     def full(*_args: Any, **_kw: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(process_module.json, "dump", full)
+    monkeypatch.setattr(process_module, "replace_file", full)
     with caplog.at_level(logging.INFO, logger="nbkube"):
         for i in range(5):
             rt.start_pod(pod(f"full{i}", sh("exit 1")), sandbox())  # crash loops: a save per exit
