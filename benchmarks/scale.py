@@ -48,7 +48,6 @@ from nbkube.cluster import LocalCluster  # noqa: E402
 from nbkube.controlplane.profiles import get_profile  # noqa: E402
 
 NAMESPACE = "default"
-DIRECT_BATCH = 500  # the ReplicaSet controller's largest slow-start batch
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -191,9 +190,7 @@ def e2e_deployment(nodes: int, replicas: int, timeout: float) -> E2E:
 
 
 def direct_pods(nodes: int, pods: int, timeout: float) -> E2E:
-    """The baseline: pods written straight into the registry, already bound (`spec.nodeName`), in
-    batches of 500 through `create_many` as the ReplicaSet controller writes its slow-start batches
-    (so the baseline is not slowed by one transaction per pod where the full path has one per batch)."""
+    """The baseline: pods written straight into the registry, already bound (`spec.nodeName`)."""
     t_start = time.perf_counter()
     with _cluster(nodes, timeout) as c:
         startup = time.perf_counter() - t_start
@@ -202,19 +199,15 @@ def direct_pods(nodes: int, pods: int, timeout: float) -> E2E:
         counter.start()
         tmpl = _deployment("direct", 0)["spec"]["template"]
         t0 = time.perf_counter()
-        for start in range(0, pods, DIRECT_BATCH):
-            batch = [
+        for i in range(pods):
+            c.api.create(
                 {
                     "apiVersion": "v1",
                     "kind": "Pod",
                     "metadata": {"name": f"direct-{i}", "namespace": NAMESPACE, "labels": {"app": "direct"}},
                     "spec": {**tmpl["spec"], "nodeName": names[i % len(names)]},
                 }
-                for i in range(start, min(pods, start + DIRECT_BATCH))
-            ]
-            failed = [r for r in c.api.create_many(batch) if isinstance(r, Exception)]
-            if failed:
-                raise SystemExit(f"baseline pod create failed: {failed[0]}")
+            )
         counter.wait(pods, timeout)
         elapsed = time.perf_counter() - t0
         counter.stop()
@@ -458,7 +451,7 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
             name=f"e2e_deployment_{label}",
             value=rate,
             unit="pods/s",
-            baseline="same pods created bound (nodeName set) straight into the registry, 500 per create_many",
+            baseline="same pods created bound (nodeName set) straight into the registry",
             baseline_value=base,
             baseline_kind="same-run",
             samples=1,
