@@ -107,13 +107,14 @@ class EventSink:
                 continue
             self._write(events)
             with self._cond:
-                self._written += len(events)
                 dropped, self._dropped = self._dropped, 0
-                self._cond.notify_all()
-            if dropped:
+            if dropped:  # said before flush() returns, so a caller that flushed has seen the line
                 log.warning(
                     "event sink: %d Events dropped: more than %d were waiting", dropped, self.max_queued
                 )
+            with self._cond:
+                self._written += len(events)
+                self._cond.notify_all()
 
     def _write(self, events: list[Obj]) -> None:
         try:
