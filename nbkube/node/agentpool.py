@@ -49,9 +49,9 @@ log = logging.getLogger(__name__)
 
 _SEP = "\0"
 STATUS_SETTLE = 0.1  # seconds: a first pod status due to change sooner waits for that change
-_TICK_IDLE = 1.0
+_TICK_IDLE = 1.0  # the ticker's longest sleep with nothing due (a new agent wakes it early)
 _BEAT_BATCH = 64  # agents whose Leases one store transaction renews
-STATUS_BATCH = 64  # pods one pod worker syncs before writing their statuses together  # the ticker's longest sleep with nothing due (a new agent wakes it early)
+STATUS_BATCH = 64  # pods one pod worker syncs before writing their statuses together
 
 
 @dataclass

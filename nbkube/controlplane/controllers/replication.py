@@ -289,24 +289,37 @@ def release_claimed(api: Registry, claim: Claim, ref: dict[str, Any]) -> bool:
     return all([set_controller_ref(api, pod, ref, adopt=False) is not None for pod in claim.release])
 
 
-def compute_status(owner: Obj, pods: list[Obj], now: float) -> dict[str, Any]:
-    """The status block an RC/ReplicaSet should show for its (active, owned) pods."""
-    spec = owner.get("spec") or {}
-    min_ready = int(spec.get("minReadySeconds") or 0)
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+def template_labels(owner: Obj) -> dict[str, str]:
+    """The labels of an RC's/ReplicaSet's pod template (what fullyLabeledReplicas counts)."""
+    return ((((owner.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")) or {}
+
+
+def status_block(owner: Obj, *, replicas: int, fully_labeled: int, ready: int, available: int) -> dict[str, Any]:
+    """The status an RC/ReplicaSet should show for these counts of its (active, owned) pods."""
     status: dict[str, Any] = dict(owner.get("status") or {})
-    status["replicas"] = len(pods)
-    status["fullyLabeledReplicas"] = sum(
-        1
-        for p in pods
-        if all(
-            ((p.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in template_labels.items()
-        )
-    )
-    status["readyReplicas"] = sum(1 for p in pods if is_ready(p))
-    status["availableReplicas"] = sum(1 for p in pods if is_available(p, min_ready, now))
+    status["replicas"] = replicas
+    status["fullyLabeledReplicas"] = fully_labeled
+    status["readyReplicas"] = ready
+    status["availableReplicas"] = available
     status["observedGeneration"] = int((owner.get("metadata") or {}).get("generation") or 1)
     return status
+
+
+def compute_status(owner: Obj, pods: list[Obj], now: float) -> dict[str, Any]:
+    """The status block an RC/ReplicaSet should show for its (active, owned) pods."""
+    min_ready = int((owner.get("spec") or {}).get("minReadySeconds") or 0)
+    labels = template_labels(owner)
+    return status_block(
+        owner,
+        replicas=len(pods),
+        fully_labeled=sum(
+            1
+            for p in pods
+            if all(((p.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in labels.items())
+        ),
+        ready=sum(1 for p in pods if is_ready(p)),
+        available=sum(1 for p in pods if is_available(p, min_ready, now)),
+    )
 
 
 def desired_replicas(owner: Obj) -> int | None:
@@ -546,13 +559,13 @@ class _ReplicaController(PodOwnerController):
         deleting = bool((owner.get("metadata") or {}).get("deletionTimestamp"))
         if tally.active < want and not deleting and self.expectations.satisfied(key):
             self._create_pods(key, owner, want - tally.active)
-        status: dict[str, Any] = dict(owner.get("status") or {})
-        template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        status["replicas"] = tally.active
-        status["fullyLabeledReplicas"] = tally.fully_labeled(template_labels)
-        status["readyReplicas"] = tally.ready
-        status["availableReplicas"] = tally.ready  # no minReadySeconds: available is Ready
-        status["observedGeneration"] = int((owner.get("metadata") or {}).get("generation") or 1)
+        status = status_block(
+            owner,
+            replicas=tally.active,
+            fully_labeled=tally.fully_labeled(template_labels(owner)),
+            ready=tally.ready,
+            available=tally.ready,  # no minReadySeconds: available is Ready
+        )
         write_status(self, key_of(owner), owner, status)
         return True
 
