@@ -872,12 +872,7 @@ class Registry:
                     if errors:
                         self._after_write(self.admission, "rollback", "CREATE", obj, None)
                         raise Invalid(errors, kind=info.kind, name=name_of(obj))
-                meta = self._meta(obj)
-                meta["creationTimestamp"] = rfc3339(self.clock.now())
-                meta["generation"] = 1
-                meta.pop("resourceVersion", None)
-                meta.pop("deletionTimestamp", None)
-                fill_initial_status(obj)
+                meta = self._stamp_new(obj)
                 key = self._key(info, str(meta.get("name", "")), str(meta.get("namespace", "")))
             except NbkubeError as err:
                 results.append(err)
@@ -918,7 +913,8 @@ class Registry:
                 results[i] = outcome if isinstance(outcome, NbkubeError) else BadRequest(str(outcome))
         return [r for r in results if r is not None]
 
-    def _create_admitted(self, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> Obj:
+    def _stamp_new(self, obj: Obj) -> dict[str, Any]:
+        """Set what the server sets on an admitted object about to be created; its metadata."""
         meta = self._meta(obj)  # a plugin may have replaced it
         meta["uid"] = meta.get("uid") or _new_uid()  # set by _prepare_create
         meta["creationTimestamp"] = rfc3339(self.clock.now())
@@ -926,6 +922,10 @@ class Registry:
         meta.pop("resourceVersion", None)
         meta.pop("deletionTimestamp", None)
         fill_initial_status(obj)
+        return meta
+
+    def _create_admitted(self, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> Obj:
+        meta = self._stamp_new(obj)
         if dry_run:
             name = str(meta.get("name", ""))
             if self.store.get(self._key(info, name, str(meta.get("namespace", "")))) is not None:
