@@ -313,7 +313,10 @@ class Informer:
                     need_list = False
                     self._synced.set()
                 else:
-                    self._watch = self._open_watch(self.resource_version)
+                    # One revision may hold several events (a batch written in one etcd txn), and
+                    # a watch that broke may have delivered only some: resume one revision early;
+                    # what is replayed is already cached at that resourceVersion and is skipped.
+                    self._watch = self._open_watch(str(max(int(self.resource_version) - 1, 1)))
                 if self._stop.is_set():
                     break
                 backoff = _BACKOFF_START

@@ -25,8 +25,11 @@ class QueueWatch:
         self, prefix: str, after_revision: int, on_cancel: Callable[[QueueWatch], None] | None = None
     ):
         self.prefix = prefix
-        # Events at or below this revision are never delivered: the producer may race ahead of the
-        # revision the caller asked to start after, and filtering here keeps that harmless.
+        # Events at or below the revision the caller asked to start after are never delivered: the
+        # producer may race ahead of it, and filtering here keeps that harmless.
+        self.start_after = after_revision
+        # The last revision delivered (the start until one is). Several events may carry the same
+        # revision: an etcd txn that writes a batch of keys gives all of them its one revision.
         self.after_revision = after_revision
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._on_cancel = on_cancel
@@ -41,7 +44,7 @@ class QueueWatch:
     # --- producer side -------------------------------------------------------------------------
 
     def push(self, event: WatchEvent) -> None:
-        if self._done.is_set() or event.revision <= self.after_revision:
+        if self._done.is_set() or event.revision <= self.start_after or event.revision < self.after_revision:
             return
         self.after_revision = event.revision
         self._q.put(event)

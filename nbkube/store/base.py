@@ -172,6 +172,7 @@ class Store(Protocol):
 
     def watch(self, prefix: str, after_revision: int) -> Watch:
         """Events under `prefix` with revision > `after_revision`, in revision order, then live ones.
+        The items of one `write_batch` transaction may share its revision (etcd's): all are delivered.
         Raises Compacted when some of those events were compacted away (`after_revision + 1` is older
         than the compaction revision); `after_revision=current_revision()` means "from now"."""
         ...

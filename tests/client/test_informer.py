@@ -272,3 +272,78 @@ def test_reconnects_when_its_watch_is_cancelled(
     api.create(pod("after-cancel"))
     assert rec.expect(1) == [("add", "after-cancel")]
     assert inf._watch is not w
+
+
+class _WatchThatBreaksAfterOneEvent:
+    """A watch that ends after its first event, as a dropped connection can end one between two
+    events of a single revision."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.delivered = 0
+        self.cancelled = False
+
+    def next(self, timeout: float | None = None) -> Any:
+        if self.delivered == 1:
+            self.cancelled = True
+            return None
+        ev = self._inner.next(timeout)
+        if ev is not None:
+            self.delivered += 1
+        return ev
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._inner.cancel()
+
+
+class _BreakingRegistry(Registry):
+    """Its first watch opened after `arm()` breaks after one event."""
+
+    def __init__(self, inner: Registry) -> None:
+        super().__init__(inner.store, clock=inner.clock)
+        self.armed = False
+
+    def watch(self, *a: Any, **kw: Any) -> Any:
+        w = super().watch(*a, **kw)
+        if self.armed:
+            self.armed = False
+            return _WatchThatBreaksAfterOneEvent(w)
+        return w
+
+
+@pytest.mark.etcd
+def test_a_watch_broken_inside_one_revision_loses_none_of_its_events(etcd_url: str) -> None:
+    # etcd writes a create_many batch in one txn: three pods, one revision. The informer's watch
+    # breaks after the first; resuming from that event's resourceVersion alone would skip the rest.
+    import uuid
+
+    from nbkube.store import open_store
+
+    inner = Registry(open_store(etcd_url))
+    api = _BreakingRegistry(inner)
+    ns = "inf-" + uuid.uuid4().hex[:8]
+    api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    inf = Informer(api, "Pod", namespace=ns)
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    try:
+        inf.start()
+        assert inf.wait_synced(5)
+        for _ in range(500):  # the first watch is opened just after the initial list
+            if inf._watch is not None:
+                break
+            threading.Event().wait(0.01)
+        first = inf._watch
+        assert first is not None
+        api.armed = True
+        first.cancel()  # the informer reconnects, and its next watch is the one that breaks
+        results = api.create_many([pod(n, ns) for n in ("a", "b", "c")])
+        assert len({r["metadata"]["resourceVersion"] for r in results}) == 1  # type: ignore[index]
+        assert sorted(rec.expect(3)) == [("add", "a"), ("add", "b"), ("add", "c")]
+        assert sorted(inf.keys()) == [f"{ns}/a", f"{ns}/b", f"{ns}/c"]
+        assert rec.quiet()
+    finally:
+        inf.stop()
+        api.close()
+        inner.close()
