@@ -25,12 +25,10 @@ class QueueWatch:
         self, prefix: str, after_revision: int, on_cancel: Callable[[QueueWatch], None] | None = None
     ):
         self.prefix = prefix
-        # Events at or below the revision the caller asked to start after are never delivered: the
-        # producer may race ahead of it, and filtering here keeps that harmless.
-        self.start_after = after_revision
-        # The last revision delivered (the start until one is). Several events may carry the same
-        # revision: an etcd txn that writes a batch of keys gives all of them its one revision.
-        self.after_revision = after_revision
+        # The lowest revision still delivered: above the one the caller asked to start after (the
+        # producer may race ahead of it, and filtering here keeps that harmless), then the last one
+        # delivered, not above it: an etcd txn that writes a batch gives all its keys one revision.
+        self.min_revision = after_revision + 1
         self._q: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._on_cancel = on_cancel
         self._done = threading.Event()
@@ -44,9 +42,9 @@ class QueueWatch:
     # --- producer side -------------------------------------------------------------------------
 
     def push(self, event: WatchEvent) -> None:
-        if self._done.is_set() or event.revision <= self.start_after or event.revision < self.after_revision:
+        if self._done.is_set() or event.revision < self.min_revision:
             return
-        self.after_revision = event.revision
+        self.min_revision = event.revision
         self._q.put(event)
         self._wake()
 

@@ -424,7 +424,7 @@ class _EtcdWatch(QueueWatch):
                 if resp.created:
                     self._created.set()
                 if resp.compact_revision:
-                    self.fail(Compacted(self.after_revision + 1, resp.compact_revision))
+                    self.fail(Compacted(self.min_revision, resp.compact_revision))
                     return
                 if resp.canceled:
                     reason = resp.cancel_reason or "cancelled by the server"
