@@ -58,6 +58,7 @@ __all__ = [
     "compute_status",
     "desired_replicas",
     "slow_start_batch",
+    "slow_start_batches",
 ]
 
 # More pods than this in one reconcile would hold the worker for long; the rest follow next time.
@@ -352,6 +353,23 @@ def slow_start_batch(count: int, initial: int, call: Callable[[], object]) -> Nb
     return None
 
 
+def slow_start_batches(
+    count: int, initial: int, batch: Callable[[int], NbkubeError | None]
+) -> NbkubeError | None:
+    """`slow_start_batch` for a caller that makes a whole batch at once: `batch(n)` makes n and
+    returns its first failure (None when all succeeded); stop after a batch that failed, as
+    upstream's slowStartBatch does, and return that failure."""
+    done, size = 0, max(1, initial)
+    while done < count:
+        n = min(size, count - done)
+        error = batch(n)
+        if error is not None:
+            return error
+        done += n
+        size *= 2
+    return None
+
+
 # --- expectations ------------------------------------------------------------------------------
 
 
@@ -628,7 +646,12 @@ class _ReplicaController(PodOwnerController):
         count = min(missing, BURST)
         self.expectations.expect(key, adds=count)
         made: list[Obj] = []
-        error = slow_start_batch(count, SLOW_START_INITIAL_BATCH, lambda: made.append(self._create(owner)))
+        if callable(getattr(self.api, "create_many", None)):
+            error = slow_start_batches(
+                count, SLOW_START_INITIAL_BATCH, lambda n: self._create_batch(owner, n, made)
+            )
+        else:
+            error = slow_start_batch(count, SLOW_START_INITIAL_BATCH, lambda: made.append(self._create(owner)))
         # the creates not made (the failed one and those skipped after it) will never be observed
         for _ in range(count - len(made)):
             self.expectations.created(key)
@@ -644,8 +667,20 @@ class _ReplicaController(PodOwnerController):
             )
             raise error
 
-    def _create(self, owner: Obj) -> Obj:
-        pod = self.api.create(pod_from_template(owner))
+    def _create_batch(self, owner: Obj, n: int, made: list[Obj]) -> NbkubeError | None:
+        """One slow-start batch: `n` pods written in one store transaction (create_many), as
+        upstream sends a batch's creates at once; each is admitted and fails on its own. The
+        pods made go to `made`; the first failure is returned."""
+        first: NbkubeError | None = None
+        for result in self.api.create_many([pod_from_template(owner) for _ in range(n)]):
+            if isinstance(result, NbkubeError):
+                first = first or result
+                continue
+            made.append(result)
+            self._created_event(owner, result)
+        return first
+
+    def _created_event(self, owner: Obj, pod: Obj) -> None:
         record_event(
             self.api,
             owner,
@@ -654,6 +689,10 @@ class _ReplicaController(PodOwnerController):
             component=self.component,
             clock=self.clock,
         )
+
+    def _create(self, owner: Obj) -> Obj:
+        pod = self.api.create(pod_from_template(owner))
+        self._created_event(owner, pod)
         return pod
 
     def _sync_status(self, owner: Obj, owned: list[Obj]) -> None:

@@ -23,7 +23,7 @@ from nbkube.controlplane.controllers.replication import (
     scale,
     slow_start_batch,
 )
-from nbkube.errors import Forbidden, StoreUnavailable
+from nbkube.errors import Forbidden, NbkubeError, StoreUnavailable
 from nbkube.registry.registry import Registry
 
 
@@ -293,6 +293,15 @@ class _CreatesFailAfter:
                 raise Forbidden("exceeded quota: pods")
         return self._api.create(obj)
 
+    def create_many(self, objs: list[Obj]) -> list[Obj | NbkubeError]:
+        out: list[Obj | NbkubeError] = []
+        for obj in objs:
+            try:
+                out.append(self.create(obj))
+            except NbkubeError as err:
+                out.append(err)
+        return out
+
     def __getattr__(self, name: str) -> object:
         return getattr(self._api, name)
 
@@ -309,7 +318,8 @@ def test_a_failing_create_stops_the_batch_and_releases_expectations(
         wait_for(lambda: ctl.owners.get("default/nginx") is not None)
         with pytest.raises(Forbidden):
             ctl.reconcile("default/nginx")
-        assert wrapped.attempts == 4, "one failed create, none after it"
+        # batches of 1, 2 and 4 (sent at once, as upstream's): the third fails, none after it
+        assert wrapped.attempts == 7, "one failed batch, none after it"
         assert len(active_pods(api)) == 3
         assert ctl.expectations.pending("default/nginx") == (3, 0)
         events, _ = api.list("Event", "default")
@@ -342,3 +352,16 @@ def test_replicas_that_are_not_an_int32_count_are_not_acted_on(replicas: object)
 def test_desired_replicas_defaults_to_one() -> None:
     assert desired_replicas({"spec": {}}) == 1
     assert desired_replicas({"spec": {"replicas": 0}}) == 0
+
+
+def test_slow_start_batches_double_and_stop_after_a_failed_batch() -> None:
+    from nbkube.controlplane.controllers.replication import slow_start_batches
+    from nbkube.errors import Forbidden
+
+    sizes: list[int] = []
+    assert slow_start_batches(10, 1, lambda n: sizes.append(n)) is None
+    assert sizes == [1, 2, 4, 3]
+    sizes.clear()
+    err = Forbidden("quota")
+    assert slow_start_batches(10, 1, lambda n: sizes.append(n) or (err if n == 2 else None)) is err
+    assert sizes == [1, 2]
