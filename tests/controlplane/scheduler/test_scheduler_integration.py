@@ -220,3 +220,30 @@ def test_stop_and_start_again_picks_up_pending_pods(api: Registry, clock: FakeCl
     finally:
         sched.stop()
         factory.stop_all()
+
+
+def test_a_bind_batch_writes_each_bind_with_its_own_cas(api: Registry, clock: FakeClock) -> None:
+    # No worker thread here: hand the binder's batch step pods directly, one of them stale.
+    factory = InformerFactory(api)
+    sched = Scheduler(api, factory, clock=clock)
+    add_node(api, node("n1"))
+    calls: list[int] = []
+    real = api.update_many
+
+    def spy(objs: Any, **kw: Any) -> Any:
+        calls.append(len(objs))
+        return real(objs, **kw)
+
+    api.update_many = spy  # type: ignore[method-assign]
+    a, stale, gone = api.create(pod("a")), api.create(pod("b")), api.create(pod("c"))
+    fresh = api.get("Pod", "b", "default")
+    fresh["metadata"]["labels"]["extra"] = "yes"
+    api.update(fresh)  # b moved on under the scheduler's feet
+    api.delete("Pod", "c", "default")
+    sched._bind_batch([("default/a", a, "n1"), ("default/b", stale, "n1"), ("default/c", gone, "n1")])
+    assert calls == [3]
+    assert node_of(api, "a") == "n1"
+    assert node_of(api, "b") == "n1"  # its conflict took the one-pod path: re-read and bound
+    assert api.get("Pod", "b", "default")["metadata"]["labels"]["extra"] == "yes"
+    assert sched.stats.scheduled == 2 and sched.stats.conflicts >= 1
+    sched.stop()
