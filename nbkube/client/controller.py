@@ -17,7 +17,8 @@ events costs a few status writes a second per object, not one per pod (as upstre
 rate limit does).
 A Conflict (the cache was behind the store: another writer got there first) is the expected
 outcome of optimistic concurrency, not a bug: one line at INFO and a requeue, no traceback (in a
-notebook a WARNING or a traceback is a red box under whatever cell is running).
+notebook a WARNING or a traceback is a red box under whatever cell is running); a key that still
+conflicts after CONFLICT_RETRIES_AT_INFO retries is logged as a WARNING.
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ from typing import TYPE_CHECKING
 from nbkube.api.meta import Obj, key_of
 from nbkube.client.workqueue import WorkQueue
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.errors import Conflict
 from nbkube.logutil import log_failure
 
 if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
     from nbkube.registry.registry import Registry
 
-__all__ = ["Controller", "only_status_changed", "COALESCE_FACTOR", "COALESCE_MAX"]
+__all__ = ["Controller", "only_status_changed", "COALESCE_FACTOR", "COALESCE_MAX", "CONFLICT_RETRIES_AT_INFO"]
 
 COALESCE_FACTOR = 4.0
 COALESCE_MAX = 1.0  # seconds: the longest a count change waits for its reconcile
+CONFLICT_RETRIES_AT_INFO = 5  # conflicts on one key logged at INFO before they are a WARNING
 _COALESCE_MIN = 0.002  # below this a delay is not worth the timer's round trip
 
 
@@ -112,7 +115,16 @@ class Controller:
             self.reconcile(key)
         except Exception as exc:
             retries = self.queue.num_requeues(key)
-            log_failure(self.log, f"{self.name}: reconcile", exc, detail=f"{key}, retry {retries + 1}")
+            # a conflict is retried from a fresh read; only one that keeps coming back (a writer
+            # fighting this controller over the object) deserves a warning
+            quiet = isinstance(exc, Conflict) and retries < CONFLICT_RETRIES_AT_INFO
+            log_failure(
+                self.log,
+                f"{self.name}: reconcile",
+                exc,
+                detail=f"{key}, retry {retries + 1}",
+                level=logging.INFO if quiet else logging.WARNING,
+            )
             self.queue.add_rate_limited(key)
         else:
             self.queue.forget(key)

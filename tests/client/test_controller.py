@@ -6,10 +6,16 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from unittest.mock import patch
 
 import pytest
 
-from nbkube.client.controller import COALESCE_MAX, Controller, only_status_changed
+from nbkube.client.controller import (
+    COALESCE_MAX,
+    CONFLICT_RETRIES_AT_INFO,
+    Controller,
+    only_status_changed,
+)
 from nbkube.client.informer import InformerFactory
 from nbkube.clock import FakeClock
 from nbkube.errors import Conflict
@@ -155,6 +161,37 @@ def test_a_conflict_is_one_line_and_a_requeue_not_a_traceback(
     assert ctl.queue.num_requeues("default/a") == 1
     (record,) = caplog.records  # one line, through logutil's rate-limited transient failures
     assert record.exc_info is None and "(conflict)" in record.message and "retry 1" in record.message
+    assert record.levelno == logging.INFO  # expected: no red box under a notebook cell
+    ctl.stop()
+
+
+class AlwaysConflicted(Controller):
+    """Conflicts on every attempt, as against a writer that keeps changing the object."""
+
+    name = "always-conflicted"
+
+    def reconcile(self, key: str) -> None:
+        raise Conflict(f'configmaps "{key}": the object has been modified')
+
+
+def test_a_conflict_that_keeps_coming_back_becomes_a_warning(
+    api: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    ctl = AlwaysConflicted(api, InformerFactory(api), clock=clock)
+    ctl.queue.add("default/a")
+    levels: list[int] = []
+    # every line admitted: logutil's rate limit (one line per cause a window) is not under test
+    with caplog.at_level(logging.DEBUG, logger="nbkube.controller.always-conflicted"), patch(
+        "nbkube.logutil._limiter.admit", return_value=0
+    ):
+        for _ in range(CONFLICT_RETRIES_AT_INFO + 1):
+            caplog.clear()
+            clock.advance(ctl.queue.max_delay)  # the back-off of the last conflict is over
+            assert ctl.process_next(timeout=5)
+            (record,) = caplog.records
+            levels.append(record.levelno)
+    assert levels == [logging.INFO] * CONFLICT_RETRIES_AT_INFO + [logging.WARNING]
     ctl.stop()
 
 
