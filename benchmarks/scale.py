@@ -7,7 +7,8 @@ Rows:
   cluster of the same size: the same number of pods created straight into the registry with
   `spec.nodeName` already set (no controllers, no scheduler; node agents and registry only).
   Also the rate of the first and the last 10% of pods (the last should keep at least
-  half the first's rate).
+  half the first's rate), and a second baseline: the scheduler alone on the same nodes
+  (`scheduler_alone`: the same pods written pending first, then only a scheduler binds them).
 - `density_5k_nodes`: N sim nodes (5,000) started in one process as `nbkube up` does (LocalCluster),
   then P pods per node (30: 150,000) through one Deployment: time to all nodes Ready, process RSS
   per 1,000 nodes, pods/s to all pods Ready and the rate of the first and the last 10%. The pods'
@@ -44,10 +45,21 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from common import Row  # noqa: E402
 
+from nbkube.client.informer import InformerFactory  # noqa: E402
 from nbkube.cluster import LocalCluster  # noqa: E402
 from nbkube.controlplane.profiles import get_profile  # noqa: E402
+from nbkube.controlplane.scheduler import Scheduler  # noqa: E402
+from nbkube.registry.registry import Registry  # noqa: E402
+from nbkube.store import open_store  # noqa: E402
 
 NAMESPACE = "default"
+BATCH = 500  # pods per create_many: upstream's largest slow-start batch
+CAPACITY = {"cpu": "32", "memory": "256Gi", "pods": "250"}
+_SIM_NODE_STATUS = {
+    "capacity": CAPACITY,
+    "allocatable": CAPACITY,
+    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+}
 
 
 def _deployment(name: str, replicas: int) -> dict[str, Any]:
@@ -138,7 +150,7 @@ def _cluster(nodes: int, timeout: float) -> LocalCluster:
         store="memory",
         profile=get_profile(PROFILE),
         start=False,
-        capacity={"cpu": "32", "memory": "256Gi", "pods": "250"},
+        capacity=CAPACITY,
     )
     c.start(timeout=timeout)
     return c
@@ -199,20 +211,92 @@ def direct_pods(nodes: int, pods: int, timeout: float) -> E2E:
         counter.start()
         tmpl = _deployment("direct", 0)["spec"]["template"]
         t0 = time.perf_counter()
-        for i in range(pods):
-            c.api.create(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "metadata": {"name": f"direct-{i}", "namespace": NAMESPACE, "labels": {"app": "direct"}},
-                    "spec": {**tmpl["spec"], "nodeName": names[i % len(names)]},
-                }
+        # in batches of BATCH through create_many, as the ReplicaSet controller's slow-start
+        # batches are written: the baseline gets the same one-transaction-per-batch store path
+        for start in range(0, pods, BATCH):
+            c.api.create_many(
+                [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "name": f"direct-{i}",
+                            "namespace": NAMESPACE,
+                            "labels": {"app": "direct"},
+                        },
+                        "spec": {**tmpl["spec"], "nodeName": names[i % len(names)]},
+                    }
+                    for i in range(start, min(pods, start + BATCH))
+                ]
             )
         counter.wait(pods, timeout)
         elapsed = time.perf_counter() - t0
         counter.stop()
         first, last = _decile_rates(t0, counter.times)
         return E2E(nodes, pods, len(counter.times), elapsed, first, last, startup)
+
+
+@dataclass
+class SchedulerAlone:
+    nodes: int
+    pods: int
+    bound: int
+    seconds: float
+
+
+def scheduler_alone(nodes: int, pods: int, timeout: float) -> SchedulerAlone:
+    """The issue's second baseline: the scheduler alone on the same nodes. Nodes shaped as the sim
+    nodes register (same allocatable) and `pods` pending pods of the e2e template are written
+    first into an in-memory registry (the e2e's store); then a Scheduler with its informers starts
+    and the clock runs until every pod is bound. No controllers, no node agents, no Ready."""
+    api = Registry(open_store("sqlite://:memory:"))
+    try:
+        for i in range(nodes):
+            name = f"sim-{i:05d}"
+            created = api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                    "spec": {},
+                }
+            )
+            api.update_status({**created, "status": _SIM_NODE_STATUS})
+        tmpl = _deployment("alone", 0)["spec"]["template"]
+        for start in range(0, pods, BATCH):
+            api.create_many(
+                [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "name": f"alone-{i}",
+                            "namespace": NAMESPACE,
+                            "labels": {"app": "alone"},
+                        },
+                        "spec": tmpl["spec"],
+                    }
+                    for i in range(start, min(pods, start + BATCH))
+                ]
+            )
+        factory = InformerFactory(api)
+        sched = Scheduler(api, factory)
+        gc.collect()
+        t0 = time.perf_counter()
+        factory.start_all()
+        sched.start()
+        try:
+            deadline = t0 + timeout
+            while sched.stats.scheduled < pods and time.perf_counter() < deadline:
+                time.sleep(0.01)
+            elapsed = time.perf_counter() - t0
+        finally:
+            sched.stop()
+            factory.stop_all()
+        bound = sum(1 for p in api.list("Pod", NAMESPACE)[0] if p["spec"].get("nodeName"))
+        return SchedulerAlone(nodes, pods, bound, elapsed)
+    finally:
+        api.close()
 
 
 def list_reads(nodes: int, pods: int, timeout: float) -> tuple[float, float, int]:
@@ -443,8 +527,10 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
     out: list[Row] = []
     e = e2e_deployment(nodes, replicas, timeout)
     b = direct_pods(nodes, replicas, timeout)
+    s = scheduler_alone(nodes, replicas, timeout)
     rate = e.ready / e.seconds if e.seconds else 0.0
     base = b.ready / b.seconds if b.seconds else 0.0
+    alone = s.bound / s.seconds if s.seconds else 0.0
     label = f"{replicas // 1000}k" if replicas >= 1000 else str(replicas)
     out.append(
         Row(
@@ -458,9 +544,11 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
             note=(
                 f"{nodes} sim nodes, profile {PROFILE}: {e.ready}/{replicas} Ready in {e.seconds:.1f} s "
                 f"(baseline {b.ready} in {b.seconds:.1f} s); first 10% {e.first10:.0f} pods/s, "
-                f"last 10% {e.last10:.0f} pods/s; {e.not_ready_events} NodeNotReady/eviction events"
+                f"last 10% {e.last10:.0f} pods/s; {e.not_ready_events} NodeNotReady/eviction events; "
+                f"the scheduler alone on the same nodes bound {s.bound} pending pods in {s.seconds:.1f} s "
+                f"({alone:.0f} pods/s): end to end is {rate / alone if alone else 0:.2f}x of it"
             ),
-            extra={"e2e": e.__dict__, "direct": b.__dict__},
+            extra={"e2e": e.__dict__, "direct": b.__dict__, "scheduler_alone": s.__dict__},
         )
     )
     reg, cache, n = list_reads(nodes, replicas, timeout)
@@ -510,7 +598,7 @@ def main() -> None:
     ap.add_argument("--pods-timeout", type=float, help="bound on the density run's pods (default 600 s)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--read-pods", type=int, help="pods for the reads row (default 150,000)")
-    ap.add_argument("--only", choices=["e2e", "direct", "list", "density", "reads"])
+    ap.add_argument("--only", choices=["e2e", "direct", "scheduler", "list", "density", "reads"])
     ap.add_argument(
         "--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)"
     )
@@ -522,6 +610,9 @@ def main() -> None:
         return
     if a.only == "direct":
         print(direct_pods(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
+        return
+    if a.only == "scheduler":
+        print(scheduler_alone(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
         return
     if a.only == "density":
         print(density(a.density_nodes or 250, a.pods_per_node or 0, a.timeout or 300, a.pods_timeout))
