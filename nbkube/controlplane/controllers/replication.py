@@ -672,7 +672,11 @@ class _ReplicaController(PodOwnerController):
         upstream sends a batch's creates at once; each is admitted and fails on its own. The
         pods made go to `made`; the first failure is returned."""
         first: NbkubeError | None = None
-        for result in self.api.create_many([pod_from_template(owner) for _ in range(n)]):
+        try:
+            results = self.api.create_many([pod_from_template(owner) for _ in range(n)])
+        except NbkubeError as exc:  # the whole batch refused (the store unavailable): none made
+            return exc
+        for result in results:
             if isinstance(result, NbkubeError):
                 first = first or result
                 continue

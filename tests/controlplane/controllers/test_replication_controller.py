@@ -329,6 +329,34 @@ def test_a_failing_create_stops_the_batch_and_releases_expectations(
         ctl.owners.stop()
 
 
+class _BatchesRefusedAfter(_CreatesFailAfter):
+    """create_many raises (as when the store is unavailable) once `ok` pods were made."""
+
+    def create_many(self, objs: list[Obj]) -> list[Obj | NbkubeError]:
+        if self.attempts >= self.ok:
+            raise StoreUnavailable("etcd://127.0.0.1:1: connection refused")
+        return super().create_many(objs)
+
+
+def test_a_batch_refused_whole_releases_its_expectations(api: Registry, factory: InformerFactory) -> None:
+    wrapped = _BatchesRefusedAfter(api, ok=3)
+    ctl = ReplicationManager(wrapped, factory, clock=FakeClock())  # type: ignore[arg-type]
+    ctl.owners.start()
+    try:
+        assert ctl.owners.wait_synced(5)
+        api.create(rc_manifest(replicas=100))
+        wait_for(lambda: ctl.owners.get("default/nginx") is not None)
+        with pytest.raises(StoreUnavailable):
+            ctl.reconcile("default/nginx")
+        # batches of 1 and 2 made, the third refused whole: only the 3 made are still expected,
+        # so the next reconcile after they are observed is not held back by creates never sent
+        assert len(active_pods(api)) == 3
+        assert ctl.expectations.pending("default/nginx") == (3, 0)
+    finally:
+        ctl.stop()
+        ctl.owners.stop()
+
+
 def test_slow_start_batches_double() -> None:
     calls: list[int] = []
     assert slow_start_batch(10, 1, lambda: calls.append(len(calls))) is None
