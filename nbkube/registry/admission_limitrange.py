@@ -68,7 +68,7 @@ class LimitRanger:
             _keep_stored_defaults(obj, old)
             return
         namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
-        ranges, _rv = registry.list("LimitRange", namespace)
+        ranges = registry.policies("LimitRange", namespace)
         if not ranges:
             return
         items = [

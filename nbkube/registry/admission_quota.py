@@ -221,7 +221,7 @@ class QuotaAdmission:
         except Exception:
             return
         namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
-        quotas, _rv = registry.list("ResourceQuota", namespace)
+        quotas = registry.policies("ResourceQuota", namespace)
         if not quotas:
             return
         with self._lock:

@@ -628,7 +628,8 @@ class Registry:
         self.metrics = MetricsStore(clock=clock)
         self._watches: set[RegistryWatch] = set()  # open watches, cancelled by close()
         self._watches_lock = threading.Lock()
-        self._batching = threading.local()  # .writes: the writes update_many holds back
+        # .writes: the writes update_many holds back; .no_policies: see `policies`
+        self._batching = threading.local()
         # (prefix, snapshot revision, next page's start) -> objects from there on, so that each page
         # of a paged list says its remainingItemCount without counting the rest of the snapshot
         self._left: dict[tuple[str, int, str], int] = {}
@@ -849,6 +850,21 @@ class Registry:
         self._after_write(self.admission, "rollback" if dry_run else "committed", "CREATE", created, None)
         return created
 
+    def policies(self, kind: str, namespace: str) -> builtins.list[Obj]:
+        """The `kind` objects (ResourceQuotas, LimitRanges) of `namespace` an admission plugin
+        applies to a create. Inside one `create_many`, a namespace found to have none is not read
+        again for the batch's other objects: the batch is admitted against one read of that
+        absence, as one create is against its own read (a policy created meanwhile applies from
+        the next create on, the same window either way). Found policies are read each time (a
+        quota's `status.used` moves with every charge)."""
+        empty: set[tuple[str, str]] | None = getattr(self._batching, "no_policies", None)
+        if empty is not None and (kind, namespace) in empty:
+            return []
+        items, _rv = self.list(kind, namespace)
+        if empty is not None and not items:
+            empty.add((kind, namespace))
+        return items
+
     def create_many(self, objs: Sequence[Obj]) -> builtins.list[Obj | NbkubeError]:
         """`create` of each object, the writes in one store transaction per store batch instead of
         one each. Each object is defaulted, validated and admitted on its own and fails on its own:
@@ -856,6 +872,13 @@ class Registry:
         it would have raised; the others are written. Why: many small records at once (the Events
         of thousands of pods) pay one transaction and one lock instead of one each. A name taken
         meanwhile is AlreadyExists, except for a generated name, which is retried with `create`."""
+        self._batching.no_policies = set()
+        try:
+            return self._create_many(objs)
+        finally:
+            self._batching.no_policies = None
+
+    def _create_many(self, objs: Sequence[Obj]) -> builtins.list[Obj | NbkubeError]:
         results: builtins.list[Obj | NbkubeError | None] = []
         staged: builtins.list[tuple[int, Obj, Obj, KindInfo, str, bool]] = []  # index, original, ...
         for original in objs:

@@ -65,3 +65,37 @@ def test_admission_charges_and_refuses_per_object() -> None:
         assert api.get("ResourceQuota", "q", "default")["status"]["used"]["configmaps"] == "1"
     finally:
         api.close()
+
+
+def test_a_batch_reads_a_namespace_without_policies_once() -> None:
+    store = open_store("sqlite://:memory:")
+    api = Registry(store, admission=default_admission_plugins())
+    reads: list[tuple[str, str]] = []
+    real = api.list
+
+    def counting(kind: str, namespace: str = "", **kw: Any) -> Any:
+        reads.append((kind, namespace))
+        return real(kind, namespace, **kw)
+
+    api.list = counting  # type: ignore[method-assign]
+    try:
+        assert all(isinstance(r, dict) for r in api.create_many([_cm(f"c{i}") for i in range(20)]))
+        assert reads.count(("ResourceQuota", "default")) == 1  # the absence read once a batch
+        reads.clear()
+        api.create_many([_cm("d0"), _cm("d1")])
+        assert reads.count(("ResourceQuota", "default")) == 1  # ... and once again by the next
+        api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "quoted"}})
+        api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ResourceQuota",
+                "metadata": {"name": "q", "namespace": "quoted"},
+                "spec": {"hard": {"configmaps": "2"}},
+            }
+        )
+        reads.clear()
+        results = api.create_many([_cm(f"e{i}", namespace="quoted") for i in range(3)])
+        assert [isinstance(r, dict) for r in results] == [True, True, False]
+        assert reads.count(("ResourceQuota", "quoted")) >= 3  # a quota found is read each time
+    finally:
+        api.close()
