@@ -173,6 +173,20 @@ def _not_ready_events(c: LocalCluster) -> int:
     return sum(1 for e in events if e.get("reason") in ("NodeNotReady", "TaintManagerEviction"))
 
 
+def _unready(c: LocalCluster) -> dict[str, int]:
+    """Where a run that did not finish stands: pods by stage, and nodes not Ready."""
+    pods, _ = c.api.list("Pod", NAMESPACE)
+    stages = {"pods": len(pods), "unscheduled": 0, "bound, not Ready": 0}
+    for p in pods:
+        if not p["spec"].get("nodeName"):
+            stages["unscheduled"] += 1
+        elif not _ready(p):
+            stages["bound, not Ready"] += 1
+    nodes, _ = c.api.list("Node")
+    stages["nodes not Ready"] = sum(1 for n in nodes if not _ready(n))
+    return stages
+
+
 def _decile_rates(t0: float, times: list[float]) -> tuple[float, float]:
     n = len(times)
     if n < 10:
@@ -443,6 +457,8 @@ class Density:
     first10: float = 0.0  # pods/s over the first 10% of the pods that became Ready
     last10: float = 0.0  # and over the last 10% of them
     finished: bool = True  # every pod Ready within the time bound
+    not_ready_events: int = 0  # NodeNotReady/eviction events: nodes the load made flap
+    unready_at_end: dict[str, int] = field(default_factory=dict)  # where the pods not Ready were
 
 
 def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None = None) -> Density:
@@ -471,6 +487,9 @@ def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float 
             out.pods_seconds = end - t1
             out.pods_s = out.pods_ready / out.pods_seconds if out.pods_seconds else 0.0
             out.first10, out.last10 = _decile_rates(t1, times)
+            out.not_ready_events = _not_ready_events(c)
+            if not out.finished:
+                out.unready_at_end = _unready(c)
         out.rss_mb_with_pods = _rss_mb() - rss0
         return out
     finally:
@@ -507,7 +526,9 @@ def _density_row(d: Density, name: str) -> Row:
         note=(
             f"{nodes}; {d.pods_ready}/{d.pods} pods Ready in {d.pods_seconds:.0f} s ({how}) through one "
             f"Deployment; first 10% {d.first10:.0f} pods/s, last 10% {d.last10:.0f} pods/s; process RSS "
-            f"then +{d.rss_mb_with_pods:.0f} MB (store, informers and nodes)"
+            f"then +{d.rss_mb_with_pods:.0f} MB (store, informers and nodes); {d.not_ready_events} "
+            f"NodeNotReady/eviction events"
+            + (f"; at the bound: {d.unready_at_end}" if d.unready_at_end else "")
         ),
         extra=d.__dict__,
     )
