@@ -64,6 +64,7 @@ from nbkube.errors import (
 from nbkube.registry import eviction
 from nbkube.registry.continuation import LATEST, ContinueExpired, decode_continue, encode_continue
 from nbkube.registry.metrics import MetricsStore
+from nbkube.registry.recent import RecentValues
 from nbkube.store.base import (
     MAX_VALUE_BYTES,
     BatchWrite,
@@ -177,7 +178,6 @@ def _int64_errors(value: Any, path: str) -> builtins.list[FieldError]:
             if type(v) not in (str, type(None), float, bool):
                 out += _int64_errors(v, f"{path}[{i}]")
     return out
-
 
 
 def _selector(label_selector: Any) -> _Matcher | None:
@@ -436,7 +436,9 @@ class SharedDecoder:
             old = self._objs.pop(name, None)
             if old is not None:
                 self._bytes -= len(old[0])
-            while self._objs and (len(self._objs) >= self._size or self._bytes + len(kv.value) > self._max_bytes):
+            while self._objs and (
+                len(self._objs) >= self._size or self._bytes + len(kv.value) > self._max_bytes
+            ):
                 oldest = next(iter(self._objs))  # dicts keep insertion order
                 self._bytes -= len(self._objs.pop(oldest)[0])
             self._objs[name] = (kv.value, obj)
@@ -635,6 +637,8 @@ class Registry:
         self._left: dict[tuple[str, int, str], int] = {}
         self._left_lock = threading.Lock()
         self._shared_decode = SharedDecoder(self._decode)  # for the API server's watches
+        # what this registry wrote last per key: an update naming that revision skips the read
+        self._recent = RecentValues()
         # namespace -> monotonic time until which it is known to exist and not be terminating. Every
         # namespaced create used to read the Namespace first: on etcd that doubled the round trips.
         # A namespace deleted or terminated through this registry is forgotten at once; one changed by
@@ -653,6 +657,12 @@ class Registry:
         data = _encode(obj)
         transformer = self._transformer(key)
         return data if transformer is None else transformer.to_storage(data, key)
+
+    def _remember(self, info: KindInfo, key: str, value: bytes, create_revision: int, revision: int) -> None:
+        """Keep a value just written for the next update of its key (see recent.py). Events are
+        written once and seldom updated: keeping them would only push out what is."""
+        if info.kind != "Event":
+            self._recent.remember(key, value, create_revision, revision)
 
     def _plain(self, key: str, value: bytes) -> tuple[bytes, bool]:
         """The serialized object stored under `key`, and whether it is stale (see rewrite)."""
@@ -907,17 +917,21 @@ class Registry:
                 if admitted:
                     self._after_write(self.admission, "rollback", "CREATE", obj, None)
             raise BadRequest("create_many: two objects name the same object")
+        values = [self._to_store(key, obj) for *_x, obj, _info, key, _a in staged]
         try:
             outcomes = self.store.write_batch(
-                [BatchWrite(key, self._to_store(key, obj)) for *_x, obj, _info, key, _a in staged]
+                [BatchWrite(key, value) for (*_x, key, _a), value in zip(staged, values, strict=True)]
             )
         except BaseException:
             for _i, _o, obj, _info, _key, admitted in staged:
                 if admitted:
                     self._after_write(self.admission, "rollback", "CREATE", obj, None)
             raise
-        for (i, original, obj, info, _key, admitted), outcome in zip(staged, outcomes, strict=True):
+        for (i, original, obj, info, key, admitted), value, outcome in zip(
+            staged, values, outcomes, strict=True
+        ):
             if isinstance(outcome, int):
+                self._remember(info, key, value, outcome, outcome)
                 self._meta(obj)["resourceVersion"] = str(outcome)
                 if admitted:
                     self._after_write(self.admission, "committed", "CREATE", obj, None)
@@ -958,7 +972,8 @@ class Registry:
             name = str(meta.get("name", ""))
             try:
                 key = self._key(info, name, str(meta.get("namespace", "")))
-                rev = self.store.create(key, self._to_store(key, obj))
+                value = self._to_store(key, obj)
+                rev = self.store.create(key, value)
             except KeyExists:
                 if meta.get("generateName") and _attempt < 4:
                     # a random-suffix collision: pick another name, as the apiserver's retry does
@@ -967,6 +982,7 @@ class Registry:
                     )
                     continue
                 raise AlreadyExists(f'{info.plural} "{name}" already exists') from None
+            self._remember(info, key, value, rev, rev)
             meta["resourceVersion"] = str(rev)
             return obj
         raise AssertionError("unreachable")
@@ -1091,12 +1107,17 @@ class Registry:
         if not name:
             raise Invalid([FieldError("metadata.name", "required")], kind=info.kind)
         namespace = str(meta.get("namespace") or ("default" if info.namespaced else ""))
-        kv = self.store.get(self._key(info, name, namespace))
-        if kv is None:
-            raise _not_found(info, name)
+        key = self._key(info, name, namespace)
         expected = _parse_rv(meta.get("resourceVersion"))
-        if expected is not None and expected != kv.mod_revision:
-            raise _conflict(info, name)
+        # the value this registry wrote at the named revision is the stored one at it; whether it
+        # is still the newest, the write's compare-and-swap says (Conflict or NotFound, as a read)
+        kv = self._recent.at(key, expected) if expected is not None else None
+        if kv is None:
+            kv = self.store.get(key)
+            if kv is None:
+                raise _not_found(info, name)
+            if expected is not None and expected != kv.mod_revision:
+                raise _conflict(info, name)
         return kv, self._decode(kv), name, namespace
 
     def _write(self, info: KindInfo, kv: KeyValue, obj: Obj, name: str) -> Obj:
@@ -1107,12 +1128,14 @@ class Registry:
             held.append(_HeldWrite(info, kv, obj, name))
             return obj
         self._forget_namespace(obj)  # e.g. now Terminating: the next create must look again
+        value = self._to_store(kv.key, obj)
         try:
-            rev = self.store.update(kv.key, self._to_store(kv.key, obj), kv.mod_revision)
+            rev = self.store.update(kv.key, value, kv.mod_revision)
         except RevisionMismatch:
             raise _conflict(info, name) from None
         except KeyNotFound:
             raise _not_found(info, name) from None
+        self._remember(info, kv.key, value, kv.create_revision, rev)
         self._meta(obj)["resourceVersion"] = str(rev)
         return obj
 
@@ -1212,18 +1235,22 @@ class Registry:
                 if h.hooks is not None:
                     self._after_write(self.admission, "rollback", "UPDATE", *h.hooks)
             raise BadRequest("update_many: two objects name the same object")
+        values = [self._to_store(h.kv.key, h.obj) for h in held]
         outcomes = self.store.write_batch(
-            [BatchWrite(h.kv.key, self._to_store(h.kv.key, h.obj), h.kv.mod_revision) for h in held]
+            [BatchWrite(h.kv.key, value, h.kv.mod_revision) for h, value in zip(held, values, strict=True)]
         )
         outcome: int | Exception
-        for h, outcome in zip(held, outcomes, strict=True):
+        for h, value, outcome in zip(held, values, outcomes, strict=True):
             if isinstance(outcome, int):
+                self._remember(h.info, h.kv.key, value, h.kv.create_revision, outcome)
                 self._forget_namespace(h.obj)
                 self._meta(h.obj)["resourceVersion"] = str(outcome)
                 h.result = h.obj
             else:
                 h.result = (
-                    _not_found(h.info, h.name) if isinstance(outcome, KeyNotFound) else _conflict(h.info, h.name)
+                    _not_found(h.info, h.name)
+                    if isinstance(outcome, KeyNotFound)
+                    else _conflict(h.info, h.name)
                 )
             if h.hooks is not None:
                 if isinstance(outcome, int):
@@ -1370,6 +1397,7 @@ class Registry:
             for attempt in range(_PATCH_RETRIES):
                 try:
                     rev = self.store.delete(kv.key, kv.mod_revision)
+                    self._recent.forget(kv.key)
                     break
                 except RevisionMismatch:
                     # Without a precondition, a write that landed since the read (a node agent's
@@ -1568,7 +1596,9 @@ class Registry:
                 f"unable to create new content in namespace {namespace} because it is being terminated"
             )
 
-    def _apply_one(self, original: Obj, obj: Obj, info: KindInfo, *, dry_run: bool = False) -> tuple[Obj, str]:
+    def _apply_one(
+        self, original: Obj, obj: Obj, info: KindInfo, *, dry_run: bool = False
+    ) -> tuple[Obj, str]:
         last_applied = json.dumps(_without_rv(original), separators=(",", ":"), sort_keys=True)
         annotations = obj["metadata"].setdefault("annotations", {})
         annotations[LAST_APPLIED] = last_applied

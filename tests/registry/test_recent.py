@@ -1,0 +1,125 @@
+"""Updates that name the revision this registry wrote last skip the store read, and still fail as
+a read would have made them fail: Conflict when another writer got there first, NotFound when the
+object is gone. Two registries over one store stand for two processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbkube.errors import Conflict, NotFound
+from nbkube.registry.recent import RecentValues
+from nbkube.registry.registry import Registry
+from nbkube.security.encryption import ensure_config, transformers_for
+from nbkube.store import open_store
+
+
+def _pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+    }
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Any:
+    store = open_store(f"sqlite://{tmp_path / 'store.db'}")
+    a, b = Registry(store), Registry(store)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _reads(api: Registry) -> list[str]:
+    seen: list[str] = []
+    real = api.store.get
+
+    def counting(key: str) -> Any:
+        seen.append(key)
+        return real(key)
+
+    api.store.get = counting  # type: ignore[method-assign]
+    return seen
+
+
+def test_an_update_of_what_this_registry_wrote_does_not_read_the_store(two: Any) -> None:
+    a, _b = two
+    pod = a.create(_pod("p"))
+    reads = _reads(a)
+    bound = a.update({**pod, "spec": {**pod["spec"], "nodeName": "n1"}})
+    status = a.update_status({**bound, "status": {"phase": "Running"}})
+    assert reads == []
+    assert a.get("Pod", "p", "default") == status
+    reads.clear()  # that get was a read, as it should be
+    assert status["spec"]["nodeName"] == "n1" and status["status"]["phase"] == "Running"
+    [batch] = a.update_many([{**status, "status": {"phase": "Succeeded"}}], status=True)
+    assert isinstance(batch, dict) and reads == []
+    created = a.create_many([_pod("q")])[0]
+    assert isinstance(created, dict)
+    a.update_status({**created, "status": {"phase": "Pending"}})
+    assert reads == []
+
+
+def test_a_revision_another_writer_moved_past_is_a_conflict(two: Any) -> None:
+    a, b = two
+    pod = a.create(_pod("p"))
+    b.update_status({**b.get("Pod", "p", "default"), "status": {"phase": "Running"}})  # "another process"
+    with pytest.raises(Conflict):
+        a.update_status({**pod, "status": {"phase": "Failed"}})
+    [result] = a.update_many([{**pod, "spec": {**pod["spec"], "nodeName": "n1"}}])
+    assert isinstance(result, Conflict)
+    assert b.get("Pod", "p", "default")["status"]["phase"] == "Running"
+
+
+def test_an_object_deleted_elsewhere_is_not_found(two: Any) -> None:
+    a, b = two
+    pod = a.create(_pod("p"))
+    b.delete("Pod", "p", "default")
+    with pytest.raises(NotFound):
+        a.update_status({**pod, "status": {"phase": "Running"}})
+
+
+def test_encrypted_values_are_never_kept(tmp_path: Path) -> None:
+    api = Registry(
+        open_store(f"sqlite://{tmp_path / 'store.db'}"),
+        transformers=transformers_for(ensure_config(str(tmp_path / "keys"))),
+    )
+    try:
+        secret = api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "s", "namespace": "default"},
+                "stringData": {"k": "v"},
+            }
+        )
+        cm = api.create(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}
+        )
+        assert (
+            api._recent.at("/registry/secrets/default/s", int(secret["metadata"]["resourceVersion"])) is None
+        )
+        assert (
+            api._recent.at("/registry/configmaps/default/c", int(cm["metadata"]["resourceVersion"]))
+            is not None
+        )
+    finally:
+        api.close()
+
+
+def test_recent_values_are_bounded_and_keyed_by_revision() -> None:
+    recent = RecentValues(capacity=2)
+    recent.remember("/a", b"{}", 1, 1)
+    recent.remember("/b", b"{}", 2, 2)
+    recent.remember("/a", b'{"x":1}', 1, 3)
+    recent.remember("/c", b"{}", 4, 4)  # /b, the least recently written, goes
+    assert recent.at("/b", 2) is None
+    assert recent.at("/a", 1) is None  # superseded by revision 3
+    kv = recent.at("/a", 3)
+    assert kv is not None and kv.value == b'{"x":1}' and kv.create_revision == 1
+    recent.remember("/d", b"k8s:enc:aesgcm:v1:key1:...", 5, 5)
+    assert recent.at("/d", 5) is None
