@@ -815,6 +815,7 @@ class LocalCluster(Cluster):
                 self.api = make_registry(
                     self._store, clock=self.clock, folder=keys, pod_security=self.pod_security
                 )
+                self.api.ensure_system_namespaces()
                 if self.runtime_name != "sim":  # simulated nodes serve no logs or exec
                     self._agent_token = ensure_agent_token(self.key_dir)
                     self.api.credentials_dir = self.key_dir

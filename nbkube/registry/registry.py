@@ -786,6 +786,14 @@ class Registry:
         self._check_namespace(namespace)
         self._live_namespaces[namespace] = now + NAMESPACE_CACHE_SECONDS
 
+    def ensure_system_namespaces(self) -> None:
+        """Create the namespaces every cluster has (default, kube-system, kube-public,
+        kube-node-lease) where missing, as kube-apiserver's system-namespaces controller does at
+        start: otherwise `default` appeared only with the first object written to it (a node's
+        first Event, say), at a moment that depended on timing."""
+        for namespace in sorted(AUTO_NAMESPACES):
+            self._ensure_namespace(namespace)
+
     def _forget_namespace(self, obj: Obj) -> None:
         if obj.get("kind") == "Namespace":
             self._live_namespaces.pop(name_of(obj), None)

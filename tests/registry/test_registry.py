@@ -289,6 +289,14 @@ def test_missing_namespace_is_not_found_but_default_ones_are_created(api: Regist
     assert api.get("Namespace", "kube-system")["metadata"]["name"] == "kube-system"
 
 
+def test_the_system_namespaces_are_made_at_once_and_only_once(api: Registry) -> None:
+    api.ensure_system_namespaces()
+    made = {n["metadata"]["name"]: n["metadata"]["resourceVersion"] for n in api.list("Namespace")[0]}
+    assert set(made) == {"default", "kube-system", "kube-public", "kube-node-lease"}
+    api.ensure_system_namespaces()  # again (a restart over the same store): nothing rewritten
+    assert {n["metadata"]["name"]: n["metadata"]["resourceVersion"] for n in api.list("Namespace")[0]} == made
+
+
 def test_terminating_namespace_is_forbidden(api: Registry) -> None:
     ns = api.create(namespace("dying"))
     ns["status"] = {"phase": "Terminating"}
