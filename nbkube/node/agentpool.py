@@ -11,8 +11,11 @@ no thread of their own:
 - pod syncs of every agent share one WorkQueue and `workers` threads (keys carry the node name);
 - heartbeats (Lease renewal, Node status when due) have a queue and threads of their own, so a
   backlog of pod syncs never delays a Lease renewal into the node-monitor grace period;
-- one ticker thread queues each agent's heartbeat and relist on time, spread over the interval so
-  that N nodes do not all beat at once;
+- one ticker thread queues each agent's heartbeat and relist when due, spread over the interval so
+  that N nodes do not all beat at once; an agent's next beat is due one interval after its last one
+  finished (as kubelet's lease loop waits its interval after each renewal), so a pool that falls
+  behind beats each node a little less often instead of queueing beats faster than it writes
+  them: a backlog that grew without bound made renewals minutes late and nodes flap NotReady;
 - pod status writes are batched: a pod worker takes up to `STATUS_BATCH` queued pods at once, syncs
   each (the agent holds its status write back, see `NodeAgent._report`), then writes all their
   statuses through the registry's `update_many` (one store transaction; each write still its own
@@ -114,6 +117,7 @@ class AgentPool:
         self._agents: dict[str, NodeAgent] = {}
         self._hooked: set[int] = set()  # ids of the informers our router listens on
         self._heap: list[tuple[float, int, str]] = []  # (due monotonic, seq, node name)
+        self._scheduled: set[str] = set()  # the names in _heap
         self._seq = 0
         self._batches: dict[str, list[str]] = {}  # beat-queue token -> the agents due together
         self._wake = threading.Event()
@@ -145,6 +149,9 @@ class AgentPool:
 
     def _schedule(self, name: str, due: float) -> None:
         with self._lock:
+            if name in self._scheduled:
+                return  # one beat ahead per agent (a restart while its beat ran would make two)
+            self._scheduled.add(name)
             self._seq += 1
             heapq.heappush(self._heap, (due, self._seq, name))
         self._wake.set()
@@ -210,6 +217,7 @@ class AgentPool:
             with self._lock:
                 while self._heap and self._heap[0][0] <= now:
                     _, _, name = heapq.heappop(self._heap)
+                    self._scheduled.discard(name)
                     due.append(name)
                 wait = self._heap[0][0] - now if self._heap else _TICK_IDLE
                 self._wake.clear()
@@ -218,8 +226,7 @@ class AgentPool:
                 agent = self._agent(name)
                 if agent is None or not agent.running:
                     continue  # stopped: no more beats until start_agent again
-                ready.append(name)
-                self._schedule(name, now + agent.heartbeat_interval)
+                ready.append(name)  # its next beat is scheduled when this one is done
             for start in range(0, len(ready), _BEAT_BATCH):
                 self._queue_beats(ready[start : start + _BEAT_BATCH])
             if not due:
@@ -241,6 +248,7 @@ class AgentPool:
             item = self.beats.get()
             if item is None:
                 return
+            names = [item]
             try:
                 if item.startswith(_SEP):
                     with self._lock:
@@ -254,6 +262,15 @@ class AgentPool:
                 log_failure(log, "agent pool: heartbeat", exc, detail=item)
             finally:
                 self.beats.done(item)
+                self._next_beats(names)
+
+    def _next_beats(self, names: list[str]) -> None:
+        """Schedule the next beat of agents whose beat just finished: one interval from now."""
+        now = self.clock.monotonic()
+        for name in names:
+            agent = self._agent(name)
+            if agent is not None and agent.running:
+                self._schedule(name, now + agent.heartbeat_interval)
 
     def _beat_many(self, names: list[str]) -> None:
         """Heartbeats of several agents, their Lease renewals in one registry batch (one store

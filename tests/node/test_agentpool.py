@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,6 +250,45 @@ def test_pool_writes_pod_statuses_through_update_many_each_with_its_own_cas(
         assert api.get("Pod", "p1")["status"]["message"] == "y"
         assert api.get("Pod", "p0")["status"].get("message") != "x"
         assert "default/p0" in retried
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
+
+
+def test_a_pool_that_falls_behind_beats_less_often_instead_of_queueing_beats(
+    api: Registry, clock: FakeClock
+) -> None:
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 3)
+    release = threading.Event()
+    beats: list[tuple[str, float]] = []
+    real_begin = NodeAgent.beat_begin
+
+    def slow_begin(self: NodeAgent):  # type: ignore[no-untyped-def]
+        beats.append((self.node_name, clock.monotonic()))
+        release.wait(10)  # the first beats hang, as a pool starved of the GIL
+        return real_begin(self)
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(NodeAgent, "beat_begin", slow_begin)
+            clock.advance(25.0)  # every agent's first beat is due
+            wait_for(lambda: len(beats) >= 1, what="a beat begun")
+            for _ in range(5):  # 50 s of intervals pass while that beat hangs
+                clock.advance(10.0)
+            release.set()
+            wait_for(lambda: len(beats) >= 3, what="every agent's first beat")
+            t_done = clock.monotonic()
+            time.sleep(0.3)  # room for any beat still queued to show up (none should)
+            # nothing more was queued meanwhile: one beat each, not one per interval that passed
+            assert sorted(n for n, _t in beats) == ["node-1", "node-2", "node-3"]
+            clock.advance(9.9)
+            time.sleep(0.3)
+            assert len(beats) == 3, "the next beat is one interval after the last one finished"
+            clock.advance(0.2)
+            wait_for(lambda: len(beats) == 6, what="the next beats")
+            assert all(t >= t_done + 10.0 for _n, t in beats[3:])
     finally:
         for ag in agents:
             ag.stop()
