@@ -33,6 +33,7 @@ import argparse
 import gc
 import multiprocessing
 import os
+import re
 import resource
 import sys
 import threading
@@ -46,6 +47,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import Row  # noqa: E402
 
 from nbkube.client.informer import InformerFactory  # noqa: E402
+from nbkube.clock import timestamp_or_none  # noqa: E402
 from nbkube.cluster import LocalCluster  # noqa: E402
 from nbkube.controlplane.profiles import get_profile  # noqa: E402
 from nbkube.controlplane.scheduler import Scheduler  # noqa: E402
@@ -171,6 +173,32 @@ class E2E:
 def _not_ready_events(c: LocalCluster) -> int:
     events, _ = c.api.list("Event")
     return sum(1 for e in events if e.get("reason") in ("NodeNotReady", "TaintManagerEviction"))
+
+
+def _not_ready_detail(
+    c: LocalCluster, t0_wall: float
+) -> tuple[tuple[float, float, float], tuple[float, float]]:
+    """The heartbeat gaps the NodeNotReady events name ("no heartbeat for 41.2s"), as (min,
+    median, max), and when the first and last came (seconds after `t0_wall`): a few gaps just over
+    the grace period spread over the run is a node late now and then; many long ones at once, a
+    process-wide stall."""
+    events, _ = c.api.list("Event")
+    gaps: list[float] = []
+    times: list[float] = []
+    for e in events:
+        if e.get("reason") != "NodeNotReady":
+            continue
+        match = re.search(r"no heartbeat for ([0-9.]+)s", str(e.get("message") or ""))
+        if match:
+            gaps.append(float(match.group(1)))
+        stamp = timestamp_or_none(e.get("lastTimestamp") or e.get("firstTimestamp"))
+        if stamp is not None:
+            times.append(stamp - t0_wall)
+    if not gaps:
+        return (0.0, 0.0, 0.0), (0.0, 0.0)
+    gaps.sort()
+    span = (min(times), max(times)) if times else (0.0, 0.0)
+    return (gaps[0], gaps[len(gaps) // 2], gaps[-1]), span
 
 
 def _unready(c: LocalCluster) -> dict[str, int]:
@@ -459,6 +487,10 @@ class Density:
     finished: bool = True  # every pod Ready within the time bound
     not_ready_events: int = 0  # NodeNotReady/eviction events: nodes the load made flap
     unready_at_end: dict[str, int] = field(default_factory=dict)  # where the pods not Ready were
+    # for the NodeNotReady events: the heartbeat gaps they name (min, median, max seconds) and
+    # the seconds into the pods' part when the first and the last came
+    not_ready_gaps: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    not_ready_span: tuple[float, float] = (0.0, 0.0)
 
 
 def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None = None) -> Density:
@@ -478,6 +510,7 @@ def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float 
             counter = ReadyCounter(c, "app=dens")
             counter.start()
             t1 = time.perf_counter()
+            t1_wall = time.time()
             c.api.create(_deployment("dens", pods))
             out.finished = counter.wait(pods, pods_timeout or timeout)
             counter.stop()
@@ -488,6 +521,7 @@ def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float 
             out.pods_s = out.pods_ready / out.pods_seconds if out.pods_seconds else 0.0
             out.first10, out.last10 = _decile_rates(t1, times)
             out.not_ready_events = _not_ready_events(c)
+            out.not_ready_gaps, out.not_ready_span = _not_ready_detail(c, t1_wall)
             if not out.finished:
                 out.unready_at_end = _unready(c)
         out.rss_mb_with_pods = _rss_mb() - rss0
@@ -528,6 +562,12 @@ def _density_row(d: Density, name: str) -> Row:
             f"Deployment; first 10% {d.first10:.0f} pods/s, last 10% {d.last10:.0f} pods/s; process RSS "
             f"then +{d.rss_mb_with_pods:.0f} MB (store, informers and nodes); {d.not_ready_events} "
             f"NodeNotReady/eviction events"
+            + (
+                f" (heartbeat gaps min/median/max {d.not_ready_gaps[0]:.0f}/{d.not_ready_gaps[1]:.0f}/"
+                f"{d.not_ready_gaps[2]:.0f} s, from {d.not_ready_span[0]:.0f} to {d.not_ready_span[1]:.0f} s)"
+                if d.not_ready_events
+                else ""
+            )
             + (f"; at the bound: {d.unready_at_end}" if d.unready_at_end else "")
         ),
         extra=d.__dict__,
