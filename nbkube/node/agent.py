@@ -159,8 +159,6 @@ class NodeAgent:
         self._fault: str | None = None
         self._fault_from_api = False
         self._lease_rv = ""
-        # (monotonic time, labels) of the Node as the last heartbeat read it: see _node_labels
-        self._labels_seen: tuple[float, dict[str, str]] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running = False
@@ -275,12 +273,6 @@ class NodeAgent:
             self._resync()
 
     def _node_labels(self) -> dict[str, str]:
-        """Our Node's labels for a metrics report: those the last heartbeat read, when it was at
-        most one heartbeat ago (as kubelet reads its Node from a cache, not once per use), else a
-        fresh read. At thousands of pooled nodes a read per report was a Node decode each."""
-        seen = self._labels_seen
-        if seen is not None and self.clock.monotonic() - seen[0] <= self.heartbeat_interval:
-            return dict(seen[1])
         try:
             return dict((self.api.get("Node", self.node_name).get("metadata") or {}).get("labels") or {})
         except NbkubeError:
@@ -495,9 +487,7 @@ class NodeAgent:
         try:
             node = self.api.get("Node", self.node_name)
         except NotFound:
-            self._labels_seen = None
             return None
-        self._labels_seen = (self.clock.monotonic(), (node.get("metadata") or {}).get("labels") or {})
         wanted = str(((node.get("metadata") or {}).get("annotations") or {}).get(FAULT_ANNOTATION) or "")
         if wanted in FAULT_MODES and self._fault != wanted:
             self.fail(wanted, _from_api=True)

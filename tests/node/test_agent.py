@@ -280,32 +280,6 @@ def test_fault_annotation_is_obeyed_and_lifted(
         a.fail("explode")
 
 
-def test_metrics_labels_come_from_the_last_heartbeats_read_of_the_node(
-    api: Registry, clock: FakeClock, agents: Callable[..., NodeAgent]
-) -> None:
-    a = agents()
-    api.patch("Node", "node-1", "", {"metadata": {"labels": {"tier": "gold"}}})
-    t0 = clock.now()
-    clock.advance(10.0)
-    wait_for(
-        lambda: parse_rfc3339(api.get("Lease", "node-1", "kube-node-lease")["spec"]["renewTime"]) == t0 + 10,
-        what="a heartbeat",
-    )
-    gets: list[str] = []
-    real = api.get
-
-    def counting(kind: str, *args: object, **kw: object) -> dict:
-        gets.append(kind)
-        return real(kind, *args, **kw)  # type: ignore[arg-type]
-
-    api.get = counting  # type: ignore[method-assign]
-    assert a._node_labels()["tier"] == "gold"
-    assert gets == []  # the heartbeat's read served it
-    # a read older than one heartbeat (its beat is late) is not used: the Node is read again
-    a._labels_seen = (clock.monotonic() - 10.5, {"tier": "stale"})
-    assert a._node_labels()["tier"] == "gold" and gets == ["Node"]
-
-
 def test_agent_restart_adopts_node_and_keeps_pod_ip(api: Registry, clock: FakeClock) -> None:
     rt = SimRuntime(clock=clock, latency=LatencyModel(sandbox=0, start=0))
     a = NodeAgent(api, "node-1", rt, heartbeat=10.0, clock=clock)
