@@ -35,8 +35,6 @@ class RecentValues:
         self.capacity = max(1, capacity)
         self._lock = threading.Lock()
         self._values: OrderedDict[str, KeyValue] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def remember(self, key: str, value: bytes, create_revision: int, mod_revision: int) -> None:
         if value[:1] != b"{":  # a transformed (encrypted) value: never kept in the clear here
@@ -51,11 +49,7 @@ class RecentValues:
         """The value of `key` at `revision` if it is the one remembered, else None."""
         with self._lock:
             kv = self._values.get(key)
-            if kv is not None and kv.mod_revision == revision:
-                self.hits += 1
-                return kv
-            self.misses += 1
-            return None
+            return kv if kv is not None and kv.mod_revision == revision else None
 
     def forget(self, key: str) -> None:
         with self._lock:

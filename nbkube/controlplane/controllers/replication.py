@@ -341,16 +341,16 @@ def slow_start_batch(count: int, initial: int, call: Callable[[], object]) -> Nb
     Upstream runs a batch's calls in parallel goroutines and stops after the batch; here they run
     one after another, so the first failure stops at once: never more writes than upstream makes.
     """
-    done, batch = 0, max(1, initial)
-    while done < count:
-        for _ in range(min(batch, count - done)):
+
+    def calls(n: int) -> NbkubeError | None:
+        for _ in range(n):
             try:
                 call()
             except NbkubeError as exc:
                 return exc
-            done += 1
-        batch *= 2
-    return None
+        return None
+
+    return slow_start_batches(count, initial, calls)
 
 
 def slow_start_batches(

@@ -326,14 +326,14 @@ class Scheduler:
         own compare-and-swap). A pod with claims to bind first, a conflict, or an API without
         update_many takes the one-pod path (`_bind_cycle`), which re-reads and retries."""
         update_many = getattr(self.api, "update_many", None)
-        simple = [i for i in items if not _has_claims(i[1])]
+        claimed = [i for i in items if _has_claims(i[1])]
+        simple = [i for i in items if i not in claimed]
         if len(simple) < 2 or not callable(update_many) or len({k for k, _p, _n in simple}) != len(simple):
             for key, pod, node_name in items:
                 self._bind_cycle(key, pod, node_name)
             return
-        for key, pod, node_name in items:
-            if _has_claims(pod):
-                self._bind_cycle(key, pod, node_name)
+        for key, pod, node_name in claimed:
+            self._bind_cycle(key, pod, node_name)
         wanted = [{**pod, "spec": {**(pod.get("spec") or {}), "nodeName": node}} for _k, pod, node in simple]
         try:
             results = list(update_many(wanted))

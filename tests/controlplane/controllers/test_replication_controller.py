@@ -306,18 +306,26 @@ class _CreatesFailAfter:
         return getattr(self._api, name)
 
 
+def _reconcile_failing(
+    api: Registry, factory: InformerFactory, wrapped: _CreatesFailAfter, error: type
+) -> ReplicationManager:
+    """An RC of 100 replicas reconciled once through `wrapped`, which raises `error`; the manager."""
+    ctl = ReplicationManager(wrapped, factory, clock=FakeClock())  # type: ignore[arg-type]
+    ctl.owners.start()
+    assert ctl.owners.wait_synced(5)
+    api.create(rc_manifest(replicas=100))
+    wait_for(lambda: ctl.owners.get("default/nginx") is not None)
+    with pytest.raises(error):
+        ctl.reconcile("default/nginx")
+    return ctl
+
+
 def test_a_failing_create_stops_the_batch_and_releases_expectations(
     api: Registry, factory: InformerFactory
 ) -> None:
     wrapped = _CreatesFailAfter(api, ok=3)
-    ctl = ReplicationManager(wrapped, factory, clock=FakeClock())  # type: ignore[arg-type]
-    ctl.owners.start()
+    ctl = _reconcile_failing(api, factory, wrapped, Forbidden)
     try:
-        assert ctl.owners.wait_synced(5)
-        api.create(rc_manifest(replicas=100))
-        wait_for(lambda: ctl.owners.get("default/nginx") is not None)
-        with pytest.raises(Forbidden):
-            ctl.reconcile("default/nginx")
         # batches of 1, 2 and 4 (sent at once, as upstream's): the third fails, none after it
         assert wrapped.attempts == 7, "one failed batch, none after it"
         assert len(active_pods(api)) == 3
@@ -339,15 +347,8 @@ class _BatchesRefusedAfter(_CreatesFailAfter):
 
 
 def test_a_batch_refused_whole_releases_its_expectations(api: Registry, factory: InformerFactory) -> None:
-    wrapped = _BatchesRefusedAfter(api, ok=3)
-    ctl = ReplicationManager(wrapped, factory, clock=FakeClock())  # type: ignore[arg-type]
-    ctl.owners.start()
+    ctl = _reconcile_failing(api, factory, _BatchesRefusedAfter(api, ok=3), StoreUnavailable)
     try:
-        assert ctl.owners.wait_synced(5)
-        api.create(rc_manifest(replicas=100))
-        wait_for(lambda: ctl.owners.get("default/nginx") is not None)
-        with pytest.raises(StoreUnavailable):
-            ctl.reconcile("default/nginx")
         # batches of 1 and 2 made, the third refused whole: only the 3 made are still expected,
         # so the next reconcile after they are observed is not held back by creates never sent
         assert len(active_pods(api)) == 3
