@@ -991,15 +991,10 @@ class LocalCluster(Cluster):
         old_agent, old_kit = self.agents.get(name), self.kits.get(name)
         if old_agent is None or old_kit is None:
             raise NotFound(f'node "{name}" does not run in this cluster')
-        old_agent.stop()
-        old_kit.stop(remove=False)
-        index = self._node_index[name]
-        del self.agents[name], self.kits[name], self.runtimes[name]
-        if self.host_proxy is not None and old_kit.node_ip in self.host_proxy.node_ips:
-            self.host_proxy.node_ips.remove(old_kit.node_ip)
         # The node stays alive through the swap, as a host whose kubelet restarts: its Lease is
-        # renewed while the new runtime and network are built (seconds on a loaded machine), so a
-        # short grace period (the fast profile's 2 s) does not evict the pods about to be adopted.
+        # renewed from before the old agent stops (stopping joins pod workers that may be inside a
+        # runtime call for seconds) until the new agent has renewed it itself, so a short grace
+        # period (the fast profile's 2 s) does not evict the pods about to be adopted.
         swapped = threading.Event()
 
         def keep_lease() -> None:
@@ -1012,6 +1007,12 @@ class LocalCluster(Cluster):
         beat = threading.Thread(target=keep_lease, name=f"restart-{name}-lease", daemon=True)
         beat.start()
         try:
+            old_agent.stop()
+            old_kit.stop(remove=False)
+            index = self._node_index[name]
+            del self.agents[name], self.kits[name], self.runtimes[name]
+            if self.host_proxy is not None and old_kit.node_ip in self.host_proxy.node_ips:
+                self.host_proxy.node_ips.remove(old_kit.node_ip)
             agent = self._add_node_at(name, index, start=True)
         finally:
             swapped.set()
