@@ -31,3 +31,18 @@ def test_depth_counts_shared_subtrees_once() -> None:
     for _ in range(30):
         tree = [tree] * 1000  # 1000**30 paths, but 32 distinct lists
     assert wirejson.depth(tree) == 33
+
+
+def test_encoded_values_hold_no_more_memory_than_their_length() -> None:
+    # encoded objects are kept (recent values, watch events): a writer's spare buffer must not be
+    import tracemalloc
+
+    obj = {"items": [{"metadata": {"name": f"pod-{i}", "labels": {"app": "web"}}} for i in range(3)]}
+    tracemalloc.start()
+    try:
+        data = wirejson.dumps(obj)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert wirejson.loads(data) == obj
+    assert held < len(data) + 512
