@@ -78,14 +78,21 @@ class QuotaController(Controller):
             self.enqueue(new)
 
     def _object_changed(self, obj: Obj) -> None:
-        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
-        for quota in self.quotas.by_index("namespace", namespace):
-            if _tracks(quota, str(obj.get("kind", ""))):
-                self.enqueue(quota)
+        for quota in self._quotas_tracking(obj):
+            self.enqueue(quota)
 
     def _object_updated(self, old: Obj, new: Obj) -> None:
-        if usage_of(old, _ALL_RESOURCES) != usage_of(new, _ALL_RESOURCES):
-            self._object_changed(new)
+        # Every pod status write lands here: without a quota that counts the kind in its namespace
+        # (most namespaces) nothing is computed, nor kept in usage_of's cache.
+        quotas = self._quotas_tracking(new)
+        if quotas and usage_of(old, _ALL_RESOURCES) != usage_of(new, _ALL_RESOURCES):
+            for quota in quotas:
+                self.enqueue(quota)
+
+    def _quotas_tracking(self, obj: Obj) -> list[Obj]:
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
+        kind = str(obj.get("kind", ""))
+        return [q for q in self.quotas.by_index("namespace", namespace) if _tracks(q, kind)]
 
     # -- reconcile ----------------------------------------------------------------------------------
 

@@ -152,3 +152,27 @@ def test_reconcile_directly_recounts_without_informers(qapi: Registry) -> None:
     rv = qapi.get("ResourceQuota", "q")["metadata"]["resourceVersion"]
     ctl.reconcile("default/q")  # nothing changed: no write
     assert qapi.get("ResourceQuota", "q")["metadata"]["resourceVersion"] == rv
+
+
+def test_pod_updates_where_no_quota_counts_pods_compute_no_usage(
+    qapi: Registry, controller: QuotaController, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every pod status write reaches the controller: without a quota it must cost nothing per pod
+    import nbkube.controlplane.controllers.quota as quota_module
+
+    computed: list[str] = []
+
+    def counting_usage_of(obj: dict[str, Any], resources: Any) -> Any:
+        computed.append(obj["metadata"]["name"])
+        return {}
+
+    monkeypatch.setattr(quota_module, "usage_of", counting_usage_of)
+    old = qapi.create(pod("p"))
+    new = {**old, "status": {"phase": "Running"}}
+    controller._object_updated(old, new)
+    assert computed == []
+    qapi.create({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "compute"},
+                 "spec": {"hard": {"requests.cpu": "1"}}})
+    assert wait_for(lambda: controller.quotas.get("default/compute") is not None)
+    controller._object_updated(old, new)
+    assert computed == ["p", "p"]
