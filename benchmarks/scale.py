@@ -134,8 +134,8 @@ class ReadyCounter:
         self._thread.join(5)
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
+def _rss_mb(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
@@ -143,13 +143,14 @@ def _rss_mb() -> float:
 
 
 PROFILE = "kubernetes"  # --profile: upstream's timings (10 s heartbeat, 40 s grace) by default
+STORE = "memory"  # --store: LocalCluster's store= ("auto" is `nbkube up`'s: a private etcd when installed)
 
 
 def _cluster(nodes: int, timeout: float) -> LocalCluster:
     c = LocalCluster(
         nodes=nodes,
         runtime="sim",
-        store="memory",
+        store=STORE,
         profile=get_profile(PROFILE),
         start=False,
         capacity=CAPACITY,
@@ -481,6 +482,8 @@ class Density:
     pods_s: float
     threads: int
     rss_mb_with_pods: float = 0.0  # the whole process's RSS growth once every pod is Ready (or at the bound)
+    store: str = "memory"
+    store_rss_mb: float = 0.0  # a private etcd's RSS then (0: the store lives in this process)
     pods_seconds: float = 0.0  # from the Deployment's create to the last pod Ready, or to the bound
     first10: float = 0.0  # pods/s over the first 10% of the pods that became Ready
     last10: float = 0.0  # and over the last 10% of them
@@ -514,6 +517,9 @@ def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float 
             c.api.create(_deployment("dens", pods))
             out.finished = counter.wait(pods, pods_timeout or timeout)
             counter.stop()
+            # RSS now, before this benchmark lists every Event below (a heap it would grow itself)
+            out.rss_mb_with_pods = _rss_mb() - rss0
+            out.store_rss_mb = _rss_mb(c.etcd.proc.pid) if c.etcd is not None else 0.0
             times = sorted(counter.times)
             out.pods_ready = len(times)
             end = times[-1] if out.finished and times else time.perf_counter()
@@ -524,7 +530,9 @@ def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float 
             out.not_ready_gaps, out.not_ready_span = _not_ready_detail(c, t1_wall)
             if not out.finished:
                 out.unready_at_end = _unready(c)
-        out.rss_mb_with_pods = _rss_mb() - rss0
+        if not pods:
+            out.rss_mb_with_pods = _rss_mb() - rss0
+        out.store = STORE
         return out
     finally:
         c.stop()
@@ -560,7 +568,13 @@ def _density_row(d: Density, name: str) -> Row:
         note=(
             f"{nodes}; {d.pods_ready}/{d.pods} pods Ready in {d.pods_seconds:.0f} s ({how}) through one "
             f"Deployment; first 10% {d.first10:.0f} pods/s, last 10% {d.last10:.0f} pods/s; process RSS "
-            f"then +{d.rss_mb_with_pods:.0f} MB (store, informers and nodes); {d.not_ready_events} "
+            f"then +{d.rss_mb_with_pods:.0f} MB ("
+            + (
+                f"informers and nodes; store: a private etcd of {d.store_rss_mb:.0f} MB RSS"
+                if d.store_rss_mb
+                else f"store {d.store}, informers and nodes"
+            )
+            + f"); {d.not_ready_events} "
             f"NodeNotReady/eviction events"
             + (
                 f" (heartbeat gaps min/median/max {d.not_ready_gaps[0]:.0f}/{d.not_ready_gaps[1]:.0f}/"
@@ -634,19 +648,24 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
     return out
 
 
+def _configure(profile: str, store: str) -> None:
+    """Set this module's command-line choices (in a spawned process, which imports it afresh)."""
+    global PROFILE, STORE
+    PROFILE, STORE = profile, store
+
+
 def _in_own_process(fn: Any, *args: Any) -> Any:
-    """`fn(*args)` in a fresh process: its heap, its GIL, none of the earlier runs' threads."""
+    """`fn(*args)` in a fresh process: its heap, its GIL, none of the earlier runs' threads; the
+    same --profile and --store."""
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
+    with ctx.Pool(1, initializer=_configure, initargs=(PROFILE, STORE)) as pool:
         return pool.apply(fn, args)
 
 
 def _fresh_density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None) -> Density:
     """`density` in a process of its own: RSS growth measured on a heap the earlier runs of this
     process have not already grown (freed memory is reused, and would hide the nodes' cost)."""
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(density, (nodes, pods_per_node, timeout, pods_timeout))
+    return _in_own_process(density, nodes, pods_per_node, timeout, pods_timeout)
 
 
 def main() -> None:
@@ -663,9 +682,14 @@ def main() -> None:
     ap.add_argument(
         "--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)"
     )
+    ap.add_argument(
+        "--store",
+        default="memory",
+        choices=["memory", "sqlite", "auto"],
+        help="the clusters' store (auto: `nbkube up`'s, a private etcd process when etcd is installed)",
+    )
     a = ap.parse_args()
-    global PROFILE
-    PROFILE = a.profile
+    _configure(a.profile, a.store)
     if a.only == "e2e":
         print(e2e_deployment(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
         return
