@@ -162,6 +162,10 @@ class NodeAgent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running = False
+        # A pooled agent reads its Node (fault annotation, status) from the shared Node informer:
+        # thousands of sim nodes each reading their Node from the store every beat were a fifth
+        # of the beat's cost (see agentpool.py for why beats must stay cheap).
+        self._nodes: Informer | None = self.factory.informer("Node") if pool is not None else None
         if pool is not None:
             pool.attach(self, self.pods)  # the pool routes our pods' events to us
         else:
@@ -482,11 +486,22 @@ class NodeAgent:
         updated = {**current, "spec": {**(current.get("spec") or {}), **spec}}
         self._lease_rv = self.api.update(updated)["metadata"]["resourceVersion"]
 
+    def _read_node(self) -> Obj | None:
+        """Our Node (None: there is none): a pooled agent's from the Node informer once it holds
+        it (a status write from a stale copy is a Conflict, re-read), else from the API."""
+        if self._nodes is not None:
+            cached = self._nodes.get(self.node_name)
+            if cached is not None:
+                return cached
+        try:
+            return self.api.get("Node", self.node_name)
+        except NotFound:
+            return None
+
     def _check_fault_annotation(self) -> Obj | None:
         """Read our Node; obey (or lift) a fault set through its annotation. Returns the Node."""
-        try:
-            node = self.api.get("Node", self.node_name)
-        except NotFound:
+        node = self._read_node()
+        if node is None:
             return None
         wanted = str(((node.get("metadata") or {}).get("annotations") or {}).get(FAULT_ANNOTATION) or "")
         if wanted in FAULT_MODES and self._fault != wanted:
@@ -503,27 +518,35 @@ class NodeAgent:
         self.renew_lease()
         self._after_renewal(node)
 
-    def beat_begin(self) -> tuple[Obj | None, Obj | None]:
-        """An AgentPool's heartbeat, first half: obey (or lift) a fault; returns our Node and the
-        renewed Lease to write (None: faulted, or no Lease written yet: `beat_end` renews it)."""
-        node = self._check_fault_annotation()
+    def beat_begin(self) -> Obj | None:
+        """An AgentPool's heartbeat, first half: obey (or lift) a fault; returns the renewed Lease
+        to write (None: faulted, or no Lease written yet: `lease_written` renews it)."""
+        self._check_fault_annotation()
         if self._fault is not None or not self._lease_rv:
-            return node, None
-        return node, self._lease_renewal()[0]
+            return None
+        return self._lease_renewal()[0]
 
-    def beat_end(self, node: Obj | None, renewed: Obj | Exception | None) -> None:
+    def lease_written(self, renewed: Obj | Exception | None) -> None:
         """Second half, once the pool wrote the Leases of many agents at once (`renewed`: ours as
         written, or why it was not): on any failure the Lease is renewed the one-at-a-time way,
-        which reads it again; then the Node status when due, metrics and the relist."""
+        which reads it again. The rest of the beat is `beat_chores`, which the pool runs apart."""
         try:
             if self._fault is None:
                 if isinstance(renewed, dict):
                     self._lease_rv = str(renewed["metadata"]["resourceVersion"])
                 else:
                     self.renew_lease()
-                self._after_renewal(node)
         except Exception as exc:
             log_failure(log, f"node {self.node_name}: heartbeat", exc)
+
+    def beat_chores(self) -> None:
+        """What a heartbeat does besides the Lease: the Node status when due (or registering the
+        Node again if it went), metrics and the relist."""
+        try:
+            if self._fault is None:
+                self._after_renewal(self._read_node())
+        except Exception as exc:
+            log_failure(log, f"node {self.node_name}: node status", exc)
         self._metrics_and_relist()
 
     def _after_renewal(self, node: Obj | None) -> None:

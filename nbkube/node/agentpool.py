@@ -9,8 +9,13 @@ no thread of their own:
 - pod events reach only the agents of the pod's old and new `spec.nodeName` (one handler on the
   informer, a dict lookup per event);
 - pod syncs of every agent share one WorkQueue and `workers` threads (keys carry the node name);
-- heartbeats (Lease renewal, Node status when due) have a queue and threads of their own, so a
-  backlog of pod syncs never delays a Lease renewal into the node-monitor grace period;
+- heartbeats have a queue and threads of their own, so a backlog of pod syncs never delays a Lease
+  renewal into the node-monitor grace period; and a beat there is only the Lease (the fault check
+  reads the Node from the shared informer, the renewals of the agents due together are one store
+  transaction): the rest of a heartbeat (Node status when due, metrics, relist, four times the
+  Lease's cost) goes to a chores queue with a thread of its own, at most one chore queued per
+  agent. Under a load that leaves the beat threads a small share of the one GIL, Leases that had
+  to wait behind status writes and metrics came a minute late and nodes flapped NotReady;
 - one ticker thread queues each agent's heartbeat and relist when due, spread over the interval so
   that N nodes do not all beat at once; an agent's next beat is due one interval after its last one
   finished (as kubelet's lease loop waits its interval after each renewal), so a pool that falls
@@ -113,13 +118,15 @@ class AgentPool:
         self.beat_workers = max(1, beat_workers)
         self.pods = WorkQueue(clock=clock)
         self.beats = WorkQueue(clock=clock)
+        self.chores = WorkQueue(clock=clock)
         self._lock = threading.Lock()
         self._agents: dict[str, NodeAgent] = {}
         self._hooked: set[int] = set()  # ids of the informers our router listens on
         self._heap: list[tuple[float, int, str]] = []  # (due monotonic, seq, node name)
         self._scheduled: set[str] = set()  # the names in _heap
         self._seq = 0
-        self._batches: dict[str, list[str]] = {}  # beat-queue token -> the agents due together
+        self._batches: dict[str, list[str]] = {}  # beat/chore-queue token -> the agents in it
+        self._chores_queued: set[str] = set()  # agents with a chore in self.chores
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -192,7 +199,10 @@ class AgentPool:
         if self.pods.shutting_down:
             self.pods = WorkQueue(clock=self.clock)
             self.beats = WorkQueue(clock=self.clock)
-        loops = [(self._ticker, "ticker")]
+            self.chores = WorkQueue(clock=self.clock)
+            with self._lock:
+                self._chores_queued.clear()
+        loops = [(self._ticker, "ticker"), (self._chore_worker, "chores")]
         loops += [(self._pod_worker, f"podsync-{i}") for i in range(self.workers)]
         loops += [(self._beat_worker, f"heartbeat-{i}") for i in range(self.beat_workers)]
         for target, name in loops:
@@ -205,6 +215,7 @@ class AgentPool:
         self._wake.set()
         self.pods.shutdown()
         self.beats.shutdown()
+        self.chores.shutdown()
         threads, self._threads = self._threads, []
         for t in threads:
             if t is not threading.current_thread():
@@ -234,35 +245,59 @@ class AgentPool:
 
     def _queue_beats(self, names: list[str]) -> None:
         """One beat-queue item for the agents due at once (their Leases are written together)."""
-        if len(names) == 1:
-            self.beats.add(names[0])
-            return
+        self.beats.add(self._token("beats", names))
+
+    def _token(self, what: str, names: list[str]) -> str:
         with self._lock:
             self._seq += 1
-            token = f"{_SEP}beats-{self._seq}"
+            token = f"{_SEP}{what}-{self._seq}"
             self._batches[token] = names
-        self.beats.add(token)
+        return token
+
+    def _take(self, token: str) -> list[str]:
+        with self._lock:
+            return self._batches.pop(token, [])
 
     def _beat_worker(self) -> None:
         while not self._stop.is_set():
             item = self.beats.get()
             if item is None:
                 return
-            names = [item]
+            names = self._take(item)
             try:
-                if item.startswith(_SEP):
-                    with self._lock:
-                        names = self._batches.pop(item, [])
-                    self._beat_many(names)
-                    continue
-                agent = self._agent(item)
-                if agent is not None and agent.running:
-                    agent.beat_and_relist()
+                self._beat_many(names)
             except Exception as exc:  # the agents log their own failures; this is a bug
                 log_failure(log, "agent pool: heartbeat", exc, detail=item)
             finally:
                 self.beats.done(item)
                 self._next_beats(names)
+
+    def _queue_chores(self, names: list[str]) -> None:
+        """The rest of these agents' beats, unless a chore of theirs is still queued (a chores
+        thread that falls behind does each agent's once, not once per beat it missed)."""
+        with self._lock:
+            fresh = [n for n in names if n not in self._chores_queued]
+            self._chores_queued.update(fresh)
+        if fresh:
+            self.chores.add(self._token("chores", fresh))
+
+    def _chore_worker(self) -> None:
+        while not self._stop.is_set():
+            item = self.chores.get()
+            if item is None:
+                return
+            names = self._take(item)
+            try:
+                for name in names:
+                    with self._lock:
+                        self._chores_queued.discard(name)  # a beat from now on queues another
+                    agent = self._agent(name)
+                    if agent is not None and agent.running:
+                        agent.beat_chores()
+            except Exception as exc:  # beat_chores logs its own failures; this is a bug
+                log_failure(log, "agent pool: heartbeat chores", exc, detail=item)
+            finally:
+                self.chores.done(item)
 
     def _next_beats(self, names: list[str]) -> None:
         """Schedule the next beat of agents whose beat just finished: one interval from now."""
@@ -273,23 +308,23 @@ class AgentPool:
                 self._schedule(name, now + agent.heartbeat_interval)
 
     def _beat_many(self, names: list[str]) -> None:
-        """Heartbeats of several agents, their Lease renewals in one registry batch (one store
-        transaction), each renewal its own compare-and-swap; the rest of each beat as usual."""
-        begun: list[tuple[NodeAgent, Obj | None, Obj | None]] = []
+        """Lease renewals of several agents in one registry batch (one store transaction), each
+        its own compare-and-swap; then their chores are queued."""
+        begun: list[tuple[NodeAgent, Obj | None]] = []
         for name in names:
             agent = self._agent(name)
             if agent is None or not agent.running:
                 continue
             try:
-                node, lease = agent.beat_begin()
+                lease = agent.beat_begin()
             except Exception as exc:  # an API hiccup reading its Node: the one-at-a-time beat
                 log_failure(log, f"node {name}: heartbeat", exc)
                 agent.beat_and_relist()
                 continue
-            begun.append((agent, node, lease))
+            begun.append((agent, lease))
         # the agents of one registry (a pool normally serves one cluster) in one batch each
         by_api: dict[int, list[tuple[NodeAgent, Obj]]] = {}
-        for agent, _node, lease in begun:
+        for agent, lease in begun:
             if lease is not None:
                 by_api.setdefault(id(agent.api), []).append((agent, lease))
         written: dict[str, Obj | Exception] = {}
@@ -302,8 +337,9 @@ class AgentPool:
                 results = [exc] * len(group)
             for (agent, _), result in zip(group, results, strict=True):
                 written[agent.node_name] = result
-        for agent, node, _lease in begun:
-            agent.beat_end(node, written.get(agent.node_name))
+        for agent, _lease in begun:
+            agent.lease_written(written.get(agent.node_name))
+        self._queue_chores([agent.node_name for agent, _lease in begun])
 
     def held_statuses(self) -> list[PendingStatus] | None:
         """The calling pod worker's held-back status writes (None outside a pod worker)."""

@@ -60,9 +60,9 @@ def test_pool_runs_pods_of_many_agents_on_its_own_threads(api: Registry, clock: 
     before = threading.active_count()
     agents = _agents(api, clock, pool, 20)
     try:
-        # the pool's threads (ticker, 2 pod workers, 1 heartbeat worker, its queue's timer) and
-        # the shared informer's: none per agent
-        assert threading.active_count() - before <= 8
+        # the pool's threads (ticker, 2 pod workers, 1 heartbeat worker, 1 chores worker), the
+        # shared informers' (pods, services, nodes) and the store's watch: none per agent
+        assert threading.active_count() - before <= 9
         api.create(bound_pod("a", node="node-3"))
         api.create(bound_pod("b", node="node-17"))
         wait_for(lambda: api.get("Pod", "a").get("status", {}).get("containerStatuses"))
@@ -290,6 +290,43 @@ def test_a_pool_that_falls_behind_beats_less_often_instead_of_queueing_beats(
             wait_for(lambda: len(beats) == 6, what="the next beats")
             assert all(t >= t_done + 10.0 for _n, t in beats[3:])
     finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
+
+
+def test_leases_are_renewed_while_the_rest_of_the_beats_hang(api: Registry, clock: FakeClock) -> None:
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 3)
+    names = [a.node_name for a in agents]
+    release = threading.Event()
+    chores: list[str] = []
+    real_chores = NodeAgent.beat_chores
+
+    def slow_chores(self: NodeAgent) -> None:
+        chores.append(self.node_name)
+        release.wait(10)  # node status, metrics and relist stuck, as behind a starved GIL
+        real_chores(self)
+
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(NodeAgent, "beat_chores", slow_chores)
+            before = {n: _renewed(api, n) for n in names}
+            clock.advance(20.1)  # every agent's first beat is due (within one interval of its start)
+            for _ in range(4):  # and in each of four intervals after it, every Lease is renewed
+                wait_for(lambda b=before: all(_renewed(api, n) > b[n] for n in names), what="renewals")
+                before = {n: _renewed(api, n) for n in names}
+                clock.advance(10.1)
+            wait_for(lambda b=before: all(_renewed(api, n) > b[n] for n in names), what="renewals")
+            # the first chore hangs; the agents' later beats queued theirs once each, not once a beat
+            assert len(chores) == 1
+            assert pool._chores_queued == set(names)
+            assert len(pool.chores) <= 1
+            release.set()
+            wait_for(lambda: not pool._chores_queued and len(pool.chores) == 0, what="chores done")
+            assert sorted(set(chores)) == names
+    finally:
+        release.set()
         for ag in agents:
             ag.stop()
         pool.stop()
