@@ -16,7 +16,7 @@ from typing import Any
 from nbkube.api import kinds, naming
 from nbkube.api.defaults import default_service_account
 from nbkube.api.discovery import validate_endpoint_slice
-from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, is_int, join, show
+from nbkube.api.fieldcheck import INT64_MAX, INT64_MIN, Errors, ints_fit_int64, is_int, join, show
 from nbkube.api.validate_batch import validate_cron_job, validate_job, validate_job_update
 from nbkube.api.validate_common import check_object_meta
 from nbkube.api.validate_daemonset_pdb import (
@@ -147,7 +147,7 @@ def validate(obj: Any) -> list[FieldError]:
     _VALIDATORS[info.kind](e, obj)
     if info.has_status:
         e.mapping(obj, "status", "")
-    if not e:
+    if not e and not ints_fit_int64(obj):
         _check_int64(e, obj, "")
     return list(e)
 

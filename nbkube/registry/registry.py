@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from nbkube.api import kinds, wirejson
 from nbkube.api.defaults import apply_defaults, preserve_allocated
+from nbkube.api.fieldcheck import ints_fit_int64
 from nbkube.api.initial_status import fill_initial_status
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
@@ -153,7 +154,7 @@ def _validate_status_write(new: Obj, old: Obj) -> builtins.list[FieldError]:
         return []
     if not isinstance(status, dict):
         return [FieldError("status", f"Invalid value: {type(status).__name__}: must be a mapping")]
-    return _int64_errors(status, "status")
+    return [] if ints_fit_int64(status) else _int64_errors(status, "status")
 
 
 _INT64 = (-(2**63), 2**63 - 1)

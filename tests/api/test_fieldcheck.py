@@ -127,3 +127,19 @@ def test_getter_returns_none_and_records_one_error() -> None:
     assert [str(x) for x in e] == [
         "spec.n: Invalid value: 2147483648: must be a 32-bit integer (between -2147483648 and 2147483647)"
     ]
+
+
+def test_the_quick_int64_walk_agrees_with_the_exact_one_and_defers_on_unknown_types() -> None:
+    from nbkube.api.fieldcheck import ints_fit_int64
+
+    fine = {"a": [True, None, 1.5, -(2**63), {"b": INT64_MAX}], "s": "x"}
+    assert ints_fit_int64(fine)
+    assert not ints_fit_int64({"a": [1, {"b": INT64_MAX + 1}]})
+    assert not ints_fit_int64([-(2**63) - 1])
+
+    class Small(int):
+        pass
+
+    # not a JSON type: the quick walk says no, and the exact walk decides
+    assert not ints_fit_int64({"a": Small(3)})
+    assert not ints_fit_int64({"a": (1, 2)})
