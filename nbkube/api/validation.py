@@ -64,7 +64,7 @@ from nbkube.api.validate_workloads import (
 )
 from nbkube.errors import BadRequest, FieldError
 
-__all__ = ["validate", "validate_update", "name_check_for"]
+__all__ = ["validate", "validate_update", "name_check_for", "int64_errors"]
 
 KindValidator = Callable[[Errors, dict[str, Any]], None]
 
@@ -147,8 +147,18 @@ def validate(obj: Any) -> list[FieldError]:
     _VALIDATORS[info.kind](e, obj)
     if info.has_status:
         e.mapping(obj, "status", "")
-    if not e and not ints_fit_int64(obj):
-        _check_int64(e, obj, "")
+    if not e:
+        e.extend(int64_errors(obj))
+    return list(e)
+
+
+def int64_errors(value: Any, path: str = "") -> list[FieldError]:
+    """Integers beyond int64 under `path`: a quick walk first (almost every object passes), then
+    the one that names each field."""
+    if ints_fit_int64(value):
+        return []
+    e = Errors()
+    _check_int64(e, value, path)
     return list(e)
 
 

@@ -41,13 +41,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from nbkube.api import kinds, wirejson
 from nbkube.api.defaults import apply_defaults, preserve_allocated
-from nbkube.api.fieldcheck import ints_fit_int64
 from nbkube.api.initial_status import fill_initial_status
 from nbkube.api.kinds import KindInfo
 from nbkube.api.meta import Obj
 from nbkube.api.meta import name as name_of
 from nbkube.api.patch import merge_patch
-from nbkube.api.validation import validate, validate_update
+from nbkube.api.validation import int64_errors, validate, validate_update
 from nbkube.api.wirenorm import from_wire
 from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.errors import (
@@ -154,31 +153,7 @@ def _validate_status_write(new: Obj, old: Obj) -> builtins.list[FieldError]:
         return []
     if not isinstance(status, dict):
         return [FieldError("status", f"Invalid value: {type(status).__name__}: must be a mapping")]
-    return [] if ints_fit_int64(status) else _int64_errors(status, "status")
-
-
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def _int64_errors(value: Any, path: str) -> builtins.list[FieldError]:
-    """Integers beyond int64 under `path` (the store's JSON reader could not give them back)."""
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, int):
-        if _INT64[0] <= value <= _INT64[1]:
-            return []
-        limits = f"between {_INT64[0]} and {_INT64[1]}"
-        return [FieldError(path, f"Invalid value: {value}: must be a 64-bit integer ({limits})")]
-    out: builtins.list[FieldError] = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if type(v) not in (str, type(None), float, bool):
-                out += _int64_errors(v, f"{path}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            if type(v) not in (str, type(None), float, bool):
-                out += _int64_errors(v, f"{path}[{i}]")
-    return out
+    return int64_errors(status, "status")
 
 
 def _selector(label_selector: Any) -> _Matcher | None:
