@@ -326,8 +326,10 @@ class Scheduler:
         own compare-and-swap). A pod with claims to bind first, a conflict, or an API without
         update_many takes the one-pod path (`_bind_cycle`), which re-reads and retries."""
         update_many = getattr(self.api, "update_many", None)
-        claimed = [i for i in items if _has_claims(i[1])]
-        simple = [i for i in items if i not in claimed]
+        claimed: list[tuple[str, Obj, str]] = []
+        simple: list[tuple[str, Obj, str]] = []
+        for item in items:
+            (claimed if _has_claims(item[1]) else simple).append(item)
         if len(simple) < 2 or not callable(update_many) or len({k for k, _p, _n in simple}) != len(simple):
             for key, pod, node_name in items:
                 self._bind_cycle(key, pod, node_name)
