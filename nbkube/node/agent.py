@@ -278,9 +278,10 @@ class NodeAgent:
 
     def _node_labels(self) -> dict[str, str]:
         try:
-            return dict((self.api.get("Node", self.node_name).get("metadata") or {}).get("labels") or {})
+            node = self._read_node()  # a pooled agent's from the Node informer, as its beats read it
         except NbkubeError:
             return {}
+        return dict(((node or {}).get("metadata") or {}).get("labels") or {})
 
     # -- registration and heartbeat ----------------------------------------------------------------
 
