@@ -10,6 +10,20 @@ from typing import Any
 
 Obj = dict[str, Any]
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_clone(value: Any) -> Any:
+    """Deep copy of a JSON-shaped value; several times faster than copy.deepcopy (no memo, no
+    dispatch per value). Anything that is not a dict or list is treated as immutable: objects in
+    wire shape hold only JSON scalars."""
+    if isinstance(value, dict):
+        # scalar values (most of them) are kept without a call per value
+        return {k: v if type(v) in _SCALARS else json_clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [v if type(v) in _SCALARS else json_clone(v) for v in value]
+    return value
+
 
 def metadata(obj: Obj) -> dict[str, Any]:
     return obj.setdefault("metadata", {})

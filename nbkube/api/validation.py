@@ -9,7 +9,6 @@ and anything else that builds objects by hand and wants to check them.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -260,15 +259,20 @@ _POD_UPDATE_MSG = (
 
 
 def _pod_update(e: Errors, new: dict[str, Any], old: dict[str, Any]) -> None:
-    a, b = copy.deepcopy(new), copy.deepcopy(old)
+    # shallow copies: what this check changes is top-level keys and the containers' images, and
+    # those are copied as they are changed (a deep copy of both specs was most of a bind's cost)
+    a, b = dict(new), dict(old)
     # a pod stored before its ServiceAccount was defaulted reads as running as `default`
     default_service_account(b)
     for key in ("containers", "initContainers"):
         new_c, old_c = a.get(key), b.get(key)
         if isinstance(new_c, list) and isinstance(old_c, list) and len(new_c) == len(old_c):
-            for nc, oc in zip(new_c, old_c, strict=True):
-                if isinstance(nc, dict) and isinstance(oc, dict) and "image" in oc:
-                    nc["image"] = oc["image"]
+            a[key] = [
+                {**nc, "image": oc["image"]}
+                if isinstance(nc, dict) and isinstance(oc, dict) and "image" in oc
+                else nc
+                for nc, oc in zip(new_c, old_c, strict=True)
+            ]
     old_deadline, new_deadline = b.pop("activeDeadlineSeconds", None), a.pop("activeDeadlineSeconds", None)
     if is_int(old_deadline) and (not is_int(new_deadline) or new_deadline > old_deadline):
         e.invalid(

@@ -196,17 +196,22 @@ class Informer:
         """Put (or with None remove) one object; returns the previous one."""
         with self._lock:
             old = self._items.pop(key, None)
-            if old is not None:
-                for name, values in self._index_values(old).items():
-                    for v in values:
-                        keys = self._index[name].get(v)
-                        if keys is not None:
-                            keys.discard(key)
-                            if not keys:
-                                del self._index[name][v]
+            before = self._index_values(old) if old is not None else {}
+            after = self._index_values(obj) if obj is not None else {}
+            for name, values in before.items():
+                if after.get(name) == values:
+                    continue  # most updates (a status write) move no index entry: left as they are
+                for v in values:
+                    keys = self._index[name].get(v)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del self._index[name][v]
             if obj is not None:
                 self._items[key] = obj
-                for name, values in self._index_values(obj).items():
+                for name, values in after.items():
+                    if before.get(name) == values:
+                        continue
                     for v in values:
                         self._index[name].setdefault(v, set()).add(key)
             return old

@@ -22,6 +22,10 @@ Operation = Literal["CREATE", "UPDATE", "DELETE"]
 # itself failed after this plugin admitted `obj` (release what admit allocated or charged);
 # `committed(op, obj, old, registry)` runs after the write succeeded (e.g. release a deleted
 # Service's ClusterIP only once the delete has really happened). Hook errors are logged, not raised.
+#
+# And an optional attribute, `mutates: frozenset[str]`: the kinds whose objects `admit` may change.
+# The registry copies an object before admission and validates it again when a plugin changed it;
+# for a kind no plugin mutates it skips both. A plugin without the attribute may change any kind.
 
 
 class AdmissionPlugin(Protocol):

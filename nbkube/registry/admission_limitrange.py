@@ -61,6 +61,8 @@ def _ratio(limit: Decimal, request: Decimal) -> str:
 class LimitRanger:
     """Admission plugin: LimitRange defaults and bounds on Pod CREATE."""
 
+    mutates = frozenset({"Pod"})  # fills container requests/limits (see admission.py)
+
     def admit(self, op: Operation, obj: Obj, old: Obj | None, registry: Registry) -> None:
         if obj.get("kind") != "Pod" or op == "DELETE":
             return

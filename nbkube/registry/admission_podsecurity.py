@@ -187,6 +187,8 @@ def significant_pod_update(new: Obj, old: Obj) -> bool:
 class PodSecurityAdmission:
     """Admission plugin: Pod Security Standards on Pods, pod templates and Namespaces."""
 
+    mutates: frozenset[str] = frozenset()  # it refuses or warns, never changes (see admission.py)
+
     def __init__(
         self,
         config: PodSecurityConfig | str | Mapping[str, str] | None = None,

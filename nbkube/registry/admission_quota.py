@@ -204,6 +204,8 @@ def _pairs(values: dict[str, Decimal], names: list[str]) -> str:
 class QuotaAdmission:
     """Admission plugin: charge creates to the namespace's ResourceQuotas or refuse them."""
 
+    mutates: frozenset[str] = frozenset()  # it charges or refuses, never changes (see admission.py)
+
     def __init__(self) -> None:
         # one admission decision at a time in this process keeps CAS retries rare; the CAS is what
         # makes it safe across processes

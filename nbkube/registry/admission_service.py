@@ -173,6 +173,8 @@ class _Range:
 class ServiceAllocator:
     """Admission plugin: allocate on Service CREATE/UPDATE, release on DELETE (see module doc)."""
 
+    mutates = frozenset({"Service"})  # sets spec.clusterIP(s) and nodePorts (see admission.py)
+
     def __init__(
         self,
         service_cidr: str = SERVICE_CIDR,

@@ -608,7 +608,9 @@ def test_pod_spec_is_immutable_except_image_deadline_tolerations_and_binding() -
     new["spec"]["tolerations"].append({"key": "b", "operator": "Exists"})
     new["spec"]["nodeName"] = "n1"
     new["metadata"]["labels"] = {"x": "y"}
+    before_new, before_old = copy.deepcopy(new), copy.deepcopy(old)
     assert update_errors(new, old) == []
+    assert (new, old) == (before_new, before_old)  # the check works on copies
     rebind = copy.deepcopy(new)
     rebind["spec"]["nodeName"] = "n2"
     assert update_errors(rebind, new) == [

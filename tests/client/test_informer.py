@@ -123,6 +123,14 @@ def test_indexes(api: Registry, make_informer: Callable[..., Informer]) -> None:
     assert names(inf.by_index("label", "app=db")) == ["a"]
     assert names(inf.by_index("nodeName", "n1")) == ["a"]
     assert inf.by_index("namespace", "team") == []
+    # a write that moves no index entry (status only) keeps the pod under every entry it had
+    b = api.get("Pod", "b", "default")
+    api.update_status({**b, "status": {"phase": "Running"}})
+    rec.expect(1)
+    assert inf.get("default/b")["status"]["phase"] == "Running"  # type: ignore[index]
+    assert names(inf.by_index("label", "app=web")) == ["b"]
+    assert names(inf.by_index("nodeName", "n2")) == ["b"]
+    assert names(inf.by_index("image", "busybox")) == ["a", "b"]
     with pytest.raises(KeyError, match="no index"):
         inf.by_index("nope", "x")
 

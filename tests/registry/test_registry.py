@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from nbkube.api import kinds
 from nbkube.api.meta import Obj
 from nbkube.errors import AlreadyExists, BadRequest, Conflict, Expired, Forbidden, Invalid, NotFound, TooLarge
+from nbkube.registry.admission_chain import default_admission_plugins
 from nbkube.registry.registry import LAST_APPLIED, Registry, RegistryEvent, RegistryWatch
 from nbkube.store.base import KeyValue, WatchEvent
 
@@ -602,6 +604,42 @@ def test_reapplying_a_pod_completed_by_mutating_admission_is_unchanged(api: Regi
     [(again, action)] = reg.apply([pod("p1")])
     assert action == "unchanged"
     assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+
+
+class _BreaksPods:
+    """Mutating admission that makes a Pod invalid (an empty container name)."""
+
+    def __init__(self, mutates: frozenset[str] | None) -> None:
+        if mutates is not None:
+            self.mutates = mutates
+
+    def admit(self, op: str, obj: Obj, old: Obj | None, registry: Registry) -> None:
+        if obj.get("kind") == "Pod":
+            obj["spec"]["containers"][0]["name"] = ""
+
+
+@pytest.mark.parametrize("mutates", [None, frozenset({"Pod"})])
+def test_what_admission_changed_is_validated_again(api: Registry, mutates: frozenset[str] | None) -> None:
+    reg = Registry(api.store, admission=[_BreaksPods(mutates)], clock=api.clock)
+    with pytest.raises(Invalid, match="name"):
+        reg.create(pod("broken"))
+    [err] = reg.create_many([pod("broken")])
+    assert isinstance(err, Invalid)
+    with pytest.raises(NotFound):
+        reg.get("Pod", "broken", "default")
+
+
+def test_kinds_no_plugin_mutates_skip_the_copy_before_admission(api: Registry) -> None:
+    reg = Registry(api.store, admission=default_admission_plugins(), clock=api.clock)
+    event = {"kind": "Event", "metadata": {"name": "e"}}
+    assert reg._before_admission(kinds.lookup("Event"), event) is None
+    assert reg._before_admission(kinds.lookup("Lease"), event) is None
+    copied = reg._before_admission(kinds.lookup("Pod"), pod("p"))
+    assert copied == pod("p") and copied is not None
+    assert reg._before_admission(kinds.lookup("Service"), {"kind": "Service"}) == {"kind": "Service"}
+    # a plugin that does not say what it mutates may change anything
+    reg.admission.append(_Recorder())
+    assert reg._before_admission(kinds.lookup("Event"), event) == event
 
 
 # --- deletes without preconditions retry conflicts, as upstream's storage does ---------------------

@@ -17,14 +17,13 @@ What reconcile does, as upstream's ReplicaSet controller:
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.fieldcheck import INT32_MAX
-from nbkube.api.meta import Obj, controller_of, key_of, split_key
+from nbkube.api.meta import Obj, controller_of, json_clone, key_of, split_key
 from nbkube.api.selectors import Selector, selector_from_label_selector, selector_from_map
 from nbkube.client.controller import Controller
 from nbkube.client.events import record_event
@@ -208,7 +207,7 @@ def pod_from_template(
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": pod_meta,
-        "spec": copy.deepcopy(template.get("spec") or {}),
+        "spec": json_clone(template.get("spec") or {}),
     }
 
 
