@@ -50,7 +50,9 @@ def _cond(old_status: Obj, ctype: str, value: bool, now: float, reason: str = ""
         out["lastTransitionTime"] = prev["lastTransitionTime"]
     else:
         out["lastTransitionTime"] = rfc3339(now)
-    out["lastProbeTime"] = None
+    # no `lastProbeTime: null`: the registry drops nulls from what is written (as the apiserver's
+    # decoding does), so a status built with one never equals the stored one, and every resync
+    # of a settled pod would send a write that changes nothing
     if reason and not value:
         out["reason"] = reason
     return out

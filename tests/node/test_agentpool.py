@@ -147,6 +147,14 @@ def test_pooled_agent_writes_a_pods_first_status_once_it_settled(api: Registry, 
     pool = AgentPool(clock=clock, workers=1, beat_workers=1, status_settle=0.5)
     agents = _agents(api, clock, pool, 1)  # sandbox 0.1 + start 0.2: settles within 0.5
     w = api.watch("Pod", "default")
+    asked: list[str] = []  # status writes the agent asks for, written or not
+    real = api.update_status
+
+    def spy(obj, **kw):  # type: ignore[no-untyped-def]
+        asked.append(obj["metadata"]["name"])
+        return real(obj, **kw)
+
+    api.update_status = spy  # type: ignore[method-assign]
     try:
         api.create(bound_pod("fast", node="node-1"))
         wait_for(lambda: agents[0].runtime.list_pods(), what="pod started in the runtime")
@@ -157,8 +165,15 @@ def test_pooled_agent_writes_a_pods_first_status_once_it_settled(api: Registry, 
             if ev.type == "MODIFIED":
                 written.append(ev.object["status"].get("phase"))
         assert written == ["Running"]
+        # its own write came back to the agent's informer and resynced the pod: nothing to write
+        wait_for(lambda: ready(agents[0].pods.get("default/fast") or {}), what="agent saw its write")
+        agents[0].queue.add("default/fast")
+        clock.advance(0.3)
+        time.sleep(0.3)
+        assert asked == ["fast"]
         assert api.get("Pod", "fast")["status"]["containerStatuses"][0]["state"].get("running")
     finally:
+        del api.update_status  # the class's again
         w.cancel()
         for ag in agents:
             ag.stop()
