@@ -296,9 +296,8 @@ def scheduler_alone(nodes: int, pods: int, timeout: float) -> SchedulerAlone:
     nodes register (same allocatable) and `pods` pending pods of the e2e template are written
     first into an in-memory registry (the e2e's store); then a Scheduler with its informers starts
     and the clock runs until every pod is bound. No controllers, no node agents, no Ready. The
-    registry has the cluster's admission chain and Event batching, as the e2e run's scheduler has."""
-    # the cluster's admission chain and (below) its Event batching: the scheduler's binds and
-    # Events cost here what they cost inside the e2e run
+    registry has the cluster's admission chain and Event batching, so the scheduler's binds and
+    Events cost here what they cost inside the e2e run."""
     api = Registry(open_store("sqlite://:memory:"), admission=default_admission_plugins())
     try:
         for i in range(nodes):

@@ -198,9 +198,11 @@ class Informer:
             old = self._items.pop(key, None)
             before = self._index_values(old) if old is not None else {}
             after = self._index_values(obj) if obj is not None else {}
+            # most updates (a status write) move no index entry: those indexes are left as they are
+            unmoved = {name for name, values in before.items() if after.get(name) == values}
             for name, values in before.items():
-                if after.get(name) == values:
-                    continue  # most updates (a status write) move no index entry: left as they are
+                if name in unmoved:
+                    continue
                 for v in values:
                     keys = self._index[name].get(v)
                     if keys is not None:
@@ -210,7 +212,7 @@ class Informer:
             if obj is not None:
                 self._items[key] = obj
                 for name, values in after.items():
-                    if before.get(name) == values:
+                    if name in unmoved:
                         continue
                     for v in values:
                         self._index[name].setdefault(v, set()).add(key)
