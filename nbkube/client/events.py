@@ -5,7 +5,9 @@ and written with others in one transaction moments later; without one it is writ
 
 Controllers, the scheduler and node agents record what happened to an object (Scheduled, Started,
 Killing, NodeNotReady, ScalingReplicaSet, ...). The notebook's timelines and the failover and
-rolling-update tests are built from this log, so timestamps carry microseconds. Recording is
+rolling-update tests are built from this log, so timestamps carry microseconds. As upstream's
+recorder does, a source records at most a burst of Events about one object and then one per few
+minutes (`client/eventspam.py`). Recording is
 best-effort, as in Kubernetes: a failure to write an event is logged and never breaks the caller.
 """
 
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
 from nbkube.client.eventsink import flush_events, sink_for
+from nbkube.client.eventspam import spam_filter_for
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
 from nbkube.logutil import log_failure
 
@@ -50,7 +53,8 @@ def record_event(
     """Create an Event about `obj` in its namespace ("default" for cluster-scoped objects)."""
     try:
         meta = obj.get("metadata") or {}
-        now = rfc3339(clock.now(), micro=True)
+        at = clock.now()
+        now = rfc3339(at, micro=True)
         involved: dict[str, Any] = {
             "kind": obj.get("kind", ""),
             "name": meta.get("name", ""),
@@ -79,6 +83,8 @@ def record_event(
             "lastTimestamp": now,
             "count": 1,
         }
+        if not spam_filter_for(api).allow(event, at):
+            return  # past its source+object burst (client/eventspam.py): counted, said once
         sink = sink_for(api)
         if sink is not None:
             sink.add(event)  # written with others in one batch (client/eventsink.py)
