@@ -156,6 +156,8 @@ class NodeAgent:
         self._started: dict[str, str] = {}  # pod key -> uid we started in the runtime
         self._start_times: dict[str, float] = {}  # uid -> when we accepted it
         self._last_seen: dict[str, Obj] = {}  # pod key -> last object (for events after deletion)
+        # pod key -> resourceVersion of the pool's last status write for it (its echo is not synced)
+        self._own_writes: dict[str, Any] = {}
         self._fault: str | None = None
         self._fault_from_api = False
         self._lease_rv = ""
@@ -613,11 +615,17 @@ class NodeAgent:
 
     def _on_update(self, old: Obj, new: Obj) -> None:
         if self._mine(new) or self._mine(old):
-            self.queue.add(key_of(new))
+            key = key_of(new)
+            if self._mine(new) and self._own_writes.get(key) == new["metadata"].get("resourceVersion"):
+                # the echo of a status write the pool made for this agent: it holds only what the
+                # agent wrote, and a pooled pod's next change is already timed (`next_check`)
+                return
+            self.queue.add(key)
 
     def _on_delete(self, pod: Obj) -> None:
         if self._mine(pod):
             key = key_of(pod)
+            self._own_writes.pop(key, None)
             with self._lock:
                 self._last_seen[key] = pod
             self.queue.add(key)
@@ -826,6 +834,7 @@ class NodeAgent:
             log_failure(log, f"node {self.node_name}: pod status", result, detail=held.key)
             self.queue.add_rate_limited(held.key)
         else:
+            self._own_writes[held.key] = result["metadata"].get("resourceVersion")
             self._events_for(result, held.old, held.new, held.rt)
 
     def _events_for(self, pod: Obj, old: Obj, new: Obj, rt: PodRuntimeStatus | None) -> None:

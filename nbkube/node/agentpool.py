@@ -25,7 +25,9 @@ no thread of their own:
   each (the agent holds its status write back, see `NodeAgent._report`), then writes all their
   statuses through the registry's `update_many` (one store transaction; each write still its own
   compare-and-swap that fails on its own, retried as a lone write's conflict is) and only then
-  lets the queue hand those pods out again;
+  lets the queue hand those pods out again; the update that is such a write coming back through
+  the informer is not synced (it holds only what the agent wrote, and a pooled pod's next change
+  is timed by its runtime): a third of the syncs per pod;
 - a pod's first status is written once it settled: when the runtime says the pod's state changes
   again within `status_settle` seconds of its start (a sim pod's ContainerCreating, 50 ms by
   default), the agent writes the state after that instead of both, as kwok's stages go straight

@@ -165,7 +165,7 @@ def test_pooled_agent_writes_a_pods_first_status_once_it_settled(api: Registry, 
             if ev.type == "MODIFIED":
                 written.append(ev.object["status"].get("phase"))
         assert written == ["Running"]
-        # its own write came back to the agent's informer and resynced the pod: nothing to write
+        # a resync of the pod once its own write came back to the agent's informer: nothing to write
         wait_for(lambda: ready(agents[0].pods.get("default/fast") or {}), what="agent saw its write")
         agents[0].queue.add("default/fast")
         clock.advance(0.3)
@@ -190,6 +190,43 @@ def test_pooled_agent_writes_a_pods_first_status_once_it_settled(api: Registry, 
         for ag in agents:
             ag.stop()
         pool2.stop()
+
+
+def test_the_echo_of_a_pooled_status_write_is_not_synced_a_change_by_another_is(
+    api: Registry, clock: FakeClock
+) -> None:
+    """The pod update that is the pool's own status write coming back holds only what the agent
+    wrote: it queues nothing. Any other update of the pod (here a label) queues it."""
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1, status_settle=0.5)
+    agents = _agents(api, clock, pool, 1)
+    queued: list[str] = []
+    real_add = agents[0].queue.add
+
+    def spy(key: str) -> None:
+        queued.append(key)
+        real_add(key)
+
+    agents[0].queue.add = spy  # type: ignore[method-assign]
+    try:
+        api.create(bound_pod("p", node="node-1"))
+        wait_for(lambda: agents[0].runtime.list_pods(), what="pod started in the runtime")
+        clock.advance(0.3)
+        wait_for(lambda: ready(api.get("Pod", "p")), what="p ready")
+        written = api.get("Pod", "p")["metadata"]["resourceVersion"]
+        wait_for(
+            lambda: (agents[0].pods.get("default/p") or {}).get("metadata", {}).get("resourceVersion") == written,
+            what="the agent's informer saw its write",
+        )
+        time.sleep(0.2)
+        assert queued == ["default/p"]  # the bind's event only; the echo of the Running write: none
+        pod = api.get("Pod", "p")
+        api.update({**pod, "metadata": {**pod["metadata"], "labels": {"tier": "web"}}})
+        wait_for(lambda: len(queued) == 2, what="the label change queued the pod")
+        assert queued == ["default/p", "default/p"]
+    finally:
+        for ag in agents:
+            ag.stop()
+        pool.stop()
 
 
 def test_pool_renews_the_leases_of_agents_due_together_in_one_batch(api: Registry, clock: FakeClock) -> None:
