@@ -112,11 +112,6 @@ class SpamFilter:
             )
         return False
 
-    def reset(self) -> None:
-        with self._lock:
-            self._buckets.clear()
-            self.dropped = 0
-
 
 _filters: weakref.WeakKeyDictionary[Any, SpamFilter] = weakref.WeakKeyDictionary()
 _filters_lock = threading.Lock()
