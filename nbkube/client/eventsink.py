@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections import deque
 from typing import Any
 
 from nbkube.api.meta import Obj
 from nbkube.logutil import log_failure
+from nbkube.perobject import PerObject
 
 __all__ = ["EventSink", "batch_events", "flush_events", "stop_batching", "sink_for", "BATCH", "WINDOW"]
 
@@ -139,8 +139,7 @@ def _create_one(api: Any, event: Obj) -> None:
         log_failure(log, "recording an event", exc, detail=_about(event))
 
 
-_sinks: weakref.WeakKeyDictionary[Any, EventSink] = weakref.WeakKeyDictionary()
-_sinks_lock = threading.Lock()
+_sinks: PerObject[Any, EventSink] = PerObject(EventSink)
 
 
 def batch_events(api: Any) -> EventSink | None:
@@ -148,18 +147,11 @@ def batch_events(api: Any) -> EventSink | None:
     create in batches (no `create_many`)."""
     if not callable(getattr(api, "create_many", None)):
         return None
-    with _sinks_lock:
-        sink = _sinks.get(api)
-        if sink is None:
-            sink = _sinks[api] = EventSink(api)
-        return sink
+    return _sinks.get(api)
 
 
 def sink_for(api: Any) -> EventSink | None:
-    try:
-        return _sinks.get(api)
-    except TypeError:  # not weak-referenceable: it never had a sink
-        return None
+    return _sinks.peek(api)
 
 
 def flush_events(api: Any, timeout: float = 10.0) -> None:
@@ -170,7 +162,6 @@ def flush_events(api: Any, timeout: float = 10.0) -> None:
 
 def stop_batching(api: Any) -> None:
     """Write what is queued and go back to one create per Event."""
-    with _sinks_lock:
-        sink = _sinks.pop(api, None) if sink_for(api) is not None else None
+    sink = _sinks.pop(api)
     if sink is not None:
         sink.stop()

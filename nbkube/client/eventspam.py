@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from nbkube.api.meta import Obj
+from nbkube.perobject import PerObject
 
 __all__ = ["SpamFilter", "spam_filter_for", "spam_key", "BURST", "REFILL_SECONDS", "MAX_KEYS"]
 
@@ -113,14 +113,9 @@ class SpamFilter:
         return False
 
 
-_filters: weakref.WeakKeyDictionary[Any, SpamFilter] = weakref.WeakKeyDictionary()
-_filters_lock = threading.Lock()
+_filters: PerObject[Any, SpamFilter] = PerObject(lambda _api: SpamFilter())
 
 
 def spam_filter_for(api: Any) -> SpamFilter:
     """The spam filter of the Events written to `api` (made on first use)."""
-    with _filters_lock:
-        found = _filters.get(api)
-        if found is None:
-            found = _filters[api] = SpamFilter()
-        return found
+    return _filters.get(api)

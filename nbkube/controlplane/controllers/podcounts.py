@@ -23,7 +23,6 @@ scheduler").
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from nbkube.api.meta import Obj, controller_of
 from nbkube.controlplane.controllers.replication import is_active, is_ready
+from nbkube.perobject import PerObject
 
 if TYPE_CHECKING:
     from nbkube.api.selectors import Selector
@@ -140,14 +140,9 @@ def _bump(counter: Counter[LabelSet], key: LabelSet, sign: int) -> None:
         del counter[key]
 
 
-_shared: weakref.WeakKeyDictionary[Informer, PodCounts] = weakref.WeakKeyDictionary()
-_shared_lock = threading.Lock()
+_shared: PerObject[Informer, PodCounts] = PerObject(PodCounts)
 
 
 def pod_counts(pods: Informer) -> PodCounts:
     """The one PodCounts of a pod informer (the controllers that share the informer share it)."""
-    with _shared_lock:
-        counts = _shared.get(pods)
-        if counts is None:
-            counts = _shared[pods] = PodCounts(pods)
-        return counts
+    return _shared.get(pods)
