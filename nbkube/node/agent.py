@@ -614,9 +614,10 @@ class NodeAgent:
             self.queue.add(key_of(pod))
 
     def _on_update(self, old: Obj, new: Obj) -> None:
-        if self._mine(new) or self._mine(old):
+        mine = self._mine(new)
+        if mine or self._mine(old):
             key = key_of(new)
-            if self._mine(new) and self._own_writes.get(key) == new["metadata"].get("resourceVersion"):
+            if mine and self._own_writes.get(key) == new["metadata"].get("resourceVersion"):
                 # the echo of a status write the pool made for this agent: it holds only what the
                 # agent wrote, and a pooled pod's next change is already timed (`next_check`)
                 return
