@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.client.eventsink import batch_events, stop_batching
 from nbkube.clock import REAL_CLOCK, Clock
+from nbkube.components import ComponentProcess, build_agent, profile_to_json
 from nbkube.controlplane.controllers.volumebinding import ensure_default_class
 from nbkube.controlplane.dns.component import DNS_NAMESPACE, DNS_SERVICE, DNS_SERVICE_IP, ClusterDNS
 from nbkube.controlplane.manager import ControlPlane
@@ -288,13 +289,13 @@ def make_registry(
     return Registry(store, admission=plugins, clock=clock, transformers=transformers, credentials_dir=folder)
 
 
-def registry_for_url(store_url: str, *, clock: Clock = REAL_CLOCK) -> Registry:
+def registry_for_url(store_url: str, *, clock: Clock = REAL_CLOCK, pod_security: Any = None) -> Registry:
     """`make_registry` over the store at `store_url`, with that cluster's keys when it has a folder."""
     from nbkube.store import open_store
 
     store = open_store(store_url)
     try:
-        return make_registry(store, clock=clock, folder=cluster_folder_for(store_url))
+        return make_registry(store, clock=clock, folder=cluster_folder_for(store_url), pod_security=pod_security)
     except BaseException:
         store.close()
         raise
@@ -595,6 +596,34 @@ def connect(store_url: str, *, name: str | None = None, clock: Clock = REAL_CLOC
     return cluster
 
 
+def _check_separable(runtime: str, store: str, clock: Clock, options: dict[str, Any]) -> None:
+    """Refuse, naming the field, what separate_processes cannot honour."""
+    if runtime != "sim":
+        raise BadRequest(
+            f"separate_processes: runtime must be sim (got {runtime!r}): only simulated nodes run in a "
+            "process of their own; real nodes join with `nbkube node join`"
+        )
+    if store == "memory":
+        raise BadRequest(
+            "separate_processes: store memory lives in this process only; use auto, sqlite or a store URL"
+        )
+    if clock is not REAL_CLOCK:
+        raise BadRequest("separate_processes: clock must be the real clock (a test clock cannot cross processes)")
+    try:
+        json.dumps(options)
+    except (TypeError, ValueError) as err:
+        raise BadRequest(f"separate_processes: runtime_options must be plain JSON values ({err})") from err
+
+
+def _pod_security_text(value: str | dict[str, str] | None) -> str:
+    """The Pod Security defaults as `nbkube up --pod-security` spells them (for a child's command line)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return ",".join(f"{mode}={level}" for mode, level in value.items())
+
+
 def _pod_security_config(value: Any) -> Any:
     """The parsed Pod Security defaults (a bad level fails here, before anything starts)."""
     if value is None:
@@ -608,12 +637,6 @@ def _pod_security_config(value: Any) -> Any:
 # density SLO's 5,000. Real nodes each take a number in the local address plan (10.244.N.0/24).
 _NODE_LIMITS = {"sim": MAX_SIM_NODES}
 _DEFAULT_NODE_LIMIT = 250
-# sim nodes rewrite their Node status this often when it did not change (their Lease is renewed
-# every heartbeat regardless); the kubelet's nodeStatusReportFrequency is 5 minutes
-SIM_STATUS_REPORT_INTERVAL = 60.0
-# ... and resync all their pods this often: a simulated pod changes only on a pod event or on its
-# runtime's own timer, so the relist only repairs a lost event (the kubelet's syncFrequency is 1 min)
-SIM_RELIST_INTERVAL = 30.0
 
 
 def node_limit(runtime: str) -> int:
@@ -644,11 +667,17 @@ class LocalCluster(Cluster):
         leader_elect: bool = True,
         fresh: bool = False,
         pod_security: str | dict[str, str] | None = None,
+        separate_processes: bool = False,
     ):
         """`pod_security`: the cluster-wide Pod Security level(s) for namespaces without labels,
         "baseline" (enforce) or "enforce=baseline,warn=restricted"; default privileged, as upstream.
         It binds this cluster's registry (and its API server): other processes writing the same
-        store directly (`nbkube --store ...`) apply their own defaults; namespace labels hold everywhere."""
+        store directly (`nbkube --store ...`) apply their own defaults; namespace labels hold everywhere.
+
+        `separate_processes`: run the scheduler and the sim nodes each in a child process of its
+        own (nbkube/components.py: a second core for a big sim cluster), the controllers here.
+        Sim nodes only, on a store other processes can open (a SQLite file or etcd, not memory),
+        on the real clock; `agents` is then empty here, and nodes fail by annotation (kill_node)."""
         limit = node_limit(runtime)
         if not isinstance(nodes, int) or isinstance(nodes, bool) or not 0 <= nodes <= limit:
             raise BadRequest(
@@ -676,6 +705,11 @@ class LocalCluster(Cluster):
         self.fresh = fresh  # take an empty or foreign store for this folder (see store/clusterid.py)
         self.cluster_id = ""
         self.pod_security = _pod_security_config(pod_security)
+        self._pod_security_text = _pod_security_text(pod_security)
+        if separate_processes:
+            _check_separable(runtime, store, clock, self.runtime_options)
+        self.separate_processes = bool(separate_processes)
+        self.components: dict[str, ComponentProcess] = {}  # child processes, by part
         self.etcd: EtcdServer | None = None
         self.store_kind = ""
         self._compactor: Compactor | None = None
@@ -784,7 +818,8 @@ class LocalCluster(Cluster):
                 "clusterID": self.cluster_id,
                 "pid": os.getpid(),
                 "pidTicks": start_ticks(os.getpid()),  # a pid alone may be reused by then
-                "nodes": sorted(self.agents),
+                "nodes": sorted(self.node_names()),
+                "components": {part: p.pid for part, p in self.components.items()},
             }
             write_private_file(os.path.join(self.data_dir, "cluster.json"), json.dumps(info).encode())
 
@@ -826,7 +861,8 @@ class LocalCluster(Cluster):
                 # the agents of one process share one pod informer (one watch, not N)
                 self._agent_factory = InformerFactory(self.api)
                 if self.runtime_name == "sim":
-                    self.agent_pool = AgentPool(clock=self.clock)
+                    if not self.separate_processes:
+                        self.agent_pool = AgentPool(clock=self.clock)
                     # thousands of pods a second: their Events go in batches (client/eventsink.py)
                     batch_events(self.api)
                     tune_for_scale()  # a heap of cached objects: see gctune.py
@@ -834,8 +870,9 @@ class LocalCluster(Cluster):
                     self.lease = claim_block(self.data_dir)
                     self.address_block = self.lease.block
                     self.host_proxy = HostProxy(self._agent_factory, self.lease.block, self.api)
-                for i in range(1, self.num_nodes + 1):
-                    self.add_node(f"node-{i}", _start=False)
+                if not self.separate_processes:
+                    for i in range(1, self.num_nodes + 1):
+                        self.add_node(f"node-{i}", _start=False)
                 if self.runtime_name == "process":  # pods of nodes this start has no more
                     reap_other_nodes(self.data_dir, list(self.agents))
                 if self.cluster_dns_ips():  # after the nodes: their setup makes the host bridge
@@ -851,14 +888,16 @@ class LocalCluster(Cluster):
                     self.kits[name].start()
                 if self.host_proxy is not None:
                     self.host_proxy.start()
+                if self.separate_processes and self.num_nodes:
+                    self._start_component("sim-nodes", ["--count", str(self.num_nodes)] + self._node_args())
                 # The control plane comes after the agents have renewed their Leases (agent.start
                 # does it before returning): on a restart over a live store, a node lifecycle
                 # controller that ran first would find every Lease stale from the downtime and
                 # evict the pods the agents are about to adopt.
-                self.control_plane = ControlPlane(
-                    self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
-                )
+                self.control_plane = self._new_control_plane()
                 self.control_plane.start()
+                if self.separate_processes:
+                    self._start_component("scheduler", [])
                 self._running = True
                 self._closed = False
                 self._write_info()
@@ -869,45 +908,67 @@ class LocalCluster(Cluster):
         self.wait_ready(timeout)
         return self
 
+    def _new_control_plane(self) -> ControlPlane:
+        return ControlPlane(
+            self.api,
+            profile=self.profile,
+            clock=self.clock,
+            leader_elect=self.leader_elect,
+            scheduler=not self.separate_processes,
+        )
+
+    def _node_args(self) -> list[str]:
+        args = ["--state-dir", self.data_dir]
+        if self.capacity:
+            args += ["--capacity-json", json.dumps(self.capacity)]
+        if self.runtime_options:
+            args += ["--options-json", json.dumps(self.runtime_options)]
+        return args
+
+    def _start_component(self, part: str, args: list[str]) -> None:
+        """Start one child (`nbkube component PART`) on this cluster's store; wait for it to run."""
+        argv = [sys.executable, "-m", "nbkube.cli", "--store", self.store_url, "component", part]
+        argv += ["--profile-json", profile_to_json(self.profile)]
+        if self._pod_security_text:
+            argv += ["--pod-security", self._pod_security_text]
+        process = ComponentProcess(part, argv + args, os.path.join(self.data_dir, f"{part}.log"))
+        self.components[part] = process
+        process.start()
+
+    def node_names(self) -> list[str]:
+        """The nodes this cluster runs: its agents here, or its sim-nodes process's."""
+        if self.separate_processes:
+            return [f"node-{i}" for i in range(1, self.num_nodes + 1)]
+        return list(self.agents)
+
     def add_node(self, name: str, *, _start: bool = True) -> NodeAgent:
         """One more simulated (or real-runtime) node agent in this process."""
+        if self.separate_processes:
+            raise BadRequest(
+                "add_node: this cluster's nodes run in its sim-nodes process (separate_processes), "
+                "fixed at start; start it with more nodes"
+            )
         if name in self.agents:
             raise BadRequest(f"node {name} already exists in this cluster")
         return self._add_node_at(name, len(self._node_index) + 1, start=_start)
 
     def _add_node_at(self, name: str, index: int, *, start: bool) -> NodeAgent:
-        options = dict(self.runtime_options)
-        if self.runtime_name == "sim":
-            options.setdefault("clock", self.clock)
-            options.setdefault("seed", index)
         self._node_index[name] = index
-        kit = build_node(
+        kit, agent = build_agent(
+            self.api,
             self.runtime_name,
             name,
             index,
-            api=self.api,
             factory=self._agent_factory,
+            pool=self.agent_pool,
             state_dir=self.data_dir,
-            clock=self.clock,
-            options=options,
-            agent_token=self._agent_token,
-            lease=self.lease,
-        )
-        agent = NodeAgent(
-            self.api,
-            name,
-            kit.runtime,
             profile=self.profile,
             clock=self.clock,
             capacity=self.capacity,
-            factory=self._agent_factory,
-            pod_cidr=kit.pod_cidr,
-            address=kit.node_ip,
-            service_host=kit.service_host,
+            options=self.runtime_options,
+            agent_token=self._agent_token,
+            lease=self.lease,
             cluster_dns=self.cluster_dns_ips(),
-            pool=self.agent_pool,
-            status_report_interval=SIM_STATUS_REPORT_INTERVAL if self.agent_pool is not None else None,
-            relist_interval=SIM_RELIST_INTERVAL if self.agent_pool is not None else None,
         )
         self.kits[name] = kit
         self.runtimes[name] = kit.runtime
@@ -955,7 +1016,7 @@ class LocalCluster(Cluster):
         """Block (bounded) until every node is Ready and the control plane leads (or stands by)."""
         deadline = time.monotonic() + timeout
         while True:
-            missing = [n for n in self.agents if not self._node_ready(n)]
+            missing = [n for n in self.node_names() if not self._node_ready(n)]
             if not missing:
                 return
             if time.monotonic() >= deadline:
@@ -1024,9 +1085,7 @@ class LocalCluster(Cluster):
         """Stop the control plane (releasing its lease) and start a fresh one on the same store."""
         if self.control_plane is not None:
             self.control_plane.stop()
-        self.control_plane = ControlPlane(
-            self.api, profile=self.profile, clock=self.clock, leader_elect=self.leader_elect
-        )
+        self.control_plane = self._new_control_plane()
         self.control_plane.start()
 
     def stop(self) -> None:
@@ -1052,6 +1111,10 @@ class LocalCluster(Cluster):
             with contextlib.suppress(Exception):
                 self.dns.stop()
             self.dns = None
+        for part in ("scheduler", "sim-nodes"):  # the scheduler first: nothing new lands on a stopping node
+            process = self.components.pop(part, None)
+            if process is not None:
+                process.stop()
         for agent in self.agents.values():
             with contextlib.suppress(Exception):
                 agent.stop()

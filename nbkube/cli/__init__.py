@@ -70,6 +70,7 @@ COMMAND_MODULES: list[str] = [
     "nbkube.cli.cmd_demo",
     "nbkube.cli.cmd_secrets",
     "nbkube.cli.cmd_tenant",
+    "nbkube.cli.cmd_component",
 ]
 
 

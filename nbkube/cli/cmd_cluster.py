@@ -82,6 +82,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "privileged (default, as Kubernetes), baseline or restricted for enforce, or "
         "MODE=LEVEL[:VERSION],... for enforce/warn/audit (kube-system is exempt)",
     )
+    p.add_argument(
+        "--separate-processes",
+        action="store_true",
+        help="run the scheduler and the sim nodes each in a process of their own (as kube-scheduler "
+        "and kwok run apart from the controllers), so that a big sim cluster uses a second core; "
+        "sim runtime only, on the cluster's etcd or SQLite file",
+    )
     p.set_defaults(handler=_up)
 
     j = subparsers.add_parser(
@@ -176,6 +183,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             name=args.name,
             fresh=args.fresh,
             pod_security=args.pod_security,
+            separate_processes=args.separate_processes,
         )
         api: Any = None
         try:
@@ -184,8 +192,12 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
                 f"grace {profile.grace_period:g}s, toleration {profile.toleration_seconds:g}s)"
             )
             ctx.out(f"store: {cluster.describe_store()}")
-            nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.agents.items()) or "none"
-            ctx.out(f"nodes: {nodes}; runtime {args.runtime}")
+            if cluster.separate_processes:
+                parts = ", ".join(f"{part} (pid {p.pid}, log {p.log_path})" for part, p in cluster.components.items())
+                ctx.out(f"nodes: node-1..node-{cluster.num_nodes}; runtime {args.runtime}; processes: {parts}")
+            else:
+                nodes = ", ".join(f"{n} ({a.pod_cidr})" for n, a in cluster.agents.items()) or "none"
+                ctx.out(f"nodes: {nodes}; runtime {args.runtime}")
             if cluster.pod_security is not None:
                 ps = cluster.pod_security
                 ctx.out(f"pod security: enforce {ps.enforce}, warn {ps.warn}, audit {ps.audit}")

@@ -33,11 +33,12 @@ from nbkube.procutil import identity_dead, process_identity
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
 
-__all__ = ["ControlPlane", "CONTROLLER_MODULES", "SCHEDULER_MODULE", "LEADER_LEASE"]
+__all__ = ["ControlPlane", "CONTROLLER_MODULES", "SCHEDULER_MODULE", "LEADER_LEASE", "SCHEDULER_LEASE"]
 
 log = logging.getLogger(__name__)
 
 LEADER_LEASE = "nbkube-controller-manager"
+SCHEDULER_LEASE = "nbkube-scheduler"  # a scheduler running apart from the controllers elects on its own
 LEADER_NAMESPACE = "kube-system"
 SCHEDULER_MODULE = "nbkube.controlplane.scheduler.scheduler"
 CONTROLLER_MODULES: list[str] = [
@@ -114,7 +115,12 @@ class ControlPlane:
         leader_elect: bool = True,
         controllers: list[str] | None = None,
         scheduler: bool = True,
+        lease: str = LEADER_LEASE,
     ):
+        """`controllers` and `scheduler` choose what this instance runs (all by default); `lease`
+        is the Lease it competes for. Parts that run in processes of their own (a scheduler apart
+        from the controllers, as kube-scheduler and kube-controller-manager) each elect on a lease
+        of their own, or the one would stand by while the other leads."""
         self.api = api
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.clock = clock
@@ -124,6 +130,7 @@ class ControlPlane:
         self.leader_elect = leader_elect
         self.controller_modules = list(CONTROLLER_MODULES if controllers is None else controllers)
         self.run_scheduler = scheduler
+        self.lease = lease
         self.factory: InformerFactory | None = None
         self.components: dict[str, _Component] = {}
         self._elector: LeaderElector | None = None
@@ -150,7 +157,7 @@ class ControlPlane:
             return
         self._elector = LeaderElector(
             self.api,
-            LEADER_LEASE,
+            self.lease,
             self.identity,
             namespace=LEADER_NAMESPACE,
             lease_duration=self.profile.leader_lease_duration,
