@@ -1,11 +1,13 @@
-"""The values a registry wrote last, by key and revision: an update's read of the stored object
-without a store round trip.
+"""The values a registry wrote or watched last, by key and revision: an update's read of the
+stored object without a store round trip.
 
 Why: every update and status update reads the stored object first (its spec to keep, its status
 to keep, the fields a write may not change). Most writers update what they just saw: the scheduler
 binds the pod the ReplicaSet controller created, the node agent writes the status of the pod the
 scheduler bound, a node renews the Lease it renewed last time. With thousands of nodes and pods
-those reads were a fifth of the control plane's time (a store read and a decode each).
+those reads were a fifth of the control plane's time (a store read and a decode each). When the
+writer before was another process (a scheduler or sim nodes in processes of their own), the value
+comes from this registry's watches, which deliver every write with its revision.
 
 Why it is always right: a key's value at one revision never changes (revisions are the store's,
 unique and never reused), so a remembered (key, revision) is the stored value at that revision.
@@ -42,6 +44,22 @@ class RecentValues:
         with self._lock:
             self._values[key] = KeyValue(key, value, create_revision, mod_revision)
             self._values.move_to_end(key)
+            if len(self._values) > self.capacity:
+                self._values.popitem(last=False)
+
+    def remember_seen(self, kv: KeyValue) -> None:
+        """Keep a value a watch delivered, unless one as new is kept: another process's write (the
+        scheduler's bind, the node's status) is then the next writer's starting point as well.
+        An older revision never replaces a newer one (a watch may deliver this registry's own
+        write after a later one), and the echo of a kept write changes nothing."""
+        if kv.value[:1] != b"{":
+            return
+        with self._lock:
+            kept = self._values.get(kv.key)
+            if kept is not None and kept.mod_revision >= kv.mod_revision:
+                return
+            self._values[kv.key] = kv
+            self._values.move_to_end(kv.key)
             if len(self._values) > self.capacity:
                 self._values.popitem(last=False)
 

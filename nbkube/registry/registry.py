@@ -427,9 +427,12 @@ class RegistryWatch:
         on_cancel: Callable[[RegistryWatch], None] | None = None,
         decode: Callable[[KeyValue], Obj] = _decode,
         predicate: Callable[[Obj], bool] | None = None,
+        seen: Callable[[KeyValue], None] | None = None,
     ):
+        """`seen`: told each value the watch delivers (the registry's recent values, recent.py)."""
         self._w = store_watch
         self._decode = decode
+        self._seen = seen
         self._selector = selector
         self._predicate = predicate
         self._filtered = selector is not None or predicate is not None
@@ -446,6 +449,8 @@ class RegistryWatch:
     def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
         obj = self._decode(ev.kv)
         self.resource_version = str(ev.kv.mod_revision)
+        if ev.type != "DELETE" and self._seen is not None:
+            self._seen(ev.kv)
         if ev.type == "DELETE":
             if self._filtered:
                 self._matching.discard(ev.kv.key)
@@ -1498,7 +1503,14 @@ class Registry:
             ) from e
         decode = self._shared_decode if shared else self._decode
         w = RegistryWatch(
-            store_watch, selector, matching, on_cancel=self._forget_watch, decode=decode, predicate=predicate
+            store_watch,
+            selector,
+            matching,
+            on_cancel=self._forget_watch,
+            decode=decode,
+            predicate=predicate,
+            # Events are written once and seldom updated (see _remember)
+            seen=None if info.kind == "Event" else self._recent.remember_seen,
         )
         w.resource_version = str(after)
         with self._watches_lock:

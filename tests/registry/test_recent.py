@@ -123,3 +123,34 @@ def test_recent_values_are_bounded_and_keyed_by_revision() -> None:
     assert kv is not None and kv.value == b'{"x":1}' and kv.create_revision == 1
     recent.remember("/d", b"k8s:enc:aesgcm:v1:key1:...", 5, 5)
     assert recent.at("/d", 5) is None
+
+
+def test_an_update_of_what_a_watch_delivered_from_another_writer_does_not_read_the_store(two: Any) -> None:
+    """The scheduler binds what another process created; the node writes the status of what
+    another process bound: the value comes from the writer's own watch."""
+    a, b = two
+    watch = b.watch("Pod", "default")
+    a.create(_pod("p"))
+    event = watch.next(5)
+    assert event is not None and event.type == "ADDED"
+    reads = _reads(b)
+    pod = event.object
+    bound = b.update({**pod, "spec": {**pod["spec"], "nodeName": "n1"}})
+    assert reads == [] and bound["spec"]["nodeName"] == "n1"
+    # a's next write names a's own (older) revision: a Conflict, as after a read
+    with pytest.raises(Conflict):
+        a.update({**pod, "metadata": {**pod["metadata"], "labels": {"x": "y"}}})
+    watch.cancel()
+
+
+def test_a_watched_value_never_replaces_a_newer_one() -> None:
+    from nbkube.store.base import KeyValue
+
+    recent = RecentValues()
+    recent.remember("/a", b'{"v":2}', 1, 2)
+    recent.remember_seen(KeyValue("/a", b'{"v":1}', 1, 1))  # a late echo of an older write
+    assert recent.at("/a", 2) is not None and recent.at("/a", 1) is None
+    recent.remember_seen(KeyValue("/a", b'{"v":3}', 1, 3))
+    assert recent.at("/a", 3) is not None
+    recent.remember_seen(KeyValue("/b", b"k8s:enc:aesgcm:v1:key1:...", 4, 4))
+    assert recent.at("/b", 4) is None
