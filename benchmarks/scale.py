@@ -35,7 +35,9 @@ import multiprocessing
 import os
 import re
 import resource
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,14 +152,17 @@ PROFILE = "kubernetes"  # --profile: upstream's timings (10 s heartbeat, 40 s gr
 STORE = "memory"  # --store: LocalCluster's store= ("auto" is `nbkube up`'s: a private etcd when installed)
 
 
-def _cluster(nodes: int, timeout: float) -> LocalCluster:
+def _cluster(nodes: int, timeout: float, separate: bool = False) -> LocalCluster:
+    """A sim cluster; `separate`: scheduler and sim nodes in processes of their own (a memory store
+    cannot be shared between processes: they then get the cluster folder's SQLite file)."""
     c = LocalCluster(
         nodes=nodes,
         runtime="sim",
-        store=STORE,
+        store="sqlite" if separate and STORE == "memory" else STORE,
         profile=get_profile(PROFILE),
         start=False,
         capacity=CAPACITY,
+        separate_processes=separate,
     )
     c.start(timeout=timeout)
     return c
@@ -173,6 +178,8 @@ class E2E:
     last10: float
     startup_s: float
     not_ready_events: int = 0  # NodeNotReady events during the run: a node the load made flap
+    store: str = ""  # the cluster's store kind (memory, sqlite, etcd-private)
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds during the run, by process
 
 
 def _not_ready_events(c: LocalCluster) -> int:
@@ -231,21 +238,42 @@ def _decile_rates(t0: float, times: list[float]) -> tuple[float, float]:
     return first, last
 
 
-def e2e_deployment(nodes: int, replicas: int, timeout: float) -> E2E:
+def _cpu_seconds(c: LocalCluster) -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process ("controllers") and of each of the
+    cluster's child processes (by part)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"controllers": usage.ru_utime + usage.ru_stime}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for part, process in c.components.items():
+        if process.pid is None:
+            continue
+        with open(f"/proc/{process.pid}/stat") as fh:
+            fields = fh.read().rpartition(")")[2].split()
+        out[part] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return out
+
+
+def e2e_deployment(nodes: int, replicas: int, timeout: float, separate: bool = False) -> E2E:
+    """`separate`: the scheduler and the sim nodes each in a process of their own, as `nbkube up
+    --separate-processes` runs them (and as kube-scheduler and kwok run apart from the controllers)."""
     t_start = time.perf_counter()
-    with _cluster(nodes, timeout) as c:
+    with _cluster(nodes, timeout, separate) as c:
         startup = time.perf_counter() - t_start
         counter = ReadyCounter(c, "app=bench")
         counter.start()
+        cpu0 = _cpu_seconds(c)
         t0 = time.perf_counter()
         c.api.create(_deployment("bench", replicas))
         counter.wait(replicas, timeout)
         elapsed = time.perf_counter() - t0
+        cpu1 = _cpu_seconds(c)
+        cpu = {part: round(cpu1[part] - cpu0.get(part, 0.0), 2) for part in cpu1}
         counter.stop()
         ready = len(counter.times)
         first, last = _decile_rates(t0, counter.times)
         flaps = _not_ready_events(c)
-    return E2E(nodes, replicas, ready, elapsed, first, last, startup, flaps)
+        store = c.store_kind
+    return E2E(nodes, replicas, ready, elapsed, first, last, startup, flaps, store, cpu)
 
 
 def direct_pods(nodes: int, pods: int, timeout: float) -> E2E:
@@ -291,14 +319,19 @@ class SchedulerAlone:
     seconds: float
 
 
-def scheduler_alone(nodes: int, pods: int, timeout: float) -> SchedulerAlone:
+def scheduler_alone(nodes: int, pods: int, timeout: float, store: str = "memory") -> SchedulerAlone:
     """The issue's second baseline: the scheduler alone on the same nodes. Nodes shaped as the sim
     nodes register (same allocatable) and `pods` pending pods of the e2e template are written
     first into an in-memory registry (the e2e's store); then a Scheduler with its informers starts
     and the clock runs until every pod is bound. No controllers, no node agents, no Ready. The
     registry has the cluster's admission chain and Event batching, so the scheduler's binds and
-    Events cost here what they cost inside the e2e run."""
-    api = Registry(open_store("sqlite://:memory:"), admission=default_admission_plugins())
+    Events cost here what they cost inside the e2e run. `store`: memory, or sqlite (a SQLite file
+    in a fresh folder: the store of an e2e run with the scheduler in a process of its own)."""
+    if store not in ("memory", "sqlite"):
+        raise ValueError(f"scheduler_alone: store must be memory or sqlite, got {store!r}")
+    folder = tempfile.mkdtemp(prefix="nbkube-bench-") if store == "sqlite" else ""
+    url = f"sqlite://{folder}/store.db" if folder else "sqlite://:memory:"
+    api = Registry(open_store(url), admission=default_admission_plugins())
     try:
         for i in range(nodes):
             name = f"sim-{i:05d}"
@@ -348,6 +381,9 @@ def scheduler_alone(nodes: int, pods: int, timeout: float) -> SchedulerAlone:
     finally:
         stop_batching(api)
         api.close()
+        api.store.close()
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def list_reads(nodes: int, pods: int, timeout: float) -> tuple[float, float, int]:
@@ -610,39 +646,50 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
     out: list[Row] = []
     # each in a fresh process: a run after another inherits its grown heap and collector state
     # (the baseline measured 7.3 s after the e2e run and 4.8-5.2 s on its own)
-    e = _in_own_process(e2e_deployment, nodes, replicas, timeout)
+    e = _in_own_process(e2e_deployment, nodes, replicas, timeout, True)
+    s = _in_own_process(scheduler_alone, nodes, replicas, timeout, "sqlite")
+    one = _in_own_process(e2e_deployment, nodes, replicas, timeout, False)
+    s1 = _in_own_process(scheduler_alone, nodes, replicas, timeout, "memory" if STORE == "memory" else "sqlite")
     b = _in_own_process(direct_pods, nodes, replicas, timeout)
-    s = _in_own_process(scheduler_alone, nodes, replicas, timeout)
     rate = e.ready / e.seconds if e.seconds else 0.0
-    base = b.ready / b.seconds if b.seconds else 0.0
     alone = s.bound / s.seconds if s.seconds else 0.0
+    one_rate = one.ready / one.seconds if one.seconds else 0.0
+    alone1 = s1.bound / s1.seconds if s1.seconds else 0.0
     label = f"{replicas // 1000}k" if replicas >= 1000 else str(replicas)
     # One process, one interpreter lock: end to end does at least the scheduler's work and the
     # node side's (the direct baseline's) one after the other, so its ratio to the scheduler alone
     # cannot pass alone / (alone + direct) however the two interleave
-    bound = s.seconds / (s.seconds + b.seconds) if s.seconds and b.seconds else 0.0
+    bound = s1.seconds / (s1.seconds + b.seconds) if s1.seconds and b.seconds else 0.0
+    cpu = sum(e.cpu_s.values())
+    # Separate processes on C cores: the run takes at least its CPU seconds / C
+    cores = os.cpu_count() or 1
     out.append(
         Row(
             name=f"e2e_deployment_{label}",
             value=rate,
             unit="pods/s",
-            baseline="same pods created bound (nodeName set) straight into the registry",
-            baseline_value=base,
+            baseline="the scheduler alone on the same nodes, over a SQLite file",
+            baseline_value=alone,
             baseline_kind="same-run",
             samples=1,
             note=(
-                f"{nodes} sim nodes, profile {PROFILE}: {e.ready}/{replicas} Ready in {e.seconds:.1f} s "
-                f"(baseline {b.ready} in {b.seconds:.1f} s); first 10% {e.first10:.0f} pods/s, "
-                f"last 10% {e.last10:.0f} pods/s; {e.not_ready_events} NodeNotReady/eviction events; "
-                f"the scheduler alone on the same nodes bound {s.bound} pending pods in {s.seconds:.1f} s "
-                f"({alone:.0f} pods/s): end to end is {rate / alone if alone else 0:.2f}x of it, "
-                f"against a one-process bound of {bound:.2f}x (scheduler alone + direct baseline "
-                "in turn)"
+                f"{nodes} sim nodes, profile {PROFILE}, scheduler and sim nodes in processes of their "
+                f"own (separate_processes), store {e.store}: {e.ready}/{replicas} Ready in {e.seconds:.1f} s; "
+                f"first 10% {e.first10:.0f} pods/s, last 10% {e.last10:.0f} pods/s; "
+                f"{e.not_ready_events} NodeNotReady/eviction events; CPU s by process "
+                f"{', '.join(f'{k} {v:.1f}' for k, v in e.cpu_s.items())} ({cpu:.1f} s: at least "
+                f"{cpu / cores:.1f} s on {cores} cores); the scheduler alone bound {s.bound} pending "
+                f"pods in {s.seconds:.1f} s ({alone:.0f} pods/s). All in one process (store {one.store}): "
+                f"{one.ready} Ready in {one.seconds:.1f} s, {one_rate / alone1 if alone1 else 0:.2f}x of "
+                f"the scheduler alone on that store ({s1.seconds:.1f} s), against a one-process bound of "
+                f"{bound:.2f}x (scheduler alone + the same pods created bound, {b.seconds:.1f} s, in turn)"
             ),
             extra={
                 "e2e": e.__dict__,
-                "direct": b.__dict__,
                 "scheduler_alone": s.__dict__,
+                "one_process": one.__dict__,
+                "one_process_scheduler_alone": s1.__dict__,
+                "direct": b.__dict__,
                 "one_process_bound": bound,
             },
         )
@@ -709,16 +756,22 @@ def main() -> None:
         choices=["memory", "sqlite", "auto"],
         help="the clusters' store (auto: `nbkube up`'s, a private etcd process when etcd is installed)",
     )
+    ap.add_argument(
+        "--separate-processes",
+        action="store_true",
+        help="--only e2e/scheduler: scheduler and sim nodes in processes of their own (and the scheduler "
+        "alone on a SQLite file, the store such a cluster gets instead of memory)",
+    )
     a = ap.parse_args()
     _configure(a.profile, a.store)
     if a.only == "e2e":
-        print(e2e_deployment(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
+        print(e2e_deployment(a.nodes or 100, a.replicas or 2000, a.timeout or 300, a.separate_processes))
         return
     if a.only == "direct":
         print(direct_pods(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
         return
     if a.only == "scheduler":
-        print(scheduler_alone(a.nodes or 100, a.replicas or 2000, a.timeout or 300))
+        print(scheduler_alone(a.nodes or 100, a.replicas or 2000, a.timeout or 300, "sqlite" if a.separate_processes else STORE))
         return
     if a.only == "density":
         print(density(a.density_nodes or 250, a.pods_per_node or 0, a.timeout or 300, a.pods_timeout))
