@@ -104,15 +104,20 @@ class ReadyCounter:
     """Counts pods that became Ready, from a watch of its own (not the cluster's informers)."""
 
     cluster: LocalCluster
-    label: str
+    label: str  # KEY=VALUE
     times: list[float] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
+    _label: tuple[str, str] = ("", "")
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         # shared: it only reads the events, so it takes the objects the informers already decoded
-        # instead of decoding every pod version again (the measuring must not add to the measured)
-        self._watch = self.cluster.api.watch("Pod", NAMESPACE, label_selector=self.label, shared=True)
+        # instead of decoding every pod version again (the measuring must not add to the measured);
+        # the label is checked here, not by a selector watch, which would decode every pod's
+        # previous version to tell whether it matched before
+        key, _, value = self.label.partition("=")
+        self._label = (key, value)
+        self._watch = self.cluster.api.watch("Pod", NAMESPACE, shared=True)
         self._thread = threading.Thread(target=self._run, name="bench-ready-counter", daemon=True)
         self._thread.start()
 
@@ -121,8 +126,15 @@ class ReadyCounter:
             ev = self._watch.next(0.25)
             if ev is None:
                 continue
-            uid = ev.object["metadata"].get("uid", "")
-            if ev.type != "DELETED" and uid not in self._seen and _ready(ev.object):
+            meta = ev.object["metadata"]
+            uid = meta.get("uid", "")
+            key, value = self._label
+            if (
+                ev.type != "DELETED"
+                and uid not in self._seen
+                and (meta.get("labels") or {}).get(key) == value
+                and _ready(ev.object)
+            ):
                 self._seen.add(uid)
                 self.times.append(time.perf_counter())
 

@@ -60,6 +60,7 @@ from nbkube.errors import BadRequest, NbkubeError, NotFound
 from nbkube.gctune import tune_for_scale
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
 from nbkube.node.agentpool import AgentPool
+from nbkube.node.boundpods import node_informers
 from nbkube.node.kit import MAX_SIM_NODES, HostProxy, NodeKit, build_node, reap_other_nodes
 from nbkube.node.network.blocks import BlockLease, LoopbackBlock, claim_block
 from nbkube.node.runtime import resolve_auto
@@ -463,7 +464,6 @@ class JoinedNode:
         """`metrics_kubeconfig`: the API server's kubeconfig, through which this node reports its
         pods' CPU and memory (`kubectl top`, the HPA). Without it they go to this process's own
         metrics store, which only an API server in this process would serve."""
-        from nbkube.client.informer import InformerFactory
 
         if network not in ("auto", "host", "netns"):
             raise BadRequest(f"network must be host, netns or auto, got {network!r}")
@@ -476,7 +476,7 @@ class JoinedNode:
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
         self.state_dir = state_dir or os.path.join(os.path.expanduser("~"), ".nbkube", "nodes", name)
         self.index = index if index is not None else free_node_index(api, name)
-        self.factory = InformerFactory(api)
+        self.factory = node_informers(api)
         # A real machine (an address of its own given) puts its pods in the host's namespace;
         # without one, the node gets a namespace on this host, as in a local multi-node cluster.
         self.network = ("host" if node_ip else "netns") if network == "auto" else network
@@ -856,10 +856,9 @@ class LocalCluster(Cluster):
                     self.api.credentials_dir = self.key_dir
                 # the default StorageClass: local-path folders under the cluster's folder
                 ensure_default_class(self.api, os.path.join(self.data_dir, "local-path"))
-                from nbkube.client.informer import InformerFactory
 
-                # the agents of one process share one pod informer (one watch, not N)
-                self._agent_factory = InformerFactory(self.api)
+                # the agents of one process share one pod informer (one watch, not N), of bound pods
+                self._agent_factory = node_informers(self.api)
                 if self.runtime_name == "sim":
                     if not self.separate_processes:
                         self.agent_pool = AgentPool(clock=self.clock)

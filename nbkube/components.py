@@ -38,6 +38,7 @@ from nbkube.controlplane.profiles import Profile
 from nbkube.errors import BadRequest, NbkubeError
 from nbkube.node.agent import NodeAgent
 from nbkube.node.agentpool import AgentPool
+from nbkube.node.boundpods import node_informers
 from nbkube.node.kit import NodeKit, build_node
 
 if TYPE_CHECKING:
@@ -139,11 +140,9 @@ class SimNodePool:
         capacity: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
     ):
-        from nbkube.client.informer import InformerFactory
-
         if count < 1 or first < 1:
             raise BadRequest(f"sim-nodes: --first and --count must be at least 1, got {first} and {count}")
-        self.factory = InformerFactory(api)
+        self.factory = node_informers(api)
         self.pool = AgentPool(clock=REAL_CLOCK)
         self.kits: dict[str, NodeKit] = {}
         self.agents: dict[str, NodeAgent] = {}

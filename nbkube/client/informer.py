@@ -32,11 +32,22 @@ from nbkube.logutil import log_failure
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
 
-__all__ = ["Informer", "InformerFactory", "IndexFunc"]
+__all__ = ["Informer", "InformerFactory", "IndexFunc", "WatchFilter", "filters_watches"]
 
 log = logging.getLogger(__name__)
 
 IndexFunc = Callable[[Obj], list[str]]
+
+
+@dataclass(frozen=True)
+class WatchFilter:
+    """Which objects of a kind an informer keeps, as a field selector would: `keep(obj)` decides;
+    `raw(value)` is False when the stored JSON certainly fails `keep`, so that such a value is not
+    even decoded (Registry.watch's raw_filter). A node's pod informer keeps bound pods only."""
+
+    name: str
+    keep: Callable[[Obj], bool]
+    raw: Callable[[bytes], bool] | None = None
 
 _WATCH_POLL = 0.25  # how often the watch loop looks at the stop flag when no event arrives
 _BACKOFF_START = 0.1
@@ -89,6 +100,14 @@ def _shares_decoding(api: Any) -> bool:
         return False
 
 
+def filters_watches(api: Any) -> bool:
+    """Whether `api.watch` takes a predicate (the in-process Registry; not a REST client)."""
+    try:
+        return "predicate" in inspect.signature(api.watch).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 def _rv(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -109,7 +128,16 @@ class Informer:
         namespace: str = "",
         label_selector: str | None = None,
         indexers: dict[str, IndexFunc] | None = None,
+        watch_filter: WatchFilter | None = None,
     ):
+        """`watch_filter`: keep only what it keeps (over an in-process Registry, which filters
+        the watch; a client without predicate watches is refused)."""
+        if watch_filter is not None and not filters_watches(api):
+            raise TypeError(
+                f"{kind} informer: watch filter {watch_filter.name!r} needs the in-process registry "
+                f"(predicate watches), not {type(api).__name__}"
+            )
+        self.watch_filter = watch_filter
         self.api = api
         self.info = kinds.lookup(kind)
         self.kind = self.info.kind
@@ -286,6 +314,16 @@ class Informer:
         self._thread = None
 
     def _open_watch(self, resource_version: str) -> Any:
+        if self.watch_filter is not None:
+            return self.api.watch(
+                self.kind,
+                self.namespace,
+                resource_version=resource_version,
+                label_selector=self.label_selector,
+                shared=True,
+                predicate=self.watch_filter.keep,
+                raw_filter=self.watch_filter.raw,
+            )
         if _shares_decoding(self.api):
             # cached objects are never mutated (see the module docstring): every informer of this
             # kind on the Registry holds the same decoded object, not a copy each
@@ -314,6 +352,8 @@ class Informer:
                     # events the list already reflects (revision <= the list's) are skipped.
                     self._watch = self._open_watch("")
                     items, rv = self.api.list(self.kind, self.namespace, label_selector=self.label_selector)
+                    if self.watch_filter is not None:
+                        items = [obj for obj in items if self.watch_filter.keep(obj)]
                     self._replace(items)
                     self.resource_version = rv
                     skip_upto = int(rv)
@@ -364,8 +404,10 @@ class Informer:
 class InformerFactory:
     """One shared informer per (kind, namespace) for everything running in this process."""
 
-    def __init__(self, api: Registry):
+    def __init__(self, api: Registry, *, filters: dict[str, WatchFilter] | None = None):
+        """`filters`: by kind, what this factory's informers of it keep (see WatchFilter)."""
         self.api = api
+        self.filters = {kinds.lookup(kind).kind: f for kind, f in (filters or {}).items()}
         self._lock = threading.Lock()
         self._informers: dict[tuple[str, str], Informer] = {}
         self._started = False
@@ -376,7 +418,9 @@ class InformerFactory:
         with self._lock:
             inf = self._informers.get(key)
             if inf is None:
-                inf = self._informers[key] = Informer(self.api, info.kind, namespace=key[1])
+                inf = self._informers[key] = Informer(
+                    self.api, info.kind, namespace=key[1], watch_filter=self.filters.get(info.kind)
+                )
                 if self._started:
                     inf.start()
             return inf

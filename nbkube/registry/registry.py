@@ -428,11 +428,14 @@ class RegistryWatch:
         decode: Callable[[KeyValue], Obj] = _decode,
         predicate: Callable[[Obj], bool] | None = None,
         seen: Callable[[KeyValue], None] | None = None,
+        raw_filter: Callable[[bytes], bool] | None = None,
     ):
-        """`seen`: told each value the watch delivers (the registry's recent values, recent.py)."""
+        """`seen`: told each value the watch delivers (the registry's recent values, recent.py).
+        `raw_filter`: see Registry.watch."""
         self._w = store_watch
         self._decode = decode
         self._seen = seen
+        self._raw_filter = raw_filter if predicate is not None else None
         self._selector = selector
         self._predicate = predicate
         self._filtered = selector is not None or predicate is not None
@@ -447,6 +450,16 @@ class RegistryWatch:
         return _passes(self._selector, self._predicate, obj)
 
     def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
+        if (
+            self._raw_filter is not None
+            and ev.type != "DELETE"
+            and ev.kv.key not in self._matching
+            and ev.kv.value[:1] == b"{"
+            and not self._raw_filter(ev.kv.value)
+        ):
+            # did not match before and certainly does not now: nothing to say, nothing to decode
+            self.resource_version = str(ev.kv.mod_revision)
+            return None
         obj = self._decode(ev.kv)
         self.resource_version = str(ev.kv.mod_revision)
         if ev.type != "DELETE" and self._seen is not None:
@@ -1477,13 +1490,16 @@ class Registry:
         label_selector: Any = None,
         predicate: Callable[[Obj], bool] | None = None,
         shared: bool = False,
+        raw_filter: Callable[[bytes], bool] | None = None,
     ) -> RegistryWatch:
         """Events after `resource_version` ("" or "0": from now). Expired if it was compacted.
 
         `predicate` filters beyond labels (the API server's field selectors), with the same
         entering = ADDED / leaving = DELETED translation as the label selector. `shared=True`: the
         caller never mutates the event objects, which are then decoded once and shared with every
-        other shared watch (see SharedDecoder)."""
+        other shared watch (see SharedDecoder). `raw_filter(value)`, with a predicate: False when
+        the stored JSON certainly fails the predicate (e.g. no `"nodeName":"` in it), so that a
+        value which matched neither before nor now is skipped undecoded; True decides nothing."""
         info = self._info(kind)
         prefix = self._prefix(info, namespace)
         selector = _selector(label_selector)
@@ -1511,6 +1527,7 @@ class Registry:
             predicate=predicate,
             # Events are written once and seldom updated (see _remember)
             seen=None if info.kind == "Event" else self._recent.remember_seen,
+            raw_filter=raw_filter,
         )
         w.resource_version = str(after)
         with self._watches_lock:

@@ -29,7 +29,7 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from nbkube.errors import BadRequest, StoreUnavailable
@@ -134,6 +134,19 @@ def _name_range(prefix: str, column: str = "name") -> tuple[str, tuple[str, ...]
     if end is None:
         return f"{column} >= ?", (prefix,)
     return f"{column} >= ? AND {column} < ?", (prefix, end)
+
+
+def _covering(prefixes: Iterable[str]) -> tuple[str, ...]:
+    """The fewest prefixes covering `prefixes` ("" covers every key)."""
+    out: list[str] = []
+    for prefix in sorted(set(prefixes)):
+        if not out or not prefix.startswith(out[-1]):
+            out.append(prefix)
+    return tuple(out)
+
+
+def _under_any(prefix: str, prefixes: tuple[str, ...]) -> bool:
+    return any(prefix.startswith(p) for p in prefixes)
 
 
 def _event(row: _Row) -> WatchEvent:
@@ -494,6 +507,16 @@ class SqliteStore:
     def _compaction_revision(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT revision FROM compaction WHERE id = 1").fetchone()[0])
 
+    def _rows_under(self, conn: sqlite3.Connection, after: int, prefixes: tuple[str, ...]) -> _Rows:
+        """The rows after revision `after` under any of `prefixes` (_covering's), in order."""
+        if "" in prefixes or not prefixes:
+            return self._rows_since(conn, after)
+        conds, params = zip(*(_name_range(p, "l.name") for p in prefixes), strict=True)
+        sql = f"SELECT {_EVENT_COLUMNS} FROM log l LEFT JOIN log p ON p.id = l.prev_revision WHERE l.id > ?"
+        where = " OR ".join(f"({c})" for c in conds)
+        flat = [value for group in params for value in group]
+        return conn.execute(f"{sql} AND ({where}) ORDER BY l.id", (after, *flat)).fetchall()
+
     def _rows_since(
         self, conn: sqlite3.Connection, after: int, upto: int | None = None, prefix: str = ""
     ) -> _Rows:
@@ -609,27 +632,46 @@ class _Poller:
                 since = self._last_seen
                 if not self._watchers:
                     return
+                prefixes = _covering(w.prefix for w in self._watchers)
 
-            def read(conn: sqlite3.Connection) -> tuple[list[_Row], int]:
-                return store._rows_since(conn, since), store._compaction_revision(conn)
+            def read(conn: sqlite3.Connection) -> tuple[list[_Row], int, int]:
+                # only the rows somebody watches: no value of an unwatched kind (every Event a
+                # busy cluster writes) is copied out of SQLite or made into an event
+                rows = store._rows_under(conn, since, prefixes)
+                return rows, store._compaction_revision(conn), store._current(conn)
 
-            rows, compacted = store._txn("BEGIN", read)
+            rows, compacted, current = store._txn("BEGIN", read)
             if compacted > since + 1:
                 # Another process compacted past rows we had not read yet: some may be gone.
                 self._fail_all(Compacted(since + 1, compacted))
-            self._fan_out(rows)
+            self._fan_out(rows, since, current, prefixes)
 
-    def _fan_out(self, rows: list[_Row]) -> None:
-        if not rows:
-            return
-        events = [_event(row) for row in rows]
+    def _fan_out(self, rows: list[_Row], since: int, current: int, prefixes: tuple[str, ...]) -> None:
         with self._cond:
-            for event in events:
-                key = event.kv.key
-                for watch in self._watchers:
+            # A watcher added while the rows were read, under a prefix the read did not cover,
+            # gets its rows of the same range by a read of its own (its registration replayed up
+            # to `since`); the others get the rows read.
+            covered = [w for w in self._watchers if _under_any(w.prefix, prefixes)]
+            for watch in self._watchers:
+                if watch not in covered and current > since:
+                    for row in self._rows_between(since, current, watch.prefix):
+                        watch.push(_event(row))
+            for row in rows:
+                key = row[1]
+                event: WatchEvent | None = None
+                for watch in covered:
                     if key.startswith(watch.prefix):
+                        event = event or _event(row)
                         watch.push(event)
-            self._last_seen = max(self._last_seen, events[-1].revision)
+            self._last_seen = max(self._last_seen, current)
+
+    def _rows_between(self, after: int, upto: int, prefix: str) -> list[_Row]:
+        store = self._store
+
+        def read(conn: sqlite3.Connection) -> list[_Row]:
+            return store._rows_since(conn, after, upto, prefix)
+
+        return store._txn("BEGIN", read)
 
     def _fail_all(self, err: Exception) -> None:
         with self._cond:
@@ -640,16 +682,17 @@ class _Poller:
     def compact(self, revision: int) -> None:
         store = self._store
 
-        def body(conn: sqlite3.Connection) -> list[_Row]:
+        def body(conn: sqlite3.Connection) -> tuple[list[_Row], int, int]:
             current = store._current(conn)
             if revision > current:
                 raise BadRequest(
                     f"cannot compact {store.url} to revision {revision}: current revision is {current}"
                 )
             if revision <= store._compaction_revision(conn):
-                return []
+                return [], 0, 0
             # Read unseen rows in the same transaction as the delete, so watchers get them first.
-            unseen = store._rows_since(conn, self._last_seen) if self._watchers else []
+            since = self._last_seen
+            unseen = store._rows_since(conn, since) if self._watchers else []
             # Keep every row at or after `revision` (and each one's predecessor, for prev values):
             # drop rows superseded before it, and tombstones before it.
             conn.execute(
@@ -658,10 +701,12 @@ class _Poller:
             )
             conn.execute("DELETE FROM log WHERE deleted = 1 AND id < ?", (revision,))
             conn.execute("UPDATE compaction SET revision = ? WHERE id = 1", (revision,))
-            return unseen
+            return unseen, since, current
 
         with self._poll_lock:
-            self._fan_out(store._txn("BEGIN IMMEDIATE", body))
+            rows, since, current = store._txn("BEGIN IMMEDIATE", body)
+            if current:
+                self._fan_out(rows, since, current, ("",))  # every row: every watcher is covered
 
     def close(self) -> None:
         with self._cond:

@@ -297,3 +297,58 @@ def test_the_store_file_and_its_wal_are_the_owners_alone(tmp_path: Path) -> None
         assert (tmp_path / "new" / "store.db").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_the_watch_poller_reads_only_watched_rows_and_makes_events_of_those(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows of kinds nobody watches (a busy cluster's Events) are neither copied out nor made
+    into events; the watched ones arrive in order."""
+    import nbkube.store.sqlite as sqlite_module
+
+    made: list[str] = []
+    real_event = sqlite_module._event
+
+    def counting(row: tuple) -> object:  # type: ignore[type-arg]
+        made.append(row[1])
+        return real_event(row)
+
+    monkeypatch.setattr(sqlite_module, "_event", counting)
+    store = SqliteStore(":memory:")
+    try:
+        watch = store.watch("/a/", 0)
+        for i in range(50):
+            store.create(f"/b/{i}", b"{}")
+        store.create("/a/1", b"{}")
+        event = watch.next(5)
+        assert event is not None and event.kv.key == "/a/1"
+        assert made == ["/a/1"]
+    finally:
+        store.close()
+
+
+def test_a_watcher_added_while_the_poller_reads_other_prefixes_misses_nothing() -> None:
+    """The poller read the rows under the prefixes watched when it began; a watcher that came
+    meanwhile under another prefix gets its rows of that range by a read of its own, once."""
+    store = SqliteStore(":memory:")
+    try:
+        watch_a = store.watch("/a/", 0)
+        poller = store._poller
+        with poller._poll_lock:  # the poller thread waits: this test plays its part
+            since = poller._last_seen
+            prefixes = ("/a/",)
+            store.create("/a/1", b"{}")
+            store.create("/b/1", b"{}")
+            rows = store._txn("BEGIN", lambda conn: store._rows_under(conn, since, prefixes))
+            current = store.current_revision()
+            watch_b = store.watch("/b/", since)  # registered now: replays up to `since` only
+            poller._fan_out(rows, since, current, prefixes)
+        got_a, got_b = watch_a.next(5), watch_b.next(5)
+        assert got_a is not None and got_a.kv.key == "/a/1"
+        assert got_b is not None and got_b.kv.key == "/b/1"
+        store.create("/b/2", b"{}")
+        again = watch_b.next(5)
+        assert again is not None and again.kv.key == "/b/2"  # not /b/1 a second time
+        assert watch_a.next(0.2) is None
+    finally:
+        store.close()
