@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
 from nbkube.client.eventsink import flush_events, sink_for
-from nbkube.client.eventspam import spam_filter_for
+from nbkube.client.eventspam import spam_filter_for, spam_key_of
 from nbkube.clock import REAL_CLOCK, Clock, parse_rfc3339, rfc3339
 from nbkube.logutil import log_failure
 
@@ -54,7 +54,6 @@ def record_event(
     try:
         meta = obj.get("metadata") or {}
         at = clock.now()
-        now = rfc3339(at, micro=True)
         involved: dict[str, Any] = {
             "kind": obj.get("kind", ""),
             "name": meta.get("name", ""),
@@ -65,6 +64,10 @@ def record_event(
             involved["apiVersion"] = obj["apiVersion"]
         if meta.get("resourceVersion"):
             involved["resourceVersion"] = str(meta["resourceVersion"])
+        # past its source+object burst (client/eventspam.py): counted, said once, and not built
+        if not spam_filter_for(api).allow_key(spam_key_of(component, "", involved, type), at, involved):
+            return
+        now = rfc3339(at, micro=True)
         event: Obj = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -83,8 +86,6 @@ def record_event(
             "lastTimestamp": now,
             "count": 1,
         }
-        if not spam_filter_for(api).allow(event, at):
-            return  # past its source+object burst (client/eventspam.py): counted, said once
         sink = sink_for(api)
         if sink is not None:
             sink.add(event)  # written with others in one batch (client/eventsink.py)

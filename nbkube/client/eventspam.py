@@ -49,16 +49,25 @@ class _Bucket:
 def spam_key(event: Obj) -> tuple[str, ...]:
     """client-go's default spam key: source, involved object (with uid) and the Event's type."""
     source = event.get("source") or {}
-    inv = event.get("involvedObject") or {}
-    return (
+    return spam_key_of(
         str(source.get("component") or event.get("reportingComponent") or ""),
         str(source.get("host") or ""),
+        event.get("involvedObject") or {},
+        str(event.get("type") or ""),
+    )
+
+
+def spam_key_of(component: str, host: str, inv: Obj, type: str) -> tuple[str, ...]:
+    """`spam_key` of an Event not built yet (a recorder checks before it builds one)."""
+    return (
+        component,
+        host,
         str(inv.get("kind") or ""),
         str(inv.get("namespace") or ""),
         str(inv.get("name") or ""),
         str(inv.get("uid") or ""),
         str(inv.get("apiVersion") or ""),
-        str(event.get("type") or ""),
+        type,
     )
 
 
@@ -79,7 +88,10 @@ class SpamFilter:
         self._lock = threading.Lock()
 
     def allow(self, event: Obj, now: float) -> bool:
-        key = spam_key(event)
+        return self.allow_key(spam_key(event), now, event.get("involvedObject") or {})
+
+    def allow_key(self, key: tuple[str, ...], now: float, inv: Obj) -> bool:
+        """`allow` by the Event's spam key (`spam_key_of`) and involved object."""
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
@@ -99,7 +111,6 @@ class SpamFilter:
             warn = not bucket.warned
             bucket.warned = True
         if warn:
-            inv = event.get("involvedObject") or {}
             log.info(
                 "events: %s recorded more than %d Events about %s %s/%s; further ones are dropped "
                 "(one kept per %.0f s), as Kubernetes' event spam filter does",

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from nbkube.client.events import record_event
-from nbkube.client.eventspam import SpamFilter, spam_filter_for
+from nbkube.client.eventspam import SpamFilter, spam_filter_for, spam_key, spam_key_of
 from nbkube.clock import FakeClock
 from nbkube.registry.registry import Registry
 
@@ -85,6 +85,9 @@ def test_record_event_writes_the_burst_and_says_once_what_it_drops(
     clock.advance(spam_filter_for(api).refill_seconds)
     record_event(api, rs, "SuccessfulCreate", "Created pod: later", component="rs", clock=clock)
     assert len(api.list("Event", "default")[0]) == burst + 1
+    # the recorder checks the key before it builds an Event: the same key as the Event's
+    written = api.list("Event", "default")[0][0]
+    assert spam_key_of("rs", "", written["involvedObject"], "Normal") == spam_key(written)
 
 
 def test_each_api_has_its_own_filter(api: Registry) -> None:

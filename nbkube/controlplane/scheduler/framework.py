@@ -422,18 +422,20 @@ class Snapshot:
             if not node_name or phase in TERMINAL_PHASES:
                 return self.remove_pod(key)
             prev = self.pod_node.get(key)
-            if key in self.assumed:
-                self.assumed.discard(key)
-                mine = self.nodes[prev].pods.get(key) if prev in self.nodes else None
-                if (
-                    prev == node_name
-                    and mine is not None
-                    and mine.uid == str((pod_obj.get("metadata") or {}).get("uid") or "")
-                    and mine.labels == ((pod_obj.get("metadata") or {}).get("labels") or {})
-                ):
-                    # The informer confirms our own bind: the accounting is already right.
-                    mine.obj = pod_obj
-                    return False
+            confirming = key in self.assumed
+            self.assumed.discard(key)
+            held = self.nodes[prev].pods.get(key) if prev == node_name and prev in self.nodes else None
+            meta = pod_obj.get("metadata") or {}
+            if (
+                held is not None
+                and held.uid == str(meta.get("uid") or "")
+                and held.labels == (meta.get("labels") or {})
+                and (confirming or (held.obj.get("spec") or {}) == spec)
+            ):
+                # The informer confirms our own bind, or brings a status change (the node's
+                # report): what is accounted for the pod is as it was.
+                held.obj = pod_obj
+                return False
             pod = self.prepare(PodInfo(pod_obj))
             if prev is not None and prev != node_name:
                 self.nodes[prev].remove_pod(key)

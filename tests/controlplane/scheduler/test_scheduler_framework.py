@@ -166,6 +166,24 @@ def test_resource_accounting_assume_confirm_forget_and_delete() -> None:
     assert ni.requested_cpu == 0
 
 
+def test_a_status_change_keeps_the_accounting_and_a_spec_or_label_change_redoes_it() -> None:
+    snap = Snapshot.from_objects([node("n1", cpu="2")])
+    ni = snap.nodes["n1"]
+    snap.set_pod(pod("a", cpu="600m", node_name="n1", labels={"app": "web"}))
+    held = ni.pods["default/a"]
+    running = pod("a", cpu="600m", node_name="n1", labels={"app": "web"})
+    running["status"] = {"phase": "Running"}
+    assert snap.set_pod(running) is False
+    assert ni.pods["default/a"] is held and held.obj is running  # the same facts, the newest object
+    assert (ni.requested_cpu, ni.pod_count) == (600, 1)
+    relabelled = pod("a", cpu="600m", node_name="n1", labels={"app": "db"})
+    snap.set_pod(relabelled)
+    assert ni.pods["default/a"] is not held and ni.pods["default/a"].labels == {"app": "db"}
+    resized = pod("a", cpu="1", node_name="n1", labels={"app": "db"})
+    snap.set_pod(resized)
+    assert (ni.requested_cpu, ni.pod_count) == (1000, 1)
+
+
 def test_pods_bound_to_unknown_nodes_are_counted_when_the_node_appears() -> None:
     snap = Snapshot()
     snap.set_pod(pod("early", cpu="1", node_name="late"))
