@@ -7,6 +7,7 @@ bytes. Arithmetic is done in `Decimal` so that `0.1` and `100m` are exactly the 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from decimal import Decimal, InvalidOperation
@@ -65,6 +66,13 @@ def parse_decimal(q: object) -> Decimal:
         return Decimal(repr(q))
     if not isinstance(q, str):
         raise _bad(q)
+    return _parse_text(q)
+
+
+# Pods of one template name the same few quantities ("10m", "16Mi") thousands of times: each text
+# is parsed once (a Decimal is immutable; a bad text raises each time, errors are not cached).
+@functools.lru_cache(maxsize=4096)
+def _parse_text(q: str) -> Decimal:
     m = _QUANTITY_RE.match(q.strip())
     if m is None or q != q.strip():
         raise _bad(q)

@@ -102,3 +102,14 @@ def test_resolve_int_or_percent(value: int | str | None, total: int, round_up: b
 def test_resolve_int_or_percent_rejects_bad_values(value: object) -> None:
     with pytest.raises(ValueError, match="must be an integer or a percentage"):
         resolve_int_or_percent(value, 10, True)  # type: ignore[arg-type]
+
+
+def test_a_quantity_text_is_parsed_once_and_a_bad_one_is_refused_every_time() -> None:
+    from nbkube.api.quantity import _parse_text, parse_decimal
+
+    _parse_text.cache_clear()
+    assert parse_decimal("16Mi") == parse_decimal("16Mi") == 16 * 2**20
+    assert _parse_text.cache_info().hits >= 1
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            parse_decimal("16 Mi")
