@@ -88,18 +88,17 @@ def _registry(args: argparse.Namespace, ctx: Context) -> Registry:
     return api
 
 
-def _scheduler(args: argparse.Namespace, ctx: Context) -> int | None:
+def _serve_part(api: Registry, start_part: Callable[[], Callable[[], None]]) -> None:
+    """Run a part (`start_part` starts it and returns its stop) until the parent says stop; then
+    write the Events still queued and close the registry and its store."""
     from nbkube.client.eventsink import stop_batching
-    from nbkube.components import profile_from_json, serve, start_scheduler
-
-    profile = profile_from_json(args.profile_json)
-    api = _registry(args, ctx)
+    from nbkube.components import serve
 
     def start() -> Callable[[], None]:
-        plane = start_scheduler(api, profile)
+        stop_part = start_part()
 
         def stop() -> None:
-            plane.stop()
+            stop_part()
             stop_batching(api)
             api.close()
             api.store.close()
@@ -107,12 +106,19 @@ def _scheduler(args: argparse.Namespace, ctx: Context) -> int | None:
         return stop
 
     serve(start)
+
+
+def _scheduler(args: argparse.Namespace, ctx: Context) -> int | None:
+    from nbkube.components import profile_from_json, start_scheduler
+
+    profile = profile_from_json(args.profile_json)
+    api = _registry(args, ctx)
+    _serve_part(api, lambda: start_scheduler(api, profile).stop)
     return None
 
 
 def _sim_nodes(args: argparse.Namespace, ctx: Context) -> int | None:
-    from nbkube.client.eventsink import stop_batching
-    from nbkube.components import SimNodePool, profile_from_json, serve
+    from nbkube.components import SimNodePool, profile_from_json
 
     profile = profile_from_json(args.profile_json)
     capacity = _json_object("--capacity-json", args.capacity_json)
@@ -132,14 +138,7 @@ def _sim_nodes(args: argparse.Namespace, ctx: Context) -> int | None:
 
     def start() -> Callable[[], None]:
         pool.start()
+        return pool.stop
 
-        def stop() -> None:
-            pool.stop()
-            stop_batching(api)
-            api.close()
-            api.store.close()
-
-        return stop
-
-    serve(start)
+    _serve_part(api, start)
     return None

@@ -314,28 +314,19 @@ class Informer:
         self._thread = None
 
     def _open_watch(self, resource_version: str) -> Any:
+        extra: dict[str, Any] = {}
         if self.watch_filter is not None:
-            return self.api.watch(
-                self.kind,
-                self.namespace,
-                resource_version=resource_version,
-                label_selector=self.label_selector,
-                shared=True,
-                predicate=self.watch_filter.keep,
-                raw_filter=self.watch_filter.raw,
-            )
+            extra = {"predicate": self.watch_filter.keep, "raw_filter": self.watch_filter.raw}
         if _shares_decoding(self.api):
             # cached objects are never mutated (see the module docstring): every informer of this
             # kind on the Registry holds the same decoded object, not a copy each
-            return self.api.watch(
-                self.kind,
-                self.namespace,
-                resource_version=resource_version,
-                label_selector=self.label_selector,
-                shared=True,
-            )
+            extra["shared"] = True
         return self.api.watch(
-            self.kind, self.namespace, resource_version=resource_version, label_selector=self.label_selector
+            self.kind,
+            self.namespace,
+            resource_version=resource_version,
+            label_selector=self.label_selector,
+            **extra,
         )
 
     def _run(self) -> None:
