@@ -118,14 +118,11 @@ class PodInfo:
     def __init__(self, pod: Obj):
         meta = pod.get("metadata") or {}
         spec = pod.get("spec") or {}
-        self.obj = pod
         self.name: str = str(meta.get("name") or "")
         self.namespace: str = str(meta.get("namespace") or "default")
         self.key: str = f"{self.namespace}/{self.name}"
         self.uid: str = str(meta.get("uid") or "")
-        # Shared with the (read-only) informer object rather than copied: thousands of bound pods
-        # are held, so PodInfo stays small.
-        self.labels: dict[str, str] = meta.get("labels") or {}
+        self.refer_to(pod)
         cpu = mem = nz_cpu = nz_mem = 0
         ports: list[tuple[str, str, int]] = []
         for c in spec.get("containers") or ():
@@ -151,6 +148,23 @@ class PodInfo:
             cpu, mem, nz_cpu, nz_mem = cpu + o_cpu, mem + o_mem, nz_cpu + o_cpu, nz_mem + o_mem
         self.cpu, self.memory, self.nonzero_cpu, self.nonzero_memory = cpu, mem, nz_cpu, nz_mem
         self.host_ports: tuple[tuple[str, str, int], ...] = tuple(ports)
+        self._static_key: str | None = None
+        owner = ""
+        for ref in meta.get("ownerReferences") or ():
+            if ref.get("controller"):
+                owner = f"owner:{ref.get('uid') or ref.get('kind', '') + '/' + str(ref.get('name', ''))}"
+                break
+        self.owner_key = owner
+        self.spread_keys: tuple[str, ...] = (owner,) if owner else ()
+
+    def refer_to(self, pod: Obj) -> None:
+        """Take `pod`'s parts the plugins read: shared with the (read-only) informer object rather
+        than copied, as thousands of bound pods are held. A newer version of the pod with the same
+        spec and labels is taken the same way, so that no part of an older version stays held."""
+        meta = pod.get("metadata") or {}
+        spec = pod.get("spec") or {}
+        self.obj = pod
+        self.labels: dict[str, str] = meta.get("labels") or {}
         self.node_selector: dict[str, str] = spec.get("nodeSelector") or {}
         required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
             "requiredDuringSchedulingIgnoredDuringExecution"
@@ -160,14 +174,6 @@ class PodInfo:
             list(required.get("nodeSelectorTerms") or []) if required is not None else None
         )
         self.tolerations: list[dict[str, Any]] = spec.get("tolerations") or []
-        self._static_key: str | None = None
-        owner = ""
-        for ref in meta.get("ownerReferences") or ():
-            if ref.get("controller"):
-                owner = f"owner:{ref.get('uid') or ref.get('kind', '') + '/' + str(ref.get('name', ''))}"
-                break
-        self.owner_key = owner
-        self.spread_keys: tuple[str, ...] = (owner,) if owner else ()
 
     @property
     def static_key(self) -> str:
@@ -434,7 +440,7 @@ class Snapshot:
             ):
                 # The informer confirms our own bind, or brings a status change (the node's
                 # report): what is accounted for the pod is as it was.
-                held.obj = pod_obj
+                held.refer_to(pod_obj)
                 return False
             pod = self.prepare(PodInfo(pod_obj))
             if prev is not None and prev != node_name:

@@ -175,6 +175,8 @@ def test_a_status_change_keeps_the_accounting_and_a_spec_or_label_change_redoes_
     running["status"] = {"phase": "Running"}
     assert snap.set_pod(running) is False
     assert ni.pods["default/a"] is held and held.obj is running  # the same facts, the newest object
+    # ... and none of the older version's parts held (its labels, its tolerations)
+    assert held.labels is running["metadata"]["labels"]
     assert (ni.requested_cpu, ni.pod_count) == (600, 1)
     relabelled = pod("a", cpu="600m", node_name="n1", labels={"app": "db"})
     snap.set_pod(relabelled)
