@@ -449,14 +449,12 @@ class RegistryWatch:
     def _matches(self, obj: Obj) -> bool:
         return _passes(self._selector, self._predicate, obj)
 
+    def _ruled_out(self, value: bytes) -> bool:
+        """Whether the raw filter says this stored (plain JSON) value certainly does not match."""
+        return self._raw_filter is not None and value[:1] == b"{" and not self._raw_filter(value)
+
     def _translate(self, ev: WatchEvent) -> RegistryEvent | None:
-        if (
-            self._raw_filter is not None
-            and ev.type != "DELETE"
-            and ev.kv.key not in self._matching
-            and ev.kv.value[:1] == b"{"
-            and not self._raw_filter(ev.kv.value)
-        ):
+        if ev.type != "DELETE" and ev.kv.key not in self._matching and self._ruled_out(ev.kv.value):
             # did not match before and certainly does not now: nothing to say, nothing to decode
             self.resource_version = str(ev.kv.mod_revision)
             return None
@@ -473,11 +471,14 @@ class RegistryWatch:
         created = ev.kv.create_revision == ev.kv.mod_revision
         if not self._filtered:
             return RegistryEvent("ADDED" if created else "MODIFIED", obj, ev.prev, self._decode)
-        prev = None if ev.prev is None else self._decode(ev.prev)
+        prev: Obj | None = None
         key = ev.kv.key
         if created:
             was = False
-        elif prev is not None:
+        elif ev.prev is not None and self._ruled_out(ev.prev.value):
+            was = False  # e.g. the pending version of a pod just bound: not decoded
+        elif ev.prev is not None:
+            prev = self._decode(ev.prev)
             was = self._matches(prev)
         else:
             was = key in self._matching

@@ -52,8 +52,7 @@ def test_values_the_raw_check_rules_out_are_not_decoded(api: Registry, monkeypat
         decoded.append(kv.key)
         return real(kv)
 
-    monkeypatch.setattr(api, "_decode", counting)
-    monkeypatch.setattr(api, "_shared_decode", counting)
+    monkeypatch.setattr(api, "_shared_decode", counting)  # what a shared watch decodes with
     watch = api.watch("Pod", "default", predicate=BOUND.keep, raw_filter=BOUND.raw, shared=True)
     try:
         decoded.clear()  # the watch's snapshot of what matches now
@@ -63,6 +62,11 @@ def test_values_the_raw_check_rules_out_are_not_decoded(api: Registry, monkeypat
         event = watch.next(5)
         assert event is not None and (event.type, event.object["metadata"]["name"]) == ("ADDED", "b")
         assert decoded and all(key.endswith("/b") for key in decoded)  # no pending pod
+        decoded.clear()
+        _bind(api, "p0", "n1")  # entering: the bound version decoded, its pending one not
+        event = watch.next(5)
+        assert event is not None and (event.type, event.object["metadata"]["name"]) == ("ADDED", "p0")
+        assert [key.rsplit("/", 1)[-1] for key in decoded] == ["p0"]
     finally:
         watch.cancel()
 
