@@ -429,9 +429,12 @@ class RegistryWatch:
         predicate: Callable[[Obj], bool] | None = None,
         seen: Callable[[KeyValue], None] | None = None,
         raw_filter: Callable[[bytes], bool] | None = None,
+        exact: bool = False,
     ):
         """`seen`: told each value the watch delivers (the registry's recent values, recent.py).
-        `raw_filter`: see Registry.watch."""
+        `raw_filter`: see Registry.watch. `exact`: `matching` is what matched at the revision the
+        watch starts from, so that, kept up by every event, it says whether a key matched before."""
+        self._exact = exact and (selector is not None or predicate is not None)
         self._w = store_watch
         self._decode = decode
         self._seen = seen
@@ -475,6 +478,8 @@ class RegistryWatch:
         key = ev.kv.key
         if created:
             was = False
+        elif self._exact:
+            was = key in self._matching  # kept exact since the watch's start: no decode needed
         elif ev.prev is not None and self._ruled_out(ev.prev.value):
             was = False  # e.g. the pending version of a pod just bound: not decoded
         elif ev.prev is not None:
@@ -492,6 +497,8 @@ class RegistryWatch:
         if now:
             return RegistryEvent("ADDED", obj, ev.prev, self._decode)
         if was:
+            if prev is None and ev.prev is not None:
+                prev = self._decode(ev.prev)
             # what the watcher last saw matching, stamped with this event's resourceVersion
             return RegistryEvent(
                 "DELETED", _with_rv(prev, ev.kv.mod_revision) if prev else obj, ev.prev, self._decode
@@ -1505,19 +1512,27 @@ class Registry:
         prefix = self._prefix(info, namespace)
         selector = _selector(label_selector)
         after = _parse_rv(resource_version)
-        matching: set[str] | None = None
-        if selector is not None or predicate is not None:
-            # Fallback knowledge of "matched before" for backends that do not send `prev`.
-            kvs, _ = self.store.list(prefix)
-            matching = {kv.key for kv in kvs if _passes(selector, predicate, self._decode(kv))}
         if not after:
             after = self.store.current_revision()
+        expired = f"too old resource version: {after}: the {info.plural} watch must relist"
+        matching: set[str] | None = None
+        exact = False
+        if selector is not None or predicate is not None:
+            # What matched at the revision the watch starts from: every event after it keeps this
+            # exact, so whether an object matched before needs no decode of its previous version.
+            # A start the store has not reached yet gets the current keys, and `prev` decides.
+            try:
+                kvs, _ = self.store.list(prefix, revision=after)
+                exact = True
+            except Compacted as e:
+                raise Expired(f"{expired} (compacted at {e.compacted})") from e
+            except BadRequest:
+                kvs, _ = self.store.list(prefix)
+            matching = {kv.key for kv in kvs if _passes(selector, predicate, self._decode(kv))}
         try:
             store_watch = self.store.watch(prefix, after)
         except Compacted as e:
-            raise Expired(
-                f"too old resource version: {after} ({e.compacted}): the {info.plural} watch must relist"
-            ) from e
+            raise Expired(f"{expired} (compacted at {e.compacted})") from e
         decode = self._shared_decode if shared else self._decode
         w = RegistryWatch(
             store_watch,
@@ -1529,6 +1544,7 @@ class Registry:
             # Events are written once and seldom updated (see _remember)
             seen=None if info.kind == "Event" else self._recent.remember_seen,
             raw_filter=raw_filter,
+            exact=exact,
         )
         w.resource_version = str(after)
         with self._watches_lock:

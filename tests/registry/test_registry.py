@@ -528,6 +528,26 @@ def test_predicate_watch_leaving_is_deleted_with_the_previous_version(api: Regis
         w.cancel()
 
 
+def test_a_selector_watch_resumed_from_an_old_revision_knows_what_matched_then(api: Registry) -> None:
+    """What matched is taken at the revision the watch resumes from, not now: an object that matched
+    then and left is DELETED, one that entered since is ADDED, and no previous version is decoded
+    to tell (the watch keeps what matched exact from its start)."""
+    api.create(pod("leaves", labels={"app": "web"}))
+    start = api.create(pod("enters", labels={"app": "db"}))["metadata"]["resourceVersion"]
+    api.patch("Pod", "leaves", "default", {"metadata": {"labels": {"app": "db"}}})
+    api.patch("Pod", "enters", "default", {"metadata": {"labels": {"app": "web"}}})
+    w = api.watch("Pod", "default", resource_version=start, label_selector="app=web")
+    try:
+        evs = _drain(w, 2)
+        assert [(e.type, e.object["metadata"]["name"]) for e in evs] == [("DELETED", "leaves"), ("ADDED", "enters")]
+        assert evs[0].object["metadata"]["labels"] == {"app": "web"}  # its last matching version
+        api.patch("Pod", "enters", "default", {"metadata": {"annotations": {"n": "1"}}})
+        [again] = _drain(w, 1)
+        assert (again.type, again.object["metadata"]["name"]) == ("MODIFIED", "enters")
+    finally:
+        w.cancel()
+
+
 class _ListWatch:
     """A store watch replaying fixed events: a backend that sends no `prev`."""
 
