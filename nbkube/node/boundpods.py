@@ -7,6 +7,10 @@ otherwise decode, cache and index every pending pod the controllers create, a th
 events of a big rollout. The raw check looks for the `"nodeName"` key in the stored JSON, which a
 pending pod does not have (null and absent fields are not stored), so those are not even decoded;
 whether the key holds a name is still decided on the decoded pod.
+
+For a node side in a process of its own (the sim-nodes process, a joined node). Agents in the
+cluster's own process keep every pod instead: their informer shares each decoded pod with the
+control plane's informers, and a filter's work per event would only let it fall behind them.
 """
 
 from __future__ import annotations
