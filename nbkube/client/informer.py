@@ -91,21 +91,24 @@ BUILTIN_INDEXERS: dict[str, IndexFunc] = {
 }
 
 
+def _watch_takes(api: Any, parameter: str) -> bool:
+    """Whether `api.watch` takes `parameter` (the in-process Registry's options; a RestClient
+    has none of them)."""
+    try:
+        return parameter in inspect.signature(api.watch).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 def _shares_decoding(api: Any) -> bool:
     """Whether `api.watch` can hand every shared watch the same decoded objects (the Registry's
     `shared=True`; a RestClient decodes its own stream)."""
-    try:
-        return "shared" in inspect.signature(api.watch).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
+    return _watch_takes(api, "shared")
 
 
 def filters_watches(api: Any) -> bool:
     """Whether `api.watch` takes a predicate (the in-process Registry; not a REST client)."""
-    try:
-        return "predicate" in inspect.signature(api.watch).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
+    return _watch_takes(api, "predicate")
 
 
 def _rv(obj: Obj) -> str:

@@ -42,10 +42,7 @@ class RecentValues:
         if value[:1] != b"{":  # a transformed (encrypted) value: never kept in the clear here
             return
         with self._lock:
-            self._values[key] = KeyValue(key, value, create_revision, mod_revision)
-            self._values.move_to_end(key)
-            if len(self._values) > self.capacity:
-                self._values.popitem(last=False)
+            self._keep(KeyValue(key, value, create_revision, mod_revision))
 
     def remember_seen(self, kv: KeyValue) -> None:
         """Keep a value a watch delivered, unless one as new is kept: another process's write (the
@@ -56,12 +53,16 @@ class RecentValues:
             return
         with self._lock:
             kept = self._values.get(kv.key)
-            if kept is not None and kept.mod_revision >= kv.mod_revision:
-                return
-            self._values[kv.key] = kv
-            self._values.move_to_end(kv.key)
-            if len(self._values) > self.capacity:
-                self._values.popitem(last=False)
+            if kept is None or kept.mod_revision < kv.mod_revision:
+                self._keep(kv)
+
+    def _keep(self, kv: KeyValue) -> None:
+        """Keep `kv` as its key's newest, the least recently kept key going past capacity (under
+        the lock)."""
+        self._values[kv.key] = kv
+        self._values.move_to_end(kv.key)
+        if len(self._values) > self.capacity:
+            self._values.popitem(last=False)
 
     def at(self, key: str, revision: int) -> KeyValue | None:
         """The value of `key` at `revision` if it is the one remembered, else None."""
