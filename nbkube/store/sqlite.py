@@ -507,26 +507,20 @@ class SqliteStore:
     def _compaction_revision(self, conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT revision FROM compaction WHERE id = 1").fetchone()[0])
 
-    def _rows_under(self, conn: sqlite3.Connection, after: int, prefixes: tuple[str, ...]) -> _Rows:
-        """The rows after revision `after` under any of `prefixes` (_covering's), in order."""
-        if "" in prefixes or not prefixes:
-            return self._rows_since(conn, after)
-        conds, params = zip(*(_name_range(p, "l.name") for p in prefixes), strict=True)
-        sql = f"SELECT {_EVENT_COLUMNS} FROM log l LEFT JOIN log p ON p.id = l.prev_revision WHERE l.id > ?"
-        where = " OR ".join(f"({c})" for c in conds)
-        flat = [value for group in params for value in group]
-        return conn.execute(f"{sql} AND ({where}) ORDER BY l.id", (after, *flat)).fetchall()
-
     def _rows_since(
-        self, conn: sqlite3.Connection, after: int, upto: int | None = None, prefix: str = ""
+        self, conn: sqlite3.Connection, after: int, upto: int | None = None, prefixes: Sequence[str] = ("",)
     ) -> _Rows:
-        cond, params = _name_range(prefix, "l.name")
+        """The rows after revision `after` (up to `upto`) under any of `prefixes` (_covering's; ""
+        and none: every key), in order."""
+        ranges = [_name_range(p, "l.name") for p in prefixes or ("",)]
+        where = " OR ".join(f"({cond})" for cond, _params in ranges)
         sql = f"SELECT {_EVENT_COLUMNS} FROM log l LEFT JOIN log p ON p.id = l.prev_revision WHERE l.id > ?"
         args: list[object] = [after]
         if upto is not None:
             sql += " AND l.id <= ?"
             args.append(upto)
-        return conn.execute(f"{sql} AND {cond} ORDER BY l.id", (*args, *params)).fetchall()
+        args.extend(value for _cond, params in ranges for value in params)
+        return conn.execute(f"{sql} AND ({where}) ORDER BY l.id", args).fetchall()
 
 
 # The current revision: the largest id (compaction keeps the newest row, so it never goes back); for
@@ -578,7 +572,7 @@ class _Poller:
                     self._last_seen = max(self._last_seen, store._current(conn))
                 if after_revision >= self._last_seen:
                     return []
-                return store._rows_since(conn, after_revision, self._last_seen, prefix)
+                return store._rows_since(conn, after_revision, self._last_seen, (prefix,))
 
             # Holding the condition while replaying means the poller cannot fan out rows past
             # `_last_seen` until this watcher is registered: no gap and no duplicate.
@@ -637,7 +631,7 @@ class _Poller:
             def read(conn: sqlite3.Connection) -> tuple[list[_Row], int, int]:
                 # only the rows somebody watches: no value of an unwatched kind (every Event a
                 # busy cluster writes) is copied out of SQLite or made into an event
-                rows = store._rows_under(conn, since, prefixes)
+                rows = store._rows_since(conn, since, prefixes=prefixes)
                 return rows, store._compaction_revision(conn), store._current(conn)
 
             rows, compacted, current = store._txn("BEGIN", read)
@@ -651,9 +645,11 @@ class _Poller:
             # A watcher added while the rows were read, under a prefix the read did not cover,
             # gets its rows of the same range by a read of its own (its registration replayed up
             # to `since`); the others get the rows read.
-            covered = [w for w in self._watchers if _under_any(w.prefix, prefixes)]
+            covered: list[QueueWatch] = []
             for watch in self._watchers:
-                if watch not in covered and current > since:
+                if _under_any(watch.prefix, prefixes):
+                    covered.append(watch)
+                elif current > since:
                     for row in self._rows_between(since, current, watch.prefix):
                         watch.push(_event(row))
             for row in rows:
@@ -669,7 +665,7 @@ class _Poller:
         store = self._store
 
         def read(conn: sqlite3.Connection) -> list[_Row]:
-            return store._rows_since(conn, after, upto, prefix)
+            return store._rows_since(conn, after, upto, (prefix,))
 
         return store._txn("BEGIN", read)
 

@@ -339,7 +339,7 @@ def test_a_watcher_added_while_the_poller_reads_other_prefixes_misses_nothing() 
             prefixes = ("/a/",)
             store.create("/a/1", b"{}")
             store.create("/b/1", b"{}")
-            rows = store._txn("BEGIN", lambda conn: store._rows_under(conn, since, prefixes))
+            rows = store._txn("BEGIN", lambda conn: store._rows_since(conn, since, prefixes=prefixes))
             current = store.current_revision()
             watch_b = store.watch("/b/", since)  # registered now: replays up to `since` only
             poller._fan_out(rows, since, current, prefixes)
