@@ -858,7 +858,6 @@ class LocalCluster(Cluster):
                 ensure_default_class(self.api, os.path.join(self.data_dir, "local-path"))
                 from nbkube.client.informer import InformerFactory
 
-
                 # The agents of one process share one pod informer (one watch, not N). It keeps
                 # every pod, not only bound ones (node_informers): here it shares each decoded pod
                 # with the control plane's informers (shared watches), and a filter's extra work per

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +39,7 @@ from nbkube.node.agent import NodeAgent
 from nbkube.node.agentpool import AgentPool
 from nbkube.node.boundpods import node_informers
 from nbkube.node.kit import NodeKit, build_node
+from nbkube.procutil import stop_on_signals
 
 if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
@@ -211,26 +211,21 @@ def serve(start: Callable[[], Callable[[], None]], *, out: Any = None) -> None:
     out = out or sys.stdout
     stop = start()
     done = threading.Event()
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, lambda *_: done.set())
 
     def wait_stdin() -> None:
         with contextlib.suppress(OSError, ValueError):
             sys.stdin.read()
         done.set()
 
-    threading.Thread(target=wait_stdin, name="component-stdin", daemon=True).start()
-    print(READY_LINE, file=out, flush=True)
-    if out is sys.stdout:
-        sys.stdout = sys.stderr  # nobody reads the pipe after the ready line: anything else is log
-    try:
-        done.wait()
-    finally:
-        stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_on_signals(done):
+        threading.Thread(target=wait_stdin, name="component-stdin", daemon=True).start()
+        print(READY_LINE, file=out, flush=True)
+        if out is sys.stdout:
+            sys.stdout = sys.stderr  # nobody reads the pipe after the ready line: anything else is log
+        try:
+            done.wait()
+        finally:
+            stop()
 
 
 class ComponentProcess:

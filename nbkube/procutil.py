@@ -24,7 +24,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 __all__ = [
     "start_ticks",
@@ -35,6 +36,7 @@ __all__ = [
     "describe",
     "process_identity",
     "identity_dead",
+    "stop_on_signals",
 ]
 
 _PR_SET_PDEATHSIG = 1
@@ -204,3 +206,19 @@ def identity_dead(identity: str) -> bool:
     except ValueError:
         return False
     return pid > 0 and not same_process(pid, ticks)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set `stop` (a foreground command or a child process ends
+    cleanly instead of dying mid-write); the previous handlers are back afterwards. Only the main
+    thread may install handlers: elsewhere this changes nothing."""
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from nbkube.procutil import (
     process_identity,
     same_process,
     start_ticks,
+    stop_on_signals,
 )
 
 
@@ -137,3 +140,12 @@ def test_identity_dead_only_for_a_gone_process_of_this_machine() -> None:
         assert not identity_dead(gone.replace(gone.split("_")[-2], other))
     for unknown in ("", "a", "host_123_abcd", "cp-a", f"host_nbkpid.{boot}.{ns}.x.y_ab"):
         assert not identity_dead(unknown)
+
+
+def test_stop_on_signals_sets_the_event_and_puts_the_handlers_back() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+    assert signal.getsignal(signal.SIGTERM) is before

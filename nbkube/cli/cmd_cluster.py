@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import threading
 import time
-from types import FrameType
 from typing import Any
 
 from nbkube.cli.context import Context, default_store_url
 from nbkube.controlplane.profiles import PROFILES, get_profile
 from nbkube.errors import BadRequest
+from nbkube.procutil import stop_on_signals
 
 __all__ = ["register"]
 
@@ -165,15 +164,7 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
     if args.duration is not None and args.duration < 0:
         raise BadRequest("--duration must be >= 0")
     stop = threading.Event()
-    previous: dict[int, Any] = {}
-
-    def _signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, _signal)
-    try:
+    with stop_on_signals(stop):
         cluster = LocalCluster(
             nodes=args.nodes,
             runtime=args.runtime,
@@ -216,9 +207,6 @@ def _up(args: argparse.Namespace, ctx: Context) -> int | None:
             if api is not None:
                 api.stop()
             cluster.stop()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     return None
 
 
@@ -252,22 +240,17 @@ def _node_join(args: argparse.Namespace, ctx: Context) -> int | None:
         metrics_kubeconfig=args.metrics_kubeconfig,
     )
     stop = threading.Event()
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
-    try:
-        node.start()
-        ctx.out(
-            f"node/{args.name} joined {ctx.store_url}: runtime {node.runtime_name}, "
-            f"InternalIP {node.agent.address}, podCIDR {node.kit.pod_cidr}   (Ctrl-C to leave)"
-        )
-        stop.wait(args.duration)
-        ctx.out(f"node/{args.name} leaving: removing its pods, rules and links")
-    finally:
-        node.stop()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    with stop_on_signals(stop):
+        try:
+            node.start()
+            ctx.out(
+                f"node/{args.name} joined {ctx.store_url}: runtime {node.runtime_name}, "
+                f"InternalIP {node.agent.address}, podCIDR {node.kit.pod_cidr}   (Ctrl-C to leave)"
+            )
+            stop.wait(args.duration)
+            ctx.out(f"node/{args.name} leaving: removing its pods, rules and links")
+        finally:
+            node.stop()
     return None
 
 
