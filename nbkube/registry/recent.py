@@ -16,11 +16,23 @@ still the store's compare-and-swap on it, so a writer whose revision is no longe
 (another process wrote since) gets the same Conflict, and a deleted object the same NotFound, as
 after a read. Only plain JSON values are kept (never an encrypted Secret's value), a bounded number
 (the least recently written go first).
+
+Why a watched value no newer than one already let go is not kept: a watch that falls behind (a
+busy process: thousands of pods a second) delivers values the registry wrote, kept, and let go
+long ago. Keeping them again would push out the values writers are about to name, whose updates
+would then read the store, making the process busier and its watches later still.
+
+Why no lock: every watch thread tells each event here, and every writer asks here first. Under a
+lock they queued on it: a thread preempted while holding it (the interpreter switches threads
+every few milliseconds) held up all the others until it ran again, and with a process's dozens of
+threads those waits took most of its time. Each dict operation here is atomic under the
+interpreter lock, and a race can only lose a remembered value (its key's next update reads the
+store), never give a wrong one: what is kept under (key, revision) is the stored value at that
+revision whoever kept it, and the store's compare-and-swap still decides every write.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 
 from nbkube.store.base import KeyValue
@@ -31,49 +43,57 @@ CAPACITY = 32_768  # keys: the Leases of 5,000 nodes and the pods in flight betw
 
 
 class RecentValues:
-    """key -> the value written last under it, with its revisions (thread-safe, bounded)."""
+    """key -> the value written last under it, with its revisions (thread-safe without a lock,
+    see above; bounded)."""
 
     def __init__(self, capacity: int = CAPACITY):
         self.capacity = max(1, capacity)
-        self._lock = threading.Lock()
         self._values: OrderedDict[str, KeyValue] = OrderedDict()
+        # the newest revision let go past capacity: a watched value no newer is not kept again
+        self._dropped_revision = 0
 
     def remember(self, key: str, value: bytes, create_revision: int, mod_revision: int) -> None:
         if value[:1] != b"{":  # a transformed (encrypted) value: never kept in the clear here
             return
-        with self._lock:
-            self._keep(KeyValue(key, value, create_revision, mod_revision))
+        self._keep(KeyValue(key, value, create_revision, mod_revision))
 
     def remember_seen(self, kv: KeyValue) -> None:
         """Keep a value a watch delivered, unless one as new is kept: another process's write (the
         scheduler's bind, the node's status) is then the next writer's starting point as well.
         An older revision never replaces a newer one (a watch may deliver this registry's own
-        write after a later one), and the echo of a kept write changes nothing."""
-        if kv.value[:1] != b"{":
+        write after a later one), and the echo of a kept write changes nothing. A value no newer
+        than one let go past capacity comes from a watch that fell behind, and is not kept (see
+        the module docstring)."""
+        if kv.value[:1] != b"{" or kv.mod_revision <= self._dropped_revision:
             return
-        with self._lock:
-            kept = self._values.get(kv.key)
-            if kept is None or kept.mod_revision < kv.mod_revision:
-                self._keep(kv)
+        kept = self._values.get(kv.key)
+        if kept is None or kept.mod_revision < kv.mod_revision:
+            # a copy: the watched KeyValue may carry its decoded object (SharedDecoder)
+            self._keep(KeyValue(kv.key, kv.value, kv.create_revision, kv.mod_revision))
 
     def _keep(self, kv: KeyValue) -> None:
-        """Keep `kv` as its key's newest, the least recently kept key going past capacity (under
-        the lock)."""
-        self._values[kv.key] = kv
-        self._values.move_to_end(kv.key)
-        if len(self._values) > self.capacity:
-            self._values.popitem(last=False)
+        """Keep `kv` as its key's newest, the least recently kept keys going past capacity."""
+        values = self._values
+        values[kv.key] = kv
+        try:
+            values.move_to_end(kv.key)
+        except KeyError:  # another thread's eviction took it meanwhile: it is simply not kept
+            return
+        while len(values) > self.capacity:
+            try:
+                _, dropped = values.popitem(last=False)
+            except KeyError:  # emptied by other threads meanwhile
+                return
+            if dropped.mod_revision > self._dropped_revision:
+                self._dropped_revision = dropped.mod_revision
 
     def at(self, key: str, revision: int) -> KeyValue | None:
         """The value of `key` at `revision` if it is the one remembered, else None."""
-        with self._lock:
-            kv = self._values.get(key)
-            return kv if kv is not None and kv.mod_revision == revision else None
+        kv = self._values.get(key)
+        return kv if kv is not None and kv.mod_revision == revision else None
 
     def forget(self, key: str) -> None:
-        with self._lock:
-            self._values.pop(key, None)
+        self._values.pop(key, None)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._values)
+        return len(self._values)

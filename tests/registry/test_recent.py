@@ -154,3 +154,63 @@ def test_a_watched_value_never_replaces_a_newer_one() -> None:
     assert recent.at("/a", 3) is not None
     recent.remember_seen(KeyValue("/b", b"k8s:enc:aesgcm:v1:key1:...", 4, 4))
     assert recent.at("/b", 4) is None
+
+
+def test_a_watched_value_no_newer_than_one_let_go_is_not_kept() -> None:
+    """A watch that fell behind delivers values kept and let go long ago: keeping them again would
+    push out what writers are about to name."""
+    from nbkube.store.base import KeyValue
+
+    recent = RecentValues(capacity=2)
+    recent.remember("/a", b"{}", 1, 1)
+    recent.remember("/b", b"{}", 2, 2)
+    recent.remember("/c", b"{}", 3, 3)  # /a (revision 1) goes
+    recent.remember_seen(KeyValue("/a", b"{}", 1, 1))  # the lagging watch's echo of it
+    assert recent.at("/a", 1) is None
+    assert recent.at("/b", 2) is not None and recent.at("/c", 3) is not None  # nothing pushed out
+    recent.remember_seen(KeyValue("/x", b"{}", 4, 4))  # another writer's newer value is kept
+    assert recent.at("/x", 4) is not None and recent.at("/b", 2) is None
+
+
+def test_threads_racing_never_get_a_wrong_value_nor_an_error() -> None:
+    """No lock: writers, watch threads and deletes race on a small capacity (evictions all the
+    time). A race may lose a value, but what is found under (key, revision) is that revision's."""
+    import sys
+    import threading
+
+    from nbkube.store.base import KeyValue
+
+    recent = RecentValues(capacity=8)
+    errors: list[BaseException] = []
+
+    def value(key: str, rev: int) -> bytes:
+        return b'{"k":"%s","r":%d}' % (key.encode(), rev)
+
+    def work(seed: int) -> None:
+        try:
+            for i in range(4000):
+                key = f"/k{(i * 7 + seed) % 16}"
+                rev = seed * 100_000 + i + 1
+                if i % 3 == 0:
+                    recent.remember_seen(KeyValue(key, value(key, rev), 1, rev))
+                else:
+                    recent.remember(key, value(key, rev), 1, rev)
+                if i % 11 == 0:
+                    recent.forget(key)
+                kv = recent.at(key, rev)
+                assert kv is None or (kv.mod_revision == rev and kv.value == value(key, rev))
+        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(1, 7)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can: more races
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert len(recent) <= 8 + len(threads)  # each racing thread may overshoot by its own insert
