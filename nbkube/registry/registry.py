@@ -368,6 +368,9 @@ def _with_rv(obj: Obj, revision: int) -> Obj:
     return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
 
 
+_DECODED = "_shared_decoded"  # the attribute a KeyValue carries its shared decoding in (SharedDecoder)
+
+
 class SharedDecoder:
     """Decodes each stored version once for every watch that shares its objects.
 
@@ -376,7 +379,15 @@ class SharedDecoder:
     mutate the objects they get, so they are handed the same dict. A version is named by its key and
     revision, and its bytes are compared too, so a reused revision (a store restored from a backup)
     is decoded afresh rather than served stale. Bounded: the newest versions, at most `size` of them
-    and `max_bytes` of stored values (large objects must not pin memory)."""
+    and `max_bytes` of stored values (large objects must not pin memory).
+
+    Those bounds alone broke down under load: a watch that fell more than `size` versions behind
+    the first (a busy process's informer threads take turns on one interpreter lock) found none of
+    its versions kept, decoded a copy of each, so fell further behind, and its informer held its own
+    copies (with 150,000 pods in one process, half the pod versions were decoded twice). A store that hands every
+    watch the same event (SQLite's poller fans one event out to its watchers) now carries the
+    decoded object on that event's KeyValue, for exactly as long as some watch still holds it;
+    the bounded table serves stores whose watches each get their own events (etcd streams)."""
 
     def __init__(self, decode: Callable[[KeyValue], Obj], size: int = 1024, max_bytes: int = 8 << 20):
         self._decode = decode
@@ -387,11 +398,18 @@ class SharedDecoder:
         self._lock = threading.Lock()
 
     def __call__(self, kv: KeyValue) -> Obj:
+        carried = kv.__dict__.get(_DECODED)
+        if carried is not None and carried[0] is self:
+            return carried[1]  # type: ignore[no-any-return]
         name = (kv.key, kv.mod_revision)
         hit = self._objs.get(name)
         if hit is not None and hit[0] == kv.value:
+            object.__setattr__(kv, _DECODED, (self, hit[1]))
             return hit[1]
         obj = self._decode(kv)
+        # KeyValue is frozen (its value never changes), so its decoding is a memo, not a mutation.
+        # The memo names its decoder: two registries over one store decode (and decrypt) apart.
+        object.__setattr__(kv, _DECODED, (self, obj))
         if len(kv.value) > self._max_bytes:
             return obj
         with self._lock:

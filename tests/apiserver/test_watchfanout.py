@@ -149,6 +149,30 @@ def test_shared_decoder_decodes_each_version_once() -> None:
     assert shared(KeyValue(kv.key, b'{"a":2}', 5, 7)) == {"a": 2} and len(calls) == 5  # evicted
 
 
+def _copy(kv: KeyValue) -> KeyValue:
+    return KeyValue(kv.key, bytes(kv.value), kv.create_revision, kv.mod_revision)
+
+
+def test_an_event_carries_its_decoding_past_the_table_bounds() -> None:
+    """A watch far behind the others (more versions than the table keeps) still gets the object
+    they got, from the event the store handed to all of them, and is not a copy to hold apart."""
+    calls: list[KeyValue] = []
+
+    def decode(kv: KeyValue) -> dict[str, Any]:
+        calls.append(kv)
+        return json.loads(kv.value)
+
+    shared = SharedDecoder(decode, size=2)
+    events = [KeyValue(f"/registry/pods/default/p{i}", b'{"n":%d}' % i, i, i) for i in range(1, 6)]
+    first = [shared(kv) for kv in events]  # the leading watch: the table keeps the last two only
+    assert [shared(kv) for kv in events] == first and len(calls) == 5  # the lagging one: no decode
+    assert all(a is b for a, b in zip(first, (shared(kv) for kv in events)))
+    # another registry's decoder (its own keys) never takes this one's decoding
+    other_calls: list[KeyValue] = []
+    other = SharedDecoder(lambda kv: other_calls.append(kv) or {"other": True})
+    assert other(events[0]) == {"other": True} and len(other_calls) == 1
+
+
 def test_only_shared_watches_share_objects(registry: Registry) -> None:
     mine = registry.watch("Pod", "default")
     theirs = [registry.watch("Pod", "default", shared=True) for _ in range(2)]
@@ -251,11 +275,13 @@ def test_caches_are_bounded_by_bytes_too() -> None:
     kvs = [KeyValue(f"/registry/pods/default/p{i}", b'{"n":"%d"}' % i + b" " * 3, 1, i) for i in range(3)]
     for kv in kvs:  # 12 bytes each: the third pushes the first out
         shared(kv)
-    shared(kvs[1])
-    shared(kvs[0])
+    # copies, as each watch of an etcd store gets its own events (the same event carries its
+    # decoding: test_an_event_carries_its_decoding_past_the_table_bounds)
+    shared(_copy(kvs[1]))
+    shared(_copy(kvs[0]))
     assert len(calls) == 4  # the second was kept, the first decoded again
     big = KeyValue("/registry/pods/default/big", b'{"n":"' + b"x" * 40 + b'"}', 1, 9)
-    assert shared(big) is not shared(big)  # larger than the whole budget: never kept
+    assert shared(big) is not shared(_copy(big))  # larger than the whole budget: never kept
 
     cache = FrameCache(max_bytes=200)
     objs = [pod(f"p{i}") for i in range(3)]
