@@ -61,7 +61,7 @@ from nbkube.gctune import tune_for_scale
 from nbkube.node.agent import FAULT_ANNOTATION, FAULT_MODES, NodeAgent
 from nbkube.node.agentpool import AgentPool
 from nbkube.node.boundpods import node_informers
-from nbkube.node.kit import MAX_SIM_NODES, HostProxy, NodeKit, build_node, reap_other_nodes
+from nbkube.node.kit import MAX_SIM_NODES, HostProxy, NodeKit, reap_other_nodes
 from nbkube.node.network.blocks import BlockLease, LoopbackBlock, claim_block
 from nbkube.node.runtime import resolve_auto
 from nbkube.node.runtime.base import Runtime
@@ -296,7 +296,9 @@ def registry_for_url(store_url: str, *, clock: Clock = REAL_CLOCK, pod_security:
 
     store = open_store(store_url)
     try:
-        return make_registry(store, clock=clock, folder=cluster_folder_for(store_url), pod_security=pod_security)
+        return make_registry(
+            store, clock=clock, folder=cluster_folder_for(store_url), pod_security=pod_security
+        )
     except BaseException:
         store.close()
         raise
@@ -484,25 +486,6 @@ class JoinedNode:
             raise BadRequest("network host needs --node-ip: the address other nodes reach this machine at")
         # a process node takes a loopback block of its own on this host, as a LocalCluster does
         self.lease = claim_block(self.state_dir) if self.runtime_name == "process" else None
-        # the cluster's agent credential when this machine holds the cluster's folder, so that
-        # its CLI reaches this node too; else one of this node's own
-        self.kit = build_node(
-            self.runtime_name,
-            name,
-            self.index,
-            api=api,
-            factory=self.factory,
-            state_dir=self.state_dir,
-            clock=clock,
-            host_ip=node_ip if self.network == "host" and self.runtime_name == "docker" else None,
-            agent_token=None
-            if self.runtime_name == "sim"
-            else ensure_agent_token(getattr(api, "credentials_dir", None) or self.state_dir),
-            lease=self.lease,
-        )
-        self.host_proxy = HostProxy(self.factory, self.lease.block, api) if self.lease is not None else None
-        if self.host_proxy is not None:
-            self.host_proxy.node_ips.append(node_ip or self.kit.node_ip)
         metrics_api: Any = None
         if metrics_kubeconfig:
             from nbkube.client.kubeconfig import load_kubeconfig
@@ -515,19 +498,30 @@ class JoinedNode:
                 "store); give the API server's kubeconfig to report them to kubectl top and the HPA",
                 name,
             )
-        self.agent = NodeAgent(
+        self.kit, self.agent = build_agent(
             api,
+            self.runtime_name,
             name,
-            self.kit.runtime,
+            self.index,
+            factory=self.factory,
+            pool=None,
+            state_dir=self.state_dir,
             profile=self.profile,
             clock=clock,
-            factory=self.factory,
-            pod_cidr=self.kit.pod_cidr,
-            address=node_ip or self.kit.node_ip,
-            service_host=self.kit.service_host,
+            host_ip=node_ip if self.network == "host" and self.runtime_name == "docker" else None,
+            # the cluster's agent credential when this machine holds the cluster's folder, so that
+            # its CLI reaches this node too; else one of this node's own
+            agent_token=None
+            if self.runtime_name == "sim"
+            else ensure_agent_token(getattr(api, "credentials_dir", None) or self.state_dir),
+            lease=self.lease,
             cluster_dns=_joined_cluster_dns(api, self.runtime_name),
+            address=node_ip,
             metrics_api=metrics_api,
         )
+        self.host_proxy = HostProxy(self.factory, self.lease.block, api) if self.lease is not None else None
+        if self.host_proxy is not None:
+            self.host_proxy.node_ips.append(node_ip or self.kit.node_ip)
 
     def start(self) -> JoinedNode:
         self.factory.start_all()
@@ -603,12 +597,15 @@ def _check_separable(runtime: str, store: str, clock: Clock, options: dict[str, 
             f"separate_processes: runtime must be sim (got {runtime!r}): only simulated nodes run in a "
             "process of their own; real nodes join with `nbkube node join`"
         )
-    if store == "memory":
+    if store in ("memory", "sqlite://:memory:"):
         raise BadRequest(
-            "separate_processes: store memory lives in this process only; use auto, sqlite or a store URL"
+            f"separate_processes: store {store} lives in this process only; use auto, sqlite or a "
+            "shareable store URL (sqlite:///abs/path.db, etcd+unix://...)"
         )
     if clock is not REAL_CLOCK:
-        raise BadRequest("separate_processes: clock must be the real clock (a test clock cannot cross processes)")
+        raise BadRequest(
+            "separate_processes: clock must be the real clock (a test clock cannot cross processes)"
+        )
     try:
         json.dumps(options)
     except (TypeError, ValueError) as err:

@@ -87,9 +87,14 @@ def build_agent(
     agent_token: str | None = None,
     lease: BlockLease | None = None,
     cluster_dns: list[str] | None = None,
+    host_ip: str | None = None,
+    address: str | None = None,
+    metrics_api: Any = None,
 ) -> tuple[NodeKit, NodeAgent]:
     """One node's kit (runtime, network, proxy) and its agent, not started. Pooled agents (sim
-    nodes) take the pool's slower Node status and relist periods (see above)."""
+    nodes) take the pool's slower Node status and relist periods (see above). `host_ip`: see
+    build_node; `address`: the InternalIP the agent reports, when not its kit's (a joined machine's
+    own address); `metrics_api`: where the agent reports its pods' usage (NodeAgent)."""
     options = dict(options or {})
     if runtime == "sim":
         options.setdefault("clock", clock)
@@ -103,6 +108,7 @@ def build_agent(
         state_dir=state_dir,
         clock=clock,
         options=options,
+        host_ip=host_ip,
         agent_token=agent_token,
         lease=lease,
     )
@@ -115,9 +121,10 @@ def build_agent(
         capacity=capacity,
         factory=factory,
         pod_cidr=kit.pod_cidr,
-        address=kit.node_ip,
+        address=address or kit.node_ip,
         service_host=kit.service_host,
         cluster_dns=list(cluster_dns or []),
+        metrics_api=metrics_api,
         pool=pool,
         status_report_interval=SIM_STATUS_REPORT_INTERVAL if pool is not None else None,
         relist_interval=SIM_RELIST_INTERVAL if pool is not None else None,
@@ -312,7 +319,11 @@ class ComponentProcess:
             delay = self.RESTART_BACKOFF[min(failures, len(self.RESTART_BACKOFF) - 1)]
             log.warning(
                 "%s process %d exited with code %s (log: %s); restarting in %gs",
-                self.name, proc.pid, code, self.log_path, delay,
+                self.name,
+                proc.pid,
+                code,
+                self.log_path,
+                delay,
             )
             if self._stopping.wait(delay):
                 return

@@ -211,6 +211,7 @@ def test_the_component_verb_needs_the_clusters_store(capsys: pytest.CaptureFixtu
     [
         ({"runtime": "process"}, "runtime must be sim"),
         ({"store": "memory"}, "store memory lives in this process only"),
+        ({"store": "sqlite://:memory:"}, "store sqlite://:memory: lives in this process only"),
         ({"runtime_options": {"clock": object()}}, "runtime_options must be plain JSON values"),
     ],
 )
