@@ -400,7 +400,7 @@ class SharedDecoder:
     def __call__(self, kv: KeyValue) -> Obj:
         carried = kv.__dict__.get(_DECODED)
         if carried is not None and carried[0] is self:
-            return carried[1]  # type: ignore[no-any-return]
+            return carried[1]
         name = (kv.key, kv.mod_revision)
         hit = self._objs.get(name)
         if hit is not None and hit[0] == kv.value:

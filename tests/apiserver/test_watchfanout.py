@@ -166,7 +166,7 @@ def test_an_event_carries_its_decoding_past_the_table_bounds() -> None:
     events = [KeyValue(f"/registry/pods/default/p{i}", b'{"n":%d}' % i, i, i) for i in range(1, 6)]
     first = [shared(kv) for kv in events]  # the leading watch: the table keeps the last two only
     assert [shared(kv) for kv in events] == first and len(calls) == 5  # the lagging one: no decode
-    assert all(a is b for a, b in zip(first, (shared(kv) for kv in events)))
+    assert all(a is b for a, b in zip(first, (shared(kv) for kv in events), strict=True))
     # another registry's decoder (its own keys) never takes this one's decoding
     other_calls: list[KeyValue] = []
     other = SharedDecoder(lambda kv: other_calls.append(kv) or {"other": True})
