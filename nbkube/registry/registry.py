@@ -384,10 +384,11 @@ class SharedDecoder:
     Those bounds alone broke down under load: a watch that fell more than `size` versions behind
     the first (a busy process's informer threads take turns on one interpreter lock) found none of
     its versions kept, decoded a copy of each, so fell further behind, and its informer held its own
-    copies (with 150,000 pods in one process, half the pod versions were decoded twice). A store that hands every
-    watch the same event (SQLite's poller fans one event out to its watchers) now carries the
-    decoded object on that event's KeyValue, for exactly as long as some watch still holds it;
-    the bounded table serves stores whose watches each get their own events (etcd streams)."""
+    copies (with 150,000 pods in one process, half the pod versions were decoded twice). A store
+    that hands every watch the same event (SQLite's poller fans one event out to its watchers) now
+    carries the decoded object on that event's KeyValue, for exactly as long as some watch still
+    holds it; the bounded table serves stores whose watches each get their own events (etcd
+    streams)."""
 
     def __init__(self, decode: Callable[[KeyValue], Obj], size: int = 1024, max_bytes: int = 8 << 20):
         self._decode = decode
