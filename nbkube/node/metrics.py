@@ -71,24 +71,32 @@ class MetricsReporter:
         objs = {str((p.get("metadata") or {}).get("uid") or ""): p for p in self.pods()}
         seen: dict[tuple[str, str], tuple[float, RawUsage]] = {}
         pods: list[PodUsage] = []
-        windows: list[float] = []
+        window_max = 0.0
+        node_cpu = node_memory = 0  # the node's sums, kept as the pods are read
+        last = self._last
         for uid, containers in raw.items():
             obj = objs.get(uid)
             usages: list[ContainerUsage] = []
             window = 0.0
-            for name, reading in sorted(containers.items()):
+            for name, reading in sorted(containers.items()) if len(containers) > 1 else containers.items():
                 key = (uid, name)
                 seen[key] = (now, reading)
-                prev = self._last.get(key)
+                prev = last.get(key)
                 if prev is None or now <= prev[0] or reading.cpu_seconds < prev[1].cpu_seconds:
                     continue
                 window = now - prev[0]
-                rate = (reading.cpu_seconds - prev[1].cpu_seconds) / window
-                usages.append(ContainerUsage(name, int(rate * 1e9), reading.memory_bytes))
+                usages.append(
+                    ContainerUsage(
+                        name, int((reading.cpu_seconds - prev[1].cpu_seconds) / window * 1e9), reading.memory_bytes
+                    )
+                )
             if obj is None or not usages:
                 continue
+            for usage in usages:
+                node_cpu += usage.cpu_nanocores
+                node_memory += usage.memory_bytes
+            window_max = max(window_max, window)
             meta = obj.get("metadata") or {}
-            windows.append(window)
             pods.append(
                 PodUsage(
                     namespace=str(meta.get("namespace") or ""),
@@ -104,9 +112,9 @@ class MetricsReporter:
         node = NodeUsage(
             name=self.node_name,
             timestamp=now,
-            window=max(windows) if windows else self.interval,
-            cpu_nanocores=sum(p.cpu_nanocores for p in pods),
-            memory_bytes=sum(p.memory_bytes for p in pods),
+            window=window_max if pods else self.interval,
+            cpu_nanocores=node_cpu,
+            memory_bytes=node_memory,
             labels=self.node_labels(),
         )
         return node, pods

@@ -187,3 +187,38 @@ def test_batch_pods_run_to_completion_without_a_failure_mode(policy: str, finish
     else:
         assert c.state == "running"  # a service pod runs until it is stopped
     assert rt.release_sandbox("u1") is True
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {},
+        {"sim.nbkube.io/fail": "NotReady"},
+        {"sim.nbkube.io/fail": "ErrImagePull"},
+        {"sim.nbkube.io/fail": "CrashLoopBackOff", "sim.nbkube.io/run-seconds": "2"},
+    ],
+)
+def test_usage_counts_cpu_of_running_containers_since_they_started(annotations: dict[str, str]) -> None:
+    """usage() says of each pod what its replayed status says: a running container has used its CPU
+    annotation's share since it started, a waiting one is absent (the steady state takes a shortcut)."""
+    clock = FakeClock(start=100.0)
+    rt = SimRuntime(clock=clock, latency=LatencyModel(sandbox=0.5, start=0.5, restart_backoff=1.0))
+    annotations = {**annotations, "sim.nbkube.io/cpu": "250m", "sim.nbkube.io/memory": "8Mi"}
+    spec = pod(annotations=annotations)
+    spec["spec"]["containers"].append({"name": "side", "image": "busybox"})
+    rt.start_pod(spec, SANDBOX)
+    for step in (0.0, 0.5, 0.5, 1.0, 1.5, 0.5, 6.0):
+        clock.advance(step)
+        status = rt.pod_status("u1")
+        assert status is not None
+        expected = {
+            c.name: (0.25 * (clock.now() - c.started_at), 8 * 1024 * 1024)
+            for c in status.containers
+            if c.state == "running" and c.started_at is not None
+        }
+        got = {name: (u.cpu_seconds, u.memory_bytes) for name, u in rt.usage()["u1"].items()}
+        assert got.keys() == expected.keys(), (step, annotations)
+        for name, (cpu, memory) in expected.items():
+            assert got[name][0] == pytest.approx(cpu) and got[name][1] == memory
+    if not annotations.get("sim.nbkube.io/fail"):
+        assert set(rt.usage()["u1"]) == {"c", "side"}  # the steady state was reached and counted
