@@ -638,6 +638,9 @@ class NodeAgent:
             keys.update(self._started)
         for st in self.runtime.list_pods():
             keys.add(f"{st.namespace}/{st.name}" if st.namespace else st.name)
+        if isinstance(self.queue, AgentQueue):
+            self.queue.add_resync(keys)  # behind the pool's fresher work (AgentPool._feed_resyncs)
+            return
         for key in keys:
             self.queue.add(key)
 

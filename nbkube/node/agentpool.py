@@ -9,6 +9,9 @@ no thread of their own:
 - pod events reach only the agents of the pod's old and new `spec.nodeName` (one handler on the
   informer, a dict lookup per event);
 - pod syncs of every agent share one WorkQueue and `workers` threads (keys carry the node name);
+  the keys of the agents' relists wait in a lane of their own and join the queue only while it
+  runs short, so a new pod's first sync never queues behind every node's periodic relist (at
+  150,000 pods those ask more syncs than the workers make);
 - heartbeats have a queue and threads of their own, so a backlog of pod syncs never delays a Lease
   renewal into the node-monitor grace period; and a beat there is only the Lease (the fault check
   reads the Node from the shared informer, the renewals of the agents due together are one store
@@ -41,6 +44,8 @@ import heapq
 import logging
 import threading
 import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,12 +84,17 @@ class PendingStatus:
 class AgentQueue:
     """What one agent sees of the pool's pod queue: its own keys, prefixed with its node name."""
 
-    def __init__(self, queue: WorkQueue, node_name: str):
+    def __init__(self, queue: WorkQueue, node_name: str, resync: Callable[[list[str]], None]):
         self._q = queue
         self._prefix = f"{node_name}{_SEP}"
+        self._resync = resync
 
     def add(self, key: str) -> None:
         self._q.add(self._prefix + key)
+
+    def add_resync(self, keys: Iterable[str]) -> None:
+        """Keys a relist re-examines: synced when the pool's workers have nothing fresher to do."""
+        self._resync([self._prefix + key for key in keys])
 
     def add_after(self, key: str, seconds: float) -> None:
         self._q.add_after(self._prefix + key, seconds)
@@ -133,6 +143,10 @@ class AgentPool:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._local = threading.local()  # .pending: the status writes this worker holds back
+        # keys relists asked to re-examine, in order, each once; fed to the pod queue while it is
+        # short (see _feed_resyncs)
+        self._resyncs: OrderedDict[str, None] = OrderedDict()
+        self._resync_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"AgentPool({len(self._agents)} agents, {self.workers} workers)"
@@ -140,7 +154,7 @@ class AgentPool:
     # -- agents --------------------------------------------------------------------------------
 
     def queue_for(self, node_name: str) -> AgentQueue:
-        return AgentQueue(self.pods, node_name)
+        return AgentQueue(self.pods, node_name, self._add_resyncs)
 
     def attach(self, agent: NodeAgent, informer: Informer) -> None:
         """Route `informer`'s pod events for `agent.node_name` to the agent (once per informer)."""
@@ -204,6 +218,8 @@ class AgentPool:
             self.chores = WorkQueue(clock=self.clock)
             with self._lock:
                 self._chores_queued.clear()
+            with self._resync_lock:
+                self._resyncs.clear()
         loops = [(self._ticker, "ticker"), (self._chore_worker, "chores")]
         loops += [(self._pod_worker, f"podsync-{i}") for i in range(self.workers)]
         loops += [(self._beat_worker, f"heartbeat-{i}") for i in range(self.beat_workers)]
@@ -348,6 +364,28 @@ class AgentPool:
         pending: list[PendingStatus] | None = getattr(self._local, "pending", None)
         return pending
 
+    def _add_resyncs(self, keys: list[str]) -> None:
+        with self._resync_lock:
+            for key in keys:
+                self._resyncs[key] = None
+        self._feed_resyncs()
+
+    def _feed_resyncs(self) -> None:
+        """Move relisted keys into the pod queue while it holds less than a batch.
+
+        Why not straight into the queue: every agent relists every pod of its node each relist
+        period, so at thousands of nodes the relists alone ask more syncs per second than the
+        workers make, and a new pod's first sync, queued behind them, waited minutes to run. A
+        kubelet's periodic sync never delays another pod's (each pod has its own worker); here the
+        relists wait for the workers to run short of fresher work. Nothing starves: a worker
+        feeds more after each batch, and a relist while the workers idle feeds at once."""
+        if len(self.pods) >= STATUS_BATCH:
+            return
+        with self._resync_lock:
+            keys = [self._resyncs.popitem(last=False)[0] for _ in range(min(STATUS_BATCH, len(self._resyncs)))]
+        for key in keys:
+            self.pods.add(key)
+
     def _pod_worker(self) -> None:
         while not self._stop.is_set():
             first = self.pods.get()
@@ -377,6 +415,7 @@ class AgentPool:
                 finally:
                     for full in taken:  # only now: a pod is never synced while its write is held
                         self.pods.done(full)
+                    self._feed_resyncs()
 
     def _write_statuses(self, pending: list[PendingStatus]) -> None:
         """The held status writes, one update_many per registry; each result to its agent."""

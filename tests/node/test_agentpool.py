@@ -19,7 +19,8 @@ from test_agent import bound_pod, ready, wait_for  # noqa: E402
 from nbkube.client.informer import InformerFactory  # noqa: E402
 from nbkube.clock import FakeClock, parse_rfc3339  # noqa: E402
 from nbkube.node.agent import NodeAgent  # noqa: E402
-from nbkube.node.agentpool import AgentPool, PendingStatus  # noqa: E402
+from nbkube.node.agentpool import STATUS_BATCH, AgentPool, PendingStatus  # noqa: E402
+from nbkube.node.runtime.base import PodSandboxConfig  # noqa: E402
 from nbkube.node.runtime.sim import LatencyModel, SimRuntime  # noqa: E402
 from nbkube.registry.registry import Registry  # noqa: E402
 
@@ -379,6 +380,48 @@ def test_leases_are_renewed_while_the_rest_of_the_beats_hang(api: Registry, cloc
             assert sorted(set(chores)) == names
     finally:
         release.set()
+        for ag in agents:
+            ag.stop()
+        pool.stop()
+
+
+def test_relisted_keys_wait_behind_fresher_work_and_are_fed_as_the_queue_runs_short(clock: FakeClock) -> None:
+    """A relist's keys go to the pod queue only while it holds less than a batch: a new pod's
+    first sync never waits behind thousands of nodes' relists. Each relisted key is fed once."""
+    pool = AgentPool(clock=clock)
+    q1, q2 = pool.queue_for("node-1"), pool.queue_for("node-2")
+    fresh = [f"default/new-{i}" for i in range(STATUS_BATCH)]
+    for key in fresh:
+        q1.add(key)
+    q2.add_resync(["default/old-a", "default/old-b"])
+    q2.add_resync(["default/old-a"])  # relisted again before it was fed: still once
+    taken = [pool.pods.get(0) for _ in range(len(fresh))]
+    assert taken == [f"node-1\0{key}" for key in fresh]
+    assert pool.pods.get(0) is None  # the relisted keys wait
+    pool._feed_resyncs()  # what a pod worker does after each batch
+    assert [pool.pods.get(0), pool.pods.get(0), pool.pods.get(0)] == [
+        "node-2\0default/old-a",
+        "node-2\0default/old-b",
+        None,
+    ]
+    q2.add_resync(["default/old-c"])  # a short queue: fed at once
+    assert pool.pods.get(0) == "node-2\0default/old-c"
+
+
+def test_a_pooled_agents_relist_stops_a_runtime_pod_the_api_does_not_have(api: Registry, clock: FakeClock) -> None:
+    """The relist repairs a lost event through the pool's relist lane: a pod the runtime runs but
+    no API object binds here (its delete was missed) is stopped at the next relist."""
+    pool = AgentPool(clock=clock, workers=1, beat_workers=1)
+    agents = _agents(api, clock, pool, 1, relist_interval=30.0)
+    try:
+        orphan = {**bound_pod("orphan"), "metadata": {"name": "orphan", "namespace": "default", "uid": "u-orphan"}}
+        agents[0].runtime.start_pod(orphan, PodSandboxConfig("node-1", "10.244.1.9", "10.244.1.0/24", "172.18.1.2"))
+        assert [p.name for p in agents[0].runtime.list_pods()] == ["orphan"]
+        for _ in range(5):  # heartbeats every 10 s; the relist is due 30 s after the agent started
+            clock.advance(10.0)
+            time.sleep(0.05)
+        wait_for(lambda: not agents[0].runtime.list_pods(), what="the orphan stopped by the relist")
+    finally:
         for ag in agents:
             ag.stop()
         pool.stop()
