@@ -50,7 +50,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import Row  # noqa: E402
+from common import Row, percentile  # noqa: E402
 
 from nbkube.client.eventsink import batch_events, stop_batching  # noqa: E402
 from nbkube.client.informer import InformerFactory  # noqa: E402
@@ -110,7 +110,13 @@ class ReadyCounter:
     cluster: LocalCluster
     label: str  # KEY=VALUE
     times: list[float] = field(default_factory=list)
+    # per pod Ready, seconds from the first event that showed it (its create) and from the first
+    # that showed it bound (spec.nodeName): the start-up latency, and the node side's share of it
+    startup: list[float] = field(default_factory=list)
+    bound_to_ready: list[float] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
+    _created: dict[str, float] = field(default_factory=dict)
+    _bound: dict[str, float] = field(default_factory=dict)
     _label: tuple[str, str] = ("", "")
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -133,14 +139,20 @@ class ReadyCounter:
             meta = ev.object["metadata"]
             uid = meta.get("uid", "")
             key, value = self._label
-            if (
-                ev.type != "DELETED"
-                and uid not in self._seen
-                and (meta.get("labels") or {}).get(key) == value
-                and _ready(ev.object)
-            ):
+            if ev.type == "DELETED" or uid in self._seen or (meta.get("labels") or {}).get(key) != value:
+                continue
+            now = time.perf_counter()
+            created = self._created.setdefault(uid, now)
+            bound = self._bound.get(uid)
+            if bound is None and ev.object["spec"].get("nodeName"):
+                bound = self._bound[uid] = now
+            if _ready(ev.object):
                 self._seen.add(uid)
-                self.times.append(time.perf_counter())
+                self.times.append(now)
+                self.startup.append(now - created)
+                self.bound_to_ready.append(now - (bound if bound is not None else now))
+                self._created.pop(uid, None)
+                self._bound.pop(uid, None)
 
     def wait(self, count: int, timeout: float) -> bool:
         deadline = time.perf_counter() + timeout
@@ -241,6 +253,10 @@ def _unready(c: LocalCluster) -> dict[str, int]:
     nodes, _ = c.api.list("Node")
     stages["nodes not Ready"] = sum(1 for n in nodes if not _ready(n))
     return stages
+
+
+def _p50_p99(values: list[float]) -> tuple[float, float]:
+    return (percentile(values, 50), percentile(values, 99)) if values else (0.0, 0.0)
 
 
 def _decile_rates(t0: float, times: list[float]) -> tuple[float, float]:
@@ -554,6 +570,9 @@ class Density:
     # the seconds into the pods' part when the first and the last came
     not_ready_gaps: tuple[float, float, float] = (0.0, 0.0, 0.0)
     not_ready_span: tuple[float, float] = (0.0, 0.0)
+    # pod start-up latency (create seen -> Ready seen) p50/p99, and its part from bound to Ready
+    pod_startup_s: tuple[float, float] = (0.0, 0.0)
+    bound_to_ready_s: tuple[float, float] = (0.0, 0.0)
 
 
 def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None = None) -> Density:
@@ -586,6 +605,8 @@ def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float 
             out.pods_seconds = end - t1
             out.pods_s = out.pods_ready / out.pods_seconds if out.pods_seconds else 0.0
             out.first10, out.last10 = _decile_rates(t1, times)
+            out.pod_startup_s = _p50_p99(counter.startup)
+            out.bound_to_ready_s = _p50_p99(counter.bound_to_ready)
             out.not_ready_events = _not_ready_events(c)
             out.not_ready_gaps, out.not_ready_span = _not_ready_detail(c, t1_wall)
             if not out.finished:
@@ -627,7 +648,9 @@ def _density_row(d: Density, name: str) -> Row:
         samples=1,
         note=(
             f"{nodes}; {d.pods_ready}/{d.pods} pods Ready in {d.pods_seconds:.0f} s ({how}) through one "
-            f"Deployment; first 10% {d.first10:.0f} pods/s, last 10% {d.last10:.0f} pods/s; process RSS "
+            f"Deployment; first 10% {d.first10:.0f} pods/s, last 10% {d.last10:.0f} pods/s; pod start-up "
+            f"(create to Ready) p50 {d.pod_startup_s[0]:.1f} s, p99 {d.pod_startup_s[1]:.1f} s, of which bound to "
+            f"Ready p50 {d.bound_to_ready_s[0]:.1f} s, p99 {d.bound_to_ready_s[1]:.1f} s; process RSS "
             f"then +{d.rss_mb_with_pods:.0f} MB ("
             + (
                 f"informers and nodes; store: a private etcd of {d.store_rss_mb:.0f} MB RSS"
