@@ -64,9 +64,11 @@ log = logging.getLogger(__name__)
 # sim nodes rewrite their Node status this often when it did not change (their Lease is renewed
 # every heartbeat regardless); the kubelet's nodeStatusReportFrequency is 5 minutes
 SIM_STATUS_REPORT_INTERVAL = 60.0
-# ... and resync all their pods this often: a simulated pod changes only on a pod event or on its
-# runtime's own timer, so the relist only repairs a lost event (the kubelet's syncFrequency is 1 min)
-SIM_RELIST_INTERVAL = 30.0
+# ... and resync all their pods this often, as the kubelet's syncFrequency (1 min): a simulated pod
+# changes only on a pod event or on its runtime's own timer, so the relist only repairs a lost
+# event; at a hundred thousand pods every relisted pod is a sync the pool's workers make, work
+# that grows with the pods (docs/architecture.md, "Many simulated nodes in one process")
+SIM_RELIST_INTERVAL = 60.0
 
 READY_LINE = "ready"  # what a child prints on stdout once it runs (then nothing more there)
 
