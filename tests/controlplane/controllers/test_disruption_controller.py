@@ -160,7 +160,11 @@ def test_budget_status_eviction_429_and_drain(api: Registry, controllers: None) 
     assert condition(api)["status"] == "True" and condition(api)["reason"] == "SufficientPods"
     first, second = sorted(p["metadata"]["name"] for p in web_pods(api))[:2]
     api.evict(first, "default")
-    assert status(api)["disruptionsAllowed"] == 0 and first in status(api)["disruptedPods"]
+    # the eviction records the pod in disruptedPods; the controller drops the entry as soon as it
+    # sees the pod deleting, and counts it out of currentHealthy instead: either is what it saw
+    after = status(api)
+    assert after["disruptionsAllowed"] == 0
+    assert first in (after.get("disruptedPods") or {}) or after["currentHealthy"] == 2, after
     with pytest.raises(TooManyRequests) as exc:
         api.evict(second, "default")
     assert "web-pdb" in str(exc.value)
