@@ -78,7 +78,7 @@ class MetricsReporter:
             obj = objs.get(uid)
             usages: list[ContainerUsage] = []
             window = 0.0
-            for name, reading in sorted(containers.items()) if len(containers) > 1 else containers.items():
+            for name, reading in sorted(containers.items()):
                 key = (uid, name)
                 seen[key] = (now, reading)
                 prev = last.get(key)
