@@ -142,17 +142,14 @@ class ReadyCounter:
             if ev.type == "DELETED" or uid in self._seen or (meta.get("labels") or {}).get(key) != value:
                 continue
             now = time.perf_counter()
-            created = self._created.setdefault(uid, now)
-            bound = self._bound.get(uid)
-            if bound is None and ev.object["spec"].get("nodeName"):
-                bound = self._bound[uid] = now
+            self._created.setdefault(uid, now)
+            if ev.object["spec"].get("nodeName"):
+                self._bound.setdefault(uid, now)
             if _ready(ev.object):
                 self._seen.add(uid)
                 self.times.append(now)
-                self.startup.append(now - created)
-                self.bound_to_ready.append(now - (bound if bound is not None else now))
-                self._created.pop(uid, None)
-                self._bound.pop(uid, None)
+                self.startup.append(now - self._created.pop(uid))
+                self.bound_to_ready.append(now - self._bound.pop(uid, now))
 
     def wait(self, count: int, timeout: float) -> bool:
         deadline = time.perf_counter() + timeout
