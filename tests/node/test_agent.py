@@ -68,6 +68,18 @@ def wait_for(cond: Callable[[], object], timeout: float = 5.0, what: str = "cond
         time.sleep(0.005)
 
 
+def wait_as_time_passes(clock: FakeClock, cond: Callable[[], object], what: str) -> object:
+    """wait_for, moving the fake clock on 5 ms at each look. A status write can meet an informer
+    that has not yet seen the pod's previous write: it conflicts and is retried after a back-off,
+    and that back-off is time on this clock; time that never passes would hold the retry forever."""
+
+    def step() -> object:
+        clock.advance(0.005)
+        return cond()
+
+    return wait_for(step, what=what)
+
+
 def bound_pod(name: str, node: str = "node-1", **meta: object) -> dict:
     return {
         "apiVersion": "v1",
@@ -153,7 +165,7 @@ def test_heartbeat_renews_lease_every_interval(
 def test_runs_bound_pod_to_ready_with_status_and_events(
     api: Registry, clock: FakeClock, agents: Callable[..., NodeAgent]
 ) -> None:
-    agents()
+    agent = agents()
     agents("node-2")
     t0 = clock.now()
     api.create(bound_pod("web-1"))
@@ -163,6 +175,9 @@ def test_runs_bound_pod_to_ready_with_status_and_events(
     )
     assert pending[0]["state"] == {"waiting": {"reason": "ContainerCreating"}}  # type: ignore[index]
     assert api.get("Pod", "web-1")["status"]["phase"] == "Pending"
+    # the agent's cache holds its first write before time moves: its Ready write, made against an
+    # older copy, would conflict and wait out a back-off on a clock this test holds still
+    wait_for(lambda: (agent.pods.get("default/web-1") or {}).get("status", {}).get("containerStatuses"))
     clock.advance(0.3)  # sandbox 0.1 + start 0.2
     pod = wait_for(lambda: pod_if("web-1", ready), what="pod ready")
     st = pod["status"]  # type: ignore[index]
@@ -219,7 +234,7 @@ def test_crash_loop_reports_restarts_and_backoff_event(
     # the agent's first report (a new pod already has the apiserver's Pending status)
     wait_for(lambda: api.get("Pod", "crash")["status"].get("conditions"), what="accepted")
     clock.advance(0.3)
-    wait_for(lambda: api.get("Pod", "crash")["status"]["phase"] == "Running", what="running")
+    wait_as_time_passes(clock, lambda: api.get("Pod", "crash")["status"]["phase"] == "Running", "running")
     clock.advance(1.0)  # exits after 1 s
     pod = wait_for(
         lambda: pod_if("crash", lambda p: p["status"]["containerStatuses"][0]["state"].get("waiting")),
@@ -252,7 +267,7 @@ def test_power_off_stops_everything_and_recover_restarts_pods(
     api.create(bound_pod("web-1"))
     wait_for(lambda: api.get("Pod", "web-1")["status"].get("conditions"), what="accepted")
     clock.advance(0.3)
-    wait_for(lambda: ready(api.get("Pod", "web-1")), what="ready")
+    wait_as_time_passes(clock, lambda: ready(api.get("Pod", "web-1")), "ready")
     ip = api.get("Pod", "web-1")["status"]["podIP"]
     renew = api.get("Lease", "node-1", "kube-node-lease")["spec"]["renewTime"]
     a.fail("power-off")
@@ -322,8 +337,8 @@ def test_a_finished_pod_gives_its_address_back(
     api.create(pod)
     wait_for(lambda: agent.ipam is not None and agent.ipam.in_use() == 1, what="an address in use")
     clock.advance(0.3)
-    wait_for(
-        lambda: pod_if("batch", lambda p: (p.get("status") or {}).get("phase") == "Running"), what="running"
+    wait_as_time_passes(
+        clock, lambda: pod_if("batch", lambda p: (p.get("status") or {}).get("phase") == "Running"), "running"
     )
     clock.advance(1.0)  # the sim's batch container exits 0 after 1 s
     done = wait_for(

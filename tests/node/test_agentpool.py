@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "registry"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from nbk_teststore import leftover_threads, make_store  # noqa: E402
-from test_agent import bound_pod, ready, wait_for  # noqa: E402
+from test_agent import bound_pod, ready, wait_as_time_passes, wait_for  # noqa: E402
 
 from nbkube.client.informer import InformerFactory  # noqa: E402
 from nbkube.clock import FakeClock, parse_rfc3339  # noqa: E402
@@ -69,7 +69,9 @@ def test_pool_runs_pods_of_many_agents_on_its_own_threads(api: Registry, clock: 
         wait_for(lambda: api.get("Pod", "a").get("status", {}).get("containerStatuses"))
         wait_for(lambda: api.get("Pod", "b").get("status", {}).get("containerStatuses"))
         clock.advance(0.3)
-        wait_for(lambda: ready(api.get("Pod", "a")) and ready(api.get("Pod", "b")), what="pods ready")
+        wait_as_time_passes(
+            clock, lambda: ready(api.get("Pod", "a")) and ready(api.get("Pod", "b")), "pods ready"
+        )
         a, b = api.get("Pod", "a"), api.get("Pod", "b")
         assert a["status"]["hostIP"] == agents[2].address
         assert b["status"]["hostIP"] == agents[16].address
@@ -123,7 +125,7 @@ def test_pooled_agents_report_resource_metrics_from_the_pools_beat(api: Registry
         api.create(pod)
         wait_for(lambda: api.get("Pod", "busy").get("status", {}).get("containerStatuses"))
         clock.advance(0.3)
-        wait_for(lambda: ready(api.get("Pod", "busy")), what="pod ready")
+        wait_as_time_passes(clock, lambda: ready(api.get("Pod", "busy")), "pod ready")
         # two readings make a rate: reports from the beats of later heartbeat intervals (no thread
         # of the agents' own runs the reporter); one interval at a time, so none goes stale
         for _ in range(6):
@@ -281,7 +283,7 @@ def test_pool_writes_pod_statuses_through_update_many_each_with_its_own_cas(
         for i in range(9):
             wait_for(lambda i=i: api.get("Pod", f"p{i}").get("status", {}).get("containerStatuses"))
         clock.advance(0.3)
-        wait_for(lambda: all(ready(api.get("Pod", f"p{i}")) for i in range(9)), what="pods ready")
+        wait_as_time_passes(clock, lambda: all(ready(api.get("Pod", f"p{i}")) for i in range(9)), "pods ready")
         assert status_batches and sum(status_batches) >= 9
         # the agent's events follow the write, as for a lone write (recorded after it lands, so
         # the last pod's Ready event may still be on its way when the pod reads Ready)
