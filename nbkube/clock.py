@@ -89,17 +89,22 @@ _last_second: tuple[int, str] = (-1, "")
 def rfc3339(ts: float, micro: bool = False) -> str:
     """Kubernetes timestamp text: `2016-02-15T10:00:00Z` (or with microseconds for event times)."""
     global _last_second
-    if not micro and ts >= 0:
+    if ts >= 0:
         second = int(ts)
+        fraction = ts - second  # exact for a non-negative float, as datetime's own modf
         # datetime rounds to whole microseconds, so the last half microsecond of a second already
         # prints as the next one: leave those to the general path.
-        if ts - second < 0.9999994:
+        if fraction < 0.9999994:
             cached = _last_second
             if cached[0] == second:
-                return cached[1]
-            text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            _last_second = (second, text)
-            return text
+                text = cached[1]
+            else:
+                text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                _last_second = (second, text)
+            if not micro:
+                return text
+            # round() halves to even, as datetime.fromtimestamp rounds its microseconds
+            return f"{text[:-1]}.{round(fraction * 1e6):06d}Z"
     dt = datetime.fromtimestamp(ts, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
 
