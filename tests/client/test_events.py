@@ -65,3 +65,26 @@ def test_record_event_never_raises(api: Registry, caplog: pytest.LogCaptureFixtu
     assert "recording an event (Odd for Pod p) failed (not found)" in caplog.text
     assert not [r for r in caplog.records if r.exc_info]  # expected: one line, no traceback
     assert api.list("Event")[0] == []
+
+
+def test_event_names_are_the_objects_and_the_time_in_hex_unique_at_one_instant(api: Registry) -> None:
+    """As upstream's recorder names them (`<object>.<unix nanoseconds in hex>`); a clock that
+    stands still still gives each event a name of its own."""
+    clock = FakeClock()
+    pod = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        }
+    )
+    for reason in ("Started", "Ready", "Killing"):
+        record_event(api, pod, reason, "at one instant", component="agent", clock=clock)
+    events, _ = api.list("Event")
+    names = [e["metadata"]["name"] for e in events]
+    assert len(events) == 3 and len(set(names)) == 3
+    suffixes = sorted(int(n.removeprefix("web-1."), 16) for n in names)
+    # the first is the instant itself (later ones take the next nanoseconds); an earlier test
+    # in this process may have named one at this fake instant already
+    assert suffixes[0] >= int(clock.now() * 1_000_000_000) and suffixes[2] - suffixes[0] == 2
