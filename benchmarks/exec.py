@@ -76,9 +76,9 @@ def _wait_running(cluster: LocalCluster, name: str, timeout: float = 60) -> dict
     raise SystemExit(f"pod {name} is not running after {timeout:g}s")
 
 
-def _check(out: str, what: str) -> None:
+def _check(out: str, what: str, detail: str = "") -> None:
     if out.strip() != "hi":
-        raise SystemExit(f"{what} answered {out!r}, not 'hi'")
+        raise SystemExit(f"{what} answered {out!r}, not 'hi'" + (f" ({detail})" if detail else ""))
 
 
 def _http_get(host: str, port: int) -> None:
@@ -185,7 +185,7 @@ def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
                 res = subprocess.run(
                     [kubectl, "exec", "box", "--", *ECHO], capture_output=True, text=True, env=env
                 )
-                _check(res.stdout, "kubectl exec")
+                _check(res.stdout, "kubectl exec", f"exit code {res.returncode}, stderr {res.stderr[-500:]!r}")
 
             if runtime == "docker":
                 import docker
@@ -202,7 +202,7 @@ def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
 
                 def cli_exec() -> None:
                     res = subprocess.run(["docker", "exec", cid, *ECHO], capture_output=True, text=True)
-                    _check(res.stdout, "docker exec")
+                    _check(res.stdout, "docker exec", f"exit code {res.returncode}, stderr {res.stderr[-500:]!r}")
 
                 base_py, base_cli = "docker SDK", "docker exec"
                 rows.append((base_py, _timed(sdk_exec, count), ""))
