@@ -11,9 +11,8 @@ from nbkube.clock import FakeClock
 from nbkube.registry.registry import Registry
 
 
-def test_record_and_dataframe(api: Registry) -> None:
-    clock = FakeClock()
-    pod = api.create(
+def _web_1(api: Registry) -> dict:
+    return api.create(
         {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -21,6 +20,11 @@ def test_record_and_dataframe(api: Registry) -> None:
             "spec": {"containers": [{"name": "c", "image": "busybox"}]},
         }
     )
+
+
+def test_record_and_dataframe(api: Registry) -> None:
+    clock = FakeClock()
+    pod = _web_1(api)
     node = api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
     record_event(api, pod, "Scheduled", "assigned default/web-1 to n1", component="scheduler", clock=clock)
     clock.advance(0.000123)
@@ -71,14 +75,7 @@ def test_event_names_are_the_objects_and_the_time_in_hex_unique_at_one_instant(a
     """As upstream's recorder names them (`<object>.<unix nanoseconds in hex>`); a clock that
     stands still still gives each event a name of its own."""
     clock = FakeClock()
-    pod = api.create(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "web-1", "namespace": "default"},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-        }
-    )
+    pod = _web_1(api)
     for reason in ("Started", "Ready", "Killing"):
         record_event(api, pod, reason, "at one instant", component="agent", clock=clock)
     events, _ = api.list("Event")
