@@ -81,6 +81,11 @@ def _check(out: str, what: str, detail: str = "") -> None:
         raise SystemExit(f"{what} answered {out!r}, not 'hi'" + (f" ({detail})" if detail else ""))
 
 
+def _check_run(res: subprocess.CompletedProcess[str], what: str) -> None:
+    """_check of a command's output, naming its exit code and the end of its stderr if wrong."""
+    _check(res.stdout, what, f"exit code {res.returncode}, stderr {res.stderr[-500:]!r}")
+
+
 def _http_get(host: str, port: int) -> None:
     """One HTTP/1.0 GET on a new connection, read to its end; SystemExit unless it is the pod's."""
     with socket.create_connection((host, port), timeout=10) as s:
@@ -185,7 +190,7 @@ def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
                 res = subprocess.run(
                     [kubectl, "exec", "box", "--", *ECHO], capture_output=True, text=True, env=env
                 )
-                _check(res.stdout, "kubectl exec", f"exit code {res.returncode}, stderr {res.stderr[-500:]!r}")
+                _check_run(res, "kubectl exec")
 
             if runtime == "docker":
                 import docker
@@ -202,7 +207,7 @@ def run(runtime: str, count: int) -> list[tuple[str, list[float], str]]:
 
                 def cli_exec() -> None:
                     res = subprocess.run(["docker", "exec", cid, *ECHO], capture_output=True, text=True)
-                    _check(res.stdout, "docker exec", f"exit code {res.returncode}, stderr {res.stderr[-500:]!r}")
+                    _check_run(res, "docker exec")
 
                 base_py, base_cli = "docker SDK", "docker exec"
                 rows.append((base_py, _timed(sdk_exec, count), ""))
