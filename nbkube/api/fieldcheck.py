@@ -170,6 +170,15 @@ class Errors(list[FieldError]):
             return None
         return value
 
+    def optional_strings(self, parent: dict[str, Any], keys: tuple[str, ...], path: str) -> None:
+        """`string(parent, key, path)` of each key, in one loop. The usual case (every field a
+        string or absent) costs a lookup and a type test per key, not a method call: an Event
+        has a score of such fields, and every pod's status write records two Events."""
+        for key in keys:
+            value = parent.get(key)
+            if value is not None and type(value) is not str:
+                self.string(parent, key, path)  # a str subclass passes; anything else is reported
+
     def boolean(self, parent: dict[str, Any], key: str, path: str, required: bool = False) -> bool | None:
         value = parent.get(key)
         if isinstance(value, bool):

@@ -99,8 +99,7 @@ def check_meta_fields(e: Errors, meta: dict[str, Any], path: str) -> dict[str, s
         # A new object (what every create validates) has none of these, and an absent optional
         # field has nothing to check: skip the eight getters.
         return labels
-    for key in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"):
-        e.string(meta, key, path)
+    e.optional_strings(meta, ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"), path)
     e.integer(meta, "generation", path, minimum=0)
     e.integer(meta, "deletionGracePeriodSeconds", path, minimum=0)
     for i, f in enumerate(e.strings(meta, "finalizers", path)):

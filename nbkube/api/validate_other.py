@@ -20,6 +20,21 @@ LIMIT_TYPES = ("Pod", "Container", "PersistentVolumeClaim")
 EVENT_TYPES = ("Normal", "Warning")
 
 
+# the string fields of an ObjectReference but its name (checked as a name where one is required)
+_REFERENCE_STRINGS = ("kind", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath")
+_INVOLVED_STRINGS = ("name", *_REFERENCE_STRINGS)
+_EVENT_STRINGS = (
+    "reason",
+    "message",
+    "action",
+    "reportingComponent",
+    "reportingInstance",
+    "firstTimestamp",
+    "lastTimestamp",
+    "eventTime",
+)
+
+
 def validate_namespace(e: Errors, obj: dict[str, Any]) -> None:
     meta = obj.get("metadata")
     labels = meta.get("labels") if isinstance(meta, dict) else None
@@ -118,8 +133,7 @@ def validate_service_account(e: Errors, obj: dict[str, Any]) -> None:
     # Secrets listed here are references only: nbkube mints tokens through TokenRequest and never
     # mounts them, as upstream since 1.24; the names are still checked so a typo shows.
     for path, ref in e.maps(obj, "secrets", ""):
-        for key in ("kind", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath"):
-            e.string(ref, key, path)
+        e.optional_strings(ref, _REFERENCE_STRINGS, path)
         secret = e.string(ref, "name", path)
         if secret:
             e.extend_messages(join(path, "name"), secret, naming.check_dns1123_subdomain(secret))
@@ -192,12 +206,8 @@ def _check_limit_order(e: Errors, item: dict[str, Any], b: dict[str, dict[str, A
 def validate_event(e: Errors, obj: dict[str, Any]) -> None:
     involved = e.mapping(obj, "involvedObject", "", required=True)
     if involved is not None:
-        for key in ("kind", "name", "namespace", "uid", "apiVersion", "resourceVersion", "fieldPath"):
-            e.string(involved, key, "involvedObject")
-    for key in ("reason", "message", "action", "reportingComponent", "reportingInstance"):
-        e.string(obj, key, "")
-    for key in ("firstTimestamp", "lastTimestamp", "eventTime"):
-        e.string(obj, key, "")
+        e.optional_strings(involved, _INVOLVED_STRINGS, "involvedObject")
+    e.optional_strings(obj, _EVENT_STRINGS, "")
     e.one_of(obj, "type", "", EVENT_TYPES)
     e.int32(obj, "count", "", minimum=0)
     source = e.mapping(obj, "source", "")

@@ -136,8 +136,7 @@ def check_pod_spec(
         value = e.string(spec, key, path)
         if value:
             check_name(e, join(path, key), value, check)
-    for key in ("schedulerName", "priorityClassName", "runtimeClassName"):
-        e.string(spec, key, path)
+    e.optional_strings(spec, ("schedulerName", "priorityClassName", "runtimeClassName"), path)
     for key in ("hostNetwork", "hostPID", "hostIPC", "enableServiceLinks", "automountServiceAccountToken"):
         e.boolean(spec, key, path)
     for key in ("affinity", "dnsConfig"):
@@ -296,8 +295,7 @@ def _check_identity(e: Errors, sc: dict[str, Any], path: str) -> None:
     if win is not None:
         wp = join(path, "windowsOptions")
         e.boolean(win, "hostProcess", wp)
-        for key in ("gmsaCredentialSpecName", "gmsaCredentialSpec", "runAsUserName"):
-            e.string(win, key, wp)
+        e.optional_strings(win, ("gmsaCredentialSpecName", "gmsaCredentialSpec", "runAsUserName"), wp)
 
 
 def _check_pod_security_context(e: Errors, spec: dict[str, Any], path: str) -> None:

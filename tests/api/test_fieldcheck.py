@@ -1,4 +1,5 @@
-"""Integer fields take the Go type Kubernetes gives them: int32 or int64 range, no floats, no bools."""
+"""The typed field getters: integer fields take the Go type Kubernetes gives them (int32 or int64
+range, no floats, no bools); string fields take strings, one by one or a tuple of keys at once."""
 
 from __future__ import annotations
 
@@ -143,3 +144,31 @@ def test_the_quick_int64_walk_agrees_with_the_exact_one_and_defers_on_unknown_ty
     # not a JSON type: the quick walk says no, and the exact walk decides
     assert not ints_fit_int64({"a": Small(3)})
     assert not ints_fit_int64({"a": (1, 2)})
+
+
+def test_optional_strings_reports_what_string_would_for_each_key() -> None:
+    class Name(str):
+        pass
+
+    parent = {"a": "x", "b": None, "c": 3, "d": Name("y"), "e": ["z"]}
+    keys = ("a", "b", "c", "d", "e", "missing")
+    one_by_one = Errors()
+    for key in keys:
+        one_by_one.string(parent, key, "spec")
+    batched = Errors()
+    batched.optional_strings(parent, keys, "spec")
+    assert [str(x) for x in batched] == [str(x) for x in one_by_one]
+    assert [x.path for x in batched] == ["spec.c", "spec.e"]
+
+
+def test_an_event_with_a_mistyped_string_field_names_it() -> None:
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "web.1", "namespace": "default", "uid": 7},
+        "involvedObject": {"kind": "Pod", "name": ["web"]},
+        "reason": "Started",
+        "message": {"text": "hi"},
+        "type": "Normal",
+    }
+    assert sorted(x.path for x in validate(event)) == ["involvedObject.name", "message", "metadata.uid"]
