@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["PodCounts", "Tally", "pod_counts"]
 
 LabelSet = frozenset[tuple[str, str]]
+# (owner key, label set, active, ready) of one controlled pod
+Entry = tuple[tuple[str, str], LabelSet, bool, bool]
 
 
 @dataclass
@@ -70,7 +72,7 @@ class Tally:
         return Tally(Counter(self.labelsets), Counter(self.active_labelsets), self.ready)
 
 
-def _entry(pod: Obj) -> tuple[tuple[str, str], LabelSet, bool, bool] | None:
+def _entry(pod: Obj) -> Entry | None:
     """(owner key, label set, active, ready) of a controlled pod; None for an orphan."""
     ref = controller_of(pod)
     uid = ref.get("uid") if ref is not None else None
@@ -101,8 +103,7 @@ class PodCounts:
             t = self._by_owner.get((namespace or "default", uid))
             return t.copy() if t is not None else Tally()
 
-    def _apply(self, pod: Obj, sign: int) -> None:
-        e = _entry(pod)
+    def _apply(self, e: Entry | None, sign: int) -> None:
         if e is None:
             return
         owner, labelset, active, ready = e
@@ -119,17 +120,22 @@ class PodCounts:
             del self._by_owner[owner]
 
     def _add(self, pod: Obj) -> None:
+        e = _entry(pod)
         with self._lock:
-            self._apply(pod, 1)
+            self._apply(e, 1)
 
     def _update(self, old: Obj, new: Obj) -> None:
+        before, after = _entry(old), _entry(new)
+        if before == after:
+            return  # most updates (a bind, a status write that leaves Ready as it was) move no count
         with self._lock:
-            self._apply(old, -1)
-            self._apply(new, 1)
+            self._apply(before, -1)
+            self._apply(after, 1)
 
     def _delete(self, pod: Obj) -> None:
+        e = _entry(pod)
         with self._lock:
-            self._apply(pod, -1)
+            self._apply(e, -1)
 
 
 def _bump(counter: Counter[LabelSet], key: LabelSet, sign: int) -> None:

@@ -38,6 +38,13 @@ def test_counts_follow_adds_updates_and_deletes() -> None:
     a_ready = _pod("a", "u1", ready=True)
     inf.on_update(a, a_ready)
     assert counts.tally("ns", "u1").ready == 1
+    inf.on_update(a_ready, _pod("a", "u1", ready=True))  # nothing counted moved: counts stay
+    t = counts.tally("ns", "u1")
+    assert (t.pods, t.active, t.ready) == (2, 2, 1)
+    released = _pod("a", None, ready=True)
+    inf.on_update(a_ready, released)  # its owner let go of it: counted nowhere
+    assert counts.tally("ns", "u1").pods == 1
+    inf.on_update(released, a_ready)  # adopted again
     b_done = _pod("b", "u1", ready=True, phase="Succeeded")
     inf.on_update(b, b_done)
     t = counts.tally("ns", "u1")
