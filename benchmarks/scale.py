@@ -252,6 +252,36 @@ def _unready(c: LocalCluster) -> dict[str, int]:
     return stages
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat's first line."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_cores(seconds: float = 1.0) -> float:
+    """How many cores' worth of CPU the whole machine used over the next `seconds`."""
+    busy0, total0 = _cpu_ticks()
+    time.sleep(seconds)
+    busy1, total1 = _cpu_ticks()
+    cores = os.cpu_count() or 1
+    return cores * (busy1 - busy0) / max(1, total1 - total0)
+
+
+def _settle(quiet: float = 0.15, max_wait: float = 30.0) -> float:
+    """Wait, at most `max_wait` seconds, until the machine's other work (earlier benchmarks' Docker
+    teardown, another user's job) uses less than `quiet` cores over a second; the last reading.
+    Why: the e2e run keeps both cores busy and the scheduler alone about one, so work that is not
+    ours slows the e2e run more than its baseline; each run starts on a quiet machine when one can
+    be had, and the row says how busy it was when not."""
+    deadline = time.monotonic() + max_wait
+    busy = _busy_cores()
+    while busy >= quiet and time.monotonic() < deadline:
+        busy = _busy_cores()
+    return round(busy, 2)
+
+
 def _p50_p99(values: list[float]) -> tuple[float, float]:
     return (percentile(values, 50), percentile(values, 99)) if values else (0.0, 0.0)
 
@@ -684,15 +714,15 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
     # (the baseline measured 7.3 s after the e2e run and 4.8-5.2 s on its own)
     # The VM's speed drifts by a tenth within minutes: the headline pair runs `pairs` times in
     # turn (e2e, then the scheduler alone) and each is its median run
-    pairs = 1 if quick else 3
+    pairs = 1 if quick else 5
     runs: list[tuple[E2E, SchedulerAlone]] = []
+    background: list[tuple[float, float]] = []  # busy cores before each run of a pair
     for _ in range(pairs):
-        runs.append(
-            (
-                _in_own_process(e2e_deployment, nodes, replicas, timeout, True),
-                _in_own_process(scheduler_alone, nodes, replicas, timeout, "sqlite"),
-            )
-        )
+        before_e2e = _settle()
+        e2e_run = _in_own_process(e2e_deployment, nodes, replicas, timeout, True)
+        before_alone = _settle()
+        runs.append((e2e_run, _in_own_process(scheduler_alone, nodes, replicas, timeout, "sqlite")))
+        background.append((before_e2e, before_alone))
     e = sorted((r[0] for r in runs), key=lambda x: x.seconds)[len(runs) // 2]
     s = sorted((r[1] for r in runs), key=lambda x: x.seconds)[len(runs) // 2]
     pair_ratios = [alone_run.seconds / e2e_run.seconds for e2e_run, alone_run in runs if e2e_run.seconds]
@@ -725,7 +755,9 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
                 f"own (separate_processes), store {e.store}; median of {pairs} run(s) each, in turn "
                 f"(e2e {', '.join(f'{r[0].seconds:.1f}' for r in runs)} s; scheduler alone "
                 f"{', '.join(f'{r[1].seconds:.1f}' for r in runs)} s; ratio of each pair "
-                f"{', '.join(f'{x:.2f}' for x in pair_ratios)}): {e.ready}/{replicas} Ready in {e.seconds:.1f} s; "
+                f"{', '.join(f'{x:.2f}' for x in pair_ratios)}; other work on the machine before each, in "
+                f"cores: {', '.join(f'{a:.2f}/{b:.2f}' for a, b in background)}): "
+                f"{e.ready}/{replicas} Ready in {e.seconds:.1f} s; "
                 f"first 10% {e.first10:.0f} pods/s, last 10% {e.last10:.0f} pods/s; "
                 f"{e.not_ready_events} NodeNotReady/eviction events; CPU s by process "
                 f"{', '.join(f'{k} {v:.1f}' for k, v in e.cpu_s.items())} ({cpu:.1f} s: at least "
@@ -738,7 +770,10 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
             extra={
                 "e2e": e.__dict__,
                 "scheduler_alone": s.__dict__,
-                "pairs": [{"e2e_s": e2e_run.seconds, "scheduler_alone_s": alone_run.seconds} for e2e_run, alone_run in runs],
+                "pairs": [
+                    {"e2e_s": r.seconds, "scheduler_alone_s": a.seconds, "busy_before": busy}
+                    for (r, a), busy in zip(runs, background, strict=True)
+                ],
                 "one_process": one.__dict__,
                 "one_process_scheduler_alone": s1.__dict__,
                 "direct": b.__dict__,
