@@ -150,7 +150,11 @@ class Informer:
         self._lock = threading.RLock()  # guards the cache and indexes (cheap, for readers)
         self._dispatch = threading.RLock()  # held while one change is applied and handed to handlers
         self._items: dict[str, Obj] = {}
-        self._index: dict[str, dict[str, set[str]]] = {name: {} for name in self._indexers}
+        # The indexes kept, by name: the ones given here from the start, a built-in one from its
+        # first `by_index` on (built then from the cache). Why lazily: every object's change
+        # recomputes every kept index's values, old and new, and most informers are read through
+        # one or two of the five built-in ones (a scheduler's pods through none of them).
+        self._index: dict[str, dict[str, set[str]]] = {name: {} for name in indexers or {}}
         self._handlers: builtins.list[_Handler] = []
         self._synced = threading.Event()
         self._stop = threading.Event()
@@ -206,22 +210,36 @@ class Informer:
             return builtins.list(self._items)
 
     def by_index(self, index_name: str, value: str) -> builtins.list[Obj]:
+        """The cached objects index `index_name` files under `value` (KeyError: no such index)."""
         with self._lock:
-            if index_name not in self._index:
-                raise KeyError(
-                    f"{self.kind} informer has no index {index_name!r} (have: {', '.join(self._index)})"
-                )
-            return [self._items[k] for k in self._index[index_name].get(value, ()) if k in self._items]
+            index = self._index.get(index_name)
+            if index is None:
+                index = self._build_index(index_name)
+            return [self._items[k] for k in index.get(value, ()) if k in self._items]
+
+    def _build_index(self, name: str) -> dict[str, set[str]]:
+        """Start keeping index `name`, built from the cache as it is (called under `_lock`, so no
+        change slips between the build and the first update that maintains it)."""
+        fn = self._indexers.get(name)
+        if fn is None:
+            raise KeyError(f"{self.kind} informer has no index {name!r} (have: {', '.join(self._indexers)})")
+        index: dict[str, set[str]] = {}
+        for key, obj in self._items.items():
+            for v in self._index_value(name, fn, obj):
+                index.setdefault(v, set()).add(key)
+        self._index[name] = index
+        return index
+
+    def _index_value(self, name: str, fn: IndexFunc, obj: Obj) -> builtins.list[str]:
+        try:
+            return builtins.list(fn(obj))
+        except Exception:
+            log.exception("%s informer: indexer %r failed", self.kind, name)
+            return []
 
     def _index_values(self, obj: Obj) -> dict[str, builtins.list[str]]:
-        out: dict[str, builtins.list[str]] = {}
-        for name, fn in self._indexers.items():
-            try:
-                out[name] = builtins.list(fn(obj))
-            except Exception:
-                log.exception("%s informer: indexer %r failed", self.kind, name)
-                out[name] = []
-        return out
+        """`obj`'s values in each index kept."""
+        return {name: self._index_value(name, self._indexers[name], obj) for name in self._index}
 
     def _store(self, key: str, obj: Obj | None) -> Obj | None:
         """Put (or with None remove) one object; returns the previous one."""

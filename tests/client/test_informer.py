@@ -135,6 +135,31 @@ def test_indexes(api: Registry, make_informer: Callable[..., Informer]) -> None:
         inf.by_index("nope", "x")
 
 
+def test_a_builtin_index_is_built_at_its_first_use_and_kept_from_then_on(
+    api: Registry, make_informer: Callable[..., Informer]
+) -> None:
+    api.create(pod("a", labels={"app": "web"}, node="n1"))
+    inf = make_informer()
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    rec.expect(1)
+    api.create(pod("b", labels={"app": "web"}, node="n2"))
+    api.patch("Pod", "a", "default", {"metadata": {"labels": {"app": "db"}}})
+    rec.expect(2)
+    assert "label" not in inf._index  # nobody asked: no change so far computed its label entries
+    names = lambda objs: sorted(o["metadata"]["name"] for o in objs)  # noqa: E731
+    assert names(inf.by_index("label", "app=web")) == ["b"]
+    assert names(inf.by_index("label", "app=db")) == ["a"]
+    api.patch("Pod", "b", "default", {"metadata": {"labels": {"app": "db"}}})
+    api.delete("Pod", "a", "default")
+    rec.expect(2)
+    assert inf.by_index("label", "app=web") == []
+    assert names(inf.by_index("label", "app=db")) == ["b"]
+    assert names(inf.by_index("nodeName", "n2")) == ["b"]
+
+
 def test_controller_and_orphan_indexes(api: Registry, make_informer: Callable[..., Informer]) -> None:
     ref = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u1", "controller": True}
     owned = pod("owned")
