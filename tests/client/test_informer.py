@@ -53,6 +53,15 @@ class Recorder:
         return self.q.empty()
 
 
+def started(inf: Informer) -> Recorder:
+    """`inf` with a Recorder on its handlers, started and synced."""
+    rec = Recorder()
+    inf.add_handler(**rec.handlers())
+    inf.start()
+    assert inf.wait_synced(5)
+    return rec
+
+
 @pytest.fixture
 def make_informer(api: Registry) -> Iterator[Callable[..., Informer]]:
     made: list[Informer] = []
@@ -70,10 +79,7 @@ def make_informer(api: Registry) -> Iterator[Callable[..., Informer]]:
 def test_sync_handlers_and_cache(api: Registry, make_informer: Callable[..., Informer]) -> None:
     api.create(pod("a", labels={"app": "web"}))
     inf = make_informer()
-    rec = Recorder()
-    inf.add_handler(**rec.handlers())
-    inf.start()
-    assert inf.wait_synced(5)
+    rec = started(inf)
     assert inf.has_synced
     assert rec.expect(1) == [("add", "a")]
     assert inf.get("default/a") is not None
@@ -106,10 +112,7 @@ def test_indexes(api: Registry, make_informer: Callable[..., Informer]) -> None:
     api.create(pod("b", labels={"app": "web"}, node="n2"))
     api.create(pod("c", ns="team", labels={"app": "db"}, node="n1"))
     inf = make_informer(indexers={"image": lambda o: [c["image"] for c in o["spec"]["containers"]]})
-    rec = Recorder()
-    inf.add_handler(**rec.handlers())
-    inf.start()
-    assert inf.wait_synced(5)
+    rec = started(inf)
     rec.expect(3)
     names = lambda objs: sorted(o["metadata"]["name"] for o in objs)  # noqa: E731
     assert names(inf.by_index("nodeName", "n1")) == ["a", "c"]
@@ -140,10 +143,7 @@ def test_a_builtin_index_is_built_at_its_first_use_and_kept_from_then_on(
 ) -> None:
     api.create(pod("a", labels={"app": "web"}, node="n1"))
     inf = make_informer()
-    rec = Recorder()
-    inf.add_handler(**rec.handlers())
-    inf.start()
-    assert inf.wait_synced(5)
+    rec = started(inf)
     rec.expect(1)
     api.create(pod("b", labels={"app": "web"}, node="n2"))
     api.patch("Pod", "a", "default", {"metadata": {"labels": {"app": "db"}}})
@@ -167,10 +167,7 @@ def test_controller_and_orphan_indexes(api: Registry, make_informer: Callable[..
     api.create(owned)
     api.create(pod("orphan"))
     inf = make_informer()
-    rec = Recorder()
-    inf.add_handler(**rec.handlers())
-    inf.start()
-    assert inf.wait_synced(5)
+    rec = started(inf)
     rec.expect(2)
     names = lambda objs: sorted(o["metadata"]["name"] for o in objs)  # noqa: E731
     assert names(inf.by_index("controller", "u1")) == ["owned"]
@@ -187,10 +184,7 @@ def test_namespace_and_selector_scoped_informer(
 ) -> None:
     api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
     inf = make_informer(namespace="team", label_selector="app=web")
-    rec = Recorder()
-    inf.add_handler(**rec.handlers())
-    inf.start()
-    assert inf.wait_synced(5)
+    rec = started(inf)
     api.create(pod("x", labels={"app": "web"}))  # other namespace
     api.create(pod("y", ns="team", labels={"app": "db"}))  # no match
     api.create(pod("z", ns="team", labels={"app": "web"}))
@@ -208,10 +202,7 @@ def test_relist_after_compaction_emits_the_diff(
     api.create(pod("change"))
     api.create(pod("remove"))
     inf = make_informer()
-    rec = Recorder()
-    inf.add_handler(**rec.handlers())
-    inf.start()
-    assert inf.wait_synced(5)
+    rec = started(inf)
     rec.expect(3)
     # Stop the informer, change things behind its back and compact the history away: restarted, it
     # resumes its watch from the old resourceVersion, gets Expired and must relist.
@@ -290,10 +281,7 @@ def test_reconnects_when_its_watch_is_cancelled(
     api: Registry, make_informer: Callable[..., Informer]
 ) -> None:
     inf = make_informer()
-    rec = Recorder()
-    inf.add_handler(**rec.handlers())
-    inf.start()
-    assert inf.wait_synced(5)
+    rec = started(inf)
     pause = threading.Event()
     for _ in range(500):  # the watch is opened just after the initial list
         if inf._watch is not None:
