@@ -149,6 +149,15 @@ def _under_any(prefix: str, prefixes: tuple[str, ...]) -> bool:
     return any(prefix.startswith(p) for p in prefixes)
 
 
+def _segment(key: str) -> str | None:
+    """`key` up to and including its third "/" ("/registry/pods/" of "/registry/pods/ns/web"),
+    None when it has fewer. Every key under a prefix that has a segment shares that segment, so a
+    row's watchers are looked up by its key's segment instead of trying every watcher's prefix."""
+    second = key.find("/", 1)
+    third = key.find("/", second + 1) if second >= 0 else -1
+    return key[: third + 1] if third >= 0 else None
+
+
 def _event(row: _Row) -> WatchEvent:
     rev, name, created, deleted, create_rev, prev_rev, value, prev_value, prev_create_rev = row
     if deleted:
@@ -652,13 +661,24 @@ class _Poller:
                 elif current > since:
                     for row in self._rows_between(since, current, watch.prefix):
                         watch.push(_event(row))
+            by_segment: dict[str, list[QueueWatch]] = {}
+            anywhere: list[QueueWatch] = []  # prefixes too short to have a segment ("", "/registry/")
+            for watch in covered:
+                segment = _segment(watch.prefix)
+                if segment is None:
+                    anywhere.append(watch)
+                else:
+                    by_segment.setdefault(segment, []).append(watch)
             for row in rows:
                 key = row[1]
                 event: WatchEvent | None = None
-                for watch in covered:
-                    if key.startswith(watch.prefix):
-                        event = event or _event(row)
-                        watch.push(event)
+                segment = _segment(key)
+                candidates = by_segment.get(segment, ()) if segment is not None else ()
+                for watches in (candidates, anywhere):
+                    for watch in watches:
+                        if key.startswith(watch.prefix):
+                            event = event or _event(row)
+                            watch.push(event)
             self._last_seen = max(self._last_seen, current)
 
     def _rows_between(self, after: int, upto: int, prefix: str) -> list[_Row]:

@@ -352,3 +352,22 @@ def test_a_watcher_added_while_the_poller_reads_other_prefixes_misses_nothing() 
         assert watch_a.next(0.2) is None
     finally:
         store.close()
+
+
+def test_the_poller_hands_each_row_to_exactly_the_watchers_whose_prefix_it_has() -> None:
+    """Watchers are looked up by their prefix's first three path segments: prefixes shorter than
+    that, and ones that end inside a segment, still get every key they cover and nothing else."""
+    store = SqliteStore(":memory:")
+    prefixes = ["", "/registry", "/registry/", "/registry/pods", "/registry/pods/", "/registry/pods/ns/", "/registry/pods/n", "/registry/podsx/"]  # fmt: skip
+    keys = ["/registry/pods/ns/a", "/registry/podsx/ns/b", "/registry/pods/other/c", "/registry/nodes/d", "/x"]
+    try:
+        watches = {p: store.watch(p, 0) for p in prefixes}
+        for key in keys:
+            store.create(key, b"{}")
+        for prefix, watch in watches.items():
+            want = [k for k in keys if k.startswith(prefix)]
+            got = [ev.kv.key for ev in (watch.next(5) for _ in want) if ev is not None]
+            assert got == want, prefix
+            assert watch.next(0.05) is None, prefix
+    finally:
+        store.close()
