@@ -132,24 +132,30 @@ class ReadyCounter:
         self._thread.start()
 
     def _run(self) -> None:
+        key, value = self._label
         while not self._stop.is_set():
-            ev = self._watch.next(0.25)
-            if ev is None:
-                continue
-            meta = ev.object["metadata"]
-            uid = meta.get("uid", "")
-            key, value = self._label
-            if ev.type == "DELETED" or uid in self._seen or (meta.get("labels") or {}).get(key) != value:
-                continue
-            now = time.perf_counter()
-            self._created.setdefault(uid, now)
-            if ev.object["spec"].get("nodeName"):
-                self._bound.setdefault(uid, now)
-            if _ready(ev.object):
-                self._seen.add(uid)
-                self.times.append(now)
-                self.startup.append(now - self._created.pop(uid))
-                self.bound_to_ready.append(now - self._bound.pop(uid, now))
+            # what has arrived, in one go (a wait only when nothing has): the counter runs in the
+            # controllers' process, and a wait per event was a tenth of that process's CPU
+            events = self._watch.ready(1024)
+            if not events:
+                ev = self._watch.next(0.25)
+                if ev is None:
+                    continue
+                events = [ev]
+            now = time.perf_counter()  # every event of the batch was there by now
+            for ev in events:
+                meta = ev.object["metadata"]
+                uid = meta.get("uid", "")
+                if ev.type == "DELETED" or uid in self._seen or (meta.get("labels") or {}).get(key) != value:
+                    continue
+                self._created.setdefault(uid, now)
+                if ev.object["spec"].get("nodeName"):
+                    self._bound.setdefault(uid, now)
+                if _ready(ev.object):
+                    self._seen.add(uid)
+                    self.times.append(now)
+                    self.startup.append(now - self._created.pop(uid))
+                    self.bound_to_ready.append(now - self._bound.pop(uid, now))
 
     def wait(self, count: int, timeout: float) -> bool:
         deadline = time.perf_counter() + timeout
