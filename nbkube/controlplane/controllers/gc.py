@@ -7,9 +7,11 @@ nothing left for this controller to collect. An object with several owners loses
 references to owners that are gone, and is deleted only when none is left.
 
 It watches the dependent kinds (pods, ReplicaSets, ... see DEPENDENT_KINDS): when one arrives or
-changes, its owners are checked; when any object of these kinds is deleted, the dependents that
-pointed at it are queued. An owner missing from the informer cache is confirmed with a live read
-before anything is deleted (the cache of the owner's kind may simply lag the dependent's).
+its ownerReferences change, its owners are checked; when any object of these kinds is deleted,
+the dependents that pointed at it are queued; a dependent with an owner of another kind (a
+CronJob) is checked again at each of its updates. An owner missing from the informer cache is
+confirmed with a live read before anything is deleted (the cache of the owner's kind may simply
+lag the dependent's).
 The control-plane manager starts it.
 """
 
@@ -76,8 +78,17 @@ class GarbageCollector(Controller):
         def on_add(obj: Obj) -> None:
             self._maybe_dependent(kind, obj)
 
-        def on_update(_old: Obj, new: Obj) -> None:
-            self._maybe_dependent(kind, new)
+        def on_update(old: Obj, new: Obj) -> None:
+            # Owners are checked when a dependent arrives, when its references change, and when
+            # an owner of a kind watched here is deleted (`_owner_gone`). An update that leaves
+            # the references as they were (every status write of every pod) has nothing new to
+            # check, unless an owner is of a kind whose deletions this collector does not see
+            # (a CronJob's Jobs): then each update is its chance to notice, as before.
+            refs = owner_references(new)
+            if refs and (
+                refs != owner_references(old) or any(r.get("kind") not in self.informers for r in refs)
+            ):
+                self.queue.add(f"{kind}|{key_of(new)}")
 
         return on_add, on_update
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +85,44 @@ def test_gc_removes_only_dangling_refs_when_an_owner_remains(api: Registry, runn
         return False
 
     wait_for(gone, what="dependent collected")
+
+
+def test_a_dependent_is_checked_when_its_references_change_not_on_every_update(
+    api: Registry, running: tuple[ReplicationManager, GarbageCollector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gc = running[1]
+    checked: list[str] = []
+    real = gc.reconcile
+    monkeypatch.setattr(gc, "reconcile", lambda key: (checked.append(key), real(key))[1])
+    owner = api.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "owner", "namespace": "default"}}
+    )
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    dep = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "dep", "namespace": "default", "ownerReferences": [ref]},
+        }
+    )
+    wait_for(lambda: checked.count("ConfigMap|default/dep") == 1, what="the new dependent checked")
+    for i in range(3):  # its owner stays: nothing new to check
+        dep = api.update({**dep, "data": {"n": str(i)}})
+    cache = gc.informers["ConfigMap"]
+    wait_for(lambda: (cache.get("default/dep") or {}).get("data") == {"n": "2"}, what="the updates seen")
+    time.sleep(0.3)  # time for a check, were one queued
+    assert checked.count("ConfigMap|default/dep") == 1
+    gone_ref = {**ref, "name": "gone", "uid": "no-such-uid"}
+    api.update({**dep, "metadata": {**dep["metadata"], "ownerReferences": [gone_ref]}})
+
+    def collected() -> bool:
+        try:
+            api.get("ConfigMap", "dep", "default")
+        except NotFound:
+            return True
+        return False
+
+    wait_for(collected, what="the dependent whose new owner does not exist collected")
 
 
 def test_namespace_deletion_cascades(api: Registry, running: object) -> None:
