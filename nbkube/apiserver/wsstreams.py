@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 _MAX_HEAD = 64 * 1024
 _MAX_MESSAGE = 16 * 1024 * 1024  # one client message (a chunk of stdin or of forwarded bytes)
 
+# How long after the upgrade the first message to the client is held. client-go's WebSocket
+# executor (kubectl exec since 1.30) starts reading the connection in one goroutine while another
+# creates its streams, and drops a message for a stream not yet created ("Unknown stream id 1,
+# discarding message"). A command that ends within a millisecond (`kubectl exec pod -- echo hi` on
+# a process node) then lost its output and its Status, and kubectl exited 0 with nothing printed:
+# about once in 200 execs with the cores busy. kube-apiserver's own relay to a kubelet and a
+# container runtime takes longer than that before any output; holding the first message as long
+# gives kubectl the same head start. Output that comes later is not delayed.
+FIRST_MESSAGE_HOLD = 0.05
+
 
 async def open_agent(
     url: str, endpoint: str, headers: dict[str, str]
@@ -97,6 +107,15 @@ async def relay_channels(
     reader, writer = await open_agent(target.urls[0], target.endpoint, target.headers)
     ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=_MAX_MESSAGE)
     await ws.prepare(request)
+    loop = asyncio.get_running_loop()
+    hold_until = loop.time() + FIRST_MESSAGE_HOLD
+
+    async def send(message: bytes) -> None:
+        nonlocal hold_until
+        if hold_until:
+            await asyncio.sleep(max(0.0, hold_until - loop.time()))
+            hold_until = 0.0
+        await ws.send_bytes(message)
 
     async def from_client() -> None:
         try:
@@ -125,15 +144,15 @@ async def relay_channels(
             if (channel == agentstream.STDOUT and target.stdout) or (
                 channel == agentstream.STDERR and target.stderr
             ):
-                await ws.send_bytes(bytes([channel]) + payload)
+                await send(bytes([channel]) + payload)
             elif channel == agentstream.ERROR:
                 status = end_status(json.loads(payload), target.command)
-                await ws.send_bytes(bytes([agentstream.ERROR]) + wirejson.dumps(status))
+                await send(bytes([agentstream.ERROR]) + wirejson.dumps(status))
                 break
     except asyncio.IncompleteReadError:
         with contextlib.suppress(Exception):
             message = {"message": f"the node agent at {target.endpoint} ended the stream early"}
-            await ws.send_bytes(bytes([agentstream.ERROR]) + wirejson.dumps(end_status(message, ())))
+            await send(bytes([agentstream.ERROR]) + wirejson.dumps(end_status(message, ())))
     except (ConnectionError, RuntimeError, agentstream.FrameError, ValueError) as e:
         log.debug("pods stream ended: %s", e)
     finally:
