@@ -59,6 +59,26 @@ class Env:
         wait_until(ready, 30, f"pod {name} {phase or 'ready'}")
 
 
+def python_exec(env: Env, command: list[str], *, stdin: bool = False, tty: bool = False) -> Any:
+    """An exec in `box` through the official Python client's WebSocket stream (stdout, and stderr
+    unless `tty`), handed back unread."""
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    config.load_kube_config(env.kubectl.kubeconfig)
+    return stream(
+        client.CoreV1Api().connect_get_namespaced_pod_exec,
+        "box",
+        "default",
+        command=command,
+        stderr=not tty,
+        stdin=stdin,
+        stdout=True,
+        tty=tty,
+        _preload_content=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: Any) -> Iterator[Env]:
     assert KUBECTL is not None, "kubectl is not installed: these tests need the real kubectl (>= 1.30)"
@@ -100,24 +120,9 @@ def test_the_first_message_of_an_exec_is_held_for_kubectls_streams(env: Env) -> 
     output of a command that prints at once waits out the hold after the upgrade, and all of it
     arrives, in order. Measured from the Python client's side of the upgrade: a lower bound the
     server's own sleep guarantees, less the 101's way to the client."""
-    from kubernetes import client, config
-    from kubernetes.stream import stream
-
     from nbkube.apiserver.wsstreams import FIRST_MESSAGE_HOLD
 
-    config.load_kube_config(env.kubectl.kubeconfig)
-    api = client.CoreV1Api()
-    ws = stream(
-        api.connect_get_namespaced_pod_exec,
-        "box",
-        "default",
-        command=["sh", "-c", "echo at-once; sleep 0.3; echo later"],
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
+    ws = python_exec(env, ["sh", "-c", "echo at-once; sleep 0.3; echo later"])
     upgraded = time.monotonic()
     arrivals: list[tuple[float, str]] = []
     while ws.is_open() and len(arrivals) < 2:
@@ -135,22 +140,7 @@ def test_exec_stdin(env: Env) -> None:
 
 
 def test_exec_with_a_terminal_and_resize(env: Env) -> None:
-    from kubernetes import client, config
-    from kubernetes.stream import stream
-
-    config.load_kube_config(env.kubectl.kubeconfig)
-    api = client.CoreV1Api()
-    ws = stream(
-        api.connect_get_namespaced_pod_exec,
-        "box",
-        "default",
-        command=["sh", "-c", "read x; stty size; test -t 0"],
-        stderr=False,
-        stdin=True,
-        stdout=True,
-        tty=True,
-        _preload_content=False,
-    )
+    ws = python_exec(env, ["sh", "-c", "read x; stty size; test -t 0"], stdin=True, tty=True)
     ws.write_channel(4, json.dumps({"Width": 100, "Height": 40}))
     ws.write_stdin("go\n")
     ws.run_forever(timeout=10)
@@ -394,17 +384,7 @@ def test_python_client_exec_and_portforward(env: Env) -> None:
         tty=False,
     )
     assert out == "py\n"
-    ws = stream(
-        api.connect_get_namespaced_pod_exec,
-        "box",
-        "default",
-        command=["sh", "-c", "exit 5"],
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
+    ws = python_exec(env, ["sh", "-c", "exit 5"])
     ws.run_forever(timeout=10)
     assert ws.returncode == 5
     pf = portforward(api.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")

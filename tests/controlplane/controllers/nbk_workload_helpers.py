@@ -110,6 +110,15 @@ def wait_for(
         time.sleep(0.01)
 
 
+def gone(api: Registry, kind: str, name: str, namespace: str = "default") -> bool:
+    """Whether the object no longer exists (for `wait_for`)."""
+    try:
+        api.get(kind, name, namespace)
+    except NotFound:
+        return True
+    return False
+
+
 def rc_manifest(
     name: str = "nginx", replicas: int = 3, image: str = "nginx:1.7.9", app: str = "nginx"
 ) -> Obj:

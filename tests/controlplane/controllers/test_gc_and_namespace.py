@@ -6,14 +6,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from nbk_workload_helpers import active_pods, rc_manifest, started, wait_for
+from nbk_workload_helpers import active_pods, gone, rc_manifest, started, wait_for
 
 from nbkube.api.meta import controller_of
 from nbkube.client.informer import InformerFactory
 from nbkube.controlplane.controllers.gc import GarbageCollector
 from nbkube.controlplane.controllers.namespace import NamespaceController
 from nbkube.controlplane.controllers.replication import ReplicationManager
-from nbkube.errors import NotFound
 from nbkube.registry.registry import Registry
 
 
@@ -76,15 +75,7 @@ def test_gc_removes_only_dangling_refs_when_an_owner_remains(api: Registry, runn
         lambda: len(api.get("ConfigMap", "dep", "default")["metadata"].get("ownerReferences") or []) == 1
     )
     api.delete("ConfigMap", "b", "default")
-
-    def gone() -> bool:
-        try:
-            api.get("ConfigMap", "dep", "default")
-        except NotFound:
-            return True
-        return False
-
-    wait_for(gone, what="dependent collected")
+    wait_for(lambda: gone(api, "ConfigMap", "dep"), what="dependent collected")
 
 
 def test_a_dependent_is_checked_when_its_references_change_not_on_every_update(
@@ -114,15 +105,9 @@ def test_a_dependent_is_checked_when_its_references_change_not_on_every_update(
     assert checked.count("ConfigMap|default/dep") == 1
     gone_ref = {**ref, "name": "gone", "uid": "no-such-uid"}
     api.update({**dep, "metadata": {**dep["metadata"], "ownerReferences": [gone_ref]}})
-
-    def collected() -> bool:
-        try:
-            api.get("ConfigMap", "dep", "default")
-        except NotFound:
-            return True
-        return False
-
-    wait_for(collected, what="the dependent whose new owner does not exist collected")
+    wait_for(
+        lambda: gone(api, "ConfigMap", "dep"), what="the dependent whose new owner does not exist collected"
+    )
 
 
 def test_namespace_deletion_cascades(api: Registry, running: object) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from nbk_workload_helpers import registry_on, started, wait_for
+from nbk_workload_helpers import gone, registry_on, started, wait_for
 
 from nbkube.api.defaults_batch import CONTROLLER_UID_LABEL, JOB_NAME_LABEL
 from nbkube.api.meta import Obj, controller_of
@@ -27,7 +27,6 @@ from nbkube.controlplane.controllers.job import (
     plan_indexes,
     pod_index,
 )
-from nbkube.errors import NotFound
 from nbkube.registry.registry import Registry
 
 
@@ -277,15 +276,7 @@ def test_ttl_after_finished_deletes_the_job(api: Registry, ctl: JobController, c
     clock.advance(99)
     assert api.get("Job", "pi", "default")
     clock.advance(2)
-
-    def gone() -> bool:
-        try:
-            api.get("Job", "pi", "default")
-        except NotFound:
-            return True
-        return False
-
-    wait_for(gone, what="job deleted by its TTL")
+    wait_for(lambda: gone(api, "Job", "pi"), what="job deleted by its TTL")
 
 
 def test_parallelism_can_be_lowered(api: Registry, ctl: JobController) -> None:
