@@ -33,14 +33,15 @@ log = logging.getLogger(__name__)
 _MAX_HEAD = 64 * 1024
 _MAX_MESSAGE = 16 * 1024 * 1024  # one client message (a chunk of stdin or of forwarded bytes)
 
-# How long after the upgrade the first message to the client is held. client-go's WebSocket
-# executor (kubectl exec since 1.30) starts reading the connection in one goroutine while another
-# creates its streams, and drops a message for a stream not yet created ("Unknown stream id 1,
-# discarding message"). A command that ends within a millisecond (`kubectl exec pod -- echo hi` on
-# a process node) then lost its output and its Status, and kubectl exited 0 with nothing printed:
-# about once in 200 execs with the cores busy. kube-apiserver's own relay to a kubelet and a
-# container runtime takes longer than that before any output; holding the first message as long
-# gives kubectl the same head start. Output that comes later is not delayed.
+# How long after the upgrade the first message to a `v5.channel.k8s.io` client is held. client-go's
+# WebSocket executor (kubectl exec since 1.30, which speaks v5) starts reading the connection in one
+# goroutine while another creates its streams, and drops a message for a stream not yet created
+# ("Unknown stream id 1, discarding message"). A command that ends within a millisecond (`kubectl
+# exec pod -- echo hi` on a process node) then lost its output and its Status, and kubectl exited 0
+# with nothing printed: about once in 200 execs with the cores busy. kube-apiserver's own relay to
+# a kubelet and a container runtime takes longer than that before any output; holding the first
+# message as long gives kubectl the same head start. Output that comes later is not delayed, and
+# v4 clients (the Python client, which reads every channel from the start) are not held.
 FIRST_MESSAGE_HOLD = 0.05
 
 
@@ -108,7 +109,7 @@ async def relay_channels(
     ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=_MAX_MESSAGE)
     await ws.prepare(request)
     loop = asyncio.get_running_loop()
-    hold_until = loop.time() + FIRST_MESSAGE_HOLD
+    hold_until = loop.time() + FIRST_MESSAGE_HOLD if protocol == V5 else 0.0
 
     async def send(message: bytes) -> None:
         nonlocal hold_until
