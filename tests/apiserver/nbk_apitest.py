@@ -12,6 +12,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,19 +54,24 @@ class Kubectl:
         return proc.stdout
 
 
-_CONTEXTS: dict[tuple[int, str, tuple[str, ...]], ssl.SSLContext] = {}
+# By the PKI itself, held weakly: keyed by id(), a freed server's contexts (trusting its CA) were
+# handed to a later server whose PKI happened to get the same id, and its handshakes failed.
+_CONTEXTS: weakref.WeakKeyDictionary[Any, dict[tuple[str, tuple[str, ...]], ssl.SSLContext]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def tls(server: ApiServer, user: str | None = ADMIN_USER, groups: tuple[str, ...] = ADMIN_GROUPS) -> ssl.SSLContext:
     """A client TLS context for `server`: a certificate of its CA for `user` (None: no certificate)."""
     pki = server.gate.pki  # type: ignore[attr-defined]
-    key = (id(pki), user or "", groups)
-    if key not in _CONTEXTS:
+    contexts = _CONTEXTS.setdefault(pki, {})
+    key = (user or "", groups)
+    if key not in contexts:
         if user is None:
-            _CONTEXTS[key] = pki.client_ssl_context()
+            contexts[key] = pki.client_ssl_context()
         else:
-            _CONTEXTS[key] = pki.client_ssl_context(*pki.issue_client_cert(user, groups))
-    return _CONTEXTS[key]
+            contexts[key] = pki.client_ssl_context(*pki.issue_client_cert(user, groups))
+    return contexts[key]
 
 
 def connect(server: ApiServer, user: str | None = ADMIN_USER, groups: tuple[str, ...] = ADMIN_GROUPS, timeout: float = 10) -> http.client.HTTPSConnection:
