@@ -41,7 +41,7 @@ _MAX_MESSAGE = 16 * 1024 * 1024  # one client message (a chunk of stdin or of fo
 # with nothing printed: about once in 200 execs with the cores busy. kube-apiserver's own relay to
 # a kubelet and a container runtime takes longer than that before any output; holding the first
 # message as long gives kubectl the same head start. Output that comes later is not delayed, and
-# v4 clients (the Python client, which reads every channel from the start) are not held.
+# v4 clients are not held (the official Python client offers v5 too, so it is held as kubectl is).
 FIRST_MESSAGE_HOLD = 0.05
 
 
