@@ -7,7 +7,6 @@ import time
 import pytest
 
 from nbkube.cli import main
-from nbkube.client.maintenance import cordon
 from nbkube.cluster import JoinedNode, LocalCluster, free_node_index
 
 
@@ -31,10 +30,13 @@ def test_a_joined_node_registers_gets_the_next_cidr_and_runs_pods(tmp_path):
             assert node["spec"]["podCIDR"] == "10.244.3.0/24"
             # a re-join keeps its number
             assert free_node_index(cluster.api, "edge-1") == 3
-            for other in ("node-1", "node-2"):  # only the joined node takes new pods
-                cordon(cluster.api, other)
+            # pinned by its hostname label, which the joined agent registers: cordoning the other
+            # nodes instead raced the scheduler's node informer (it could place the pod before it
+            # saw the cordon)
             cluster.apply(
-                "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n"
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+                "  nodeSelector: {kubernetes.io/hostname: edge-1}\n"
+                "  containers: [{name: c, image: busybox}]\n"
             )
             _wait(
                 lambda: (cluster.api.get("Pod", "p", "default").get("status") or {}).get("phase") == "Running"
@@ -77,10 +79,10 @@ def test_a_joined_node_reports_metrics_through_the_api_server(tmp_path):
             joined = JoinedNode(own, "edge-1", runtime="sim", state_dir=str(tmp_path / "edge"), metrics_kubeconfig=kc)
             joined.start()
             try:
-                cordon(cluster.api, "node-1")
-                cluster.apply(
+                cluster.apply(  # on the joined node (see the test above for why not by cordon)
                     "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {sim.nbkube.io/cpu: 300m}}\n"
-                    "spec:\n  containers: [{name: c, image: busybox}]\n"
+                    "spec:\n  nodeSelector: {kubernetes.io/hostname: edge-1}\n"
+                    "  containers: [{name: c, image: busybox}]\n"
                 )
                 _wait(lambda: metrics_client.pod_metrics(cluster.api, "default"), timeout=20)
                 [m] = metrics_client.pod_metrics(cluster.api, "default")
