@@ -8,8 +8,11 @@ strictly increasing across every thread and every process that shares the file. 
 the largest id is the current revision. `open_store()`
 builds this for `sqlite:///abs/path.db` and `sqlite://:memory:`.
 
-Concurrency: one connection per store, guarded by a lock (SQLite serialises writers anyway), so a
-store may be used from any thread. Each create/update/delete is ONE conditional `INSERT` statement in
+Concurrency: one connection per store for writes and point reads, guarded by a lock (SQLite
+serialises writers anyway), so a store may be used from any thread. A file store's watch poller and
+its lists read through connections of their own (`_Reader`): in WAL mode a reader never blocks a
+writer, but on the shared connection every poll held the lock that this process's writers wait
+for (in a busy process, half the time). Each create/update/delete is ONE conditional `INSERT` statement in
 autocommit mode: SQLite runs a single statement as its own transaction and takes the database write
 lock before the statement reads anything, so the compare-and-swap condition (subqueries in the
 statement) and the insert happen under that lock and two processes can never interleave inside one write. One
@@ -187,6 +190,9 @@ class SqliteStore:
         except sqlite3.Error as err:
             raise self._unavailable(err) from err
         self._poller = _Poller(self, poll_interval)
+        # the poller's reads and the lists, each on a connection of its own (see the module doc)
+        self._watch_reader = _Reader(self)
+        self._list_reader = _Reader(self)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -293,6 +299,13 @@ class SqliteStore:
                 raise
             return result
 
+    def _snapshot(self, reader: _Reader, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run the read-only `body` in one read transaction on `reader`'s connection (a memory
+        store has one connection only: its own, under `_txn`)."""
+        if self.memory:
+            return self._txn("BEGIN", body)
+        return reader.run(body)
+
     def _read(self, body: Callable[[sqlite3.Connection], T]) -> T:
         """A single-statement read: atomic on its own, so it skips BEGIN/COMMIT (twice as fast)."""
         with self._lock:
@@ -395,7 +408,7 @@ class SqliteStore:
                 after = (latest[-1][0],)
             return out, rev
 
-        return self._txn("BEGIN", read)
+        return self._snapshot(self._list_reader, read)
 
     def count(self, prefix: str, *, revision: int | None = None, start: str = "") -> int:
         cond, params = _name_range(prefix)
@@ -412,7 +425,7 @@ class SqliteStore:
             ).fetchone()
             return int(row[0])
 
-        return self._txn("BEGIN", read)
+        return self._snapshot(self._list_reader, read)
 
     def _read_revision(self, conn: sqlite3.Connection, revision: int | None) -> int:
         """The revision a read reflects: the current one, or `revision` if it is still readable."""
@@ -496,6 +509,8 @@ class SqliteStore:
                 return
             self._closed = True
         self._poller.close()
+        self._watch_reader.close()
+        self._list_reader.close()
         with self._lock:
             self._conn.close()
 
@@ -550,6 +565,59 @@ def _latest(conn: sqlite3.Connection, key: str) -> _Row | None:
     return row
 
 
+class _Reader:
+    """A read-only connection of a file store's, opened at its first read, for one kind of reader
+    (the watch poller, the lists): its reads wait neither for the store's writers nor for the
+    other kind. Each read is one transaction: one snapshot of the log."""
+
+    def __init__(self, store: SqliteStore):
+        self._store = store
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    def run(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        store = self._store
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable(f"{store.url}: store is closed")
+            try:
+                if self._conn is None:
+                    self._conn = self._open()
+                conn = self._conn
+                conn.execute("BEGIN")
+            except sqlite3.Error as err:
+                raise store._unavailable(err) from err
+            try:
+                result = body(conn)
+            except sqlite3.Error as err:
+                raise store._unavailable(err) from err
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")  # read-only: ending it is all a commit would do
+            return result
+
+    def _open(self) -> sqlite3.Connection:
+        store = self._store
+        conn = sqlite3.connect(
+            store.path, timeout=store._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(store._busy_timeout * 1000)}")
+            conn.execute("PRAGMA query_only = 1")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
 class _Poller:
     """Reads new log rows and fans them out to this store's watchers (one thread per store)."""
 
@@ -585,7 +653,7 @@ class _Poller:
 
             # Holding the condition while replaying means the poller cannot fan out rows past
             # `_last_seen` until this watcher is registered: no gap and no duplicate.
-            rows = store._txn("BEGIN", replay)
+            rows = store._snapshot(store._watch_reader, replay)
             for row in rows:
                 watch.push(_event(row))
             self._watchers.append(watch)
@@ -643,7 +711,7 @@ class _Poller:
                 rows = store._rows_since(conn, since, prefixes=prefixes)
                 return rows, store._compaction_revision(conn), store._current(conn)
 
-            rows, compacted, current = store._txn("BEGIN", read)
+            rows, compacted, current = store._snapshot(store._watch_reader, read)
             if compacted > since + 1:
                 # Another process compacted past rows we had not read yet: some may be gone.
                 self._fail_all(Compacted(since + 1, compacted))
@@ -687,7 +755,7 @@ class _Poller:
         def read(conn: sqlite3.Connection) -> list[_Row]:
             return store._rows_since(conn, after, upto, (prefix,))
 
-        return store._txn("BEGIN", read)
+        return store._snapshot(store._watch_reader, read)
 
     def _fail_all(self, err: Exception) -> None:
         with self._cond:

@@ -208,9 +208,40 @@ def test_locked_database_fails_within_the_busy_timeout_and_writes_nothing(tmp_pa
 
 def test_closed_store_refuses_calls(url: str) -> None:
     store = open_store(url)
+    store.list("/")  # its list connection is open
     store.close()
     with pytest.raises(StoreUnavailable, match="closed"):
         store.get("/k")
+    with pytest.raises(StoreUnavailable, match="closed"):
+        store.list("/")
+
+
+def test_a_long_read_blocks_none_of_the_stores_writers_and_sees_its_own_snapshot(url: str) -> None:
+    """A list (or a watch poll) reads on a connection of its own: while its transaction is open,
+    a write of the same store in the same process goes through, and the read does not see it."""
+    with SqliteStore(url.removeprefix("sqlite://")) as store:
+        store.create("/a", b"1")
+        inside, release = threading.Event(), threading.Event()
+        counted: list[int] = []
+
+        def slow_read(conn: sqlite3.Connection) -> None:
+            counted.append(conn.execute("SELECT COUNT(*) FROM log").fetchone()[0])
+            inside.set()
+            release.wait(10)
+            counted.append(conn.execute("SELECT COUNT(*) FROM log").fetchone()[0])
+
+        reader = threading.Thread(target=store._snapshot, args=(store._list_reader, slow_read))
+        reader.start()
+        try:
+            assert inside.wait(5)
+            written = threading.Event()
+            threading.Thread(target=lambda: (store.create("/b", b"2"), written.set()), daemon=True).start()
+            assert written.wait(5), "a write waited for an open read"
+        finally:
+            release.set()
+            reader.join(5)
+        assert counted == [1, 1]  # one snapshot, from before the write
+        assert [kv.key for kv in store.list("/")[0]] == ["/a", "/b"]
 
 
 # The log table as versions before the single-statement writes created it (AUTOINCREMENT, and a
