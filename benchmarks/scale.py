@@ -18,6 +18,9 @@ Rows:
   per 1,000 nodes, pods/s to all pods Ready and the rate of the first and the last 10%. The pods'
   part is bounded (`--pods-timeout`, 600 s): a run that does not finish reports how far it got and
   at what rate. Published baseline: kwok's README (1k nodes / 100k pods maintained, 20 pods/s).
+  Then, as upstream's density test does after its saturation pods, 500 latency pods (one
+  ReplicationController each, 5 a second) time a pod's start-up on the full cluster, p50/p90/p99
+  from the controller's create to Ready, against the 5 s SLO.
 - `reads_150k_pods`: 150,000 pods in an in-memory registry served by the API server (bound to node
   names nothing runs): `kubectl get pods -A` (500-item chunks, server-side Table), every 500-item
   page through the registry, one registry list, `nbkube get pods -A`, `cluster.pods.df`; seconds.
@@ -28,7 +31,7 @@ Every run is bounded by a timeout and a size; `--quick` keeps everything under a
 
     python benchmarks/scale.py [--nodes 250] [--replicas 10000] [--density-nodes 5000]
                                [--pods-per-node 30] [--timeout 300]
-                               [--pods-timeout 600] [--quick]
+                               [--pods-timeout 600] [--latency-pods 500] [--quick]
 """
 
 from __future__ import annotations
@@ -119,6 +122,10 @@ class ReadyCounter:
     _bound: dict[str, float] = field(default_factory=dict)
     _label: tuple[str, str] = ("", "")
     _stop: threading.Event = field(default_factory=threading.Event)
+    # with `name_label`: when each pod became Ready, by that label's value (the latency pods' own
+    # ReplicationController names them, so a pod's Ready is matched with its controller's create)
+    name_label: str = ""
+    ready_by_name: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
         # shared: it only reads the events, so it takes the objects the informers already decoded
@@ -154,6 +161,8 @@ class ReadyCounter:
                 if _ready(ev.object):
                     self._seen.add(uid)
                     self.times.append(now)
+                    if self.name_label:
+                        self.ready_by_name[str((meta.get("labels") or {}).get(self.name_label))] = now
                     self.startup.append(now - self._created.pop(uid))
                     self.bound_to_ready.append(now - self._bound.pop(uid, now))
 
@@ -606,11 +615,82 @@ class Density:
     # pod start-up latency (create seen -> Ready seen) p50/p99, and its part from bound to Ready
     pod_startup_s: tuple[float, float] = (0.0, 0.0)
     bound_to_ready_s: tuple[float, float] = (0.0, 0.0)
+    # then, on the saturated cluster, pods created one at a time (see `latency_pods`)
+    latency: Latency | None = None
 
 
-def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None = None) -> Density:
+@dataclass
+class Latency:
+    """Pod start-up latency as upstream's density test measures it against its 5 s SLO: on the
+    cluster full of saturation pods, one ReplicationController of one replica after another, at
+    a rate the cluster keeps up with; p50/p90/p99 seconds."""
+
+    pods: int
+    per_second: float
+    ready: int
+    create_to_ready_s: tuple[float, float, float]  # the controller's create -> its pod seen Ready
+    pod_to_ready_s: tuple[float, float, float]  # the pod's create seen -> Ready seen
+    bound_to_ready_s: tuple[float, float, float]  # the node side's part
+
+
+LATENCY_RATE = 5.0  # latency pods created per second: upstream's density test ("~5 pods/sec")
+LATENCY_TIMEOUT = 60.0  # after the last create, for the stragglers
+
+
+def _p50_p90_p99(values: list[float]) -> tuple[float, float, float]:
+    if not values:
+        return (0.0, 0.0, 0.0)
+    return (percentile(values, 50), percentile(values, 90), percentile(values, 99))
+
+
+def latency_pods(c: LocalCluster, count: int, per_second: float = LATENCY_RATE) -> Latency:
+    """`count` ReplicationControllers of one pod each (upstream's latency pods), one every
+    1/`per_second` s, each pod's start-up timed from its controller's create to Ready."""
+    counter = ReadyCounter(c, "type=latency-pod", name_label="name")
+    counter.start()
+    created: dict[str, float] = {}
+    spec = _deployment("latency", 0)["spec"]["template"]["spec"]
+    try:
+        start = time.perf_counter()
+        for i in range(count):
+            name = f"latency-pod-{i}"
+            labels = {"type": "latency-pod", "name": name}
+            # paced from the start, not from the last create: a slow create does not slow the rate
+            time.sleep(max(0.0, start + i / per_second - time.perf_counter()))
+            created[name] = time.perf_counter()
+            c.api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ReplicationController",
+                    "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels},
+                    "spec": {
+                        "replicas": 1,
+                        "selector": labels,
+                        "template": {"metadata": {"labels": labels}, "spec": spec},
+                    },
+                }
+            )
+        counter.wait(count, LATENCY_TIMEOUT)
+    finally:
+        counter.stop()
+    waits = [counter.ready_by_name[n] - t for n, t in created.items() if n in counter.ready_by_name]
+    return Latency(
+        count,
+        per_second,
+        len(waits),
+        _p50_p90_p99(waits),
+        _p50_p90_p99(counter.startup),
+        _p50_p90_p99(counter.bound_to_ready),
+    )
+
+
+def density(
+    nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None = None, latency: int = 0
+) -> Density:
     """`nodes` sim nodes, then `pods_per_node` pods each through one Deployment. `pods_timeout`
-    bounds the pods' part: a run that does not finish reports how far it got, and at what rate."""
+    bounds the pods' part: a run that does not finish reports how far it got, and at what rate.
+    Once all are Ready, `latency` latency pods (`latency_pods`) time a new pod's start-up on the
+    full cluster."""
     gc.collect()
     rss0 = _rss_mb()
     t0 = time.perf_counter()
@@ -644,6 +724,8 @@ def density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float 
             out.not_ready_gaps, out.not_ready_span = _not_ready_detail(c, t1_wall)
             if not out.finished:
                 out.unready_at_end = _unready(c)
+            elif latency:
+                out.latency = latency_pods(c, latency)
         if not pods:
             out.rss_mb_with_pods = _rss_mb() - rss0
         out.store = STORE
@@ -699,8 +781,26 @@ def _density_row(d: Density, name: str) -> Row:
                 else ""
             )
             + (f"; at the bound: {d.unready_at_end}" if d.unready_at_end else "")
+            + _latency_note(d)
         ),
-        extra=d.__dict__,
+        extra={**d.__dict__, "latency": d.latency.__dict__ if d.latency else None},
+    )
+
+
+def _latency_note(d: Density) -> str:
+    lat = d.latency
+    if lat is None:
+        return "; latency pods: not run (the saturation pods did not all become Ready)" if d.pods else ""
+
+    def ms(v: tuple[float, float, float]) -> str:
+        return "/".join(f"{x * 1000:.0f}" for x in v)
+
+    return (
+        f"; then on the full cluster {lat.pods} latency pods (one ReplicationController each, "
+        f"{lat.per_second:g}/s, as upstream's density test), {lat.ready} Ready: start-up from the "
+        f"controller's create to Ready p50/p90/p99 {ms(lat.create_to_ready_s)} ms (upstream's SLO: "
+        f"5,000 ms), from the pod's create {ms(lat.pod_to_ready_s)} ms, bound to Ready "
+        f"{ms(lat.bound_to_ready_s)} ms"
     )
 
 
@@ -805,7 +905,11 @@ def sized_rows(quick: bool = False, **kw: Any) -> list[Row]:
     label = f"{dnodes // 1000}k" if dnodes >= 1000 and dnodes % 1000 == 0 else str(dnodes)
     bound = kw.get("pods_timeout") or (60 if quick else 600)
     # one run: the nodes' start (time, RSS) and then their pods, bounded by `bound`
-    out.append(_density_row(_fresh_density(dnodes, ppn or 0, timeout, bound), f"density_{label}_nodes"))
+    # upstream times 500 latency pods at least (clusterloader2's MIN_LATENCY_PODS)
+    latency_kw = kw.get("latency_pods")
+    latency = int(latency_kw) if latency_kw is not None else (20 if quick else 500)
+    density_run = _fresh_density(dnodes, ppn or 0, timeout, bound, latency)
+    out.append(_density_row(density_run, f"density_{label}_nodes"))
     return out
 
 
@@ -823,10 +927,12 @@ def _in_own_process(fn: Any, *args: Any) -> Any:
         return pool.apply(fn, args)
 
 
-def _fresh_density(nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None) -> Density:
+def _fresh_density(
+    nodes: int, pods_per_node: int, timeout: float, pods_timeout: float | None, latency: int = 0
+) -> Density:
     """`density` in a process of its own: RSS growth measured on a heap the earlier runs of this
     process have not already grown (freed memory is reused, and would hide the nodes' cost)."""
-    return _in_own_process(density, nodes, pods_per_node, timeout, pods_timeout)
+    return _in_own_process(density, nodes, pods_per_node, timeout, pods_timeout, latency)
 
 
 def main() -> None:
@@ -839,6 +945,9 @@ def main() -> None:
     ap.add_argument("--pods-timeout", type=float, help="bound on the density run's pods (default 600 s)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--read-pods", type=int, help="pods for the reads row (default 150,000)")
+    ap.add_argument(
+        "--latency-pods", type=int, help="latency pods after the density run's (default 500; 0: none)"
+    )
     ap.add_argument("--only", choices=["e2e", "direct", "scheduler", "list", "density", "reads"])
     ap.add_argument(
         "--profile", default="kubernetes", help="timing profile of the clusters (fast: 2 s grace)"
@@ -867,7 +976,15 @@ def main() -> None:
         print(scheduler_alone(a.nodes or 100, a.replicas or 2000, a.timeout or 300, "sqlite" if a.separate_processes else STORE))
         return
     if a.only == "density":
-        print(density(a.density_nodes or 250, a.pods_per_node or 0, a.timeout or 300, a.pods_timeout))
+        print(
+            density(
+                a.density_nodes or 250,
+                a.pods_per_node or 0,
+                a.timeout or 300,
+                a.pods_timeout,
+                a.latency_pods or 0,
+            )
+        )
         return
     if a.only == "reads":
         print(reads(a.read_pods or 10_000, a.timeout or 300))
@@ -884,6 +1001,7 @@ def main() -> None:
         timeout=a.timeout,
         pods_timeout=a.pods_timeout,
         read_pods=a.read_pods,
+        latency_pods=a.latency_pods,
     ):
         print(f"{r.name}: {r.value:.4g} {r.unit} (ratio {r.ratio}) {r.note}")
 
