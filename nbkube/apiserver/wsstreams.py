@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from urllib.parse import urlsplit
 
 from aiohttp import WSMessage, WSMsgType, web
@@ -40,9 +41,24 @@ _MAX_MESSAGE = 16 * 1024 * 1024  # one client message (a chunk of stdin or of fo
 # exec pod -- echo hi` on a process node) then lost its output and its Status, and kubectl exited 0
 # with nothing printed: about once in 200 execs with the cores busy. kube-apiserver's own relay to
 # a kubelet and a container runtime takes longer than that before any output; holding the first
-# message as long gives kubectl the same head start. Output that comes later is not delayed, and
-# v4 clients are not held (the official Python client offers v5 too, so it is held as kubectl is).
+# message as long gives kubectl the same head start. Output that comes later is not delayed. Only
+# Go clients are held (`holds_first_message`): v4 clients and other languages' clients (the
+# official Python client, which speaks v5 and reads one plain WebSocket) get their output at once.
 FIRST_MESSAGE_HOLD = 0.05
+
+# client-go's default User-Agent, `<program>/<version> (<os>/<arch>) kubernetes/<commit>` (kubectl's
+# among them), and Go's own when a program sets none
+_CLIENT_GO_AGENT = re.compile(r"^\S+ \([^)]*\) kubernetes/\S+$")
+_GO_AGENT_PREFIX = "Go-http-client/"
+
+
+def holds_first_message(protocol: str, user_agent: str | None) -> bool:
+    """Whether the first message to this exec/attach client waits FIRST_MESSAGE_HOLD: a v5 client
+    that says it is client-go or a Go program. A client-go program that names itself otherwise is
+    not recognised, and meets the race above (a command's instant output lost, rarely, under load)."""
+    if protocol != V5 or not user_agent:
+        return False
+    return user_agent.startswith(_GO_AGENT_PREFIX) or _CLIENT_GO_AGENT.match(user_agent) is not None
 
 
 async def open_agent(
@@ -109,7 +125,8 @@ async def relay_channels(
     ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=_MAX_MESSAGE)
     await ws.prepare(request)
     loop = asyncio.get_running_loop()
-    hold_until = loop.time() + FIRST_MESSAGE_HOLD if protocol == V5 else 0.0
+    held = holds_first_message(protocol, request.headers.get("User-Agent"))
+    hold_until = loop.time() + FIRST_MESSAGE_HOLD if held else 0.0
 
     async def send(message: bytes) -> None:
         nonlocal hold_until

@@ -119,7 +119,9 @@ def test_the_first_message_of_a_v5_exec_is_held_for_kubectls_streams(env: Env) -
     """client-go (v5) drops a message that comes before it has made its streams (see
     wsstreams.py): output of a command that prints at once waits out the hold after the upgrade,
     and all of it arrives, in order, Status last. Measured from the client's side of the upgrade:
-    a lower bound the server's own sleep guarantees, less the 101's way to the client."""
+    a lower bound the server's own sleep guarantees, less the 101's way to the client. The client
+    names itself as kubectl does (kubectl 1.32's own User-Agent); which clients are held is
+    tested in test_wsstreams.py."""
     import asyncio
 
     import aiohttp
@@ -133,7 +135,12 @@ def test_the_first_message_of_a_v5_exec_is_held_for_kubectls_streams(env: Env) -
         )
         async with (
             aiohttp.ClientSession() as session,
-            session.ws_connect(url, protocols=("v5.channel.k8s.io",), ssl=tls(env.server)) as ws,
+            session.ws_connect(
+                url,
+                protocols=("v5.channel.k8s.io",),
+                ssl=tls(env.server),
+                headers={"User-Agent": "kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07"},
+            ) as ws,
         ):
             upgraded = time.monotonic()
             first = 0.0
