@@ -5,7 +5,7 @@ k8s.io/apimachinery. Every Go binary built with client-go (kubectl among them) e
 gzipped FileDescriptorProtos, so this script reads them out of a kubectl binary instead of from a
 checkout: it scans the binary for gzip streams that parse as descriptors of `k8s.io/...` files,
 walks the messages reachable from the kinds in nbkube.api.kinds and the versions served by conversion (plus their lists, Status,
-DeleteOptions, Eviction, Scale, TokenRequest, the reviews and WatchEvent) and writes field number ->
+DeleteOptions, Eviction, Binding, Scale, TokenRequest, the reviews and WatchEvent) and writes field number ->
 (JSON name, type, cardinality) as a Python literal. Only numbers, names and types are taken.
 
     PYTHONPATH=$PWD python scripts/gen_protobuf_schema.py /usr/lib/google-cloud-sdk/bin/kubectl.1.33
@@ -65,6 +65,7 @@ EXTRA_ROOTS = {
     ("meta.k8s.io/v1", "WatchEvent"): f"{META}.WatchEvent",
     ("policy/v1", "Eviction"): "k8s.io.api.policy.v1.Eviction",
     ("policy/v1beta1", "Eviction"): "k8s.io.api.policy.v1beta1.Eviction",
+    ("v1", "Binding"): "k8s.io.api.core.v1.Binding",
     ("autoscaling/v1", "Scale"): "k8s.io.api.autoscaling.v1.Scale",
     ("authentication.k8s.io/v1", "TokenRequest"): "k8s.io.api.authentication.v1.TokenRequest",
 }

@@ -141,6 +141,7 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
             resources.append(_sub(info, "portforward", "PodPortForwardOptions", ["create", "get"]))
             # `kubectl drain` evicts through this when the `policy` group is served (see below)
             resources.append(_sub(info, "eviction", "Eviction", ["create"], "policy", "v1"))
+            resources.append(_sub(info, "binding", "Binding", ["create"]))
         if info.kind == "ServiceAccount":
             resources.append(_sub(info, "token", "TokenRequest", ["create"], "authentication.k8s.io", "v1"))
         if info.kind in SCALABLE:

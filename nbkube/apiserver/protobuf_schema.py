@@ -622,6 +622,10 @@ MESSAGES: dict[str, dict[int, tuple[str, str, int]]] = {
         2: ('shareName', 'string', 0),
         3: ('readOnly', 'bool', 0),
     },
+    'core.v1.Binding': {
+        1: ('metadata', 'meta.v1.ObjectMeta', 0),
+        2: ('target', 'core.v1.ObjectReference', 0),
+    },
     'core.v1.CSIPersistentVolumeSource': {
         1: ('driver', 'string', 0),
         2: ('volumeHandle', 'string', 0),
@@ -2297,6 +2301,7 @@ KINDS: dict[tuple[str, str], str] = {
     ('rbac.authorization.k8s.io/v1', 'RoleList'): 'rbac.v1.RoleList',
     ('storage.k8s.io/v1', 'StorageClass'): 'storage.v1.StorageClass',
     ('storage.k8s.io/v1', 'StorageClassList'): 'storage.v1.StorageClassList',
+    ('v1', 'Binding'): 'core.v1.Binding',
     ('v1', 'ConfigMap'): 'core.v1.ConfigMap',
     ('v1', 'ConfigMapList'): 'core.v1.ConfigMapList',
     ('v1', 'DeleteOptions'): 'meta.v1.DeleteOptions',

@@ -24,6 +24,7 @@ from nbkube.apiserver.routing import Route, parse_field_selector
 from nbkube.apiserver.tables import INCLUDE_OBJECT, to_table
 from nbkube.clock import rfc3339
 from nbkube.errors import AlreadyExists, BadRequest, Conflict, NotFound
+from nbkube.registry.binding import binding_target
 from nbkube.registry.registry import FieldsHook, Registry
 from nbkube.registry.warnings import capture_warnings
 
@@ -80,6 +81,8 @@ def _dispatch(registry: Registry, req: Request) -> Response:
         return _scale(registry, req)
     if r.subresource == "eviction":
         return _evict(registry, req)
+    if r.subresource == "binding":
+        return _bind(registry, req)
     if req.method == "GET":
         return _get(registry, req) if r.name else _list(registry, req)
     if req.method == "POST" and not r.name:
@@ -494,6 +497,26 @@ def _evict(registry: Registry, req: Request) -> Response:
     )
     done = status.success(r.info, r.name, str(obj["metadata"].get("uid", "")))
     return Response(201, {**done, "code": 201})
+
+
+def _bind(registry: Registry, req: Request) -> Response:
+    """POST pods/NAME/binding (a scheduler's bind): the pod put on the Binding's node, or 409 if it
+    is on one already (registry/binding.py); 201 with a Success Status, as the apiserver answers."""
+    if req.method != "POST":
+        raise MethodNotAllowed(f"{req.method} is not allowed on pods/binding")
+    r = req.route
+    node, annotations, uid, resource_version = binding_target(req.body, r.name)
+    registry.bind(
+        r.name,
+        r.namespace,
+        node,
+        annotations=annotations,
+        uid=uid,
+        resource_version=resource_version,
+        dry_run=_dry_run(req),
+    )
+    # upstream's BindingREST answers a bare Success, without details
+    return Response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 
 
 def _delete_collection(registry: Registry, req: Request) -> Response:

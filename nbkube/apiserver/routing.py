@@ -15,7 +15,7 @@ from nbkube.errors import BadRequest, NotFound
 
 __all__ = ["CONNECT_SUBRESOURCES", "METRICS_KINDS", "REVIEW_KINDS", "FieldRequirement", "Route", "parse_field_selector", "parse_resource_path"]
 
-SUBRESOURCES = frozenset({"status", "scale", "log", "eviction", "token", "exec", "attach", "portforward"})
+SUBRESOURCES = frozenset({"status", "scale", "log", "eviction", "binding", "token", "exec", "attach", "portforward"})
 # the pod subresources that upgrade to a stream (WebSocket channels, see nbkube/apiserver/podstreams.py)
 CONNECT_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
 
@@ -81,7 +81,7 @@ def parse_resource_path(path: str) -> Route | None:
     sub = rest[2] if len(rest) >= 3 else ""
     if len(rest) > 3 or (sub and sub not in SUBRESOURCES):
         raise NotFound(f"the server could not find the requested resource ({path})")
-    if (sub in ("log", "eviction", *CONNECT_SUBRESOURCES) and info.kind != "Pod") or (sub == "token" and info.kind != "ServiceAccount"):
+    if (sub in ("log", "eviction", "binding", *CONNECT_SUBRESOURCES) and info.kind != "Pod") or (sub == "token" and info.kind != "ServiceAccount"):
         raise NotFound(f"the server could not find the requested resource ({info.plural}/{sub})")
     if sub == "status" and not info.has_status:
         raise NotFound(f"the server could not find the requested resource ({info.plural} has no status)")

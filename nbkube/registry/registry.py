@@ -61,7 +61,7 @@ from nbkube.errors import (
     NotFound,
     TooLarge,
 )
-from nbkube.registry import eviction
+from nbkube.registry import binding, eviction
 from nbkube.registry.continuation import LATEST, ContinueExpired, decode_continue, encode_continue
 from nbkube.registry.metrics import MetricsStore
 from nbkube.registry.recent import RecentValues
@@ -1371,6 +1371,31 @@ class Registry:
         raise AssertionError("unreachable")
 
     # -- delete ------------------------------------------------------------------------------------
+
+    def bind(
+        self,
+        name: str,
+        namespace: str,
+        node: str,
+        *,
+        annotations: dict[str, str] | None = None,
+        uid: str = "",
+        resource_version: str = "",
+        dry_run: bool = False,
+    ) -> Obj:
+        """pods/NAME/binding: put the pending pod on `node` (Conflict if it is on one already or
+        being deleted; `uid`/`resource_version` are preconditions); the bound pod
+        (registry/binding.py)."""
+        return binding.bind(
+            self,
+            name,
+            namespace or "default",
+            node,
+            annotations=annotations,
+            uid=uid,
+            resource_version=resource_version,
+            dry_run=dry_run,
+        )
 
     def evict(
         self, name: str, namespace: str = "", *, dry_run: bool = False, resource_version: str | None = None

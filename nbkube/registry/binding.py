@@ -1,0 +1,132 @@
+"""The binding subresource: assign a pending pod to a node, as a scheduler does.
+
+`POST pods/NAME/binding` (what client-go's `Pods(ns).Bind` sends: kube-scheduler, and any scheduler
+of one's own) and `Registry.bind` come here. The rule is upstream's (kube-apiserver's BindingREST):
+- the Binding names the pod (its `metadata.name` is the URL's) and a node (`target.name`; a
+  `target.kind` other than Node is refused);
+- its `metadata.uid` and `metadata.resourceVersion`, when given, are preconditions on the pod;
+- a pod being deleted, or one already on a node, is not bound again: 409 Conflict, and nothing is
+  written (two schedulers racing for one pod: the first wins, the second is told);
+- the binding's annotations are added to the pod's, `spec.nodeName` is set, and the pod's
+  PodScheduled condition becomes True.
+
+Upstream writes the node name and the condition in one storage update. Here the node name is a
+pod update (its compare-and-swap decides the race) and the condition a status write just after it:
+a reader may see the pod bound a moment before it reads PodScheduled=True, as it may anyway see a
+pod before its kubelet reports on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nbkube.api.meta import Obj
+from nbkube.clock import rfc3339
+from nbkube.errors import BadRequest, Conflict, FieldError, Invalid, NotFound
+
+if TYPE_CHECKING:
+    from nbkube.registry.registry import Registry
+
+__all__ = ["bind", "binding_target"]
+
+_ATTEMPTS = 5  # re-reads after a conflict with a writer that left the pod unbound (a label change)
+
+
+def binding_target(binding: Any, pod_name: str) -> tuple[str, dict[str, str], str, str]:
+    """(node, annotations, uid precondition, resourceVersion precondition) of a Binding body sent
+    for the pod `pod_name`; BadRequest or Invalid naming the field for anything else."""
+    if not isinstance(binding, dict):
+        raise BadRequest("the request body must be a Binding object")
+    meta = binding.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise Invalid([FieldError("metadata", "must be an object")], kind="Binding", name=pod_name)
+    name = meta.get("name")
+    if name not in (None, "", pod_name):
+        raise BadRequest("name in URL does not match name in Binding object")
+    target = binding.get("target")
+    errors: list[FieldError] = []
+    if not isinstance(target, dict):
+        errors.append(FieldError("target", "Required value"))
+        target = {}
+    node = target.get("name")
+    if not isinstance(node, str) or not node:
+        errors.append(FieldError("target.name", "Required value"))
+    kind = target.get("kind")
+    if kind not in (None, "", "Node"):
+        errors.append(FieldError("target.kind", f"Invalid value: {kind!r}: must be empty or 'Node'"))
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        errors.append(FieldError("metadata.annotations", "must be a map of strings to strings"))
+    if errors:
+        raise Invalid(errors, kind="Binding", name=pod_name)
+    return str(node), dict(annotations), str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
+
+
+def bind(
+    registry: Registry,
+    name: str,
+    namespace: str,
+    node: str,
+    *,
+    annotations: dict[str, str] | None = None,
+    uid: str = "",
+    resource_version: str = "",
+    dry_run: bool = False,
+) -> Obj:
+    """Bind the pod `namespace/name` to `node` (see the module doc); the bound pod."""
+    for attempt in range(_ATTEMPTS):
+        pod = registry.get("Pod", name, namespace)
+        meta = pod["metadata"]
+        if uid and meta.get("uid") != uid:
+            raise Conflict(
+                f"Operation cannot be fulfilled on pods \"{name}\": Precondition failed: UID in precondition: "
+                f"{uid}, UID in object meta: {meta.get('uid')}"
+            )
+        if resource_version and meta.get("resourceVersion") != resource_version:
+            raise Conflict(
+                f"Operation cannot be fulfilled on pods \"{name}\": Precondition failed: ResourceVersion in "
+                f"precondition: {resource_version}, ResourceVersion in object meta: {meta.get('resourceVersion')}"
+            )
+        if meta.get("deletionTimestamp"):
+            raise Conflict(f"pod {name} is being deleted, cannot be assigned to a host")
+        current = (pod.get("spec") or {}).get("nodeName")
+        if current:
+            raise Conflict(f'pod {name} is already assigned to node "{current}"')
+        wanted = {
+            **pod,
+            "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), **(annotations or {})}},
+            "spec": {**pod["spec"], "nodeName": node},
+        }
+        if not wanted["metadata"]["annotations"]:
+            del wanted["metadata"]["annotations"]
+        try:
+            bound = registry.update(wanted, dry_run=dry_run)
+        except Conflict:
+            if resource_version or attempt == _ATTEMPTS - 1:
+                raise
+            continue  # changed meanwhile: read again, and refuse if it is bound now
+        return bound if dry_run else _scheduled(registry, bound)
+    raise AssertionError("unreachable")
+
+
+def _scheduled(registry: Registry, bound: Obj) -> Obj:
+    """PodScheduled=True on the bound pod (kept if it already says so)."""
+    meta = bound["metadata"]
+
+    def change(pod: Obj) -> Obj:
+        status = dict(pod.get("status") or {})
+        conditions = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
+        conditions.append(
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(registry.clock.now())}
+        )
+        return {**pod, "status": {**status, "conditions": conditions}}
+
+    for c in (bound.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "PodScheduled" and c.get("status") == "True":
+            return bound
+    try:
+        return registry.mutate("Pod", meta["name"], meta.get("namespace") or "default", change, status=True)
+    except NotFound:
+        return bound  # deleted just after its binding: the binding stands as written
