@@ -505,16 +505,7 @@ def _bind(registry: Registry, req: Request) -> Response:
     if req.method != "POST":
         raise MethodNotAllowed(f"{req.method} is not allowed on pods/binding")
     r = req.route
-    node, annotations, uid, resource_version = binding_target(req.body, r.name)
-    registry.bind(
-        r.name,
-        r.namespace,
-        node,
-        annotations=annotations,
-        uid=uid,
-        resource_version=resource_version,
-        dry_run=_dry_run(req),
-    )
+    registry.bind(r.name, r.namespace, binding_target(req.body, r.name), dry_run=_dry_run(req))
     # upstream's BindingREST answers a bare Success, without details
     return Response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 

@@ -18,6 +18,7 @@ pod before its kubelet reports on it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nbkube.api.meta import Obj
@@ -27,14 +28,25 @@ from nbkube.errors import BadRequest, Conflict, FieldError, Invalid, NotFound
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
 
-__all__ = ["bind", "binding_target"]
+__all__ = ["BindTo", "bind", "binding_target"]
 
 _ATTEMPTS = 5  # re-reads after a conflict with a writer that left the pod unbound (a label change)
 
 
-def binding_target(binding: Any, pod_name: str) -> tuple[str, dict[str, str], str, str]:
-    """(node, annotations, uid precondition, resourceVersion precondition) of a Binding body sent
-    for the pod `pod_name`; BadRequest or Invalid naming the field for anything else."""
+@dataclass(frozen=True)
+class BindTo:
+    """What a Binding asks: the node, annotations for the pod, and preconditions on the pod's uid
+    and resourceVersion ("": none)."""
+
+    node: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    uid: str = ""
+    resource_version: str = ""
+
+
+def binding_target(binding: Any, pod_name: str) -> BindTo:
+    """What a Binding body sent for the pod `pod_name` asks; BadRequest or Invalid naming the
+    field for anything else."""
     if not isinstance(binding, dict):
         raise BadRequest("the request body must be a Binding object")
     meta = binding.get("metadata") or {}
@@ -61,21 +73,12 @@ def binding_target(binding: Any, pod_name: str) -> tuple[str, dict[str, str], st
         errors.append(FieldError("metadata.annotations", "must be a map of strings to strings"))
     if errors:
         raise Invalid(errors, kind="Binding", name=pod_name)
-    return str(node), dict(annotations), str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
+    return BindTo(str(node), dict(annotations), str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
 
 
-def bind(
-    registry: Registry,
-    name: str,
-    namespace: str,
-    node: str,
-    *,
-    annotations: dict[str, str] | None = None,
-    uid: str = "",
-    resource_version: str = "",
-    dry_run: bool = False,
-) -> Obj:
-    """Bind the pod `namespace/name` to `node` (see the module doc); the bound pod."""
+def bind(registry: Registry, name: str, namespace: str, to: BindTo, *, dry_run: bool = False) -> Obj:
+    """Bind the pod `namespace/name` as `to` asks (see the module doc); the bound pod."""
+    node, annotations, uid, resource_version = to.node, to.annotations, to.uid, to.resource_version
     for attempt in range(_ATTEMPTS):
         pod = registry.get("Pod", name, namespace)
         meta = pod["metadata"]

@@ -1372,30 +1372,12 @@ class Registry:
 
     # -- delete ------------------------------------------------------------------------------------
 
-    def bind(
-        self,
-        name: str,
-        namespace: str,
-        node: str,
-        *,
-        annotations: dict[str, str] | None = None,
-        uid: str = "",
-        resource_version: str = "",
-        dry_run: bool = False,
-    ) -> Obj:
-        """pods/NAME/binding: put the pending pod on `node` (Conflict if it is on one already or
-        being deleted; `uid`/`resource_version` are preconditions); the bound pod
-        (registry/binding.py)."""
-        return binding.bind(
-            self,
-            name,
-            namespace or "default",
-            node,
-            annotations=annotations,
-            uid=uid,
-            resource_version=resource_version,
-            dry_run=dry_run,
-        )
+    def bind(self, name: str, namespace: str, to: str | binding.BindTo, *, dry_run: bool = False) -> Obj:
+        """pods/NAME/binding: put the pending pod on the node `to` names (a node name, or a
+        BindTo with annotations and preconditions); Conflict if it is on one already or being
+        deleted; the bound pod (registry/binding.py)."""
+        target = binding.BindTo(to) if isinstance(to, str) else to
+        return binding.bind(self, name, namespace or "default", target, dry_run=dry_run)
 
     def evict(
         self, name: str, namespace: str = "", *, dry_run: bool = False, resource_version: str | None = None

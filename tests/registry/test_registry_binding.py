@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from nbkube.errors import BadRequest, Conflict, Invalid, NotFound
-from nbkube.registry.binding import binding_target
+from nbkube.registry.binding import BindTo, binding_target
 from nbkube.registry.registry import Registry
 
 
@@ -32,7 +32,7 @@ def _scheduled(pod: dict[str, Any]) -> str | None:
 
 def test_a_pending_pod_is_bound_once_with_its_annotations_and_podscheduled(api: Registry) -> None:
     _pod(api, annotations={"keep": "me"})
-    bound = api.bind("web", "default", "node-2", annotations={"scheduler.example/why": "least loaded"})
+    bound = api.bind("web", "default", BindTo("node-2", annotations={"scheduler.example/why": "least loaded"}))
     stored = api.get("Pod", "web", "default")
     assert stored == bound
     assert stored["spec"]["nodeName"] == "node-2"
@@ -47,14 +47,14 @@ def test_a_pending_pod_is_bound_once_with_its_annotations_and_podscheduled(api: 
 def test_preconditions_deletion_and_a_missing_pod(api: Registry) -> None:
     created = _pod(api)
     with pytest.raises(Conflict, match="UID in precondition: not-its-uid"):
-        api.bind("web", "default", "node-1", uid="not-its-uid")
+        api.bind("web", "default", BindTo("node-1", uid="not-its-uid"))
     with pytest.raises(Conflict, match="ResourceVersion in precondition: 1"):
-        api.bind("web", "default", "node-1", resource_version="1")
+        api.bind("web", "default", BindTo("node-1", resource_version="1"))
     # being deleted: marked as an orphaning delete marks it before it releases the dependents
     info = api._info("Pod")
     api._mark_deleting(info, api.store.get(api._key(info, "web", "default")), "web", retry=True)
     with pytest.raises(Conflict, match="being deleted"):
-        api.bind("web", "default", "node-1", uid=created["metadata"]["uid"])
+        api.bind("web", "default", BindTo("node-1", uid=created["metadata"]["uid"]))
     with pytest.raises(NotFound):
         api.bind("nope", "default", "node-1")
 
@@ -73,8 +73,8 @@ def test_a_binding_body_names_its_node_and_nothing_else() -> None:
         "metadata": {"name": "web", "uid": "u-1", "resourceVersion": "7", "annotations": {"a": "b"}},
         "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"},
     }
-    assert binding_target(body, "web") == ("node-1", {"a": "b"}, "u-1", "7")
-    assert binding_target({"target": {"name": "node-1"}}, "web") == ("node-1", {}, "", "")
+    assert binding_target(body, "web") == BindTo("node-1", {"a": "b"}, "u-1", "7")
+    assert binding_target({"target": {"name": "node-1"}}, "web") == BindTo("node-1")
     with pytest.raises(BadRequest, match="name in URL does not match"):
         binding_target({**body, "metadata": {"name": "other"}}, "web")
     with pytest.raises(BadRequest, match="must be a Binding"):
