@@ -73,7 +73,9 @@ def binding_target(binding: Any, pod_name: str) -> BindTo:
         errors.append(FieldError("metadata.annotations", "must be a map of strings to strings"))
     if errors:
         raise Invalid(errors, kind="Binding", name=pod_name)
-    return BindTo(str(node), dict(annotations), str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""))
+    return BindTo(
+        str(node), dict(annotations), str(meta.get("uid") or ""), str(meta.get("resourceVersion") or "")
+    )
 
 
 def bind(registry: Registry, name: str, namespace: str, to: BindTo, *, dry_run: bool = False) -> Obj:
@@ -84,12 +86,12 @@ def bind(registry: Registry, name: str, namespace: str, to: BindTo, *, dry_run: 
         meta = pod["metadata"]
         if uid and meta.get("uid") != uid:
             raise Conflict(
-                f"Operation cannot be fulfilled on pods \"{name}\": Precondition failed: UID in precondition: "
+                f'Operation cannot be fulfilled on pods "{name}": Precondition failed: UID in precondition: '
                 f"{uid}, UID in object meta: {meta.get('uid')}"
             )
         if resource_version and meta.get("resourceVersion") != resource_version:
             raise Conflict(
-                f"Operation cannot be fulfilled on pods \"{name}\": Precondition failed: ResourceVersion in "
+                f'Operation cannot be fulfilled on pods "{name}": Precondition failed: ResourceVersion in '
                 f"precondition: {resource_version}, ResourceVersion in object meta: {meta.get('resourceVersion')}"
             )
         if meta.get("deletionTimestamp"):

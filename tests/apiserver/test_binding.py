@@ -30,12 +30,19 @@ def test_a_binding_puts_the_pod_on_its_node_once(server: ApiServer, registry: Re
     code, body, _ = call(server, "POST", f"{PODS}/a/binding?dryRun=All", _binding("a", "node-1"))
     assert code == 201 and not registry.get("Pod", "a", "default")["spec"].get("nodeName")
     code, body, _ = call(server, "POST", f"{PODS}/a/binding", _binding("a", "node-1"))
-    assert (code, body) == (201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+    assert (code, body) == (
+        201,
+        {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+    )
     bound = registry.get("Pod", "a", "default")
     assert bound["spec"]["nodeName"] == "node-1"
     assert {"type": "PodScheduled", "status": "True"}.items() <= bound["status"]["conditions"][0].items()
     code, body, _ = call(server, "POST", f"{PODS}/a/binding", _binding("a", "node-2"))
-    assert code == 409 and body["reason"] == "Conflict" and 'already assigned to node "node-1"' in body["message"]
+    assert (
+        code == 409
+        and body["reason"] == "Conflict"
+        and 'already assigned to node "node-1"' in body["message"]
+    )
     code, body, _ = call(server, "POST", f"{PODS}/a/binding", _binding("b", "node-2"))
     assert code == 400 and "does not match" in body["message"]
     code, body, _ = call(server, "POST", f"{PODS}/a/binding", {"metadata": {"name": "a"}, "target": {}})
@@ -47,7 +54,9 @@ def test_a_binding_puts_the_pod_on_its_node_once(server: ApiServer, registry: Re
 def test_client_gos_protobuf_binding(server: ApiServer, registry: Registry) -> None:
     registry.create({**pod("p"), "metadata": {"name": "p", "namespace": "default"}})
     raw = encode({**_binding("p", "node-3"), "metadata": {"name": "p", "namespace": "default"}})
-    code, body, _ = call(server, "POST", f"{PODS}/p/binding", raw=raw, content_type="application/vnd.kubernetes.protobuf")
+    code, body, _ = call(
+        server, "POST", f"{PODS}/p/binding", raw=raw, content_type="application/vnd.kubernetes.protobuf"
+    )
     assert code == 201, body
     assert registry.get("Pod", "p", "default")["spec"]["nodeName"] == "node-3"
 
@@ -60,7 +69,9 @@ def test_the_python_clients_bind(server: ApiServer, registry: Registry, kubeconf
             metadata=c.V1ObjectMeta(name="py"), target=c.V1ObjectReference(kind="Node", name="node-4")
         )
         # the answer is a Status, which the client cannot read as the V1Binding it expects
-        resp = c.CoreV1Api(api_client).create_namespaced_pod_binding("py", "default", body, _preload_content=False)
+        resp = c.CoreV1Api(api_client).create_namespaced_pod_binding(
+            "py", "default", body, _preload_content=False
+        )
         assert resp.status == 201
     assert registry.get("Pod", "py", "default")["spec"]["nodeName"] == "node-4"
 

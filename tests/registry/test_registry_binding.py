@@ -32,7 +32,9 @@ def _scheduled(pod: dict[str, Any]) -> str | None:
 
 def test_a_pending_pod_is_bound_once_with_its_annotations_and_podscheduled(api: Registry) -> None:
     _pod(api, annotations={"keep": "me"})
-    bound = api.bind("web", "default", BindTo("node-2", annotations={"scheduler.example/why": "least loaded"}))
+    bound = api.bind(
+        "web", "default", BindTo("node-2", annotations={"scheduler.example/why": "least loaded"})
+    )
     stored = api.get("Pod", "web", "default")
     assert stored == bound
     assert stored["spec"]["nodeName"] == "node-2"
@@ -41,7 +43,10 @@ def test_a_pending_pod_is_bound_once_with_its_annotations_and_podscheduled(api: 
     # a second scheduler racing for the same pod is told, and changes nothing
     with pytest.raises(Conflict, match='pod web is already assigned to node "node-2"'):
         api.bind("web", "default", "node-3")
-    assert api.get("Pod", "web", "default")["metadata"]["resourceVersion"] == stored["metadata"]["resourceVersion"]
+    assert (
+        api.get("Pod", "web", "default")["metadata"]["resourceVersion"]
+        == stored["metadata"]["resourceVersion"]
+    )
 
 
 def test_preconditions_deletion_and_a_missing_pod(api: Registry) -> None:
