@@ -33,6 +33,14 @@ def test_pidfile_names_etcd_and_its_owner(tmp_path: Any, etcd_binary: None) -> N
     assert not os.path.exists(os.path.join(folder, PIDFILE))  # stop() removes it
 
 
+def test_etcd_snapshots_every_ten_thousand_entries(tmp_path: Any, etcd_binary: None) -> None:
+    # its raft entries since the last snapshot stay in memory (see etcd_server.py)
+    with launch_etcd(os.path.join(_folder(tmp_path), "etcd")) as server:
+        with open(f"/proc/{server.proc.pid}/cmdline", "rb") as fh:
+            args = fh.read().split(b"\0")
+        assert b"--snapshot-count=10000" in args
+
+
 def test_leftover_etcd_of_a_dead_owner_is_ended_in_one_line(
     tmp_path: Any, etcd_binary: None, caplog: pytest.LogCaptureFixture
 ) -> None:
