@@ -28,9 +28,7 @@ from nbkube.errors import BadRequest, Conflict, FieldError, Invalid, NotFound
 if TYPE_CHECKING:
     from nbkube.registry.registry import Registry
 
-__all__ = ["BindTo", "bind", "binding_target"]
-
-_ATTEMPTS = 5  # re-reads after a conflict with a writer that left the pod unbound (a label change)
+__all__ = ["BindTo", "bind", "binding_target", "with_pod_scheduled"]
 
 
 @dataclass(frozen=True)
@@ -80,58 +78,57 @@ def binding_target(binding: Any, pod_name: str) -> BindTo:
 
 def bind(registry: Registry, name: str, namespace: str, to: BindTo, *, dry_run: bool = False) -> Obj:
     """Bind the pod `namespace/name` as `to` asks (see the module doc); the bound pod."""
-    node, annotations, uid, resource_version = to.node, to.annotations, to.uid, to.resource_version
-    for attempt in range(_ATTEMPTS):
-        pod = registry.get("Pod", name, namespace)
+
+    def assign(pod: Obj) -> Obj:
+        # called by `mutate` on each fresh read: a pod bound meanwhile is refused, not rebound
         meta = pod["metadata"]
-        if uid and meta.get("uid") != uid:
+        if to.uid and meta.get("uid") != to.uid:
             raise Conflict(
                 f'Operation cannot be fulfilled on pods "{name}": Precondition failed: UID in precondition: '
-                f"{uid}, UID in object meta: {meta.get('uid')}"
+                f"{to.uid}, UID in object meta: {meta.get('uid')}"
             )
-        if resource_version and meta.get("resourceVersion") != resource_version:
+        if to.resource_version and meta.get("resourceVersion") != to.resource_version:
             raise Conflict(
                 f'Operation cannot be fulfilled on pods "{name}": Precondition failed: ResourceVersion in '
-                f"precondition: {resource_version}, ResourceVersion in object meta: {meta.get('resourceVersion')}"
+                f"precondition: {to.resource_version}, ResourceVersion in object meta: {meta.get('resourceVersion')}"
             )
         if meta.get("deletionTimestamp"):
             raise Conflict(f"pod {name} is being deleted, cannot be assigned to a host")
         current = (pod.get("spec") or {}).get("nodeName")
         if current:
             raise Conflict(f'pod {name} is already assigned to node "{current}"')
-        wanted = {
-            **pod,
-            "metadata": {**meta, "annotations": {**(meta.get("annotations") or {}), **(annotations or {})}},
-            "spec": {**pod["spec"], "nodeName": node},
-        }
-        if not wanted["metadata"]["annotations"]:
-            del wanted["metadata"]["annotations"]
-        try:
-            bound = registry.update(wanted, dry_run=dry_run)
-        except Conflict:
-            if resource_version or attempt == _ATTEMPTS - 1:
-                raise
-            continue  # changed meanwhile: read again, and refuse if it is bound now
-        return bound if dry_run else _scheduled(registry, bound)
-    raise AssertionError("unreachable")
+        if to.annotations:
+            meta = {**meta, "annotations": {**(meta.get("annotations") or {}), **to.annotations}}
+        return {**pod, "metadata": meta, "spec": {**pod["spec"], "nodeName": to.node}}
+
+    bound = registry.mutate("Pod", name, namespace, assign, dry_run=dry_run)
+    return bound if dry_run else _scheduled(registry, bound)
+
+
+def with_pod_scheduled(status: Obj, at: str) -> Obj:
+    """A copy of a pod's `status` whose PodScheduled condition is True since `at` (RFC 3339): what
+    a bind leaves (here, and nbkube's own scheduler after it bound a pod once unschedulable)."""
+    conditions = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
+    conditions.append({"type": "PodScheduled", "status": "True", "lastTransitionTime": at})
+    return {**status, "conditions": conditions}
 
 
 def _scheduled(registry: Registry, bound: Obj) -> Obj:
     """PodScheduled=True on the bound pod (kept if it already says so)."""
     meta = bound["metadata"]
-
-    def change(pod: Obj) -> Obj:
-        status = dict(pod.get("status") or {})
-        conditions = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
-        conditions.append(
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(registry.clock.now())}
-        )
-        return {**pod, "status": {**status, "conditions": conditions}}
-
     for c in (bound.get("status") or {}).get("conditions") or ():
         if c.get("type") == "PodScheduled" and c.get("status") == "True":
             return bound
     try:
-        return registry.mutate("Pod", meta["name"], meta.get("namespace") or "default", change, status=True)
+        return registry.mutate(
+            "Pod",
+            meta["name"],
+            meta.get("namespace") or "default",
+            lambda pod: {
+                **pod,
+                "status": with_pod_scheduled(pod.get("status") or {}, rfc3339(registry.clock.now())),
+            },
+            status=True,
+        )
     except NotFound:
         return bound  # deleted just after its binding: the binding stands as written

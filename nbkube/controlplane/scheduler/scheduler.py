@@ -38,6 +38,7 @@ from nbkube.clock import REAL_CLOCK, Clock, rfc3339
 from nbkube.controlplane.scheduler.framework import TERMINAL_PHASES, Framework, PodInfo, Result, Snapshot
 from nbkube.errors import Conflict, NotFound
 from nbkube.logutil import log_failure
+from nbkube.registry.binding import with_pod_scheduled
 
 if TYPE_CHECKING:
     from nbkube.client.informer import InformerFactory
@@ -389,11 +390,7 @@ class Scheduler:
         cond = _scheduled_condition(bound)
         if cond is None or cond.get("status") == "True":
             return
-        status = copy.deepcopy(bound.get("status") or {})
-        status["conditions"] = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
-        status["conditions"].append(
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": rfc3339(self.clock.now())}
-        )
+        status = with_pod_scheduled(bound.get("status") or {}, rfc3339(self.clock.now()))
         try:
             self.api.update_status({**bound, "status": status})
         except (Conflict, NotFound):
