@@ -229,15 +229,25 @@ class SqliteStore:
         for suffix in ("", "-wal", "-shm"):
             restrict_file(self.path + suffix)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open_connection(self) -> sqlite3.Connection:
+        """A connection to this store's file, as every one of ours is made (the writers' and the
+        readers'); the caller closes it if what it does next fails."""
         conn = sqlite3.connect(
             self.path,
             timeout=self._busy_timeout,
             isolation_level=None,  # autocommit: we issue BEGIN/COMMIT ourselves where needed
-            check_same_thread=False,  # guarded by self._lock
+            check_same_thread=False,  # each is guarded by a lock of its owner's
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = self._open_connection()
+        try:
             if not self.memory:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
@@ -598,12 +608,8 @@ class _Reader:
             return result
 
     def _open(self) -> sqlite3.Connection:
-        store = self._store
-        conn = sqlite3.connect(
-            store.path, timeout=store._busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        conn = self._store._open_connection()
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(store._busy_timeout * 1000)}")
             conn.execute("PRAGMA query_only = 1")
         except BaseException:
             conn.close()
