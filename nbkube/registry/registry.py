@@ -1370,14 +1370,14 @@ class Registry:
                     raise
         raise AssertionError("unreachable")
 
-    # -- delete ------------------------------------------------------------------------------------
-
     def bind(self, name: str, namespace: str, to: str | binding.BindTo, *, dry_run: bool = False) -> Obj:
         """pods/NAME/binding: put the pending pod on the node `to` names (a node name, or a
         BindTo with annotations and preconditions); Conflict if it is on one already or being
         deleted; the bound pod (registry/binding.py)."""
         target = binding.BindTo(to) if isinstance(to, str) else to
         return binding.bind(self, name, namespace or "default", target, dry_run=dry_run)
+
+    # -- delete ------------------------------------------------------------------------------------
 
     def evict(
         self, name: str, namespace: str = "", *, dry_run: bool = False, resource_version: str | None = None
